@@ -1,0 +1,47 @@
+//! Sluice's HTTP surface, one router per area:
+//!
+//! - [`public`]: the REST API under `/api/v2`, following Airflow 3's paths, field names and status codes so that
+//!   Airflow users' scripts and clients keep working.
+//! - [`worker`]: the worker protocol under `/worker/v1` (lease, heartbeat, logs, report), behind the worker token.
+//! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`.
+//!
+//! Handlers are thin: they check input, call the [`Engine`] or the store, and shape the answer.
+
+pub mod dashboard;
+mod error;
+mod extract;
+pub mod public;
+pub mod worker;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use sluice_scheduler::Engine;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    /// The shared secret workers present as `Authorization: Bearer …`.
+    pub worker_token: Arc<str>,
+}
+
+/// Request bodies larger than this are refused with 413 (log batches are the largest legitimate ones).
+const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// The whole application: API, worker protocol, dashboard and `/health`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v2", public::router())
+        .nest(sluice_core::protocol::WORKER_API_PREFIX, worker::router(state.clone()))
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .merge(dashboard::router())
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,279 @@
+//! Task instances of a run, their tries and their logs.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_core::TaskState;
+use sluice_store::{DagRunRow, TaskInstanceRow, TaskTryRow};
+
+use crate::extract::ApiQuery;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Serialize)]
+pub struct TaskInstanceResponse {
+    pub id: String,
+    pub task_id: String,
+    pub dag_id: String,
+    pub dag_run_id: String,
+    pub map_index: i64,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub run_after: DateTime<Utc>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+    /// `null` until the scheduler first decides about the task, as in Airflow.
+    pub state: Option<TaskState>,
+    pub try_number: i64,
+    pub max_tries: i64,
+    pub task_display_name: String,
+    pub dag_display_name: String,
+    pub hostname: Option<String>,
+    pub pool: String,
+    pub pool_slots: i64,
+    pub queue: String,
+    pub priority_weight: i64,
+    pub operator: String,
+    pub queued_when: Option<DateTime<Utc>>,
+    pub scheduled_when: Option<DateTime<Utc>>,
+    pub pid: Option<i64>,
+    pub executor: Option<String>,
+    pub note: Option<String>,
+    pub rendered_fields: Value,
+    /// The small JSON value the task's last try produced (what downstream templates read as `outputs`).
+    pub output: Option<Value>,
+}
+
+fn duration(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Option<f64> {
+    start.zip(end).map(|(s, e)| (e - s).num_milliseconds() as f64 / 1000.0)
+}
+
+fn response(ti: TaskInstanceRow, run: &DagRunRow) -> TaskInstanceResponse {
+    TaskInstanceResponse {
+        id: ti.id.to_string(),
+        task_display_name: ti.task_id.clone(),
+        dag_display_name: ti.dag_id.clone(),
+        task_id: ti.task_id,
+        dag_id: ti.dag_id,
+        dag_run_id: ti.run_id,
+        map_index: ti.map_index,
+        logical_date: run.logical_date,
+        run_after: run.run_after,
+        duration: duration(ti.start_date, ti.end_date),
+        start_date: ti.start_date,
+        end_date: ti.end_date,
+        state: (ti.state != TaskState::None).then_some(ti.state),
+        try_number: ti.try_number,
+        max_tries: ti.max_tries,
+        hostname: ti.hostname,
+        pool: ti.pool,
+        pool_slots: 1,
+        queue: ti.queue,
+        priority_weight: ti.priority_weight,
+        operator: "command".into(),
+        queued_when: ti.queued_at,
+        scheduled_when: ti.scheduled_at,
+        pid: ti.pid,
+        executor: ti.worker,
+        note: None,
+        rendered_fields: ti.rendered.unwrap_or(Value::Object(Default::default())),
+        output: ti.output,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskInstanceCollection {
+    pub task_instances: Vec<TaskInstanceResponse>,
+    pub total_entries: i64,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path((dag_id, run_id)): Path<(String, String)>,
+) -> Result<Json<TaskInstanceCollection>, ApiError> {
+    let run = super::runs::find(&state, &dag_id, &run_id).await?;
+    let tis = state.engine.store().list_task_instances(run.id).await?;
+    let total_entries = i64::try_from(tis.len()).unwrap_or(i64::MAX);
+    let task_instances = tis.into_iter().map(|ti| response(ti, &run)).collect();
+    Ok(Json(TaskInstanceCollection { task_instances, total_entries }))
+}
+
+async fn find(
+    state: &AppState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+) -> Result<(DagRunRow, TaskInstanceRow), ApiError> {
+    let run = super::runs::find(state, dag_id, run_id).await?;
+    let ti = state.engine.store().get_task_instance(run.id, task_id, -1).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `-1` was not found"
+        ))
+    })?;
+    Ok((run, ti))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+) -> Result<Json<TaskInstanceResponse>, ApiError> {
+    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    Ok(Json(response(ti, &run)))
+}
+
+/// One try, shaped like Airflow's `TaskInstanceHistoryResponse`.
+#[derive(Debug, Serialize)]
+pub struct TryResponse {
+    pub task_id: String,
+    pub dag_id: String,
+    pub dag_run_id: String,
+    pub map_index: i64,
+    pub start_date: DateTime<Utc>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+    pub state: TaskState,
+    pub try_number: i64,
+    pub max_tries: i64,
+    pub task_display_name: String,
+    pub hostname: Option<String>,
+    pub pool: String,
+    pub pool_slots: i64,
+    pub queue: String,
+    pub priority_weight: i64,
+    pub operator: String,
+    pub pid: Option<i64>,
+    pub executor: Option<String>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub rendered_fields: Value,
+    pub output: Option<Value>,
+}
+
+fn try_response(t: TaskTryRow, ti: &TaskInstanceRow) -> TryResponse {
+    TryResponse {
+        task_id: ti.task_id.clone(),
+        dag_id: ti.dag_id.clone(),
+        dag_run_id: ti.run_id.clone(),
+        map_index: ti.map_index,
+        duration: duration(Some(t.start_date), t.end_date),
+        start_date: t.start_date,
+        end_date: t.end_date,
+        state: t.state,
+        try_number: t.try_number,
+        max_tries: ti.max_tries,
+        task_display_name: ti.task_id.clone(),
+        hostname: t.hostname,
+        pool: ti.pool.clone(),
+        pool_slots: 1,
+        queue: ti.queue.clone(),
+        priority_weight: ti.priority_weight,
+        operator: "command".into(),
+        pid: t.pid,
+        executor: t.worker,
+        exit_code: t.exit_code,
+        error: t.error,
+        rendered_fields: t.rendered.unwrap_or(Value::Object(Default::default())),
+        output: t.output,
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TryCollection {
+    pub task_instances: Vec<TryResponse>,
+    pub total_entries: i64,
+}
+
+pub async fn tries(
+    State(state): State<AppState>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+) -> Result<Json<TryCollection>, ApiError> {
+    let (_, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    let tries = state.engine.store().list_tries(ti.id).await?;
+    let total_entries = i64::try_from(tries.len()).unwrap_or(i64::MAX);
+    Ok(Json(TryCollection { task_instances: tries.into_iter().map(|t| try_response(t, &ti)).collect(), total_entries }))
+}
+
+async fn find_try(
+    state: &AppState,
+    (dag_id, run_id, task_id, try_number): &(String, String, String, i64),
+) -> Result<(TaskInstanceRow, TaskTryRow), ApiError> {
+    let (_, ti) = find(state, dag_id, run_id, task_id).await?;
+    let found = state.engine.store().get_try(ti.id, *try_number).await?;
+    let t = found.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "Try {try_number} of task `{task_id}` in run `{run_id}` of `{dag_id}` was not found"
+        ))
+    })?;
+    Ok((ti, t))
+}
+
+pub async fn try_detail(
+    State(state): State<AppState>,
+    Path(key): Path<(String, String, String, i64)>,
+) -> Result<Json<TryResponse>, ApiError> {
+    let (ti, t) = find_try(&state, &key).await?;
+    Ok(Json(try_response(t, &ti)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Airflow's continuation token: here, the id of the last line already read.
+    token: Option<String>,
+    #[serde(default)]
+    full_content: Option<bool>,
+    map_index: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogLine {
+    pub timestamp: DateTime<Utc>,
+    pub event: String,
+    pub stream: String,
+}
+
+/// Airflow 3's `TaskInstancesLogResponse`.
+#[derive(Debug, Serialize)]
+pub struct LogResponse {
+    pub content: Vec<LogLine>,
+    pub continuation_token: Option<String>,
+}
+
+/// Lines per page when not asked for the full content.
+const LOG_PAGE: i64 = 10_000;
+
+/// The log of one try, also while it runs. `Accept: text/plain` answers the lines as text.
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(key): Path<(String, String, String, i64)>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> Result<Response, ApiError> {
+    if q.map_index.is_some_and(|m| m != -1) {
+        return Err(ApiError::NotFound("mapped task instances are not supported yet".into()));
+    }
+    let (_, t) = find_try(&state, &key).await?;
+    let after = match &q.token {
+        Some(token) => {
+            token.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid continuation token {token:?}")))?
+        }
+        None => 0,
+    };
+    let limit = if q.full_content.unwrap_or(false) { i64::MAX } else { LOG_PAGE };
+    let rows = state.engine.store().read_logs(t.id, after, limit).await?;
+    let continuation_token = rows.last().map(|r| r.id.to_string()).or(q.token);
+    let plain = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if plain {
+        let text: String = rows.iter().map(|r| format!("{}\n", r.line)).collect();
+        return Ok(text.into_response());
+    }
+    let content =
+        rows.into_iter().map(|r| LogLine { timestamp: r.timestamp, event: r.line, stream: r.stream }).collect();
+    Ok(Json(LogResponse { content, continuation_token }).into_response())
+}

@@ -1,0 +1,84 @@
+//! The worker protocol, `/worker/v1`: lease, heartbeat, logs, report. Only workers holding the shared worker
+//! token get in; an answer of 409 tells a worker that its lease is gone and it must drop the task.
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
+use sluice_core::protocol::{
+    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, LogBatch, ReportRequest,
+};
+use uuid::Uuid;
+
+use crate::extract::ApiJson;
+use crate::{ApiError, AppState};
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/lease", post(lease))
+        .route("/tasks/{ti_id}/heartbeat", post(heartbeat))
+        .route("/tasks/{ti_id}/logs", post(logs))
+        .route("/tasks/{ti_id}/report", post(report))
+        .layer(middleware::from_fn_with_state(state, require_worker_token))
+}
+
+async fn require_worker_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), state.worker_token.as_bytes()) => Ok(next.run(request).await),
+        Some(_) => Err(ApiError::Unauthorized("invalid worker token".into())),
+        None => Err(ApiError::Unauthorized("missing worker token: send Authorization: Bearer <token>".into())),
+    }
+}
+
+/// Compares without an early exit, so response times do not reveal how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn lease(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LeaseRequest>,
+) -> Result<Json<LeaseResponse>, ApiError> {
+    if request.queues.is_empty() {
+        return Err(ApiError::BadRequest("a worker must serve at least one queue".into()));
+    }
+    let tasks = state.engine.lease(&request).await?;
+    Ok(Json(LeaseResponse { tasks }))
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(ti_id): Path<Uuid>,
+    ApiJson(request): ApiJson<HeartbeatRequest>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    Ok(Json(state.engine.heartbeat(ti_id, request.lease_id).await?))
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    Path(ti_id): Path<Uuid>,
+    ApiJson(batch): ApiJson<LogBatch>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.append_logs(ti_id, &batch).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn report(
+    State(state): State<AppState>,
+    Path(ti_id): Path<Uuid>,
+    ApiJson(request): ApiJson<ReportRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.report(ti_id, &request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,158 @@
+//! `sluice server` and `sluice scheduler`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_api::AppState;
+use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
+use sluice_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Settings shared by every process that talks to the database.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// `postgres://…` or `sqlite://path`.
+    #[arg(long, env = "SLUICE_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Settings of the scheduler loop.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SchedulingArgs {
+    /// Folder of DAG files.
+    #[arg(long, env = "SLUICE_DAGS_FOLDER", default_value = "./dags")]
+    pub dags_folder: PathBuf,
+    /// Milliseconds between two passes of the scheduler loop.
+    #[arg(long, env = "SLUICE_SCHEDULER_TICK_MS", default_value_t = 1000)]
+    pub scheduler_tick_ms: u64,
+    /// Seconds between two reads of the DAG folder.
+    #[arg(long, env = "SLUICE_DAG_SYNC_SECS", default_value_t = 5)]
+    pub dag_sync_secs: u64,
+    /// Seconds a task stays leased to its worker without a heartbeat; then it is failed as lost and retried.
+    #[arg(long, env = "SLUICE_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub scheduling: SchedulingArgs,
+    /// Address to listen on.
+    #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Shared secret that workers must present.
+    #[arg(long, env = "SLUICE_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+    /// Serve only; leave scheduling to `sluice scheduler` processes.
+    #[arg(long)]
+    pub no_scheduler: bool,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct SchedulerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub scheduling: SchedulingArgs,
+}
+
+pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<Store> {
+    let url = database
+        .database_url
+        .clone()
+        .context("no database: set SLUICE_DATABASE_URL or --database-url (postgres://… or sqlite://…)")?;
+    let store = Store::connect(&url).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
+    store.migrate().await.context("cannot migrate the database")?;
+    Ok(store)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+fn engine_of(store: Store, scheduling: &SchedulingArgs) -> Engine {
+    let config = EngineConfig { lease: Duration::from_secs(scheduling.lease_secs.max(1)), ..EngineConfig::default() };
+    Engine::new(store, config)
+}
+
+fn scheduler_config(scheduling: &SchedulingArgs) -> SchedulerConfig {
+    let hostname = hostname();
+    SchedulerConfig {
+        dags_folder: scheduling.dags_folder.clone(),
+        tick: Duration::from_millis(scheduling.scheduler_tick_ms.max(10)),
+        dag_sync_interval: Duration::from_secs(scheduling.dag_sync_secs),
+        scheduler_id: format!("{hostname}-{}", std::process::id()),
+        hostname,
+    }
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}
+
+/// Runs the server (and the scheduler loop unless disabled) until `shutdown` resolves.
+pub async fn serve(
+    args: &ServerArgs,
+    store: Store,
+    worker_token: String,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let engine = engine_of(store, &args.scheduling);
+    let scheduler = (!args.no_scheduler).then(|| {
+        let config = scheduler_config(&args.scheduling);
+        tokio::spawn(run_scheduler(engine.clone(), config, shutdown.clone().cancelled_owned()))
+    });
+    let stopping = engine.clone();
+    let stop_signal = shutdown.clone();
+    tokio::spawn(async move {
+        stop_signal.cancelled().await;
+        stopping.stop_waiting();
+    });
+    let state = AppState { engine, worker_token: Arc::from(worker_token) };
+    let app = sluice_api::router(state);
+    tracing::info!(address = %listener.local_addr()?, "server listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("server failed")?;
+    if let Some(handle) = scheduler {
+        handle.await.ok();
+    }
+    Ok(())
+}
+
+pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let token = args
+        .worker_token
+        .clone()
+        .context("no worker token: set SLUICE_WORKER_TOKEN (the same value for the server and its workers)")?;
+    let store = connect(&args.database).await?;
+    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        trigger.cancel();
+    });
+    serve(&args, store, token, listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_scheduler_only(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
+    let store = connect(&args.database).await?;
+    let engine = engine_of(store, &args.scheduling);
+    run_scheduler(engine, scheduler_config(&args.scheduling), super::shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}

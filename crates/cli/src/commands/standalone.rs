@@ -1,0 +1,141 @@
+//! `sluice standalone`: the embedded default. A SQLite file under `SLUICE_HOME`, the server with its scheduler
+//! loop in this process, and worker processes beside it; one command, dashboard on localhost.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use super::server::{DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Folder for the SQLite file and other state.
+    #[arg(long, env = "SLUICE_HOME", default_value = "./.sluice")]
+    pub home: PathBuf,
+    /// Database (default: sqlite://$SLUICE_HOME/sluice.db).
+    #[arg(long, env = "SLUICE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub scheduling: SchedulingArgs,
+    #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Shared secret between server and workers (default: a fresh random one).
+    #[arg(long, env = "SLUICE_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+    /// Worker processes to start.
+    #[arg(long, env = "SLUICE_STANDALONE_WORKERS", default_value_t = 2)]
+    pub workers: u32,
+    /// Slots of each worker.
+    #[arg(long, env = "SLUICE_WORKER_SLOTS", default_value_t = 4)]
+    pub worker_slots: u32,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.home).with_context(|| format!("cannot create {}", args.home.display()))?;
+    let database_url =
+        args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", args.home.join("sluice.db").display()));
+    let worker_token = args.worker_token.clone().unwrap_or_else(random_token);
+    let server_args = ServerArgs {
+        database: DatabaseArgs { database_url: Some(database_url.clone()) },
+        scheduling: args.scheduling.clone(),
+        bind: args.bind,
+        worker_token: Some(worker_token.clone()),
+        no_scheduler: false,
+    };
+    let store = connect(&server_args.database).await?;
+    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+
+    let mut supervisors = Vec::new();
+    for i in 1..=args.workers {
+        let worker = WorkerProcess {
+            name: format!("standalone-worker-{i}"),
+            server: url.clone(),
+            token: worker_token.clone(),
+            slots: args.worker_slots,
+        };
+        supervisors.push(tokio::spawn(worker.supervise(shutdown.clone())));
+    }
+    println!(
+        "Sluice is running: dashboard {url}/  API {url}/api/v2  (database {database_url}, DAGs in {})",
+        args.scheduling.dags_folder.display()
+    );
+    println!("Press Ctrl-C to stop.");
+
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        trigger.cancel();
+    });
+    let served = serve(&server_args, store, worker_token, listener, shutdown.clone()).await;
+    shutdown.cancel();
+    for supervisor in supervisors {
+        supervisor.await.ok();
+    }
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One worker process of the standalone mode, restarted if it dies.
+struct WorkerProcess {
+    name: String,
+    server: String,
+    token: String,
+    slots: u32,
+}
+
+impl WorkerProcess {
+    fn spawn(&self) -> anyhow::Result<Child> {
+        let exe = std::env::current_exe().context("cannot find the sluice executable")?;
+        Command::new(exe)
+            .args(["worker", "--server", &self.server, "--name", &self.name, "--slots", &self.slots.to_string()])
+            .env("SLUICE_WORKER_TOKEN", &self.token)
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start a worker process")
+    }
+
+    async fn supervise(self, shutdown: CancellationToken) {
+        loop {
+            let mut child = match self.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    tracing::error!(worker = %self.name, error = %e, "cannot start worker");
+                    return;
+                }
+            };
+            tokio::select! {
+                status = child.wait() => {
+                    tracing::warn!(worker = %self.name, status = ?status.ok(), "worker exited; restarting it");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                _ = shutdown.cancelled() => {
+                    stop(&mut child).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM, so the worker finishes or reports its tasks, then SIGKILL if it takes too long.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(35), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}

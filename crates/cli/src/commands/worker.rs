@@ -1,0 +1,59 @@
+//! `sluice worker`: lease tasks from a server over HTTP and run them.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sluice_worker::{WorkerConfig, run_worker};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// The server to lease tasks from.
+    #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Shared secret, the same as the server's.
+    #[arg(long, env = "SLUICE_WORKER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Queues to take tasks from, comma-separated.
+    #[arg(long, env = "SLUICE_WORKER_QUEUES", value_delimiter = ',', default_value = "default")]
+    pub queues: Vec<String>,
+    /// Tasks run at the same time.
+    #[arg(long, env = "SLUICE_WORKER_SLOTS", default_value_t = 4)]
+    pub slots: u32,
+    /// Name shown in the API and logs (default: host name and process id).
+    #[arg(long, env = "SLUICE_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Seconds running tasks may take to finish after SIGTERM before they are killed.
+    #[arg(long, env = "SLUICE_WORKER_GRACE", default_value_t = 30)]
+    pub grace: u64,
+    /// Seconds between SIGTERM and SIGKILL when a task's process group is killed (e.g. on execution_timeout).
+    #[arg(long, env = "SLUICE_WORKER_KILL_GRACE", default_value_t = 5)]
+    pub kill_grace: u64,
+}
+
+impl Args {
+    pub fn config(&self) -> anyhow::Result<WorkerConfig> {
+        let token =
+            self.token.clone().context("no worker token: set SLUICE_WORKER_TOKEN to the server's worker token")?;
+        if self.slots == 0 {
+            anyhow::bail!("--slots must be at least 1");
+        }
+        Ok(WorkerConfig {
+            server: self.server.trim_end_matches('/').to_string(),
+            token,
+            name: self.name.clone().unwrap_or_else(|| format!("{}-{}", super::server::hostname(), std::process::id())),
+            queues: self.queues.clone(),
+            slots: self.slots,
+            grace: Duration::from_secs(self.grace),
+            kill_grace: Duration::from_secs(self.kill_grace),
+            poll_wait: Duration::from_secs(20),
+        })
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    tracing::info!(name = %config.name, server = %config.server, queues = ?config.queues, slots = config.slots, "worker starting");
+    run_worker(config, super::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,311 @@
+//! A validated DAG: its spec, the task graph, and its timetable.
+//!
+//! A [`Dag`] only exists once validation passed, so the graph is acyclic, every `depends_on` names a task, the
+//! schedule parsed and the timezone is known; its accessors therefore need no error handling.
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::load::DagError;
+use crate::load::validate::{self, Locator};
+use crate::schedule::Timetable;
+use crate::spec::{
+    DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec, ResolvedTask, TaskSpec,
+};
+
+#[derive(Debug, Clone)]
+pub struct Dag {
+    pub spec: DagSpec,
+    /// One node per task (weight: task id), edges from upstream to downstream.
+    graph: DiGraph<String, ()>,
+    index: HashMap<String, NodeIndex>,
+    timetable: Timetable,
+}
+
+impl Dag {
+    pub(crate) fn new(
+        spec: DagSpec,
+        graph: DiGraph<String, ()>,
+        index: HashMap<String, NodeIndex>,
+        timetable: Timetable,
+    ) -> Dag {
+        Dag {
+            spec,
+            graph,
+            index,
+            timetable,
+        }
+    }
+
+    /// Build from an already-parsed spec (used when reading a stored version back as JSON); validates as load_dag
+    /// does but with line 0.
+    pub fn from_spec(spec: DagSpec) -> Result<Dag, Vec<DagError>> {
+        let file = spec.dag_id.clone();
+        validate::check(spec, &file, &Locator::new(None, Vec::new()), true, &[])
+    }
+
+    pub fn dag_id(&self) -> &str {
+        &self.spec.dag_id
+    }
+
+    pub fn graph(&self) -> &DiGraph<String, ()> {
+        &self.graph
+    }
+
+    pub fn task(&self, task_id: &str) -> Option<&TaskSpec> {
+        self.spec.tasks.iter().find(|t| t.id == task_id)
+    }
+
+    /// Task ids in file order.
+    pub fn task_ids(&self) -> Vec<&str> {
+        self.spec.tasks.iter().map(|t| t.id.as_str()).collect()
+    }
+
+    /// The tasks `task_id` depends on, in file order (empty for an unknown task).
+    pub fn upstream(&self, task_id: &str) -> Vec<&str> {
+        self.neighbors(task_id, Direction::Incoming)
+    }
+
+    /// The tasks that depend on `task_id`, in file order (empty for an unknown task).
+    pub fn downstream(&self, task_id: &str) -> Vec<&str> {
+        self.neighbors(task_id, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, task_id: &str, direction: Direction) -> Vec<&str> {
+        let Some(&node) = self.index.get(task_id) else {
+            return Vec::new();
+        };
+        let mut nodes: Vec<NodeIndex> = self.graph.neighbors_directed(node, direction).collect();
+        // Node indices follow file order; petgraph lists neighbours in reverse insertion order.
+        nodes.sort();
+        nodes.into_iter().map(|n| self.graph[n].as_str()).collect()
+    }
+
+    /// Every task after all of its upstream tasks; ties in file order.
+    pub fn topological_order(&self) -> Vec<&str> {
+        // Kahn's algorithm with the ready set ordered by file position, so the order is stable and readable.
+        let mut indegree: Vec<usize> = self
+            .graph
+            .node_indices()
+            .map(|n| {
+                self.graph
+                    .neighbors_directed(n, Direction::Incoming)
+                    .count()
+            })
+            .collect();
+        let mut ready: std::collections::BTreeSet<NodeIndex> = self
+            .graph
+            .node_indices()
+            .filter(|n| indegree[n.index()] == 0)
+            .collect();
+        let mut order = Vec::with_capacity(indegree.len());
+        while let Some(n) = ready.pop_first() {
+            order.push(self.graph[n].as_str());
+            for next in self.graph.neighbors_directed(n, Direction::Outgoing) {
+                indegree[next.index()] -= 1;
+                if indegree[next.index()] == 0 {
+                    ready.insert(next);
+                }
+            }
+        }
+        order
+    }
+
+    /// Tasks with no downstream task, in file order: their states decide the run's outcome.
+    pub fn leaves(&self) -> Vec<&str> {
+        self.graph
+            .node_indices()
+            .filter(|n| {
+                self.graph
+                    .neighbors_directed(*n, Direction::Outgoing)
+                    .next()
+                    .is_none()
+            })
+            .map(|n| self.graph[n].as_str())
+            .collect()
+    }
+
+    /// Tasks with no upstream task, in file order.
+    pub fn roots(&self) -> Vec<&str> {
+        self.graph
+            .node_indices()
+            .filter(|n| {
+                self.graph
+                    .neighbors_directed(*n, Direction::Incoming)
+                    .next()
+                    .is_none()
+            })
+            .map(|n| self.graph[n].as_str())
+            .collect()
+    }
+
+    pub fn timetable(&self) -> &Timetable {
+        &self.timetable
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.timetable.timezone()
+    }
+
+    /// The task's effective settings, with the DAG's `default_args` applied.
+    pub fn resolved_task(&self, task_id: &str) -> Option<ResolvedTask> {
+        self.task(task_id)
+            .map(|t| t.resolved(&self.spec.default_args))
+    }
+
+    pub fn max_active_runs(&self) -> u32 {
+        self.spec.max_active_runs.unwrap_or(DEFAULT_MAX_ACTIVE_RUNS)
+    }
+
+    pub fn max_active_tasks(&self) -> u32 {
+        self.spec
+            .max_active_tasks
+            .unwrap_or(DEFAULT_MAX_ACTIVE_TASKS)
+    }
+
+    pub fn is_paused_upon_creation(&self) -> bool {
+        self.spec.is_paused_upon_creation.unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load_dag;
+
+    const DIAMOND: &str = r#"
+dag_id: diamond
+tasks:
+  - id: extract
+    command: [echo, extract]
+  - id: clean
+    depends_on: [extract]
+    command: [echo, clean]
+  - id: enrich
+    depends_on: [extract]
+    command: [echo, enrich]
+  - id: load
+    depends_on: [enrich, clean]
+    command: [echo, load]
+  - id: report
+    command: [echo, report]
+"#;
+
+    fn diamond() -> Dag {
+        match load_dag("diamond.yaml", DIAMOND) {
+            Ok(dag) => dag,
+            Err(errors) => panic!("{errors:?}"),
+        }
+    }
+
+    #[test]
+    fn graph_queries() {
+        let dag = diamond();
+        assert_eq!(dag.dag_id(), "diamond");
+        assert_eq!(dag.upstream("load"), ["clean", "enrich"]);
+        assert_eq!(dag.downstream("extract"), ["clean", "enrich"]);
+        assert!(dag.upstream("nope").is_empty());
+        assert_eq!(
+            dag.topological_order(),
+            ["extract", "clean", "enrich", "load", "report"]
+        );
+        assert_eq!(dag.leaves(), ["load", "report"]);
+        assert_eq!(dag.roots(), ["extract", "report"]);
+        assert_eq!(dag.graph().node_count(), 5);
+        assert_eq!(dag.graph().edge_count(), 4);
+        assert_eq!(dag.task("clean").map(|t| t.id.as_str()), Some("clean"));
+    }
+
+    #[test]
+    fn airflow_defaults() {
+        let dag = diamond();
+        assert_eq!(dag.max_active_runs(), 16);
+        assert_eq!(dag.max_active_tasks(), 16);
+        assert!(dag.is_paused_upon_creation());
+        assert_eq!(dag.timezone(), Tz::UTC);
+        assert_eq!(dag.timetable().summary(), "None");
+        let task = dag.resolved_task("load").expect("task");
+        assert_eq!(
+            (task.retries, task.queue.as_str(), task.pool.as_str()),
+            (0, "default", "default_pool")
+        );
+    }
+
+    #[test]
+    fn json_round_trip_gives_the_same_dag() {
+        let source = r#"
+dag_id: full
+description: every field
+owner: data
+tags: [a, b]
+schedule: "0 3 * * 1-5"
+timezone: Europe/Paris
+start_date: 2026-01-01
+end_date: "2026-12-31T23:00:00+01:00"
+catchup: true
+max_active_runs: 2
+max_active_tasks: 4
+is_paused_upon_creation: false
+dagrun_timeout: 1h30m
+params:
+  n: 3
+  mode: {type: string, enum: [fast, slow], default: fast, description: how}
+  ratio: {type: number, minimum: 0, maximum: 1, default: 0.5}
+default_args:
+  retries: 2
+  retry_delay: 30s
+  retry_exponential_backoff: true
+  max_retry_delay: 10m
+  execution_timeout: 2h
+  queue: q
+  pool: p
+  priority_weight: 5
+  env: {A: "1", PORT: 8080}
+tasks:
+  - id: a
+    script: echo {{ ds }}
+    cwd: /tmp
+    env: {B: "{{ params.n }}"}
+  - id: b
+    kind: command
+    depends_on: [a]
+    trigger_rule: all_done
+    retries: 1
+    retry_delay: 5s
+    command: [echo, b]
+    description: second
+"#;
+        let dag = load_dag("full.yaml", source).expect("loads");
+        let json = serde_json::to_string(&dag.spec).expect("to json");
+        let back: DagSpec = serde_json::from_str(&json).expect("from json");
+        assert_eq!(back, dag.spec);
+        let rebuilt = Dag::from_spec(back).expect("valid");
+        assert_eq!(rebuilt.timetable(), dag.timetable());
+        assert_eq!(rebuilt.topological_order(), dag.topological_order());
+        assert_eq!(
+            dag.spec.default_args.env.get("PORT").map(String::as_str),
+            Some("8080")
+        );
+        assert_eq!(dag.max_active_runs(), 2);
+        assert!(!dag.is_paused_upon_creation());
+        assert_eq!(dag.timetable().summary(), "0 3 * * 1-5");
+        assert_eq!(dag.timezone(), chrono_tz::Europe::Paris);
+    }
+
+    #[test]
+    fn from_spec_validates_without_locations() {
+        let mut a = TaskSpec::new("a");
+        a.command = Some(vec!["true".into()]);
+        a.depends_on = vec!["b".into()];
+        let mut b = TaskSpec::new("b");
+        b.script = Some("true".into());
+        b.depends_on = vec!["a".into()];
+        let errors = Dag::from_spec(DagSpec::new("loop", vec![a, b])).expect_err("cycle");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].line, errors[0].column), (0, 0));
+        assert_eq!(errors[0].message, "cycle: a -> b -> a");
+    }
+}

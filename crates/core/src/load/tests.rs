@@ -1,0 +1,224 @@
+use super::*;
+
+fn errors(source: &str) -> Vec<String> {
+    match load_dag("dag.yaml", source) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const GOOD: &str = r#"dag_id: good
+schedule: "@daily"
+start_date: 2026-01-01
+tasks:
+  - id: a
+    command: [echo, "{{ ds }}"]
+"#;
+
+#[test]
+fn a_good_file_loads() {
+    let dag = load_dag("good.yaml", GOOD).expect("loads");
+    assert_eq!(dag.dag_id(), "good");
+    assert_eq!(dag.timetable().summary(), "@daily");
+}
+
+#[test]
+fn every_error_of_a_file_is_reported() {
+    let source = r#"dag_id: demo
+schedule: "0 3 * * *"
+timezone: Europe/Pari
+retires: 3
+catchup: maybe
+tasks:
+  - id: a
+    comand: [echo]
+    retries: -1
+  - id: b
+    depends_on: [a, c]
+    command: [echo, "{{ ds }"]
+    trigger_rule: all_sucess
+  - id: b
+    script: echo
+"#;
+    assert_eq!(
+        errors(source),
+        [
+            "dag.yaml:2:11: schedule \"0 3 * * *\" needs a `start_date`: runs cover the data intervals from start_date on",
+            "dag.yaml:3:11: unknown timezone \"Europe/Pari\", did you mean `Europe/Paris`? (expected an IANA name like \"Europe/Paris\")",
+            "dag.yaml:4:1: unknown field `retires`; `retries` is a task setting: put it under `default_args` or on a task",
+            "dag.yaml:5:10: invalid type: string \"maybe\", expected a boolean",
+            "dag.yaml:8:5: unknown field `comand`, did you mean `command`?",
+            "dag.yaml:9:14: invalid value: integer `-1`, expected u32",
+            "dag.yaml:11:21: task `b` depends on `c`, which is not a task of this DAG",
+            "dag.yaml:12:21: template error in task `b` command[1]: syntax error: unexpected `}`, expected end of variable block",
+            "dag.yaml:13:19: unknown value `all_sucess`, did you mean `all_success`? (expected one of all_success, all_failed, all_done, all_skipped, one_success, one_failed, one_done, none_failed, none_failed_min_one_success, none_skipped, always)",
+            "dag.yaml:14:9: duplicate task id `b` (first defined on line 10)",
+        ]
+    );
+}
+
+/// Each row: a file and the one error expected, with its location.
+#[test]
+fn error_table() {
+    let rows: &[(&str, &str)] = &[
+        (
+            "dag_id: x\nschedule: @daily\ntasks: []\n",
+            "2:11: invalid YAML: unexpected character: `@' (values starting with @ must be quoted, e.g. schedule: \"@daily\")",
+        ),
+        ("dag_id: [\n", "1:9: invalid YAML: unclosed bracket '['"),
+        (
+            "- a\n",
+            "1:1: a DAG file must be a mapping with at least `dag_id` and `tasks`",
+        ),
+        (
+            "dag_id: x\ntasks: []\n",
+            "2:1: a DAG needs at least one task",
+        ),
+        (
+            "dag_id: x\ntasks: 3\n",
+            "2:8: `tasks` must be a list of tasks",
+        ),
+        ("dag_id: x\n", "1:1: missing field `tasks`"),
+        (
+            "dag_id: x y\ntasks:\n  - id: a\n    command: [x]\n",
+            "1:9: invalid dag_id \"x y\": use letters, digits, `_`, `-` and `.`, at most 250 characters",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: [c]\n  - id: b\n    command: [x]\n    depends_on: [a]\n  - id: c\n    command: [x]\n    depends_on: [b]\n",
+            "5:17: cycle: a -> b -> c -> a",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: [a]\n",
+            "5:17: cycle: a -> a",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: load\n    command: [x]\n    depends_on: [lod]\n",
+            "5:18: task `load` depends on `lod`, which is not a task of this DAG, did you mean `load`?",
+        ),
+        (
+            "dag_id: x\nschedule: '0 25 * * *'\nstart_date: 2026-01-01\ntasks:\n  - id: a\n    command: [x]\n",
+            "2:11: invalid cron expression \"0 25 * * *\": hour field \"25\": 25 is out of range 0-23",
+        ),
+        (
+            "dag_id: x\nschedule: '@dayly'\nstart_date: 2026-01-01\ntasks:\n  - id: a\n    command: [x]\n",
+            "2:11: unknown schedule preset \"@dayly\", did you mean `@daily`? (expected @once, @hourly, @daily, @weekly, @monthly, @quarterly, @yearly or a cron expression)",
+        ),
+        (
+            "dag_id: x\nschedule: '@once'\ntasks:\n  - id: a\n    command: [x]\n",
+            "2:11: schedule \"@once\" needs a `start_date`: runs cover the data intervals from start_date on",
+        ),
+        (
+            "dag_id: x\nschedule: {asets: [a]}\ntasks:\n  - id: a\n    command: [x]\n",
+            "2:12: unknown field `asets`, did you mean `assets`?",
+        ),
+        (
+            "dag_id: x\nstart_date: 2026-02-30\ntasks:\n  - id: a\n    command: [x]\n",
+            "2:13: invalid date \"2026-02-30\" (expected \"2026-01-01\", \"2026-01-01T03:00:00\" or RFC 3339 like \"2026-01-01T03:00:00+02:00\")",
+        ),
+        (
+            "dag_id: x\nstart_date: 2026-02-01\nend_date: 2026-01-01\ntasks:\n  - id: a\n    command: [x]\n",
+            "3:11: end_date 2026-01-01 00:00:00 UTC is before start_date 2026-02-01 00:00:00 UTC",
+        ),
+        (
+            "dag_id: x\ndagrun_timeout: 10y\ntasks:\n  - id: a\n    command: [x]\n",
+            "2:17: invalid duration \"10y\": unknown unit \"y\" (expected e.g. \"30s\", \"10m\", \"1h30m\", \"2d\", \"500ms\")",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n",
+            "3:9: task `a` needs either `command` (a list of arguments) or `script` (a bash script)",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    script: y\n",
+            "5:13: task `a` has both `command` and `script`; keep one",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    command: []\n",
+            "4:14: task `a`: `command` must not be empty",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    script: |\n      echo a\n      echo {% if %}\n",
+            "5:7: template error in task `a` script: syntax error: unexpected end of block (template line 2)",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    env: {A: '{{ x'}\n",
+            "5:14: template error in task `a` env.A: syntax error: unexpected end of input, expected end of variable block",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    cwd: '{{'\n",
+            "5:10: template error in task `a` cwd: syntax error: unexpected end of input, expected expression",
+        ),
+        (
+            "dag_id: x\nparams:\n  n: {type: integer, default: 1.5}\ntasks:\n  - id: a\n    command: [x]\n",
+            "3:6: default of param `n`: 1.5 is not of type integer",
+        ),
+        (
+            "dag_id: x\nparams:\n  n: {type: int}\ntasks:\n  - id: a\n    command: [x]\n",
+            "3:6: param `n`: unknown type \"int\" (expected one of string, number, integer, boolean, array, object)",
+        ),
+        (
+            "dag_id: x\nmax_active_runs: 0\ntasks:\n  - id: a\n    command: [x]\n",
+            "2:18: `max_active_runs` must be at least 1",
+        ),
+        (
+            "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: b\n",
+            "5:17: invalid type: string \"b\", expected a sequence",
+        ),
+    ];
+    let mismatches: Vec<String> = rows
+        .iter()
+        .filter_map(|(source, expected)| {
+            let got = errors(source);
+            (got != [format!("dag.yaml:{expected}")])
+                .then(|| format!("{source}\n  got {got:?}\n  want {expected:?}"))
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn scalars_are_read_as_strings_where_strings_are_wanted() {
+    let dag = load_dag(
+        "dag.yaml",
+        "dag_id: 123\ntasks:\n  - id: a\n    command: [python3.10, 3.10, 0755, 1e3, yes, n, 5]\n    env: {PORT: 8080, DEBUG: true}\n",
+    )
+    .expect("loads");
+    let task = dag.task("a").expect("task");
+    let argv = ["python3.10", "3.10", "0755", "1e3", "yes", "n", "5"].map(String::from);
+    assert_eq!(task.command.as_deref(), Some(&argv[..]));
+    assert_eq!(task.env.get("PORT").map(String::as_str), Some("8080"));
+    assert_eq!(task.env.get("DEBUG").map(String::as_str), Some("true"));
+    assert_eq!(dag.dag_id(), "123");
+}
+
+#[test]
+fn params_shorthand_and_anchors() {
+    let source = r#"dag_id: x
+params:
+  n: 3
+  names: [a, b]
+  explicit_null: {default: null}
+default_args: &defaults
+  retries: 2
+tasks:
+  - id: a
+    command: [x]
+    <<: *defaults
+"#;
+    let dag = load_dag("dag.yaml", source).expect("loads");
+    assert_eq!(dag.spec.params["n"].default, Some(serde_json::json!(3)));
+    assert_eq!(
+        dag.spec.params["names"].default,
+        Some(serde_json::json!(["a", "b"]))
+    );
+    assert_eq!(
+        dag.spec.params["explicit_null"].default,
+        Some(serde_json::Value::Null)
+    );
+    assert_eq!(dag.task("a").and_then(|t| t.retries), Some(2));
+}
+
+#[test]
+fn error_display() {
+    let e = DagError::new("f.yaml", (3, 7), "boom");
+    assert_eq!(e.to_string(), "f.yaml:3:7: boom");
+}

@@ -1,0 +1,430 @@
+//! Semantic checks of a DAG spec, shared by [`crate::load_dag`] (with locations from the file) and
+//! [`crate::Dag::from_spec`] (without), and the construction of the [`Dag`] once they pass.
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::DagError;
+use super::node::{Loc, Node, Seg};
+use super::suggest;
+use crate::dag::Dag;
+use crate::schedule::{Schedule, Timetable, parse_schedule};
+use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TaskSpec};
+
+/// Turns paths in the spec into locations in the file.
+pub(crate) struct Locator<'a> {
+    root: Option<&'a Node>,
+    /// For each task of the spec, its index in the file's `tasks` list (they differ when a task failed to read).
+    task_nodes: Vec<usize>,
+    /// Fields left out of the header and of each task because they had errors: checks about them are skipped.
+    header_dropped: Vec<String>,
+    task_dropped: Vec<Vec<String>>,
+}
+
+impl<'a> Locator<'a> {
+    pub fn new(root: Option<&'a Node>, task_nodes: Vec<usize>) -> Locator<'a> {
+        Locator {
+            root,
+            task_nodes,
+            header_dropped: Vec::new(),
+            task_dropped: Vec::new(),
+        }
+    }
+
+    pub fn with_dropped(mut self, header: Vec<String>, tasks: Vec<Vec<String>>) -> Locator<'a> {
+        self.header_dropped = header;
+        self.task_dropped = tasks;
+        self
+    }
+
+    fn header_dropped(&self, field: &str) -> bool {
+        self.header_dropped.iter().any(|f| f == field)
+    }
+
+    /// Whether a task field named like one of `fields` (or a near miss of one) was dropped.
+    fn task_dropped_like(&self, i: usize, fields: &[&str]) -> bool {
+        self.task_dropped.get(i).is_some_and(|dropped| {
+            dropped.iter().any(|d| {
+                fields.contains(&d.as_str())
+                    || suggest::closest(d, fields.iter().copied()).is_some()
+            })
+        })
+    }
+
+    /// The node at `path`, or the nearest existing node above it; (0, 0) without a file.
+    fn at(&self, path: &[Seg<'_>]) -> Loc {
+        self.root.map_or((0, 0), |root| root.find(path).loc)
+    }
+
+    /// Like `at`, but the location of the key of the last segment (for "this field" errors).
+    fn key(&self, path: &[Seg<'_>]) -> Loc {
+        let Some((Seg::Key(last), parent)) = path.split_last() else {
+            return self.at(path);
+        };
+        self.root
+            .and_then(|root| root.find(parent).entry(last))
+            .map_or_else(|| self.at(path), |(key, _)| key.loc)
+    }
+
+    fn task(&self, i: usize, rest: &[Seg<'_>]) -> Loc {
+        let mut path = vec![
+            Seg::Key("tasks"),
+            Seg::Index(self.task_nodes.get(i).copied().unwrap_or(i)),
+        ];
+        path.extend_from_slice(rest);
+        self.at(&path)
+    }
+}
+
+struct Errors<'a> {
+    file: &'a str,
+    list: Vec<DagError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, loc: Loc, message: impl Into<String>) {
+        self.list.push(DagError::new(self.file, loc, message));
+    }
+}
+
+/// Validate `spec` and build the [`Dag`]. `header_ok` is false when the file's header failed to read (its checks are
+/// then skipped: they would only repeat those errors); `unread_ids` are ids of tasks that failed to read.
+pub(crate) fn check(
+    spec: DagSpec,
+    file: &str,
+    loc: &Locator<'_>,
+    header_ok: bool,
+    unread_ids: &[String],
+) -> Result<Dag, Vec<DagError>> {
+    let mut errors = Errors {
+        file,
+        list: Vec::new(),
+    };
+    let timetable = if header_ok {
+        check_header(&spec, loc, &mut errors)
+    } else {
+        None
+    };
+    check_tasks(&spec, loc, header_ok, unread_ids, &mut errors);
+    let (graph, index) = build_graph(&spec, loc, &mut errors);
+    match timetable {
+        Some(timetable) if errors.list.is_empty() => Ok(Dag::new(spec, graph, index, timetable)),
+        _ => Err(errors.list),
+    }
+}
+
+/// Airflow's KEY_REGEX for dag and task ids: they appear in URLs, run ids and file names.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 250
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+const ID_RULE: &str = "use letters, digits, `_`, `-` and `.`, at most 250 characters";
+
+fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> Option<Timetable> {
+    if !valid_id(&spec.dag_id) {
+        errors.push(
+            loc.at(&[Seg::Key("dag_id")]),
+            format!("invalid dag_id {:?}: {ID_RULE}", spec.dag_id),
+        );
+    }
+    let tz = check_timezone(spec, loc, errors);
+    let schedule = match &spec.schedule {
+        None => Some(Schedule::Manual),
+        Some(ScheduleSpec::Expr(expr)) => match parse_schedule(expr) {
+            Ok(schedule) => Some(schedule),
+            Err(message) => {
+                errors.push(loc.at(&[Seg::Key("schedule")]), message);
+                None
+            }
+        },
+        Some(ScheduleSpec::Assets { assets }) => {
+            if assets.is_empty() || assets.iter().any(|a| a.trim().is_empty()) {
+                errors.push(
+                    loc.at(&[Seg::Key("schedule")]),
+                    "`schedule.assets` must list at least one asset, none empty",
+                );
+            }
+            Some(Schedule::Assets(assets.clone()))
+        }
+    };
+    let start = spec
+        .start_date
+        .as_ref()
+        .map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
+    let end = spec
+        .end_date
+        .as_ref()
+        .map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
+    let start_missing = start.is_none() && !loc.header_dropped("start_date");
+    if matches!(schedule, Some(Schedule::Cron(_) | Schedule::Once)) && start_missing {
+        errors.push(
+            loc.at(&[Seg::Key("schedule")]),
+            format!(
+                "schedule {:?} needs a `start_date`: runs cover the data intervals from start_date on",
+                spec.schedule.as_ref().map_or("", |s| match s {
+                    ScheduleSpec::Expr(e) => e.as_str(),
+                    ScheduleSpec::Assets { .. } => "",
+                })
+            ),
+        );
+    }
+    if let (Some(start), Some(end)) = (start, end)
+        && end < start
+    {
+        errors.push(
+            loc.at(&[Seg::Key("end_date")]),
+            format!("end_date {end} is before start_date {start}"),
+        );
+    }
+    for (field, value) in [
+        ("max_active_runs", spec.max_active_runs),
+        ("max_active_tasks", spec.max_active_tasks),
+    ] {
+        if value == Some(0) {
+            errors.push(
+                loc.at(&[Seg::Key(field)]),
+                format!("`{field}` must be at least 1"),
+            );
+        }
+    }
+    for (name, param) in &spec.params {
+        let at = loc.at(&[Seg::Key("params"), Seg::Key(name)]);
+        if let Some(t) = &param.r#type
+            && !PARAM_TYPES.contains(&t.as_str())
+        {
+            errors.push(
+                at,
+                format!(
+                    "param `{name}`: unknown type {t:?}{} (expected one of {})",
+                    suggest::hint(t, PARAM_TYPES),
+                    PARAM_TYPES.join(", ")
+                ),
+            );
+            continue;
+        }
+        if param.r#enum.as_ref().is_some_and(Vec::is_empty) {
+            errors.push(at, format!("param `{name}`: `enum` must not be empty"));
+        }
+        if let Some(default) = &param.default
+            && let Err(e) = crate::template::check_param(name, param, default)
+        {
+            errors.push(at, format!("default of {e}"));
+        }
+    }
+    for (key, value) in &spec.default_args.env {
+        check_template(
+            value,
+            &format!("default_args.env.{key}"),
+            loc.at(&[Seg::Key("default_args"), Seg::Key("env"), Seg::Key(key)]),
+            errors,
+        );
+    }
+    let tz = tz?;
+    Some(Timetable::new(schedule?, tz, start, end, spec.catchup))
+}
+
+fn check_timezone(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> Option<Tz> {
+    let Some(name) = &spec.timezone else {
+        return Some(Tz::UTC);
+    };
+    match name.parse::<Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+            errors.push(
+                loc.at(&[Seg::Key("timezone")]),
+                format!(
+                    "unknown timezone {name:?}{} (expected an IANA name like \"Europe/Paris\")",
+                    suggest::hint(name, names)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn check_tasks(
+    spec: &DagSpec,
+    loc: &Locator<'_>,
+    header_ok: bool,
+    unread_ids: &[String],
+    errors: &mut Errors<'_>,
+) {
+    if header_ok && spec.tasks.is_empty() && unread_ids.is_empty() && !loc.header_dropped("tasks") {
+        errors.push(
+            loc.key(&[Seg::Key("tasks")]),
+            "a DAG needs at least one task",
+        );
+    }
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    for (i, task) in spec.tasks.iter().enumerate() {
+        let id_at = loc.task(i, &[Seg::Key("id")]);
+        if !valid_id(&task.id) {
+            errors.push(id_at, format!("invalid task id {:?}: {ID_RULE}", task.id));
+        }
+        if let Some(&first) = first_seen.get(task.id.as_str()) {
+            let (line, _) = loc.task(first, &[Seg::Key("id")]);
+            let where_ = if line > 0 {
+                format!(" (first defined on line {line})")
+            } else {
+                String::new()
+            };
+            errors.push(id_at, format!("duplicate task id `{}`{where_}", task.id));
+        } else if unread_ids.contains(&task.id) {
+            errors.push(id_at, format!("duplicate task id `{}`", task.id));
+        } else {
+            first_seen.insert(&task.id, i);
+        }
+        check_task_body(i, task, loc, errors);
+    }
+    let known: Vec<&str> = spec
+        .tasks
+        .iter()
+        .map(|t| t.id.as_str())
+        .chain(unread_ids.iter().map(String::as_str))
+        .collect();
+    for (i, task) in spec.tasks.iter().enumerate() {
+        for (j, dep) in task.depends_on.iter().enumerate() {
+            if !known.contains(&dep.as_str()) {
+                errors.push(
+                    loc.task(i, &[Seg::Key("depends_on"), Seg::Index(j)]),
+                    format!(
+                        "task `{}` depends on `{dep}`, which is not a task of this DAG{}",
+                        task.id,
+                        suggest::hint(dep, known.iter().copied())
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    let id = &task.id;
+    // A misspelt or mistyped command/script was reported already; "needs a command" would only repeat it.
+    let unread = loc.task_dropped_like(i, &["command", "script", "kind"]);
+    if task.kind == DEFAULT_TASK_KIND && !unread {
+        match (&task.command, &task.script) {
+            (None, None) => errors.push(
+                loc.task(i, &[Seg::Key("id")]),
+                format!("task `{id}` needs either `command` (a list of arguments) or `script` (a bash script)"),
+            ),
+            (Some(_), Some(_)) => errors.push(
+                loc.task(i, &[Seg::Key("script")]),
+                format!("task `{id}` has both `command` and `script`; keep one"),
+            ),
+            (Some(argv), None) if argv.is_empty() => errors.push(
+                loc.task(i, &[Seg::Key("command")]),
+                format!("task `{id}`: `command` must not be empty"),
+            ),
+            _ => {}
+        }
+    }
+    for (j, arg) in task.command.iter().flatten().enumerate() {
+        let at = loc.task(i, &[Seg::Key("command"), Seg::Index(j)]);
+        check_template(arg, &format!("task `{id}` command[{j}]"), at, errors);
+    }
+    if let Some(script) = &task.script {
+        let at = loc.task(i, &[Seg::Key("script")]);
+        check_template(script, &format!("task `{id}` script"), at, errors);
+    }
+    if let Some(cwd) = &task.cwd {
+        let at = loc.task(i, &[Seg::Key("cwd")]);
+        check_template(cwd, &format!("task `{id}` cwd"), at, errors);
+    }
+    for (key, value) in &task.env {
+        let at = loc.task(i, &[Seg::Key("env"), Seg::Key(key)]);
+        check_template(value, &format!("task `{id}` env.{key}"), at, errors);
+    }
+}
+
+fn check_template(source: &str, what: &str, at: Loc, errors: &mut Errors<'_>) {
+    if let Err(message) = crate::template::check_syntax(source) {
+        errors.push(at, format!("template error in {what}: {message}"));
+    }
+}
+
+/// The task graph, edges from upstream to downstream. Reports cycles, one error per strongly connected component.
+fn build_graph(
+    spec: &DagSpec,
+    loc: &Locator<'_>,
+    errors: &mut Errors<'_>,
+) -> (DiGraph<String, ()>, HashMap<String, NodeIndex>) {
+    let mut graph = DiGraph::new();
+    let mut index = HashMap::new();
+    for task in &spec.tasks {
+        index
+            .entry(task.id.clone())
+            .or_insert_with(|| graph.add_node(task.id.clone()));
+    }
+    for task in &spec.tasks {
+        let Some(&down) = index.get(&task.id) else {
+            continue;
+        };
+        for dep in &task.depends_on {
+            if let Some(&up) = index.get(dep)
+                && !graph.contains_edge(up, down)
+            {
+                graph.add_edge(up, down, ());
+            }
+        }
+    }
+    for component in petgraph::algo::tarjan_scc(&graph) {
+        let first = component
+            .iter()
+            .copied()
+            .min_by_key(|n| n.index())
+            .unwrap_or(NodeIndex::new(0));
+        let is_cycle = component.len() > 1 || graph.contains_edge(first, first);
+        if !is_cycle {
+            continue;
+        }
+        let cycle = cycle_through(&graph, &component, first);
+        let names: Vec<&str> = cycle.iter().map(|n| graph[*n].as_str()).collect();
+        let task_index = spec
+            .tasks
+            .iter()
+            .position(|t| t.id == graph[first])
+            .unwrap_or(0);
+        errors.push(
+            loc.task(task_index, &[Seg::Key("depends_on")]),
+            format!("cycle: {}", names.join(" -> ")),
+        );
+    }
+    (graph, index)
+}
+
+/// A shortest cycle through `start` within its strongly connected component, as a node list ending at `start` again.
+fn cycle_through(
+    graph: &DiGraph<String, ()>,
+    component: &[NodeIndex],
+    start: NodeIndex,
+) -> Vec<NodeIndex> {
+    let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(n) = queue.pop_front() {
+        for next in graph.neighbors(n) {
+            if next == start {
+                let mut path = vec![start, n];
+                let mut cur = n;
+                while let Some(&up) = parent.get(&cur) {
+                    path.push(up);
+                    cur = up;
+                }
+                path.reverse();
+                return path;
+            }
+            if component.contains(&next) && !parent.contains_key(&next) {
+                parent.insert(next, n);
+                queue.push_back(next);
+            }
+        }
+    }
+    vec![start, start]
+}

@@ -1,0 +1,107 @@
+//! The worker protocol: the messages that workers and the server exchange over `/worker/v1`.
+//!
+//! Workers never touch the database. They lease task tries over HTTP, stream their logs, heartbeat to keep the
+//! lease, and report the outcome. Every call after the lease carries the `lease_id`; the server fences on it, so a
+//! worker that lost its lease (it stopped heartbeating and the try was failed as lost) cannot change anything.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Path prefix of the worker protocol on the server.
+pub const WORKER_API_PREFIX: &str = "/worker/v1";
+
+/// `POST /worker/v1/lease`: ask for up to `slots` queued tasks of `queues`, waiting up to `wait_ms` for one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    pub worker: String,
+    pub hostname: String,
+    pub queues: Vec<String>,
+    pub slots: u32,
+    pub wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    pub tasks: Vec<LeasedTask>,
+}
+
+/// One task try handed to a worker, rendered and ready to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeasedTask {
+    pub ti_id: Uuid,
+    /// Identifies this try and fences every later call about it.
+    pub lease_id: Uuid,
+    pub dag_id: String,
+    pub dag_run_id: String,
+    pub task_id: String,
+    pub map_index: i32,
+    pub try_number: u32,
+    /// The program and its arguments, templates already rendered.
+    pub argv: Vec<String>,
+    /// Environment for the child, including the `SLUICE_*` context variables.
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub execution_timeout_ms: Option<u64>,
+    /// The worker must heartbeat at least this often to keep the lease.
+    pub heartbeat_interval_ms: u64,
+    /// How long the lease lasts after each heartbeat.
+    pub lease_ms: u64,
+}
+
+/// `POST /worker/v1/tasks/{ti_id}/heartbeat`. A 409 answer means the lease is lost: kill the task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub lease_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The server wants the task stopped (run failed or timed out, task cleared or marked by a user).
+    pub cancel: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Lines written by the worker itself (start, timeout, kill).
+    System,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLine {
+    pub timestamp: DateTime<Utc>,
+    pub stream: LogStream,
+    pub line: String,
+}
+
+/// `POST /worker/v1/tasks/{ti_id}/logs`: a batch of log lines of the leased try.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub lease_id: Uuid,
+    pub lines: Vec<LogLine>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskOutcome {
+    Success,
+    Failed,
+}
+
+/// `POST /worker/v1/tasks/{ti_id}/report`: the try ended. 409 when the lease is stale; nothing changes then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportRequest {
+    pub lease_id: Uuid,
+    pub outcome: TaskOutcome,
+    pub exit_code: Option<i32>,
+    /// Why the try failed, in words (exit code, timeout, killed on shutdown).
+    pub error: Option<String>,
+    /// The small JSON value the task produced (`::output::` line or `$SLUICE_OUTPUT` file).
+    pub output: Option<serde_json::Value>,
+    pub pid: Option<u32>,
+}

@@ -1,0 +1,343 @@
+//! When a DAG runs: schedules, and Airflow's data-interval semantics.
+//!
+//! A scheduled run covers a data interval `[start, end)` and is created once the interval is over, at `end`; its
+//! `logical_date` is `start`. So a `@daily` DAG's run for 2026-01-01 starts just after midnight on 2026-01-02. Cron
+//! expressions are matched in the DAG's timezone, so `0 3 * * *` in Europe/Paris stays at 03:00 local across DST
+//! changes (its UTC time shifts by an hour), while an hourly cron neither repeats nor skips an hour in UTC. A local
+//! time skipped by DST moves forward by the gap; a repeated one is used once, at its first occurrence, unless the
+//! cron fires every hour (then both occurrences run, as in Airflow).
+//!
+//! With `catchup`, every interval from the first cron tick at or after `start_date` is run, one after another;
+//! without it only the latest complete interval is (Airflow's `_skip_to_latest`), and never one before the interval
+//! following the last run. No run starts (has a logical date) after `end_date`.
+
+mod cron;
+
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+pub use self::cron::CronExpr;
+
+/// A DAG's schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// `schedule: null`: runs are only triggered by hand (or the API).
+    Manual,
+    /// `@once`: one run, at `start_date`.
+    Once,
+    /// A cron expression or preset; [`CronExpr::source`] keeps the expression and `preset` the preset name if any.
+    Cron(Cron),
+    /// Runs are triggered when these assets are updated (outside the timetable).
+    Assets(Vec<String>),
+}
+
+/// A cron schedule, with the preset it was written as (`@daily`), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    pub expr: CronExpr,
+    pub preset: Option<String>,
+}
+
+/// Airflow's `cron_presets`.
+pub const PRESETS: [(&str, &str); 6] = [
+    ("@hourly", "0 * * * *"),
+    ("@daily", "0 0 * * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@monthly", "0 0 1 * *"),
+    ("@quarterly", "0 0 1 */3 *"),
+    ("@yearly", "0 0 1 1 *"),
+];
+
+/// Parse a schedule expression: `@once`, a preset, or a 5-field cron.
+pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
+    let expr = expr.trim();
+    if expr == "@once" {
+        return Ok(Schedule::Once);
+    }
+    if expr.starts_with('@') {
+        let cron = PRESETS
+            .iter()
+            .find(|(name, _)| *name == expr)
+            .map(|(_, cron)| *cron)
+            .ok_or_else(|| {
+                let names = PRESETS.iter().map(|(n, _)| *n).chain(["@once"]);
+                format!(
+                    "unknown schedule preset {expr:?}{} (expected @once, @hourly, @daily, @weekly, @monthly, \
+                     @quarterly, @yearly or a cron expression)",
+                    crate::load::suggest_hint(expr, names)
+                )
+            })?;
+        return Ok(Schedule::Cron(Cron {
+            expr: CronExpr::parse(cron)?,
+            preset: Some(expr.to_owned()),
+        }));
+    }
+    Ok(Schedule::Cron(Cron {
+        expr: CronExpr::parse(expr)?,
+        preset: None,
+    }))
+}
+
+/// The interval of data a run covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DataInterval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// A DAG's schedule with the settings that bound it: when runs are due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timetable {
+    schedule: Schedule,
+    tz: Tz,
+    start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
+    catchup: bool,
+}
+
+impl Timetable {
+    pub fn new(
+        schedule: Schedule,
+        tz: Tz,
+        start_date: Option<DateTime<Utc>>,
+        end_date: Option<DateTime<Utc>>,
+        catchup: bool,
+    ) -> Timetable {
+        Timetable {
+            schedule,
+            tz,
+            start_date,
+            end_date,
+            catchup,
+        }
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    pub fn start_date(&self) -> Option<DateTime<Utc>> {
+        self.start_date
+    }
+
+    pub fn end_date(&self) -> Option<DateTime<Utc>> {
+        self.end_date
+    }
+
+    pub fn catchup(&self) -> bool {
+        self.catchup
+    }
+
+    /// Whether runs are created by time (cron or `@once`), as opposed to by hand or by assets.
+    pub fn is_time_based(&self) -> bool {
+        matches!(self.schedule, Schedule::Once | Schedule::Cron(_))
+    }
+
+    /// The data interval of the next scheduled run to create, given the interval of the latest scheduled run (None if
+    /// none yet), if it is due at `now` (its end <= now; for @once: start_date <= now). None if nothing is due.
+    pub fn next_due(
+        &self,
+        last: Option<&DataInterval>,
+        now: DateTime<Utc>,
+    ) -> Option<DataInterval> {
+        self.next_interval(last, now).filter(|i| i.end <= now)
+    }
+
+    /// The next run's interval whether or not it is due yet (for display: next_dagrun fields). None for
+    /// manual/assets or past end_date.
+    pub fn next_interval(
+        &self,
+        last: Option<&DataInterval>,
+        now: DateTime<Utc>,
+    ) -> Option<DataInterval> {
+        let start_date = self.start_date?;
+        let start = match &self.schedule {
+            Schedule::Manual | Schedule::Assets(_) => return None,
+            Schedule::Once if last.is_some() => return None,
+            Schedule::Once => {
+                return self.within_end_date(start_date).then_some(DataInterval {
+                    start: start_date,
+                    end: start_date,
+                });
+            }
+            Schedule::Cron(cron) => {
+                let cron = Ticks {
+                    cron: &cron.expr,
+                    tz: self.tz,
+                };
+                let mut earliest = cron.align_to_next(start_date)?;
+                if !self.catchup {
+                    // Airflow's _skip_to_latest: the start of the latest complete interval.
+                    if let Some(latest) = cron.align_to_prev(now).and_then(|end| cron.prev(end)) {
+                        earliest = earliest.max(latest);
+                    }
+                }
+                match last {
+                    None => earliest,
+                    Some(last) => cron.align_to_prev(last.end)?.max(earliest),
+                }
+            }
+        };
+        let Schedule::Cron(cron) = &self.schedule else {
+            return None;
+        };
+        if !self.within_end_date(start) {
+            return None;
+        }
+        let end = Ticks {
+            cron: &cron.expr,
+            tz: self.tz,
+        }
+        .next(start)?;
+        Some(DataInterval { start, end })
+    }
+
+    /// The data interval of a run triggered by hand at `run_after`: for a cron, the latest complete interval (as
+    /// Airflow's `infer_manual_data_interval`); otherwise the empty interval at `run_after`.
+    pub fn infer_manual_data_interval(&self, run_after: DateTime<Utc>) -> DataInterval {
+        if let Schedule::Cron(cron) = &self.schedule {
+            let ticks = Ticks {
+                cron: &cron.expr,
+                tz: self.tz,
+            };
+            if let Some(end) = ticks.align_to_prev(run_after)
+                && let Some(start) = ticks.prev(end)
+            {
+                return DataInterval { start, end };
+            }
+        }
+        DataInterval {
+            start: run_after,
+            end: run_after,
+        }
+    }
+
+    /// The schedule as Airflow shows it: `"0 3 * * *"`, `"@daily"`, `"@once"`, `"None"`, or the assets.
+    pub fn summary(&self) -> String {
+        match &self.schedule {
+            Schedule::Manual => "None".to_owned(),
+            Schedule::Once => "@once".to_owned(),
+            Schedule::Cron(cron) => cron
+                .preset
+                .clone()
+                .unwrap_or_else(|| cron.expr.source().to_owned()),
+            Schedule::Assets(assets) => format!("assets: {}", assets.join(", ")),
+        }
+    }
+
+    fn within_end_date(&self, logical_date: DateTime<Utc>) -> bool {
+        self.end_date.is_none_or(|end| logical_date <= end)
+    }
+}
+
+/// The instants at which a cron fires in a timezone.
+struct Ticks<'a> {
+    cron: &'a CronExpr,
+    tz: Tz,
+}
+
+/// Wider than any DST shift, so that searching from this far before or after an instant finds every wall time that
+/// could map near it.
+const DST_MARGIN: Duration = Duration::hours(3);
+
+impl Ticks<'_> {
+    fn naive(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        t.with_timezone(&self.tz).naive_local()
+    }
+
+    /// The instants a matching wall time stands for (none, one, or two when DST repeats it).
+    fn instants(&self, wall: NaiveDateTime) -> Vec<DateTime<Utc>> {
+        match self.tz.from_local_datetime(&wall) {
+            LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
+            LocalResult::Ambiguous(first, second) if self.cron.covers_every_hour() => {
+                vec![first.with_timezone(&Utc), second.with_timezone(&Utc)]
+            }
+            LocalResult::Ambiguous(first, _) => vec![first.with_timezone(&Utc)],
+            LocalResult::None => vec![local_to_utc(self.tz, wall)],
+        }
+    }
+
+    /// The first tick strictly after `t`.
+    fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Wall time is not monotonic in UTC around DST changes, so scan wall times from a margin before `t` and keep
+        // the earliest instant after `t`, stopping once wall times are a margin past the best one.
+        let mut wall = self.naive(t - DST_MARGIN);
+        let mut best: Option<DateTime<Utc>> = None;
+        loop {
+            wall = self.cron.next_after(wall)?;
+            if let Some(b) = best
+                && wall > self.naive(b) + DST_MARGIN
+            {
+                return best;
+            }
+            for i in self.instants(wall) {
+                if i > t && best.is_none_or(|b| i < b) {
+                    best = Some(i);
+                }
+            }
+        }
+    }
+
+    /// The last tick strictly before `t`.
+    fn prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut wall = self.naive(t + DST_MARGIN);
+        let mut best: Option<DateTime<Utc>> = None;
+        loop {
+            wall = self.cron.prev_before(wall)?;
+            if let Some(b) = best
+                && wall < self.naive(b) - DST_MARGIN
+            {
+                return best;
+            }
+            for i in self.instants(wall) {
+                if i < t && best.is_none_or(|b| i > b) {
+                    best = Some(i);
+                }
+            }
+        }
+    }
+
+    fn is_tick(&self, t: DateTime<Utc>) -> bool {
+        self.next(t - Duration::seconds(1)) == Some(t)
+    }
+
+    /// `t` if it is a tick, else the next tick.
+    fn align_to_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.is_tick(t) {
+            Some(t)
+        } else {
+            self.next(t)
+        }
+    }
+
+    /// `t` if it is a tick, else the previous tick.
+    fn align_to_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.is_tick(t) {
+            Some(t)
+        } else {
+            self.prev(t)
+        }
+    }
+}
+
+/// The instant of a wall time in `tz`. A wall time skipped by DST is moved forward by the gap (02:30 becomes 03:30
+/// when clocks jump from 02:00 to 03:00); a repeated one takes its first occurrence. This is what pendulum does for
+/// Airflow.
+pub fn local_to_utc(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
+    match tz.from_local_datetime(&wall) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        LocalResult::None => {
+            // Read the wall time with the offset in force before the gap.
+            let before = tz.offset_from_utc_datetime(&(wall - DST_MARGIN)).fix();
+            Utc.from_utc_datetime(&(wall - Duration::seconds(i64::from(before.local_minus_utc()))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

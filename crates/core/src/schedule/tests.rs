@@ -1,0 +1,306 @@
+use super::*;
+use chrono_tz::Europe::Paris;
+use proptest::prelude::*;
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn timetable(expr: &str, tz: Tz, start: &str, end: Option<&str>, catchup: bool) -> Timetable {
+    let schedule = parse_schedule(expr).expect(expr);
+    Timetable::new(schedule, tz, Some(utc(start)), end.map(utc), catchup)
+}
+
+/// The intervals a scheduler would create, one after another, while they are due at `now` (at most `max`).
+fn due_sequence(tt: &Timetable, now: &str, max: usize) -> Vec<String> {
+    let now = utc(now);
+    let mut last: Option<DataInterval> = None;
+    let mut out = Vec::new();
+    while let Some(next) = tt.next_due(last.as_ref(), now) {
+        out.push(format!(
+            "{} {}",
+            next.start.to_rfc3339(),
+            next.end.to_rfc3339()
+        ));
+        last = Some(next);
+        if out.len() == max {
+            break;
+        }
+    }
+    out
+}
+
+/// The next `n` intervals, due or not.
+fn intervals(tt: &Timetable, n: usize) -> Vec<DataInterval> {
+    let now = utc("2100-01-01T00:00:00Z");
+    let mut last: Option<DataInterval> = None;
+    (0..n)
+        .map_while(|_| {
+            let next = tt.next_interval(last.as_ref(), now)?;
+            last = Some(next);
+            Some(next)
+        })
+        .collect()
+}
+
+fn ends(tt: &Timetable, n: usize) -> Vec<String> {
+    intervals(tt, n)
+        .iter()
+        .map(|i| i.end.to_rfc3339())
+        .collect()
+}
+
+#[test]
+fn daily_at_3_in_paris_shifts_in_utc_across_dst() {
+    let tt = timetable("0 3 * * *", Paris, "2026-03-27T00:00:00Z", None, true);
+    assert_eq!(
+        ends(&tt, 3),
+        [
+            "2026-03-28T02:00:00+00:00",
+            "2026-03-29T01:00:00+00:00",
+            "2026-03-30T01:00:00+00:00"
+        ]
+    );
+    let tt = timetable("0 3 * * *", Paris, "2026-10-23T00:00:00Z", None, true);
+    assert_eq!(
+        ends(&tt, 3),
+        [
+            "2026-10-24T01:00:00+00:00",
+            "2026-10-25T02:00:00+00:00",
+            "2026-10-26T02:00:00+00:00"
+        ]
+    );
+}
+
+#[test]
+fn hourly_neither_repeats_nor_skips_across_dst() {
+    for start in ["2026-10-24T21:00:00Z", "2026-03-28T21:00:00Z"] {
+        let tt = timetable("0 * * * *", Paris, start, None, true);
+        let list = intervals(&tt, 12);
+        assert_eq!(list.len(), 12);
+        assert_eq!(list[0].start, utc(start));
+        for i in &list {
+            assert_eq!(i.end - i.start, Duration::hours(1), "{i:?}");
+        }
+    }
+}
+
+#[test]
+fn wall_times_skipped_or_repeated_by_dst() {
+    // 02:30 does not exist on 2026-03-29 in Paris: the run moves forward by the gap, to 03:30 CEST.
+    let tt = timetable("30 2 * * *", Paris, "2026-03-28T00:00:00Z", None, true);
+    assert_eq!(
+        ends(&tt, 2),
+        ["2026-03-29T01:30:00+00:00", "2026-03-30T00:30:00+00:00"]
+    );
+    // 02:30 happens twice on 2026-10-25: a daily cron runs once, at the first.
+    let tt = timetable("30 2 * * *", Paris, "2026-10-24T00:00:00Z", None, true);
+    assert_eq!(
+        ends(&tt, 2),
+        ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]
+    );
+}
+
+#[test]
+fn catchup_runs_every_interval_in_turn() {
+    let tt = timetable("@daily", Tz::UTC, "2026-01-01T00:00:00Z", None, true);
+    assert_eq!(
+        due_sequence(&tt, "2026-01-04T12:00:00Z", 10),
+        [
+            "2026-01-01T00:00:00+00:00 2026-01-02T00:00:00+00:00",
+            "2026-01-02T00:00:00+00:00 2026-01-03T00:00:00+00:00",
+            "2026-01-03T00:00:00+00:00 2026-01-04T00:00:00+00:00",
+        ]
+    );
+    // A start_date between ticks starts at the next tick.
+    let tt = timetable("@daily", Tz::UTC, "2026-01-01T10:00:00Z", None, true);
+    assert_eq!(
+        due_sequence(&tt, "2026-01-03T00:00:00Z", 10),
+        ["2026-01-02T00:00:00+00:00 2026-01-03T00:00:00+00:00"]
+    );
+}
+
+#[test]
+fn without_catchup_only_the_latest_complete_interval() {
+    let tt = timetable("@daily", Tz::UTC, "2026-01-01T00:00:00Z", None, false);
+    let now = utc("2026-01-04T12:00:00Z");
+    let latest = DataInterval {
+        start: utc("2026-01-03T00:00:00Z"),
+        end: utc("2026-01-04T00:00:00Z"),
+    };
+    assert_eq!(tt.next_due(None, now), Some(latest));
+    // After a long pause, skip ahead to the latest.
+    let old = DataInterval {
+        start: utc("2026-01-01T00:00:00Z"),
+        end: utc("2026-01-02T00:00:00Z"),
+    };
+    assert_eq!(tt.next_due(Some(&old), now), Some(latest));
+    // Never again or before the one after the last run.
+    assert_eq!(tt.next_due(Some(&latest), now), None);
+    assert_eq!(
+        tt.next_interval(Some(&latest), now).map(|i| i.start),
+        Some(utc("2026-01-04T00:00:00Z"))
+    );
+    // Exactly on a boundary: the interval ending now is due.
+    assert_eq!(tt.next_due(None, utc("2026-01-04T00:00:00Z")), Some(latest));
+}
+
+#[test]
+fn start_date_in_the_future() {
+    for catchup in [true, false] {
+        let tt = timetable("@daily", Tz::UTC, "2026-06-01T00:00:00Z", None, catchup);
+        let now = utc("2026-01-04T12:00:00Z");
+        assert_eq!(tt.next_due(None, now), None);
+        assert_eq!(
+            tt.next_interval(None, now),
+            Some(DataInterval {
+                start: utc("2026-06-01T00:00:00Z"),
+                end: utc("2026-06-02T00:00:00Z")
+            })
+        );
+    }
+}
+
+#[test]
+fn end_date_bounds_the_logical_date() {
+    let tt = timetable(
+        "@daily",
+        Tz::UTC,
+        "2026-01-01T00:00:00Z",
+        Some("2026-01-02T00:00:00Z"),
+        true,
+    );
+    assert_eq!(
+        due_sequence(&tt, "2026-02-01T00:00:00Z", 10),
+        [
+            "2026-01-01T00:00:00+00:00 2026-01-02T00:00:00+00:00",
+            "2026-01-02T00:00:00+00:00 2026-01-03T00:00:00+00:00",
+        ]
+    );
+    let last = DataInterval {
+        start: utc("2026-01-02T00:00:00Z"),
+        end: utc("2026-01-03T00:00:00Z"),
+    };
+    assert_eq!(
+        tt.next_interval(Some(&last), utc("2026-02-01T00:00:00Z")),
+        None
+    );
+}
+
+#[test]
+fn once_runs_once_at_start_date() {
+    let tt = timetable("@once", Tz::UTC, "2026-01-01T10:00:00Z", None, false);
+    let start = utc("2026-01-01T10:00:00Z");
+    let once = DataInterval { start, end: start };
+    assert_eq!(tt.next_due(None, utc("2026-01-01T09:59:59Z")), None);
+    assert_eq!(
+        tt.next_interval(None, utc("2026-01-01T09:59:59Z")),
+        Some(once)
+    );
+    assert_eq!(tt.next_due(None, start), Some(once));
+    assert_eq!(tt.next_due(Some(&once), utc("2027-01-01T00:00:00Z")), None);
+    assert_eq!(tt.summary(), "@once");
+}
+
+#[test]
+fn manual_and_assets_are_never_due() {
+    let now = utc("2027-01-01T00:00:00Z");
+    for schedule in [
+        Schedule::Manual,
+        Schedule::Assets(vec!["s3://bucket/x".into()]),
+    ] {
+        let tt = Timetable::new(
+            schedule,
+            Tz::UTC,
+            Some(utc("2026-01-01T00:00:00Z")),
+            None,
+            true,
+        );
+        assert_eq!(tt.next_due(None, now), None);
+        assert_eq!(tt.next_interval(None, now), None);
+        assert!(!tt.is_time_based());
+    }
+    let manual = Timetable::new(Schedule::Manual, Tz::UTC, None, None, false);
+    assert_eq!(manual.summary(), "None");
+}
+
+#[test]
+fn weekday_cron_skips_the_weekend() {
+    // 2026-01-02 is a Friday.
+    let tt = timetable("0 9 * * 1-5", Tz::UTC, "2026-01-02T00:00:00Z", None, true);
+    let list = intervals(&tt, 3);
+    let fmt = |t: DateTime<Utc>| t.format("%a %d %H:%M").to_string();
+    let got: Vec<(String, String)> = list.iter().map(|i| (fmt(i.start), fmt(i.end))).collect();
+    assert_eq!(
+        got,
+        [
+            ("Fri 02 09:00".to_owned(), "Mon 05 09:00".to_owned()),
+            ("Mon 05 09:00".to_owned(), "Tue 06 09:00".to_owned()),
+            ("Tue 06 09:00".to_owned(), "Wed 07 09:00".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn presets_and_summary() {
+    let rows = [
+        ("@hourly", "0 * * * *"),
+        ("@daily", "0 0 * * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@monthly", "0 0 1 * *"),
+        ("@yearly", "0 0 1 1 *"),
+    ];
+    for (preset, cron) in rows {
+        let Ok(Schedule::Cron(parsed)) = parse_schedule(preset) else {
+            panic!("{preset}");
+        };
+        assert_eq!(parsed.expr.source(), cron);
+        let tt = Timetable::new(Schedule::Cron(parsed), Tz::UTC, None, None, false);
+        assert_eq!(tt.summary(), preset);
+    }
+    let tt = timetable("0  3 * * *", Tz::UTC, "2026-01-01T00:00:00Z", None, false);
+    assert_eq!(tt.summary(), "0 3 * * *");
+    let err = parse_schedule("@dayly").expect_err("unknown preset");
+    assert!(err.contains("did you mean `@daily`?"), "{err}");
+    assert!(parse_schedule("0 3 * *").is_err());
+}
+
+#[test]
+fn manual_runs_cover_the_latest_complete_interval() {
+    let tt = timetable("@daily", Tz::UTC, "2026-01-01T00:00:00Z", None, false);
+    let i = tt.infer_manual_data_interval(utc("2026-01-05T01:00:00Z"));
+    assert_eq!(
+        (i.start, i.end),
+        (utc("2026-01-04T00:00:00Z"), utc("2026-01-05T00:00:00Z"))
+    );
+    let manual = Timetable::new(Schedule::Manual, Tz::UTC, None, None, false);
+    let at = utc("2026-01-05T01:00:00Z");
+    assert_eq!(
+        manual.infer_manual_data_interval(at),
+        DataInterval { start: at, end: at }
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn catchup_intervals_are_contiguous(
+        minutes in 0i64..(2 * 366 * 24 * 60),
+        expr in prop::sample::select(vec!["0 * * * *", "*/20 * * * *", "30 2 * * *", "0 3 * * 1-5", "0 0 1 * *", "15 */3 * * *"]),
+        tz in prop::sample::select(vec![Tz::UTC, Paris, chrono_tz::America::New_York, chrono_tz::Australia::Lord_Howe]),
+    ) {
+        let start = utc("2025-01-01T00:00:00Z") + Duration::minutes(minutes);
+        let tt = Timetable::new(parse_schedule(expr).expect("cron"), tz, Some(start), None, true);
+        let list = intervals(&tt, 30);
+        prop_assert_eq!(list.len(), 30);
+        prop_assert!(list[0].start >= start);
+        for pair in list.windows(2) {
+            prop_assert_eq!(pair[1].start, pair[0].end);
+        }
+        for i in &list {
+            prop_assert!(i.start < i.end, "{:?}", i);
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The DAG file model: what a user writes in YAML, field for field.
+//!
+//! These types are plain data with serde on both sides. [`crate::load`] reads them from YAML (with locations for
+//! errors), and the server stores a DAG version as JSON and reads it back with serde_json, so every type here must
+//! round-trip through JSON unchanged: durations are written in their human form, dates keep the text the user
+//! wrote. Every struct denies unknown fields so that a typo is an error, not a silently ignored setting.
+//!
+//! Defaults follow Airflow's: `max_active_runs` 16, `max_active_tasks` 16, `is_paused_upon_creation` true,
+//! `catchup` false, timezone UTC, `retries` 0, `retry_delay` 300s, queue `default`, pool `default_pool`,
+//! `priority_weight` 1.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::trigger::TriggerRule;
+
+mod date;
+mod param;
+
+pub use self::date::{DateError, DateSpec};
+pub use self::param::{PARAM_TYPES, ParamSpec};
+
+pub const DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
+pub const DEFAULT_MAX_ACTIVE_TASKS: u32 = 16;
+pub const DEFAULT_TIMEZONE: &str = "UTC";
+pub const DEFAULT_QUEUE: &str = "default";
+pub const DEFAULT_POOL: &str = "default_pool";
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
+/// Airflow's `max_retry_delay` default when exponential backoff is on.
+pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_TASK_KIND: &str = "command";
+
+/// One DAG file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DagSpec {
+    pub dag_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// `None` (or `null` in the file) means runs are only triggered by hand.
+    #[serde(default)]
+    pub schedule: Option<ScheduleSpec>,
+    /// IANA name; `UTC` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<DateSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<DateSpec>,
+    #[serde(default)]
+    pub catchup: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_runs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_tasks: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_paused_upon_creation: Option<bool>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dagrun_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, ParamSpec>,
+    #[serde(default)]
+    pub default_args: TaskArgs,
+    pub tasks: Vec<TaskSpec>,
+}
+
+impl DagSpec {
+    /// A spec with Airflow's defaults, for tests and programmatic DAGs.
+    pub fn new(dag_id: impl Into<String>, tasks: Vec<TaskSpec>) -> DagSpec {
+        DagSpec {
+            dag_id: dag_id.into(),
+            description: None,
+            owner: None,
+            tags: Vec::new(),
+            schedule: None,
+            timezone: None,
+            start_date: None,
+            end_date: None,
+            catchup: false,
+            max_active_runs: None,
+            max_active_tasks: None,
+            is_paused_upon_creation: None,
+            dagrun_timeout: None,
+            params: BTreeMap::new(),
+            default_args: TaskArgs::default(),
+            tasks,
+        }
+    }
+}
+
+/// `schedule:` — a cron expression or preset (`"0 3 * * *"`, `"@daily"`, `"@once"`), or `{assets: [...]}` for a DAG
+/// triggered when assets are updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ScheduleSpec {
+    Expr(String),
+    Assets { assets: Vec<String> },
+}
+
+/// The mapping form of [`ScheduleSpec`], read on its own so that unknown keys are reported by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetsForm {
+    assets: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for ScheduleSpec {
+    // Hand-written rather than `untagged` so that a wrong shape gets a message naming the accepted forms instead of
+    // serde's "data did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ScheduleSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a cron expression, a preset like \"@daily\", or a mapping {assets: [...]}",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScheduleSpec, E> {
+                Ok(ScheduleSpec::Expr(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ScheduleSpec, A::Error> {
+                let form = AssetsForm::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ScheduleSpec::Assets {
+                    assets: form.assets,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Settings shared by tasks: `default_args` in the DAG, and the same fields on each task (the task wins).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskArgs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_exponential_backoff: Option<bool>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_retry_delay: Option<Duration>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub execution_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_weight: Option<i32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// One task of a DAG file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub id: String,
+    /// What runs the task: `command` (a process) or a built-in operator kind.
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub trigger_rule: TriggerRule,
+    // The TaskArgs fields, repeated because serde's flatten does not combine with deny_unknown_fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_exponential_backoff: Option<bool>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_retry_delay: Option<Duration>,
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub execution_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_weight: Option<i32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The program and its arguments (each element is a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// A bash script (a template), run as `bash -c <script>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn default_kind() -> String {
+    DEFAULT_TASK_KIND.to_owned()
+}
+
+impl TaskSpec {
+    /// A command task with default settings, for tests and programmatic DAGs.
+    pub fn new(id: impl Into<String>) -> TaskSpec {
+        TaskSpec {
+            id: id.into(),
+            kind: default_kind(),
+            depends_on: Vec::new(),
+            trigger_rule: TriggerRule::default(),
+            retries: None,
+            retry_delay: None,
+            retry_exponential_backoff: None,
+            max_retry_delay: None,
+            execution_timeout: None,
+            queue: None,
+            pool: None,
+            priority_weight: None,
+            env: BTreeMap::new(),
+            command: None,
+            script: None,
+            cwd: None,
+            description: None,
+        }
+    }
+
+    /// The task-level settings, as a [`TaskArgs`].
+    pub fn task_args(&self) -> TaskArgs {
+        TaskArgs {
+            retries: self.retries,
+            retry_delay: self.retry_delay,
+            retry_exponential_backoff: self.retry_exponential_backoff,
+            max_retry_delay: self.max_retry_delay,
+            execution_timeout: self.execution_timeout,
+            queue: self.queue.clone(),
+            pool: self.pool.clone(),
+            priority_weight: self.priority_weight,
+            env: self.env.clone(),
+        }
+    }
+
+    /// The effective settings: the task's own, else the DAG's `default_args`, else Airflow's defaults. `env` merges
+    /// both maps, the task's entries winning.
+    pub fn resolved(&self, defaults: &TaskArgs) -> ResolvedTask {
+        let mut env = defaults.env.clone();
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ResolvedTask {
+            retries: self.retries.or(defaults.retries).unwrap_or(0),
+            retry_delay: self
+                .retry_delay
+                .or(defaults.retry_delay)
+                .unwrap_or(DEFAULT_RETRY_DELAY),
+            retry_exponential_backoff: self
+                .retry_exponential_backoff
+                .or(defaults.retry_exponential_backoff)
+                .unwrap_or(false),
+            max_retry_delay: self.max_retry_delay.or(defaults.max_retry_delay),
+            execution_timeout: self.execution_timeout.or(defaults.execution_timeout),
+            queue: self
+                .queue
+                .clone()
+                .or_else(|| defaults.queue.clone())
+                .unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
+            pool: self
+                .pool
+                .clone()
+                .or_else(|| defaults.pool.clone())
+                .unwrap_or_else(|| DEFAULT_POOL.to_owned()),
+            priority_weight: self
+                .priority_weight
+                .or(defaults.priority_weight)
+                .unwrap_or(1),
+            env,
+        }
+    }
+}
+
+/// A task's effective settings after defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedTask {
+    pub retries: u32,
+    #[serde(with = "crate::duration::serde")]
+    pub retry_delay: Duration,
+    pub retry_exponential_backoff: bool,
+    #[serde(default, with = "crate::duration::serde_opt")]
+    pub max_retry_delay: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_opt")]
+    pub execution_timeout: Option<Duration>,
+    pub queue: String,
+    pub pool: String,
+    pub priority_weight: i32,
+    pub env: BTreeMap<String, String>,
+}
+
+impl ResolvedTask {
+    /// Delay before try `try_number + 1` after try `try_number` failed (Airflow: retry_delay, or
+    /// retry_delay * 2^(try_number-1) capped by max_retry_delay (default 24h) with exponential backoff; no jitter).
+    pub fn retry_delay_after(&self, try_number: u32) -> Duration {
+        if !self.retry_exponential_backoff {
+            return self.retry_delay;
+        }
+        let cap = self.max_retry_delay.unwrap_or(DEFAULT_MAX_RETRY_DELAY);
+        // Saturate instead of overflowing: past 2^63 the cap applies anyway.
+        let factor = 1u32
+            .checked_shl(try_number.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.retry_delay
+            .checked_mul(factor)
+            .map_or(cap, |d| d.min(cap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_after_table() {
+        let mut task = TaskSpec::new("t").resolved(&TaskArgs::default());
+        assert_eq!(task.retry_delay, Duration::from_secs(300));
+        assert_eq!(task.retry_delay_after(3), Duration::from_secs(300));
+        task.retry_exponential_backoff = true;
+        task.retry_delay = Duration::from_secs(10);
+        let rows = [
+            (1, 10),
+            (2, 20),
+            (3, 40),
+            (4, 80),
+            (20, 86_400),
+            (200, 86_400),
+        ];
+        for (try_number, secs) in rows {
+            assert_eq!(
+                task.retry_delay_after(try_number),
+                Duration::from_secs(secs),
+                "{try_number}"
+            );
+        }
+        task.max_retry_delay = Some(Duration::from_secs(30));
+        assert_eq!(task.retry_delay_after(3), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn resolved_merges_defaults() {
+        let defaults = TaskArgs {
+            retries: Some(2),
+            queue: Some("gpu".into()),
+            env: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "1".into())]),
+            ..TaskArgs::default()
+        };
+        let mut task = TaskSpec::new("t");
+        task.retries = Some(5);
+        task.env.insert("B".into(), "2".into());
+        let r = task.resolved(&defaults);
+        assert_eq!(r.retries, 5);
+        assert_eq!(r.queue, "gpu");
+        assert_eq!(r.pool, "default_pool");
+        assert_eq!(r.priority_weight, 1);
+        assert_eq!(
+            r.env,
+            BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])
+        );
+        assert_eq!(task.task_args().retries, Some(5));
+    }
+}

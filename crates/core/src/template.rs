@@ -1,0 +1,283 @@
+//! Rendering task commands with Jinja templates, and resolving run params.
+//!
+//! Commands, scripts, `env` values and `cwd` are minijinja templates rendered just before a try is handed to a
+//! worker. The context uses Airflow's names (`ds`, `ts`, `logical_date`, `data_interval_start`, `dag_run`, `ti`,
+//! `params`, `var.value.x`, ...) plus `outputs.<task_id>`, the JSON outputs of upstream tasks. Undefined names are
+//! errors, not empty strings, so a typo fails the try with a message instead of running a wrong command.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::dag::Dag;
+use crate::spec::ParamSpec;
+
+/// Everything a template can refer to for one task try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateContext {
+    pub dag_id: String,
+    pub task_id: String,
+    pub run_id: String,
+    /// None for runs without a data interval (manual runs of unscheduled DAGs, as in Airflow 3).
+    pub logical_date: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    pub run_after: DateTime<Utc>,
+    pub conf: serde_json::Value,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub try_number: u32,
+    pub variables: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// A command task ready to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedCommand {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("task {0:?} is not in the DAG")]
+    UnknownTask(String),
+    #[error("task {0:?} has neither `command` nor `script` to run")]
+    NoCommand(String),
+    #[error("cannot render {field} of task {task_id:?}: {message}")]
+    Render {
+        task_id: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// The template environment: strict about undefined names; no HTML escaping (these are shell arguments).
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env
+}
+
+/// Describe a minijinja error in one line, with the template line when the template has several.
+fn describe(e: &minijinja::Error, source: &str) -> String {
+    let what = match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    match e.line() {
+        Some(line) if source.contains('\n') => format!("{what} (template line {line})"),
+        _ => what,
+    }
+}
+
+/// Compile a template to check its syntax (at load time).
+pub(crate) fn check_syntax(source: &str) -> Result<(), String> {
+    environment()
+        .template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| describe(&e, source))
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+impl TemplateContext {
+    /// The template variables, as Airflow names them.
+    pub fn to_value(&self) -> serde_json::Value {
+        let date = self.logical_date.unwrap_or(self.run_after);
+        let logical_date = self.logical_date.map(iso);
+        let var_json: serde_json::Map<String, serde_json::Value> = self
+            .variables
+            .iter()
+            // A variable that is not JSON is simply absent from var.json; reading it there is an undefined error.
+            .filter_map(|(k, v)| serde_json::from_str(v).ok().map(|v| (k.clone(), v)))
+            .collect();
+        let ti = json!({
+            "try_number": self.try_number,
+            "task_id": self.task_id,
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+        });
+        json!({
+            "ds": date.format("%Y-%m-%d").to_string(),
+            "ds_nodash": date.format("%Y%m%d").to_string(),
+            "ts": iso(date),
+            "ts_nodash": date.format("%Y%m%dT%H%M%S").to_string(),
+            "logical_date": logical_date,
+            "data_interval_start": self.data_interval_start.map(iso),
+            "data_interval_end": self.data_interval_end.map(iso),
+            "run_after": iso(self.run_after),
+            "run_id": self.run_id,
+            "dag_run": {
+                "conf": self.conf,
+                "run_id": self.run_id,
+                "dag_id": self.dag_id,
+                "logical_date": logical_date,
+                "run_after": iso(self.run_after),
+                "data_interval_start": self.data_interval_start.map(iso),
+                "data_interval_end": self.data_interval_end.map(iso),
+            },
+            "params": self.params,
+            "ti": ti,
+            "task_instance": ti,
+            "task": { "task_id": self.task_id },
+            "dag": { "dag_id": self.dag_id },
+            "var": { "value": self.variables, "json": var_json },
+            "outputs": self.outputs,
+        })
+    }
+
+    /// `SLUICE_*` environment variables describing the try, for the child process (as Airflow's `AIRFLOW_CTX_*`).
+    pub fn sluice_env(&self) -> BTreeMap<String, String> {
+        let date = self.logical_date.unwrap_or(self.run_after);
+        let mut env = BTreeMap::from([
+            ("SLUICE_DAG_ID".to_owned(), self.dag_id.clone()),
+            ("SLUICE_TASK_ID".to_owned(), self.task_id.clone()),
+            ("SLUICE_RUN_ID".to_owned(), self.run_id.clone()),
+            ("SLUICE_TRY_NUMBER".to_owned(), self.try_number.to_string()),
+            ("SLUICE_DS".to_owned(), date.format("%Y-%m-%d").to_string()),
+            ("SLUICE_TS".to_owned(), iso(date)),
+        ]);
+        if let Some(logical_date) = self.logical_date {
+            env.insert("SLUICE_LOGICAL_DATE".to_owned(), iso(logical_date));
+        }
+        env
+    }
+}
+
+/// Render a command task: `command` argv elements, or `script` as ["bash", "-c", script]; env = resolved env
+/// (defaults + task) rendered; cwd rendered.
+pub fn render_command(
+    dag: &Dag,
+    task_id: &str,
+    ctx: &TemplateContext,
+) -> Result<RenderedCommand, TemplateError> {
+    let task = dag
+        .task(task_id)
+        .ok_or_else(|| TemplateError::UnknownTask(task_id.to_owned()))?;
+    let resolved = task.resolved(&dag.spec.default_args);
+    let env = environment();
+    let context = Value::from_serialize(ctx.to_value());
+    let render = |field: String, source: &str| {
+        env.render_str(source, &context)
+            .map_err(|e| TemplateError::Render {
+                task_id: task_id.to_owned(),
+                field,
+                message: describe(&e, source),
+            })
+    };
+    let argv = match (&task.command, &task.script) {
+        (Some(command), _) => command
+            .iter()
+            .enumerate()
+            .map(|(i, arg)| render(format!("command[{i}]"), arg))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, Some(script)) => vec![
+            "bash".to_owned(),
+            "-c".to_owned(),
+            render("script".to_owned(), script)?,
+        ],
+        (None, None) => return Err(TemplateError::NoCommand(task_id.to_owned())),
+    };
+    let env = resolved
+        .env
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), render(format!("env.{k}"), v)?)))
+        .collect::<Result<BTreeMap<_, _>, TemplateError>>()?;
+    let cwd = task
+        .cwd
+        .as_deref()
+        .map(|cwd| render("cwd".to_owned(), cwd))
+        .transpose()?;
+    Ok(RenderedCommand { argv, env, cwd })
+}
+
+/// Resolve params for a run: spec defaults overridden by keys of `conf` that name params; validate
+/// type/enum/minimum/maximum; a param without default and not in conf is an error. Returns the params map.
+pub fn resolve_params(
+    spec: &BTreeMap<String, ParamSpec>,
+    conf: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let given = match conf {
+        serde_json::Value::Null => None,
+        serde_json::Value::Object(map) => Some(map),
+        other => return Err(format!("conf must be a JSON object, not {other}")),
+    };
+    let mut params = serde_json::Map::new();
+    let mut errors = Vec::new();
+    for (name, param) in spec {
+        let value = given.and_then(|g| g.get(name)).or(param.default.as_ref());
+        match value {
+            None => errors.push(format!(
+                "param `{name}` has no default and is not given in conf"
+            )),
+            Some(value) => match check_param(name, param, value) {
+                Ok(()) => {
+                    params.insert(name.clone(), value.clone());
+                }
+                Err(e) => errors.push(e),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(params)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Check a value against a param's type, enum and bounds.
+pub(crate) fn check_param(
+    name: &str,
+    param: &ParamSpec,
+    value: &serde_json::Value,
+) -> Result<(), String> {
+    use serde_json::Value as J;
+    if let Some(t) = &param.r#type {
+        let ok = match t.as_str() {
+            "string" => value.is_string(),
+            "number" => value.is_number(),
+            "integer" => {
+                value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
+            "boolean" => value.is_boolean(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("param `{name}`: {value} is not of type {t}"));
+        }
+    }
+    if let Some(choices) = &param.r#enum
+        && !choices.contains(value)
+    {
+        let list: Vec<String> = choices.iter().map(J::to_string).collect();
+        return Err(format!(
+            "param `{name}`: {value} is not one of {}",
+            list.join(", ")
+        ));
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = param.minimum.filter(|min| n < *min) {
+            return Err(format!(
+                "param `{name}`: {value} is less than the minimum {min}"
+            ));
+        }
+        if let Some(max) = param.maximum.filter(|max| n > *max) {
+            return Err(format!(
+                "param `{name}`: {value} is more than the maximum {max}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! Deciding a run's next steps: which task instances are ready, skipped or upstream-failed under their trigger
+//! rules, which scheduled ones to queue, and whether the run is over.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sluice_core::{Dag, Readiness, RunState, TaskState, run_outcome, trigger_satisfied};
+use sluice_store::{DagRunRow, TaskInstanceRow, Tx};
+use uuid::Uuid;
+
+use super::Engine;
+use crate::EngineError;
+
+/// Which task instances of a run to examine.
+pub(crate) enum Scope<'a> {
+    /// Every task (new runs and the scheduler loop).
+    All,
+    /// The tasks downstream of one that just finished (a worker's report): the cheap path of every task end.
+    DownstreamOf(&'a str),
+}
+
+/// What an evaluation changed.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub queued: usize,
+    pub finished: Option<RunState>,
+}
+
+impl Engine {
+    /// Moves a locked run forward. The caller holds the run's row lock in `tx` and commits.
+    pub(crate) async fn evaluate_run(
+        &self,
+        tx: &mut Tx,
+        run: &DagRunRow,
+        dag: &Dag,
+        scope: Scope<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, EngineError> {
+        let mut outcome = Outcome::default();
+        let Some(dag_row) = tx.get_dag(&run.dag_id).await? else { return Ok(outcome) };
+        if run.state.is_finished() {
+            return Ok(outcome);
+        }
+        if run.state == RunState::Queued {
+            if dag_row.is_paused || tx.count_running_runs(&run.dag_id).await? >= i64::from(dag.max_active_runs()) {
+                return Ok(outcome);
+            }
+            tx.set_run_state(run.id, RunState::Running, now).await?;
+        }
+
+        let (tis, candidates) = match scope {
+            Scope::All => {
+                let tis = tx.run_task_instances(run.id, None).await?;
+                let all: Vec<String> = tis.iter().map(|ti| ti.task_id.clone()).collect();
+                (tis, all)
+            }
+            Scope::DownstreamOf(task_id) => {
+                let candidates: Vec<String> = dag.downstream(task_id).into_iter().map(String::from).collect();
+                let mut needed: HashSet<String> = candidates.iter().cloned().collect();
+                for c in &candidates {
+                    needed.extend(dag.upstream(c).into_iter().map(String::from));
+                }
+                let needed: Vec<String> = needed.into_iter().collect();
+                (tx.run_task_instances(run.id, Some(&needed)).await?, candidates)
+            }
+        };
+        self.decide_readiness(tx, dag, &tis, &candidates, now).await?;
+
+        if !dag_row.is_paused {
+            let active = tx.count_active_tis_of_dag(&run.dag_id).await?;
+            let room = i64::from(dag.max_active_tasks()) - active;
+            outcome.queued = tx.queue_scheduled(run.id, room, now).await?.len();
+        }
+
+        if tx.count_unfinished_tis(run.id).await? == 0 {
+            let leaves: Vec<String> = dag.leaves().into_iter().map(String::from).collect();
+            let leaf_states: Vec<TaskState> =
+                tx.run_task_instances(run.id, Some(&leaves)).await?.iter().map(|ti| ti.state).collect();
+            let state = run_outcome(&leaf_states);
+            tx.set_run_state(run.id, state, now).await?;
+            tracing::info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "DAG run finished");
+            outcome.finished = Some(state);
+        }
+        tx.touch_run(run.id, now).await?;
+        Ok(outcome)
+    }
+
+    /// Applies the trigger rules to the candidate tasks in topological order, so that a skip or an upstream
+    /// failure propagates down a whole chain in one pass.
+    async fn decide_readiness(
+        &self,
+        tx: &mut Tx,
+        dag: &Dag,
+        tis: &[TaskInstanceRow],
+        candidates: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let mut states: HashMap<&str, TaskState> = tis.iter().map(|ti| (ti.task_id.as_str(), ti.state)).collect();
+        let by_task: HashMap<&str, &TaskInstanceRow> = tis.iter().map(|ti| (ti.task_id.as_str(), ti)).collect();
+        let candidates: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+        let (mut ready, mut skip, mut upstream_failed, mut retry) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+
+        for task_id in dag.topological_order() {
+            if !candidates.contains(task_id) {
+                continue;
+            }
+            let Some(ti) = by_task.get(task_id) else { continue };
+            match states.get(task_id).copied() {
+                Some(TaskState::None) => {}
+                Some(TaskState::UpForRetry) if ti.next_retry_at.is_none_or(|at| at <= now) => {
+                    retry.push(ti.id);
+                    continue;
+                }
+                _ => continue,
+            }
+            let Some(spec) = dag.task(task_id) else { continue };
+            let upstream: Vec<TaskState> =
+                dag.upstream(task_id).iter().map(|u| states.get(u).copied().unwrap_or(TaskState::None)).collect();
+            let (list, new_state): (&mut Vec<Uuid>, TaskState) = match trigger_satisfied(spec.trigger_rule, &upstream) {
+                Readiness::Ready => (&mut ready, TaskState::Scheduled),
+                Readiness::Skip => (&mut skip, TaskState::Skipped),
+                Readiness::UpstreamFailed => (&mut upstream_failed, TaskState::UpstreamFailed),
+                Readiness::Waiting => continue,
+            };
+            list.push(ti.id);
+            states.insert(task_id, new_state);
+        }
+        tx.set_ti_states(&ready, &[TaskState::None], TaskState::Scheduled, now).await?;
+        tx.set_ti_states(&retry, &[TaskState::UpForRetry], TaskState::Scheduled, now).await?;
+        tx.set_ti_states(&skip, &[TaskState::None], TaskState::Skipped, now).await?;
+        tx.set_ti_states(&upstream_failed, &[TaskState::None], TaskState::UpstreamFailed, now).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! The engine: every decision about runs and task instances, each made inside one store transaction.
+
+mod evaluate;
+mod runs;
+mod tasks;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sluice_store::Store;
+use tokio::sync::Notify;
+
+pub use runs::TriggerRequest;
+
+use crate::DagCache;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a claimed task stays leased without a heartbeat.
+    pub lease: Duration,
+    /// How long a lease request waits for work at most (the worker asks for less or equal).
+    pub max_poll_wait: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { lease: Duration::from_secs(30), max_poll_wait: Duration::from_secs(30) }
+    }
+}
+
+/// Shared by the scheduler loop and the API; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    dags: DagCache,
+    config: EngineConfig,
+    /// Signalled whenever task instances are queued, to wake long-polling workers at once.
+    work_queued: Arc<Notify>,
+    /// Set when the server shuts down, so long-polls answer at once instead of holding the shutdown up.
+    stopping: Arc<AtomicBool>,
+}
+
+impl Engine {
+    pub fn new(store: Store, config: EngineConfig) -> Engine {
+        Engine {
+            store,
+            dags: DagCache::default(),
+            config,
+            work_queued: Arc::new(Notify::new()),
+            stopping: Arc::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn dags(&self) -> &DagCache {
+        &self.dags
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Ends every pending long-poll with an empty answer; called when the server shuts down.
+    pub fn stop_waiting(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.work_queued.notify_waiters();
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn wake_workers(&self) {
+        self.work_queued.notify_waiters();
+    }
+}

@@ -1,0 +1,291 @@
+//! The worker protocol's decisions: claiming queued tasks, heartbeats, logs, and the end of a try.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use sluice_core::protocol::{HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, ReportRequest, TaskOutcome};
+use sluice_core::template::{TemplateContext, render_command};
+use sluice_core::{Dag, TaskState};
+use sluice_store::{ClaimedTask, DagRunRow, TaskInstanceRow, TryEnd, Tx};
+use uuid::Uuid;
+
+use super::Engine;
+use super::evaluate::Scope;
+use crate::EngineError;
+
+/// How a try ended, from a worker's report or from the server itself (lost lease, template error).
+struct Ending {
+    succeeded: bool,
+    exit_code: Option<i64>,
+    error: Option<String>,
+    output: Option<Value>,
+}
+
+impl Engine {
+    /// Hands up to `slots` queued tasks to a worker, waiting up to `wait_ms` for one to be queued.
+    pub async fn lease(&self, request: &LeaseRequest) -> Result<Vec<LeasedTask>, EngineError> {
+        self.store.touch_worker(&request.worker, &request.hostname, &request.queues, i64::from(request.slots)).await?;
+        let wait = Duration::from_millis(request.wait_ms).min(self.config.max_poll_wait);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register interest before looking, so that a task queued in between still wakes us.
+            let notified = self.work_queued.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let leased = self.claim(request).await?;
+            if !leased.is_empty() || self.is_stopping() || tokio::time::Instant::now() >= deadline {
+                return Ok(leased);
+            }
+            // Wake at least every second: another process (a separate scheduler) may have queued work.
+            let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(recheck) => {}
+            }
+        }
+    }
+
+    async fn claim(&self, request: &LeaseRequest) -> Result<Vec<LeasedTask>, EngineError> {
+        let now = Utc::now();
+        let lease_until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        let mut tx = self.store.begin().await?;
+        let claimed = tx
+            .claim_queued(
+                &request.queues,
+                i64::from(request.slots),
+                &request.worker,
+                &request.hostname,
+                lease_until,
+                now,
+            )
+            .await?;
+        let mut leased = Vec::with_capacity(claimed.len());
+        let mut queued_more = false;
+        for task in claimed {
+            match self.prepare(&mut tx, &task).await? {
+                Ok(ready) => leased.push(ready),
+                Err(message) => {
+                    // A template that cannot render fails the try like a task error, retries included.
+                    let run = tx.lock_run(task.ti.run_pk).await?;
+                    let ending = Ending { succeeded: false, exit_code: None, error: Some(message), output: None };
+                    if let Some(run) = run {
+                        queued_more |= self.end_try(&mut tx, &run, &task.ti, ending, now).await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        if queued_more {
+            self.wake_workers();
+        }
+        for task in &leased {
+            tracing::info!(dag_id = %task.dag_id, run_id = %task.dag_run_id, task_id = %task.task_id,
+                try_number = task.try_number, worker = %request.worker, "task leased");
+        }
+        Ok(leased)
+    }
+
+    /// Renders a claimed task into what its worker runs; `Err(message)` when its templates fail.
+    async fn prepare(&self, tx: &mut Tx, task: &ClaimedTask) -> Result<Result<LeasedTask, String>, EngineError> {
+        let ti = &task.ti;
+        let Some(run) = tx.get_run_by_pk(ti.run_pk).await? else {
+            return Ok(Err(format!("DAG run of task {} is gone", ti.task_id)));
+        };
+        let dag = self.dags.get_in(tx, run.version_id).await?;
+        if dag.task(&ti.task_id).is_none() {
+            return Ok(Err(format!("task {:?} is not in the DAG version of this run", ti.task_id)));
+        }
+        let resolved = dag.resolved_task(&ti.task_id);
+        let context = self.template_context(tx, &dag, &run, ti).await?;
+        let rendered = match render_command(&dag, &ti.task_id, &context) {
+            Ok(rendered) => rendered,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let rendered_json = serde_json::to_value(&rendered).unwrap_or(Value::Null);
+        tx.set_rendered(ti.id, task.lease_id, &rendered_json).await?;
+        let mut env = rendered.env;
+        env.extend(context_env(&run, ti));
+        Ok(Ok(LeasedTask {
+            ti_id: ti.id,
+            lease_id: task.lease_id,
+            dag_id: ti.dag_id.clone(),
+            dag_run_id: ti.run_id.clone(),
+            task_id: ti.task_id.clone(),
+            map_index: i32::try_from(ti.map_index).unwrap_or(-1),
+            try_number: u32::try_from(ti.try_number).unwrap_or(1),
+            argv: rendered.argv,
+            env,
+            cwd: rendered.cwd,
+            execution_timeout_ms: resolved
+                .and_then(|r| r.execution_timeout)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            heartbeat_interval_ms: u64::try_from(self.config.lease.as_millis() / 3).unwrap_or(1000).max(100),
+            lease_ms: u64::try_from(self.config.lease.as_millis()).unwrap_or(30_000),
+        }))
+    }
+
+    async fn template_context(
+        &self,
+        tx: &mut Tx,
+        dag: &Dag,
+        run: &DagRunRow,
+        ti: &TaskInstanceRow,
+    ) -> Result<TemplateContext, EngineError> {
+        let params = sluice_core::template::resolve_params(&dag.spec.params, &run.conf).unwrap_or_default();
+        let outputs = if dag.upstream(&ti.task_id).is_empty() {
+            BTreeMap::new()
+        } else {
+            tx.run_outputs(run.id).await?.into_iter().collect()
+        };
+        Ok(TemplateContext {
+            dag_id: run.dag_id.clone(),
+            task_id: ti.task_id.clone(),
+            run_id: run.run_id.clone(),
+            logical_date: run.logical_date,
+            data_interval_start: run.data_interval_start,
+            data_interval_end: run.data_interval_end,
+            run_after: run.run_after,
+            conf: run.conf.clone(),
+            params,
+            try_number: u32::try_from(ti.try_number).unwrap_or(1),
+            variables: tx.variables().await?.into_iter().collect(),
+            outputs,
+        })
+    }
+
+    /// Keeps a lease alive. [`EngineError::StaleLease`] tells the worker to kill the task.
+    pub async fn heartbeat(&self, ti_id: Uuid, lease_id: Uuid) -> Result<HeartbeatResponse, EngineError> {
+        let until = Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        if self.store.extend_lease(ti_id, lease_id, until, None).await? {
+            Ok(HeartbeatResponse { cancel: false })
+        } else {
+            Err(EngineError::StaleLease)
+        }
+    }
+
+    pub async fn append_logs(&self, ti_id: Uuid, batch: &LogBatch) -> Result<(), EngineError> {
+        let lines: Vec<_> = batch
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.timestamp,
+                    serde_json::to_value(l.stream).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                    l.line.clone(),
+                )
+            })
+            .collect();
+        if self.store.append_logs(ti_id, batch.lease_id, &lines).await? { Ok(()) } else { Err(EngineError::StaleLease) }
+    }
+
+    /// Records a worker's report of a try's end and, in the same transaction, schedules what follows.
+    pub async fn report(&self, ti_id: Uuid, report: &ReportRequest) -> Result<(), EngineError> {
+        let now = Utc::now();
+        let ti = self
+            .store
+            .get_task_instance_by_id(ti_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("task instance {ti_id} not found")))?;
+        let mut tx = self.store.begin().await?;
+        // Lock the run before the task instance, the order every path uses, so that reports never deadlock
+        // with the scheduler loop.
+        let Some(run) = tx.lock_run(ti.run_pk).await? else { return Err(EngineError::StaleLease) };
+        let Some(ti) = tx.lock_leased_ti(ti_id, report.lease_id).await? else { return Err(EngineError::StaleLease) };
+        let ending = Ending {
+            succeeded: report.outcome == TaskOutcome::Success,
+            exit_code: report.exit_code.map(i64::from),
+            error: report.error.clone(),
+            output: report.output.clone(),
+        };
+        let queued = self.end_try(&mut tx, &run, &ti, ending, now).await?;
+        tx.commit().await?;
+        if queued {
+            self.wake_workers();
+        }
+        Ok(())
+    }
+
+    /// Fails the tries whose worker stopped heartbeating; their retry rules apply. Returns how many.
+    pub async fn expire_leases(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
+        let mut tx = self.store.begin().await?;
+        let expired = tx.lock_expired_leases(now, 100).await?;
+        tx.commit().await?;
+        let mut count = 0;
+        for stale in expired {
+            let Some(lease_id) = stale.lease_id else { continue };
+            let mut tx = self.store.begin().await?;
+            let Some(run) = tx.lock_run(stale.run_pk).await? else { continue };
+            let Some(ti) = tx.lock_leased_ti(stale.id, lease_id).await? else { continue };
+            if ti.lease_until.is_some_and(|until| until >= now) {
+                continue; // a heartbeat arrived in between
+            }
+            let error =
+                format!("lost: no heartbeat from worker {} since its lease ended", ti.worker.as_deref().unwrap_or("?"));
+            tracing::warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, "{error}");
+            let ending = Ending { succeeded: false, exit_code: None, error: Some(error), output: None };
+            let queued = self.end_try(&mut tx, &run, &ti, ending, now).await?;
+            tx.commit().await?;
+            if queued {
+                self.wake_workers();
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Ends the try holding `ti`: success, retry after the task's delay, or failure; then schedules downstream
+    /// tasks. Returns whether anything was queued.
+    async fn end_try(
+        &self,
+        tx: &mut Tx,
+        run: &DagRunRow,
+        ti: &TaskInstanceRow,
+        ending: Ending,
+        now: DateTime<Utc>,
+    ) -> Result<bool, EngineError> {
+        let dag = self.dags.get_in(tx, run.version_id).await?;
+        let can_retry = ti.try_number <= ti.max_tries;
+        let (ti_state, next_retry_at) = if ending.succeeded {
+            (TaskState::Success, None)
+        } else if can_retry {
+            let delay = dag
+                .resolved_task(&ti.task_id)
+                .map(|t| t.retry_delay_after(u32::try_from(ti.try_number).unwrap_or(1)))
+                .unwrap_or_default();
+            (TaskState::UpForRetry, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
+        } else {
+            (TaskState::Failed, None)
+        };
+        let end = TryEnd {
+            try_state: if ending.succeeded { TaskState::Success } else { TaskState::Failed },
+            ti_state,
+            exit_code: ending.exit_code,
+            error: ending.error,
+            output: ending.output,
+            next_retry_at,
+        };
+        tx.end_try(ti, &end, now).await?;
+        tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id,
+            try_number = ti.try_number, state = %ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
+        if ti_state == TaskState::UpForRetry {
+            return Ok(false);
+        }
+        let outcome = self.evaluate_run(tx, run, &dag, Scope::DownstreamOf(&ti.task_id), now).await?;
+        Ok(outcome.queued > 0)
+    }
+}
+
+/// The `SLUICE_*` variables every task sees, so scripts need no templating for the basics.
+fn context_env(run: &DagRunRow, ti: &TaskInstanceRow) -> BTreeMap<String, String> {
+    let date = run.logical_date.unwrap_or(run.run_after);
+    BTreeMap::from([
+        ("SLUICE_DAG_ID".to_string(), ti.dag_id.clone()),
+        ("SLUICE_RUN_ID".to_string(), ti.run_id.clone()),
+        ("SLUICE_TASK_ID".to_string(), ti.task_id.clone()),
+        ("SLUICE_TRY_NUMBER".to_string(), ti.try_number.to_string()),
+        ("SLUICE_LOGICAL_DATE".to_string(), date.to_rfc3339_opts(SecondsFormat::Secs, false)),
+        ("SLUICE_DS".to_string(), date.format("%Y-%m-%d").to_string()),
+    ])
+}

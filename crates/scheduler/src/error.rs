@@ -1,0 +1,19 @@
+//! What the engine's callers (the API, the loop) can be told.
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A worker's lease is no longer valid: the try was ended (lost, timed out, marked) or belongs to another try.
+    #[error("the lease is no longer held: the task was taken away from this worker")]
+    StaleLease,
+    /// A stored DAG version that no longer parses (a bug, or a version from a newer Sluice).
+    #[error("stored DAG version {version} of {dag_id:?} cannot be read: {message}")]
+    BadVersion { dag_id: String, version: uuid::Uuid, message: String },
+    #[error(transparent)]
+    Store(#[from] sluice_store::Error),
+}

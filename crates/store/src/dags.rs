@@ -1,0 +1,299 @@
+//! DAGs, their versions, import errors and variables.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::error::Result;
+use crate::rows::{DagRow, DagVersionRow};
+use crate::time::{from_ms, now_ms};
+
+/// What the DAG folder sync knows about one successfully parsed file.
+#[derive(Debug, Clone)]
+pub struct DagUpsert {
+    pub dag_id: String,
+    pub fileloc: String,
+    /// Hash of the file's content: a new hash is a new DAG version.
+    pub hash: String,
+    pub spec: Value,
+    pub source: String,
+    pub description: Option<String>,
+    pub owners: Vec<String>,
+    pub tags: Vec<String>,
+    pub timetable_summary: String,
+    pub max_active_runs: i64,
+    pub max_active_tasks: i64,
+    pub is_paused_upon_creation: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DagFilter {
+    pub limit: i64,
+    pub offset: i64,
+    pub paused: Option<bool>,
+    pub only_active: bool,
+    /// SQL `LIKE` pattern on `dag_id`, e.g. `%etl%`.
+    pub dag_id_pattern: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportErrorRow {
+    pub id: i64,
+    pub filename: String,
+    pub message: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariableRow {
+    pub key: String,
+    pub value: String,
+    pub description: Option<String>,
+}
+
+/// `$start, $start+1, …` for `n` bound values.
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+impl Store {
+    /// Records a parsed DAG file: creates or refreshes the DAG and returns the id of the version with this
+    /// content, creating that version if it is new. A DAG keeps its paused flag across versions.
+    pub async fn upsert_dag(&self, dag: &DagUpsert) -> Result<Uuid> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO dags (dag_id, fileloc, is_paused, is_active, description, owners, tags, \
+                               timetable_summary, max_active_runs, max_active_tasks, last_parsed_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (dag_id) DO UPDATE SET
+                fileloc = excluded.fileloc, is_active = excluded.is_active,
+                description = excluded.description, owners = excluded.owners, tags = excluded.tags,
+                timetable_summary = excluded.timetable_summary, max_active_runs = excluded.max_active_runs,
+                max_active_tasks = excluded.max_active_tasks, last_parsed_ms = excluded.last_parsed_ms",
+        )
+        .bind(&dag.dag_id)
+        .bind(&dag.fileloc)
+        .bind(dag.is_paused_upon_creation)
+        .bind(true)
+        .bind(&dag.description)
+        .bind(json_text(&dag.owners))
+        .bind(json_text(&dag.tags))
+        .bind(&dag.timetable_summary)
+        .bind(dag.max_active_runs)
+        .bind(dag.max_active_tasks)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let existing = sqlx::query("SELECT id FROM dag_versions WHERE dag_id = $1 AND hash = $2")
+            .bind(&dag.dag_id)
+            .bind(&dag.hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let version_id = match existing {
+            Some(row) => crate::rows::uuid(&row, "id")?,
+            None => {
+                let id = Uuid::now_v7();
+                sqlx::query(
+                    "INSERT INTO dag_versions (id, dag_id, version_number, hash, spec, source, fileloc, created_ms)
+                     SELECT $1, $2, COALESCE(MAX(version_number), 0) + 1, $3, $4, $5, $6, $7
+                       FROM dag_versions WHERE dag_id = $2",
+                )
+                .bind(id.to_string())
+                .bind(&dag.dag_id)
+                .bind(&dag.hash)
+                .bind(dag.spec.to_string())
+                .bind(&dag.source)
+                .bind(&dag.fileloc)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        sqlx::query("UPDATE dags SET latest_version_id = $1 WHERE dag_id = $2")
+            .bind(version_id.to_string())
+            .bind(&dag.dag_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(version_id)
+    }
+
+    /// Marks inactive every active DAG that is not in `present` and whose file is not among `broken_files`
+    /// (a broken file keeps its last good version scheduled). Returns the DAG ids made inactive.
+    pub async fn deactivate_missing_dags(&self, present: &[String], broken_files: &[String]) -> Result<Vec<String>> {
+        let mut sql = String::from("UPDATE dags SET is_active = $1 WHERE is_active = $2");
+        if !present.is_empty() {
+            sql += &format!(" AND dag_id NOT IN ({})", placeholders(3, present.len()));
+        }
+        if !broken_files.is_empty() {
+            let start = 3 + present.len();
+            sql += &format!(" AND fileloc NOT IN ({})", placeholders(start, broken_files.len()));
+        }
+        sql += " RETURNING dag_id";
+        let mut query = sqlx::query(&sql).bind(false).bind(true);
+        for value in present.iter().chain(broken_files) {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok(r.try_get("dag_id")?)).collect()
+    }
+
+    pub async fn get_dag(&self, dag_id: &str) -> Result<Option<DagRow>> {
+        let sql = format!("SELECT {} FROM dags WHERE dag_id = $1", DagRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(dag_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(DagRow::decode).transpose()
+    }
+
+    /// A page of DAGs in `dag_id` order, and the number of DAGs that match the filter.
+    pub async fn list_dags(&self, filter: &DagFilter) -> Result<(Vec<DagRow>, i64)> {
+        let mut conditions = vec!["1 = 1".to_string()];
+        let mut binds: Vec<Bind> = Vec::new();
+        if let Some(paused) = filter.paused {
+            binds.push(Bind::Bool(paused));
+            conditions.push(format!("is_paused = ${}", binds.len()));
+        }
+        if filter.only_active {
+            binds.push(Bind::Bool(true));
+            conditions.push(format!("is_active = ${}", binds.len()));
+        }
+        if let Some(pattern) = &filter.dag_id_pattern {
+            binds.push(Bind::Text(pattern.clone()));
+            conditions.push(format!("dag_id LIKE ${}", binds.len()));
+        }
+        let where_clause = conditions.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM dags WHERE {where_clause}");
+        let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
+        let page_sql = format!(
+            "SELECT {} FROM dags WHERE {where_clause} ORDER BY dag_id LIMIT {} OFFSET {}",
+            DagRow::COLUMNS,
+            filter.limit.max(0),
+            filter.offset.max(0)
+        );
+        let rows = bind_all(sqlx::query(&page_sql), &binds).fetch_all(self.pool()).await?;
+        let dags = rows.iter().map(DagRow::decode).collect::<Result<Vec<_>>>()?;
+        Ok((dags, total))
+    }
+
+    /// Sets a DAG's paused flag; `None` when there is no such DAG.
+    pub async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<Option<DagRow>> {
+        sqlx::query("UPDATE dags SET is_paused = $1 WHERE dag_id = $2")
+            .bind(paused)
+            .bind(dag_id)
+            .execute(self.pool())
+            .await?;
+        self.get_dag(dag_id).await
+    }
+
+    pub async fn get_dag_version(&self, id: Uuid) -> Result<Option<DagVersionRow>> {
+        let sql = format!("SELECT {} FROM dag_versions WHERE id = $1", DagVersionRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(self.pool()).await?;
+        row.as_ref().map(DagVersionRow::decode).transpose()
+    }
+
+    /// Records (or refreshes) the import error of a file.
+    pub async fn record_import_error(&self, filename: &str, message: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO import_errors (filename, message, timestamp_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (filename) DO UPDATE SET message = excluded.message, timestamp_ms = excluded.timestamp_ms",
+        )
+        .bind(filename)
+        .bind(message)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the import errors of every file not in `still_broken`.
+    pub async fn clear_import_errors_except(&self, still_broken: &[String]) -> Result<()> {
+        let mut sql = String::from("DELETE FROM import_errors");
+        if !still_broken.is_empty() {
+            sql += &format!(" WHERE filename NOT IN ({})", placeholders(1, still_broken.len()));
+        }
+        let mut query = sqlx::query(&sql);
+        for file in still_broken {
+            query = query.bind(file);
+        }
+        query.execute(self.pool()).await?;
+        Ok(())
+    }
+
+    pub async fn list_import_errors(&self, limit: i64, offset: i64) -> Result<(Vec<ImportErrorRow>, i64)> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM import_errors").fetch_one(self.pool()).await?.try_get("n")?;
+        let sql = format!(
+            "SELECT id, filename, message, timestamp_ms FROM import_errors ORDER BY id LIMIT {} OFFSET {}",
+            limit.max(0),
+            offset.max(0)
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        let errors = rows
+            .iter()
+            .map(|r| {
+                Ok(ImportErrorRow {
+                    id: r.try_get("id")?,
+                    filename: r.try_get("filename")?,
+                    message: r.try_get("message")?,
+                    timestamp: from_ms(r.try_get("timestamp_ms")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((errors, total))
+    }
+
+    pub async fn set_variable(&self, key: &str, value: &str, description: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO variables (key, val, description) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET val = excluded.val, description = excluded.description",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(description)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_variables(&self) -> Result<Vec<VariableRow>> {
+        let rows =
+            sqlx::query("SELECT key, val, description FROM variables ORDER BY key").fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(VariableRow {
+                    key: r.try_get("key")?,
+                    value: r.try_get("val")?,
+                    description: r.try_get("description")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A value bound to a dynamically built query.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Bool(bool),
+    Text(String),
+}
+
+pub(crate) fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for bind in binds {
+        query = match bind {
+            Bind::Bool(b) => query.bind(*b),
+            Bind::Text(t) => query.bind(t.as_str()),
+        };
+    }
+    query
+}

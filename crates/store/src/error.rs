@@ -1,0 +1,31 @@
+//! The store's error type.
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value that Sluice cannot read back: a bug or a manual edit of the database.
+    #[error("corrupt stored value in {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> Error {
+        Error::Corrupt { what, detail: detail.to_string() }
+    }
+
+    /// Whether this is a unique-constraint violation (a concurrent writer got there first).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+}

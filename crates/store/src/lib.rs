@@ -1,0 +1,165 @@
+//! Sluice's persistence: every DAG, DAG run, task instance, try and log line lives here.
+//!
+//! One implementation serves both databases: PostgreSQL for production and SQLite for the embedded standalone
+//! mode. They share every query through sqlx's `Any` driver; the schema stores times as UTC epoch milliseconds
+//! and ids as UUID text so that the same SQL means the same thing on both. The few places where the databases
+//! differ (row locks with `FOR UPDATE SKIP LOCKED`, the connection pool) are decided by [`Dialect`].
+//!
+//! Reads for the API are plain methods on [`Store`]; changes that must happen together (claiming a task,
+//! recording a try's end and scheduling what follows) go through a [`Tx`].
+
+mod dags;
+mod error;
+mod logs;
+mod rows;
+mod runs;
+mod tasks;
+mod time;
+mod tx;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use dags::{DagFilter, DagUpsert, ImportErrorRow, VariableRow};
+pub use error::{Error, Result};
+pub use logs::LogRow;
+pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
+pub use runs::{NewRun, NewTaskInstance, RunFilter};
+pub use tasks::{ClaimedTask, TryEnd};
+pub use time::{from_ms, now_ms, to_ms};
+pub use tx::Tx;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    pub fn from_url(url: &str) -> Result<Dialect> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else {
+            Err(Error::Config(format!("unsupported database URL {url:?}: use postgres://… or sqlite://…")))
+        }
+    }
+
+    /// Row-lock suffix for a `SELECT` whose rows this transaction will change. SQLite needs none: it has one
+    /// writer at a time, and Sluice's SQLite pool has a single connection.
+    pub(crate) fn lock_skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    pub(crate) fn lock_wait(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite://path`); a SQLite file is created if missing.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url)?;
+        let url = match dialect {
+            Dialect::Sqlite => sqlite_url_creating_parent(url)?,
+            Dialect::Postgres => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = match dialect {
+            Dialect::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?
+            }
+            // One connection: SQLite allows one writer at a time, and queueing writers in the pool is both
+            // faster and simpler than retrying on SQLITE_BUSY.
+            Dialect::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(60))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        Ok(Store { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Brings the schema up to date. Safe to run from several processes at once on PostgreSQL (sqlx takes an
+    /// advisory lock).
+    pub async fn migrate(&self) -> Result<()> {
+        match self.dialect {
+            Dialect::Postgres => sqlx::migrate!("../../migrations/postgres").run(&self.pool).await?,
+            Dialect::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(Tx::new(self.pool.begin().await?, self.dialect))
+    }
+
+    /// A trivial query, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// `sqlite://.sluice/sluice.db` → the same URL with `mode=rwc`, after creating `.sluice/`.
+fn sqlite_url_creating_parent(url: &str) -> Result<String> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(Error::Config("a SQLite database needs a file path, e.g. sqlite://.sluice/sluice.db".into()));
+    }
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Config(format!("cannot create the folder of {path:?}: {e}")))?;
+        }
+    }
+    let sep = if rest.contains('?') { '&' } else { '?' };
+    Ok(if rest.contains("mode=") { format!("sqlite://{rest}") } else { format!("sqlite://{rest}{sep}mode=rwc") })
+}

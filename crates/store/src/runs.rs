@@ -1,0 +1,356 @@
+//! DAG runs and their task instances: creation, the scheduler's run-level decisions and the API's reads.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sluice_core::{RunState, TaskState};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::dags::{Bind, bind_all, placeholders};
+use crate::error::Result;
+use crate::rows::{DagRow, DagRunRow, TaskInstanceRow, TaskTryRow};
+use crate::time::to_ms;
+use crate::{Store, Tx};
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub dag_id: String,
+    pub run_id: String,
+    pub version_id: Uuid,
+    pub run_type: String,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    pub run_after: DateTime<Utc>,
+    pub conf: Value,
+    pub note: Option<String>,
+    pub triggered_by: String,
+}
+
+/// A task instance created with its run (state `none`).
+#[derive(Debug, Clone)]
+pub struct NewTaskInstance {
+    pub task_id: String,
+    pub max_tries: i64,
+    pub priority_weight: i64,
+    pub queue: String,
+    pub pool: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// `None` lists the runs of every DAG (Airflow's `~`).
+    pub dag_id: Option<String>,
+    pub states: Vec<RunState>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Rows per multi-row INSERT: well under both databases' bound-parameter limits.
+const INSERT_CHUNK: usize = 500;
+
+impl Tx {
+    /// Creates a run and its task instances. Returns `None`, creating nothing, when the run exists already (same
+    /// `run_id` or logical date: another scheduler made it) or when `max_active_runs` active runs exist.
+    pub async fn create_run(
+        &mut self,
+        run: &NewRun,
+        tasks: &[NewTaskInstance],
+        max_active_runs: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DagRunRow>> {
+        if let Some(max) = max_active_runs {
+            // Lock the DAG so that two schedulers count its active runs one after the other.
+            let lock = format!("SELECT dag_id FROM dags WHERE dag_id = $1{}", self.dialect.lock_wait());
+            sqlx::query(&lock).bind(&run.dag_id).execute(&mut *self.inner).await?;
+            if self.count_active_runs(&run.dag_id).await? >= max {
+                return Ok(None);
+            }
+        }
+        let id = Uuid::now_v7();
+        let sql = format!(
+            "INSERT INTO dag_runs (id, dag_id, run_id, version_id, run_type, state, logical_date_ms, \
+                 data_interval_start_ms, data_interval_end_ms, run_after_ms, queued_at_ms, conf, note, triggered_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT DO NOTHING RETURNING {}",
+            DagRunRow::COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(&run.dag_id)
+            .bind(&run.run_id)
+            .bind(run.version_id.to_string())
+            .bind(&run.run_type)
+            .bind(RunState::Queued.as_str())
+            .bind(run.logical_date.map(to_ms))
+            .bind(run.data_interval_start.map(to_ms))
+            .bind(run.data_interval_end.map(to_ms))
+            .bind(to_ms(run.run_after))
+            .bind(to_ms(now))
+            .bind(run.conf.to_string())
+            .bind(&run.note)
+            .bind(&run.triggered_by)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let created = DagRunRow::decode(&row)?;
+        for chunk in tasks.chunks(INSERT_CHUNK) {
+            self.insert_task_instances(&created, chunk).await?;
+        }
+        Ok(Some(created))
+    }
+
+    async fn insert_task_instances(&mut self, run: &DagRunRow, tasks: &[NewTaskInstance]) -> Result<()> {
+        const COLS: usize = 10;
+        let values =
+            (0..tasks.len()).map(|i| format!("({})", placeholders(i * COLS + 1, COLS))).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "INSERT INTO task_instances (id, run_pk, dag_id, run_id, task_id, state, max_tries, \
+                 priority_weight, queue, pool) VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql);
+        for task in tasks {
+            query = query
+                .bind(Uuid::now_v7().to_string())
+                .bind(run.id.to_string())
+                .bind(&run.dag_id)
+                .bind(&run.run_id)
+                .bind(&task.task_id)
+                .bind(TaskState::None.as_str())
+                .bind(task.max_tries)
+                .bind(task.priority_weight)
+                .bind(&task.queue)
+                .bind(&task.pool);
+        }
+        query.execute(&mut *self.inner).await?;
+        Ok(())
+    }
+
+    pub async fn count_active_runs(&mut self, dag_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM dag_runs WHERE dag_id = $1 AND state IN ($2, $3)")
+            .bind(dag_id)
+            .bind(RunState::Queued.as_str())
+            .bind(RunState::Running.as_str())
+            .fetch_one(&mut *self.inner)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub async fn count_running_runs(&mut self, dag_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM dag_runs WHERE dag_id = $1 AND state = $2")
+            .bind(dag_id)
+            .bind(RunState::Running.as_str())
+            .fetch_one(&mut *self.inner)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Locks up to `limit` unfinished runs that no other scheduler holds, least recently examined first.
+    pub async fn lock_runs_to_schedule(&mut self, limit: i64) -> Result<Vec<DagRunRow>> {
+        let sql = format!(
+            "SELECT {} FROM dag_runs WHERE state IN ($1, $2)
+              ORDER BY last_scheduling_decision_ms NULLS FIRST, id LIMIT {}{}",
+            DagRunRow::COLUMNS,
+            limit.max(1),
+            self.dialect.lock_skip_locked()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(RunState::Queued.as_str())
+            .bind(RunState::Running.as_str())
+            .fetch_all(&mut *self.inner)
+            .await?;
+        rows.iter().map(DagRunRow::decode).collect()
+    }
+
+    /// Locks one run, waiting for whoever holds it.
+    pub async fn lock_run(&mut self, run_pk: Uuid) -> Result<Option<DagRunRow>> {
+        let sql = format!("SELECT {} FROM dag_runs WHERE id = $1{}", DagRunRow::COLUMNS, self.dialect.lock_wait());
+        let row = sqlx::query(&sql).bind(run_pk.to_string()).fetch_optional(&mut *self.inner).await?;
+        row.as_ref().map(DagRunRow::decode).transpose()
+    }
+
+    pub async fn set_run_state(&mut self, run_pk: Uuid, state: RunState, now: DateTime<Utc>) -> Result<()> {
+        let sql = match state {
+            RunState::Queued => "UPDATE dag_runs SET state = $1, queued_at_ms = $2 WHERE id = $3",
+            RunState::Running => "UPDATE dag_runs SET state = $1, start_ms = COALESCE(start_ms, $2) WHERE id = $3",
+            RunState::Success | RunState::Failed => "UPDATE dag_runs SET state = $1, end_ms = $2 WHERE id = $3",
+        };
+        sqlx::query(sql)
+            .bind(state.as_str())
+            .bind(to_ms(now))
+            .bind(run_pk.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch_run(&mut self, run_pk: Uuid, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE dag_runs SET last_scheduling_decision_ms = $1 WHERE id = $2")
+            .bind(to_ms(now))
+            .bind(run_pk.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// The task instances of a run, all of them or those of `task_ids`.
+    pub async fn run_task_instances(
+        &mut self,
+        run_pk: Uuid,
+        task_ids: Option<&[String]>,
+    ) -> Result<Vec<TaskInstanceRow>> {
+        let mut sql = format!("SELECT {} FROM task_instances WHERE run_pk = $1", TaskInstanceRow::COLUMNS);
+        if let Some(ids) = task_ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql += &format!(" AND task_id IN ({})", placeholders(2, ids.len()));
+        }
+        let mut query = sqlx::query(&sql).bind(run_pk.to_string());
+        for id in task_ids.unwrap_or_default() {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&mut *self.inner).await?;
+        rows.iter().map(TaskInstanceRow::decode).collect()
+    }
+
+    pub async fn count_unfinished_tis(&mut self, run_pk: Uuid) -> Result<i64> {
+        let finished = finished_states();
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM task_instances WHERE run_pk = $1 AND state NOT IN ({})",
+            placeholders(2, finished.len())
+        );
+        let mut query = sqlx::query(&sql).bind(run_pk.to_string());
+        for state in &finished {
+            query = query.bind(*state);
+        }
+        Ok(query.fetch_one(&mut *self.inner).await?.try_get("n")?)
+    }
+
+    /// Queued and running task instances of a DAG, across its runs (for `max_active_tasks`).
+    pub async fn count_active_tis_of_dag(&mut self, dag_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM task_instances WHERE dag_id = $1 AND state IN ($2, $3)")
+            .bind(dag_id)
+            .bind(TaskState::Queued.as_str())
+            .bind(TaskState::Running.as_str())
+            .fetch_one(&mut *self.inner)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub async fn get_dag(&mut self, dag_id: &str) -> Result<Option<DagRow>> {
+        let sql = format!("SELECT {} FROM dags WHERE dag_id = $1", DagRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(dag_id).fetch_optional(&mut *self.inner).await?;
+        row.as_ref().map(DagRow::decode).transpose()
+    }
+}
+
+fn finished_states() -> Vec<&'static str> {
+    [TaskState::Success, TaskState::Failed, TaskState::Skipped, TaskState::UpstreamFailed, TaskState::Removed]
+        .iter()
+        .map(TaskState::as_str)
+        .collect()
+}
+
+impl Store {
+    /// The data interval of the DAG's latest scheduled run, if any.
+    pub async fn last_scheduled_interval(&self, dag_id: &str) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+        let row = sqlx::query(
+            "SELECT data_interval_start_ms, data_interval_end_ms FROM dag_runs
+              WHERE dag_id = $1 AND run_type = 'scheduled' AND data_interval_start_ms IS NOT NULL
+              ORDER BY data_interval_start_ms DESC LIMIT 1",
+        )
+        .bind(dag_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let start: Option<i64> = row.try_get("data_interval_start_ms")?;
+        let end: Option<i64> = row.try_get("data_interval_end_ms")?;
+        Ok(start.zip(end).map(|(s, e)| (crate::from_ms(s), crate::from_ms(e))))
+    }
+
+    /// Active, unpaused DAGs with a parsed version: the ones whose schedules the scheduler follows.
+    pub async fn schedulable_dags(&self) -> Result<Vec<DagRow>> {
+        let sql = format!(
+            "SELECT {} FROM dags WHERE is_active = $1 AND is_paused = $2 AND latest_version_id IS NOT NULL
+              ORDER BY dag_id",
+            DagRow::COLUMNS
+        );
+        let rows = sqlx::query(&sql).bind(true).bind(false).fetch_all(self.pool()).await?;
+        rows.iter().map(DagRow::decode).collect()
+    }
+
+    pub async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<DagRunRow>> {
+        let sql = format!("SELECT {} FROM dag_runs WHERE dag_id = $1 AND run_id = $2", DagRunRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(dag_id).bind(run_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(DagRunRow::decode).transpose()
+    }
+
+    /// A page of runs, newest first, and the number that match.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<(Vec<DagRunRow>, i64)> {
+        let mut conditions = vec!["1 = 1".to_string()];
+        let mut binds = Vec::new();
+        if let Some(dag_id) = &filter.dag_id {
+            binds.push(Bind::Text(dag_id.clone()));
+            conditions.push(format!("dag_id = ${}", binds.len()));
+        }
+        if !filter.states.is_empty() {
+            let start = binds.len() + 1;
+            binds.extend(filter.states.iter().map(|s| Bind::Text(s.as_str().into())));
+            conditions.push(format!("state IN ({})", placeholders(start, filter.states.len())));
+        }
+        let where_clause = conditions.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM dag_runs WHERE {where_clause}");
+        let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
+        let sql = format!(
+            "SELECT {} FROM dag_runs WHERE {where_clause} ORDER BY run_after_ms DESC, id DESC LIMIT {} OFFSET {}",
+            DagRunRow::COLUMNS,
+            filter.limit.max(0),
+            filter.offset.max(0)
+        );
+        let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
+        Ok((rows.iter().map(DagRunRow::decode).collect::<Result<Vec<_>>>()?, total))
+    }
+
+    pub async fn list_task_instances(&self, run_pk: Uuid) -> Result<Vec<TaskInstanceRow>> {
+        let sql = format!(
+            "SELECT {} FROM task_instances WHERE run_pk = $1 ORDER BY task_id, map_index",
+            TaskInstanceRow::COLUMNS
+        );
+        let rows = sqlx::query(&sql).bind(run_pk.to_string()).fetch_all(self.pool()).await?;
+        rows.iter().map(TaskInstanceRow::decode).collect()
+    }
+
+    pub async fn get_task_instance(
+        &self,
+        run_pk: Uuid,
+        task_id: &str,
+        map_index: i64,
+    ) -> Result<Option<TaskInstanceRow>> {
+        let sql = format!(
+            "SELECT {} FROM task_instances WHERE run_pk = $1 AND task_id = $2 AND map_index = $3",
+            TaskInstanceRow::COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(run_pk.to_string())
+            .bind(task_id)
+            .bind(map_index)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(TaskInstanceRow::decode).transpose()
+    }
+
+    /// Every try of a task instance, first try first.
+    pub async fn list_tries(&self, ti_id: Uuid) -> Result<Vec<TaskTryRow>> {
+        let sql = format!("SELECT {} FROM task_tries WHERE ti_id = $1 ORDER BY try_number", TaskTryRow::COLUMNS);
+        let rows = sqlx::query(&sql).bind(ti_id.to_string()).fetch_all(self.pool()).await?;
+        rows.iter().map(TaskTryRow::decode).collect()
+    }
+
+    pub async fn get_try(&self, ti_id: Uuid, try_number: i64) -> Result<Option<TaskTryRow>> {
+        let sql = format!("SELECT {} FROM task_tries WHERE ti_id = $1 AND try_number = $2", TaskTryRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(ti_id.to_string()).bind(try_number).fetch_optional(self.pool()).await?;
+        row.as_ref().map(TaskTryRow::decode).transpose()
+    }
+}

@@ -1,0 +1,203 @@
+//! The HTTP calls a worker makes to the server: lease, heartbeat, logs, report (`/worker/v1`).
+//!
+//! Every call carries `Authorization: Bearer <worker token>`. Status codes the worker acts on become their own error
+//! variants: 401 (wrong token, fatal) and 409 (the lease is stale: stop, change nothing). Everything else is either
+//! transient (network, 5xx, 429: try again later) or a bug to log.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sluice_core::protocol::{
+    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, LogBatch, ReportRequest,
+    WORKER_API_PREFIX,
+};
+use uuid::Uuid;
+
+/// Time allowed for a call that is not a long poll.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a lease on top of the long-poll wait, for the server to answer once the wait is over.
+const LEASE_SLACK: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the server rejected the worker token (401)")]
+    Unauthorized,
+    #[error("the lease is stale (409): the server no longer lets this worker run the try")]
+    Conflict,
+    #[error("the server answered {status}: {body}")]
+    Status { status: StatusCode, body: String },
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl ClientError {
+    /// Whether the same request may succeed later (server restarting or overloaded, network down).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Http(e) => !e.is_builder() && !e.is_decode(),
+            ClientError::Status { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            ClientError::Unauthorized | ClientError::Conflict => false,
+        }
+    }
+}
+
+/// The worker's connection to the server; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// `{server}/worker/v1`, without a trailing slash.
+    base: String,
+    token: String,
+}
+
+impl Client {
+    pub fn new(server: &str, token: &str) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        let base = format!("{}{WORKER_API_PREFIX}", server.trim_end_matches('/'));
+        Ok(Client {
+            http,
+            base,
+            token: token.to_owned(),
+        })
+    }
+
+    /// Long-polls for up to `request.slots` tasks.
+    pub async fn lease(&self, request: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
+        let timeout = Duration::from_millis(request.wait_ms) + LEASE_SLACK;
+        self.post("lease", request, timeout).await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        ti_id: Uuid,
+        lease_id: Uuid,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        let body = HeartbeatRequest { lease_id };
+        self.post(&format!("tasks/{ti_id}/heartbeat"), &body, CALL_TIMEOUT)
+            .await
+    }
+
+    pub async fn logs(&self, ti_id: Uuid, batch: &LogBatch) -> Result<(), ClientError> {
+        self.post_ignoring_body(&format!("tasks/{ti_id}/logs"), batch)
+            .await
+    }
+
+    pub async fn report(&self, ti_id: Uuid, report: &ReportRequest) -> Result<(), ClientError> {
+        self.post_ignoring_body(&format!("tasks/{ti_id}/report"), report)
+            .await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        Ok(self.send(path, body, timeout).await?.json().await?)
+    }
+
+    async fn post_ignoring_body(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(), ClientError> {
+        self.send(path, body, CALL_TIMEOUT).await.map(drop)
+    }
+
+    /// Sends the request and turns every non-2xx answer into an error.
+    async fn send(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = self
+            .http
+            .post(format!("{}/{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await?;
+        match response.status() {
+            status if status.is_success() => Ok(response),
+            StatusCode::UNAUTHORIZED => Err(ClientError::Unauthorized),
+            StatusCode::CONFLICT => Err(ClientError::Conflict),
+            status => {
+                // The body is the server's `{"detail": ...}`; keep it short in our logs.
+                let body = response.text().await.unwrap_or_default();
+                Err(ClientError::Status {
+                    status,
+                    body: body.chars().take(500).collect(),
+                })
+            }
+        }
+    }
+}
+
+/// Exponential backoff between retries: 0.2 s, 0.4 s, ... up to 5 s.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(5);
+
+    pub fn new() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The delay before the next retry.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_seconds_and_resets() {
+        let mut backoff = Backoff::new();
+        let delays: Vec<u128> = (0..7).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 3200, 5000, 5000]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn urls_do_not_depend_on_a_trailing_slash() {
+        let a = Client::new("http://127.0.0.1:8080/", "t").expect("client");
+        let b = Client::new("http://127.0.0.1:8080", "t").expect("client");
+        assert_eq!(a.base, "http://127.0.0.1:8080/worker/v1");
+        assert_eq!(a.base, b.base);
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        let status = |status| ClientError::Status {
+            status,
+            body: String::new(),
+        };
+        assert!(status(StatusCode::SERVICE_UNAVAILABLE).is_transient());
+        assert!(status(StatusCode::TOO_MANY_REQUESTS).is_transient());
+        assert!(!status(StatusCode::BAD_REQUEST).is_transient());
+        assert!(!ClientError::Conflict.is_transient());
+        assert!(!ClientError::Unauthorized.is_transient());
+    }
+}

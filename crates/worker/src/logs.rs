@@ -1,0 +1,266 @@
+//! Streaming a try's log lines to the server in batches.
+//!
+//! Two pumps read the child's stdout and stderr line by line; the worker adds `system` lines of its own ("started
+//! pid 42", "exit code 1"). All go through one bounded channel to a shipper task that posts a batch every
+//! [`FLUSH_EVERY`], or sooner when the batch is large. The channel being bounded is deliberate: when the server is
+//! slow, the pumps stop reading, the pipe fills and the task blocks on write, as it would on a slow terminal, instead
+//! of the worker buffering without limit.
+//!
+//! Logs are best effort: a batch that cannot be posted is dropped with a warning, and the try goes on. The outcome
+//! is what must not be lost (see the report in `task.rs`).
+
+use chrono::Utc;
+use sluice_core::protocol::{LogBatch, LogLine, LogStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::client::{Client, ClientError};
+use crate::output::{MAX_OUTPUT_BYTES, marker_payload};
+
+/// How long a line may wait before it is sent.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// A batch is sent at once when it has this many lines...
+const MAX_BATCH_LINES: usize = 1000;
+/// ...or this many bytes.
+const MAX_BATCH_BYTES: usize = 512 * 1024;
+/// Lines waiting in the channel before the pumps stop reading.
+const CHANNEL_LINES: usize = 4096;
+/// Longer lines are cut into pieces. A bit above the output cap, so that a too-big `::output::` line is still
+/// recognised as one (and fails the try) rather than cut into a small-looking piece.
+pub const MAX_LINE_BYTES: usize = MAX_OUTPUT_BYTES + 1024;
+
+/// Where log lines are written; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LogSender {
+    tx: mpsc::Sender<LogLine>,
+}
+
+impl LogSender {
+    /// A line written by the worker itself. Never blocks: when the channel is full (the server is slow), the line
+    /// goes to the worker's own log only, so that logging never delays a kill.
+    pub fn system(&self, line: impl Into<String>) {
+        let line = line.into();
+        tracing::info!("{line}");
+        if self.tx.try_send(log_line(LogStream::System, line)).is_err() {
+            tracing::warn!("log buffer full or closed: the line above is not sent to the server");
+        }
+    }
+
+    /// A line of the task's output; waits when the channel is full.
+    async fn send(&self, stream: LogStream, line: String) -> bool {
+        self.tx.send(log_line(stream, line)).await.is_ok()
+    }
+}
+
+/// A sender whose lines land in the returned receiver, for tests that look at what a try logs.
+#[cfg(test)]
+pub fn test_channel() -> (LogSender, mpsc::Receiver<LogLine>) {
+    let (tx, rx) = mpsc::channel(CHANNEL_LINES);
+    (LogSender { tx }, rx)
+}
+
+fn log_line(stream: LogStream, line: String) -> LogLine {
+    LogLine {
+        timestamp: Utc::now(),
+        stream,
+        line,
+    }
+}
+
+/// The task that posts log batches of one try.
+#[derive(Debug)]
+pub struct LogShipper {
+    sender: LogSender,
+    task: JoinHandle<()>,
+}
+
+impl LogShipper {
+    pub fn start(client: Client, ti_id: Uuid, lease_id: Uuid) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_LINES);
+        let task = tokio::spawn(ship(client, ti_id, lease_id, rx));
+        LogShipper {
+            sender: LogSender { tx },
+            task,
+        }
+    }
+
+    pub fn sender(&self) -> LogSender {
+        self.sender.clone()
+    }
+
+    /// Sends what is left and stops. The other senders must be dropped first, or this waits for them.
+    pub async fn finish(self) {
+        drop(self.sender);
+        if let Err(e) = self.task.await {
+            tracing::error!("the log shipper failed: {e}");
+        }
+    }
+}
+
+/// Lines gathered for the next post.
+#[derive(Debug, Default)]
+struct Batch {
+    lines: Vec<LogLine>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Adds a line; true when the batch should be sent now.
+    fn push(&mut self, line: LogLine) -> bool {
+        self.bytes += line.line.len();
+        self.lines.push(line);
+        self.lines.len() >= MAX_BATCH_LINES || self.bytes >= MAX_BATCH_BYTES
+    }
+
+    fn take(&mut self) -> Vec<LogLine> {
+        self.bytes = 0;
+        std::mem::take(&mut self.lines)
+    }
+}
+
+async fn ship(client: Client, ti_id: Uuid, lease_id: Uuid, mut rx: mpsc::Receiver<LogLine>) {
+    let mut batch = Batch::default();
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poster = Poster {
+        client,
+        ti_id,
+        lease_id,
+        lease_lost: false,
+    };
+    loop {
+        tokio::select! {
+            line = rx.recv() => match line {
+                Some(line) => if batch.push(line) { poster.post(batch.take()).await },
+                None => return poster.post(batch.take()).await,
+            },
+            _ = tick.tick() => poster.post(batch.take()).await,
+        }
+    }
+}
+
+struct Poster {
+    client: Client,
+    ti_id: Uuid,
+    lease_id: Uuid,
+    /// After a 409 the server refuses every batch; stop trying (the heartbeat kills the task).
+    lease_lost: bool,
+}
+
+impl Poster {
+    async fn post(&mut self, lines: Vec<LogLine>) {
+        if lines.is_empty() || self.lease_lost {
+            return;
+        }
+        let count = lines.len();
+        let batch = LogBatch {
+            lease_id: self.lease_id,
+            lines,
+        };
+        match self.client.logs(self.ti_id, &batch).await {
+            Ok(()) => {}
+            Err(ClientError::Conflict) => {
+                tracing::warn!("the server refused the logs: the lease is lost");
+                self.lease_lost = true;
+            }
+            Err(e) => tracing::warn!("dropping {count} log lines: {e}"),
+        }
+    }
+}
+
+/// Reads `reader` line by line into `sink` until EOF. Returns the payload of the last `::output::` line (stdout only).
+///
+/// Invalid UTF-8 is replaced rather than fatal (tasks print what they print), and a line longer than
+/// [`MAX_LINE_BYTES`] is cut into pieces so that a task printing without newlines cannot exhaust memory.
+pub async fn pump_lines(
+    reader: impl AsyncRead + Unpin,
+    stream: LogStream,
+    sink: LogSender,
+) -> Option<String> {
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    let mut last_marker = None;
+    loop {
+        buf.clear();
+        let limit = MAX_LINE_BYTES as u64;
+        match (&mut reader).take(limit).read_until(b'\n', &mut buf).await {
+            Ok(0) => return last_marker,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(?stream, "reading the task's output failed: {e}");
+                return last_marker;
+            }
+        }
+        let line = String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\n', '\r'])
+            .to_owned();
+        if let Some(payload) = marker_payload(&line).filter(|_| stream == LogStream::Stdout) {
+            last_marker = Some(payload.to_owned());
+        }
+        if !sink.send(stream, line).await {
+            return last_marker;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(rx: &mut mpsc::Receiver<LogLine>) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|l| l.line)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_and_the_last_output_marker_is_kept() {
+        let (sink, mut rx) = test_channel();
+        let text = b"one\r\n::output::{\"a\": 1}\nbad \xff byte\n::output::2\nlast without newline";
+        let marker = pump_lines(&text[..], LogStream::Stdout, sink).await;
+        assert_eq!(marker.as_deref(), Some("2"));
+        let lines = drain(&mut rx);
+        assert_eq!(
+            lines,
+            [
+                "one",
+                "::output::{\"a\": 1}",
+                "bad \u{fffd} byte",
+                "::output::2",
+                "last without newline"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_line_is_cut_into_pieces() {
+        let (sink, mut rx) = test_channel();
+        let text = format!("{}\nnext\n", "x".repeat(MAX_LINE_BYTES * 2 + 5));
+        pump_lines(text.as_bytes(), LogStream::Stderr, sink).await;
+        let lengths: Vec<usize> = drain(&mut rx).iter().map(String::len).collect();
+        assert_eq!(lengths, [MAX_LINE_BYTES, MAX_LINE_BYTES, 5, 4]);
+    }
+
+    #[tokio::test]
+    async fn system_lines_never_block() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let sink = LogSender { tx };
+        sink.system("started pid 1");
+        sink.system("dropped: the channel is full");
+        assert_eq!(drain(&mut rx), ["started pid 1"]);
+    }
+
+    #[test]
+    fn a_batch_is_full_by_lines_or_by_bytes() {
+        let mut batch = Batch::default();
+        let full =
+            (0..MAX_BATCH_LINES).map(|_| batch.push(log_line(LogStream::Stdout, "x".into())));
+        assert_eq!(full.filter(|full| *full).count(), 1);
+        assert_eq!(batch.take().len(), MAX_BATCH_LINES);
+        assert!(batch.lines.is_empty() && batch.bytes == 0);
+        assert!(!batch.push(log_line(LogStream::Stdout, "small".into())));
+        assert!(batch.push(log_line(LogStream::Stdout, "y".repeat(MAX_BATCH_BYTES))));
+    }
+}

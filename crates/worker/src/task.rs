@@ -1,0 +1,579 @@
+//! One task try, from spawn to report.
+//!
+//! The try runs until the first of: the process exits, `execution_timeout` passes, the heartbeat says stop (cancel,
+//! lease lost, or server unreachable for a whole lease), or the worker shuts down. Whatever ends it, the whole
+//! process group is killed before the outcome is reported, so that nothing of the try outlives its report.
+//!
+//! Fencing: when the lease is lost (409) or could not be renewed for `lease_ms`, the server has already ended the try
+//! and may hand the task to another worker; the task is killed at once and nothing is reported.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use sluice_core::protocol::{LeasedTask, LogStream, ReportRequest, TaskOutcome};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::client::{Backoff, Client, ClientError};
+use crate::logs::{LogSender, LogShipper, pump_lines};
+use crate::output::read_output;
+use crate::process::{SpawnSpec, TaskProcess, describe_exit};
+
+/// How long to wait for the log pipes to close once the group is dead. Only a process that left the group
+/// (`setsid`) can hold them longer, and it must not hold up the report.
+const PIPE_DRAIN: Duration = Duration::from_secs(2);
+
+/// What every try of this worker shares.
+#[derive(Debug, Clone)]
+pub struct TryContext {
+    pub client: Client,
+    pub kill_grace: Duration,
+    /// Becomes true when the worker's shutdown grace is over and running tries must be killed.
+    pub kill_all: watch::Receiver<bool>,
+}
+
+/// Runs one leased try to the end, reporting its outcome unless the lease was lost.
+pub async fn run_try(ctx: TryContext, task: LeasedTask) {
+    let span = tracing::info_span!(
+        "task",
+        dag_id = %task.dag_id,
+        run_id = %task.dag_run_id,
+        task_id = %task.task_id,
+        map_index = task.map_index,
+        try_number = task.try_number,
+    );
+    async move {
+        let logs = LogShipper::start(ctx.client.clone(), task.ti_id, task.lease_id);
+        let verdict = execute(&ctx, &task, logs.sender()).await;
+        // The logs go first, so that the last lines are stored when the report makes the try final.
+        logs.finish().await;
+        if let Some(verdict) = verdict {
+            report(&ctx.client, &task, verdict).await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// What to report about a try.
+#[derive(Debug)]
+struct Verdict {
+    exit_code: Option<i32>,
+    pid: Option<u32>,
+    error: Option<String>,
+    output: Option<serde_json::Value>,
+}
+
+impl Verdict {
+    fn failed(error: impl Into<String>) -> Self {
+        Verdict {
+            exit_code: None,
+            pid: None,
+            error: Some(error.into()),
+            output: None,
+        }
+    }
+}
+
+/// Why the try stopped.
+#[derive(Debug)]
+enum End {
+    Exited(ExitStatus),
+    WaitFailed(std::io::Error),
+    TimedOut(Duration),
+    Cancelled,
+    /// The server answered 409: another decision already ended the try.
+    LeaseLost,
+    /// No heartbeat got through for a whole lease: the server has failed the try as lost.
+    LeaseExpired,
+    Shutdown,
+}
+
+/// Runs the process; `None` when the lease is gone and nothing may be reported.
+async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<Verdict> {
+    let output_file = match create_output_file(task).await {
+        Ok(path) => path,
+        Err(e) => {
+            return Some(Verdict::failed(format!(
+                "could not create the $SLUICE_OUTPUT file: {e}"
+            )));
+        }
+    };
+    let verdict = run_process(ctx, task, &log, &output_file).await;
+    if let Err(e) = tokio::fs::remove_file(&output_file).await {
+        tracing::warn!("could not remove {}: {e}", output_file.display());
+    }
+    verdict
+}
+
+async fn run_process(
+    ctx: &TryContext,
+    task: &LeasedTask,
+    log: &LogSender,
+    output: &Path,
+) -> Option<Verdict> {
+    let spawned = match TaskProcess::spawn(&spawn_spec(task, output)) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            log.system(e.to_string());
+            return Some(Verdict::failed(e.to_string()));
+        }
+    };
+    let mut process = spawned.process;
+    let pid = process.pid();
+    log.system(format!("started pid {pid}"));
+    let stdout = tokio::spawn(pump_lines(spawned.stdout, LogStream::Stdout, log.clone()));
+    let stderr = tokio::spawn(pump_lines(spawned.stderr, LogStream::Stderr, log.clone()));
+
+    let end = supervise(ctx, task, &mut process).await;
+    let verdict = stop(ctx, &mut process, end, log).await;
+    let last_marker = drain_pipes(stdout, stderr).await;
+    let mut verdict = verdict?;
+    verdict.pid = Some(pid);
+    if verdict.error.is_none() {
+        match read_output(output, last_marker.as_deref()).await {
+            Ok(value) => verdict.output = value,
+            Err(e) => verdict.error = Some(e.to_string()),
+        }
+    }
+    Some(verdict)
+}
+
+fn spawn_spec(task: &LeasedTask, output: &Path) -> SpawnSpec {
+    let mut env = task.env.clone();
+    env.insert("SLUICE_OUTPUT".to_owned(), output.display().to_string());
+    SpawnSpec {
+        argv: task.argv.clone(),
+        env,
+        cwd: task.cwd.as_ref().map(PathBuf::from),
+    }
+}
+
+/// Creates the empty file the task may write its output to. `create_new` makes sure the file is ours and not a
+/// link someone planted in the shared temp dir.
+async fn create_output_file(task: &LeasedTask) -> std::io::Result<PathBuf> {
+    let name = format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id);
+    let path = std::env::temp_dir().join(name);
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .await?;
+    Ok(path)
+}
+
+/// Waits for whatever ends the try first.
+async fn supervise(ctx: &TryContext, task: &LeasedTask, process: &mut TaskProcess) -> End {
+    let timeout = task.execution_timeout_ms.map(Duration::from_millis);
+    tokio::select! {
+        status = process.wait() => match status {
+            Ok(status) => End::Exited(status),
+            Err(e) => End::WaitFailed(e),
+        },
+        () = sleep_or_never(timeout) => End::TimedOut(timeout.unwrap_or_default()),
+        end = heartbeat(&ctx.client, task) => end,
+        () = kill_requested(ctx.kill_all.clone()) => End::Shutdown,
+    }
+}
+
+/// Kills what is left of the process group and says what to report.
+async fn stop(
+    ctx: &TryContext,
+    process: &mut TaskProcess,
+    end: End,
+    log: &LogSender,
+) -> Option<Verdict> {
+    let (reason, error) = match end {
+        End::Exited(status) => return Some(exited(ctx, process, status, log).await),
+        End::LeaseLost => {
+            return kill_at_once(process, "the server says the lease is lost (409)").await;
+        }
+        End::LeaseExpired => {
+            return kill_at_once(process, "no heartbeat got through for a whole lease").await;
+        }
+        End::TimedOut(after) => {
+            let after = human(after);
+            (
+                format!("execution_timeout of {after} reached"),
+                format!("timed out after {after}"),
+            )
+        }
+        End::Cancelled => (
+            "the server cancelled the task".to_owned(),
+            "cancelled by the server".to_owned(),
+        ),
+        End::Shutdown => (
+            "the worker is shutting down".to_owned(),
+            "worker shut down before the task finished".to_owned(),
+        ),
+        End::WaitFailed(e) => (
+            format!("waiting for the task failed ({e})"),
+            format!("the worker lost track of the process: {e}"),
+        ),
+    };
+    log.system(format!("{reason}: sending SIGTERM to the process group"));
+    let exit_code = terminate(ctx, process, log)
+        .await
+        .and_then(|status| status.code());
+    Some(Verdict {
+        exit_code,
+        pid: None,
+        error: Some(error),
+        output: None,
+    })
+}
+
+/// For a try the server has already ended: it may be running elsewhere by now, so not one moment longer here.
+async fn kill_at_once(process: &mut TaskProcess, why: &str) -> Option<Verdict> {
+    tracing::error!("{why}: killing the task's process group, not reporting");
+    if let Err(e) = process.kill().await {
+        tracing::error!("could not reap the killed task: {e}");
+    }
+    None
+}
+
+/// The verdict of a process that exited on its own; kills what it left running in its group.
+async fn exited(
+    ctx: &TryContext,
+    process: &mut TaskProcess,
+    status: ExitStatus,
+    log: &LogSender,
+) -> Verdict {
+    let error = describe_exit(status);
+    log.system(error.clone().unwrap_or_else(|| "exit code 0".to_owned()));
+    if process.group_alive() {
+        log.system("the task left processes running in its process group: sending SIGTERM to them");
+        terminate(ctx, process, log).await;
+    }
+    Verdict {
+        exit_code: status.code(),
+        pid: None,
+        error,
+        output: None,
+    }
+}
+
+/// SIGTERM, grace, SIGKILL; logs how it went.
+async fn terminate(
+    ctx: &TryContext,
+    process: &mut TaskProcess,
+    log: &LogSender,
+) -> Option<ExitStatus> {
+    match process.terminate(ctx.kill_grace).await {
+        Ok(killed) => {
+            if killed.escalated {
+                log.system(format!(
+                    "still running after {}: sent SIGKILL",
+                    human(ctx.kill_grace)
+                ));
+            }
+            Some(killed.status)
+        }
+        Err(e) => {
+            tracing::error!("could not reap the task's process: {e}");
+            None
+        }
+    }
+}
+
+/// Waits for both pipes to close; returns the last `::output::` payload.
+async fn drain_pipes(
+    mut stdout: JoinHandle<Option<String>>,
+    mut stderr: JoinHandle<Option<String>>,
+) -> Option<String> {
+    let both = async { ((&mut stdout).await, (&mut stderr).await) };
+    match tokio::time::timeout(PIPE_DRAIN, both).await {
+        Ok((Ok(marker), _)) => marker,
+        Ok((Err(e), _)) => {
+            tracing::error!("the stdout reader failed: {e}");
+            None
+        }
+        Err(_) => {
+            // Stop reading, else the log shipper would wait for the pumps' senders forever.
+            tracing::warn!(
+                "a process outside the task's group still holds its output pipes; not waiting for it"
+            );
+            stdout.abort();
+            stderr.abort();
+            None
+        }
+    }
+}
+
+/// Heartbeats every `heartbeat_interval_ms` until the server says stop, or until the lease would have expired.
+async fn heartbeat(client: &Client, task: &LeasedTask) -> End {
+    let interval =
+        Duration::from_millis(task.heartbeat_interval_ms).max(Duration::from_millis(100));
+    let lease = Duration::from_millis(task.lease_ms);
+    let mut lease_until = Instant::now() + lease;
+    loop {
+        let beat = async {
+            tokio::time::sleep(interval).await;
+            let sent = Instant::now();
+            (sent, client.heartbeat(task.ti_id, task.lease_id).await)
+        };
+        let (sent, answer) = tokio::select! {
+            () = tokio::time::sleep_until(lease_until) => return End::LeaseExpired,
+            beat = beat => beat,
+        };
+        match answer {
+            // Counting from when the request left keeps us on the safe side of the server's clock.
+            Ok(response) if !response.cancel => lease_until = sent + lease,
+            Ok(_) => return End::Cancelled,
+            Err(ClientError::Conflict) => return End::LeaseLost,
+            Err(e) => tracing::warn!("heartbeat failed: {e}"),
+        }
+    }
+}
+
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
+    if kill_all.wait_for(|kill| *kill).await.is_err() {
+        // The worker loop is gone without asking; nobody can ask any more.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
+/// the try as lost anyway.
+async fn report(client: &Client, task: &LeasedTask, verdict: Verdict) {
+    let outcome = if verdict.error.is_none() {
+        TaskOutcome::Success
+    } else {
+        TaskOutcome::Failed
+    };
+    let request = ReportRequest {
+        lease_id: task.lease_id,
+        outcome,
+        exit_code: verdict.exit_code,
+        error: verdict.error,
+        output: verdict.output,
+        pid: verdict.pid,
+    };
+    let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
+    let mut backoff = Backoff::new();
+    loop {
+        let error = match client.report(task.ti_id, &request).await {
+            Ok(()) => {
+                tracing::info!(?outcome, error = request.error.as_deref(), "reported");
+                return;
+            }
+            Err(ClientError::Conflict) => {
+                tracing::warn!("the server refused the report, the lease is stale: dropping it");
+                return;
+            }
+            Err(error) => error,
+        };
+        if !error.is_transient() || Instant::now() >= give_up {
+            tracing::error!(?outcome, "could not report the outcome: {error}");
+            return;
+        }
+        tracing::warn!("report failed, retrying: {error}");
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// `10s`, `1500ms`: how durations read in logs and errors.
+fn human(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::test_channel;
+    use nix::sys::signal::killpg;
+    use nix::unistd::Pid;
+    use serde_json::json;
+    use sluice_core::protocol::LogLine;
+    use uuid::Uuid;
+
+    /// A try of `script`, on a worker whose server is unreachable: heartbeats only warn until the (long) lease ends,
+    /// which leaves the process side to test on its own.
+    struct Harness {
+        ctx: TryContext,
+        kill_all: watch::Sender<bool>,
+        task: LeasedTask,
+    }
+
+    impl Harness {
+        fn new(script: &str, execution_timeout_ms: Option<u64>) -> Self {
+            let (kill_all, kill_rx) = watch::channel(false);
+            let client = Client::new("http://127.0.0.1:9", "token").expect("client");
+            let ctx = TryContext {
+                client,
+                kill_grace: Duration::from_secs(2),
+                kill_all: kill_rx,
+            };
+            let task = LeasedTask {
+                ti_id: Uuid::now_v7(),
+                lease_id: Uuid::now_v7(),
+                dag_id: "dag".into(),
+                dag_run_id: "manual__1".into(),
+                task_id: "task".into(),
+                map_index: -1,
+                try_number: 1,
+                argv: vec!["sh".into(), "-c".into(), script.into()],
+                env: [("GREETING".to_owned(), "hello".to_owned())].into(),
+                cwd: None,
+                execution_timeout_ms,
+                heartbeat_interval_ms: 60_000,
+                lease_ms: 60_000,
+            };
+            Harness {
+                ctx,
+                kill_all,
+                task,
+            }
+        }
+
+        async fn run(&self) -> (Verdict, Vec<LogLine>) {
+            let (log, mut rx) = test_channel();
+            let verdict = execute(&self.ctx, &self.task, log)
+                .await
+                .expect("a verdict to report");
+            let lines = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+            (verdict, lines)
+        }
+    }
+
+    fn has_line(lines: &[LogLine], stream: LogStream, text: &str) -> bool {
+        lines.iter().any(|l| l.stream == stream && l.line == text)
+    }
+
+    fn group_gone(pid: Option<u32>) -> bool {
+        let pid = pid.expect("a pid") as i32;
+        killpg(Pid::from_raw(pid), None).is_err()
+    }
+
+    #[tokio::test]
+    async fn a_successful_try_reports_its_output_and_logs() {
+        let h = Harness::new(
+            "echo \"$GREETING\"; echo oops >&2; echo '::output::{\"rows\": 3}'",
+            None,
+        );
+        let (verdict, lines) = h.run().await;
+        assert_eq!((verdict.error, verdict.exit_code), (None, Some(0)));
+        assert_eq!(verdict.output, Some(json!({"rows": 3})));
+        assert!(has_line(&lines, LogStream::Stdout, "hello"), "{lines:?}");
+        assert!(has_line(&lines, LogStream::Stderr, "oops"), "{lines:?}");
+        assert!(
+            has_line(&lines, LogStream::System, "exit code 0"),
+            "{lines:?}"
+        );
+        let started = format!("started pid {}", verdict.pid.expect("a pid"));
+        assert!(has_line(&lines, LogStream::System, &started), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn the_output_file_wins_and_is_removed_after() {
+        let h = Harness::new(
+            "echo '::output::1'; echo not-json > \"$SLUICE_OUTPUT\"; echo \"$SLUICE_OUTPUT\"",
+            None,
+        );
+        let (verdict, lines) = h.run().await;
+        assert_eq!(verdict.output, Some(json!("not-json")));
+        let path = lines
+            .iter()
+            .find(|l| l.line.contains("sluice-output-"))
+            .expect("the path was printed");
+        assert!(
+            !Path::new(&path.line).exists(),
+            "{} is left behind",
+            path.line
+        );
+    }
+
+    #[tokio::test]
+    async fn too_big_an_output_fails_the_try() {
+        let h = Harness::new("yes x | head -c 70000 > \"$SLUICE_OUTPUT\"", None);
+        let (verdict, _) = h.run().await;
+        let error = verdict.error.expect("failed");
+        assert!(error.contains("more than the limit"), "{error}");
+        assert_eq!(verdict.output, None);
+    }
+
+    #[tokio::test]
+    async fn a_failing_exit_code_is_reported() {
+        let (verdict, lines) = Harness::new("exit 3", None).run().await;
+        assert_eq!(
+            (verdict.error.as_deref(), verdict.exit_code),
+            (Some("exit code 3"), Some(3))
+        );
+        assert!(
+            has_line(&lines, LogStream::System, "exit code 3"),
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_try_is_failed_and_its_whole_group_killed() {
+        let (verdict, lines) = Harness::new("sleep 100 & sleep 100", Some(300)).run().await;
+        assert_eq!(verdict.error.as_deref(), Some("timed out after 300ms"));
+        let notice = "execution_timeout of 300ms reached: sending SIGTERM to the process group";
+        assert!(has_line(&lines, LogStream::System, notice), "{lines:?}");
+        assert!(group_gone(verdict.pid));
+    }
+
+    #[tokio::test]
+    async fn what_a_task_leaves_running_is_killed_without_waiting_for_its_pipes() {
+        let started = Instant::now();
+        let (verdict, lines) = Harness::new("sleep 100 & echo done", None).run().await;
+        assert_eq!(verdict.error, None);
+        assert!(has_line(&lines, LogStream::Stdout, "done"), "{lines:?}");
+        assert!(group_gone(verdict.pid));
+        assert!(
+            started.elapsed() < PIPE_DRAIN,
+            "waited for the pipes of a killed process"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_kills_the_try_and_reports_it_failed() {
+        let h = Harness::new("sleep 100", None);
+        let kill_all = h.kill_all.clone();
+        let kill_soon = async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            kill_all.send_replace(true);
+        };
+        let ((verdict, _), ()) = tokio::join!(h.run(), kill_soon);
+        assert_eq!(
+            verdict.error.as_deref(),
+            Some("worker shut down before the task finished")
+        );
+        assert!(group_gone(verdict.pid));
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_fails_the_try() {
+        let mut h = Harness::new("", None);
+        h.task.argv = vec!["/no/such/program".into()];
+        let (verdict, _) = h.run().await;
+        let error = verdict.error.expect("failed");
+        assert!(
+            error.starts_with("could not start \"/no/such/program\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn durations_read_like_the_dag_file() {
+        assert_eq!(human(Duration::from_secs(10)), "10s");
+        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(human(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,375 @@
+//! The harness of Sluice's black-box tests: it starts the real `sluice` binary (server, scheduler, workers) on
+//! random ports against a fresh PostgreSQL database or a fresh SQLite file, and talks to it over HTTP only.
+//!
+//! PostgreSQL is found at `SLUICE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); each
+//! [`Sluice`] creates its own database and drops it when dropped.
+
+#![allow(clippy::unwrap_used)] // a failed test setup should panic with its message
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub const WORKER_TOKEN: &str = "test-worker-token";
+
+/// The database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The `sluice` binary next to this test binary (`target/debug/sluice`), or `SLUICE_BIN`.
+pub fn sluice_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SLUICE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("sluice");
+    assert!(bin.exists(), "{} not found: run `cargo build --bin sluice` first", bin.display());
+    bin
+}
+
+fn admin_url() -> String {
+    std::env::var("SLUICE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database, dropped with this value.
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => {
+                TestDb { url: format!("sqlite://{}", dir.path().join("sluice.db").display()), pg_name: None, _dir: dir }
+            }
+            Backend::Postgres => {
+                let name = format!("sluice_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                let base = admin_url();
+                let url = match base.rfind('/') {
+                    Some(i) if i > "postgres://".len() => format!("{}/{name}", &base[..i]),
+                    _ => format!("{base}/{name}"),
+                };
+                TestDb { url, pg_name: Some(name), _dir: dir }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else { return };
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running process of the `sluice` binary, killed when dropped.
+pub struct Proc {
+    child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    pub fn kill_9(&mut self) {
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) {
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGTERM);
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if tokio::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Sluice deployment under test: one database, a DAG folder, a server, workers.
+pub struct Sluice {
+    pub db: TestDb,
+    pub dags: tempfile::TempDir,
+    pub url: String,
+    pub port: u16,
+    pub http: reqwest::Client,
+    pub server: Option<Proc>,
+    pub workers: Vec<Proc>,
+    pub extra: Vec<Proc>,
+    logs: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Sluice {
+    /// A database and a DAG folder holding `dags` (file name, YAML); no process yet.
+    pub async fn new(backend: Backend, dags: &[(&str, &str)]) -> Sluice {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, yaml) in dags {
+            std::fs::write(dir.path().join(name), yaml).unwrap();
+        }
+        let port = free_port();
+        Sluice {
+            db,
+            dags: dir,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            server: None,
+            workers: Vec::new(),
+            extra: Vec::new(),
+            logs: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A database, DAGs, a server with its scheduler, and `workers` workers of 4 slots.
+    pub async fn start(backend: Backend, dags: &[(&str, &str)], workers: usize) -> Sluice {
+        let mut sluice = Sluice::new(backend, dags).await;
+        sluice.start_server(&[]).await;
+        for _ in 0..workers {
+            sluice.spawn_worker(&["--slots", "4"]);
+        }
+        sluice
+    }
+
+    pub fn add_dag(&self, name: &str, yaml: &str) {
+        std::fs::write(self.dags.path().join(name), yaml).unwrap();
+    }
+
+    /// Starts `sluice ARGS` with the test's environment; output goes to a log file.
+    pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        let log = self.logs.path().join(format!("{name}-{}.log", uuid::Uuid::now_v7().simple()));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(sluice_bin())
+            .args(args)
+            .env("SLUICE_DATABASE_URL", &self.db.url)
+            .env("SLUICE_DAGS_FOLDER", self.dags.path())
+            .env("SLUICE_WORKER_TOKEN", WORKER_TOKEN)
+            .env("SLUICE_SCHEDULER_TICK_MS", "100")
+            .env("SLUICE_DAG_SYNC_SECS", "1")
+            .env("SLUICE_LEASE_SECS", "3")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Proc { child, name: name.to_string(), log }
+    }
+
+    pub async fn start_server(&mut self, extra: &[&str]) {
+        let bind = format!("127.0.0.1:{}", self.port);
+        let mut args = vec!["server", "--bind", &bind];
+        args.extend_from_slice(extra);
+        self.server = Some(self.spawn("server", &args));
+        self.wait_healthy().await;
+    }
+
+    pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
+        let name = format!("worker-{}", self.workers.len() + 1);
+        let mut args = vec!["worker", "--server", &self.url, "--name", &name, "--grace", "5", "--kill-grace", "1"];
+        args.extend_from_slice(extra);
+        let proc = self.spawn(&name, &args);
+        self.workers.push(proc);
+        self.workers.len() - 1
+    }
+
+    pub async fn wait_healthy(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/health", self.url)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "server did not become healthy:\n{}", self.server_output());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn server_output(&self) -> String {
+        self.server.as_ref().map(Proc::output).unwrap_or_default()
+    }
+
+    /// Every process's log, for failure messages.
+    pub fn all_output(&self) -> String {
+        let mut out = String::new();
+        for p in self.server.iter().chain(&self.workers).chain(&self.extra) {
+            out += &format!("===== {} =====\n{}\n", p.name, p.output());
+        }
+        out
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, &format!("/api/v2{path}"), None).await
+    }
+
+    /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` with every process's log.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}\n{}", self.all_output());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the DAG is known to the server (its file was read).
+    pub async fn wait_dag(&self, dag_id: &str) -> Value {
+        self.eventually(&format!("DAG {dag_id}"), Duration::from_secs(30), || async {
+            let (status, dag) = self.get(&format!("/dags/{dag_id}")).await;
+            (status == 200).then_some(dag)
+        })
+        .await
+    }
+
+    pub async fn unpause(&self, dag_id: &str) {
+        let (status, body) = self
+            .request(reqwest::Method::PATCH, &format!("/api/v2/dags/{dag_id}"), Some(json!({"is_paused": false})))
+            .await;
+        assert_eq!(status, 200, "unpause {dag_id}: {body}");
+    }
+
+    /// Triggers a run of a known DAG; its `dag_run_id`.
+    pub async fn trigger(&self, dag_id: &str, conf: Value) -> String {
+        self.wait_dag(dag_id).await;
+        let (status, run) = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v2/dags/{dag_id}/dagRuns"),
+                Some(json!({"logical_date": null, "conf": conf})),
+            )
+            .await;
+        assert_eq!(status, 200, "trigger {dag_id}: {run}");
+        run["dag_run_id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits for a run to finish (success or failed); the run.
+    pub async fn wait_run_done(&self, dag_id: &str, run_id: &str, timeout: Duration) -> Value {
+        self.eventually(&format!("run {run_id} of {dag_id} to finish"), timeout, || async {
+            let (_, run) = self.get(&format!("/dags/{dag_id}/dagRuns/{run_id}")).await;
+            matches!(run["state"].as_str(), Some("success" | "failed")).then_some(run)
+        })
+        .await
+    }
+
+    pub async fn task_instances(&self, dag_id: &str, run_id: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances")).await;
+        assert_eq!(status, 200, "{body}");
+        body["task_instances"].as_array().unwrap().clone()
+    }
+
+    /// `task_id → state` of a run's task instances (`null` states as "none").
+    pub async fn task_states(&self, dag_id: &str, run_id: &str) -> std::collections::BTreeMap<String, String> {
+        self.task_instances(dag_id, run_id)
+            .await
+            .iter()
+            .map(|ti| (ti["task_id"].as_str().unwrap().to_string(), ti["state"].as_str().unwrap_or("none").to_string()))
+            .collect()
+    }
+
+    pub async fn wait_task_state(&self, dag_id: &str, run_id: &str, task_id: &str, state: &str) -> Value {
+        let path = format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}");
+        self.eventually(&format!("{task_id} to be {state}"), Duration::from_secs(60), || async {
+            let (_, ti) = self.get(&path).await;
+            (ti["state"].as_str() == Some(state)).then_some(ti)
+        })
+        .await
+    }
+
+    pub async fn tries(&self, dag_id: &str, run_id: &str, task_id: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries")).await;
+        assert_eq!(status, 200, "{body}");
+        body["task_instances"].as_array().unwrap().clone()
+    }
+
+    /// The log text of one try.
+    pub async fn log(&self, dag_id: &str, run_id: &str, task_id: &str, try_number: i64) -> String {
+        let path =
+            format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true");
+        let (status, body) = self.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        body["content"].as_array().unwrap().iter().map(|l| format!("{}\n", l["event"].as_str().unwrap())).collect()
+    }
+}
+
+/// The largest number of tries of one task that were running at the same moment, from their recorded times.
+pub fn max_overlapping(tries: &[Value]) -> usize {
+    let time = |v: &Value| v.as_str().map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap());
+    let spans: Vec<_> = tries.iter().map(|t| (time(&t["start_date"]).unwrap(), time(&t["end_date"]))).collect();
+    spans
+        .iter()
+        .map(|(start, _)| spans.iter().filter(|(s, e)| s <= start && e.is_none_or(|e| *start < e)).count())
+        .max()
+        .unwrap_or(0)
+}
