@@ -266,6 +266,10 @@ impl Sluice {
         self.request(reqwest::Method::GET, &format!("/api/v2{path}"), None).await
     }
 
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, &format!("/api/v2{path}"), Some(body)).await
+    }
+
     /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` with every process's log.
     pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
     where

@@ -125,7 +125,7 @@ pub struct TriggerBody {
     logical_date: Option<DateTime<Utc>>,
     data_interval_start: Option<DateTime<Utc>>,
     data_interval_end: Option<DateTime<Utc>>,
-    conf: Option<Value>,
+    conf: Option<serde_json::Map<String, Value>>,
     note: Option<String>,
 }
 
@@ -155,7 +155,7 @@ pub async fn trigger(
         dag_run_id: body.dag_run_id,
         logical_date: body.logical_date,
         data_interval,
-        conf: body.conf,
+        conf: body.conf.map(Value::Object),
         note: body.note,
         triggered_by: "rest_api".into(),
     };

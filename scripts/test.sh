@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every Sluice test on a Debian machine with Rust: starts PostgreSQL (installing it if missing), builds the
+# workspace and runs the unit, conformance and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Outside the clone, so that a fresh clone reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+export SLUICE_TEST_POSTGRES="${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+postgres_ready() {
+  command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432
+}
+
+ensure_postgres() {
+  if postgres_ready; then
+    return
+  fi
+  local fresh=no
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    echo "PostgreSQL is not installed: installing it"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fresh=yes
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ "$fresh" = yes ]; then
+    # The tests connect as user postgres over TCP without a password, as on the project's machines.
+    echo "host all all 127.0.0.1/32 trust" | as_root tee "/etc/postgresql/$version/main/pg_hba.conf.sluice" >/dev/null
+    as_root sh -c "cat /etc/postgresql/$version/main/pg_hba.conf >> /etc/postgresql/$version/main/pg_hba.conf.sluice \
+      && mv /etc/postgresql/$version/main/pg_hba.conf.sluice /etc/postgresql/$version/main/pg_hba.conf"
+  fi
+  echo "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 60); do
+    postgres_ready && return
+    sleep 0.5
+  done
+  echo "PostgreSQL did not start on 127.0.0.1:5432" >&2
+  exit 1
+}
+
+ensure_postgres
+cargo build --workspace --all-targets
+cargo test --workspace --no-fail-fast

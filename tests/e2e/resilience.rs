@@ -1,0 +1,132 @@
+//! Killing things: a timed-out task's process tree, a worker, the server; a graceful worker stop.
+
+use std::time::Duration;
+
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use serde_json::json;
+use sluice_tests::{Backend, Sluice, max_overlapping};
+
+const TIMEOUT_DAG: &str = r#"
+dag_id: too_slow
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: spawner
+    execution_timeout: 2s
+    script: |
+      sleep 300 &
+      echo $! > "{{ dag_run.conf.pidfile }}"
+      echo $$ >> "{{ dag_run.conf.pidfile }}"
+      sleep 300
+"#;
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 checks existence; a zombie still counts as gone for our purpose once reaped by init.
+    kill(Pid::from_raw(pid), None).is_ok()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+#[tokio::test]
+async fn execution_timeout_kills_the_whole_process_tree() {
+    let sluice = Sluice::start(Backend::Postgres, &[("too_slow.yaml", TIMEOUT_DAG)], 1).await;
+    let pidfile = sluice.dags.path().join("pids.txt");
+    let run_id = sluice.trigger("too_slow", json!({"pidfile": pidfile})).await;
+    let run = sluice.wait_run_done("too_slow", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed");
+    let tries = sluice.tries("too_slow", &run_id, "spawner").await;
+    assert!(tries[0]["error"].as_str().unwrap().contains("timed out"), "{:?}", tries[0]);
+
+    let pids: Vec<i32> = std::fs::read_to_string(&pidfile).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2, "the script wrote its pid and its child's");
+    let orphans = sluice
+        .eventually("the task's processes to be gone", Duration::from_secs(10), || async {
+            let left: Vec<_> = pids.iter().filter(|p| alive(**p)).collect();
+            left.is_empty().then_some(left)
+        })
+        .await;
+    assert!(orphans.is_empty());
+}
+
+const SLEEPY: &str = r#"
+dag_id: sleepy
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: sleep
+    script: sleep 4; echo slept
+    retries: 2
+    retry_delay: 0s
+"#;
+
+#[tokio::test]
+async fn killed_worker_task_is_retried_elsewhere_never_overlapping() {
+    let mut sluice = Sluice::new(Backend::Postgres, &[("sleepy.yaml", SLEEPY)]).await;
+    sluice.start_server(&[]).await;
+    let first = sluice.spawn_worker(&["--slots", "1"]);
+    let run_id = sluice.trigger("sleepy", json!({})).await;
+    sluice.wait_task_state("sleepy", &run_id, "sleep", "running").await;
+    sluice.workers[first].kill_9();
+    sluice.spawn_worker(&["--slots", "1"]);
+
+    let run = sluice.wait_run_done("sleepy", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{}", sluice.all_output());
+    let tries = sluice.tries("sleepy", &run_id, "sleep").await;
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(tries[0]["error"].as_str().unwrap().contains("lost"), "{:?}", tries[0]);
+    assert_eq!(tries[0]["executor"], "worker-1");
+    assert_eq!(tries[1]["executor"], "worker-2");
+    assert_eq!(max_overlapping(&tries), 1, "never two tries at once: {tries:?}");
+}
+
+const CHAIN: &str = r#"
+dag_id: chain
+schedule: null
+is_paused_upon_creation: false
+default_args: {retries: 2, retry_delay: 0s}
+tasks:
+  - id: first
+    script: echo one
+  - id: middle
+    depends_on: [first]
+    script: sleep 3; echo two
+  - id: last
+    depends_on: [middle]
+    script: echo three
+"#;
+
+#[tokio::test]
+async fn killed_server_loses_nothing_after_restart() {
+    let mut sluice = Sluice::start(Backend::Postgres, &[("chain.yaml", CHAIN)], 1).await;
+    let run_id = sluice.trigger("chain", json!({})).await;
+    sluice.wait_task_state("chain", &run_id, "middle", "running").await;
+    if let Some(server) = sluice.server.as_mut() {
+        server.kill_9();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sluice.start_server(&[]).await;
+
+    let run = sluice.wait_run_done("chain", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{}", sluice.all_output());
+    let states = sluice.task_states("chain", &run_id).await;
+    assert!(states.values().all(|s| s == "success"), "{states:?}");
+    for task in ["first", "middle", "last"] {
+        let tries = sluice.tries("chain", &run_id, task).await;
+        assert_eq!(max_overlapping(&tries), 1, "{task}: {tries:?}");
+    }
+    let (_, runs) = sluice.get("/dags/chain/dagRuns").await;
+    assert_eq!(runs["total_entries"], 1, "no run lost or duplicated");
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_running_task_finish_then_the_worker_exits() {
+    let mut sluice = Sluice::start(Backend::Sqlite, &[("chain.yaml", CHAIN)], 1).await;
+    let run_id = sluice.trigger("chain", json!({})).await;
+    sluice.wait_task_state("chain", &run_id, "middle", "running").await;
+    sluice.workers[0].terminate();
+    let code = sluice.workers[0].wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(code, Some(0), "{}", sluice.all_output());
+    let ti = sluice.wait_task_state("chain", &run_id, "middle", "success").await;
+    assert_eq!(ti["try_number"], 1, "finished within the grace period, not retried");
+    assert_eq!(sluice.task_states("chain", &run_id).await["last"], "queued", "no worker left to run it");
+}

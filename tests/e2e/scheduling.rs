@@ -1,0 +1,198 @@
+//! Scheduling end to end: catchup, several schedulers on one database, DAG files that break.
+
+use std::time::Duration;
+
+use chrono::{Days, Utc};
+use serde_json::{Value, json};
+use sluice_tests::{Backend, Sluice};
+
+async fn runs_of(sluice: &Sluice, dag_id: &str) -> Vec<Value> {
+    let (status, body) = sluice.get(&format!("/dags/{dag_id}/dagRuns?limit=1000")).await;
+    assert_eq!(status, 200, "{body}");
+    body["dag_runs"].as_array().unwrap().clone()
+}
+
+fn logical_dates(runs: &[Value]) -> Vec<String> {
+    let mut dates: Vec<String> = runs.iter().map(|r| r["logical_date"].as_str().unwrap().to_string()).collect();
+    dates.sort();
+    dates
+}
+
+const CATCHUP: &str = r#"
+dag_id: daily_catchup
+schedule: "@daily"
+start_date: 2026-01-01
+end_date: 2026-01-05
+catchup: true
+max_active_runs: 2
+is_paused_upon_creation: false
+tasks:
+  - id: work
+    script: echo "{{ ds }} {{ data_interval_start }} {{ data_interval_end }}"
+"#;
+
+const NO_CATCHUP: &str = r#"
+dag_id: daily_latest
+schedule: "0 0 * * *"
+start_date: 2026-01-01
+catchup: false
+is_paused_upon_creation: false
+tasks:
+  - id: work
+    script: echo "{{ ds }}"
+"#;
+
+#[tokio::test]
+async fn catchup_creates_exactly_the_missed_intervals() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("catchup.yaml", CATCHUP), ("latest.yaml", NO_CATCHUP)], 1).await;
+    let runs = sluice
+        .eventually("five finished catchup runs", Duration::from_secs(60), || async {
+            let runs = runs_of(&sluice, "daily_catchup").await;
+            (runs.len() == 5 && runs.iter().all(|r| r["state"] == "success")).then_some(runs)
+        })
+        .await;
+    let expected: Vec<String> = (1..=5).map(|d| format!("2026-01-0{d}T00:00:00Z")).collect();
+    assert_eq!(logical_dates(&runs), expected);
+    for run in &runs {
+        assert_eq!(run["run_type"], "scheduled");
+        let start = chrono::DateTime::parse_from_rfc3339(run["data_interval_start"].as_str().unwrap()).unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339(run["data_interval_end"].as_str().unwrap()).unwrap();
+        assert_eq!(end - start, chrono::Duration::days(1), "a daily interval: {run}");
+    }
+    let log = sluice.log("daily_catchup", "scheduled__2026-01-03T00:00:00+00:00", "work", 1).await;
+    assert!(log.contains("2026-01-03 2026-01-03T00:00:00+00:00 2026-01-04T00:00:00+00:00"), "{log}");
+
+    // Without catchup only the latest complete interval runs: the one that ended at midnight today.
+    let latest = sluice
+        .eventually("the latest daily run", Duration::from_secs(30), || async {
+            let runs = runs_of(&sluice, "daily_latest").await;
+            (!runs.is_empty()).then_some(runs)
+        })
+        .await;
+    let yesterday = Utc::now().date_naive().checked_sub_days(Days::new(1)).unwrap();
+    assert_eq!(logical_dates(&latest), vec![format!("{yesterday}T00:00:00Z")]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runs_of(&sluice, "daily_catchup").await.len(), 5, "end_date stops the schedule");
+    assert_eq!(runs_of(&sluice, "daily_latest").await.len(), 1);
+}
+
+const MANY_RUNS: &str = r#"
+dag_id: busy
+schedule: "@daily"
+start_date: 2026-01-01
+end_date: 2026-01-20
+catchup: true
+max_active_runs: 25
+is_paused_upon_creation: false
+tasks:
+  - id: a
+    script: echo a
+  - id: b
+    depends_on: [a]
+    script: echo b
+  - id: c
+    depends_on: [a]
+    script: echo c
+"#;
+
+#[tokio::test]
+async fn two_schedulers_never_duplicate_runs_or_tries() {
+    let mut sluice = Sluice::new(Backend::Postgres, &[("busy.yaml", MANY_RUNS)]).await;
+    sluice.start_server(&["--no-scheduler"]).await;
+    for name in ["scheduler-1", "scheduler-2"] {
+        let scheduler = sluice.spawn(name, &["scheduler"]);
+        sluice.extra.push(scheduler);
+    }
+    sluice.spawn_worker(&["--slots", "4"]);
+    sluice.spawn_worker(&["--slots", "4"]);
+    sluice.wait_dag("busy").await;
+
+    let runs = sluice
+        .eventually("20 finished runs", Duration::from_secs(120), || async {
+            let runs = runs_of(&sluice, "busy").await;
+            (runs.len() >= 20 && runs.iter().all(|r| r["state"] == "success")).then_some(runs)
+        })
+        .await;
+    let dates = logical_dates(&runs);
+    let mut unique = dates.clone();
+    unique.dedup();
+    assert_eq!(dates.len(), 20, "{dates:?}");
+    assert_eq!(unique.len(), 20, "no logical date twice");
+    for run in &runs {
+        let run_id = run["dag_run_id"].as_str().unwrap();
+        for task in ["a", "b", "c"] {
+            let tries = sluice.tries("busy", run_id, task).await;
+            assert_eq!(tries.len(), 1, "{run_id}/{task} ran once: {tries:?}");
+        }
+    }
+    // Both schedulers really were at work.
+    for scheduler in &sluice.extra {
+        assert!(scheduler.output().contains("scheduler started"), "{}", scheduler.output());
+    }
+}
+
+const GOOD: &str = r#"
+dag_id: good
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: hello
+    script: echo hello
+"#;
+
+const BROKEN: &str = r#"
+dag_id: broken
+schedule: null
+tasks:
+  - id: a
+    depends_on: [b]
+    script: echo a
+  - id: b
+    depends_on: [a]
+    scirpt: echo b
+"#;
+
+#[tokio::test]
+async fn a_broken_dag_file_is_an_import_error_and_the_others_still_run() {
+    let sluice = Sluice::start(Backend::Postgres, &[("good.yaml", GOOD), ("broken.yaml", BROKEN)], 1).await;
+    let errors = sluice
+        .eventually("an import error", Duration::from_secs(30), || async {
+            let (_, body) = sluice.get("/importErrors").await;
+            (body["total_entries"] == 1).then_some(body)
+        })
+        .await;
+    let error = &errors["import_errors"][0];
+    assert!(error["filename"].as_str().unwrap().ends_with("broken.yaml"), "{error}");
+    let trace = error["stack_trace"].as_str().unwrap();
+    assert!(trace.contains("broken.yaml:10:"), "unknown field located: {trace}");
+    assert!(trace.contains("script"), "did you mean: {trace}");
+    assert!(trace.contains("cycle"), "{trace}");
+
+    let run_id = sluice.trigger("good", json!({})).await;
+    let run = sluice.wait_run_done("good", &run_id, Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "success");
+
+    // Breaking a good file keeps its last good version; fixing the broken one clears its error.
+    sluice.add_dag("good.yaml", "dag_id: good\ntasks: [");
+    sluice.add_dag("broken.yaml", GOOD.replace("dag_id: good", "dag_id: mended").as_str());
+    sluice
+        .eventually("good.yaml's import error", Duration::from_secs(30), || async {
+            let (_, body) = sluice.get("/importErrors").await;
+            let files: Vec<String> =
+                body["import_errors"].as_array().unwrap().iter().map(|e| e["filename"].as_str().unwrap().to_string()).collect();
+            (files.len() == 1 && files[0].ends_with("good.yaml")).then_some(())
+        })
+        .await;
+    sluice.wait_dag("mended").await;
+    let run_id = sluice.trigger("good", json!({})).await;
+    let run = sluice.wait_run_done("good", &run_id, Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "success", "the last good version still runs");
+
+    std::fs::remove_file(sluice.dags.path().join("broken.yaml")).unwrap();
+    sluice
+        .eventually("mended to become stale", Duration::from_secs(30), || async {
+            let (_, dag) = sluice.get("/dags/mended").await;
+            (dag["is_stale"] == true).then_some(())
+        })
+        .await;
+}
