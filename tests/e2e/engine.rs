@@ -1,5 +1,7 @@
 //! The engine end to end: real server and worker processes run DAGs on PostgreSQL and SQLite.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -16,7 +18,10 @@ async fn example_pipeline_succeeds(backend: Backend) {
     assert_eq!(run["conf"], json!({"rows": 7}));
 
     let states = sluice.task_states("example_pipeline", &run_id).await;
-    let expected: Vec<_> = ["clean", "enrich", "extract", "load", "report"].iter().map(|t| (t.to_string(), "success".to_string())).collect();
+    let expected: Vec<_> = ["clean", "enrich", "extract", "load", "report"]
+        .iter()
+        .map(|t| (t.to_string(), "success".to_string()))
+        .collect();
     assert_eq!(states.into_iter().collect::<Vec<_>>(), expected);
 
     // Outputs flow downstream through templates, and rendered values are kept with the try.
@@ -101,15 +106,18 @@ async fn invalid_requests_get_json_errors() {
     assert_eq!(status, 404);
     assert!(body["detail"].as_str().unwrap().contains("nope"), "{body}");
 
-    let (status, body) = sluice.post("/dags/example_pipeline/dagRuns", json!({"logical_date": null, "conf": "x"})).await;
+    let (status, body) =
+        sluice.post("/dags/example_pipeline/dagRuns", json!({"logical_date": null, "conf": "x"})).await;
     assert_eq!(status, 422, "{body}");
     assert!(body["detail"].is_string());
 
-    let (status, body) = sluice.post("/dags/example_pipeline/dagRuns", json!({"logical_date": null, "conf": {"rows": 5000}})).await;
+    let (status, body) =
+        sluice.post("/dags/example_pipeline/dagRuns", json!({"logical_date": null, "conf": {"rows": 5000}})).await;
     assert_eq!(status, 400, "param above its maximum: {body}");
     assert!(body["detail"].as_str().unwrap().contains("rows"), "{body}");
 
-    let (status, body) = sluice.post("/dags/example_pipeline/dagRuns", json!({"logical_date": null, "colour": 1})).await;
+    let (status, body) =
+        sluice.post("/dags/example_pipeline/dagRuns", json!({"logical_date": null, "colour": 1})).await;
     assert_eq!(status, 422, "unknown field: {body}");
     assert!(body["detail"].as_str().unwrap().contains("colour"), "{body}");
 
@@ -138,8 +146,17 @@ async fn workers_need_the_token_and_stale_leases_change_nothing() {
 
     // Speak the worker protocol by hand: lease the first task of a run.
     sluice.trigger("example_pipeline", json!({})).await;
-    let leased: serde_json::Value =
-        sluice.http.post(&lease_url).bearer_auth(WORKER_TOKEN).json(&request).send().await.unwrap().json().await.unwrap();
+    let leased: serde_json::Value = sluice
+        .http
+        .post(&lease_url)
+        .bearer_auth(WORKER_TOKEN)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let task = &leased["tasks"][0];
     assert_eq!(task["task_id"], "extract", "{leased}");
     let ti_id = task["ti_id"].as_str().unwrap();
@@ -148,13 +165,21 @@ async fn workers_need_the_token_and_stale_leases_change_nothing() {
     let report_url = format!("{}/worker/v1/tasks/{ti_id}/report", sluice.url);
     let report = |lease_id: String| json!({"lease_id": lease_id, "outcome": "success", "exit_code": 0, "error": null, "output": null, "pid": null});
 
-    let stale = sluice.http.post(&report_url).bearer_auth(WORKER_TOKEN).json(&report(uuid::Uuid::now_v7().to_string())).send().await.unwrap();
+    let stale = sluice
+        .http
+        .post(&report_url)
+        .bearer_auth(WORKER_TOKEN)
+        .json(&report(uuid::Uuid::now_v7().to_string()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stale.status().as_u16(), 409);
     let states = sluice.task_states("example_pipeline", run_id).await;
     assert_eq!(states["extract"], "running", "a stale report changes nothing");
 
     let lease_id = task["lease_id"].as_str().unwrap().to_string();
-    let ok = sluice.http.post(&report_url).bearer_auth(WORKER_TOKEN).json(&report(lease_id.clone())).send().await.unwrap();
+    let ok =
+        sluice.http.post(&report_url).bearer_auth(WORKER_TOKEN).json(&report(lease_id.clone())).send().await.unwrap();
     assert_eq!(ok.status().as_u16(), 204);
     let again = sluice.http.post(&report_url).bearer_auth(WORKER_TOKEN).json(&report(lease_id)).send().await.unwrap();
     assert_eq!(again.status().as_u16(), 409, "a second report of the same try is stale");

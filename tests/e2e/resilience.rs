@@ -1,5 +1,7 @@
 //! Killing things: a timed-out task's process tree, a worker, the server; a graceful worker stop.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
 use std::time::Duration;
 
 use nix::sys::signal::kill;
@@ -37,7 +39,8 @@ async fn execution_timeout_kills_the_whole_process_tree() {
     let tries = sluice.tries("too_slow", &run_id, "spawner").await;
     assert!(tries[0]["error"].as_str().unwrap().contains("timed out"), "{:?}", tries[0]);
 
-    let pids: Vec<i32> = std::fs::read_to_string(&pidfile).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    let pids: Vec<i32> =
+        std::fs::read_to_string(&pidfile).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
     assert_eq!(pids.len(), 2, "the script wrote its pid and its child's");
     let orphans = sluice
         .eventually("the task's processes to be gone", Duration::from_secs(10), || async {

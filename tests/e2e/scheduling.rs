@@ -1,5 +1,7 @@
 //! Scheduling end to end: catchup, several schedulers on one database, DAG files that break.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
 use std::time::Duration;
 
 use chrono::{Days, Utc};
@@ -178,8 +180,12 @@ async fn a_broken_dag_file_is_an_import_error_and_the_others_still_run() {
     sluice
         .eventually("good.yaml's import error", Duration::from_secs(30), || async {
             let (_, body) = sluice.get("/importErrors").await;
-            let files: Vec<String> =
-                body["import_errors"].as_array().unwrap().iter().map(|e| e["filename"].as_str().unwrap().to_string()).collect();
+            let files: Vec<String> = body["import_errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["filename"].as_str().unwrap().to_string())
+                .collect();
             (files.len() == 1 && files[0].ends_with("good.yaml")).then_some(())
         })
         .await;

@@ -228,10 +228,10 @@ impl Sluice {
     pub async fn wait_healthy(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = self.http.get(format!("{}/health", self.url)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.http.get(format!("{}/health", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             assert!(tokio::time::Instant::now() < deadline, "server did not become healthy:\n{}", self.server_output());
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -12,9 +12,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::load::DagError;
 use crate::load::validate::{self, Locator};
 use crate::schedule::Timetable;
-use crate::spec::{
-    DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec, ResolvedTask, TaskSpec,
-};
+use crate::spec::{DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec, ResolvedTask, TaskSpec};
 
 #[derive(Debug, Clone)]
 pub struct Dag {
@@ -32,12 +30,7 @@ impl Dag {
         index: HashMap<String, NodeIndex>,
         timetable: Timetable,
     ) -> Dag {
-        Dag {
-            spec,
-            graph,
-            index,
-            timetable,
-        }
+        Dag { spec, graph, index, timetable }
     }
 
     /// Build from an already-parsed spec (used when reading a stored version back as JSON); validates as load_dag
@@ -87,20 +80,10 @@ impl Dag {
     /// Every task after all of its upstream tasks; ties in file order.
     pub fn topological_order(&self) -> Vec<&str> {
         // Kahn's algorithm with the ready set ordered by file position, so the order is stable and readable.
-        let mut indegree: Vec<usize> = self
-            .graph
-            .node_indices()
-            .map(|n| {
-                self.graph
-                    .neighbors_directed(n, Direction::Incoming)
-                    .count()
-            })
-            .collect();
-        let mut ready: std::collections::BTreeSet<NodeIndex> = self
-            .graph
-            .node_indices()
-            .filter(|n| indegree[n.index()] == 0)
-            .collect();
+        let mut indegree: Vec<usize> =
+            self.graph.node_indices().map(|n| self.graph.neighbors_directed(n, Direction::Incoming).count()).collect();
+        let mut ready: std::collections::BTreeSet<NodeIndex> =
+            self.graph.node_indices().filter(|n| indegree[n.index()] == 0).collect();
         let mut order = Vec::with_capacity(indegree.len());
         while let Some(n) = ready.pop_first() {
             order.push(self.graph[n].as_str());
@@ -118,12 +101,7 @@ impl Dag {
     pub fn leaves(&self) -> Vec<&str> {
         self.graph
             .node_indices()
-            .filter(|n| {
-                self.graph
-                    .neighbors_directed(*n, Direction::Outgoing)
-                    .next()
-                    .is_none()
-            })
+            .filter(|n| self.graph.neighbors_directed(*n, Direction::Outgoing).next().is_none())
             .map(|n| self.graph[n].as_str())
             .collect()
     }
@@ -132,12 +110,7 @@ impl Dag {
     pub fn roots(&self) -> Vec<&str> {
         self.graph
             .node_indices()
-            .filter(|n| {
-                self.graph
-                    .neighbors_directed(*n, Direction::Incoming)
-                    .next()
-                    .is_none()
-            })
+            .filter(|n| self.graph.neighbors_directed(*n, Direction::Incoming).next().is_none())
             .map(|n| self.graph[n].as_str())
             .collect()
     }
@@ -152,8 +125,7 @@ impl Dag {
 
     /// The task's effective settings, with the DAG's `default_args` applied.
     pub fn resolved_task(&self, task_id: &str) -> Option<ResolvedTask> {
-        self.task(task_id)
-            .map(|t| t.resolved(&self.spec.default_args))
+        self.task(task_id).map(|t| t.resolved(&self.spec.default_args))
     }
 
     pub fn max_active_runs(&self) -> u32 {
@@ -161,9 +133,7 @@ impl Dag {
     }
 
     pub fn max_active_tasks(&self) -> u32 {
-        self.spec
-            .max_active_tasks
-            .unwrap_or(DEFAULT_MAX_ACTIVE_TASKS)
+        self.spec.max_active_tasks.unwrap_or(DEFAULT_MAX_ACTIVE_TASKS)
     }
 
     pub fn is_paused_upon_creation(&self) -> bool {
@@ -208,10 +178,7 @@ tasks:
         assert_eq!(dag.upstream("load"), ["clean", "enrich"]);
         assert_eq!(dag.downstream("extract"), ["clean", "enrich"]);
         assert!(dag.upstream("nope").is_empty());
-        assert_eq!(
-            dag.topological_order(),
-            ["extract", "clean", "enrich", "load", "report"]
-        );
+        assert_eq!(dag.topological_order(), ["extract", "clean", "enrich", "load", "report"]);
         assert_eq!(dag.leaves(), ["load", "report"]);
         assert_eq!(dag.roots(), ["extract", "report"]);
         assert_eq!(dag.graph().node_count(), 5);
@@ -228,10 +195,7 @@ tasks:
         assert_eq!(dag.timezone(), Tz::UTC);
         assert_eq!(dag.timetable().summary(), "None");
         let task = dag.resolved_task("load").expect("task");
-        assert_eq!(
-            (task.retries, task.queue.as_str(), task.pool.as_str()),
-            (0, "default", "default_pool")
-        );
+        assert_eq!((task.retries, task.queue.as_str(), task.pool.as_str()), (0, "default", "default_pool"));
     }
 
     #[test]
@@ -285,10 +249,7 @@ tasks:
         let rebuilt = Dag::from_spec(back).expect("valid");
         assert_eq!(rebuilt.timetable(), dag.timetable());
         assert_eq!(rebuilt.topological_order(), dag.topological_order());
-        assert_eq!(
-            dag.spec.default_args.env.get("PORT").map(String::as_str),
-            Some("8080")
-        );
+        assert_eq!(dag.spec.default_args.env.get("PORT").map(String::as_str), Some("8080"));
         assert_eq!(dag.max_active_runs(), 2);
         assert!(!dag.is_paused_upon_creation());
         assert_eq!(dag.timetable().summary(), "0 3 * * 1-5");

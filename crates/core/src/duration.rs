@@ -11,9 +11,7 @@ use std::time::Duration;
 pub enum DurationError {
     #[error("empty duration")]
     Empty,
-    #[error(
-        "invalid duration {input:?}: {reason} (expected e.g. \"30s\", \"10m\", \"1h30m\", \"2d\", \"500ms\")"
-    )]
+    #[error("invalid duration {input:?}: {reason} (expected e.g. \"30s\", \"10m\", \"1h30m\", \"2d\", \"500ms\")")]
     Invalid { input: String, reason: String },
     #[error("duration {0:?} is too large")]
     Overflow(String),
@@ -37,49 +35,35 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     if input.is_empty() {
         return Err(DurationError::Empty);
     }
-    let invalid = |reason: &str| DurationError::Invalid {
-        input: s.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| DurationError::Invalid { input: s.to_owned(), reason: reason.to_owned() };
     if let Ok(secs) = input.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
     let mut total: u128 = 0;
     let mut rest = input;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(invalid("expected a number"));
         }
-        let value: u128 = rest[..digits]
-            .parse()
-            .map_err(|_| DurationError::Overflow(s.to_owned()))?;
+        let value: u128 = rest[..digits].parse().map_err(|_| DurationError::Overflow(s.to_owned()))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
-        let nanos = UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, nanos)| *nanos)
-            .ok_or_else(|| {
-                if unit.is_empty() {
-                    invalid("a number without a unit")
-                } else {
-                    invalid(&format!("unknown unit {unit:?}"))
-                }
-            })?;
+        let nanos = UNITS.iter().find(|(name, _)| *name == unit).map(|(_, nanos)| *nanos).ok_or_else(|| {
+            if unit.is_empty() {
+                invalid("a number without a unit")
+            } else {
+                invalid(&format!("unknown unit {unit:?}"))
+            }
+        })?;
         total = value
             .checked_mul(nanos)
             .and_then(|n| total.checked_add(n))
             .ok_or_else(|| DurationError::Overflow(s.to_owned()))?;
         rest = rest[unit_len..].trim_start();
     }
-    let secs =
-        u64::try_from(total / 1_000_000_000).map_err(|_| DurationError::Overflow(s.to_owned()))?;
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| DurationError::Overflow(s.to_owned()))?;
     // The remainder is below 1e9, so it fits a u32.
     let nanos = (total % 1_000_000_000) as u32;
     Ok(Duration::new(secs, nanos))
@@ -122,9 +106,7 @@ impl ::serde::de::Visitor<'_> for DurationVisitor {
     }
 
     fn visit_i64<E: ::serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+        u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
     }
 }
 
@@ -200,10 +182,7 @@ mod tests {
         }
         let err = parse_duration("10x").expect_err("bad unit").to_string();
         assert!(err.contains("unknown unit \"x\""), "{err}");
-        assert!(matches!(
-            parse_duration("99999999999999999999999d"),
-            Err(DurationError::Overflow(_))
-        ));
+        assert!(matches!(parse_duration("99999999999999999999999d"), Err(DurationError::Overflow(_))));
     }
 
     #[test]
@@ -232,10 +211,7 @@ mod tests {
         let t: T = serde_json::from_str(r#"{"a": 30, "b": "1h"}"#).expect("parse");
         assert_eq!(t.a, Duration::from_secs(30));
         assert_eq!(t.b, Some(Duration::from_secs(3600)));
-        assert_eq!(
-            serde_json::to_string(&t).expect("json"),
-            r#"{"a":"30s","b":"1h"}"#
-        );
+        assert_eq!(serde_json::to_string(&t).expect("json"), r#"{"a":"30s","b":"1h"}"#);
         let t: T = serde_json::from_str(r#"{"a": "1m", "b": null}"#).expect("parse");
         assert_eq!(t.b, None);
         assert!(serde_json::from_str::<T>(r#"{"a": -1}"#).is_err());

@@ -24,7 +24,5 @@ pub use load::{DagError, load_dag};
 pub use schedule::{DataInterval, Schedule, Timetable, parse_schedule};
 pub use spec::{DagSpec, DateSpec, ParamSpec, ResolvedTask, ScheduleSpec, TaskArgs, TaskSpec};
 pub use state::{RunState, TaskState, run_outcome};
-pub use template::{
-    RenderedCommand, TemplateContext, TemplateError, render_command, resolve_params,
-};
+pub use template::{RenderedCommand, TemplateContext, TemplateError, render_command, resolve_params};
 pub use trigger::{Readiness, TriggerRule, trigger_satisfied};

@@ -31,22 +31,13 @@ pub struct DagError {
 
 impl fmt::Display for DagError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
     }
 }
 
 impl DagError {
     pub(crate) fn new(file: &str, (line, column): Loc, message: impl Into<String>) -> DagError {
-        DagError {
-            file: file.to_owned(),
-            line,
-            column,
-            message: message.into(),
-        }
+        DagError { file: file.to_owned(), line, column, message: message.into() }
     }
 }
 
@@ -69,28 +60,15 @@ pub fn load_dag(file: &str, source: &str) -> Result<Dag, Vec<DagError>> {
     // The header is read with an empty task list so that bad tasks do not hide header errors, and vice versa.
     let mut header_entries = entries.clone();
     let mut task_items: &[Node] = &[];
-    if let Some(i) = header_entries
-        .iter()
-        .position(|(k, _)| k.as_str() == Some("tasks"))
-    {
+    if let Some(i) = header_entries.iter().position(|(k, _)| k.as_str() == Some("tasks")) {
         let value = &entries[i].1;
         match &value.kind {
             Kind::Seq(items) => task_items = items,
-            _ => extra.push(DagError::new(
-                file,
-                value.loc,
-                "`tasks` must be a list of tasks",
-            )),
+            _ => extra.push(DagError::new(file, value.loc, "`tasks` must be a list of tasks")),
         }
-        header_entries[i].1 = Node {
-            kind: Kind::Seq(Vec::new()),
-            ..value.clone()
-        };
+        header_entries[i].1 = Node { kind: Kind::Seq(Vec::new()), ..value.clone() };
     }
-    let header_node = Node {
-        kind: Kind::Map(header_entries),
-        ..root.clone()
-    };
+    let header_node = Node { kind: Kind::Map(header_entries), ..root.clone() };
     let mut header = node::deserialize_collecting::<DagSpec>(&header_node, &mut errors);
     if !extra.is_empty() {
         // `tasks` was not a list: that is reported already, not also as "no tasks".
@@ -159,22 +137,15 @@ const TASK_ARG_FIELDS: [&str; 9] = [
 
 /// Adds a hint to an unknown-field error for a task setting written at the top of the file.
 fn with_hint(message: String) -> String {
-    let Some(field) = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split('`').next())
-    else {
+    let Some(field) = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next()) else {
         return message;
     };
     if message.contains("did you mean") || message.contains("`dag_id`") {
         return message;
     }
-    match suggest::closest(field, TASK_ARG_FIELDS)
-        .or(TASK_ARG_FIELDS.into_iter().find(|f| *f == field))
-    {
+    match suggest::closest(field, TASK_ARG_FIELDS).or(TASK_ARG_FIELDS.into_iter().find(|f| *f == field)) {
         Some(setting) if !message.contains(&format!("`{setting}`")) => {
-            format!(
-                "{message}; `{setting}` is a task setting: put it under `default_args` or on a task"
-            )
+            format!("{message}; `{setting}` is a task setting: put it under `default_args` or on a task")
         }
         _ => message,
     }
@@ -195,10 +166,7 @@ fn syntax_error(file: &str, e: &serde_saphyr::Error) -> DagError {
 }
 
 /// `", did you mean `x`?"` or nothing, for messages elsewhere in the crate.
-pub(crate) fn suggest_hint<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> String {
+pub(crate) fn suggest_hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     suggest::hint(word, candidates)
 }
 

@@ -56,27 +56,17 @@ pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
         return Ok(Schedule::Once);
     }
     if expr.starts_with('@') {
-        let cron = PRESETS
-            .iter()
-            .find(|(name, _)| *name == expr)
-            .map(|(_, cron)| *cron)
-            .ok_or_else(|| {
-                let names = PRESETS.iter().map(|(n, _)| *n).chain(["@once"]);
-                format!(
-                    "unknown schedule preset {expr:?}{} (expected @once, @hourly, @daily, @weekly, @monthly, \
+        let cron = PRESETS.iter().find(|(name, _)| *name == expr).map(|(_, cron)| *cron).ok_or_else(|| {
+            let names = PRESETS.iter().map(|(n, _)| *n).chain(["@once"]);
+            format!(
+                "unknown schedule preset {expr:?}{} (expected @once, @hourly, @daily, @weekly, @monthly, \
                      @quarterly, @yearly or a cron expression)",
-                    crate::load::suggest_hint(expr, names)
-                )
-            })?;
-        return Ok(Schedule::Cron(Cron {
-            expr: CronExpr::parse(cron)?,
-            preset: Some(expr.to_owned()),
-        }));
+                crate::load::suggest_hint(expr, names)
+            )
+        })?;
+        return Ok(Schedule::Cron(Cron { expr: CronExpr::parse(cron)?, preset: Some(expr.to_owned()) }));
     }
-    Ok(Schedule::Cron(Cron {
-        expr: CronExpr::parse(expr)?,
-        preset: None,
-    }))
+    Ok(Schedule::Cron(Cron { expr: CronExpr::parse(expr)?, preset: None }))
 }
 
 /// The interval of data a run covers.
@@ -104,13 +94,7 @@ impl Timetable {
         end_date: Option<DateTime<Utc>>,
         catchup: bool,
     ) -> Timetable {
-        Timetable {
-            schedule,
-            tz,
-            start_date,
-            end_date,
-            catchup,
-        }
+        Timetable { schedule, tz, start_date, end_date, catchup }
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -140,36 +124,22 @@ impl Timetable {
 
     /// The data interval of the next scheduled run to create, given the interval of the latest scheduled run (None if
     /// none yet), if it is due at `now` (its end <= now; for @once: start_date <= now). None if nothing is due.
-    pub fn next_due(
-        &self,
-        last: Option<&DataInterval>,
-        now: DateTime<Utc>,
-    ) -> Option<DataInterval> {
+    pub fn next_due(&self, last: Option<&DataInterval>, now: DateTime<Utc>) -> Option<DataInterval> {
         self.next_interval(last, now).filter(|i| i.end <= now)
     }
 
     /// The next run's interval whether or not it is due yet (for display: next_dagrun fields). None for
     /// manual/assets or past end_date.
-    pub fn next_interval(
-        &self,
-        last: Option<&DataInterval>,
-        now: DateTime<Utc>,
-    ) -> Option<DataInterval> {
+    pub fn next_interval(&self, last: Option<&DataInterval>, now: DateTime<Utc>) -> Option<DataInterval> {
         let start_date = self.start_date?;
         let start = match &self.schedule {
             Schedule::Manual | Schedule::Assets(_) => return None,
             Schedule::Once if last.is_some() => return None,
             Schedule::Once => {
-                return self.within_end_date(start_date).then_some(DataInterval {
-                    start: start_date,
-                    end: start_date,
-                });
+                return self.within_end_date(start_date).then_some(DataInterval { start: start_date, end: start_date });
             }
             Schedule::Cron(cron) => {
-                let cron = Ticks {
-                    cron: &cron.expr,
-                    tz: self.tz,
-                };
+                let cron = Ticks { cron: &cron.expr, tz: self.tz };
                 let mut earliest = cron.align_to_next(start_date)?;
                 if !self.catchup {
                     // Airflow's _skip_to_latest: the start of the latest complete interval.
@@ -189,11 +159,7 @@ impl Timetable {
         if !self.within_end_date(start) {
             return None;
         }
-        let end = Ticks {
-            cron: &cron.expr,
-            tz: self.tz,
-        }
-        .next(start)?;
+        let end = Ticks { cron: &cron.expr, tz: self.tz }.next(start)?;
         Some(DataInterval { start, end })
     }
 
@@ -201,20 +167,14 @@ impl Timetable {
     /// Airflow's `infer_manual_data_interval`); otherwise the empty interval at `run_after`.
     pub fn infer_manual_data_interval(&self, run_after: DateTime<Utc>) -> DataInterval {
         if let Schedule::Cron(cron) = &self.schedule {
-            let ticks = Ticks {
-                cron: &cron.expr,
-                tz: self.tz,
-            };
+            let ticks = Ticks { cron: &cron.expr, tz: self.tz };
             if let Some(end) = ticks.align_to_prev(run_after)
                 && let Some(start) = ticks.prev(end)
             {
                 return DataInterval { start, end };
             }
         }
-        DataInterval {
-            start: run_after,
-            end: run_after,
-        }
+        DataInterval { start: run_after, end: run_after }
     }
 
     /// The schedule as Airflow shows it: `"0 3 * * *"`, `"@daily"`, `"@once"`, `"None"`, or the assets.
@@ -222,10 +182,7 @@ impl Timetable {
         match &self.schedule {
             Schedule::Manual => "None".to_owned(),
             Schedule::Once => "@once".to_owned(),
-            Schedule::Cron(cron) => cron
-                .preset
-                .clone()
-                .unwrap_or_else(|| cron.expr.source().to_owned()),
+            Schedule::Cron(cron) => cron.preset.clone().unwrap_or_else(|| cron.expr.source().to_owned()),
             Schedule::Assets(assets) => format!("assets: {}", assets.join(", ")),
         }
     }
@@ -308,20 +265,12 @@ impl Ticks<'_> {
 
     /// `t` if it is a tick, else the next tick.
     fn align_to_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.is_tick(t) {
-            Some(t)
-        } else {
-            self.next(t)
-        }
+        if self.is_tick(t) { Some(t) } else { self.next(t) }
     }
 
     /// `t` if it is a tick, else the previous tick.
     fn align_to_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.is_tick(t) {
-            Some(t)
-        } else {
-            self.prev(t)
-        }
+        if self.is_tick(t) { Some(t) } else { self.prev(t) }
     }
 }
 

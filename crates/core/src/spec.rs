@@ -63,11 +63,7 @@ pub struct DagSpec {
     pub max_active_tasks: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_paused_upon_creation: Option<bool>,
-    #[serde(
-        default,
-        with = "crate::duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
     pub dagrun_timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, ParamSpec>,
@@ -124,18 +120,14 @@ impl<'de> Deserialize<'de> for ScheduleSpec {
         impl<'de> Visitor<'de> for V {
             type Value = ScheduleSpec;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a cron expression, a preset like \"@daily\", or a mapping {assets: [...]}",
-                )
+                f.write_str("a cron expression, a preset like \"@daily\", or a mapping {assets: [...]}")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ScheduleSpec, E> {
                 Ok(ScheduleSpec::Expr(v.to_owned()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ScheduleSpec, A::Error> {
                 let form = AssetsForm::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(ScheduleSpec::Assets {
-                    assets: form.assets,
-                })
+                Ok(ScheduleSpec::Assets { assets: form.assets })
             }
         }
         d.deserialize_any(V)
@@ -148,25 +140,13 @@ impl<'de> Deserialize<'de> for ScheduleSpec {
 pub struct TaskArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
-    #[serde(
-        default,
-        with = "crate::duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
     pub retry_delay: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_exponential_backoff: Option<bool>,
-    #[serde(
-        default,
-        with = "crate::duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
     pub max_retry_delay: Option<Duration>,
-    #[serde(
-        default,
-        with = "crate::duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
     pub execution_timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
@@ -193,25 +173,13 @@ pub struct TaskSpec {
     // The TaskArgs fields, repeated because serde's flatten does not combine with deny_unknown_fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
-    #[serde(
-        default,
-        with = "crate::duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
     pub retry_delay: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_exponential_backoff: Option<bool>,
-    #[serde(
-        default,
-        with = "crate::duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
     pub max_retry_delay: Option<Duration>,
-    #[serde(
-        default,
-        with = "crate::duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
     pub execution_timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
@@ -283,30 +251,16 @@ impl TaskSpec {
         env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         ResolvedTask {
             retries: self.retries.or(defaults.retries).unwrap_or(0),
-            retry_delay: self
-                .retry_delay
-                .or(defaults.retry_delay)
-                .unwrap_or(DEFAULT_RETRY_DELAY),
+            retry_delay: self.retry_delay.or(defaults.retry_delay).unwrap_or(DEFAULT_RETRY_DELAY),
             retry_exponential_backoff: self
                 .retry_exponential_backoff
                 .or(defaults.retry_exponential_backoff)
                 .unwrap_or(false),
             max_retry_delay: self.max_retry_delay.or(defaults.max_retry_delay),
             execution_timeout: self.execution_timeout.or(defaults.execution_timeout),
-            queue: self
-                .queue
-                .clone()
-                .or_else(|| defaults.queue.clone())
-                .unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
-            pool: self
-                .pool
-                .clone()
-                .or_else(|| defaults.pool.clone())
-                .unwrap_or_else(|| DEFAULT_POOL.to_owned()),
-            priority_weight: self
-                .priority_weight
-                .or(defaults.priority_weight)
-                .unwrap_or(1),
+            queue: self.queue.clone().or_else(|| defaults.queue.clone()).unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
+            pool: self.pool.clone().or_else(|| defaults.pool.clone()).unwrap_or_else(|| DEFAULT_POOL.to_owned()),
+            priority_weight: self.priority_weight.or(defaults.priority_weight).unwrap_or(1),
             env,
         }
     }
@@ -338,12 +292,8 @@ impl ResolvedTask {
         }
         let cap = self.max_retry_delay.unwrap_or(DEFAULT_MAX_RETRY_DELAY);
         // Saturate instead of overflowing: past 2^63 the cap applies anyway.
-        let factor = 1u32
-            .checked_shl(try_number.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.retry_delay
-            .checked_mul(factor)
-            .map_or(cap, |d| d.min(cap))
+        let factor = 1u32.checked_shl(try_number.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.retry_delay.checked_mul(factor).map_or(cap, |d| d.min(cap))
     }
 }
 
@@ -358,20 +308,9 @@ mod tests {
         assert_eq!(task.retry_delay_after(3), Duration::from_secs(300));
         task.retry_exponential_backoff = true;
         task.retry_delay = Duration::from_secs(10);
-        let rows = [
-            (1, 10),
-            (2, 20),
-            (3, 40),
-            (4, 80),
-            (20, 86_400),
-            (200, 86_400),
-        ];
+        let rows = [(1, 10), (2, 20), (3, 40), (4, 80), (20, 86_400), (200, 86_400)];
         for (try_number, secs) in rows {
-            assert_eq!(
-                task.retry_delay_after(try_number),
-                Duration::from_secs(secs),
-                "{try_number}"
-            );
+            assert_eq!(task.retry_delay_after(try_number), Duration::from_secs(secs), "{try_number}");
         }
         task.max_retry_delay = Some(Duration::from_secs(30));
         assert_eq!(task.retry_delay_after(3), Duration::from_secs(30));
@@ -393,10 +332,7 @@ mod tests {
         assert_eq!(r.queue, "gpu");
         assert_eq!(r.pool, "default_pool");
         assert_eq!(r.priority_weight, 1);
-        assert_eq!(
-            r.env,
-            BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])
-        );
+        assert_eq!(r.env, BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())]));
         assert_eq!(task.task_args().retries, Some(5));
     }
 }

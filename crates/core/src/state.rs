@@ -93,14 +93,11 @@ impl FromStr for TaskState {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TaskState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "task",
-                value: s.to_owned(),
-                expected: TaskState::ALL.map(|s| s.as_str()).join(", "),
-            })
+        TaskState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| UnknownState {
+            kind: "task",
+            value: s.to_owned(),
+            expected: TaskState::ALL.map(|s| s.as_str()).join(", "),
+        })
     }
 }
 
@@ -116,12 +113,7 @@ pub enum RunState {
 }
 
 impl RunState {
-    pub const ALL: [RunState; 4] = [
-        RunState::Queued,
-        RunState::Running,
-        RunState::Success,
-        RunState::Failed,
-    ];
+    pub const ALL: [RunState; 4] = [RunState::Queued, RunState::Running, RunState::Success, RunState::Failed];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -147,14 +139,11 @@ impl FromStr for RunState {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "run",
-                value: s.to_owned(),
-                expected: RunState::ALL.map(|s| s.as_str()).join(", "),
-            })
+        RunState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| UnknownState {
+            kind: "run",
+            value: s.to_owned(),
+            expected: RunState::ALL.map(|s| s.as_str()).join(", "),
+        })
     }
 }
 
@@ -162,14 +151,8 @@ impl FromStr for RunState {
 /// Success (Airflow's rule: a failure that a downstream `all_done` task absorbed does not fail the run, but a failure
 /// that reaches a leaf does).
 pub fn run_outcome(leaf_states: &[TaskState]) -> RunState {
-    let failed = leaf_states
-        .iter()
-        .any(|s| matches!(s, TaskState::Failed | TaskState::UpstreamFailed));
-    if failed {
-        RunState::Failed
-    } else {
-        RunState::Success
-    }
+    let failed = leaf_states.iter().any(|s| matches!(s, TaskState::Failed | TaskState::UpstreamFailed));
+    if failed { RunState::Failed } else { RunState::Success }
 }
 
 #[cfg(test)]
@@ -200,32 +183,17 @@ mod tests {
 
     #[test]
     fn unknown_state_names_the_choices() {
-        let err = "sucess"
-            .parse::<TaskState>()
-            .expect_err("unknown")
-            .to_string();
-        assert!(
-            err.contains("\"sucess\"") && err.contains("success"),
-            "{err}"
-        );
+        let err = "sucess".parse::<TaskState>().expect_err("unknown").to_string();
+        assert!(err.contains("\"sucess\"") && err.contains("success"), "{err}");
         assert!("done".parse::<RunState>().is_err());
     }
 
     #[test]
     fn finished_states() {
-        let finished: Vec<_> = TaskState::ALL
-            .into_iter()
-            .filter(TaskState::is_finished)
-            .collect();
+        let finished: Vec<_> = TaskState::ALL.into_iter().filter(TaskState::is_finished).collect();
         assert_eq!(
             finished,
-            [
-                TaskState::Success,
-                TaskState::Failed,
-                TaskState::UpstreamFailed,
-                TaskState::Skipped,
-                TaskState::Removed
-            ]
+            [TaskState::Success, TaskState::Failed, TaskState::UpstreamFailed, TaskState::Skipped, TaskState::Removed]
         );
         assert!(RunState::Success.is_finished() && RunState::Failed.is_finished());
         assert!(!RunState::Running.is_finished() && !RunState::Queued.is_finished());

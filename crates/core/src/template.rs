@@ -48,11 +48,7 @@ pub enum TemplateError {
     #[error("task {0:?} has neither `command` nor `script` to run")]
     NoCommand(String),
     #[error("cannot render {field} of task {task_id:?}: {message}")]
-    Render {
-        task_id: String,
-        field: String,
-        message: String,
-    },
+    Render { task_id: String, field: String, message: String },
 }
 
 /// The template environment: strict about undefined names; no HTML escaping (these are shell arguments).
@@ -77,10 +73,7 @@ fn describe(e: &minijinja::Error, source: &str) -> String {
 
 /// Compile a template to check its syntax (at load time).
 pub(crate) fn check_syntax(source: &str) -> Result<(), String> {
-    environment()
-        .template_from_str(source)
-        .map(|_| ())
-        .map_err(|e| describe(&e, source))
+    environment().template_from_str(source).map(|_| ()).map_err(|e| describe(&e, source))
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -153,24 +146,17 @@ impl TemplateContext {
 
 /// Render a command task: `command` argv elements, or `script` as ["bash", "-c", script]; env = resolved env
 /// (defaults + task) rendered; cwd rendered.
-pub fn render_command(
-    dag: &Dag,
-    task_id: &str,
-    ctx: &TemplateContext,
-) -> Result<RenderedCommand, TemplateError> {
-    let task = dag
-        .task(task_id)
-        .ok_or_else(|| TemplateError::UnknownTask(task_id.to_owned()))?;
+pub fn render_command(dag: &Dag, task_id: &str, ctx: &TemplateContext) -> Result<RenderedCommand, TemplateError> {
+    let task = dag.task(task_id).ok_or_else(|| TemplateError::UnknownTask(task_id.to_owned()))?;
     let resolved = task.resolved(&dag.spec.default_args);
     let env = environment();
     let context = Value::from_serialize(ctx.to_value());
     let render = |field: String, source: &str| {
-        env.render_str(source, &context)
-            .map_err(|e| TemplateError::Render {
-                task_id: task_id.to_owned(),
-                field,
-                message: describe(&e, source),
-            })
+        env.render_str(source, &context).map_err(|e| TemplateError::Render {
+            task_id: task_id.to_owned(),
+            field,
+            message: describe(&e, source),
+        })
     };
     let argv = match (&task.command, &task.script) {
         (Some(command), _) => command
@@ -178,11 +164,7 @@ pub fn render_command(
             .enumerate()
             .map(|(i, arg)| render(format!("command[{i}]"), arg))
             .collect::<Result<Vec<_>, _>>()?,
-        (None, Some(script)) => vec![
-            "bash".to_owned(),
-            "-c".to_owned(),
-            render("script".to_owned(), script)?,
-        ],
+        (None, Some(script)) => vec!["bash".to_owned(), "-c".to_owned(), render("script".to_owned(), script)?],
         (None, None) => return Err(TemplateError::NoCommand(task_id.to_owned())),
     };
     let env = resolved
@@ -190,11 +172,7 @@ pub fn render_command(
         .iter()
         .map(|(k, v)| Ok((k.clone(), render(format!("env.{k}"), v)?)))
         .collect::<Result<BTreeMap<_, _>, TemplateError>>()?;
-    let cwd = task
-        .cwd
-        .as_deref()
-        .map(|cwd| render("cwd".to_owned(), cwd))
-        .transpose()?;
+    let cwd = task.cwd.as_deref().map(|cwd| render("cwd".to_owned(), cwd)).transpose()?;
     Ok(RenderedCommand { argv, env, cwd })
 }
 
@@ -214,9 +192,7 @@ pub fn resolve_params(
     for (name, param) in spec {
         let value = given.and_then(|g| g.get(name)).or(param.default.as_ref());
         match value {
-            None => errors.push(format!(
-                "param `{name}` has no default and is not given in conf"
-            )),
+            None => errors.push(format!("param `{name}` has no default and is not given in conf")),
             Some(value) => match check_param(name, param, value) {
                 Ok(()) => {
                     params.insert(name.clone(), value.clone());
@@ -225,27 +201,17 @@ pub fn resolve_params(
             },
         }
     }
-    if errors.is_empty() {
-        Ok(params)
-    } else {
-        Err(errors.join("; "))
-    }
+    if errors.is_empty() { Ok(params) } else { Err(errors.join("; ")) }
 }
 
 /// Check a value against a param's type, enum and bounds.
-pub(crate) fn check_param(
-    name: &str,
-    param: &ParamSpec,
-    value: &serde_json::Value,
-) -> Result<(), String> {
+pub(crate) fn check_param(name: &str, param: &ParamSpec, value: &serde_json::Value) -> Result<(), String> {
     use serde_json::Value as J;
     if let Some(t) = &param.r#type {
         let ok = match t.as_str() {
             "string" => value.is_string(),
             "number" => value.is_number(),
-            "integer" => {
-                value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
-            }
+            "integer" => value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0),
             "boolean" => value.is_boolean(),
             "array" => value.is_array(),
             "object" => value.is_object(),
@@ -259,21 +225,14 @@ pub(crate) fn check_param(
         && !choices.contains(value)
     {
         let list: Vec<String> = choices.iter().map(J::to_string).collect();
-        return Err(format!(
-            "param `{name}`: {value} is not one of {}",
-            list.join(", ")
-        ));
+        return Err(format!("param `{name}`: {value} is not one of {}", list.join(", ")));
     }
     if let Some(n) = value.as_f64() {
         if let Some(min) = param.minimum.filter(|min| n < *min) {
-            return Err(format!(
-                "param `{name}`: {value} is less than the minimum {min}"
-            ));
+            return Err(format!("param `{name}`: {value} is less than the minimum {min}"));
         }
         if let Some(max) = param.maximum.filter(|max| n > *max) {
-            return Err(format!(
-                "param `{name}`: {value} is more than the maximum {max}"
-            ));
+            return Err(format!("param `{name}`: {value} is more than the maximum {max}"));
         }
     }
     Ok(())

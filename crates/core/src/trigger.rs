@@ -96,10 +96,7 @@ struct Counts {
 
 impl Counts {
     fn of(upstream: &[TaskState]) -> Counts {
-        let mut c = Counts {
-            total: upstream.len(),
-            ..Counts::default()
-        };
+        let mut c = Counts { total: upstream.len(), ..Counts::default() };
         for state in upstream {
             if state.is_finished() {
                 c.done += 1;
@@ -173,11 +170,7 @@ pub fn trigger_satisfied(rule: TriggerRule, upstream: &[TaskState]) -> Readiness
 }
 
 fn ready_if(met: bool) -> Readiness {
-    if met {
-        Readiness::Ready
-    } else {
-        Readiness::Waiting
-    }
+    if met { Readiness::Ready } else { Readiness::Waiting }
 }
 
 #[cfg(test)]
@@ -185,19 +178,15 @@ mod tests {
     use super::*;
     use Readiness::{Ready, Skip, UpstreamFailed as UpF, Waiting};
     use TaskState::{
-        Failed as F, None as N, Removed as Rm, Running as R, Skipped as Sk, Success as S,
-        UpForRetry as Retry, UpstreamFailed as Uf,
+        Failed as F, None as N, Removed as Rm, Running as R, Skipped as Sk, Success as S, UpForRetry as Retry,
+        UpstreamFailed as Uf,
     };
 
     type Row = (&'static [TaskState], Readiness);
 
     fn check(rule: TriggerRule, rows: &[Row]) {
         for (upstream, expected) in rows {
-            assert_eq!(
-                trigger_satisfied(rule, upstream),
-                *expected,
-                "{rule} with upstream {upstream:?}"
-            );
+            assert_eq!(trigger_satisfied(rule, upstream), *expected, "{rule} with upstream {upstream:?}");
         }
     }
 
@@ -230,39 +219,20 @@ mod tests {
     fn all_failed() {
         check(
             TriggerRule::AllFailed,
-            &[
-                (&[F, Uf], Ready),
-                (&[F, R], Waiting),
-                (&[F, S], Skip),
-                (&[F, Sk], Skip),
-                (&[N, N], Waiting),
-            ],
+            &[(&[F, Uf], Ready), (&[F, R], Waiting), (&[F, S], Skip), (&[F, Sk], Skip), (&[N, N], Waiting)],
         );
     }
 
     #[test]
     fn all_done() {
-        check(
-            TriggerRule::AllDone,
-            &[
-                (&[S, F, Sk, Uf, Rm], Ready),
-                (&[F, R], Waiting),
-                (&[F, Retry], Waiting),
-            ],
-        );
+        check(TriggerRule::AllDone, &[(&[S, F, Sk, Uf, Rm], Ready), (&[F, R], Waiting), (&[F, Retry], Waiting)]);
     }
 
     #[test]
     fn all_skipped() {
         check(
             TriggerRule::AllSkipped,
-            &[
-                (&[Sk, Sk], Ready),
-                (&[Sk, R], Waiting),
-                (&[Sk, S], Skip),
-                (&[F, R], Skip),
-                (&[Uf], Skip),
-            ],
+            &[(&[Sk, Sk], Ready), (&[Sk, R], Waiting), (&[Sk, S], Skip), (&[F, R], Skip), (&[Uf], Skip)],
         );
     }
 
@@ -283,28 +253,14 @@ mod tests {
 
     #[test]
     fn one_failed() {
-        check(
-            TriggerRule::OneFailed,
-            &[
-                (&[F, R], Ready),
-                (&[Uf, S], Ready),
-                (&[S, R], Waiting),
-                (&[S, Sk], Skip),
-            ],
-        );
+        check(TriggerRule::OneFailed, &[(&[F, R], Ready), (&[Uf, S], Ready), (&[S, R], Waiting), (&[S, Sk], Skip)]);
     }
 
     #[test]
     fn one_done() {
         check(
             TriggerRule::OneDone,
-            &[
-                (&[S, R], Ready),
-                (&[F, R], Ready),
-                (&[Sk, R], Waiting),
-                (&[Sk, Uf], Skip),
-                (&[Rm, Sk], Skip),
-            ],
+            &[(&[S, R], Ready), (&[F, R], Ready), (&[Sk, R], Waiting), (&[Sk, Uf], Skip), (&[Rm, Sk], Skip)],
         );
     }
 
@@ -312,13 +268,7 @@ mod tests {
     fn none_failed() {
         check(
             TriggerRule::NoneFailed,
-            &[
-                (&[S, Sk], Ready),
-                (&[Sk, Sk], Ready),
-                (&[S, R], Waiting),
-                (&[F, R], UpF),
-                (&[Uf, S], UpF),
-            ],
+            &[(&[S, Sk], Ready), (&[Sk, Sk], Ready), (&[S, R], Waiting), (&[F, R], UpF), (&[Uf, S], UpF)],
         );
     }
 
@@ -326,30 +276,18 @@ mod tests {
     fn none_failed_min_one_success() {
         check(
             TriggerRule::NoneFailedMinOneSuccess,
-            &[
-                (&[S, Sk], Ready),
-                (&[Sk, Sk], Skip),
-                (&[S, R], Waiting),
-                (&[Sk, R], Waiting),
-                (&[F, Sk], UpF),
-            ],
+            &[(&[S, Sk], Ready), (&[Sk, Sk], Skip), (&[S, R], Waiting), (&[Sk, R], Waiting), (&[F, Sk], UpF)],
         );
     }
 
     #[test]
     fn none_skipped() {
-        check(
-            TriggerRule::NoneSkipped,
-            &[(&[S, F, Uf], Ready), (&[S, R], Waiting), (&[Sk, R], Skip)],
-        );
+        check(TriggerRule::NoneSkipped, &[(&[S, F, Uf], Ready), (&[S, R], Waiting), (&[Sk, R], Skip)]);
     }
 
     #[test]
     fn always() {
-        check(
-            TriggerRule::Always,
-            &[(&[N, R], Ready), (&[F, Sk], Ready), (&[S], Ready)],
-        );
+        check(TriggerRule::Always, &[(&[N, R], Ready), (&[F, Sk], Ready), (&[S], Ready)]);
     }
 
     #[test]

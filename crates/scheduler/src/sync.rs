@@ -91,10 +91,10 @@ impl DagFolder {
             Err(e) => return Ok(Parsed { hash: String::new(), result: Err(format!("{fileloc}: cannot read: {e}")) }),
         };
         let hash = hex::encode(Sha256::digest(source.as_bytes()));
-        if let Some(previous) = self.files.get(path) {
-            if previous.hash == hash {
-                return Ok(previous.clone());
-            }
+        if let Some(previous) = self.files.get(path)
+            && previous.hash == hash
+        {
+            return Ok(previous.clone());
         }
         let result = match load_dag(fileloc, &source) {
             Ok(dag) => {

@@ -154,11 +154,11 @@ fn sqlite_url_creating_parent(url: &str) -> Result<String> {
     if path.is_empty() || path == ":memory:" {
         return Err(Error::Config("a SQLite database needs a file path, e.g. sqlite://.sluice/sluice.db".into()));
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Config(format!("cannot create the folder of {path:?}: {e}")))?;
-        }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Config(format!("cannot create the folder of {path:?}: {e}")))?;
     }
     let sep = if rest.contains('?') { '&' } else { '?' };
     Ok(if rest.contains("mode=") { format!("sqlite://{rest}") } else { format!("sqlite://{rest}{sep}mode=rwc") })

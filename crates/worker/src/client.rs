@@ -10,8 +10,7 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_core::protocol::{
-    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, LogBatch, ReportRequest,
-    WORKER_API_PREFIX,
+    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, LogBatch, ReportRequest, WORKER_API_PREFIX,
 };
 use uuid::Uuid;
 
@@ -37,9 +36,7 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Http(e) => !e.is_builder() && !e.is_decode(),
-            ClientError::Status { status, .. } => {
-                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
-            }
+            ClientError::Status { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
             ClientError::Unauthorized | ClientError::Conflict => false,
         }
     }
@@ -56,15 +53,9 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: &str, token: &str) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
         let base = format!("{}{WORKER_API_PREFIX}", server.trim_end_matches('/'));
-        Ok(Client {
-            http,
-            base,
-            token: token.to_owned(),
-        })
+        Ok(Client { http, base, token: token.to_owned() })
     }
 
     /// Long-polls for up to `request.slots` tasks.
@@ -73,24 +64,17 @@ impl Client {
         self.post("lease", request, timeout).await
     }
 
-    pub async fn heartbeat(
-        &self,
-        ti_id: Uuid,
-        lease_id: Uuid,
-    ) -> Result<HeartbeatResponse, ClientError> {
+    pub async fn heartbeat(&self, ti_id: Uuid, lease_id: Uuid) -> Result<HeartbeatResponse, ClientError> {
         let body = HeartbeatRequest { lease_id };
-        self.post(&format!("tasks/{ti_id}/heartbeat"), &body, CALL_TIMEOUT)
-            .await
+        self.post(&format!("tasks/{ti_id}/heartbeat"), &body, CALL_TIMEOUT).await
     }
 
     pub async fn logs(&self, ti_id: Uuid, batch: &LogBatch) -> Result<(), ClientError> {
-        self.post_ignoring_body(&format!("tasks/{ti_id}/logs"), batch)
-            .await
+        self.post_ignoring_body(&format!("tasks/{ti_id}/logs"), batch).await
     }
 
     pub async fn report(&self, ti_id: Uuid, report: &ReportRequest) -> Result<(), ClientError> {
-        self.post_ignoring_body(&format!("tasks/{ti_id}/report"), report)
-            .await
+        self.post_ignoring_body(&format!("tasks/{ti_id}/report"), report).await
     }
 
     async fn post<T: DeserializeOwned>(
@@ -102,11 +86,7 @@ impl Client {
         Ok(self.send(path, body, timeout).await?.json().await?)
     }
 
-    async fn post_ignoring_body(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> Result<(), ClientError> {
+    async fn post_ignoring_body(&self, path: &str, body: &impl Serialize) -> Result<(), ClientError> {
         self.send(path, body, CALL_TIMEOUT).await.map(drop)
     }
 
@@ -132,10 +112,7 @@ impl Client {
             status => {
                 // The body is the server's `{"detail": ...}`; keep it short in our logs.
                 let body = response.text().await.unwrap_or_default();
-                Err(ClientError::Status {
-                    status,
-                    body: body.chars().take(500).collect(),
-                })
+                Err(ClientError::Status { status, body: body.chars().take(500).collect() })
             }
         }
     }
@@ -190,10 +167,7 @@ mod tests {
 
     #[test]
     fn only_transient_errors_are_retried() {
-        let status = |status| ClientError::Status {
-            status,
-            body: String::new(),
-        };
+        let status = |status| ClientError::Status { status, body: String::new() };
         assert!(status(StatusCode::SERVICE_UNAVAILABLE).is_transient());
         assert!(status(StatusCode::TOO_MANY_REQUESTS).is_transient());
         assert!(!status(StatusCode::BAD_REQUEST).is_transient());

@@ -65,27 +65,16 @@ pub enum WorkerError {
 
 /// Runs until `shutdown` resolves, then stops taking work, lets running tasks finish within `grace`, kills the rest
 /// (and reports them failed), and returns `Ok`. Returns an error at once when the server rejects the token.
-pub async fn run_worker(
-    config: WorkerConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), WorkerError> {
+pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
     check(&config)?;
     let client = Client::new(&config.server, &config.token)?;
     let (kill_all, kill_rx) = watch::channel(false);
-    let ctx = TryContext {
-        client: client.clone(),
-        kill_grace: config.kill_grace,
-        kill_all: kill_rx,
-    };
+    let ctx = TryContext { client: client.clone(), kill_grace: config.kill_grace, kill_all: kill_rx };
     let mut tries = JoinSet::new();
     tracing::info!(server = %config.server, queues = ?config.queues, slots = config.slots, "worker started");
 
     let result = lease_loop(&config, &client, &ctx, &mut tries, shutdown).await;
-    let grace = if result.is_ok() {
-        config.grace
-    } else {
-        Duration::ZERO
-    };
+    let grace = if result.is_ok() { config.grace } else { Duration::ZERO };
     drain(&mut tries, grace, &kill_all).await;
     tracing::info!("worker stopped");
     result
@@ -96,9 +85,7 @@ fn check(config: &WorkerConfig) -> Result<(), WorkerError> {
         return Err(WorkerError::Config("slots must be at least 1".into()));
     }
     if config.queues.is_empty() {
-        return Err(WorkerError::Config(
-            "the worker needs at least one queue".into(),
-        ));
+        return Err(WorkerError::Config("the worker needs at least one queue".into()));
     }
     Ok(())
 }
@@ -141,9 +128,7 @@ async fn lease_loop(
                 (empty && started.elapsed() < MIN_EMPTY_POLL).then_some(MIN_EMPTY_POLL)
             }
             Err(ClientError::Unauthorized) => {
-                return Err(WorkerError::WrongToken {
-                    server: config.server.clone(),
-                });
+                return Err(WorkerError::WrongToken { server: config.server.clone() });
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -174,10 +159,7 @@ fn lease_request(config: &WorkerConfig, slots: u32) -> LeaseRequest {
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|name| name.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_owned())
+    nix::unistd::gethostname().ok().and_then(|name| name.into_string().ok()).unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Collects the tries that ended, so that their slots count as free.
@@ -200,10 +182,7 @@ async fn drain(tries: &mut JoinSet<()>, grace: Duration, kill_all: &watch::Sende
     if tries.is_empty() {
         return;
     }
-    tracing::info!(
-        "waiting up to {grace:?} for {} running task(s) to finish",
-        tries.len()
-    );
+    tracing::info!("waiting up to {grace:?} for {} running task(s) to finish", tries.len());
     let finish = async {
         while let Some(joined) = tries.join_next().await {
             log_join(joined);
@@ -212,10 +191,7 @@ async fn drain(tries: &mut JoinSet<()>, grace: Duration, kill_all: &watch::Sende
     if tokio::time::timeout(grace, finish).await.is_ok() {
         return;
     }
-    tracing::warn!(
-        "killing {} task(s) still running after the shutdown grace",
-        tries.len()
-    );
+    tracing::warn!("killing {} task(s) still running after the shutdown grace", tries.len());
     kill_all.send_replace(true);
     while let Some(joined) = tries.join_next().await {
         log_join(joined);
@@ -249,15 +225,7 @@ mod tests {
 
     #[tokio::test]
     async fn zero_slots_is_a_configuration_error() {
-        let err = run_worker(
-            WorkerConfig {
-                slots: 0,
-                ..config()
-            },
-            async {},
-        )
-        .await
-        .expect_err("0 slots");
+        let err = run_worker(WorkerConfig { slots: 0, ..config() }, async {}).await.expect_err("0 slots");
         assert!(matches!(err, WorkerError::Config(_)), "{err}");
     }
 
@@ -265,8 +233,7 @@ mod tests {
     async fn shutdown_stops_a_worker_that_cannot_reach_its_server() {
         // Port 9 (discard) is closed: the worker backs off and retries until shutdown, which must end it promptly.
         let shutdown = tokio::time::sleep(Duration::from_millis(300));
-        let stopped =
-            tokio::time::timeout(Duration::from_secs(5), run_worker(config(), shutdown)).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(5), run_worker(config(), shutdown)).await;
         assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
     }
 }

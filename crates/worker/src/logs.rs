@@ -62,11 +62,7 @@ pub fn test_channel() -> (LogSender, mpsc::Receiver<LogLine>) {
 }
 
 fn log_line(stream: LogStream, line: String) -> LogLine {
-    LogLine {
-        timestamp: Utc::now(),
-        stream,
-        line,
-    }
+    LogLine { timestamp: Utc::now(), stream, line }
 }
 
 /// The task that posts log batches of one try.
@@ -80,10 +76,7 @@ impl LogShipper {
     pub fn start(client: Client, ti_id: Uuid, lease_id: Uuid) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_LINES);
         let task = tokio::spawn(ship(client, ti_id, lease_id, rx));
-        LogShipper {
-            sender: LogSender { tx },
-            task,
-        }
+        LogShipper { sender: LogSender { tx }, task }
     }
 
     pub fn sender(&self) -> LogSender {
@@ -124,12 +117,7 @@ async fn ship(client: Client, ti_id: Uuid, lease_id: Uuid, mut rx: mpsc::Receive
     let mut batch = Batch::default();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut poster = Poster {
-        client,
-        ti_id,
-        lease_id,
-        lease_lost: false,
-    };
+    let mut poster = Poster { client, ti_id, lease_id, lease_lost: false };
     loop {
         tokio::select! {
             line = rx.recv() => match line {
@@ -155,10 +143,7 @@ impl Poster {
             return;
         }
         let count = lines.len();
-        let batch = LogBatch {
-            lease_id: self.lease_id,
-            lines,
-        };
+        let batch = LogBatch { lease_id: self.lease_id, lines };
         match self.client.logs(self.ti_id, &batch).await {
             Ok(()) => {}
             Err(ClientError::Conflict) => {
@@ -174,11 +159,7 @@ impl Poster {
 ///
 /// Invalid UTF-8 is replaced rather than fatal (tasks print what they print), and a line longer than
 /// [`MAX_LINE_BYTES`] is cut into pieces so that a task printing without newlines cannot exhaust memory.
-pub async fn pump_lines(
-    reader: impl AsyncRead + Unpin,
-    stream: LogStream,
-    sink: LogSender,
-) -> Option<String> {
+pub async fn pump_lines(reader: impl AsyncRead + Unpin, stream: LogStream, sink: LogSender) -> Option<String> {
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();
     let mut last_marker = None;
@@ -193,9 +174,7 @@ pub async fn pump_lines(
                 return last_marker;
             }
         }
-        let line = String::from_utf8_lossy(&buf)
-            .trim_end_matches(['\n', '\r'])
-            .to_owned();
+        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_owned();
         if let Some(payload) = marker_payload(&line).filter(|_| stream == LogStream::Stdout) {
             last_marker = Some(payload.to_owned());
         }
@@ -210,9 +189,7 @@ mod tests {
     use super::*;
 
     fn drain(rx: &mut mpsc::Receiver<LogLine>) -> Vec<String> {
-        std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|l| l.line)
-            .collect()
+        std::iter::from_fn(|| rx.try_recv().ok()).map(|l| l.line).collect()
     }
 
     #[tokio::test]
@@ -222,16 +199,7 @@ mod tests {
         let marker = pump_lines(&text[..], LogStream::Stdout, sink).await;
         assert_eq!(marker.as_deref(), Some("2"));
         let lines = drain(&mut rx);
-        assert_eq!(
-            lines,
-            [
-                "one",
-                "::output::{\"a\": 1}",
-                "bad \u{fffd} byte",
-                "::output::2",
-                "last without newline"
-            ]
-        );
+        assert_eq!(lines, ["one", "::output::{\"a\": 1}", "bad \u{fffd} byte", "::output::2", "last without newline"]);
     }
 
     #[tokio::test]
@@ -255,8 +223,7 @@ mod tests {
     #[test]
     fn a_batch_is_full_by_lines_or_by_bytes() {
         let mut batch = Batch::default();
-        let full =
-            (0..MAX_BATCH_LINES).map(|_| batch.push(log_line(LogStream::Stdout, "x".into())));
+        let full = (0..MAX_BATCH_LINES).map(|_| batch.push(log_line(LogStream::Stdout, "x".into())));
         assert_eq!(full.filter(|full| *full).count(), 1);
         assert_eq!(batch.take().len(), MAX_BATCH_LINES);
         assert!(batch.lines.is_empty() && batch.bytes == 0);

@@ -27,10 +27,7 @@ pub enum OutputError {
     )]
     TooBig { size: u64 },
     #[error("could not read the output file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
 }
 
 /// The JSON text after the marker, if `line` is an output line.
@@ -42,18 +39,13 @@ pub fn marker_payload(line: &str) -> Option<&str> {
 pub fn parse_output(text: &str) -> Result<Value, OutputError> {
     let text = text.trim();
     if text.len() > MAX_OUTPUT_BYTES {
-        return Err(OutputError::TooBig {
-            size: text.len() as u64,
-        });
+        return Err(OutputError::TooBig { size: text.len() as u64 });
     }
     Ok(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
 }
 
 /// The task's output: the `$SLUICE_OUTPUT` file if the task wrote it, else the last `::output::` payload.
-pub async fn read_output(
-    file: &Path,
-    last_marker: Option<&str>,
-) -> Result<Option<Value>, OutputError> {
+pub async fn read_output(file: &Path, last_marker: Option<&str>) -> Result<Option<Value>, OutputError> {
     if let Some(text) = read_capped(file).await? {
         return parse_output(&text).map(Some);
     }
@@ -63,10 +55,7 @@ pub async fn read_output(
 /// The file's text, `None` when it is missing or empty. Reads at most one byte past the cap, so that a task that
 /// wrote gigabytes cannot make the worker load them.
 async fn read_capped(path: &Path) -> Result<Option<String>, OutputError> {
-    let read_err = |source| OutputError::Read {
-        path: path.to_owned(),
-        source,
-    };
+    let read_err = |source| OutputError::Read { path: path.to_owned(), source };
     let file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -78,10 +67,7 @@ async fn read_capped(path: &Path) -> Result<Option<String>, OutputError> {
     }
     let mut bytes = Vec::new();
     let limit = MAX_OUTPUT_BYTES as u64 + 1;
-    file.take(limit)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(read_err)?;
+    file.take(limit).read_to_end(&mut bytes).await.map_err(read_err)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -97,8 +83,7 @@ mod tests {
     struct TempPath(PathBuf);
     impl TempPath {
         fn new(contents: Option<&[u8]>) -> Self {
-            let path =
-                std::env::temp_dir().join(format!("sluice-output-test-{}", uuid::Uuid::now_v7()));
+            let path = std::env::temp_dir().join(format!("sluice-output-test-{}", uuid::Uuid::now_v7()));
             if let Some(contents) = contents {
                 std::fs::write(&path, contents).expect("write temp file");
             }
@@ -114,9 +99,7 @@ mod tests {
     #[tokio::test]
     async fn the_file_wins_over_the_marker_line() {
         let file = TempPath::new(Some(br#"{"rows": 3}"#));
-        let out = read_output(&file.0, Some(r#"{"rows": 1}"#))
-            .await
-            .expect("output");
+        let out = read_output(&file.0, Some(r#"{"rows": 1}"#)).await.expect("output");
         assert_eq!(out, Some(json!({"rows": 3})));
     }
 
@@ -141,20 +124,14 @@ mod tests {
     #[test]
     fn invalid_json_is_kept_as_a_string() {
         assert_eq!(parse_output("done").expect("output"), json!("done"));
-        assert_eq!(
-            parse_output(" {\"a\": 1 \r").expect("output"),
-            json!("{\"a\": 1")
-        );
+        assert_eq!(parse_output(" {\"a\": 1 \r").expect("output"), json!("{\"a\": 1"));
         assert_eq!(parse_output("\"quoted\"").expect("output"), json!("quoted"));
     }
 
     #[tokio::test]
     async fn too_big_an_output_fails() {
         let big = "x".repeat(MAX_OUTPUT_BYTES + 1);
-        assert!(matches!(
-            parse_output(&big),
-            Err(OutputError::TooBig { .. })
-        ));
+        assert!(matches!(parse_output(&big), Err(OutputError::TooBig { .. })));
         let file = TempPath::new(Some(big.as_bytes()));
         let err = read_output(&file.0, None).await.expect_err("too big");
         assert!(err.to_string().contains("more than the limit"), "{err}");

@@ -33,17 +33,11 @@ pub enum SpawnError {
     #[error("the task has no command to run (empty argv)")]
     EmptyArgv,
     #[error("could not start {program:?}{}: {source}", in_dir(.cwd))]
-    Io {
-        program: String,
-        cwd: Option<PathBuf>,
-        source: std::io::Error,
-    },
+    Io { program: String, cwd: Option<PathBuf>, source: std::io::Error },
 }
 
 fn in_dir(cwd: &Option<PathBuf>) -> String {
-    cwd.as_ref()
-        .map(|dir| format!(" in {}", dir.display()))
-        .unwrap_or_default()
+    cwd.as_ref().map(|dir| format!(" in {}", dir.display())).unwrap_or_default()
 }
 
 /// A running task: the direct child, which leads its own process group.
@@ -88,27 +82,13 @@ impl TaskProcess {
             command.current_dir(cwd);
         }
         die_with_worker(&mut command);
-        let io_err = |source| SpawnError::Io {
-            program: program.clone(),
-            cwd: spec.cwd.clone(),
-            source,
-        };
+        let io_err = |source| SpawnError::Io { program: program.clone(), cwd: spec.cwd.clone(), source };
         let mut child = command.spawn().map_err(io_err)?;
-        let missing = || {
-            io_err(std::io::Error::other(
-                "the child's output pipes are missing",
-            ))
-        };
+        let missing = || io_err(std::io::Error::other("the child's output pipes are missing"));
         let stdout = child.stdout.take().ok_or_else(missing)?;
         let stderr = child.stderr.take().ok_or_else(missing)?;
-        let pid = child
-            .id()
-            .ok_or_else(|| io_err(std::io::Error::other("the child has no pid")))?;
-        Ok(Spawned {
-            process: TaskProcess { child, pid },
-            stdout,
-            stderr,
-        })
+        let pid = child.id().ok_or_else(|| io_err(std::io::Error::other("the child has no pid")))?;
+        Ok(Spawned { process: TaskProcess { child, pid }, stdout, stderr })
     }
 
     pub fn pid(&self) -> u32 {
@@ -146,10 +126,7 @@ impl TaskProcess {
             }
             tokio::time::sleep(GROUP_POLL).await;
         }
-        Ok(Killed {
-            status: self.child.wait().await?,
-            escalated,
-        })
+        Ok(Killed { status: self.child.wait().await?, escalated })
     }
 
     /// SIGKILL the whole group at once, for when the task must not run one moment longer (lease lost).
@@ -181,9 +158,7 @@ fn die_with_worker(command: &mut Command) {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             // The worker may have died between fork and prctl; then the signal would never come.
             if nix::unistd::getppid() != worker {
-                return Err(std::io::Error::other(
-                    "the worker exited while starting the task",
-                ));
+                return Err(std::io::Error::other("the worker exited while starting the task"));
             }
             Ok(())
         });
@@ -208,11 +183,7 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> SpawnSpec {
-        SpawnSpec {
-            argv: vec!["sh".into(), "-c".into(), script.into()],
-            env: BTreeMap::new(),
-            cwd: None,
-        }
+        SpawnSpec { argv: vec!["sh".into(), "-c".into(), script.into()], env: BTreeMap::new(), cwd: None }
     }
 
     /// Processes of group `pgid` that are still running (zombies excluded: they are dead, only not yet reaped by
@@ -240,10 +211,7 @@ mod tests {
     async fn wait_for_members(pgid: u32, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while live_members(pgid).len() < count {
-            assert!(
-                Instant::now() < deadline,
-                "the task did not start its children"
-            );
+            assert!(Instant::now() < deadline, "the task did not start its children");
             tokio::time::sleep(GROUP_POLL).await;
         }
     }
@@ -253,47 +221,27 @@ mod tests {
         let mut spawned = TaskProcess::spawn(&sh("sleep 100 & sleep 100")).expect("spawn");
         let pgid = spawned.process.pid();
         wait_for_members(pgid, 2).await;
-        let timed_out =
-            tokio::time::timeout(Duration::from_millis(100), spawned.process.wait()).await;
+        let timed_out = tokio::time::timeout(Duration::from_millis(100), spawned.process.wait()).await;
         assert!(timed_out.is_err(), "sleep 100 cannot have exited");
 
-        let killed = spawned
-            .process
-            .terminate(Duration::from_secs(5))
-            .await
-            .expect("terminate");
+        let killed = spawned.process.terminate(Duration::from_secs(5)).await.expect("terminate");
         assert!(!killed.escalated, "sleep dies on SIGTERM");
-        assert_eq!(
-            describe_exit(killed.status).as_deref(),
-            Some("killed by signal 15 (SIGTERM)")
-        );
+        assert_eq!(describe_exit(killed.status).as_deref(), Some("killed by signal 15 (SIGTERM)"));
         assert_eq!(live_members(pgid), Vec::<u32>::new());
         assert!(!spawned.process.group_alive());
     }
 
     #[tokio::test]
     async fn a_task_that_ignores_sigterm_gets_sigkill_after_the_grace() {
-        let mut spawned =
-            TaskProcess::spawn(&sh("trap '' TERM; sleep 100 & sleep 100")).expect("spawn");
+        let mut spawned = TaskProcess::spawn(&sh("trap '' TERM; sleep 100 & sleep 100")).expect("spawn");
         let pgid = spawned.process.pid();
         wait_for_members(pgid, 2).await;
-        let killed = spawned
-            .process
-            .terminate(Duration::from_millis(200))
-            .await
-            .expect("terminate");
+        let killed = spawned.process.terminate(Duration::from_millis(200)).await.expect("terminate");
         assert!(killed.escalated);
-        assert_eq!(
-            describe_exit(killed.status).as_deref(),
-            Some("killed by signal 9 (SIGKILL)")
-        );
+        assert_eq!(describe_exit(killed.status).as_deref(), Some("killed by signal 9 (SIGKILL)"));
         let deadline = Instant::now() + Duration::from_secs(5);
         while !live_members(pgid).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "processes left in the group: {:?}",
-                live_members(pgid)
-            );
+            assert!(Instant::now() < deadline, "processes left in the group: {:?}", live_members(pgid));
             tokio::time::sleep(GROUP_POLL).await;
         }
     }
@@ -307,11 +255,7 @@ mod tests {
         assert_eq!(status.signal(), Some(9));
         let deadline = Instant::now() + Duration::from_secs(5);
         while !live_members(pgid).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "processes left in the group: {:?}",
-                live_members(pgid)
-            );
+            assert!(Instant::now() < deadline, "processes left in the group: {:?}", live_members(pgid));
             tokio::time::sleep(GROUP_POLL).await;
         }
     }
@@ -321,10 +265,7 @@ mod tests {
         // The parent-death signal is what kills tasks when the worker is `kill -9`ed; a thread exiting triggers
         // it the same way, without killing the test process.
         let pid = std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             let _guard = runtime.enter();
             let spawned = TaskProcess::spawn(&sh("sleep 100")).expect("spawn");
             let pid = spawned.process.pid();
@@ -335,10 +276,7 @@ mod tests {
         .join()
         .expect("spawning thread");
         let status = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None).expect("waitpid");
-        assert_eq!(
-            status,
-            nix::sys::wait::WaitStatus::Signaled(Pid::from_raw(pid as i32), Signal::SIGKILL, false)
-        );
+        assert_eq!(status, nix::sys::wait::WaitStatus::Signaled(Pid::from_raw(pid as i32), Signal::SIGKILL, false));
     }
 
     #[tokio::test]
@@ -346,13 +284,8 @@ mod tests {
         let mut ok = TaskProcess::spawn(&sh("exit 0")).expect("spawn").process;
         assert_eq!(describe_exit(ok.wait().await.expect("wait")), None);
         let mut three = TaskProcess::spawn(&sh("exit 3")).expect("spawn").process;
-        assert_eq!(
-            describe_exit(three.wait().await.expect("wait")).as_deref(),
-            Some("exit code 3")
-        );
-        let mut killed = TaskProcess::spawn(&sh("kill -9 $$"))
-            .expect("spawn")
-            .process;
+        assert_eq!(describe_exit(three.wait().await.expect("wait")).as_deref(), Some("exit code 3"));
+        let mut killed = TaskProcess::spawn(&sh("kill -9 $$")).expect("spawn").process;
         let described = describe_exit(killed.wait().await.expect("wait"));
         assert_eq!(described.as_deref(), Some("killed by signal 9 (SIGKILL)"));
     }
@@ -365,46 +298,25 @@ mod tests {
         spec.cwd = Some("/".into());
         let mut spawned = TaskProcess::spawn(&spec).expect("spawn");
         let mut out = String::new();
-        spawned
-            .stdout
-            .read_to_string(&mut out)
-            .await
-            .expect("read stdout");
+        spawned.stdout.read_to_string(&mut out).await.expect("read stdout");
         assert_eq!(out, "hello /\n");
         assert!(spawned.process.wait().await.expect("wait").success());
     }
 
     #[test]
     fn a_missing_program_or_cwd_is_an_error_not_a_panic() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let _guard = runtime.enter();
-        let missing = SpawnSpec {
-            argv: vec!["/no/such/program".into()],
-            env: BTreeMap::new(),
-            cwd: None,
-        };
+        let missing = SpawnSpec { argv: vec!["/no/such/program".into()], env: BTreeMap::new(), cwd: None };
         let err = TaskProcess::spawn(&missing).expect_err("no such program");
-        assert!(
-            err.to_string().contains("No such file or directory"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("No such file or directory"), "{err}");
 
         let mut bad_cwd = sh("true");
         bad_cwd.cwd = Some("/no/such/dir".into());
         let err = TaskProcess::spawn(&bad_cwd).expect_err("no such dir");
         assert!(err.to_string().contains("in /no/such/dir"), "{err}");
 
-        let empty = SpawnSpec {
-            argv: vec![],
-            env: BTreeMap::new(),
-            cwd: None,
-        };
-        assert!(matches!(
-            TaskProcess::spawn(&empty),
-            Err(SpawnError::EmptyArgv)
-        ));
+        let empty = SpawnSpec { argv: vec![], env: BTreeMap::new(), cwd: None };
+        assert!(matches!(TaskProcess::spawn(&empty), Err(SpawnError::EmptyArgv)));
     }
 }

@@ -69,12 +69,7 @@ struct Verdict {
 
 impl Verdict {
     fn failed(error: impl Into<String>) -> Self {
-        Verdict {
-            exit_code: None,
-            pid: None,
-            error: Some(error.into()),
-            output: None,
-        }
+        Verdict { exit_code: None, pid: None, error: Some(error.into()), output: None }
     }
 }
 
@@ -97,9 +92,7 @@ async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<
     let output_file = match create_output_file(task).await {
         Ok(path) => path,
         Err(e) => {
-            return Some(Verdict::failed(format!(
-                "could not create the $SLUICE_OUTPUT file: {e}"
-            )));
+            return Some(Verdict::failed(format!("could not create the $SLUICE_OUTPUT file: {e}")));
         }
     };
     let verdict = run_process(ctx, task, &log, &output_file).await;
@@ -109,12 +102,7 @@ async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<
     verdict
 }
 
-async fn run_process(
-    ctx: &TryContext,
-    task: &LeasedTask,
-    log: &LogSender,
-    output: &Path,
-) -> Option<Verdict> {
+async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, output: &Path) -> Option<Verdict> {
     let spawned = match TaskProcess::spawn(&spawn_spec(task, output)) {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -145,11 +133,7 @@ async fn run_process(
 fn spawn_spec(task: &LeasedTask, output: &Path) -> SpawnSpec {
     let mut env = task.env.clone();
     env.insert("SLUICE_OUTPUT".to_owned(), output.display().to_string());
-    SpawnSpec {
-        argv: task.argv.clone(),
-        env,
-        cwd: task.cwd.as_ref().map(PathBuf::from),
-    }
+    SpawnSpec { argv: task.argv.clone(), env, cwd: task.cwd.as_ref().map(PathBuf::from) }
 }
 
 /// Creates the empty file the task may write its output to. `create_new` makes sure the file is ours and not a
@@ -157,11 +141,7 @@ fn spawn_spec(task: &LeasedTask, output: &Path) -> SpawnSpec {
 async fn create_output_file(task: &LeasedTask) -> std::io::Result<PathBuf> {
     let name = format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id);
     let path = std::env::temp_dir().join(name);
-    tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .await?;
+    tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
     Ok(path)
 }
 
@@ -180,12 +160,7 @@ async fn supervise(ctx: &TryContext, task: &LeasedTask, process: &mut TaskProces
 }
 
 /// Kills what is left of the process group and says what to report.
-async fn stop(
-    ctx: &TryContext,
-    process: &mut TaskProcess,
-    end: End,
-    log: &LogSender,
-) -> Option<Verdict> {
+async fn stop(ctx: &TryContext, process: &mut TaskProcess, end: End, log: &LogSender) -> Option<Verdict> {
     let (reason, error) = match end {
         End::Exited(status) => return Some(exited(ctx, process, status, log).await),
         End::LeaseLost => {
@@ -196,34 +171,19 @@ async fn stop(
         }
         End::TimedOut(after) => {
             let after = human(after);
-            (
-                format!("execution_timeout of {after} reached"),
-                format!("timed out after {after}"),
-            )
+            (format!("execution_timeout of {after} reached"), format!("timed out after {after}"))
         }
-        End::Cancelled => (
-            "the server cancelled the task".to_owned(),
-            "cancelled by the server".to_owned(),
-        ),
-        End::Shutdown => (
-            "the worker is shutting down".to_owned(),
-            "worker shut down before the task finished".to_owned(),
-        ),
-        End::WaitFailed(e) => (
-            format!("waiting for the task failed ({e})"),
-            format!("the worker lost track of the process: {e}"),
-        ),
+        End::Cancelled => ("the server cancelled the task".to_owned(), "cancelled by the server".to_owned()),
+        End::Shutdown => {
+            ("the worker is shutting down".to_owned(), "worker shut down before the task finished".to_owned())
+        }
+        End::WaitFailed(e) => {
+            (format!("waiting for the task failed ({e})"), format!("the worker lost track of the process: {e}"))
+        }
     };
     log.system(format!("{reason}: sending SIGTERM to the process group"));
-    let exit_code = terminate(ctx, process, log)
-        .await
-        .and_then(|status| status.code());
-    Some(Verdict {
-        exit_code,
-        pid: None,
-        error: Some(error),
-        output: None,
-    })
+    let exit_code = terminate(ctx, process, log).await.and_then(|status| status.code());
+    Some(Verdict { exit_code, pid: None, error: Some(error), output: None })
 }
 
 /// For a try the server has already ended: it may be running elsewhere by now, so not one moment longer here.
@@ -236,39 +196,22 @@ async fn kill_at_once(process: &mut TaskProcess, why: &str) -> Option<Verdict> {
 }
 
 /// The verdict of a process that exited on its own; kills what it left running in its group.
-async fn exited(
-    ctx: &TryContext,
-    process: &mut TaskProcess,
-    status: ExitStatus,
-    log: &LogSender,
-) -> Verdict {
+async fn exited(ctx: &TryContext, process: &mut TaskProcess, status: ExitStatus, log: &LogSender) -> Verdict {
     let error = describe_exit(status);
     log.system(error.clone().unwrap_or_else(|| "exit code 0".to_owned()));
     if process.group_alive() {
         log.system("the task left processes running in its process group: sending SIGTERM to them");
         terminate(ctx, process, log).await;
     }
-    Verdict {
-        exit_code: status.code(),
-        pid: None,
-        error,
-        output: None,
-    }
+    Verdict { exit_code: status.code(), pid: None, error, output: None }
 }
 
 /// SIGTERM, grace, SIGKILL; logs how it went.
-async fn terminate(
-    ctx: &TryContext,
-    process: &mut TaskProcess,
-    log: &LogSender,
-) -> Option<ExitStatus> {
+async fn terminate(ctx: &TryContext, process: &mut TaskProcess, log: &LogSender) -> Option<ExitStatus> {
     match process.terminate(ctx.kill_grace).await {
         Ok(killed) => {
             if killed.escalated {
-                log.system(format!(
-                    "still running after {}: sent SIGKILL",
-                    human(ctx.kill_grace)
-                ));
+                log.system(format!("still running after {}: sent SIGKILL", human(ctx.kill_grace)));
             }
             Some(killed.status)
         }
@@ -280,10 +223,7 @@ async fn terminate(
 }
 
 /// Waits for both pipes to close; returns the last `::output::` payload.
-async fn drain_pipes(
-    mut stdout: JoinHandle<Option<String>>,
-    mut stderr: JoinHandle<Option<String>>,
-) -> Option<String> {
+async fn drain_pipes(mut stdout: JoinHandle<Option<String>>, mut stderr: JoinHandle<Option<String>>) -> Option<String> {
     let both = async { ((&mut stdout).await, (&mut stderr).await) };
     match tokio::time::timeout(PIPE_DRAIN, both).await {
         Ok((Ok(marker), _)) => marker,
@@ -293,9 +233,7 @@ async fn drain_pipes(
         }
         Err(_) => {
             // Stop reading, else the log shipper would wait for the pumps' senders forever.
-            tracing::warn!(
-                "a process outside the task's group still holds its output pipes; not waiting for it"
-            );
+            tracing::warn!("a process outside the task's group still holds its output pipes; not waiting for it");
             stdout.abort();
             stderr.abort();
             None
@@ -305,8 +243,7 @@ async fn drain_pipes(
 
 /// Heartbeats every `heartbeat_interval_ms` until the server says stop, or until the lease would have expired.
 async fn heartbeat(client: &Client, task: &LeasedTask) -> End {
-    let interval =
-        Duration::from_millis(task.heartbeat_interval_ms).max(Duration::from_millis(100));
+    let interval = Duration::from_millis(task.heartbeat_interval_ms).max(Duration::from_millis(100));
     let lease = Duration::from_millis(task.lease_ms);
     let mut lease_until = Instant::now() + lease;
     loop {
@@ -346,11 +283,7 @@ async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
 /// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
 /// the try as lost anyway.
 async fn report(client: &Client, task: &LeasedTask, verdict: Verdict) {
-    let outcome = if verdict.error.is_none() {
-        TaskOutcome::Success
-    } else {
-        TaskOutcome::Failed
-    };
+    let outcome = if verdict.error.is_none() { TaskOutcome::Success } else { TaskOutcome::Failed };
     let request = ReportRequest {
         lease_id: task.lease_id,
         outcome,
@@ -385,11 +318,7 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict) {
 /// `10s`, `1500ms`: how durations read in logs and errors.
 fn human(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 #[cfg(test)]
@@ -414,11 +343,7 @@ mod tests {
         fn new(script: &str, execution_timeout_ms: Option<u64>) -> Self {
             let (kill_all, kill_rx) = watch::channel(false);
             let client = Client::new("http://127.0.0.1:9", "token").expect("client");
-            let ctx = TryContext {
-                client,
-                kill_grace: Duration::from_secs(2),
-                kill_all: kill_rx,
-            };
+            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),
                 lease_id: Uuid::now_v7(),
@@ -434,18 +359,12 @@ mod tests {
                 heartbeat_interval_ms: 60_000,
                 lease_ms: 60_000,
             };
-            Harness {
-                ctx,
-                kill_all,
-                task,
-            }
+            Harness { ctx, kill_all, task }
         }
 
         async fn run(&self) -> (Verdict, Vec<LogLine>) {
             let (log, mut rx) = test_channel();
-            let verdict = execute(&self.ctx, &self.task, log)
-                .await
-                .expect("a verdict to report");
+            let verdict = execute(&self.ctx, &self.task, log).await.expect("a verdict to report");
             let lines = std::iter::from_fn(|| rx.try_recv().ok()).collect();
             (verdict, lines)
         }
@@ -462,40 +381,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_successful_try_reports_its_output_and_logs() {
-        let h = Harness::new(
-            "echo \"$GREETING\"; echo oops >&2; echo '::output::{\"rows\": 3}'",
-            None,
-        );
+        let h = Harness::new("echo \"$GREETING\"; echo oops >&2; echo '::output::{\"rows\": 3}'", None);
         let (verdict, lines) = h.run().await;
         assert_eq!((verdict.error, verdict.exit_code), (None, Some(0)));
         assert_eq!(verdict.output, Some(json!({"rows": 3})));
         assert!(has_line(&lines, LogStream::Stdout, "hello"), "{lines:?}");
         assert!(has_line(&lines, LogStream::Stderr, "oops"), "{lines:?}");
-        assert!(
-            has_line(&lines, LogStream::System, "exit code 0"),
-            "{lines:?}"
-        );
+        assert!(has_line(&lines, LogStream::System, "exit code 0"), "{lines:?}");
         let started = format!("started pid {}", verdict.pid.expect("a pid"));
         assert!(has_line(&lines, LogStream::System, &started), "{lines:?}");
     }
 
     #[tokio::test]
     async fn the_output_file_wins_and_is_removed_after() {
-        let h = Harness::new(
-            "echo '::output::1'; echo not-json > \"$SLUICE_OUTPUT\"; echo \"$SLUICE_OUTPUT\"",
-            None,
-        );
+        let h = Harness::new("echo '::output::1'; echo not-json > \"$SLUICE_OUTPUT\"; echo \"$SLUICE_OUTPUT\"", None);
         let (verdict, lines) = h.run().await;
         assert_eq!(verdict.output, Some(json!("not-json")));
-        let path = lines
-            .iter()
-            .find(|l| l.line.contains("sluice-output-"))
-            .expect("the path was printed");
-        assert!(
-            !Path::new(&path.line).exists(),
-            "{} is left behind",
-            path.line
-        );
+        let path = lines.iter().find(|l| l.line.contains("sluice-output-")).expect("the path was printed");
+        assert!(!Path::new(&path.line).exists(), "{} is left behind", path.line);
     }
 
     #[tokio::test]
@@ -510,14 +413,8 @@ mod tests {
     #[tokio::test]
     async fn a_failing_exit_code_is_reported() {
         let (verdict, lines) = Harness::new("exit 3", None).run().await;
-        assert_eq!(
-            (verdict.error.as_deref(), verdict.exit_code),
-            (Some("exit code 3"), Some(3))
-        );
-        assert!(
-            has_line(&lines, LogStream::System, "exit code 3"),
-            "{lines:?}"
-        );
+        assert_eq!((verdict.error.as_deref(), verdict.exit_code), (Some("exit code 3"), Some(3)));
+        assert!(has_line(&lines, LogStream::System, "exit code 3"), "{lines:?}");
     }
 
     #[tokio::test]
@@ -536,10 +433,7 @@ mod tests {
         assert_eq!(verdict.error, None);
         assert!(has_line(&lines, LogStream::Stdout, "done"), "{lines:?}");
         assert!(group_gone(verdict.pid));
-        assert!(
-            started.elapsed() < PIPE_DRAIN,
-            "waited for the pipes of a killed process"
-        );
+        assert!(started.elapsed() < PIPE_DRAIN, "waited for the pipes of a killed process");
     }
 
     #[tokio::test]
@@ -551,10 +445,7 @@ mod tests {
             kill_all.send_replace(true);
         };
         let ((verdict, _), ()) = tokio::join!(h.run(), kill_soon);
-        assert_eq!(
-            verdict.error.as_deref(),
-            Some("worker shut down before the task finished")
-        );
+        assert_eq!(verdict.error.as_deref(), Some("worker shut down before the task finished"));
         assert!(group_gone(verdict.pid));
     }
 
@@ -564,10 +455,7 @@ mod tests {
         h.task.argv = vec!["/no/such/program".into()];
         let (verdict, _) = h.run().await;
         let error = verdict.error.expect("failed");
-        assert!(
-            error.starts_with("could not start \"/no/such/program\""),
-            "{error}"
-        );
+        assert!(error.starts_with("could not start \"/no/such/program\""), "{error}");
     }
 
     #[test]

@@ -146,10 +146,10 @@ pub async fn trigger(
             ));
         }
     };
-    if let Some(run_id) = &body.dag_run_id {
-        if run_id.trim().is_empty() {
-            return Err(ApiError::BadRequest("dag_run_id must not be empty".into()));
-        }
+    if let Some(run_id) = &body.dag_run_id
+        && run_id.trim().is_empty()
+    {
+        return Err(ApiError::BadRequest("dag_run_id must not be empty".into()));
     }
     let request = TriggerRequest {
         dag_run_id: body.dag_run_id,

@@ -59,10 +59,7 @@ impl Node {
     /// The key node and value node of a string key of a mapping.
     pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
         match &self.kind {
-            Kind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(k, v)| (k, v)),
+            Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(k, v)| (k, v)),
             _ => None,
         }
     }
@@ -115,20 +112,13 @@ fn fill_raw(node: &mut Node, source: &str) {
 
 fn loc_of<T>(s: &Spanned<T>) -> Loc {
     let loc = s.referenced;
-    (
-        usize::try_from(loc.line()).unwrap_or(0),
-        usize::try_from(loc.column()).unwrap_or(0),
-    )
+    (usize::try_from(loc.line()).unwrap_or(0), usize::try_from(loc.column()).unwrap_or(0))
 }
 
 /// Converts the located error of a failed saphyr parse.
 pub(crate) fn saphyr_error_loc(err: &serde_saphyr::Error) -> Loc {
-    err.location().map_or((1, 1), |loc| {
-        (
-            usize::try_from(loc.line()).unwrap_or(1),
-            usize::try_from(loc.column()).unwrap_or(1),
-        )
-    })
+    err.location()
+        .map_or((1, 1), |loc| (usize::try_from(loc.line()).unwrap_or(1), usize::try_from(loc.column()).unwrap_or(1)))
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -138,15 +128,8 @@ impl<'de> Deserialize<'de> for Node {
         let span = span
             .byte_offset()
             .zip(span.byte_len())
-            .and_then(|(start, len)| {
-                Some((usize::try_from(start).ok()?, usize::try_from(len).ok()?))
-            });
-        Ok(Node {
-            loc: loc_of(&spanned),
-            kind: spanned.value,
-            raw: None,
-            span,
-        })
+            .and_then(|(start, len)| Some((usize::try_from(start).ok()?, usize::try_from(len).ok()?)));
+        Ok(Node { loc: loc_of(&spanned), kind: spanned.value, raw: None, span })
     }
 }
 
@@ -174,14 +157,10 @@ impl<'de> Visitor<'de> for KindVisitor {
         Ok(Kind::UInt(v))
     }
     fn visit_i128<E: de::Error>(self, v: i128) -> Result<Kind, E> {
-        i64::try_from(v)
-            .map(Kind::Int)
-            .map_err(|_| E::custom(format!("integer {v} is too large")))
+        i64::try_from(v).map(Kind::Int).map_err(|_| E::custom(format!("integer {v} is too large")))
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Kind, E> {
-        u64::try_from(v)
-            .map(Kind::UInt)
-            .map_err(|_| E::custom(format!("integer {v} is too large")))
+        u64::try_from(v).map(Kind::UInt).map_err(|_| E::custom(format!("integer {v} is too large")))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Kind, E> {
         Ok(Kind::Float(v))
@@ -244,19 +223,12 @@ impl std::error::Error for NodeError {}
 
 impl de::Error for NodeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        NodeError {
-            message: msg.to_string(),
-            loc: None,
-            entries: Vec::new(),
-        }
+        NodeError { message: msg.to_string(), loc: None, entries: Vec::new() }
     }
 
     // The two errors below are the ones users hit with typos, so they get a "did you mean" instead of serde's list.
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        Self::custom(format!(
-            "unknown field `{field}`{}",
-            super::suggest::hint(field, expected.iter().copied())
-        ))
+        Self::custom(format!("unknown field `{field}`{}", super::suggest::hint(field, expected.iter().copied())))
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
@@ -286,11 +258,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             Kind::Float(f) => v.visit_f64(*f),
             Kind::Str(s) => v.visit_str(s),
             Kind::Seq(items) => v.visit_seq(SeqAccess(items.iter())),
-            Kind::Map(entries) => v.visit_map(MapAccess {
-                entries: entries.iter(),
-                value: None,
-                index: 0,
-            }),
+            Kind::Map(entries) => v.visit_map(MapAccess { entries: entries.iter(), value: None, index: 0 }),
         };
         result.map_err(|e| e.at(node.loc))
     }
@@ -312,8 +280,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             Kind::Float(f) => f.to_string(),
             _ => return self.deserialize_any(v),
         };
-        v.visit_string(text)
-            .map_err(|e: NodeError| e.at(self.0.loc))
+        v.visit_string(text).map_err(|e: NodeError| e.at(self.0.loc))
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, NodeError> {
@@ -328,18 +295,12 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     ) -> Result<V::Value, NodeError> {
         match &self.0.kind {
             // Unit variants (trigger rules) are written as plain strings.
-            Kind::Str(s) => v
-                .visit_enum(s.as_str().into_deserializer())
-                .map_err(|e: NodeError| e.at(self.0.loc)),
+            Kind::Str(s) => v.visit_enum(s.as_str().into_deserializer()).map_err(|e: NodeError| e.at(self.0.loc)),
             _ => self.deserialize_any(v),
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        v: V,
-    ) -> Result<V::Value, NodeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, v: V) -> Result<V::Value, NodeError> {
         v.visit_newtype_struct(self)
     }
 
@@ -354,14 +315,8 @@ struct SeqAccess<'a>(std::slice::Iter<'a, Node>);
 impl<'de> de::SeqAccess<'de> for SeqAccess<'_> {
     type Error = NodeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, NodeError> {
-        self.0
-            .next()
-            .map(|node| seed.deserialize(NodeDe(node)))
-            .transpose()
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, NodeError> {
+        self.0.next().map(|node| seed.deserialize(NodeDe(node))).transpose()
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -386,16 +341,11 @@ impl MapAccess<'_> {
 impl<'de> de::MapAccess<'de> for MapAccess<'_> {
     type Error = NodeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, NodeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, NodeError> {
         match self.entries.next() {
             Some((key, value)) => {
                 self.value = Some(value);
-                seed.deserialize(NodeDe(key))
-                    .map(Some)
-                    .map_err(|e| self.mark(e))
+                seed.deserialize(NodeDe(key)).map(Some).map_err(|e| self.mark(e))
             }
             None => Ok(None),
         }
@@ -429,15 +379,8 @@ pub(crate) struct Partial<T> {
 
 /// Deserialise `T` from a mapping node, collecting errors: when an error lies inside one entry, that entry is
 /// dropped and deserialisation is tried again, so that one pass reports every bad field of the mapping.
-pub(crate) fn deserialize_collecting<T: de::DeserializeOwned>(
-    node: &Node,
-    errors: &mut Vec<NodeError>,
-) -> Partial<T> {
-    let mut partial = Partial {
-        value: None,
-        dropped: Vec::new(),
-        failed: false,
-    };
+pub(crate) fn deserialize_collecting<T: de::DeserializeOwned>(node: &Node, errors: &mut Vec<NodeError>) -> Partial<T> {
+    let mut partial = Partial { value: None, dropped: Vec::new(), failed: false };
     let Kind::Map(entries) = &node.kind else {
         match T::deserialize(NodeDe(node)) {
             Ok(value) => partial.value = Some(value),
@@ -451,10 +394,7 @@ pub(crate) fn deserialize_collecting<T: de::DeserializeOwned>(
     let mut entries = entries.clone();
     // Each retry drops one entry, so this ends; the bound only guards against a bug looping forever.
     for _ in 0..=entries.len() {
-        let attempt = Node {
-            kind: Kind::Map(entries.clone()),
-            ..node.clone()
-        };
+        let attempt = Node { kind: Kind::Map(entries.clone()), ..node.clone() };
         match T::deserialize(NodeDe(&attempt)) {
             Ok(value) => {
                 partial.value = Some(value);
@@ -468,9 +408,7 @@ pub(crate) fn deserialize_collecting<T: de::DeserializeOwned>(
                 match holder {
                     Some(i) if i < entries.len() => {
                         let (key, _) = entries.remove(i);
-                        partial
-                            .dropped
-                            .push(key.as_str().unwrap_or_default().to_owned());
+                        partial.dropped.push(key.as_str().unwrap_or_default().to_owned());
                     }
                     _ => return partial,
                 }

@@ -17,21 +17,14 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo (a third of the word's length, at
 /// least 1 from three characters on, or the same word in another case).
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = word.chars().count();
     let limit = if len < 3 { 0 } else { (len / 3).max(1) };
     candidates
         .into_iter()
         .filter(|c| *c != word)
         .map(|c| {
-            let d = if c.eq_ignore_ascii_case(word) {
-                0
-            } else {
-                edit_distance(word, c)
-            };
+            let d = if c.eq_ignore_ascii_case(word) { 0 } else { edit_distance(word, c) };
             (d, c)
         })
         .filter(|(d, _)| *d <= limit)
@@ -50,13 +43,7 @@ mod tests {
 
     #[test]
     fn distances() {
-        let rows = [
-            ("", "", 0),
-            ("abc", "abc", 0),
-            ("retires", "retries", 2),
-            ("kitten", "sitting", 3),
-            ("", "ab", 2),
-        ];
+        let rows = [("", "", 0), ("abc", "abc", 0), ("retires", "retries", 2), ("kitten", "sitting", 3), ("", "ab", 2)];
         for (a, b, d) in rows {
             assert_eq!(edit_distance(a, b), d, "{a} {b}");
         }

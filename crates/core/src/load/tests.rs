@@ -66,18 +66,9 @@ fn error_table() {
             "2:11: invalid YAML: unexpected character: `@' (values starting with @ must be quoted, e.g. schedule: \"@daily\")",
         ),
         ("dag_id: [\n", "1:9: invalid YAML: unclosed bracket '['"),
-        (
-            "- a\n",
-            "1:1: a DAG file must be a mapping with at least `dag_id` and `tasks`",
-        ),
-        (
-            "dag_id: x\ntasks: []\n",
-            "2:1: a DAG needs at least one task",
-        ),
-        (
-            "dag_id: x\ntasks: 3\n",
-            "2:8: `tasks` must be a list of tasks",
-        ),
+        ("- a\n", "1:1: a DAG file must be a mapping with at least `dag_id` and `tasks`"),
+        ("dag_id: x\ntasks: []\n", "2:1: a DAG needs at least one task"),
+        ("dag_id: x\ntasks: 3\n", "2:8: `tasks` must be a list of tasks"),
         ("dag_id: x\n", "1:1: missing field `tasks`"),
         (
             "dag_id: x y\ntasks:\n  - id: a\n    command: [x]\n",
@@ -87,10 +78,7 @@ fn error_table() {
             "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: [c]\n  - id: b\n    command: [x]\n    depends_on: [a]\n  - id: c\n    command: [x]\n    depends_on: [b]\n",
             "5:17: cycle: a -> b -> c -> a",
         ),
-        (
-            "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: [a]\n",
-            "5:17: cycle: a -> a",
-        ),
+        ("dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: [a]\n", "5:17: cycle: a -> a"),
         (
             "dag_id: x\ntasks:\n  - id: load\n    command: [x]\n    depends_on: [lod]\n",
             "5:18: task `load` depends on `lod`, which is not a task of this DAG, did you mean `load`?",
@@ -131,10 +119,7 @@ fn error_table() {
             "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    script: y\n",
             "5:13: task `a` has both `command` and `script`; keep one",
         ),
-        (
-            "dag_id: x\ntasks:\n  - id: a\n    command: []\n",
-            "4:14: task `a`: `command` must not be empty",
-        ),
+        ("dag_id: x\ntasks:\n  - id: a\n    command: []\n", "4:14: task `a`: `command` must not be empty"),
         (
             "dag_id: x\ntasks:\n  - id: a\n    script: |\n      echo a\n      echo {% if %}\n",
             "5:7: template error in task `a` script: syntax error: unexpected end of block (template line 2)",
@@ -168,8 +153,7 @@ fn error_table() {
         .iter()
         .filter_map(|(source, expected)| {
             let got = errors(source);
-            (got != [format!("dag.yaml:{expected}")])
-                .then(|| format!("{source}\n  got {got:?}\n  want {expected:?}"))
+            (got != [format!("dag.yaml:{expected}")]).then(|| format!("{source}\n  got {got:?}\n  want {expected:?}"))
         })
         .collect();
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
@@ -206,14 +190,8 @@ tasks:
 "#;
     let dag = load_dag("dag.yaml", source).expect("loads");
     assert_eq!(dag.spec.params["n"].default, Some(serde_json::json!(3)));
-    assert_eq!(
-        dag.spec.params["names"].default,
-        Some(serde_json::json!(["a", "b"]))
-    );
-    assert_eq!(
-        dag.spec.params["explicit_null"].default,
-        Some(serde_json::Value::Null)
-    );
+    assert_eq!(dag.spec.params["names"].default, Some(serde_json::json!(["a", "b"])));
+    assert_eq!(dag.spec.params["explicit_null"].default, Some(serde_json::Value::Null));
     assert_eq!(dag.task("a").and_then(|t| t.retries), Some(2));
 }
 

@@ -25,12 +25,7 @@ pub(crate) struct Locator<'a> {
 
 impl<'a> Locator<'a> {
     pub fn new(root: Option<&'a Node>, task_nodes: Vec<usize>) -> Locator<'a> {
-        Locator {
-            root,
-            task_nodes,
-            header_dropped: Vec::new(),
-            task_dropped: Vec::new(),
-        }
+        Locator { root, task_nodes, header_dropped: Vec::new(), task_dropped: Vec::new() }
     }
 
     pub fn with_dropped(mut self, header: Vec<String>, tasks: Vec<Vec<String>>) -> Locator<'a> {
@@ -46,10 +41,9 @@ impl<'a> Locator<'a> {
     /// Whether a task field named like one of `fields` (or a near miss of one) was dropped.
     fn task_dropped_like(&self, i: usize, fields: &[&str]) -> bool {
         self.task_dropped.get(i).is_some_and(|dropped| {
-            dropped.iter().any(|d| {
-                fields.contains(&d.as_str())
-                    || suggest::closest(d, fields.iter().copied()).is_some()
-            })
+            dropped
+                .iter()
+                .any(|d| fields.contains(&d.as_str()) || suggest::closest(d, fields.iter().copied()).is_some())
         })
     }
 
@@ -63,16 +57,11 @@ impl<'a> Locator<'a> {
         let Some((Seg::Key(last), parent)) = path.split_last() else {
             return self.at(path);
         };
-        self.root
-            .and_then(|root| root.find(parent).entry(last))
-            .map_or_else(|| self.at(path), |(key, _)| key.loc)
+        self.root.and_then(|root| root.find(parent).entry(last)).map_or_else(|| self.at(path), |(key, _)| key.loc)
     }
 
     fn task(&self, i: usize, rest: &[Seg<'_>]) -> Loc {
-        let mut path = vec![
-            Seg::Key("tasks"),
-            Seg::Index(self.task_nodes.get(i).copied().unwrap_or(i)),
-        ];
+        let mut path = vec![Seg::Key("tasks"), Seg::Index(self.task_nodes.get(i).copied().unwrap_or(i))];
         path.extend_from_slice(rest);
         self.at(&path)
     }
@@ -98,15 +87,8 @@ pub(crate) fn check(
     header_ok: bool,
     unread_ids: &[String],
 ) -> Result<Dag, Vec<DagError>> {
-    let mut errors = Errors {
-        file,
-        list: Vec::new(),
-    };
-    let timetable = if header_ok {
-        check_header(&spec, loc, &mut errors)
-    } else {
-        None
-    };
+    let mut errors = Errors { file, list: Vec::new() };
+    let timetable = if header_ok { check_header(&spec, loc, &mut errors) } else { None };
     check_tasks(&spec, loc, header_ok, unread_ids, &mut errors);
     let (graph, index) = build_graph(&spec, loc, &mut errors);
     match timetable {
@@ -117,21 +99,14 @@ pub(crate) fn check(
 
 /// Airflow's KEY_REGEX for dag and task ids: they appear in URLs, run ids and file names.
 fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 250
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    !id.is_empty() && id.len() <= 250 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 const ID_RULE: &str = "use letters, digits, `_`, `-` and `.`, at most 250 characters";
 
 fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> Option<Timetable> {
     if !valid_id(&spec.dag_id) {
-        errors.push(
-            loc.at(&[Seg::Key("dag_id")]),
-            format!("invalid dag_id {:?}: {ID_RULE}", spec.dag_id),
-        );
+        errors.push(loc.at(&[Seg::Key("dag_id")]), format!("invalid dag_id {:?}: {ID_RULE}", spec.dag_id));
     }
     let tz = check_timezone(spec, loc, errors);
     let schedule = match &spec.schedule {
@@ -153,14 +128,8 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
             Some(Schedule::Assets(assets.clone()))
         }
     };
-    let start = spec
-        .start_date
-        .as_ref()
-        .map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
-    let end = spec
-        .end_date
-        .as_ref()
-        .map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
+    let start = spec.start_date.as_ref().map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
+    let end = spec.end_date.as_ref().map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
     let start_missing = start.is_none() && !loc.header_dropped("start_date");
     if matches!(schedule, Some(Schedule::Cron(_) | Schedule::Once)) && start_missing {
         errors.push(
@@ -177,20 +146,11 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
     if let (Some(start), Some(end)) = (start, end)
         && end < start
     {
-        errors.push(
-            loc.at(&[Seg::Key("end_date")]),
-            format!("end_date {end} is before start_date {start}"),
-        );
+        errors.push(loc.at(&[Seg::Key("end_date")]), format!("end_date {end} is before start_date {start}"));
     }
-    for (field, value) in [
-        ("max_active_runs", spec.max_active_runs),
-        ("max_active_tasks", spec.max_active_tasks),
-    ] {
+    for (field, value) in [("max_active_runs", spec.max_active_runs), ("max_active_tasks", spec.max_active_tasks)] {
         if value == Some(0) {
-            errors.push(
-                loc.at(&[Seg::Key(field)]),
-                format!("`{field}` must be at least 1"),
-            );
+            errors.push(loc.at(&[Seg::Key(field)]), format!("`{field}` must be at least 1"));
         }
     }
     for (name, param) in &spec.params {
@@ -249,18 +209,9 @@ fn check_timezone(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) ->
     }
 }
 
-fn check_tasks(
-    spec: &DagSpec,
-    loc: &Locator<'_>,
-    header_ok: bool,
-    unread_ids: &[String],
-    errors: &mut Errors<'_>,
-) {
+fn check_tasks(spec: &DagSpec, loc: &Locator<'_>, header_ok: bool, unread_ids: &[String], errors: &mut Errors<'_>) {
     if header_ok && spec.tasks.is_empty() && unread_ids.is_empty() && !loc.header_dropped("tasks") {
-        errors.push(
-            loc.key(&[Seg::Key("tasks")]),
-            "a DAG needs at least one task",
-        );
+        errors.push(loc.key(&[Seg::Key("tasks")]), "a DAG needs at least one task");
     }
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     for (i, task) in spec.tasks.iter().enumerate() {
@@ -270,11 +221,7 @@ fn check_tasks(
         }
         if let Some(&first) = first_seen.get(task.id.as_str()) {
             let (line, _) = loc.task(first, &[Seg::Key("id")]);
-            let where_ = if line > 0 {
-                format!(" (first defined on line {line})")
-            } else {
-                String::new()
-            };
+            let where_ = if line > 0 { format!(" (first defined on line {line})") } else { String::new() };
             errors.push(id_at, format!("duplicate task id `{}`{where_}", task.id));
         } else if unread_ids.contains(&task.id) {
             errors.push(id_at, format!("duplicate task id `{}`", task.id));
@@ -283,12 +230,8 @@ fn check_tasks(
         }
         check_task_body(i, task, loc, errors);
     }
-    let known: Vec<&str> = spec
-        .tasks
-        .iter()
-        .map(|t| t.id.as_str())
-        .chain(unread_ids.iter().map(String::as_str))
-        .collect();
+    let known: Vec<&str> =
+        spec.tasks.iter().map(|t| t.id.as_str()).chain(unread_ids.iter().map(String::as_str)).collect();
     for (i, task) in spec.tasks.iter().enumerate() {
         for (j, dep) in task.depends_on.iter().enumerate() {
             if !known.contains(&dep.as_str()) {
@@ -319,10 +262,9 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
                 loc.task(i, &[Seg::Key("script")]),
                 format!("task `{id}` has both `command` and `script`; keep one"),
             ),
-            (Some(argv), None) if argv.is_empty() => errors.push(
-                loc.task(i, &[Seg::Key("command")]),
-                format!("task `{id}`: `command` must not be empty"),
-            ),
+            (Some(argv), None) if argv.is_empty() => {
+                errors.push(loc.task(i, &[Seg::Key("command")]), format!("task `{id}`: `command` must not be empty"))
+            }
             _ => {}
         }
     }
@@ -359,9 +301,7 @@ fn build_graph(
     let mut graph = DiGraph::new();
     let mut index = HashMap::new();
     for task in &spec.tasks {
-        index
-            .entry(task.id.clone())
-            .or_insert_with(|| graph.add_node(task.id.clone()));
+        index.entry(task.id.clone()).or_insert_with(|| graph.add_node(task.id.clone()));
     }
     for task in &spec.tasks {
         let Some(&down) = index.get(&task.id) else {
@@ -376,36 +316,21 @@ fn build_graph(
         }
     }
     for component in petgraph::algo::tarjan_scc(&graph) {
-        let first = component
-            .iter()
-            .copied()
-            .min_by_key(|n| n.index())
-            .unwrap_or(NodeIndex::new(0));
+        let first = component.iter().copied().min_by_key(|n| n.index()).unwrap_or(NodeIndex::new(0));
         let is_cycle = component.len() > 1 || graph.contains_edge(first, first);
         if !is_cycle {
             continue;
         }
         let cycle = cycle_through(&graph, &component, first);
         let names: Vec<&str> = cycle.iter().map(|n| graph[*n].as_str()).collect();
-        let task_index = spec
-            .tasks
-            .iter()
-            .position(|t| t.id == graph[first])
-            .unwrap_or(0);
-        errors.push(
-            loc.task(task_index, &[Seg::Key("depends_on")]),
-            format!("cycle: {}", names.join(" -> ")),
-        );
+        let task_index = spec.tasks.iter().position(|t| t.id == graph[first]).unwrap_or(0);
+        errors.push(loc.task(task_index, &[Seg::Key("depends_on")]), format!("cycle: {}", names.join(" -> ")));
     }
     (graph, index)
 }
 
 /// A shortest cycle through `start` within its strongly connected component, as a node list ending at `start` again.
-fn cycle_through(
-    graph: &DiGraph<String, ()>,
-    component: &[NodeIndex],
-    start: NodeIndex,
-) -> Vec<NodeIndex> {
+fn cycle_through(graph: &DiGraph<String, ()>, component: &[NodeIndex], start: NodeIndex) -> Vec<NodeIndex> {
     let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(n) = queue.pop_front() {

@@ -18,8 +18,9 @@ use cron::TimeUnitSpec;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronExpr {
     source: String,
-    /// The translated expression; its days of week are numbered from 1 (Sunday).
-    schedule: cron::Schedule,
+    /// The translated expression; its days of week are numbered from 1 (Sunday). Boxed as it is large (~300 bytes)
+    /// and [`super::Schedule`] holds it inline.
+    schedule: Box<cron::Schedule>,
     /// Whether the day fields are `*` (or `?`): unrestricted, unlike `*/2` or `1-5`.
     dom_any: bool,
     dow_any: bool,
@@ -75,7 +76,7 @@ impl CronExpr {
         let is_any = |i: usize| fields[i] == "*" || fields[i] == "?";
         let cron = CronExpr {
             source: fields.join(" "),
-            schedule,
+            schedule: Box::new(schedule),
             dom_any: is_any(DAY_OF_MONTH),
             dow_any: is_any(DAY_OF_WEEK),
         };
@@ -243,10 +244,13 @@ fn translate_day_of_week_item(item: &str) -> String {
     if lo < 7 {
         parts.push(format!("{}-7{step_suffix}", lo + 1));
     }
-    // A step that is not a positive number stays in the part above for the crate to reject.
     let step = step.map_or(Some(1), |s| s.parse::<u32>().ok().filter(|s| *s > 0));
     if step.is_some_and(|s| (7 - lo) % s == 0) {
         parts.push("1".to_owned());
+    }
+    if parts.is_empty() {
+        // `7/0` and the like: a step that is not a positive number, kept for the crate to reject.
+        return item.to_owned();
     }
     parts.join(",")
 }
@@ -368,6 +372,8 @@ mod tests {
             ("MON-FRI", "MON-FRI"),
             ("sun,1", "sun,2"),
             ("1/0", "2-7/0"),
+            ("7/2", "1"),
+            ("7/0", "7/0"),
         ];
         for (unix, translated) in rows {
             assert_eq!(translate_day_of_week(unix), translated, "{unix}");
@@ -478,6 +484,8 @@ mod tests {
             ("0 0 * * 1#2", "day-of-week field \"1#2\": not understood"),
             ("1,,2 * * * *", "minute field \"1,,2\": not understood"),
             ("0 0 * * MON-5", "day-of-week field \"MON-5\": not understood"),
+            ("0 0 * * 7/0", "day-of-week field \"7/0\": range step cannot be zero"),
+            ("*/60 * * * *", "minute field \"*/60\": Minutes must be between 1 and 59"),
         ];
         for (expr, needle) in rows {
             let err = CronExpr::parse(expr).expect_err(expr);

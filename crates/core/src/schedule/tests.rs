@@ -3,9 +3,7 @@ use chrono_tz::Europe::Paris;
 use proptest::prelude::*;
 
 fn utc(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|e| panic!("{s}: {e}"))
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn timetable(expr: &str, tz: Tz, start: &str, end: Option<&str>, catchup: bool) -> Timetable {
@@ -19,11 +17,7 @@ fn due_sequence(tt: &Timetable, now: &str, max: usize) -> Vec<String> {
     let mut last: Option<DataInterval> = None;
     let mut out = Vec::new();
     while let Some(next) = tt.next_due(last.as_ref(), now) {
-        out.push(format!(
-            "{} {}",
-            next.start.to_rfc3339(),
-            next.end.to_rfc3339()
-        ));
+        out.push(format!("{} {}", next.start.to_rfc3339(), next.end.to_rfc3339()));
         last = Some(next);
         if out.len() == max {
             break;
@@ -46,32 +40,15 @@ fn intervals(tt: &Timetable, n: usize) -> Vec<DataInterval> {
 }
 
 fn ends(tt: &Timetable, n: usize) -> Vec<String> {
-    intervals(tt, n)
-        .iter()
-        .map(|i| i.end.to_rfc3339())
-        .collect()
+    intervals(tt, n).iter().map(|i| i.end.to_rfc3339()).collect()
 }
 
 #[test]
 fn daily_at_3_in_paris_shifts_in_utc_across_dst() {
     let tt = timetable("0 3 * * *", Paris, "2026-03-27T00:00:00Z", None, true);
-    assert_eq!(
-        ends(&tt, 3),
-        [
-            "2026-03-28T02:00:00+00:00",
-            "2026-03-29T01:00:00+00:00",
-            "2026-03-30T01:00:00+00:00"
-        ]
-    );
+    assert_eq!(ends(&tt, 3), ["2026-03-28T02:00:00+00:00", "2026-03-29T01:00:00+00:00", "2026-03-30T01:00:00+00:00"]);
     let tt = timetable("0 3 * * *", Paris, "2026-10-23T00:00:00Z", None, true);
-    assert_eq!(
-        ends(&tt, 3),
-        [
-            "2026-10-24T01:00:00+00:00",
-            "2026-10-25T02:00:00+00:00",
-            "2026-10-26T02:00:00+00:00"
-        ]
-    );
+    assert_eq!(ends(&tt, 3), ["2026-10-24T01:00:00+00:00", "2026-10-25T02:00:00+00:00", "2026-10-26T02:00:00+00:00"]);
 }
 
 #[test]
@@ -91,16 +68,10 @@ fn hourly_neither_repeats_nor_skips_across_dst() {
 fn wall_times_skipped_or_repeated_by_dst() {
     // 02:30 does not exist on 2026-03-29 in Paris: the run moves forward by the gap, to 03:30 CEST.
     let tt = timetable("30 2 * * *", Paris, "2026-03-28T00:00:00Z", None, true);
-    assert_eq!(
-        ends(&tt, 2),
-        ["2026-03-29T01:30:00+00:00", "2026-03-30T00:30:00+00:00"]
-    );
+    assert_eq!(ends(&tt, 2), ["2026-03-29T01:30:00+00:00", "2026-03-30T00:30:00+00:00"]);
     // 02:30 happens twice on 2026-10-25: a daily cron runs once, at the first.
     let tt = timetable("30 2 * * *", Paris, "2026-10-24T00:00:00Z", None, true);
-    assert_eq!(
-        ends(&tt, 2),
-        ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]
-    );
+    assert_eq!(ends(&tt, 2), ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]);
 }
 
 #[test]
@@ -116,33 +87,21 @@ fn catchup_runs_every_interval_in_turn() {
     );
     // A start_date between ticks starts at the next tick.
     let tt = timetable("@daily", Tz::UTC, "2026-01-01T10:00:00Z", None, true);
-    assert_eq!(
-        due_sequence(&tt, "2026-01-03T00:00:00Z", 10),
-        ["2026-01-02T00:00:00+00:00 2026-01-03T00:00:00+00:00"]
-    );
+    assert_eq!(due_sequence(&tt, "2026-01-03T00:00:00Z", 10), ["2026-01-02T00:00:00+00:00 2026-01-03T00:00:00+00:00"]);
 }
 
 #[test]
 fn without_catchup_only_the_latest_complete_interval() {
     let tt = timetable("@daily", Tz::UTC, "2026-01-01T00:00:00Z", None, false);
     let now = utc("2026-01-04T12:00:00Z");
-    let latest = DataInterval {
-        start: utc("2026-01-03T00:00:00Z"),
-        end: utc("2026-01-04T00:00:00Z"),
-    };
+    let latest = DataInterval { start: utc("2026-01-03T00:00:00Z"), end: utc("2026-01-04T00:00:00Z") };
     assert_eq!(tt.next_due(None, now), Some(latest));
     // After a long pause, skip ahead to the latest.
-    let old = DataInterval {
-        start: utc("2026-01-01T00:00:00Z"),
-        end: utc("2026-01-02T00:00:00Z"),
-    };
+    let old = DataInterval { start: utc("2026-01-01T00:00:00Z"), end: utc("2026-01-02T00:00:00Z") };
     assert_eq!(tt.next_due(Some(&old), now), Some(latest));
     // Never again or before the one after the last run.
     assert_eq!(tt.next_due(Some(&latest), now), None);
-    assert_eq!(
-        tt.next_interval(Some(&latest), now).map(|i| i.start),
-        Some(utc("2026-01-04T00:00:00Z"))
-    );
+    assert_eq!(tt.next_interval(Some(&latest), now).map(|i| i.start), Some(utc("2026-01-04T00:00:00Z")));
     // Exactly on a boundary: the interval ending now is due.
     assert_eq!(tt.next_due(None, utc("2026-01-04T00:00:00Z")), Some(latest));
 }
@@ -155,38 +114,20 @@ fn start_date_in_the_future() {
         assert_eq!(tt.next_due(None, now), None);
         assert_eq!(
             tt.next_interval(None, now),
-            Some(DataInterval {
-                start: utc("2026-06-01T00:00:00Z"),
-                end: utc("2026-06-02T00:00:00Z")
-            })
+            Some(DataInterval { start: utc("2026-06-01T00:00:00Z"), end: utc("2026-06-02T00:00:00Z") })
         );
     }
 }
 
 #[test]
 fn end_date_bounds_the_logical_date() {
-    let tt = timetable(
-        "@daily",
-        Tz::UTC,
-        "2026-01-01T00:00:00Z",
-        Some("2026-01-02T00:00:00Z"),
-        true,
-    );
+    let tt = timetable("@daily", Tz::UTC, "2026-01-01T00:00:00Z", Some("2026-01-02T00:00:00Z"), true);
     assert_eq!(
         due_sequence(&tt, "2026-02-01T00:00:00Z", 10),
-        [
-            "2026-01-01T00:00:00+00:00 2026-01-02T00:00:00+00:00",
-            "2026-01-02T00:00:00+00:00 2026-01-03T00:00:00+00:00",
-        ]
+        ["2026-01-01T00:00:00+00:00 2026-01-02T00:00:00+00:00", "2026-01-02T00:00:00+00:00 2026-01-03T00:00:00+00:00",]
     );
-    let last = DataInterval {
-        start: utc("2026-01-02T00:00:00Z"),
-        end: utc("2026-01-03T00:00:00Z"),
-    };
-    assert_eq!(
-        tt.next_interval(Some(&last), utc("2026-02-01T00:00:00Z")),
-        None
-    );
+    let last = DataInterval { start: utc("2026-01-02T00:00:00Z"), end: utc("2026-01-03T00:00:00Z") };
+    assert_eq!(tt.next_interval(Some(&last), utc("2026-02-01T00:00:00Z")), None);
 }
 
 #[test]
@@ -195,10 +136,7 @@ fn once_runs_once_at_start_date() {
     let start = utc("2026-01-01T10:00:00Z");
     let once = DataInterval { start, end: start };
     assert_eq!(tt.next_due(None, utc("2026-01-01T09:59:59Z")), None);
-    assert_eq!(
-        tt.next_interval(None, utc("2026-01-01T09:59:59Z")),
-        Some(once)
-    );
+    assert_eq!(tt.next_interval(None, utc("2026-01-01T09:59:59Z")), Some(once));
     assert_eq!(tt.next_due(None, start), Some(once));
     assert_eq!(tt.next_due(Some(&once), utc("2027-01-01T00:00:00Z")), None);
     assert_eq!(tt.summary(), "@once");
@@ -207,17 +145,8 @@ fn once_runs_once_at_start_date() {
 #[test]
 fn manual_and_assets_are_never_due() {
     let now = utc("2027-01-01T00:00:00Z");
-    for schedule in [
-        Schedule::Manual,
-        Schedule::Assets(vec!["s3://bucket/x".into()]),
-    ] {
-        let tt = Timetable::new(
-            schedule,
-            Tz::UTC,
-            Some(utc("2026-01-01T00:00:00Z")),
-            None,
-            true,
-        );
+    for schedule in [Schedule::Manual, Schedule::Assets(vec!["s3://bucket/x".into()])] {
+        let tt = Timetable::new(schedule, Tz::UTC, Some(utc("2026-01-01T00:00:00Z")), None, true);
         assert_eq!(tt.next_due(None, now), None);
         assert_eq!(tt.next_interval(None, now), None);
         assert!(!tt.is_time_based());
@@ -271,16 +200,10 @@ fn presets_and_summary() {
 fn manual_runs_cover_the_latest_complete_interval() {
     let tt = timetable("@daily", Tz::UTC, "2026-01-01T00:00:00Z", None, false);
     let i = tt.infer_manual_data_interval(utc("2026-01-05T01:00:00Z"));
-    assert_eq!(
-        (i.start, i.end),
-        (utc("2026-01-04T00:00:00Z"), utc("2026-01-05T00:00:00Z"))
-    );
+    assert_eq!((i.start, i.end), (utc("2026-01-04T00:00:00Z"), utc("2026-01-05T00:00:00Z")));
     let manual = Timetable::new(Schedule::Manual, Tz::UTC, None, None, false);
     let at = utc("2026-01-05T01:00:00Z");
-    assert_eq!(
-        manual.infer_manual_data_interval(at),
-        DataInterval { start: at, end: at }
-    );
+    assert_eq!(manual.infer_manual_data_interval(at), DataInterval { start: at, end: at });
 }
 
 proptest! {

@@ -63,10 +63,7 @@ impl FromStr for DateSpec {
         } else {
             return Err(DateError(s.to_owned()));
         };
-        Ok(DateSpec {
-            text: s.to_owned(),
-            value,
-        })
+        Ok(DateSpec { text: s.to_owned(), value })
     }
 }
 

@@ -61,9 +61,7 @@ impl<'de> Visitor<'de> for ParamVisitor {
     type Value = ParamSpec;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "a default value or a mapping with type/default/enum/minimum/maximum/description",
-        )
+        f.write_str("a default value or a mapping with type/default/enum/minimum/maximum/description")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ParamSpec, A::Error> {
@@ -110,8 +108,5 @@ impl<'de> Visitor<'de> for ParamVisitor {
 }
 
 fn shorthand(default: serde_json::Value) -> ParamSpec {
-    ParamSpec {
-        default: Some(default),
-        ..ParamSpec::default()
-    }
+    ParamSpec { default: Some(default), ..ParamSpec::default() }
 }

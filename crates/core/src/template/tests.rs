@@ -3,9 +3,7 @@ use crate::load_dag;
 use serde_json::json;
 
 fn utc(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|e| panic!("{s}: {e}"))
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn ctx() -> TemplateContext {
@@ -18,23 +16,16 @@ fn ctx() -> TemplateContext {
         data_interval_end: Some(utc("2026-01-02T00:00:00Z")),
         run_after: utc("2026-01-02T00:00:05Z"),
         conf: json!({"full": true}),
-        params: json!({"n": 3, "name": "x"})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        params: json!({"n": 3, "name": "x"}).as_object().cloned().unwrap_or_default(),
         try_number: 2,
-        variables: BTreeMap::from([
-            ("bucket".into(), "s3://b".into()),
-            ("cfg".into(), r#"{"depth": 4}"#.into()),
-        ]),
+        variables: BTreeMap::from([("bucket".into(), "s3://b".into()), ("cfg".into(), r#"{"depth": 4}"#.into())]),
         outputs: BTreeMap::from([("extract".into(), json!({"rows": 42}))]),
     }
 }
 
 fn render(template: &str, ctx: &TemplateContext) -> Result<String, String> {
     let env = environment();
-    env.render_str(template, Value::from_serialize(ctx.to_value()))
-        .map_err(|e| describe(&e, template))
+    env.render_str(template, Value::from_serialize(ctx.to_value())).map_err(|e| describe(&e, template))
 }
 
 #[test]
@@ -49,20 +40,14 @@ fn context_names_table() {
         ("{{ data_interval_end }}", "2026-01-02T00:00:00+00:00"),
         ("{{ run_after }}", "2026-01-02T00:00:05+00:00"),
         ("{{ run_id }}", "scheduled__2026-01-01T00:00:00+00:00"),
-        (
-            "{{ dag_run.run_id }}",
-            "scheduled__2026-01-01T00:00:00+00:00",
-        ),
+        ("{{ dag_run.run_id }}", "scheduled__2026-01-01T00:00:00+00:00"),
         // Booleans render as Jinja2 (and so Airflow) renders them.
         ("{{ dag_run.conf.full }}", "True"),
         ("{{ dag_run.logical_date }}", "2026-01-01T00:00:00+00:00"),
         ("{{ params.n * 2 }}", "6"),
         ("{{ params['name'] }}", "x"),
         ("{{ ti.try_number }}", "2"),
-        (
-            "{{ ti.task_id }}/{{ ti.dag_id }}/{{ ti.run_id }}",
-            "load/etl/scheduled__2026-01-01T00:00:00+00:00",
-        ),
+        ("{{ ti.task_id }}/{{ ti.dag_id }}/{{ ti.run_id }}", "load/etl/scheduled__2026-01-01T00:00:00+00:00"),
         ("{{ task_instance.try_number }}", "2"),
         ("{{ task.task_id }}", "load"),
         ("{{ dag.dag_id }}", "etl"),
@@ -74,11 +59,7 @@ fn context_names_table() {
     ];
     let ctx = ctx();
     for (template, expected) in rows {
-        assert_eq!(
-            render(template, &ctx).as_deref(),
-            Ok(expected),
-            "{template}"
-        );
+        assert_eq!(render(template, &ctx).as_deref(), Ok(expected), "{template}");
     }
 }
 
@@ -86,25 +67,14 @@ fn context_names_table() {
 fn ds_falls_back_to_run_after_without_logical_date() {
     let mut ctx = ctx();
     ctx.logical_date = None;
-    assert_eq!(
-        render("{{ ds }} {{ ts }}", &ctx).as_deref(),
-        Ok("2026-01-02 2026-01-02T00:00:05+00:00")
-    );
-    assert_eq!(
-        render("{{ logical_date is none }}", &ctx).as_deref(),
-        Ok("True")
-    );
+    assert_eq!(render("{{ ds }} {{ ts }}", &ctx).as_deref(), Ok("2026-01-02 2026-01-02T00:00:05+00:00"));
+    assert_eq!(render("{{ logical_date is none }}", &ctx).as_deref(), Ok("True"));
 }
 
 #[test]
 fn undefined_names_are_errors() {
     let ctx = ctx();
-    for template in [
-        "{{ dss }}",
-        "{{ params.nope }}",
-        "{{ var.value.nope }}",
-        "{{ outputs.nope.rows }}",
-    ] {
+    for template in ["{{ dss }}", "{{ params.nope }}", "{{ var.value.nope }}", "{{ outputs.nope.rows }}"] {
         let err = render(template, &ctx).expect_err(template);
         assert!(err.contains("undefined"), "{template}: {err}");
     }
@@ -112,10 +82,7 @@ fn undefined_names_are_errors() {
     let mut ctx = ctx;
     ctx.variables.insert("plain".into(), "not json".into());
     assert!(render("{{ var.json.plain }}", &ctx).is_err());
-    assert_eq!(
-        render("{{ var.value.plain }}", &ctx).as_deref(),
-        Ok("not json")
-    );
+    assert_eq!(render("{{ var.value.plain }}", &ctx).as_deref(), Ok("not json"));
 }
 
 const DAG: &str = r#"dag_id: etl
@@ -154,19 +121,9 @@ fn render_command_argv_script_env_cwd() {
     assert_eq!(rendered.cwd, None);
 
     let err = render_command(&dag, "typo", &ctx()).expect_err("undefined");
-    assert!(
-        matches!(&err, TemplateError::Render { field, .. } if field == "command[0]"),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("cannot render command[0] of task \"typo\": undefined value"),
-        "{err}"
-    );
-    assert_eq!(
-        render_command(&dag, "nope", &ctx()),
-        Err(TemplateError::UnknownTask("nope".into()))
-    );
+    assert!(matches!(&err, TemplateError::Render { field, .. } if field == "command[0]"), "{err:?}");
+    assert!(err.to_string().starts_with("cannot render command[0] of task \"typo\": undefined value"), "{err}");
+    assert_eq!(render_command(&dag, "nope", &ctx()), Err(TemplateError::UnknownTask("nope".into())));
 }
 
 #[test]
@@ -184,54 +141,23 @@ fn param(v: serde_json::Value) -> ParamSpec {
 #[test]
 fn resolve_params_table() {
     let spec = BTreeMap::from([
-        (
-            "n".to_owned(),
-            param(json!({"type": "integer", "default": 3, "minimum": 1, "maximum": 10})),
-        ),
-        (
-            "mode".to_owned(),
-            param(json!({"type": "string", "enum": ["fast", "slow"], "default": "fast"})),
-        ),
+        ("n".to_owned(), param(json!({"type": "integer", "default": 3, "minimum": 1, "maximum": 10}))),
+        ("mode".to_owned(), param(json!({"type": "string", "enum": ["fast", "slow"], "default": "fast"}))),
         ("flag".to_owned(), param(json!(false))),
     ]);
     let rows: &[(serde_json::Value, Result<serde_json::Value, &str>)] = &[
-        (
-            json!(null),
-            Ok(json!({"n": 3, "mode": "fast", "flag": false})),
-        ),
-        (
-            json!({"n": 5, "other": 1}),
-            Ok(json!({"n": 5, "mode": "fast", "flag": false})),
-        ),
-        (
-            json!({"mode": "slow", "flag": true}),
-            Ok(json!({"n": 3, "mode": "slow", "flag": true})),
-        ),
-        (
-            json!({"n": 11}),
-            Err("param `n`: 11 is more than the maximum 10"),
-        ),
-        (
-            json!({"n": 0}),
-            Err("param `n`: 0 is less than the minimum 1"),
-        ),
-        (
-            json!({"n": "3"}),
-            Err("param `n`: \"3\" is not of type integer"),
-        ),
-        (
-            json!({"mode": "medium"}),
-            Err("param `mode`: \"medium\" is not one of \"fast\", \"slow\""),
-        ),
+        (json!(null), Ok(json!({"n": 3, "mode": "fast", "flag": false}))),
+        (json!({"n": 5, "other": 1}), Ok(json!({"n": 5, "mode": "fast", "flag": false}))),
+        (json!({"mode": "slow", "flag": true}), Ok(json!({"n": 3, "mode": "slow", "flag": true}))),
+        (json!({"n": 11}), Err("param `n`: 11 is more than the maximum 10")),
+        (json!({"n": 0}), Err("param `n`: 0 is less than the minimum 1")),
+        (json!({"n": "3"}), Err("param `n`: \"3\" is not of type integer")),
+        (json!({"mode": "medium"}), Err("param `mode`: \"medium\" is not one of \"fast\", \"slow\"")),
         (json!([1]), Err("conf must be a JSON object, not [1]")),
     ];
     for (conf, expected) in rows {
         let got = resolve_params(&spec, conf).map(serde_json::Value::Object);
-        assert_eq!(
-            got.as_ref().map_err(String::as_str),
-            expected.as_ref().map_err(|e| *e),
-            "{conf}"
-        );
+        assert_eq!(got.as_ref().map_err(String::as_str), expected.as_ref().map_err(|e| *e), "{conf}");
     }
     let required = BTreeMap::from([("who".to_owned(), param(json!({"type": "string"})))]);
     assert_eq!(

@@ -1,0 +1,311 @@
+//! The store's conformance suite: every case runs against a fresh PostgreSQL database (on
+//! `SLUICE_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/postgres`) and a fresh SQLite file, and
+//! both must behave the same.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use sluice_core::TaskState;
+use sluice_store::{DagFilter, DagUpsert, NewRun, NewTaskInstance, Store, TryEnd};
+use sqlx::Connection;
+use uuid::Uuid;
+
+/// A store on a fresh database, dropped (PostgreSQL) or deleted (SQLite) afterwards.
+struct Fresh {
+    store: Store,
+    pg_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn admin_url() -> String {
+    std::env::var("SLUICE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Fresh {
+    async fn postgres() -> Fresh {
+        let name = format!("sluice_store_{}", Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        let base = admin_url();
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Fresh { store, pg_name: Some(name), _dir: tempfile::tempdir().unwrap() }
+    }
+
+    async fn sqlite() -> Fresh {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+        store.migrate().await.unwrap();
+        Fresh { store, pg_name: None, _dir: dir }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(name) = self.pg_name {
+            let mut admin = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test] async fn $case() { let f = super::Fresh::postgres().await; super::$case(&f.store).await; f.finish().await; })*
+        }
+        mod sqlite {
+            $(#[tokio::test] async fn $case() { let f = super::Fresh::sqlite().await; super::$case(&f.store).await; f.finish().await; })*
+        }
+    };
+}
+
+conformance!(
+    migrations_run_twice,
+    dag_versions_follow_content,
+    dags_whose_files_are_gone_become_inactive,
+    a_run_is_created_once,
+    max_active_runs_bounds_creation,
+    claims_are_fenced_by_lease,
+    concurrent_claims_never_share_a_task,
+    expired_leases_are_found,
+    logs_need_the_current_lease,
+    import_errors_and_variables,
+);
+
+fn dag(dag_id: &str, hash: &str) -> DagUpsert {
+    DagUpsert {
+        dag_id: dag_id.into(),
+        fileloc: format!("dags/{dag_id}.yaml"),
+        hash: hash.into(),
+        spec: json!({"dag_id": dag_id}),
+        source: format!("dag_id: {dag_id}"),
+        description: None,
+        owners: vec!["team".into()],
+        tags: vec!["t".into()],
+        timetable_summary: "None".into(),
+        max_active_runs: 16,
+        max_active_tasks: 16,
+        is_paused_upon_creation: false,
+    }
+}
+
+fn new_run(dag_id: &str, version_id: Uuid, run_id: &str, day: u32) -> NewRun {
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 1, day).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    NewRun {
+        dag_id: dag_id.into(),
+        run_id: run_id.into(),
+        version_id,
+        run_type: "scheduled".into(),
+        logical_date: Some(at),
+        data_interval_start: Some(at),
+        data_interval_end: Some(at + Duration::days(1)),
+        run_after: at + Duration::days(1),
+        conf: json!({}),
+        note: None,
+        triggered_by: "test".into(),
+    }
+}
+
+fn tasks(n: usize) -> Vec<NewTaskInstance> {
+    (0..n)
+        .map(|i| NewTaskInstance {
+            task_id: format!("t{i}"),
+            max_tries: 1,
+            priority_weight: i64::try_from(i).unwrap(),
+            queue: "default".into(),
+            pool: "default_pool".into(),
+        })
+        .collect()
+}
+
+/// A DAG with one run of `n` task instances, all queued.
+async fn queued_run(store: &Store, n: usize) -> Uuid {
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let run = tx.create_run(&new_run("d", version, "r1", 1), &tasks(n), None, Utc::now()).await.unwrap().unwrap();
+    let ids: Vec<Uuid> = tx.run_task_instances(run.id, None).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(tx.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap(), n as u64);
+    assert_eq!(tx.queue_scheduled(run.id, 1000, Utc::now()).await.unwrap().len(), n);
+    tx.commit().await.unwrap();
+    run.id
+}
+
+async fn migrations_run_twice(store: &Store) {
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn dag_versions_follow_content(store: &Store) {
+    let v1 = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    assert_eq!(store.upsert_dag(&dag("d", "h1")).await.unwrap(), v1, "same content, same version");
+    store.set_paused("d", true).await.unwrap();
+    let v2 = store.upsert_dag(&dag("d", "h2")).await.unwrap();
+    assert_ne!(v1, v2);
+    let row = store.get_dag("d").await.unwrap().unwrap();
+    assert_eq!(row.latest_version_id, Some(v2));
+    assert!(row.is_paused, "a new version keeps the paused flag");
+    assert_eq!(row.tags, vec!["t".to_string()]);
+    let version = store.get_dag_version(v2).await.unwrap().unwrap();
+    assert_eq!(version.version_number, 2);
+    assert_eq!(version.spec, json!({"dag_id": "d"}));
+}
+
+async fn dags_whose_files_are_gone_become_inactive(store: &Store) {
+    for id in ["a", "b", "c"] {
+        store.upsert_dag(&dag(id, "h")).await.unwrap();
+    }
+    // b's file is broken: it keeps its last version and stays active.
+    let gone = store.deactivate_missing_dags(&["a".into()], &["dags/b.yaml".into()]).await.unwrap();
+    assert_eq!(gone, vec!["c".to_string()]);
+    let filter = DagFilter { limit: 10, only_active: true, ..DagFilter::default() };
+    let (active, total) = store.list_dags(&filter).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(active.iter().map(|d| d.dag_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    store.upsert_dag(&dag("c", "h")).await.unwrap();
+    assert!(store.get_dag("c").await.unwrap().unwrap().is_active, "a returning file revives its DAG");
+}
+
+async fn a_run_is_created_once(store: &Store) {
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let run = tx.create_run(&new_run("d", version, "r1", 1), &tasks(3), None, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(tx.run_task_instances(run.id, None).await.unwrap().len(), 3);
+    assert!(
+        tx.create_run(&new_run("d", version, "r1", 2), &tasks(3), None, Utc::now()).await.unwrap().is_none(),
+        "same run_id"
+    );
+    assert!(
+        tx.create_run(&new_run("d", version, "other", 1), &tasks(3), None, Utc::now()).await.unwrap().is_none(),
+        "same logical date"
+    );
+    tx.commit().await.unwrap();
+    let last = store.last_scheduled_interval("d").await.unwrap().unwrap();
+    assert_eq!(last.0, run.logical_date.unwrap());
+}
+
+async fn max_active_runs_bounds_creation(store: &Store) {
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    for day in 1..=2 {
+        let run = new_run("d", version, &format!("r{day}"), day);
+        assert!(tx.create_run(&run, &tasks(1), Some(2), Utc::now()).await.unwrap().is_some());
+    }
+    let third = tx.create_run(&new_run("d", version, "r3", 3), &tasks(1), Some(2), Utc::now()).await.unwrap();
+    assert!(third.is_none(), "two active runs already");
+    tx.commit().await.unwrap();
+}
+
+async fn claims_are_fenced_by_lease(store: &Store) {
+    let run_pk = queued_run(store, 2).await;
+    let now = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    let claimed =
+        tx.claim_queued(&["default".into()], 1, "w1", "host", now + Duration::seconds(30), now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let task = &claimed[0];
+    assert_eq!(task.ti.task_id, "t1", "highest priority first");
+    assert_eq!(task.ti.state, TaskState::Running);
+    assert_eq!(task.ti.try_number, 1);
+    assert_eq!(task.ti.lease_id, Some(task.lease_id));
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.lock_leased_ti(task.ti.id, Uuid::now_v7()).await.unwrap().is_none(), "a wrong lease holds nothing");
+    let ti = tx.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().unwrap();
+    let end = TryEnd {
+        try_state: TaskState::Success,
+        ti_state: TaskState::Success,
+        exit_code: Some(0),
+        error: None,
+        output: Some(json!({"n": 1})),
+        next_retry_at: None,
+    };
+    tx.end_try(&ti, &end, Utc::now()).await.unwrap();
+    assert!(tx.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().is_none(), "an ended try holds nothing");
+    assert_eq!(tx.run_outputs(run_pk).await.unwrap(), vec![("t1".to_string(), json!({"n": 1}))]);
+    assert_eq!(tx.count_unfinished_tis(run_pk).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+
+    assert!(!store.extend_lease(task.ti.id, task.lease_id, Utc::now(), None).await.unwrap());
+    let tries = store.list_tries(task.ti.id).await.unwrap();
+    assert_eq!(tries.len(), 1);
+    assert_eq!(tries[0].state, TaskState::Success);
+    assert_eq!(tries[0].exit_code, Some(0));
+}
+
+async fn concurrent_claims_never_share_a_task(store: &Store) {
+    queued_run(store, 40).await;
+    let claimers = (0..4).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let now = Utc::now();
+                let mut tx = store.begin().await.unwrap();
+                let claimed = tx
+                    .claim_queued(&["default".into()], 3, &format!("w{w}"), "h", now + Duration::seconds(30), now)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|c| c.ti.id));
+            }
+        })
+    });
+    let all: Vec<Uuid> = futures::future::join_all(claimers).await.into_iter().flat_map(Result::unwrap).collect();
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 40, "every task claimed");
+    assert_eq!(unique.len(), 40, "no task claimed twice");
+}
+
+async fn expired_leases_are_found(store: &Store) {
+    queued_run(store, 1).await;
+    let past = Utc::now() - Duration::seconds(5);
+    let mut tx = store.begin().await.unwrap();
+    let claimed = tx.claim_queued(&["default".into()], 1, "w", "h", past, past).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let expired = tx.lock_expired_leases(Utc::now(), 10).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(expired.iter().map(|t| t.id).collect::<Vec<_>>(), vec![claimed[0].ti.id]);
+}
+
+async fn logs_need_the_current_lease(store: &Store) {
+    queued_run(store, 1).await;
+    let now = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    let task =
+        tx.claim_queued(&["default".into()], 1, "w", "h", now + Duration::seconds(30), now).await.unwrap().remove(0);
+    tx.commit().await.unwrap();
+    let lines: Vec<_> = (0..5).map(|i| (Utc::now(), "stdout".to_string(), format!("line {i}"))).collect();
+    assert!(store.append_logs(task.ti.id, task.lease_id, &lines).await.unwrap());
+    assert!(!store.append_logs(task.ti.id, Uuid::now_v7(), &lines).await.unwrap(), "stale lease");
+    let first = store.read_logs(task.lease_id, 0, 3).await.unwrap();
+    assert_eq!(first.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), ["line 0", "line 1", "line 2"]);
+    let rest = store.read_logs(task.lease_id, first[2].id, 100).await.unwrap();
+    assert_eq!(rest.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), ["line 3", "line 4"]);
+}
+
+async fn import_errors_and_variables(store: &Store) {
+    store.record_import_error("dags/a.yaml", "a:1:1: bad").await.unwrap();
+    store.record_import_error("dags/b.yaml", "b:2:2: bad").await.unwrap();
+    store.record_import_error("dags/a.yaml", "a:3:1: worse").await.unwrap();
+    let (errors, total) = store.list_import_errors(10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(errors[0].message, "a:3:1: worse");
+    store.clear_import_errors_except(&["dags/b.yaml".into()]).await.unwrap();
+    let (errors, _) = store.list_import_errors(10, 0).await.unwrap();
+    assert_eq!(errors.iter().map(|e| e.filename.as_str()).collect::<Vec<_>>(), ["dags/b.yaml"]);
+
+    store.set_variable("k", "v1", None).await.unwrap();
+    store.set_variable("k", "v2", Some("why")).await.unwrap();
+    let vars = store.list_variables().await.unwrap();
+    assert_eq!(vars.len(), 1);
+    assert_eq!((vars[0].value.as_str(), vars[0].description.as_deref()), ("v2", Some("why")));
+}
