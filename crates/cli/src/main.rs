@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{dags, db, server, standalone, worker};
+use commands::{bench, dags, db, server, standalone, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -38,6 +38,8 @@ enum Command {
     /// Validate, list, trigger and test DAGs.
     #[command(subcommand)]
     Dags(dags::Command),
+    /// Measure latency and throughput on a fresh database with real worker processes.
+    Bench(bench::Args),
     /// Print the version.
     Version,
 }
@@ -48,7 +50,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
-    telemetry::init(cli.log_json);
+    // A benchmark prints its figures on stdout; per-task log lines would drown them.
+    let quiet = matches!(cli.command, Command::Bench(_) | Command::Dags(_));
+    telemetry::init(cli.log_json, if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(args).await,
             Command::Db(cmd) => db::run(cmd).await,
             Command::Dags(cmd) => dags::run(cmd).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Version => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
                 Ok(ExitCode::SUCCESS)

@@ -163,3 +163,28 @@ fn sqlite_url_creating_parent(url: &str) -> Result<String> {
     let sep = if rest.contains('?') { '&' } else { '?' };
     Ok(if rest.contains("mode=") { format!("sqlite://{rest}") } else { format!("sqlite://{rest}{sep}mode=rwc") })
 }
+
+/// Creates database `name` on the PostgreSQL server of `admin_url` and returns its URL (for benchmarks and
+/// throw-away deployments).
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String> {
+    use sqlx::Connection;
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(Error::Config(format!("invalid database name {name:?}")));
+    }
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+    let base = admin_url.split('?').next().unwrap_or(admin_url);
+    let server = match base.rfind('/') {
+        Some(i) if i > base.find("://").map_or(0, |s| s + 2) => &base[..i],
+        _ => base,
+    };
+    Ok(format!("{server}/{name}"))
+}
+
+/// Drops database `name` on the PostgreSQL server of `admin_url`, disconnecting its sessions.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await?;
+    Ok(())
+}

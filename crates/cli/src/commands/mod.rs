@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod bench;
 pub mod dags;
 pub mod db;
 pub mod server;

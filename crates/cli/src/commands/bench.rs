@@ -1,0 +1,322 @@
+//! `sluice bench`: starts a real server (in this process) and real worker processes on a fresh database, runs
+//! the scenarios and prints one JSON object per line. Times come from what the database recorded.
+//!
+//! - `chain`: 200 no-op tasks in a chain, 1 worker: task-to-task latency (one task's end to the next's start).
+//! - `fanout`: 2,000 independent no-op tasks, 4 workers × 4 slots: tasks per second.
+//! - `trigger`: REST trigger → first task running, one run after the other.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use super::server::{DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// PostgreSQL server to create the benchmark database on (dropped afterwards).
+    #[arg(long, env = "SLUICE_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres: String,
+    /// Use a temporary SQLite file instead of PostgreSQL.
+    #[arg(long)]
+    pub sqlite: bool,
+    /// Scenarios to run (default: all).
+    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger")]
+    pub scenarios: Vec<String>,
+    #[arg(long, default_value_t = 200)]
+    pub chain_tasks: usize,
+    #[arg(long, default_value_t = 2000)]
+    pub fanout_tasks: usize,
+    #[arg(long, default_value_t = 30)]
+    pub triggers: usize,
+}
+
+const TOKEN: &str = "bench-worker-token";
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", uuid::Uuid::now_v7().simple()));
+    let dags = dir.join("dags");
+    std::fs::create_dir_all(&dags)?;
+    write_dags(&dags, &args)?;
+    let db_name = format!("sluice_bench_{}", uuid::Uuid::now_v7().simple());
+    let database_url = if args.sqlite {
+        format!("sqlite://{}", dir.join("bench.db").display())
+    } else {
+        sluice_store::create_postgres_database(&args.postgres, &db_name)
+            .await
+            .with_context(|| format!("cannot create a database on {}", args.postgres))?
+    };
+    let result = run_on(&args, &database_url, &dags).await;
+    if !args.sqlite {
+        sluice_store::drop_postgres_database(&args.postgres, &db_name).await.ok();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    result
+}
+
+fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
+    let chain: String = (0..args.chain_tasks)
+        .map(|i| match i {
+            0 => "  - {id: t0, command: [\"true\"]}\n".to_string(),
+            _ => format!("  - {{id: t{i}, command: [\"true\"], depends_on: [t{}]}}\n", i - 1),
+        })
+        .collect();
+    std::fs::write(
+        dags.join("chain.yaml"),
+        format!("dag_id: bench_chain\nis_paused_upon_creation: false\ntasks:\n{chain}"),
+    )?;
+    let fanout: String = (0..args.fanout_tasks).map(|i| format!("  - {{id: t{i}, command: [\"true\"]}}\n")).collect();
+    std::fs::write(
+        dags.join("fanout.yaml"),
+        format!(
+            "dag_id: bench_fanout\nis_paused_upon_creation: false\nmax_active_tasks: {}\ntasks:\n{fanout}",
+            args.fanout_tasks
+        ),
+    )?;
+    std::fs::write(
+        dags.join("trigger.yaml"),
+        "dag_id: bench_trigger\nis_paused_upon_creation: false\ntasks:\n  - {id: only, command: [\"true\"]}\n",
+    )?;
+    Ok(())
+}
+
+async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server_args = ServerArgs {
+        database: DatabaseArgs { database_url: Some(database_url.to_string()) },
+        scheduling: SchedulingArgs {
+            dags_folder: dags.to_path_buf(),
+            scheduler_tick_ms: 1000,
+            dag_sync_secs: 3600,
+            lease_secs: 30,
+        },
+        bind: listener.local_addr()?,
+        worker_token: Some(TOKEN.into()),
+        no_scheduler: false,
+    };
+    let store = connect(&server_args.database).await?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { serve(&server_args, store, TOKEN.into(), listener, shutdown).await }
+    });
+    let bench = Bench { http: reqwest::Client::new(), url };
+    let outcome = bench.all(args).await;
+    shutdown.cancel();
+    server.await.ok();
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Bench {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Bench {
+    async fn all(&self, args: &Args) -> anyhow::Result<()> {
+        for dag in ["bench_chain", "bench_fanout", "bench_trigger"] {
+            self.wait_for_dag(dag).await?;
+        }
+        for scenario in &args.scenarios {
+            let line = match scenario.as_str() {
+                "chain" => self.chain().await?,
+                "fanout" => self.fanout().await?,
+                "trigger" => self.trigger(args.triggers).await?,
+                other => bail!("unknown scenario {other:?}: use chain, fanout or trigger"),
+            };
+            println!("{line}");
+        }
+        Ok(())
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut request = self.http.request(method, format!("{}/api/v2{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let value: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("{path}: {status} {value}");
+        }
+        Ok(value)
+    }
+
+    async fn wait_for_dag(&self, dag_id: &str) -> anyhow::Result<()> {
+        for _ in 0..600 {
+            if self.api(reqwest::Method::GET, &format!("/dags/{dag_id}"), None).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("DAG {dag_id} was not loaded")
+    }
+
+    async fn trigger_run(&self, dag_id: &str) -> anyhow::Result<String> {
+        let run = self
+            .api(reqwest::Method::POST, &format!("/dags/{dag_id}/dagRuns"), Some(json!({"logical_date": null})))
+            .await?;
+        Ok(run["dag_run_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    async fn wait_run(&self, dag_id: &str, run_id: &str, progress: &indicatif::ProgressBar) -> anyhow::Result<Value> {
+        loop {
+            let run = self.api(reqwest::Method::GET, &format!("/dags/{dag_id}/dagRuns/{run_id}"), None).await?;
+            match run["state"].as_str() {
+                Some("success") => return Ok(run),
+                Some("failed") => bail!("benchmark run {run_id} of {dag_id} failed"),
+                _ => {}
+            }
+            let tis = self.task_instances(dag_id, run_id).await?;
+            let done = tis.iter().filter(|t| t["state"] == "success").count();
+            progress.set_length(tis.len() as u64);
+            progress.set_position(done as u64);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn task_instances(&self, dag_id: &str, run_id: &str) -> anyhow::Result<Vec<Value>> {
+        let body =
+            self.api(reqwest::Method::GET, &format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances"), None).await?;
+        Ok(body["task_instances"].as_array().cloned().unwrap_or_default())
+    }
+
+    fn spawn_workers(&self, count: usize, slots: u32) -> anyhow::Result<Vec<Child>> {
+        let exe = std::env::current_exe()?;
+        (0..count)
+            .map(|i| {
+                Command::new(&exe)
+                    .args([
+                        "worker",
+                        "--server",
+                        &self.url,
+                        "--slots",
+                        &slots.to_string(),
+                        "--name",
+                        &format!("bench-{i}"),
+                    ])
+                    .env("SLUICE_WORKER_TOKEN", TOKEN)
+                    .env("RUST_LOG", "warn")
+                    .kill_on_drop(true)
+                    .spawn()
+                    .context("cannot start a worker")
+            })
+            .collect()
+    }
+
+    async fn run_with_workers(&self, dag_id: &str, workers: usize, slots: u32) -> anyhow::Result<(Value, Vec<Value>)> {
+        let children = self.spawn_workers(workers, slots)?;
+        let progress = indicatif::ProgressBar::new(0).with_message(dag_id.to_string());
+        progress.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tasks")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let run_id = self.trigger_run(dag_id).await?;
+        let run = self.wait_run(dag_id, &run_id, &progress).await?;
+        progress.finish_and_clear();
+        stop_workers(children).await;
+        Ok((run, self.task_instances(dag_id, &run_id).await?))
+    }
+
+    async fn chain(&self) -> anyhow::Result<Value> {
+        let (_, tis) = self.run_with_workers("bench_chain", 1, 1).await?;
+        let mut spans: Vec<(u64, DateTime<Utc>, DateTime<Utc>)> = tis
+            .iter()
+            .filter_map(|t| {
+                let index = t["task_id"].as_str()?.trim_start_matches('t').parse().ok()?;
+                Some((index, time(&t["start_date"])?, time(&t["end_date"])?))
+            })
+            .collect();
+        spans.sort_by_key(|s| s.0);
+        let gaps: Vec<f64> = spans.windows(2).map(|w| millis(w[1].1 - w[0].2)).collect();
+        Ok(json!({
+            "scenario": "chain",
+            "tasks": spans.len(),
+            "task_to_task_ms_p50": percentile(&gaps, 0.50),
+            "task_to_task_ms_p95": percentile(&gaps, 0.95),
+            "task_to_task_ms_max": percentile(&gaps, 1.0),
+        }))
+    }
+
+    async fn fanout(&self) -> anyhow::Result<Value> {
+        let (_, tis) = self.run_with_workers("bench_fanout", 4, 4).await?;
+        let starts = tis.iter().filter_map(|t| time(&t["start_date"]));
+        let ends = tis.iter().filter_map(|t| time(&t["end_date"]));
+        let (Some(first), Some(last)) = (starts.min(), ends.max()) else { bail!("fanout recorded no task times") };
+        let seconds = millis(last - first) / 1000.0;
+        Ok(json!({
+            "scenario": "fanout",
+            "tasks": tis.len(),
+            "workers": 4,
+            "slots_per_worker": 4,
+            "seconds": round(seconds),
+            "tasks_per_s": round(tis.len() as f64 / seconds.max(0.001)),
+        }))
+    }
+
+    async fn trigger(&self, count: usize) -> anyhow::Result<Value> {
+        let children = self.spawn_workers(1, 4)?;
+        // Let the worker connect and start long-polling, as a deployed fleet would be.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let progress = indicatif::ProgressBar::new(count as u64).with_message("trigger");
+        let mut latencies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let sent = Utc::now();
+            let run_id = self.trigger_run("bench_trigger").await?;
+            self.wait_run("bench_trigger", &run_id, &indicatif::ProgressBar::hidden()).await?;
+            let tis = self.task_instances("bench_trigger", &run_id).await?;
+            if let Some(start) = tis.first().and_then(|t| time(&t["start_date"])) {
+                latencies.push(millis(start - sent));
+            }
+            progress.inc(1);
+        }
+        progress.finish_and_clear();
+        stop_workers(children).await;
+        Ok(json!({
+            "scenario": "trigger",
+            "runs": latencies.len(),
+            "trigger_to_start_ms_p50": percentile(&latencies, 0.50),
+            "trigger_to_start_ms_p95": percentile(&latencies, 0.95),
+        }))
+    }
+}
+
+async fn stop_workers(children: Vec<Child>) {
+    for mut child in children {
+        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    }
+}
+
+fn time(value: &Value) -> Option<DateTime<Utc>> {
+    value.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+fn millis(d: chrono::Duration) -> f64 {
+    d.num_microseconds().map_or(f64::MAX, |us| us as f64 / 1000.0)
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Nearest-rank percentile.
+fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(round(sorted[rank - 1]))
+}
