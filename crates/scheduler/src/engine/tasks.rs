@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::protocol::{HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, ReportRequest, TaskOutcome};
 use sluice_core::template::{TemplateContext, render_command};
@@ -106,7 +106,7 @@ impl Engine {
         let rendered_json = serde_json::to_value(&rendered).unwrap_or(Value::Null);
         tx.set_rendered(ti.id, task.lease_id, &rendered_json).await?;
         let mut env = rendered.env;
-        env.extend(context_env(&run, ti));
+        env.extend(context.sluice_env());
         Ok(Ok(LeasedTask {
             ti_id: ti.id,
             lease_id: task.lease_id,
@@ -275,17 +275,4 @@ impl Engine {
         let outcome = self.evaluate_run(tx, run, &dag, Scope::DownstreamOf(&ti.task_id), now).await?;
         Ok(outcome.queued > 0)
     }
-}
-
-/// The `SLUICE_*` variables every task sees, so scripts need no templating for the basics.
-fn context_env(run: &DagRunRow, ti: &TaskInstanceRow) -> BTreeMap<String, String> {
-    let date = run.logical_date.unwrap_or(run.run_after);
-    BTreeMap::from([
-        ("SLUICE_DAG_ID".to_string(), ti.dag_id.clone()),
-        ("SLUICE_RUN_ID".to_string(), ti.run_id.clone()),
-        ("SLUICE_TASK_ID".to_string(), ti.task_id.clone()),
-        ("SLUICE_TRY_NUMBER".to_string(), ti.try_number.to_string()),
-        ("SLUICE_LOGICAL_DATE".to_string(), date.to_rfc3339_opts(SecondsFormat::Secs, false)),
-        ("SLUICE_DS".to_string(), date.format("%Y-%m-%d").to_string()),
-    ])
 }
