@@ -202,3 +202,77 @@ async fn a_broken_dag_file_is_an_import_error_and_the_others_still_run() {
         })
         .await;
 }
+
+const OVERLONG: &str = r#"
+dag_id: overlong
+schedule: null
+is_paused_upon_creation: false
+dagrun_timeout: 2s
+tasks:
+  - id: long
+    script: sleep 60
+  - id: after
+    depends_on: [long]
+    script: echo never
+"#;
+
+#[tokio::test]
+async fn dagrun_timeout_fails_the_run_and_stops_its_tasks() {
+    let sluice = Sluice::start(Backend::Postgres, &[("overlong.yaml", OVERLONG)], 1).await;
+    let run_id = sluice.trigger("overlong", json!({})).await;
+    sluice.wait_task_state("overlong", &run_id, "long", "running").await;
+    let run = sluice.wait_run_done("overlong", &run_id, Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "failed");
+    let states = sluice.task_states("overlong", &run_id).await;
+    assert_eq!(states["long"], "skipped", "{states:?}");
+    assert_eq!(states["after"], "skipped", "{states:?}");
+    let tries = sluice.tries("overlong", &run_id, "long").await;
+    assert!(tries[0]["error"].as_str().unwrap().contains("dagrun_timeout"), "{tries:?}");
+    // The worker learns on its next heartbeat that the lease is gone and kills the task.
+    sluice
+        .eventually("the worker to drop the task", Duration::from_secs(20), || async {
+            sluice.workers[0].output().contains("lease is lost").then_some(())
+        })
+        .await;
+}
+
+const PAUSED: &str = r#"
+dag_id: paused_daily
+schedule: "@daily"
+start_date: 2026-01-01
+catchup: true
+tasks:
+  - id: work
+    script: echo work
+"#;
+
+#[tokio::test]
+async fn a_paused_dag_creates_and_starts_nothing_until_unpaused() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("paused.yaml", PAUSED)], 1).await;
+    let dag = sluice.wait_dag("paused_daily").await;
+    assert_eq!(dag["is_paused"], true, "DAGs start paused by default");
+    let manual = sluice.trigger("paused_daily", json!({})).await;
+    // Let the scheduler make several passes after the DAG appeared.
+    let seen_at = Utc::now();
+    sluice
+        .eventually("a few scheduler passes", Duration::from_secs(20), || async {
+            let (_, health) = sluice.get("/monitor/health").await;
+            let beat = health["scheduler"]["latest_scheduler_heartbeat"].as_str()?;
+            let beat = chrono::DateTime::parse_from_rfc3339(beat).ok()?;
+            (beat > seen_at + chrono::Duration::seconds(1)).then_some(())
+        })
+        .await;
+    let runs = runs_of(&sluice, "paused_daily").await;
+    assert_eq!(runs.len(), 1, "only the manual run: {runs:?}");
+    assert_eq!(runs[0]["state"], "queued", "a paused DAG's run waits");
+
+    sluice.unpause("paused_daily").await;
+    let run = sluice.wait_run_done("paused_daily", &manual, Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "success");
+    sluice
+        .eventually("catchup runs after unpausing", Duration::from_secs(30), || async {
+            let runs = runs_of(&sluice, "paused_daily").await;
+            runs.iter().any(|r| r["run_type"] == "scheduled").then_some(())
+        })
+        .await;
+}
