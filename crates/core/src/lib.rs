@@ -11,6 +11,7 @@
 pub mod dag;
 pub mod duration;
 pub mod load;
+pub mod ops_spec;
 pub mod protocol;
 pub mod schedule;
 pub mod spec;

@@ -119,3 +119,40 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>("last")?.map(from_ms))
     }
 }
+
+/// The PostgreSQL channel that announces queued work to every server.
+const WORK_CHANNEL: &str = "sluice_work";
+
+impl Store {
+    /// Tells every server listening on this database that tasks were queued (PostgreSQL only; with SQLite there
+    /// is one server, which wakes its workers in-process).
+    pub async fn announce_work(&self) -> Result<()> {
+        if self.dialect() == crate::Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')").bind(WORK_CHANNEL).execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
+    /// Calls `on_work` whenever any process announces queued work; returns at once on SQLite. Reconnects after
+    /// errors, so it only returns there.
+    pub async fn listen_for_work(&self, url: &str, on_work: impl Fn() + Send) {
+        if self.dialect() != crate::Dialect::Postgres {
+            return;
+        }
+        loop {
+            match sqlx::postgres::PgListener::connect(url).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(WORK_CHANNEL).await {
+                        tracing::warn!(error = %e, "cannot listen for queued work");
+                    } else {
+                        while listener.recv().await.is_ok() {
+                            on_work();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot connect to listen for queued work"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}

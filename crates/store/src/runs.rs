@@ -313,6 +313,28 @@ impl Store {
         Ok((rows.iter().map(DagRunRow::decode).collect::<Result<Vec<_>>>()?, total))
     }
 
+    pub async fn get_run_by_pk(&self, run_pk: Uuid) -> Result<Option<DagRunRow>> {
+        let sql = format!("SELECT {} FROM dag_runs WHERE id = $1", DagRunRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(run_pk.to_string()).fetch_optional(self.pool()).await?;
+        row.as_ref().map(DagRunRow::decode).transpose()
+    }
+
+    /// How many task instances of a run are unfinished, and how many of those wait in `scheduled` for room.
+    pub async fn run_progress(&self, run_pk: Uuid) -> Result<(i64, i64)> {
+        let finished = finished_states();
+        let sql = format!(
+            "SELECT COUNT(*) AS unfinished, COALESCE(SUM(CASE WHEN state = $2 THEN 1 ELSE 0 END), 0) AS scheduled
+               FROM task_instances WHERE run_pk = $1 AND state NOT IN ({})",
+            placeholders(3, finished.len())
+        );
+        let mut query = sqlx::query(&sql).bind(run_pk.to_string()).bind(TaskState::Scheduled.as_str());
+        for state in &finished {
+            query = query.bind(*state);
+        }
+        let row = query.fetch_one(self.pool()).await?;
+        Ok((row.try_get("unfinished")?, row.try_get("scheduled")?))
+    }
+
     pub async fn list_task_instances(&self, run_pk: Uuid) -> Result<Vec<TaskInstanceRow>> {
         let sql = format!(
             "SELECT {} FROM task_instances WHERE run_pk = $1 ORDER BY task_id, map_index",

@@ -6,7 +6,7 @@ mod runs;
 mod tasks;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 
 use crate::AppState;
@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/importErrors", get(monitor::import_errors))
         .route("/monitor/health", get(monitor::health))
         .route("/version", get(monitor::version))
-        .fallback(post(not_found).get(not_found).patch(not_found).put(not_found).delete(not_found))
+        .fallback(not_found)
 }
 
 async fn not_found() -> crate::ApiError {

@@ -114,6 +114,10 @@ pub async fn serve(
         let config = scheduler_config(&args.scheduling);
         tokio::spawn(run_scheduler(engine.clone(), config, shutdown.clone().cancelled_owned()))
     });
+    if let Some(url) = args.database.database_url.clone() {
+        let listener = engine.clone();
+        tokio::spawn(async move { listener.listen_for_work(&url).await });
+    }
     let stopping = engine.clone();
     let stop_signal = shutdown.clone();
     tokio::spawn(async move {

@@ -74,7 +74,22 @@ impl Engine {
         self.stopping.load(Ordering::SeqCst)
     }
 
+    /// Wakes the workers long-polling this process at once, and announces the work to other servers (their
+    /// workers would otherwise find it on their next one-second re-check).
     fn wake_workers(&self) {
         self.work_queued.notify_waiters();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.announce_work().await {
+                tracing::warn!(error = %e, "cannot announce queued work");
+            }
+        });
+    }
+
+    /// Wakes this process's long-polls whenever another process queues work (PostgreSQL `LISTEN`); runs until
+    /// the process ends.
+    pub async fn listen_for_work(&self, database_url: &str) {
+        let work_queued = self.work_queued.clone();
+        self.store.listen_for_work(database_url, move || work_queued.notify_waiters()).await;
     }
 }

@@ -150,7 +150,11 @@ impl Engine {
             conf: run.conf.clone(),
             params,
             try_number: u32::try_from(ti.try_number).unwrap_or(1),
-            variables: tx.variables().await?.into_iter().collect(),
+            variables: if reads_variables(dag, &ti.task_id) {
+                tx.variables().await?.into_iter().collect()
+            } else {
+                BTreeMap::new()
+            },
             outputs,
         })
     }
@@ -180,7 +184,7 @@ impl Engine {
         if self.store.append_logs(ti_id, batch.lease_id, &lines).await? { Ok(()) } else { Err(EngineError::StaleLease) }
     }
 
-    /// Records a worker's report of a try's end and, in the same transaction, schedules what follows.
+    /// Records a worker's report of a try's end and, in the same transaction, schedules its downstream tasks.
     pub async fn report(&self, ti_id: Uuid, report: &ReportRequest) -> Result<(), EngineError> {
         let now = Utc::now();
         let ti = self
@@ -188,20 +192,51 @@ impl Engine {
             .get_task_instance_by_id(ti_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("task instance {ti_id} not found")))?;
-        let mut tx = self.store.begin().await?;
-        // Lock the run before the task instance, the order every path uses, so that reports never deadlock
-        // with the scheduler loop.
-        let Some(run) = tx.lock_run(ti.run_pk).await? else { return Err(EngineError::StaleLease) };
-        let Some(ti) = tx.lock_leased_ti(ti_id, report.lease_id).await? else { return Err(EngineError::StaleLease) };
+        let run = self.store.get_run_by_pk(ti.run_pk).await?.ok_or(EngineError::StaleLease)?;
+        let dag = self.dags.get(&self.store, run.version_id).await?;
         let ending = Ending {
             succeeded: report.outcome == TaskOutcome::Success,
             exit_code: report.exit_code.map(i64::from),
             error: report.error.clone(),
             output: report.output.clone(),
         };
+        if dag.downstream(&ti.task_id).is_empty() {
+            // A leaf makes nothing ready, so its end is recorded without holding the run's lock, which would
+            // make every report of a wide run wait for the others. The run is settled after the commit.
+            let mut tx = self.store.begin().await?;
+            let Some(ti) = tx.lock_leased_ti(ti_id, report.lease_id).await? else {
+                return Err(EngineError::StaleLease);
+            };
+            self.record_end(&mut tx, &dag, &ti, ending, now).await?;
+            tx.commit().await?;
+            return self.settle_run(ti.run_pk, &ti.task_id).await;
+        }
+        let mut tx = self.store.begin().await?;
+        // Lock the run before the task instance, the order every path uses, so that reports never deadlock
+        // with the scheduler loop.
+        let Some(run) = tx.lock_run(ti.run_pk).await? else { return Err(EngineError::StaleLease) };
+        let Some(ti) = tx.lock_leased_ti(ti_id, report.lease_id).await? else { return Err(EngineError::StaleLease) };
         let queued = self.end_try(&mut tx, &run, &ti, ending, now).await?;
         tx.commit().await?;
         if queued {
+            self.wake_workers();
+        }
+        Ok(())
+    }
+
+    /// After a leaf task ended: queue what its end made room for, and finish the run if nothing is left. Each
+    /// report checks after its own commit, so the last one to commit always sees the run complete.
+    async fn settle_run(&self, run_pk: Uuid, task_id: &str) -> Result<(), EngineError> {
+        let (unfinished, scheduled) = self.store.run_progress(run_pk).await?;
+        if unfinished > 0 && scheduled == 0 {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        let Some(run) = tx.lock_run(run_pk).await? else { return Ok(()) };
+        let dag = self.dags.get_in(&mut tx, run.version_id).await?;
+        let outcome = self.evaluate_run(&mut tx, &run, &dag, Scope::DownstreamOf(task_id), Utc::now()).await?;
+        tx.commit().await?;
+        if outcome.queued > 0 {
             self.wake_workers();
         }
         Ok(())
@@ -235,8 +270,7 @@ impl Engine {
         Ok(count)
     }
 
-    /// Ends the try holding `ti`: success, retry after the task's delay, or failure; then schedules downstream
-    /// tasks. Returns whether anything was queued.
+    /// Ends the try holding `ti` and schedules its downstream tasks. Returns whether anything was queued.
     async fn end_try(
         &self,
         tx: &mut Tx,
@@ -246,6 +280,23 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
         let dag = self.dags.get_in(tx, run.version_id).await?;
+        if self.record_end(tx, &dag, ti, ending, now).await? == TaskState::UpForRetry {
+            return Ok(false);
+        }
+        let outcome = self.evaluate_run(tx, run, &dag, Scope::DownstreamOf(&ti.task_id), now).await?;
+        Ok(outcome.queued > 0)
+    }
+
+    /// Records the end of the try holding `ti`: success, a retry after the task's delay, or failure. Returns the
+    /// task instance's new state.
+    async fn record_end(
+        &self,
+        tx: &mut Tx,
+        dag: &Dag,
+        ti: &TaskInstanceRow,
+        ending: Ending,
+        now: DateTime<Utc>,
+    ) -> Result<TaskState, EngineError> {
         let can_retry = ti.try_number <= ti.max_tries;
         let (ti_state, next_retry_at) = if ending.succeeded {
             (TaskState::Success, None)
@@ -267,12 +318,21 @@ impl Engine {
             next_retry_at,
         };
         tx.end_try(ti, &end, now).await?;
-        tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id,
-            try_number = ti.try_number, state = %ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
-        if ti_state == TaskState::UpForRetry {
-            return Ok(false);
-        }
-        let outcome = self.evaluate_run(tx, run, &dag, Scope::DownstreamOf(&ti.task_id), now).await?;
-        Ok(outcome.queued > 0)
+        tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number,
+            state = %ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
+        Ok(ti_state)
     }
+}
+
+/// Whether a task's templates may read `var`: most do not, and their claims skip loading every variable.
+fn reads_variables(dag: &Dag, task_id: &str) -> bool {
+    let Some(task) = dag.task(task_id) else { return false };
+    let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
+    task.command
+        .iter()
+        .flatten()
+        .chain(task.script.as_ref())
+        .chain(task.cwd.as_ref())
+        .chain(env.values())
+        .any(|template| template.contains("var"))
 }

@@ -1,0 +1,245 @@
+//! The configuration of Sluice's built-in data tasks — `ingest`, `quality` and `transform` — as users write it.
+//!
+//! Plain serde data like [`crate::spec`]: no polars here, so the core (and the DAG validator) builds fast and can
+//! check a task's configuration without the data engine. `crates/ops` executes these specs. Every struct denies
+//! unknown fields so that a typo (`max_mising_rate`) is an error rather than a check that silently never runs.
+//!
+//! Shapes follow the DAG file's YAML:
+//! ```yaml
+//! source: {type: csv, path: data/penguins.csv}
+//! checks: [{column: species, not_null: true}, {max_missing_rate: 0.05, severity: warn}]
+//! steps: [{fill_missing: {columns: [bill_length_mm], strategy: mean}}, {one_hot: {columns: [island]}}]
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+mod check;
+
+pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Severity};
+
+/// `kind: ingest` — read a source and write it to the lake as the task's output assets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSpec {
+    pub source: Source,
+    /// Asset URIs such as `lake://raw/penguins`.
+    pub outputs: Vec<String>,
+    /// A column whose high-water mark makes loads incremental: only rows above the previous mark are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
+}
+
+/// Where ingested data comes from, tagged by `type`. Paths are local, relative to the DAGs folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Source {
+    Csv {
+        path: String,
+        /// One ASCII character; `,` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delimiter: Option<char>,
+        /// Cells equal to one of these are missing values (pandas' and R's `NA` by default, as in the penguins data).
+        #[serde(default = "default_null_values")]
+        null_values: Vec<String>,
+    },
+    Jsonl {
+        path: String,
+    },
+    Parquet {
+        path: String,
+    },
+}
+
+fn default_null_values() -> Vec<String> {
+    ["", "NA", "N/A", "NaN", "null"].map(String::from).to_vec()
+}
+
+impl Source {
+    /// The file this source reads.
+    pub fn path(&self) -> &str {
+        match self {
+            Source::Csv { path, .. } | Source::Jsonl { path } | Source::Parquet { path } => path,
+        }
+    }
+}
+
+/// `kind: quality` — the data SLA of the input assets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    pub inputs: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+/// `kind: transform` — ordered steps from the inputs to the outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformSpec {
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// A column type as users name it; integer and float widths are the engine's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    #[serde(alias = "integer")]
+    Int,
+    #[serde(alias = "double")]
+    Float,
+    #[serde(alias = "str")]
+    String,
+    #[serde(alias = "boolean")]
+    Bool,
+    Date,
+    Datetime,
+}
+
+/// A scalar written in YAML: `allowed_values` members and `fill_missing` constants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Literal {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+}
+
+/// One transform step; the YAML key names the step (`- standardize: {columns: [a, b]}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Keep these columns, in this order.
+    Select(Vec<String>),
+    /// Old name → new name.
+    Rename(BTreeMap<String, String>),
+    Cast(BTreeMap<String, ColumnType>),
+    DropDuplicates(Subset),
+    DropMissing(Subset),
+    FillMissing(FillMissing),
+    ClipOutliers(Outliers),
+    DropOutliers(Outliers),
+    /// z-score: `(x - mean) / std`, with mean and std fitted.
+    Standardize(Columns),
+    /// `(x - min) / (max - min)`, with min and max fitted.
+    MinMaxScale(Columns),
+    TextClean(TextClean),
+    /// One 0/1 column per fitted category, named `<column>_<category>`; the source column is dropped.
+    OneHot(Columns),
+    /// Fitted categories (sorted) → 0, 1, 2, …; a category unseen when fitting becomes missing.
+    OrdinalEncode(Columns),
+    /// SHA-256 of salt + value, hex: joins still work, the value is gone.
+    HashPii(HashPii),
+    /// Every character but the last `keep_last` becomes `*`.
+    MaskPii(MaskPii),
+}
+
+/// The columns a step applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Columns {
+    pub columns: Vec<String>,
+}
+
+/// The columns a row-level step looks at; empty means all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subset {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FillMissing {
+    pub columns: Vec<String>,
+    pub strategy: FillStrategy,
+    /// Required by, and only read by, `strategy: constant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Literal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FillStrategy {
+    Mean,
+    Median,
+    /// The most frequent value; ties go to the smallest, so fitting is deterministic.
+    Mode,
+    Constant,
+    /// The previous non-missing value in row order (nothing is fitted).
+    Forward,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outliers {
+    pub columns: Vec<String>,
+    pub method: OutlierMethod,
+    /// Fence width: 1.5 (IQR) or 3 (z-score) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutlierMethod {
+    /// `[q1 - factor·iqr, q3 + factor·iqr]`.
+    Iqr,
+    /// `[mean - factor·std, mean + factor·std]`.
+    Zscore,
+}
+
+impl OutlierMethod {
+    pub fn default_factor(self) -> f64 {
+        match self {
+            OutlierMethod::Iqr => 1.5,
+            OutlierMethod::Zscore => 3.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextClean {
+    pub columns: Vec<String>,
+    /// Strip leading and trailing whitespace.
+    #[serde(default)]
+    pub trim: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<TextCase>,
+    /// Remove ASCII punctuation.
+    #[serde(default)]
+    pub punctuation: bool,
+    /// Collapse runs of whitespace to one space.
+    #[serde(default)]
+    pub whitespace: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextCase {
+    Lower,
+    Upper,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashPii {
+    pub columns: Vec<String>,
+    pub salt: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskPii {
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub keep_last: usize,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,36 @@
+//! Sluice's built-in data task kinds, on polars: `ingest`, `quality` and `transform`.
+//!
+//! The task configuration lives in [`sluice_core::ops_spec`] (pure serde, so DAG files validate without this crate);
+//! this crate executes it. Data moves through the [`Lake`]: an asset URI such as `lake://raw/penguins` names a folder,
+//! each run writes one partition `ds=YYYY-MM-DD/part-0.parquet` for its logical date, and every write is atomic.
+//!
+//! Each task kind has a lake-level entry point over a frame-level core (tested on small frames):
+//!
+//! - [`ingest()`] reads a CSV, JSON-lines or Parquet file and writes it to the lake, reporting rows, schema and a
+//!   content hash (for the asset event).
+//! - [`run_quality`] / [`run_checks`] evaluate the data SLA into a [`QualityReport`]; the task fails when an
+//!   `error`-severity check fails.
+//! - [`run_transform`] / [`fit`] run the ordered steps and return the learned parameters as a [`FittedTransform`],
+//!   stored next to the output, which [`FittedTransform::apply`] replays exactly on new data (inference-time
+//!   feature preparation).
+//!
+//! Only this crate depends on polars (see STACK.md): it compiles slowly, and the rest of Sluice must not wait for it.
+
+pub mod error;
+mod frame;
+pub mod ingest;
+pub mod lake;
+pub mod quality;
+pub mod read;
+#[cfg(test)]
+mod test_util;
+pub mod transform;
+
+pub use error::OpsError;
+pub use ingest::{ColumnInfo, IngestReport, ingest};
+pub use lake::{Lake, WrittenPartition};
+pub use quality::{CheckResult, QualityReport, run_checks, run_quality};
+pub use transform::{FittedStep, FittedTransform, TransformOutput, fit, run_transform};
+
+/// The data frame type this crate reads and writes.
+pub use polars::prelude::DataFrame;
