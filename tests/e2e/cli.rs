@@ -48,3 +48,26 @@ fn dags_test_runs_a_dag_once_and_prints_its_logs() {
     assert!(stdout.contains("hello sluice"), "{stdout}");
     assert!(stdout.contains(": success"), "{stdout}");
 }
+
+#[test]
+fn sluice_toml_fills_in_settings_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("from_toml")).unwrap();
+    std::fs::write(dir.path().join("from_toml/bad.yaml"), "dag_id: [\n").unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), "dags_folder = \"from_toml\"\n").unwrap();
+    let run = |env: Option<&str>| {
+        let mut command = Command::new(sluice_bin());
+        command.args(["dags", "validate"]).current_dir(dir.path()).env_remove("SLUICE_DAGS_FOLDER");
+        if let Some(folder) = env {
+            command.env("SLUICE_DAGS_FOLDER", folder);
+        }
+        let output = command.output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (code, stdout) = run(None);
+    assert_eq!(code, Some(1), "the file's folder was read: {stdout}");
+    assert!(stdout.contains("bad.yaml"), "{stdout}");
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let (code, stdout) = run(Some("empty"));
+    assert_eq!(code, Some(0), "the environment wins over sluice.toml: {stdout}");
+}

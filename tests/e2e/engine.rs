@@ -187,3 +187,51 @@ async fn workers_need_the_token_and_stale_leases_change_nothing() {
     assert_eq!(states["extract"], "success");
     assert_eq!(states["clean"], "queued", "downstream queued in the same transaction as the report");
 }
+
+const WIDE: &str = r#"
+dag_id: wide
+schedule: null
+is_paused_upon_creation: false
+max_active_tasks: 2
+tasks:
+  - {id: a, script: sleep 0.5}
+  - {id: b, script: sleep 0.5}
+  - {id: c, script: sleep 0.5}
+  - {id: d, script: sleep 0.5}
+  - {id: e, script: sleep 0.5}
+  - {id: f, script: sleep 0.5}
+"#;
+
+#[tokio::test]
+async fn max_active_tasks_bounds_what_runs_at_once() {
+    let sluice = Sluice::start(Backend::Postgres, &[("wide.yaml", WIDE)], 2).await;
+    let run_id = sluice.trigger("wide", json!({})).await;
+    let run = sluice.wait_run_done("wide", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success");
+    let tis = sluice.task_instances("wide", &run_id).await;
+    assert_eq!(tis.len(), 6);
+    assert_eq!(sluice_tests::max_overlapping(&tis), 2, "8 free slots, but at most 2 tasks at once: {tis:?}");
+}
+
+const DATED: &str = r#"
+dag_id: dated
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: show
+    script: echo "ds={{ ds }} start={{ data_interval_start }}"
+"#;
+
+#[tokio::test]
+async fn a_manual_run_may_carry_a_logical_date() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("dated.yaml", DATED)], 1).await;
+    sluice.wait_dag("dated").await;
+    let body = json!({"dag_run_id": "march", "logical_date": "2026-03-01T00:00:00Z", "conf": {}});
+    let (status, run) = sluice.post("/dags/dated/dagRuns", body).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["logical_date"], "2026-03-01T00:00:00Z");
+    let run = sluice.wait_run_done("dated", "march", Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "success");
+    let log = sluice.log("dated", "march", "show", 1).await;
+    assert!(log.contains("ds=2026-03-01 start=2026-03-01T00:00:00+00:00"), "{log}");
+}

@@ -69,6 +69,13 @@ async fn killed_worker_task_is_retried_elsewhere_never_overlapping() {
     let first = sluice.spawn_worker(&["--slots", "1"]);
     let run_id = sluice.trigger("sleepy", json!({})).await;
     sluice.wait_task_state("sleepy", &run_id, "sleep", "running").await;
+    let running_log = sluice
+        .eventually("the log of the running try", Duration::from_secs(10), || async {
+            let log = sluice.log("sleepy", &run_id, "sleep", 1).await;
+            log.contains("started pid").then_some(log)
+        })
+        .await;
+    assert!(!running_log.contains("slept"), "read while the task still runs: {running_log}");
     sluice.workers[first].kill_9();
     sluice.spawn_worker(&["--slots", "1"]);
 

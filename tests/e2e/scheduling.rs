@@ -190,6 +190,8 @@ async fn a_broken_dag_file_is_an_import_error_and_the_others_still_run() {
         })
         .await;
     sluice.wait_dag("mended").await;
+    let (_, good) = sluice.get("/dags/good").await;
+    assert_eq!(good["has_import_errors"], true, "{good}");
     let run_id = sluice.trigger("good", json!({})).await;
     let run = sluice.wait_run_done("good", &run_id, Duration::from_secs(30)).await;
     assert_eq!(run["state"], "success", "the last good version still runs");
@@ -275,4 +277,40 @@ async fn a_paused_dag_creates_and_starts_nothing_until_unpaused() {
             runs.iter().any(|r| r["run_type"] == "scheduled").then_some(())
         })
         .await;
+}
+
+const VERSIONED_V1: &str = r#"
+dag_id: versioned
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: slow
+    script: sleep 2
+  - id: say
+    depends_on: [slow]
+    script: echo "version one"
+"#;
+
+#[tokio::test]
+async fn a_run_keeps_the_dag_version_it_started_with() {
+    let sluice = Sluice::start(Backend::Postgres, &[("versioned.yaml", VERSIONED_V1)], 1).await;
+    let first = sluice.trigger("versioned", json!({})).await;
+    sluice.wait_task_state("versioned", &first, "slow", "running").await;
+    sluice.add_dag("versioned.yaml", &VERSIONED_V1.replace("version one", "version two"));
+    sluice
+        .eventually("the new version to be read", Duration::from_secs(20), || async {
+            let (_, dag) = sluice.get("/dags/versioned").await;
+            let parsed = chrono::DateTime::parse_from_rfc3339(dag["last_parsed_time"].as_str()?).ok()?;
+            let (_, run) = sluice.get(&format!("/dags/versioned/dagRuns/{first}")).await;
+            let started = chrono::DateTime::parse_from_rfc3339(run["start_date"].as_str()?).ok()?;
+            (parsed > started).then_some(())
+        })
+        .await;
+    let second = sluice.trigger("versioned", json!({})).await;
+    for (run_id, expected) in [(&first, "version one"), (&second, "version two")] {
+        let run = sluice.wait_run_done("versioned", run_id, Duration::from_secs(30)).await;
+        assert_eq!(run["state"], "success");
+        let log = sluice.log("versioned", run_id, "say", 1).await;
+        assert!(log.contains(expected), "{run_id}: {log}");
+    }
 }

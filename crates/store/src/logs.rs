@@ -40,6 +40,12 @@ impl Store {
         if !held {
             return Ok(false);
         }
+        let mut tx = self.pool().begin().await?;
+        if self.dialect() == crate::Dialect::Postgres {
+            // Log lines may be lost if PostgreSQL itself crashes, but not wait for a disk flush each: a task's
+            // state changes keep their durable commits.
+            sqlx::query("SET LOCAL synchronous_commit TO OFF").execute(&mut *tx).await?;
+        }
         for chunk in lines.chunks(LOG_CHUNK) {
             let values =
                 (0..chunk.len()).map(|i| format!("({})", placeholders(i * 4 + 1, 4))).collect::<Vec<_>>().join(", ");
@@ -48,8 +54,9 @@ impl Store {
             for (ts, stream, line) in chunk {
                 query = query.bind(lease_id.to_string()).bind(to_ms(*ts)).bind(stream).bind(line);
             }
-            query.execute(self.pool()).await?;
+            query.execute(&mut *tx).await?;
         }
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -121,18 +128,9 @@ impl Store {
 }
 
 /// The PostgreSQL channel that announces queued work to every server.
-const WORK_CHANNEL: &str = "sluice_work";
+pub(crate) const WORK_CHANNEL: &str = "sluice_work";
 
 impl Store {
-    /// Tells every server listening on this database that tasks were queued (PostgreSQL only; with SQLite there
-    /// is one server, which wakes its workers in-process).
-    pub async fn announce_work(&self) -> Result<()> {
-        if self.dialect() == crate::Dialect::Postgres {
-            sqlx::query("SELECT pg_notify($1, '')").bind(WORK_CHANNEL).execute(self.pool()).await?;
-        }
-        Ok(())
-    }
-
     /// Calls `on_work` whenever any process announces queued work; returns at once on SQLite. Reconnects after
     /// errors, so it only returns there.
     pub async fn listen_for_work(&self, url: &str, on_work: impl Fn() + Send) {

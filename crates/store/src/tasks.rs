@@ -305,6 +305,15 @@ impl Store {
 }
 
 impl Tx {
+    /// Tells every server listening on this database, when this transaction commits, that tasks were queued
+    /// (PostgreSQL; with SQLite there is one server, which wakes its workers in-process).
+    pub async fn announce_work(&mut self) -> Result<()> {
+        if self.dialect == crate::Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')").bind(crate::logs::WORK_CHANNEL).execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+
     /// Queues up to `limit` scheduled task instances of a run, highest priority first. Returns their ids.
     pub async fn queue_scheduled(&mut self, run_pk: Uuid, limit: i64, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
         if limit <= 0 {

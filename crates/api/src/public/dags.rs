@@ -1,5 +1,7 @@
 //! `/api/v2/dags`: list, get, pause and unpause.
 
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
@@ -56,7 +58,8 @@ pub struct ListQuery {
     dag_id_pattern: Option<String>,
 }
 
-async fn respond(state: &AppState, row: DagRow) -> Result<DagResponse, ApiError> {
+async fn respond(state: &AppState, row: DagRow, broken_files: &HashSet<String>) -> Result<DagResponse, ApiError> {
+    let has_import_errors = broken_files.contains(&row.fileloc);
     let next = next_run(state, &row).await?;
     let timetable_summary = (row.timetable_summary != "None").then(|| row.timetable_summary.clone());
     Ok(DagResponse {
@@ -72,12 +75,18 @@ async fn respond(state: &AppState, row: DagRow) -> Result<DagResponse, ApiError>
         owners: row.owners,
         max_active_tasks: row.max_active_tasks,
         max_active_runs: row.max_active_runs,
-        has_import_errors: false,
+        has_import_errors,
         next_dagrun_logical_date: next.as_ref().map(|i| i.start),
         next_dagrun_data_interval_start: next.as_ref().map(|i| i.start),
         next_dagrun_data_interval_end: next.as_ref().map(|i| i.end),
         next_dagrun_run_after: next.as_ref().map(|i| i.end),
     })
+}
+
+/// Files with an import error now: their DAGs run their last good version.
+async fn broken_files(state: &AppState) -> Result<HashSet<String>, ApiError> {
+    let (errors, _) = state.engine.store().list_import_errors(i64::MAX, 0).await?;
+    Ok(errors.into_iter().map(|e| e.filename).collect())
 }
 
 /// The data interval of the DAG's next scheduled run, as its timetable sees it now.
@@ -103,9 +112,10 @@ pub async fn list(
         dag_id_pattern: q.dag_id_pattern.map(|p| format!("%{p}%")),
     };
     let (rows, total_entries) = state.engine.store().list_dags(&filter).await?;
+    let broken = broken_files(&state).await?;
     let mut dags = Vec::with_capacity(rows.len());
     for row in rows {
-        dags.push(respond(&state, row).await?);
+        dags.push(respond(&state, row, &broken).await?);
     }
     Ok(Json(DagCollection { dags, total_entries }))
 }
@@ -121,7 +131,7 @@ pub(crate) async fn find(state: &AppState, dag_id: &str) -> Result<DagRow, ApiEr
 
 pub async fn get(State(state): State<AppState>, Path(dag_id): Path<String>) -> Result<Json<DagResponse>, ApiError> {
     let row = find(&state, &dag_id).await?;
-    Ok(Json(respond(&state, row).await?))
+    Ok(Json(respond(&state, row, &broken_files(&state).await?).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,5 +153,5 @@ pub async fn patch(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("The DAG with dag_id: `{dag_id}` was not found")))?;
     tracing::info!(dag_id, is_paused = body.is_paused, "DAG paused flag changed");
-    Ok(Json(respond(&state, row).await?))
+    Ok(Json(respond(&state, row, &broken_files(&state).await?).await?))
 }

@@ -70,6 +70,9 @@ impl Engine {
             let active = tx.count_active_tis_of_dag(&run.dag_id).await?;
             let room = i64::from(dag.max_active_tasks()) - active;
             outcome.queued = tx.queue_scheduled(run.id, room, now).await?.len();
+            if outcome.queued > 0 {
+                tx.announce_work().await?;
+            }
         }
 
         if tx.count_unfinished_tis(run.id).await? == 0 {

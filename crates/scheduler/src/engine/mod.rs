@@ -4,9 +4,10 @@ mod evaluate;
 mod runs;
 mod tasks;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sluice_store::Store;
 use tokio::sync::Notify;
@@ -39,7 +40,12 @@ pub struct Engine {
     work_queued: Arc<Notify>,
     /// Set when the server shuts down, so long-polls answer at once instead of holding the shutdown up.
     stopping: Arc<AtomicBool>,
+    /// When each worker was last recorded as seen, so that a busy worker's leases do not write it every time.
+    workers_seen: Arc<Mutex<HashMap<String, Instant>>>,
 }
+
+/// A worker is recorded as seen at most this often (health checks allow 30 s).
+const WORKER_SEEN_EVERY: Duration = Duration::from_secs(5);
 
 impl Engine {
     pub fn new(store: Store, config: EngineConfig) -> Engine {
@@ -49,6 +55,7 @@ impl Engine {
             config,
             work_queued: Arc::new(Notify::new()),
             stopping: Arc::default(),
+            workers_seen: Arc::default(),
         }
     }
 
@@ -64,6 +71,19 @@ impl Engine {
         &self.config
     }
 
+    /// Whether a worker's visit is worth writing down now.
+    fn worker_due_for_touch(&self, worker: &str) -> bool {
+        let Ok(mut seen) = self.workers_seen.lock() else { return true };
+        let now = Instant::now();
+        match seen.get(worker) {
+            Some(last) if now.duration_since(*last) < WORKER_SEEN_EVERY => false,
+            _ => {
+                seen.insert(worker.to_string(), now);
+                true
+            }
+        }
+    }
+
     /// Ends every pending long-poll with an empty answer; called when the server shuts down.
     pub fn stop_waiting(&self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -74,16 +94,10 @@ impl Engine {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Wakes the workers long-polling this process at once, and announces the work to other servers (their
-    /// workers would otherwise find it on their next one-second re-check).
+    /// Wakes the workers long-polling this process at once. Other servers learn from the notification that the
+    /// queueing transaction sent (see `evaluate_run`).
     fn wake_workers(&self) {
         self.work_queued.notify_waiters();
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.announce_work().await {
-                tracing::warn!(error = %e, "cannot announce queued work");
-            }
-        });
     }
 
     /// Wakes this process's long-polls whenever another process queues work (PostgreSQL `LISTEN`); runs until
