@@ -104,4 +104,7 @@ pub struct ReportRequest {
     /// The small JSON value the task produced (`::output::` line or `$SLUICE_OUTPUT` file).
     pub output: Option<serde_json::Value>,
     pub pid: Option<u32>,
+    /// The try's last log lines, stored with the outcome: a short task needs no separate log request.
+    #[serde(default)]
+    pub logs: Vec<LogLine>,
 }

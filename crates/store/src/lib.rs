@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use dags::{DagFilter, DagUpsert, ImportErrorRow, VariableRow};
 pub use error::{Error, Result};
-pub use logs::LogRow;
+pub use logs::{LogEntry, LogRow};
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{NewRun, NewTaskInstance, RunFilter};
 pub use tasks::{ClaimedTask, TryEnd};

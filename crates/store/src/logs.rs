@@ -22,15 +22,35 @@ pub struct LogRow {
 /// Rows per multi-row INSERT of log lines.
 const LOG_CHUNK: usize = 1000;
 
+/// A log line as stored: time, stream name, text.
+pub type LogEntry = (DateTime<Utc>, String, String);
+
+/// Inserts log lines of try `try_id` in the caller's transaction.
+async fn insert_log_lines(conn: &mut sqlx::AnyConnection, try_id: Uuid, lines: &[LogEntry]) -> Result<()> {
+    for chunk in lines.chunks(LOG_CHUNK) {
+        let values =
+            (0..chunk.len()).map(|i| format!("({})", placeholders(i * 4 + 1, 4))).collect::<Vec<_>>().join(", ");
+        let sql = format!("INSERT INTO task_logs (try_id, ts_ms, stream, line) VALUES {values}");
+        let mut query = sqlx::query(&sql);
+        for (ts, stream, line) in chunk {
+            query = query.bind(try_id.to_string()).bind(to_ms(*ts)).bind(stream).bind(line);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl crate::Tx {
+    /// Stores log lines of the try `lease_id`, whose task instance the caller has locked.
+    pub async fn insert_log_lines(&mut self, lease_id: Uuid, lines: &[LogEntry]) -> Result<()> {
+        insert_log_lines(&mut self.inner, lease_id, lines).await
+    }
+}
+
 impl Store {
     /// Appends log lines to the try `lease_id` of task instance `ti_id`. `false`, storing nothing, when that
     /// try no longer holds the task.
-    pub async fn append_logs(
-        &self,
-        ti_id: Uuid,
-        lease_id: Uuid,
-        lines: &[(DateTime<Utc>, String, String)],
-    ) -> Result<bool> {
+    pub async fn append_logs(&self, ti_id: Uuid, lease_id: Uuid, lines: &[LogEntry]) -> Result<bool> {
         let held = sqlx::query("SELECT 1 AS held FROM task_instances WHERE id = $1 AND lease_id = $2")
             .bind(ti_id.to_string())
             .bind(lease_id.to_string())
@@ -46,16 +66,7 @@ impl Store {
             // state changes keep their durable commits.
             sqlx::query("SET LOCAL synchronous_commit TO OFF").execute(&mut *tx).await?;
         }
-        for chunk in lines.chunks(LOG_CHUNK) {
-            let values =
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 4 + 1, 4))).collect::<Vec<_>>().join(", ");
-            let sql = format!("INSERT INTO task_logs (try_id, ts_ms, stream, line) VALUES {values}");
-            let mut query = sqlx::query(&sql);
-            for (ts, stream, line) in chunk {
-                query = query.bind(lease_id.to_string()).bind(to_ms(*ts)).bind(stream).bind(line);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        insert_log_lines(&mut tx, lease_id, lines).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -69,7 +69,7 @@ fn log_line(stream: LogStream, line: String) -> LogLine {
 #[derive(Debug)]
 pub struct LogShipper {
     sender: LogSender,
-    task: JoinHandle<()>,
+    task: JoinHandle<Vec<LogLine>>,
 }
 
 impl LogShipper {
@@ -83,12 +83,14 @@ impl LogShipper {
         self.sender.clone()
     }
 
-    /// Sends what is left and stops. The other senders must be dropped first, or this waits for them.
-    pub async fn finish(self) {
+    /// Stops and returns the lines not sent yet, which travel with the report. The other senders must be
+    /// dropped first, or this waits for them.
+    pub async fn finish(self) -> Vec<LogLine> {
         drop(self.sender);
-        if let Err(e) = self.task.await {
+        self.task.await.unwrap_or_else(|e| {
             tracing::error!("the log shipper failed: {e}");
-        }
+            Vec::new()
+        })
     }
 }
 
@@ -113,7 +115,7 @@ impl Batch {
     }
 }
 
-async fn ship(client: Client, ti_id: Uuid, lease_id: Uuid, mut rx: mpsc::Receiver<LogLine>) {
+async fn ship(client: Client, ti_id: Uuid, lease_id: Uuid, mut rx: mpsc::Receiver<LogLine>) -> Vec<LogLine> {
     let mut batch = Batch::default();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -122,7 +124,7 @@ async fn ship(client: Client, ti_id: Uuid, lease_id: Uuid, mut rx: mpsc::Receive
         tokio::select! {
             line = rx.recv() => match line {
                 Some(line) => if batch.push(line) { poster.post(batch.take()).await },
-                None => return poster.post(batch.take()).await,
+                None => return if poster.lease_lost { Vec::new() } else { batch.take() },
             },
             _ = tick.tick() => poster.post(batch.take()).await,
         }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use sluice_core::protocol::{LeasedTask, LogStream, ReportRequest, TaskOutcome};
+use sluice_core::protocol::{LeasedTask, LogLine, LogStream, ReportRequest, TaskOutcome};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -48,10 +48,10 @@ pub async fn run_try(ctx: TryContext, task: LeasedTask) {
     async move {
         let logs = LogShipper::start(ctx.client.clone(), task.ti_id, task.lease_id);
         let verdict = execute(&ctx, &task, logs.sender()).await;
-        // The logs go first, so that the last lines are stored when the report makes the try final.
-        logs.finish().await;
+        // The last lines travel with the report, so they are stored when the report makes the try final.
+        let tail = logs.finish().await;
         if let Some(verdict) = verdict {
-            report(&ctx.client, &task, verdict).await;
+            report(&ctx.client, &task, verdict, tail).await;
         }
     }
     .instrument(span)
@@ -282,7 +282,7 @@ async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
 
 /// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
 /// the try as lost anyway.
-async fn report(client: &Client, task: &LeasedTask, verdict: Verdict) {
+async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
     let outcome = if verdict.error.is_none() { TaskOutcome::Success } else { TaskOutcome::Failed };
     let request = ReportRequest {
         lease_id: task.lease_id,
@@ -291,6 +291,7 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict) {
         error: verdict.error,
         output: verdict.output,
         pid: verdict.pid,
+        logs,
     };
     let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
     let mut backoff = Backoff::new();

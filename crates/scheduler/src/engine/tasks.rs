@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice_core::protocol::{HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, ReportRequest, TaskOutcome};
+use sluice_core::protocol::{
+    HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, ReportRequest, TaskOutcome,
+};
 use sluice_core::template::{TemplateContext, render_command};
 use sluice_core::{Dag, TaskState};
-use sluice_store::{ClaimedTask, DagRunRow, TaskInstanceRow, TryEnd, Tx};
+use sluice_store::{ClaimedTask, DagRunRow, LogEntry, TaskInstanceRow, TryEnd, Tx};
 use uuid::Uuid;
 
 use super::Engine;
@@ -173,18 +175,11 @@ impl Engine {
     }
 
     pub async fn append_logs(&self, ti_id: Uuid, batch: &LogBatch) -> Result<(), EngineError> {
-        let lines: Vec<_> = batch
-            .lines
-            .iter()
-            .map(|l| {
-                (
-                    l.timestamp,
-                    serde_json::to_value(l.stream).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-                    l.line.clone(),
-                )
-            })
-            .collect();
-        if self.store.append_logs(ti_id, batch.lease_id, &lines).await? { Ok(()) } else { Err(EngineError::StaleLease) }
+        if self.store.append_logs(ti_id, batch.lease_id, &log_entries(&batch.lines)).await? {
+            Ok(())
+        } else {
+            Err(EngineError::StaleLease)
+        }
     }
 
     /// Records a worker's report of a try's end and, in the same transaction, schedules its downstream tasks.
@@ -203,24 +198,25 @@ impl Engine {
             error: report.error.clone(),
             output: report.output.clone(),
         };
-        if dag.downstream(&ti.task_id).is_empty() {
-            // A leaf makes nothing ready, so its end is recorded without holding the run's lock, which would
-            // make every report of a wide run wait for the others. The run is settled after the commit.
-            let mut tx = self.store.begin().await?;
-            let Some(ti) = tx.lock_leased_ti(ti_id, report.lease_id).await? else {
-                return Err(EngineError::StaleLease);
-            };
-            self.record_end(&mut tx, &dag, &ti, ending, now).await?;
-            tx.commit().await?;
+        // A leaf makes nothing ready, so its end is recorded without holding the run's lock, which would make
+        // every report of a wide run wait for the others; the run is settled after the commit. Otherwise the run
+        // is locked before the task instance, the order every path uses, so reports never deadlock with the loop.
+        let leaf = dag.downstream(&ti.task_id).is_empty();
+        let mut tx = self.store.begin().await?;
+        let locked_run = if leaf { None } else { Some(tx.lock_run(ti.run_pk).await?.ok_or(EngineError::StaleLease)?) };
+        let ti = tx.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
+        tx.insert_log_lines(report.lease_id, &log_entries(&report.logs)).await?;
+        let queued = match &locked_run {
+            Some(run) => self.end_try(&mut tx, run, &ti, ending, now).await?,
+            None => {
+                self.record_end(&mut tx, &dag, &ti, ending, now).await?;
+                false
+            }
+        };
+        tx.commit().await?;
+        if leaf {
             return self.settle_run(ti.run_pk, &ti.task_id).await;
         }
-        let mut tx = self.store.begin().await?;
-        // Lock the run before the task instance, the order every path uses, so that reports never deadlock
-        // with the scheduler loop.
-        let Some(run) = tx.lock_run(ti.run_pk).await? else { return Err(EngineError::StaleLease) };
-        let Some(ti) = tx.lock_leased_ti(ti_id, report.lease_id).await? else { return Err(EngineError::StaleLease) };
-        let queued = self.end_try(&mut tx, &run, &ti, ending, now).await?;
-        tx.commit().await?;
         if queued {
             self.wake_workers();
         }
@@ -338,4 +334,18 @@ fn reads_variables(dag: &Dag, task_id: &str) -> bool {
         .chain(task.cwd.as_ref())
         .chain(env.values())
         .any(|template| template.contains("var"))
+}
+
+fn log_entries(lines: &[LogLine]) -> Vec<LogEntry> {
+    lines
+        .iter()
+        .map(|l| {
+            let stream = match l.stream {
+                LogStream::Stdout => "stdout",
+                LogStream::Stderr => "stderr",
+                LogStream::System => "system",
+            };
+            (l.timestamp, stream.to_string(), l.line.clone())
+        })
+        .collect()
 }
