@@ -215,22 +215,28 @@ impl Tx {
         rows.iter().map(TaskInstanceRow::decode).collect()
     }
 
-    pub async fn count_unfinished_tis(&mut self, run_pk: Uuid) -> Result<i64> {
-        let finished = finished_states();
+    /// Whether any task instance of the run is not finished yet.
+    pub async fn has_unfinished_tis(&mut self, run_pk: Uuid) -> Result<bool> {
+        let unfinished = unfinished_states();
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM task_instances WHERE run_pk = $1 AND state NOT IN ({})",
-            placeholders(2, finished.len())
+            "SELECT EXISTS (SELECT 1 FROM task_instances WHERE run_pk = $1 AND state IN ({})) AS unfinished",
+            placeholders(2, unfinished.len())
         );
         let mut query = sqlx::query(&sql).bind(run_pk.to_string());
-        for state in &finished {
+        for state in &unfinished {
             query = query.bind(*state);
         }
-        Ok(query.fetch_one(&mut *self.inner).await?.try_get("n")?)
+        crate::rows::flag(&query.fetch_one(&mut *self.inner).await?, "unfinished")
     }
 
-    /// Queued and running task instances of a DAG, across its runs (for `max_active_tasks`).
-    pub async fn count_active_tis_of_dag(&mut self, dag_id: &str) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM task_instances WHERE dag_id = $1 AND state IN ($2, $3)")
+    /// Queued and running task instances of a DAG across its runs (for `max_active_tasks`), counted up to `cap`:
+    /// the caller only needs to know how much room is left below it.
+    pub async fn count_active_tis_of_dag(&mut self, dag_id: &str, cap: i64) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM task_instances WHERE dag_id = $1 AND state IN ($2, $3) LIMIT {}) AS active",
+            cap.max(0)
+        );
+        let row = sqlx::query(&sql)
             .bind(dag_id)
             .bind(TaskState::Queued.as_str())
             .bind(TaskState::Running.as_str())
@@ -246,11 +252,8 @@ impl Tx {
     }
 }
 
-fn finished_states() -> Vec<&'static str> {
-    [TaskState::Success, TaskState::Failed, TaskState::Skipped, TaskState::UpstreamFailed, TaskState::Removed]
-        .iter()
-        .map(TaskState::as_str)
-        .collect()
+fn unfinished_states() -> Vec<&'static str> {
+    TaskState::ALL.iter().filter(|s| !s.is_finished()).map(TaskState::as_str).collect()
 }
 
 impl Store {
@@ -319,20 +322,21 @@ impl Store {
         row.as_ref().map(DagRunRow::decode).transpose()
     }
 
-    /// How many task instances of a run are unfinished, and how many of those wait in `scheduled` for room.
-    pub async fn run_progress(&self, run_pk: Uuid) -> Result<(i64, i64)> {
-        let finished = finished_states();
+    /// Whether a run has unfinished task instances, and whether any of them wait in `scheduled` for room. Each
+    /// answer stops at the first matching row, so this stays cheap however wide the run is.
+    pub async fn run_progress(&self, run_pk: Uuid) -> Result<(bool, bool)> {
+        let unfinished = unfinished_states();
         let sql = format!(
-            "SELECT COUNT(*) AS unfinished, COALESCE(SUM(CASE WHEN state = $2 THEN 1 ELSE 0 END), 0) AS scheduled
-               FROM task_instances WHERE run_pk = $1 AND state NOT IN ({})",
-            placeholders(3, finished.len())
+            "SELECT EXISTS (SELECT 1 FROM task_instances WHERE run_pk = $1 AND state IN ({})) AS unfinished,
+                    EXISTS (SELECT 1 FROM task_instances WHERE run_pk = $1 AND state = $2) AS waiting",
+            placeholders(3, unfinished.len())
         );
         let mut query = sqlx::query(&sql).bind(run_pk.to_string()).bind(TaskState::Scheduled.as_str());
-        for state in &finished {
+        for state in &unfinished {
             query = query.bind(*state);
         }
         let row = query.fetch_one(self.pool()).await?;
-        Ok((row.try_get("unfinished")?, row.try_get("scheduled")?))
+        Ok((crate::rows::flag(&row, "unfinished")?, crate::rows::flag(&row, "waiting")?))
     }
 
     pub async fn list_task_instances(&self, run_pk: Uuid) -> Result<Vec<TaskInstanceRow>> {

@@ -227,8 +227,10 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     tx.end_try(&ti, &end, Utc::now()).await.unwrap();
     assert!(tx.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().is_none(), "an ended try holds nothing");
     assert_eq!(tx.run_outputs(run_pk).await.unwrap(), vec![("t1".to_string(), json!({"n": 1}))]);
-    assert_eq!(tx.count_unfinished_tis(run_pk).await.unwrap(), 1);
+    assert!(tx.has_unfinished_tis(run_pk).await.unwrap());
+    assert_eq!(tx.count_active_tis_of_dag("d", 16).await.unwrap(), 1, "t0 is still queued");
     tx.commit().await.unwrap();
+    assert_eq!(store.run_progress(run_pk).await.unwrap(), (true, false), "unfinished, none waiting for room");
 
     assert!(!store.extend_lease(task.ti.id, task.lease_id, Utc::now(), None).await.unwrap());
     let tries = store.list_tries(task.ti.id).await.unwrap();

@@ -67,15 +67,15 @@ impl Engine {
         self.decide_readiness(tx, dag, &tis, &candidates, now).await?;
 
         if !dag_row.is_paused {
-            let active = tx.count_active_tis_of_dag(&run.dag_id).await?;
-            let room = i64::from(dag.max_active_tasks()) - active;
+            let limit = i64::from(dag.max_active_tasks());
+            let room = limit - tx.count_active_tis_of_dag(&run.dag_id, limit).await?;
             outcome.queued = tx.queue_scheduled(run.id, room, now).await?.len();
             if outcome.queued > 0 {
                 tx.announce_work().await?;
             }
         }
 
-        if tx.count_unfinished_tis(run.id).await? == 0 {
+        if !tx.has_unfinished_tis(run.id).await? {
             let leaves: Vec<String> = dag.leaves().into_iter().map(String::from).collect();
             let leaf_states: Vec<TaskState> =
                 tx.run_task_instances(run.id, Some(&leaves)).await?.iter().map(|ti| ti.state).collect();

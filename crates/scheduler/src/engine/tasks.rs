@@ -226,8 +226,8 @@ impl Engine {
     /// After a leaf task ended: queue what its end made room for, and finish the run if nothing is left. Each
     /// report checks after its own commit, so the last one to commit always sees the run complete.
     async fn settle_run(&self, run_pk: Uuid, task_id: &str) -> Result<(), EngineError> {
-        let (unfinished, scheduled) = self.store.run_progress(run_pk).await?;
-        if unfinished > 0 && scheduled == 0 {
+        let (unfinished, waiting) = self.store.run_progress(run_pk).await?;
+        if unfinished && !waiting {
             return Ok(());
         }
         let mut tx = self.store.begin().await?;
