@@ -261,8 +261,8 @@ impl Store {
     pub async fn last_scheduled_interval(&self, dag_id: &str) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
         let row = sqlx::query(
             "SELECT data_interval_start_ms, data_interval_end_ms FROM dag_runs
-              WHERE dag_id = $1 AND run_type = 'scheduled' AND data_interval_start_ms IS NOT NULL
-              ORDER BY data_interval_start_ms DESC LIMIT 1",
+              WHERE dag_id = $1 AND run_type = 'scheduled' AND logical_date_ms IS NOT NULL
+              ORDER BY logical_date_ms DESC LIMIT 1",
         )
         .bind(dag_id)
         .fetch_optional(self.pool())

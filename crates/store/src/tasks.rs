@@ -97,7 +97,7 @@ impl Tx {
         }
         let sql = format!(
             "SELECT id FROM task_instances WHERE state = $1 AND queue IN ({})
-              ORDER BY priority_weight DESC, queued_ms, id LIMIT {}{}",
+              ORDER BY priority_weight DESC, queued_ms LIMIT {}{}",
             placeholders(2, queues.len()),
             limit,
             self.dialect.lock_skip_locked()
@@ -321,7 +321,7 @@ impl Tx {
         }
         let sql = format!(
             "SELECT id FROM task_instances WHERE run_pk = $1 AND state = $2
-              ORDER BY priority_weight DESC, scheduled_ms, id LIMIT {limit}"
+              ORDER BY priority_weight DESC, scheduled_ms LIMIT {limit}"
         );
         let ids = sqlx::query(&sql)
             .bind(run_pk.to_string())
