@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use sluice_core::protocol::{LeasedTask, LogLine, LogStream, ReportRequest, TaskOutcome};
+use sluice_core::protocol::{LeaseRequest, LeasedTask, LogLine, LogStream, ReportRequest, TaskOutcome};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,10 +33,13 @@ pub struct TryContext {
     pub kill_grace: Duration,
     /// Becomes true when the worker's shutdown grace is over and running tries must be killed.
     pub kill_all: watch::Receiver<bool>,
+    /// What a report asks for to refill the slot its try frees; `None` once the worker stops taking work.
+    pub refill: watch::Receiver<Option<LeaseRequest>>,
 }
 
-/// Runs one leased try to the end, reporting its outcome unless the lease was lost.
-pub async fn run_try(ctx: TryContext, task: LeasedTask) {
+/// Runs one leased try to the end, reporting its outcome unless the lease was lost. Returns the tasks the report's
+/// answer leased to refill the slot.
+pub async fn run_try(ctx: TryContext, task: LeasedTask) -> Vec<LeasedTask> {
     let span = tracing::info_span!(
         "task",
         dag_id = %task.dag_id,
@@ -50,8 +53,9 @@ pub async fn run_try(ctx: TryContext, task: LeasedTask) {
         let verdict = execute(&ctx, &task, logs.sender()).await;
         // The last lines travel with the report, so they are stored when the report makes the try final.
         let tail = logs.finish().await;
-        if let Some(verdict) = verdict {
-            report(&ctx.client, &task, verdict, tail).await;
+        match verdict {
+            Some(verdict) => report(&ctx, &task, verdict, tail).await,
+            None => Vec::new(),
         }
     }
     .instrument(span)
@@ -282,7 +286,8 @@ async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
 
 /// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
 /// the try as lost anyway.
-async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
+async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) -> Vec<LeasedTask> {
+    let client = &ctx.client;
     let outcome = if verdict.error.is_none() { TaskOutcome::Success } else { TaskOutcome::Failed };
     let request = ReportRequest {
         lease_id: task.lease_id,
@@ -292,24 +297,25 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<
         output: verdict.output,
         pid: verdict.pid,
         logs,
+        next: ctx.refill.borrow().clone(),
     };
     let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
     let mut backoff = Backoff::new();
     loop {
         let error = match client.report(task.ti_id, &request).await {
-            Ok(()) => {
+            Ok(answer) => {
                 tracing::info!(?outcome, error = request.error.as_deref(), "reported");
-                return;
+                return answer.tasks;
             }
             Err(ClientError::Conflict) => {
                 tracing::warn!("the server refused the report, the lease is stale: dropping it");
-                return;
+                return Vec::new();
             }
             Err(error) => error,
         };
         if !error.is_transient() || Instant::now() >= give_up {
             tracing::error!(?outcome, "could not report the outcome: {error}");
-            return;
+            return Vec::new();
         }
         tracing::warn!("report failed, retrying: {error}");
         tokio::time::sleep(backoff.next_delay()).await;
@@ -344,7 +350,8 @@ mod tests {
         fn new(script: &str, execution_timeout_ms: Option<u64>) -> Self {
             let (kill_all, kill_rx) = watch::channel(false);
             let client = Client::new("http://127.0.0.1:9", "token").expect("client");
-            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx };
+            let (_, refill) = watch::channel(None);
+            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx, refill };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),
                 lease_id: Uuid::now_v7(),
@@ -434,7 +441,9 @@ mod tests {
         assert_eq!(verdict.error, None);
         assert!(has_line(&lines, LogStream::Stdout, "done"), "{lines:?}");
         assert!(group_gone(verdict.pid));
-        assert!(started.elapsed() < PIPE_DRAIN, "waited for the pipes of a killed process");
+        // The background sleep would hold the pipes for 100 s: well under that means it was killed, not waited
+        // for (a tighter bound would fail on a loaded machine without saying anything about the behaviour).
+        assert!(started.elapsed() < Duration::from_secs(30), "waited for the pipes of a killed process");
     }
 
     #[tokio::test]
