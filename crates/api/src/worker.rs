@@ -74,19 +74,11 @@ async fn logs(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Records the try's end; when the worker asks for `next`, the answer leases it more work at once (no waiting),
-/// saving the separate lease request of a slot that just freed up.
 async fn report(
     State(state): State<AppState>,
     Path(ti_id): Path<Uuid>,
     ApiJson(request): ApiJson<ReportRequest>,
-) -> Result<Json<LeaseResponse>, ApiError> {
+) -> Result<StatusCode, ApiError> {
     state.engine.report(ti_id, &request).await?;
-    let tasks = match &request.next {
-        Some(next) if !next.queues.is_empty() => {
-            state.engine.lease(&LeaseRequest { wait_ms: 0, ..next.clone() }).await?
-        }
-        _ => Vec::new(),
-    };
-    Ok(Json(LeaseResponse { tasks }))
+    Ok(StatusCode::NO_CONTENT)
 }

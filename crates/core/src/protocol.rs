@@ -93,8 +93,7 @@ pub enum TaskOutcome {
     Failed,
 }
 
-/// `POST /worker/v1/tasks/{ti_id}/report`: the try ended; the answer is a [`LeaseResponse`] (empty unless `next`
-/// asked for more). 409 when the lease is stale; nothing changes then.
+/// `POST /worker/v1/tasks/{ti_id}/report`: the try ended. 409 when the lease is stale; nothing changes then.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportRequest {
     pub lease_id: Uuid,
@@ -108,8 +107,4 @@ pub struct ReportRequest {
     /// The try's last log lines, stored with the outcome: a short task needs no separate log request.
     #[serde(default)]
     pub logs: Vec<LogLine>,
-    /// Lease more tasks in the answer (a [`LeaseResponse`]), without waiting: the slot this try frees is refilled
-    /// without a separate lease request. `wait_ms` is ignored.
-    #[serde(default)]
-    pub next: Option<LeaseRequest>,
 }

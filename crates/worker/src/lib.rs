@@ -24,7 +24,7 @@ mod task;
 use std::future::Future;
 use std::time::Duration;
 
-use sluice_core::protocol::{LeaseRequest, LeasedTask};
+use sluice_core::protocol::LeaseRequest;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -69,17 +69,13 @@ pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()>
     check(&config)?;
     let client = Client::new(&config.server, &config.token)?;
     let (kill_all, kill_rx) = watch::channel(false);
-    // A report refills its own slot: one task, without waiting.
-    let (refill, refill_rx) = watch::channel(Some(LeaseRequest { wait_ms: 0, ..lease_request(&config, 1) }));
-    let ctx =
-        TryContext { client: client.clone(), kill_grace: config.kill_grace, kill_all: kill_rx, refill: refill_rx };
+    let ctx = TryContext { client: client.clone(), kill_grace: config.kill_grace, kill_all: kill_rx };
     let mut tries = JoinSet::new();
     tracing::info!(server = %config.server, queues = ?config.queues, slots = config.slots, "worker started");
 
     let result = lease_loop(&config, &client, &ctx, &mut tries, shutdown).await;
-    refill.send_replace(None);
     let grace = if result.is_ok() { config.grace } else { Duration::ZERO };
-    drain(&mut tries, &ctx, grace, &kill_all).await;
+    drain(&mut tries, grace, &kill_all).await;
     tracing::info!("worker stopped");
     result
 }
@@ -99,34 +95,27 @@ async fn lease_loop(
     config: &WorkerConfig,
     client: &Client,
     ctx: &TryContext,
-    tries: &mut JoinSet<Vec<LeasedTask>>,
+    tries: &mut JoinSet<()>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), WorkerError> {
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new();
     loop {
-        reap(tries, ctx);
+        reap(tries);
         let free = config.slots.saturating_sub(tries.len() as u32);
         if free == 0 {
             // Every slot is busy: wait for a try to end rather than ask for work we could not take.
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                Some(joined) = tries.join_next() => start_follow_ups(tries, ctx, joined),
+                Some(joined) = tries.join_next() => log_join(joined),
             }
             continue;
         }
         let request = lease_request(config, free);
         let started = tokio::time::Instant::now();
-        let lease = client.lease(&request);
-        tokio::pin!(lease);
-        let answer = loop {
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                answer = &mut lease => break answer,
-                // A try that ends meanwhile may bring the tasks its report leased: start them now, not after the
-                // long poll.
-                Some(joined) = tries.join_next() => start_follow_ups(tries, ctx, joined),
-            }
+        let answer = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            answer = client.lease(&request) => answer,
         };
         let pause = match answer {
             Ok(leased) => {
@@ -173,46 +162,30 @@ fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|name| name.into_string().ok()).unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Collects the tries that ended, so that their slots count as free (or are taken by their follow-ups).
-fn reap(tries: &mut JoinSet<Vec<LeasedTask>>, ctx: &TryContext) {
+/// Collects the tries that ended, so that their slots count as free.
+fn reap(tries: &mut JoinSet<()>) {
     while let Some(joined) = tries.try_join_next() {
-        start_follow_ups(tries, ctx, joined);
+        log_join(joined);
     }
 }
 
-/// Starts the tasks that an ended try's report leased in its place. They are leased to this worker already, so
-/// they run even during shutdown (within its grace).
-fn start_follow_ups(
-    tries: &mut JoinSet<Vec<LeasedTask>>,
-    ctx: &TryContext,
-    joined: Result<Vec<LeasedTask>, tokio::task::JoinError>,
-) {
-    match joined {
-        Ok(follow_ups) => {
-            for task in follow_ups {
-                tries.spawn(run_try(ctx.clone(), task));
-            }
-        }
+fn log_join(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
         // A panic in one try must not take the worker down; its child died with it (kill_on_drop).
-        Err(e) => tracing::error!("a task try crashed: {e}"),
+        tracing::error!("a task try crashed: {e}");
     }
 }
 
 /// Lets running tries finish for up to `grace`, then tells the rest to kill their process groups and report, and
 /// waits for them to have done so.
-async fn drain(
-    tries: &mut JoinSet<Vec<LeasedTask>>,
-    ctx: &TryContext,
-    grace: Duration,
-    kill_all: &watch::Sender<bool>,
-) {
+async fn drain(tries: &mut JoinSet<()>, grace: Duration, kill_all: &watch::Sender<bool>) {
     if tries.is_empty() {
         return;
     }
     tracing::info!("waiting up to {grace:?} for {} running task(s) to finish", tries.len());
     let finish = async {
         while let Some(joined) = tries.join_next().await {
-            start_follow_ups(tries, ctx, joined);
+            log_join(joined);
         }
     };
     if tokio::time::timeout(grace, finish).await.is_ok() {
@@ -221,7 +194,7 @@ async fn drain(
     tracing::warn!("killing {} task(s) still running after the shutdown grace", tries.len());
     kill_all.send_replace(true);
     while let Some(joined) = tries.join_next().await {
-        start_follow_ups(tries, ctx, joined);
+        log_join(joined);
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use sluice_core::protocol::{LeaseRequest, LeasedTask, LogLine, LogStream, ReportRequest, TaskOutcome};
+use sluice_core::protocol::{LeasedTask, LogLine, LogStream, ReportRequest, TaskOutcome};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,13 +33,10 @@ pub struct TryContext {
     pub kill_grace: Duration,
     /// Becomes true when the worker's shutdown grace is over and running tries must be killed.
     pub kill_all: watch::Receiver<bool>,
-    /// What a report asks for to refill the slot its try frees; `None` once the worker stops taking work.
-    pub refill: watch::Receiver<Option<LeaseRequest>>,
 }
 
-/// Runs one leased try to the end, reporting its outcome unless the lease was lost. Returns the tasks the report's
-/// answer leased to refill the slot.
-pub async fn run_try(ctx: TryContext, task: LeasedTask) -> Vec<LeasedTask> {
+/// Runs one leased try to the end, reporting its outcome unless the lease was lost.
+pub async fn run_try(ctx: TryContext, task: LeasedTask) {
     let span = tracing::info_span!(
         "task",
         dag_id = %task.dag_id,
@@ -53,9 +50,8 @@ pub async fn run_try(ctx: TryContext, task: LeasedTask) -> Vec<LeasedTask> {
         let verdict = execute(&ctx, &task, logs.sender()).await;
         // The last lines travel with the report, so they are stored when the report makes the try final.
         let tail = logs.finish().await;
-        match verdict {
-            Some(verdict) => report(&ctx, &task, verdict, tail).await,
-            None => Vec::new(),
+        if let Some(verdict) = verdict {
+            report(&ctx.client, &task, verdict, tail).await;
         }
     }
     .instrument(span)
@@ -286,8 +282,7 @@ async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
 
 /// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
 /// the try as lost anyway.
-async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) -> Vec<LeasedTask> {
-    let client = &ctx.client;
+async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
     let outcome = if verdict.error.is_none() { TaskOutcome::Success } else { TaskOutcome::Failed };
     let request = ReportRequest {
         lease_id: task.lease_id,
@@ -297,25 +292,24 @@ async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec
         output: verdict.output,
         pid: verdict.pid,
         logs,
-        next: ctx.refill.borrow().clone(),
     };
     let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
     let mut backoff = Backoff::new();
     loop {
         let error = match client.report(task.ti_id, &request).await {
-            Ok(answer) => {
+            Ok(()) => {
                 tracing::info!(?outcome, error = request.error.as_deref(), "reported");
-                return answer.tasks;
+                return;
             }
             Err(ClientError::Conflict) => {
                 tracing::warn!("the server refused the report, the lease is stale: dropping it");
-                return Vec::new();
+                return;
             }
             Err(error) => error,
         };
         if !error.is_transient() || Instant::now() >= give_up {
             tracing::error!(?outcome, "could not report the outcome: {error}");
-            return Vec::new();
+            return;
         }
         tracing::warn!("report failed, retrying: {error}");
         tokio::time::sleep(backoff.next_delay()).await;
@@ -350,8 +344,7 @@ mod tests {
         fn new(script: &str, execution_timeout_ms: Option<u64>) -> Self {
             let (kill_all, kill_rx) = watch::channel(false);
             let client = Client::new("http://127.0.0.1:9", "token").expect("client");
-            let (_, refill) = watch::channel(None);
-            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx, refill };
+            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),
                 lease_id: Uuid::now_v7(),
