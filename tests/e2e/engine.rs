@@ -235,3 +235,44 @@ async fn a_manual_run_may_carry_a_logical_date() {
     let log = sluice.log("dated", "march", "show", 1).await;
     assert!(log.contains("ds=2026-03-01 start=2026-03-01T00:00:00+00:00"), "{log}");
 }
+
+const GREETER: &str = r#"
+dag_id: greeter
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: greet
+    script: echo "{{ var.value.greeting }}, {{ var.json.target.name }}"
+"#;
+
+#[tokio::test]
+async fn variables_set_over_the_api_reach_templates() {
+    let sluice = Sluice::start(Backend::Postgres, &[("greeter.yaml", GREETER)], 1).await;
+    let (status, created) = sluice.post("/variables", json!({"key": "greeting", "value": "hello"})).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created, json!({"key": "greeting", "value": "hello", "description": null, "is_encrypted": false}));
+    let (status, body) = sluice.post("/variables", json!({"key": "greeting", "value": "again"})).await;
+    assert_eq!(status, 409, "{body}");
+    let target = json!({"key": "target", "value": "{\"name\": \"world\"}", "description": "JSON"});
+    assert_eq!(sluice.post("/variables", target).await.0, 201);
+    let patched = json!({"key": "greeting", "value": "bonjour", "description": "changed"});
+    let (status, body) = sluice.request(reqwest::Method::PATCH, "/api/v2/variables/greeting", Some(patched)).await;
+    assert_eq!((status, body["value"].as_str()), (200, Some("bonjour")), "{body}");
+    let (_, list) = sluice.get("/variables").await;
+    assert_eq!(list["total_entries"], 2);
+
+    let run_id = sluice.trigger("greeter", json!({})).await;
+    let run = sluice.wait_run_done("greeter", &run_id, Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "success");
+    assert!(sluice.log("greeter", &run_id, "greet", 1).await.contains("bonjour, world"));
+
+    let (status, _) = sluice.request(reqwest::Method::DELETE, "/api/v2/variables/target", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(sluice.get("/variables/target").await.0, 404);
+    // A template reading a missing variable fails the try with a message naming it.
+    let run_id = sluice.trigger("greeter", json!({})).await;
+    let run = sluice.wait_run_done("greeter", &run_id, Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "failed");
+    let tries = sluice.tries("greeter", &run_id, "greet").await;
+    assert!(tries[0]["error"].as_str().unwrap().contains("target"), "{tries:?}");
+}

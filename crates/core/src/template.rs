@@ -60,6 +60,15 @@ fn environment() -> Environment<'static> {
 }
 
 /// Describe a minijinja error in one line, with the template line when the template has several.
+/// A rendering error, naming the expression at fault (e.g. `var.value.missing`): what a user needs to fix it.
+fn describe_render(e: &minijinja::Error, source: &str) -> String {
+    let what = describe(e, source);
+    match e.range().and_then(|range| source.get(range)) {
+        Some(expr) => format!("{what} in `{expr}`"),
+        None => what,
+    }
+}
+
 fn describe(e: &minijinja::Error, source: &str) -> String {
     let what = match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
@@ -155,7 +164,7 @@ pub fn render_command(dag: &Dag, task_id: &str, ctx: &TemplateContext) -> Result
         env.render_str(source, &context).map_err(|e| TemplateError::Render {
             task_id: task_id.to_owned(),
             field,
-            message: describe(&e, source),
+            message: describe_render(&e, source),
         })
     };
     let argv = match (&task.command, &task.script) {

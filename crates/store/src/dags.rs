@@ -263,6 +263,36 @@ impl Store {
         Ok(())
     }
 
+    /// Creates a variable; `false`, changing nothing, when the key exists already.
+    pub async fn create_variable(&self, key: &str, value: &str, description: Option<&str>) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO variables (key, val, description) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(description)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn get_variable(&self, key: &str) -> Result<Option<VariableRow>> {
+        let row = sqlx::query("SELECT key, val, description FROM variables WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(VariableRow { key: r.try_get("key")?, value: r.try_get("val")?, description: r.try_get("description")? })
+        })
+        .transpose()
+    }
+
+    /// Deletes a variable; `false` when there was none.
+    pub async fn delete_variable(&self, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM variables WHERE key = $1").bind(key).execute(self.pool()).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn list_variables(&self) -> Result<Vec<VariableRow>> {
         let rows =
             sqlx::query("SELECT key, val, description FROM variables ORDER BY key").fetch_all(self.pool()).await?;

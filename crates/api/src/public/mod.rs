@@ -4,6 +4,7 @@ mod dags;
 mod monitor;
 mod runs;
 mod tasks;
+mod variables;
 
 use axum::Router;
 use axum::routing::get;
@@ -22,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", get(tasks::tries))
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{try_number}", get(tasks::try_detail))
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", get(tasks::logs))
+        .route("/variables", get(variables::list).post(variables::create))
+        .route("/variables/{key}", get(variables::get).patch(variables::patch).delete(variables::delete))
         .route("/importErrors", get(monitor::import_errors))
         .route("/monitor/health", get(monitor::health))
         .route("/version", get(monitor::version))
