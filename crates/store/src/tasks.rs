@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::dags::placeholders;
 use crate::error::Result;
 use crate::rows::{TaskInstanceRow, uuid};
-use crate::time::to_ms;
+use crate::time::{from_ms, to_ms};
 use crate::{Store, Tx};
 
 /// A task instance a worker has just claimed, with the id of its new try.
@@ -81,23 +81,16 @@ impl Tx {
         Ok(query.execute(&mut *self.inner).await?.rows_affected())
     }
 
-    /// Claims up to `limit` queued task instances of `queues` for a worker: each becomes `running` with a new
-    /// try whose id is the lease. On PostgreSQL, rows locked by a concurrent claim are skipped, never shared.
-    pub async fn claim_queued(
-        &mut self,
-        queues: &[String],
-        limit: i64,
-        worker: &str,
-        hostname: &str,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<ClaimedTask>> {
+    /// Locks up to `limit` queued task instances of `queues`, highest priority first, for a worker to claim with
+    /// [`Tx::start_try`]. On PostgreSQL, rows locked by a concurrent claim are skipped, never shared.
+    pub async fn lock_queued(&mut self, queues: &[String], limit: i64) -> Result<Vec<TaskInstanceRow>> {
         if queues.is_empty() || limit <= 0 {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT id FROM task_instances WHERE state = $1 AND queue IN ({})
+            "SELECT {} FROM task_instances WHERE state = $1 AND queue IN ({})
               ORDER BY priority_weight DESC, queued_ms LIMIT {}{}",
+            TaskInstanceRow::COLUMNS,
             placeholders(2, queues.len()),
             limit,
             self.dialect.lock_skip_locked()
@@ -106,74 +99,75 @@ impl Tx {
         for q in queues {
             query = query.bind(q);
         }
-        let ids = query.fetch_all(&mut *self.inner).await?.iter().map(|r| uuid(r, "id")).collect::<Result<Vec<_>>>()?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(task) = self.claim_one(id, worker, hostname, lease_until, now).await? {
-                claimed.push(task);
-            }
-        }
-        Ok(claimed)
+        query.fetch_all(&mut *self.inner).await?.iter().map(TaskInstanceRow::decode).collect()
     }
 
-    async fn claim_one(
+    /// Starts the next try of a task instance locked by [`Tx::lock_queued`]: it becomes `running`, held by a new
+    /// lease whose id is the try's id, and what the try runs (`rendered`) is stored with it. `None` if the task
+    /// instance is no longer queued.
+    pub async fn start_try(
         &mut self,
-        id: Uuid,
+        ti: &TaskInstanceRow,
+        rendered: &Value,
         worker: &str,
         hostname: &str,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<ClaimedTask>> {
         let lease_id = Uuid::now_v7();
-        let sql = format!(
+        let rendered_text = rendered.to_string();
+        let started = sqlx::query(
             "UPDATE task_instances SET state = $1, try_number = try_number + 1, lease_id = $2, lease_until_ms = $3,
-                    worker = $4, hostname = $5, pid = NULL, start_ms = $6, end_ms = NULL, next_retry_ms = NULL
-              WHERE id = $7 AND state = $8 RETURNING {}",
-            TaskInstanceRow::COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(TaskState::Running.as_str())
-            .bind(lease_id.to_string())
-            .bind(to_ms(lease_until))
-            .bind(worker)
-            .bind(hostname)
-            .bind(to_ms(now))
-            .bind(id.to_string())
-            .bind(TaskState::Queued.as_str())
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let ti = TaskInstanceRow::decode(&row)?;
+                    worker = $4, hostname = $5, pid = NULL, start_ms = $6, end_ms = NULL, next_retry_ms = NULL,
+                    rendered = $7
+              WHERE id = $8 AND state = $9",
+        )
+        .bind(TaskState::Running.as_str())
+        .bind(lease_id.to_string())
+        .bind(to_ms(lease_until))
+        .bind(worker)
+        .bind(hostname)
+        .bind(to_ms(now))
+        .bind(&rendered_text)
+        .bind(ti.id.to_string())
+        .bind(TaskState::Queued.as_str())
+        .execute(&mut *self.inner)
+        .await?;
+        if started.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let try_number = ti.try_number + 1;
         sqlx::query(
-            "INSERT INTO task_tries (id, ti_id, try_number, state, worker, hostname, start_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO task_tries (id, ti_id, try_number, state, worker, hostname, start_ms, rendered)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(lease_id.to_string())
         .bind(ti.id.to_string())
-        .bind(ti.try_number)
+        .bind(try_number)
         .bind(TaskState::Running.as_str())
         .bind(worker)
         .bind(hostname)
         .bind(to_ms(now))
+        .bind(&rendered_text)
         .execute(&mut *self.inner)
         .await?;
+        // The row as stored: times at the database's millisecond precision.
+        let stored = |t: DateTime<Utc>| from_ms(to_ms(t));
+        let ti = TaskInstanceRow {
+            state: TaskState::Running,
+            try_number,
+            lease_id: Some(lease_id),
+            lease_until: Some(stored(lease_until)),
+            worker: Some(worker.to_string()),
+            hostname: Some(hostname.to_string()),
+            pid: None,
+            start_date: Some(stored(now)),
+            end_date: None,
+            next_retry_at: None,
+            rendered: Some(rendered.clone()),
+            ..ti.clone()
+        };
         Ok(Some(ClaimedTask { ti, lease_id }))
-    }
-
-    /// Stores what a claimed try will run (rendered templates), on the try and the task instance.
-    pub async fn set_rendered(&mut self, ti_id: Uuid, lease_id: Uuid, rendered: &Value) -> Result<()> {
-        let text = rendered.to_string();
-        sqlx::query("UPDATE task_tries SET rendered = $1 WHERE id = $2")
-            .bind(&text)
-            .bind(lease_id.to_string())
-            .execute(&mut *self.inner)
-            .await?;
-        sqlx::query("UPDATE task_instances SET rendered = $1 WHERE id = $2")
-            .bind(&text)
-            .bind(ti_id.to_string())
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
     }
 
     /// Locks a running task instance if `lease_id` still holds it; `None` means the lease is stale.

@@ -122,6 +122,22 @@ fn tasks(n: usize) -> Vec<NewTaskInstance> {
         .collect()
 }
 
+/// Claims up to `n` queued task instances for `worker`, as the engine does: lock them, then start their tries.
+async fn claim(
+    tx: &mut sluice_store::Tx,
+    n: i64,
+    worker: &str,
+    lease_until: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+) -> Vec<sluice_store::ClaimedTask> {
+    let mut claimed = Vec::new();
+    for ti in tx.lock_queued(&["default".into()], n).await.unwrap() {
+        let rendered = json!({"argv": ["true"]});
+        claimed.extend(tx.start_try(&ti, &rendered, worker, "host", lease_until, now).await.unwrap());
+    }
+    claimed
+}
+
 /// A DAG with one run of `n` task instances, all queued.
 async fn queued_run(store: &Store, n: usize) -> Uuid {
     let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
@@ -203,8 +219,7 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     let run_pk = queued_run(store, 2).await;
     let now = Utc::now();
     let mut tx = store.begin().await.unwrap();
-    let claimed =
-        tx.claim_queued(&["default".into()], 1, "w1", "host", now + Duration::seconds(30), now).await.unwrap();
+    let claimed = claim(&mut tx, 1, "w1", now + Duration::seconds(30), now).await;
     tx.commit().await.unwrap();
     assert_eq!(claimed.len(), 1);
     let task = &claimed[0];
@@ -212,6 +227,9 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     assert_eq!(task.ti.state, TaskState::Running);
     assert_eq!(task.ti.try_number, 1);
     assert_eq!(task.ti.lease_id, Some(task.lease_id));
+    let stored = store.get_task_instance_by_id(task.ti.id).await.unwrap().unwrap();
+    assert_eq!(stored, task.ti, "the claimed row is what the database holds");
+    assert_eq!(stored.rendered, Some(json!({"argv": ["true"]})));
 
     let mut tx = store.begin().await.unwrap();
     assert!(tx.lock_leased_ti(task.ti.id, Uuid::now_v7()).await.unwrap().is_none(), "a wrong lease holds nothing");
@@ -248,10 +266,7 @@ async fn concurrent_claims_never_share_a_task(store: &Store) {
             loop {
                 let now = Utc::now();
                 let mut tx = store.begin().await.unwrap();
-                let claimed = tx
-                    .claim_queued(&["default".into()], 3, &format!("w{w}"), "h", now + Duration::seconds(30), now)
-                    .await
-                    .unwrap();
+                let claimed = claim(&mut tx, 3, &format!("w{w}"), now + Duration::seconds(30), now).await;
                 tx.commit().await.unwrap();
                 if claimed.is_empty() {
                     return mine;
@@ -270,7 +285,7 @@ async fn expired_leases_are_found(store: &Store) {
     queued_run(store, 1).await;
     let past = Utc::now() - Duration::seconds(5);
     let mut tx = store.begin().await.unwrap();
-    let claimed = tx.claim_queued(&["default".into()], 1, "w", "h", past, past).await.unwrap();
+    let claimed = claim(&mut tx, 1, "w", past, past).await;
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
     let expired = tx.lock_expired_leases(Utc::now(), 10).await.unwrap();
@@ -282,8 +297,7 @@ async fn logs_need_the_current_lease(store: &Store) {
     queued_run(store, 1).await;
     let now = Utc::now();
     let mut tx = store.begin().await.unwrap();
-    let task =
-        tx.claim_queued(&["default".into()], 1, "w", "h", now + Duration::seconds(30), now).await.unwrap().remove(0);
+    let task = claim(&mut tx, 1, "w", now + Duration::seconds(30), now).await.remove(0);
     tx.commit().await.unwrap();
     let lines: Vec<_> = (0..5).map(|i| (Utc::now(), "stdout".to_string(), format!("line {i}"))).collect();
     assert!(store.append_logs(task.ti.id, task.lease_id, &lines).await.unwrap());

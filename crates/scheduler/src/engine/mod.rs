@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 pub use runs::TriggerRequest;
 
-use crate::DagCache;
+use crate::cache::{DagCache, RunCache};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -35,6 +35,7 @@ impl Default for EngineConfig {
 pub struct Engine {
     store: Store,
     dags: DagCache,
+    runs: RunCache,
     config: EngineConfig,
     /// Signalled whenever task instances are queued, to wake long-polling workers at once.
     work_queued: Arc<Notify>,
@@ -52,6 +53,7 @@ impl Engine {
         Engine {
             store,
             dags: DagCache::default(),
+            runs: RunCache::default(),
             config,
             work_queued: Arc::new(Notify::new()),
             stopping: Arc::default(),

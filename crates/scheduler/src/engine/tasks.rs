@@ -8,7 +8,7 @@ use serde_json::Value;
 use sluice_core::protocol::{
     HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, ReportRequest, TaskOutcome,
 };
-use sluice_core::template::{TemplateContext, render_command};
+use sluice_core::template::{RenderedCommand, TemplateContext, render_command};
 use sluice_core::{Dag, TaskState};
 use sluice_store::{ClaimedTask, DagRunRow, LogEntry, TaskInstanceRow, TryEnd, Tx};
 use uuid::Uuid;
@@ -16,6 +16,14 @@ use uuid::Uuid;
 use super::Engine;
 use super::evaluate::Scope;
 use crate::EngineError;
+
+/// A task rendered for its next try.
+struct Prepared {
+    command: RenderedCommand,
+    /// The `SLUICE_*` context variables.
+    env: BTreeMap<String, String>,
+    execution_timeout: Option<Duration>,
+}
 
 /// How a try ended, from a worker's report or from the server itself (lost lease, template error).
 struct Ending {
@@ -56,26 +64,21 @@ impl Engine {
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let mut tx = self.store.begin().await?;
-        let claimed = tx
-            .claim_queued(
-                &request.queues,
-                i64::from(request.slots),
-                &request.worker,
-                &request.hostname,
-                lease_until,
-                now,
-            )
-            .await?;
-        let mut leased = Vec::with_capacity(claimed.len());
+        let queued = tx.lock_queued(&request.queues, i64::from(request.slots)).await?;
+        let mut leased = Vec::with_capacity(queued.len());
         let mut queued_more = false;
-        for task in claimed {
-            match self.prepare(&mut tx, &task).await? {
-                Ok(ready) => leased.push(ready),
+        for ti in queued {
+            let prepared = self.prepare(&mut tx, &ti).await?;
+            let rendered =
+                prepared.as_ref().map_or(Value::Null, |p| serde_json::to_value(&p.command).unwrap_or_default());
+            let (worker, host) = (&request.worker, &request.hostname);
+            let Some(task) = tx.start_try(&ti, &rendered, worker, host, lease_until, now).await? else { continue };
+            match prepared {
+                Ok(prepared) => leased.push(self.leased_task(&task, prepared)),
                 Err(message) => {
                     // A template that cannot render fails the try like a task error, retries included.
-                    let run = tx.lock_run(task.ti.run_pk).await?;
                     let ending = Ending { succeeded: false, exit_code: None, error: Some(message), output: None };
-                    if let Some(run) = run {
+                    if let Some(run) = tx.lock_run(task.ti.run_pk).await? {
                         queued_more |= self.end_try(&mut tx, &run, &task.ti, ending, now).await?;
                     }
                 }
@@ -92,27 +95,30 @@ impl Engine {
         Ok(leased)
     }
 
-    /// Renders a claimed task into what its worker runs; `Err(message)` when its templates fail.
-    async fn prepare(&self, tx: &mut Tx, task: &ClaimedTask) -> Result<Result<LeasedTask, String>, EngineError> {
-        let ti = &task.ti;
-        let Some(run) = tx.get_run_by_pk(ti.run_pk).await? else {
+    /// Renders the next try of a queued task into what its worker runs; `Err(message)` when its templates fail.
+    async fn prepare(&self, tx: &mut Tx, ti: &TaskInstanceRow) -> Result<Result<Prepared, String>, EngineError> {
+        let Some(run) = self.runs.get_in(tx, ti.run_pk).await? else {
             return Ok(Err(format!("DAG run of task {} is gone", ti.task_id)));
         };
         let dag = self.dags.get_in(tx, run.version_id).await?;
-        if dag.task(&ti.task_id).is_none() {
+        let Some(resolved) = dag.resolved_task(&ti.task_id) else {
             return Ok(Err(format!("task {:?} is not in the DAG version of this run", ti.task_id)));
-        }
-        let resolved = dag.resolved_task(&ti.task_id);
-        let context = self.template_context(tx, &dag, &run, ti).await?;
-        let rendered = match render_command(&dag, &ti.task_id, &context) {
-            Ok(rendered) => rendered,
-            Err(e) => return Ok(Err(e.to_string())),
         };
-        let rendered_json = serde_json::to_value(&rendered).unwrap_or(Value::Null);
-        tx.set_rendered(ti.id, task.lease_id, &rendered_json).await?;
-        let mut env = rendered.env;
-        env.extend(context.sluice_env());
-        Ok(Ok(LeasedTask {
+        let context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1).await?;
+        Ok(match render_command(&dag, &ti.task_id, &context) {
+            Ok(command) => {
+                Ok(Prepared { command, env: context.sluice_env(), execution_timeout: resolved.execution_timeout })
+            }
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    fn leased_task(&self, task: &ClaimedTask, prepared: Prepared) -> LeasedTask {
+        let ti = &task.ti;
+        let Prepared { command, env: context_env, execution_timeout } = prepared;
+        let mut env = command.env;
+        env.extend(context_env);
+        LeasedTask {
             ti_id: ti.id,
             lease_id: task.lease_id,
             dag_id: ti.dag_id.clone(),
@@ -120,15 +126,13 @@ impl Engine {
             task_id: ti.task_id.clone(),
             map_index: i32::try_from(ti.map_index).unwrap_or(-1),
             try_number: u32::try_from(ti.try_number).unwrap_or(1),
-            argv: rendered.argv,
+            argv: command.argv,
             env,
-            cwd: rendered.cwd,
-            execution_timeout_ms: resolved
-                .and_then(|r| r.execution_timeout)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            cwd: command.cwd,
+            execution_timeout_ms: execution_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             heartbeat_interval_ms: u64::try_from(self.config.lease.as_millis() / 3).unwrap_or(1000).max(100),
             lease_ms: u64::try_from(self.config.lease.as_millis()).unwrap_or(30_000),
-        }))
+        }
     }
 
     async fn template_context(
@@ -137,6 +141,7 @@ impl Engine {
         dag: &Dag,
         run: &DagRunRow,
         ti: &TaskInstanceRow,
+        try_number: i64,
     ) -> Result<TemplateContext, EngineError> {
         let params = sluice_core::template::resolve_params(&dag.spec.params, &run.conf).unwrap_or_default();
         let outputs = if dag.upstream(&ti.task_id).is_empty() {
@@ -154,7 +159,7 @@ impl Engine {
             run_after: run.run_after,
             conf: run.conf.clone(),
             params,
-            try_number: u32::try_from(ti.try_number).unwrap_or(1),
+            try_number: u32::try_from(try_number).unwrap_or(1),
             variables: if reads_variables(dag, &ti.task_id) {
                 tx.variables().await?.into_iter().collect()
             } else {
@@ -190,7 +195,7 @@ impl Engine {
             .get_task_instance_by_id(ti_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("task instance {ti_id} not found")))?;
-        let run = self.store.get_run_by_pk(ti.run_pk).await?.ok_or(EngineError::StaleLease)?;
+        let run = self.runs.get(&self.store, ti.run_pk).await?.ok_or(EngineError::StaleLease)?;
         let dag = self.dags.get(&self.store, run.version_id).await?;
         let ending = Ending {
             succeeded: report.outcome == TaskOutcome::Success,
