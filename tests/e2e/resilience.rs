@@ -140,3 +140,24 @@ async fn sigterm_lets_the_running_task_finish_then_the_worker_exits() {
     assert_eq!(ti["try_number"], 1, "finished within the grace period, not retried");
     assert_eq!(sluice.task_states("chain", &run_id).await["last"], "queued", "no worker left to run it");
 }
+
+#[tokio::test]
+async fn standalone_runs_everything_in_one_command_and_stops_cleanly() {
+    let mut sluice = Sluice::new(Backend::Sqlite, &[("chain.yaml", CHAIN)]).await;
+    let home = tempfile::tempdir().unwrap();
+    let bind = format!("127.0.0.1:{}", sluice.port);
+    let home_arg = home.path().display().to_string();
+    let mut standalone = sluice.spawn("standalone", &["standalone", "--bind", &bind, "--home", &home_arg]);
+    sluice.wait_healthy().await;
+    let run_id = sluice.trigger("chain", json!({})).await;
+    let run = sluice.wait_run_done("chain", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{}", standalone.output());
+    let (_, health) = sluice.get("/monitor/health").await;
+    assert_eq!(health["workers"].as_array().unwrap().len(), 2, "two worker processes: {health}");
+
+    standalone.terminate();
+    assert_eq!(standalone.wait_exit(Duration::from_secs(40)).await, Some(0), "{}", standalone.output());
+    let output = standalone.output();
+    assert!(output.contains("Sluice is running: dashboard http://"), "{output}");
+    assert_eq!(output.matches("worker stopped").count(), 2, "both workers stopped: {output}");
+}
