@@ -143,7 +143,7 @@ async fn sigterm_lets_the_running_task_finish_then_the_worker_exits() {
 
 #[tokio::test]
 async fn standalone_runs_everything_in_one_command_and_stops_cleanly() {
-    let mut sluice = Sluice::new(Backend::Sqlite, &[("chain.yaml", CHAIN)]).await;
+    let sluice = Sluice::new(Backend::Sqlite, &[("chain.yaml", CHAIN)]).await;
     let home = tempfile::tempdir().unwrap();
     let bind = format!("127.0.0.1:{}", sluice.port);
     let home_arg = home.path().display().to_string();
