@@ -186,21 +186,8 @@ impl Tx {
         row.as_ref().map(TaskInstanceRow::decode).transpose()
     }
 
-    /// Running task instances whose lease ran out (their worker stopped heartbeating), locked.
-    pub async fn lock_expired_leases(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<TaskInstanceRow>> {
-        let sql = format!(
-            "SELECT {} FROM task_instances WHERE state = $1 AND lease_until_ms < $2 ORDER BY lease_until_ms LIMIT {}{}",
-            TaskInstanceRow::COLUMNS,
-            limit.max(1),
-            self.dialect.lock_skip_locked()
-        );
-        let rows =
-            sqlx::query(&sql).bind(TaskState::Running.as_str()).bind(to_ms(now)).fetch_all(&mut *self.inner).await?;
-        rows.iter().map(TaskInstanceRow::decode).collect()
-    }
-
     /// Ends the try that holds `ti` and moves the task instance on. The caller holds the lock from
-    /// [`Tx::lock_leased_ti`] or [`Tx::lock_expired_leases`].
+    /// [`Tx::lock_leased_ti`].
     pub async fn end_try(&mut self, ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<Utc>) -> Result<()> {
         let output = end.output.as_ref().map(Value::to_string);
         if let Some(lease_id) = ti.lease_id {
@@ -269,25 +256,28 @@ impl Tx {
 }
 
 impl Store {
+    /// Running task instances whose lease ran out (their worker stopped heartbeating), oldest first. Not locked:
+    /// each is locked afterwards, run first, the order every path uses, and checked again.
+    pub async fn expired_leases(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<TaskInstanceRow>> {
+        let sql = format!(
+            "SELECT {} FROM task_instances WHERE state = $1 AND lease_until_ms < $2 ORDER BY lease_until_ms LIMIT {}",
+            TaskInstanceRow::COLUMNS,
+            limit.max(1)
+        );
+        let rows = sqlx::query(&sql).bind(TaskState::Running.as_str()).bind(to_ms(now)).fetch_all(self.pool()).await?;
+        rows.iter().map(TaskInstanceRow::decode).collect()
+    }
+
     /// Extends a lease. `false` when `lease_id` no longer holds the task (the worker must stop it).
-    pub async fn extend_lease(
-        &self,
-        ti_id: Uuid,
-        lease_id: Uuid,
-        until: DateTime<Utc>,
-        pid: Option<i64>,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE task_instances SET lease_until_ms = $1, pid = COALESCE($2, pid)
-              WHERE id = $3 AND lease_id = $4 AND state = $5",
-        )
-        .bind(to_ms(until))
-        .bind(pid)
-        .bind(ti_id.to_string())
-        .bind(lease_id.to_string())
-        .bind(TaskState::Running.as_str())
-        .execute(self.pool())
-        .await?;
+    pub async fn extend_lease(&self, ti_id: Uuid, lease_id: Uuid, until: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE task_instances SET lease_until_ms = $1 WHERE id = $2 AND lease_id = $3 AND state = $4")
+                .bind(to_ms(until))
+                .bind(ti_id.to_string())
+                .bind(lease_id.to_string())
+                .bind(TaskState::Running.as_str())
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

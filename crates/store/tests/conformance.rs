@@ -250,7 +250,7 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     tx.commit().await.unwrap();
     assert_eq!(store.run_progress(run_pk).await.unwrap(), (true, false), "unfinished, none waiting for room");
 
-    assert!(!store.extend_lease(task.ti.id, task.lease_id, Utc::now(), None).await.unwrap());
+    assert!(!store.extend_lease(task.ti.id, task.lease_id, Utc::now()).await.unwrap());
     let tries = store.list_tries(task.ti.id).await.unwrap();
     assert_eq!(tries.len(), 1);
     assert_eq!(tries[0].state, TaskState::Success);
@@ -287,9 +287,7 @@ async fn expired_leases_are_found(store: &Store) {
     let mut tx = store.begin().await.unwrap();
     let claimed = claim(&mut tx, 1, "w", past, past).await;
     tx.commit().await.unwrap();
-    let mut tx = store.begin().await.unwrap();
-    let expired = tx.lock_expired_leases(Utc::now(), 10).await.unwrap();
-    tx.commit().await.unwrap();
+    let expired = store.expired_leases(Utc::now(), 10).await.unwrap();
     assert_eq!(expired.iter().map(|t| t.id).collect::<Vec<_>>(), vec![claimed[0].ti.id]);
 }
 

@@ -172,7 +172,7 @@ impl Engine {
     /// Keeps a lease alive. [`EngineError::StaleLease`] tells the worker to kill the task.
     pub async fn heartbeat(&self, ti_id: Uuid, lease_id: Uuid) -> Result<HeartbeatResponse, EngineError> {
         let until = Utc::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
-        if self.store.extend_lease(ti_id, lease_id, until, None).await? {
+        if self.store.extend_lease(ti_id, lease_id, until).await? {
             Ok(HeartbeatResponse { cancel: false })
         } else {
             Err(EngineError::StaleLease)
@@ -248,9 +248,7 @@ impl Engine {
 
     /// Fails the tries whose worker stopped heartbeating; their retry rules apply. Returns how many.
     pub async fn expire_leases(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
-        let mut tx = self.store.begin().await?;
-        let expired = tx.lock_expired_leases(now, 100).await?;
-        tx.commit().await?;
+        let expired = self.store.expired_leases(now, 100).await?;
         let mut count = 0;
         for stale in expired {
             let Some(lease_id) = stale.lease_id else { continue };
