@@ -67,6 +67,32 @@ impl Dag {
         self.neighbors(task_id, Direction::Outgoing)
     }
 
+    /// Every task `task_id` depends on, directly or through others, in file order.
+    pub fn ancestors(&self, task_id: &str) -> Vec<&str> {
+        self.reachable(task_id, Direction::Incoming)
+    }
+
+    /// Every task that depends on `task_id`, directly or through others, in file order.
+    pub fn descendants(&self, task_id: &str) -> Vec<&str> {
+        self.reachable(task_id, Direction::Outgoing)
+    }
+
+    fn reachable(&self, task_id: &str, direction: Direction) -> Vec<&str> {
+        let Some(&start) = self.index.get(task_id) else {
+            return Vec::new();
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(node) = stack.pop() {
+            for next in self.graph.neighbors_directed(node, direction) {
+                if seen.insert(next) {
+                    stack.push(next);
+                }
+            }
+        }
+        seen.into_iter().map(|n| self.graph[n].as_str()).collect()
+    }
+
     fn neighbors(&self, task_id: &str, direction: Direction) -> Vec<&str> {
         let Some(&node) = self.index.get(task_id) else {
             return Vec::new();
@@ -184,6 +210,9 @@ tasks:
         assert_eq!(dag.graph().node_count(), 5);
         assert_eq!(dag.graph().edge_count(), 4);
         assert_eq!(dag.task("clean").map(|t| t.id.as_str()), Some("clean"));
+        assert_eq!(dag.descendants("extract"), ["clean", "enrich", "load"]);
+        assert_eq!(dag.ancestors("load"), ["extract", "clean", "enrich"]);
+        assert!(dag.descendants("report").is_empty());
     }
 
     #[test]
@@ -194,6 +223,7 @@ tasks:
         assert!(dag.is_paused_upon_creation());
         assert_eq!(dag.timezone(), Tz::UTC);
         assert_eq!(dag.timetable().summary(), "None");
+        assert!(!dag.timetable().is_periodic());
         let task = dag.resolved_task("load").expect("task");
         assert_eq!((task.retries, task.queue.as_str(), task.pool.as_str()), (0, "default", "default_pool"));
     }
@@ -253,6 +283,7 @@ tasks:
         assert_eq!(dag.max_active_runs(), 2);
         assert!(!dag.is_paused_upon_creation());
         assert_eq!(dag.timetable().summary(), "0 3 * * 1-5");
+        assert!(dag.timetable().is_periodic());
         assert_eq!(dag.timezone(), chrono_tz::Europe::Paris);
     }
 

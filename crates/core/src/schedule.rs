@@ -177,6 +177,11 @@ impl Timetable {
         DataInterval { start: run_after, end: run_after }
     }
 
+    /// Whether runs follow a cron (Airflow's `timetable.periodic`, which is also what makes a DAG backfillable).
+    pub fn is_periodic(&self) -> bool {
+        matches!(self.schedule, Schedule::Cron(_))
+    }
+
     /// The schedule as Airflow shows it: `"0 3 * * *"`, `"@daily"`, `"@once"`, `"None"`, or the assets.
     pub fn summary(&self) -> String {
         match &self.schedule {

@@ -16,6 +16,6 @@ mod scheduler_loop;
 pub mod sync;
 
 pub use cache::DagCache;
-pub use engine::{Engine, EngineConfig, TriggerRequest};
+pub use engine::{Engine, EngineConfig, TaskSelection, TriggerRequest};
 pub use error::EngineError;
 pub use scheduler_loop::{SchedulerConfig, run_scheduler};

@@ -36,6 +36,50 @@ pub struct DagFilter {
     pub only_active: bool,
     /// SQL `LIKE` pattern on `dag_id`, e.g. `%etl%`.
     pub dag_id_pattern: Option<String>,
+    /// DAGs with any of these tags (all of them when `all_tags`).
+    pub tags: Vec<String>,
+    pub all_tags: bool,
+    /// DAGs with any of these owners.
+    pub owners: Vec<String>,
+    pub order: DagOrder,
+    pub descending: bool,
+}
+
+/// The orders a DAG list can be sorted in (ties broken by `dag_id`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DagOrder {
+    #[default]
+    DagId,
+    LastParsed,
+    IsPaused,
+}
+
+impl DagOrder {
+    fn column(self) -> &'static str {
+        match self {
+            DagOrder::DagId => "dag_id",
+            DagOrder::LastParsed => "last_parsed_ms",
+            DagOrder::IsPaused => "is_paused",
+        }
+    }
+}
+
+/// A DAG version without its spec and source: what run listings show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub id: Uuid,
+    pub dag_id: String,
+    pub version_number: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Whether a DAG was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagDeletion {
+    Deleted,
+    NotFound,
+    /// Some of its task instances are queued or running; nothing was deleted.
+    TasksActive,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,12 +213,32 @@ impl Store {
             binds.push(Bind::Text(pattern.clone()));
             conditions.push(format!("dag_id LIKE ${}", binds.len()));
         }
+        // Tags and owners are JSON string lists; a quoted LIKE matches one whole element on both databases.
+        let mut tag_conditions = Vec::new();
+        for tag in &filter.tags {
+            binds.push(Bind::Text(format!("%{}%", serde_json::Value::from(tag.as_str()))));
+            tag_conditions.push(format!("tags LIKE ${}", binds.len()));
+        }
+        if !tag_conditions.is_empty() {
+            let joiner = if filter.all_tags { " AND " } else { " OR " };
+            conditions.push(format!("({})", tag_conditions.join(joiner)));
+        }
+        let mut owner_conditions = Vec::new();
+        for owner in &filter.owners {
+            binds.push(Bind::Text(format!("%{}%", serde_json::Value::from(owner.as_str()))));
+            owner_conditions.push(format!("owners LIKE ${}", binds.len()));
+        }
+        if !owner_conditions.is_empty() {
+            conditions.push(format!("({})", owner_conditions.join(" OR ")));
+        }
         let where_clause = conditions.join(" AND ");
+        let direction = if filter.descending { "DESC" } else { "ASC" };
         let count_sql = format!("SELECT COUNT(*) AS n FROM dags WHERE {where_clause}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
         let page_sql = format!(
-            "SELECT {} FROM dags WHERE {where_clause} ORDER BY dag_id LIMIT {} OFFSET {}",
+            "SELECT {} FROM dags WHERE {where_clause} ORDER BY {} {direction}, dag_id {direction} LIMIT {} OFFSET {}",
             DagRow::COLUMNS,
+            filter.order.column(),
             filter.limit.max(0),
             filter.offset.max(0)
         );
@@ -191,6 +255,66 @@ impl Store {
             .execute(self.pool())
             .await?;
         self.get_dag(dag_id).await
+    }
+
+    /// Deletes a DAG with its versions, runs, task instances, tries and logs, unless some of its tasks are queued
+    /// or running. Its file, if still there, brings it back at the next parse, as in Airflow.
+    pub async fn delete_dag(&self, dag_id: &str) -> Result<DagDeletion> {
+        let mut tx = self.pool().begin().await?;
+        let lock = format!("SELECT dag_id FROM dags WHERE dag_id = $1{}", self.dialect().lock_wait());
+        if sqlx::query(&lock).bind(dag_id).fetch_optional(&mut *tx).await?.is_none() {
+            return Ok(DagDeletion::NotFound);
+        }
+        let active: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM task_instances WHERE dag_id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(dag_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if active > 0 {
+            return Ok(DagDeletion::TasksActive);
+        }
+        // Runs first: they reference versions, which the DAG row's cascade removes.
+        sqlx::query("DELETE FROM dag_runs WHERE dag_id = $1").bind(dag_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM dags WHERE dag_id = $1").bind(dag_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(DagDeletion::Deleted)
+    }
+
+    /// The versions with these ids (unknown ids are skipped).
+    pub async fn version_summaries(&self, ids: &[Uuid]) -> Result<Vec<VersionSummary>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, dag_id, version_number, created_ms FROM dag_versions WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(VersionSummary {
+                    id: crate::rows::uuid(r, "id")?,
+                    dag_id: r.try_get("dag_id")?,
+                    version_number: r.try_get("version_number")?,
+                    created_at: from_ms(r.try_get("created_ms")?),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn get_dag_version_by_number(&self, dag_id: &str, number: i64) -> Result<Option<DagVersionRow>> {
+        let sql =
+            format!("SELECT {} FROM dag_versions WHERE dag_id = $1 AND version_number = $2", DagVersionRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(dag_id).bind(number).fetch_optional(self.pool()).await?;
+        row.as_ref().map(DagVersionRow::decode).transpose()
     }
 
     pub async fn get_dag_version(&self, id: Uuid) -> Result<Option<DagVersionRow>> {
@@ -312,6 +436,7 @@ impl Store {
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
     Bool(bool),
+    Int(i64),
     Text(String),
 }
 
@@ -322,6 +447,7 @@ pub(crate) fn bind_all<'q>(
     for bind in binds {
         query = match bind {
             Bind::Bool(b) => query.bind(*b),
+            Bind::Int(i) => query.bind(*i),
             Bind::Text(t) => query.bind(t.as_str()),
         };
     }

@@ -8,6 +8,7 @@
 //! Reads for the API are plain methods on [`Store`]; changes that must happen together (claiming a task,
 //! recording a try's end and scheduling what follows) go through a [`Tx`].
 
+mod connections;
 mod dags;
 mod error;
 mod logs;
@@ -23,11 +24,12 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use dags::{DagFilter, DagUpsert, ImportErrorRow, VariableRow};
+pub use connections::{ConnectionRow, PoolRow, PoolSettings};
+pub use dags::{DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorRow, VariableRow, VersionSummary};
 pub use error::{Error, Result};
 pub use logs::{LogEntry, LogRow};
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
-pub use runs::{NewRun, NewTaskInstance, RunFilter};
+pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};
 pub use tasks::{ClaimedTask, TryEnd};
 pub use time::{from_ms, now_ms, to_ms};
 pub use tx::Tx;

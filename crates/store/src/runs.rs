@@ -42,9 +42,98 @@ pub struct NewTaskInstance {
 pub struct RunFilter {
     /// `None` lists the runs of every DAG (Airflow's `~`).
     pub dag_id: Option<String>,
+    /// Further restricts to these DAGs when not empty.
+    pub dag_ids: Vec<String>,
     pub states: Vec<RunState>,
+    pub run_types: Vec<String>,
+    pub time_bounds: Vec<TimeBound>,
+    pub order: RunOrder,
+    pub descending: bool,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// Which task instances a list shows; empty lists and `None` do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct TiFilter {
+    pub run_pk: Option<Uuid>,
+    pub dag_id: Option<String>,
+    pub states: Vec<TaskState>,
+    pub task_ids: Vec<String>,
+    pub pools: Vec<String>,
+    pub queues: Vec<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One side of a date range filter, such as `logical_date >= t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBound {
+    pub column: RunTime,
+    pub compare: Compare,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunTime {
+    LogicalDate,
+    RunAfter,
+    StartDate,
+    EndDate,
+}
+
+impl RunTime {
+    fn column(self) -> &'static str {
+        match self {
+            RunTime::LogicalDate => "logical_date_ms",
+            RunTime::RunAfter => "run_after_ms",
+            RunTime::StartDate => "start_ms",
+            RunTime::EndDate => "end_ms",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    Gte,
+    Gt,
+    Lte,
+    Lt,
+}
+
+impl Compare {
+    fn operator(self) -> &'static str {
+        match self {
+            Compare::Gte => ">=",
+            Compare::Gt => ">",
+            Compare::Lte => "<=",
+            Compare::Lt => "<",
+        }
+    }
+}
+
+/// The orders a run list can be sorted in (ties broken by the internal id, which follows creation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunOrder {
+    /// Creation order.
+    #[default]
+    Id,
+    Time(RunTime),
+    State,
+    DagId,
+    RunId,
+}
+
+impl RunOrder {
+    fn column(self) -> &'static str {
+        match self {
+            RunOrder::Id => "id",
+            RunOrder::Time(t) => t.column(),
+            RunOrder::State => "state",
+            RunOrder::DagId => "dag_id",
+            RunOrder::RunId => "run_id",
+        }
+    }
 }
 
 /// Rows per multi-row INSERT: well under both databases' bound-parameter limits.
@@ -185,6 +274,47 @@ impl Tx {
         Ok(())
     }
 
+    /// Puts a finished or running run back in the queue after some of its tasks were cleared: the scheduler starts
+    /// it again as if new (Airflow resets its start and end too).
+    pub async fn requeue_run(&mut self, run_pk: Uuid, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE dag_runs SET state = $1, queued_at_ms = $2, start_ms = NULL, end_ms = NULL,
+                    last_scheduling_decision_ms = NULL
+              WHERE id = $3",
+        )
+        .bind(RunState::Queued.as_str())
+        .bind(to_ms(now))
+        .bind(run_pk.to_string())
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_run_note(&mut self, run_pk: Uuid, note: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE dag_runs SET note = $1 WHERE id = $2")
+            .bind(note)
+            .bind(run_pk.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes a task instance ready to run again (Airflow's clear): state back to none, with `max_tries` raised so
+    /// that its retries count afresh. Only an instance in one of `from` changes; returns whether it did.
+    pub async fn reset_task_instance(&mut self, ti_id: Uuid, max_tries: i64, from: &[TaskState]) -> Result<bool> {
+        let sql = format!(
+            "UPDATE task_instances SET state = $1, max_tries = $2, next_retry_ms = NULL, lease_id = NULL,
+                    lease_until_ms = NULL
+              WHERE id = $3 AND state IN ({})",
+            placeholders(4, from.len())
+        );
+        let mut query = sqlx::query(&sql).bind(TaskState::None.as_str()).bind(max_tries).bind(ti_id.to_string());
+        for state in from {
+            query = query.bind(state.as_str());
+        }
+        Ok(query.execute(&mut *self.inner).await?.rows_affected() == 1)
+    }
+
     pub async fn touch_run(&mut self, run_pk: Uuid, now: DateTime<Utc>) -> Result<()> {
         sqlx::query("UPDATE dag_runs SET last_scheduling_decision_ms = $1 WHERE id = $2")
             .bind(to_ms(now))
@@ -290,7 +420,7 @@ impl Store {
         row.as_ref().map(DagRunRow::decode).transpose()
     }
 
-    /// A page of runs, newest first, and the number that match.
+    /// A page of runs in the filter's order, and the number that match.
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<(Vec<DagRunRow>, i64)> {
         let mut conditions = vec!["1 = 1".to_string()];
         let mut binds = Vec::new();
@@ -298,22 +428,48 @@ impl Store {
             binds.push(Bind::Text(dag_id.clone()));
             conditions.push(format!("dag_id = ${}", binds.len()));
         }
-        if !filter.states.is_empty() {
+        let lists = [
+            ("dag_id", filter.dag_ids.clone()),
+            ("state", filter.states.iter().map(|s| s.as_str().to_owned()).collect()),
+            ("run_type", filter.run_types.clone()),
+        ];
+        for (column, values) in lists {
+            if values.is_empty() {
+                continue;
+            }
             let start = binds.len() + 1;
-            binds.extend(filter.states.iter().map(|s| Bind::Text(s.as_str().into())));
-            conditions.push(format!("state IN ({})", placeholders(start, filter.states.len())));
+            let n = values.len();
+            binds.extend(values.into_iter().map(Bind::Text));
+            conditions.push(format!("{column} IN ({})", placeholders(start, n)));
+        }
+        for bound in &filter.time_bounds {
+            binds.push(Bind::Int(to_ms(bound.at)));
+            conditions.push(format!("{} {} ${}", bound.column.column(), bound.compare.operator(), binds.len()));
         }
         let where_clause = conditions.join(" AND ");
         let count_sql = format!("SELECT COUNT(*) AS n FROM dag_runs WHERE {where_clause}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
+        let direction = if filter.descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {} FROM dag_runs WHERE {where_clause} ORDER BY run_after_ms DESC, id DESC LIMIT {} OFFSET {}",
+            "SELECT {} FROM dag_runs WHERE {where_clause} ORDER BY {} {direction}, id {direction} LIMIT {} OFFSET {}",
             DagRunRow::COLUMNS,
+            filter.order.column(),
             filter.limit.max(0),
             filter.offset.max(0)
         );
         let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
         Ok((rows.iter().map(DagRunRow::decode).collect::<Result<Vec<_>>>()?, total))
+    }
+
+    /// Deletes a run with its task instances, tries and logs; `false` when there is none. A worker still running
+    /// one of its tasks loses the lease and kills it.
+    pub async fn delete_run(&self, dag_id: &str, run_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM dag_runs WHERE dag_id = $1 AND run_id = $2")
+            .bind(dag_id)
+            .bind(run_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn get_run_by_pk(&self, run_pk: Uuid) -> Result<Option<DagRunRow>> {
@@ -339,13 +495,44 @@ impl Store {
         Ok((crate::rows::flag(&row, "unfinished")?, crate::rows::flag(&row, "waiting")?))
     }
 
-    pub async fn list_task_instances(&self, run_pk: Uuid) -> Result<Vec<TaskInstanceRow>> {
+    /// A page of task instances in `(dag_id, run_id, task_id)` order, and the number that match.
+    pub async fn list_task_instances(&self, filter: &TiFilter) -> Result<(Vec<TaskInstanceRow>, i64)> {
+        let mut conditions = vec!["1 = 1".to_string()];
+        let mut binds = Vec::new();
+        let single = [("run_pk", filter.run_pk.map(|pk| pk.to_string())), ("dag_id", filter.dag_id.clone())];
+        for (column, value) in single {
+            if let Some(value) = value {
+                binds.push(Bind::Text(value));
+                conditions.push(format!("{column} = ${}", binds.len()));
+            }
+        }
+        let lists = [
+            ("state", filter.states.iter().map(|s| s.as_str().to_owned()).collect()),
+            ("task_id", filter.task_ids.clone()),
+            ("pool", filter.pools.clone()),
+            ("queue", filter.queues.clone()),
+        ];
+        for (column, values) in lists {
+            if values.is_empty() {
+                continue;
+            }
+            let start = binds.len() + 1;
+            let n = values.len();
+            binds.extend(values.into_iter().map(Bind::Text));
+            conditions.push(format!("{column} IN ({})", placeholders(start, n)));
+        }
+        let where_clause = conditions.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM task_instances WHERE {where_clause}");
+        let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
         let sql = format!(
-            "SELECT {} FROM task_instances WHERE run_pk = $1 ORDER BY task_id, map_index",
-            TaskInstanceRow::COLUMNS
+            "SELECT {} FROM task_instances WHERE {where_clause}
+              ORDER BY dag_id, run_id, task_id, map_index LIMIT {} OFFSET {}",
+            TaskInstanceRow::COLUMNS,
+            filter.limit.max(0),
+            filter.offset.max(0)
         );
-        let rows = sqlx::query(&sql).bind(run_pk.to_string()).fetch_all(self.pool()).await?;
-        rows.iter().map(TaskInstanceRow::decode).collect()
+        let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
+        Ok((rows.iter().map(TaskInstanceRow::decode).collect::<Result<Vec<_>>>()?, total))
     }
 
     pub async fn get_task_instance(

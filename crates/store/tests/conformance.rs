@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use sluice_core::TaskState;
-use sluice_store::{DagFilter, DagUpsert, NewRun, NewTaskInstance, Store, TryEnd};
+use sluice_store::{ConnectionRow, DagFilter, DagUpsert, NewRun, NewTaskInstance, PoolSettings, Store, TryEnd};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -74,6 +74,8 @@ conformance!(
     expired_leases_are_found,
     logs_need_the_current_lease,
     import_errors_and_variables,
+    connections_crud,
+    pools_count_their_task_instances,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -322,4 +324,56 @@ async fn import_errors_and_variables(store: &Store) {
     let vars = store.list_variables().await.unwrap();
     assert_eq!(vars.len(), 1);
     assert_eq!((vars[0].value.as_str(), vars[0].description.as_deref()), ("v2", Some("why")));
+}
+
+async fn connections_crud(store: &Store) {
+    let mut conn = ConnectionRow {
+        conn_id: "warehouse".into(),
+        conn_type: "postgres".into(),
+        description: None,
+        host: Some("db.internal".into()),
+        login: Some("etl".into()),
+        password: Some("s3cret".into()),
+        schema: Some("analytics".into()),
+        port: Some(5432),
+        extra: Some(r#"{"sslmode": "require"}"#.into()),
+    };
+    assert!(store.create_connection(&conn).await.unwrap());
+    assert!(!store.create_connection(&conn).await.unwrap(), "a second create with the same id changes nothing");
+    assert_eq!(store.get_connection("warehouse").await.unwrap().as_ref(), Some(&conn));
+    conn.port = None;
+    conn.password = Some("rotated".into());
+    assert!(store.update_connection(&conn).await.unwrap());
+    assert_eq!(store.get_connection("warehouse").await.unwrap().as_ref(), Some(&conn));
+    let mut other = conn.clone();
+    other.conn_id = "api".into();
+    assert!(store.create_connection(&other).await.unwrap());
+    let (page, total) = store.list_connections(1, 0).await.unwrap();
+    assert_eq!((page[0].conn_id.as_str(), total), ("api", 2));
+    assert!(store.delete_connection("api").await.unwrap());
+    assert!(!store.delete_connection("api").await.unwrap());
+    other.conn_id = "missing".into();
+    assert!(!store.update_connection(&other).await.unwrap());
+}
+
+async fn pools_count_their_task_instances(store: &Store) {
+    let default = store.get_pool("default_pool").await.unwrap().expect("the default pool exists from the start");
+    assert_eq!((default.slots, default.occupied_slots()), (128, 0));
+    let mut gpu = PoolSettings { name: "gpu".into(), slots: 2, description: None, include_deferred: false };
+    assert!(store.create_pool(&gpu).await.unwrap());
+    assert!(!store.create_pool(&gpu).await.unwrap());
+    queued_run(store, 3).await;
+    let default = store.get_pool("default_pool").await.unwrap().unwrap();
+    assert_eq!((default.queued_slots, default.occupied_slots(), default.open_slots()), (3, 3, 125));
+    gpu.slots = -1;
+    gpu.name = "accelerators".into();
+    assert!(store.update_pool("gpu", &gpu).await.unwrap());
+    assert!(store.get_pool("gpu").await.unwrap().is_none(), "renamed");
+    let renamed = store.get_pool("accelerators").await.unwrap().unwrap();
+    assert_eq!((renamed.slots, renamed.open_slots()), (-1, -1));
+    let (pools, total) = store.list_pools(10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["accelerators", "default_pool"]);
+    assert!(store.delete_pool("accelerators").await.unwrap());
+    assert!(!store.delete_pool("accelerators").await.unwrap());
 }

@@ -1,5 +1,7 @@
 //! Task instances of a run, their tries and their logs.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -8,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::TaskState;
-use sluice_store::{DagRunRow, TaskInstanceRow, TaskTryRow};
+use sluice_store::{DagRunRow, TaskInstanceRow, TaskTryRow, TiFilter};
+use uuid::Uuid;
 
 use crate::extract::ApiQuery;
 use crate::{ApiError, AppState};
@@ -43,6 +46,8 @@ pub struct TaskInstanceResponse {
     pub executor: Option<String>,
     pub note: Option<String>,
     pub rendered_fields: Value,
+    /// Airflow's per-task executor settings; Sluice has none, so always `{}`.
+    pub executor_config: String,
     /// The small JSON value the task's last try produced (what downstream templates read as `outputs`).
     pub output: Option<Value>,
 }
@@ -80,9 +85,12 @@ fn response(ti: TaskInstanceRow, run: &DagRunRow) -> TaskInstanceResponse {
         executor: ti.worker,
         note: None,
         rendered_fields: ti.rendered.unwrap_or(Value::Object(Default::default())),
+        executor_config: NO_EXECUTOR_CONFIG.into(),
         output: ti.output,
     }
 }
+
+const NO_EXECUTOR_CONFIG: &str = "{}";
 
 #[derive(Debug, Serialize)]
 pub struct TaskInstanceCollection {
@@ -90,18 +98,83 @@ pub struct TaskInstanceCollection {
     pub total_entries: i64,
 }
 
+/// Task instances of one run, answered with that run's dates.
+pub(crate) fn collection(tis: Vec<TaskInstanceRow>, run: &DagRunRow) -> TaskInstanceCollection {
+    let total_entries = i64::try_from(tis.len()).unwrap_or(i64::MAX);
+    TaskInstanceCollection { task_instances: tis.into_iter().map(|ti| response(ti, run)).collect(), total_entries }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default = "super::default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+    #[serde(default)]
+    state: Vec<String>,
+    #[serde(default)]
+    task_id: Vec<String>,
+    #[serde(default)]
+    pool: Vec<String>,
+    #[serde(default)]
+    queue: Vec<String>,
+}
+
+fn parse_states(values: &[String]) -> Result<Vec<TaskState>, ApiError> {
+    values
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<TaskState>().map_err(|e| ApiError::Unprocessable(e.to_string())))
+        .collect()
+}
+
+/// Task instances of a run, or across runs and DAGs with `~` for the run id and the DAG id.
 pub async fn list(
     State(state): State<AppState>,
     Path((dag_id, run_id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<TaskInstanceCollection>, ApiError> {
-    let run = super::runs::find(&state, &dag_id, &run_id).await?;
-    let tis = state.engine.store().list_task_instances(run.id).await?;
-    let total_entries = i64::try_from(tis.len()).unwrap_or(i64::MAX);
-    let task_instances = tis.into_iter().map(|ti| response(ti, &run)).collect();
+    let (limit, offset) = super::Page { limit: q.limit, offset: q.offset }.checked()?;
+    let mut filter = TiFilter {
+        states: parse_states(&q.state)?,
+        task_ids: q.task_id,
+        pools: q.pool,
+        queues: q.queue,
+        limit,
+        offset,
+        ..TiFilter::default()
+    };
+    let mut runs: HashMap<Uuid, DagRunRow> = HashMap::new();
+    match (dag_id.as_str(), run_id.as_str()) {
+        ("~", "~") => {}
+        ("~", _) => return Err(ApiError::BadRequest("a run id needs its DAG id: use `~` for both or neither".into())),
+        (_, "~") => {
+            super::dags::find(&state, &dag_id).await?;
+            filter.dag_id = Some(dag_id);
+        }
+        _ => {
+            let run = super::runs::find(&state, &dag_id, &run_id).await?;
+            filter.run_pk = Some(run.id);
+            runs.insert(run.id, run);
+        }
+    }
+    let store = state.engine.store();
+    let (tis, total_entries) = store.list_task_instances(&filter).await?;
+    let mut task_instances = Vec::with_capacity(tis.len());
+    for ti in tis {
+        if !runs.contains_key(&ti.run_pk) {
+            let Some(run) = store.get_run_by_pk(ti.run_pk).await? else { continue };
+            runs.insert(run.id, run);
+        }
+        let Some(run) = runs.get(&ti.run_pk) else { continue };
+        task_instances.push(response(ti, run));
+    }
     Ok(Json(TaskInstanceCollection { task_instances, total_entries }))
 }
 
-async fn find(
+pub(crate) async fn find(
     state: &AppState,
     dag_id: &str,
     run_id: &str,
@@ -149,6 +222,7 @@ pub struct TryResponse {
     pub exit_code: Option<i64>,
     pub error: Option<String>,
     pub rendered_fields: Value,
+    pub executor_config: String,
     pub output: Option<Value>,
 }
 
@@ -176,6 +250,7 @@ fn try_response(t: TaskTryRow, ti: &TaskInstanceRow) -> TryResponse {
         exit_code: t.exit_code,
         error: t.error,
         rendered_fields: t.rendered.unwrap_or(Value::Object(Default::default())),
+        executor_config: NO_EXECUTOR_CONFIG.into(),
         output: t.output,
     }
 }

@@ -1,6 +1,7 @@
 //! The engine: every decision about runs and task instances, each made inside one store transaction.
 
 mod evaluate;
+mod manage;
 mod runs;
 mod tasks;
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use sluice_store::Store;
 use tokio::sync::Notify;
 
+pub use manage::TaskSelection;
 pub use runs::TriggerRequest;
 
 use crate::cache::{DagCache, RunCache};

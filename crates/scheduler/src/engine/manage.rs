@@ -1,0 +1,232 @@
+//! What users do to runs and task instances by hand: mark a run, mark tasks, clear tasks so that they run again.
+//!
+//! Each follows Airflow: marking a run failed fails its running tasks and skips the ones that had not started;
+//! marking a task resumes the run by clearing the failed tasks downstream of it; clearing puts task instances back
+//! to no state with fresh retries and re-queues their run. A running task is never cleared (it would run twice at
+//! once while its worker notices); marking it takes its lease away, so its worker kills it.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use sluice_core::{Dag, RunState, TaskState};
+use sluice_store::{DagRunRow, TaskInstanceRow, Tx};
+
+use super::Engine;
+use crate::EngineError;
+
+/// Which task instances of a run an action touches.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSelection {
+    /// `None` selects every task of the run.
+    pub task_ids: Option<Vec<String>>,
+    pub include_upstream: bool,
+    pub include_downstream: bool,
+}
+
+impl TaskSelection {
+    fn resolve(&self, dag: &Dag) -> Result<Vec<String>, EngineError> {
+        let Some(ids) = &self.task_ids else {
+            return Ok(dag.task_ids().into_iter().map(String::from).collect());
+        };
+        let mut chosen = BTreeSet::new();
+        for id in ids {
+            if dag.task(id).is_none() {
+                return Err(EngineError::NotFound(format!("Task with id `{id}` not found in DAG `{}`", dag.dag_id())));
+            }
+            chosen.insert(id.clone());
+            if self.include_upstream {
+                chosen.extend(dag.ancestors(id).into_iter().map(String::from));
+            }
+            if self.include_downstream {
+                chosen.extend(dag.descendants(id).into_iter().map(String::from));
+            }
+        }
+        Ok(chosen.into_iter().collect())
+    }
+}
+
+/// States a clear resets: finished ones and those waiting for a retry.
+const CLEARABLE: [TaskState; 6] = [
+    TaskState::Success,
+    TaskState::Failed,
+    TaskState::UpForRetry,
+    TaskState::UpstreamFailed,
+    TaskState::Skipped,
+    TaskState::Removed,
+];
+const FAILED: [TaskState; 2] = [TaskState::Failed, TaskState::UpstreamFailed];
+const UNFINISHED: [TaskState; 5] =
+    [TaskState::None, TaskState::Scheduled, TaskState::Queued, TaskState::Running, TaskState::UpForRetry];
+
+impl Engine {
+    async fn locate(&self, dag_id: &str, run_id: &str) -> Result<(DagRunRow, std::sync::Arc<Dag>), EngineError> {
+        let run = self.store.get_run(dag_id, run_id).await?.ok_or_else(|| {
+            EngineError::NotFound(format!("The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found"))
+        })?;
+        let dag = self.dags.get(&self.store, run.version_id).await?;
+        Ok((run, dag))
+    }
+
+    /// Clears the selected task instances (only failed ones with `only_failed`) so that they run again, and
+    /// re-queues the run. Returns the task instances cleared, or that would be with `dry_run`.
+    pub async fn clear_tasks(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        selection: &TaskSelection,
+        only_failed: bool,
+        dry_run: bool,
+    ) -> Result<Vec<TaskInstanceRow>, EngineError> {
+        let (run, dag) = self.locate(dag_id, run_id).await?;
+        let task_ids = selection.resolve(&dag)?;
+        let states: &[TaskState] = if only_failed { &FAILED } else { &CLEARABLE };
+        let mut tx = self.store.begin().await?;
+        tx.lock_run(run.id).await?;
+        let cleared: Vec<TaskInstanceRow> = tx
+            .run_task_instances(run.id, Some(&task_ids))
+            .await?
+            .into_iter()
+            .filter(|ti| states.contains(&ti.state))
+            .collect();
+        if dry_run {
+            tx.rollback().await?;
+            return Ok(cleared);
+        }
+        self.reset(&mut tx, &run, &dag, &cleared).await?;
+        tx.commit().await?;
+        tracing::info!(dag_id, run_id, cleared = cleared.len(), "task instances cleared");
+        Ok(cleared)
+    }
+
+    /// Sets the selected task instances to `state` (success, failed or skipped), then clears the failed tasks
+    /// downstream of them so the run can go on. Returns the task instances marked (or that would be).
+    pub async fn mark_tasks(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        selection: &TaskSelection,
+        state: TaskState,
+        dry_run: bool,
+    ) -> Result<Vec<TaskInstanceRow>, EngineError> {
+        if !matches!(state, TaskState::Success | TaskState::Failed | TaskState::Skipped) {
+            return Err(EngineError::Invalid(format!(
+                "a task instance can be marked success, failed or skipped, not {}",
+                state.as_str()
+            )));
+        }
+        let (run, dag) = self.locate(dag_id, run_id).await?;
+        let task_ids = selection.resolve(&dag)?;
+        let now = Utc::now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_run(run.id).await?;
+        let marked: Vec<TaskInstanceRow> =
+            tx.run_task_instances(run.id, Some(&task_ids)).await?.into_iter().filter(|ti| ti.state != state).collect();
+        if dry_run {
+            tx.rollback().await?;
+            return Ok(marked);
+        }
+        let reason = format!("marked {} by a user", state.as_str());
+        for ti in marked.iter().filter(|ti| ti.state == TaskState::Running) {
+            tx.abandon_try(ti, &reason, now).await?;
+        }
+        let ids: Vec<_> = marked.iter().map(|ti| ti.id).collect();
+        let from: Vec<TaskState> = TaskState::ALL.into_iter().filter(|s| *s != state).collect();
+        tx.set_ti_states(&ids, &from, state, now).await?;
+
+        let mut downstream = BTreeSet::new();
+        for ti in &marked {
+            downstream.extend(dag.descendants(&ti.task_id).into_iter().map(String::from));
+        }
+        let downstream: Vec<String> = downstream.into_iter().filter(|id| !task_ids.contains(id)).collect();
+        let resumed: Vec<TaskInstanceRow> = tx
+            .run_task_instances(run.id, Some(&downstream))
+            .await?
+            .into_iter()
+            .filter(|ti| FAILED.contains(&ti.state))
+            .collect();
+        self.reset(&mut tx, &run, &dag, &resumed).await?;
+        tx.commit().await?;
+        tracing::info!(dag_id, run_id, state = state.as_str(), marked = marked.len(), "task instances marked");
+        Ok(marked)
+    }
+
+    /// Marks a run: `success` or `failed` finish its unfinished tasks the same way (failed: running tasks fail,
+    /// the others are skipped); `queued` sends it back to the scheduler.
+    pub async fn mark_run(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        state: Option<RunState>,
+        note: Option<Option<String>>,
+    ) -> Result<DagRunRow, EngineError> {
+        let (run, _) = self.locate(dag_id, run_id).await?;
+        let now = Utc::now();
+        let mut tx = self.store.begin().await?;
+        tx.lock_run(run.id).await?;
+        if let Some(note) = &note {
+            tx.set_run_note(run.id, note.as_deref()).await?;
+        }
+        match state {
+            Some(RunState::Queued) => tx.requeue_run(run.id, now).await?,
+            Some(RunState::Running) => {
+                return Err(EngineError::Invalid("a DAG run can be marked queued, success or failed".into()));
+            }
+            Some(target @ (RunState::Success | RunState::Failed)) => {
+                self.finish_unfinished(&mut tx, &run, target, now).await?;
+                tx.set_run_state(run.id, target, now).await?;
+            }
+            None => {}
+        }
+        tx.commit().await?;
+        if let Some(state) = state {
+            tracing::info!(dag_id, run_id, state = state.as_str(), "DAG run marked");
+        }
+        self.store
+            .get_run(dag_id, run_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("The DagRun `{run_id}` of `{dag_id}` was deleted")))
+    }
+
+    async fn finish_unfinished(
+        &self,
+        tx: &mut Tx,
+        run: &DagRunRow,
+        target: RunState,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let unfinished: Vec<TaskInstanceRow> = tx
+            .run_task_instances(run.id, None)
+            .await?
+            .into_iter()
+            .filter(|ti| UNFINISHED.contains(&ti.state))
+            .collect();
+        let reason = format!("the DAG run was marked {} by a user", target.as_str());
+        let running: Vec<_> = unfinished.iter().filter(|ti| ti.state == TaskState::Running).collect();
+        for ti in &running {
+            tx.abandon_try(ti, &reason, now).await?;
+        }
+        let (running_state, waiting_state) = match target {
+            RunState::Failed => (TaskState::Failed, TaskState::Skipped),
+            _ => (TaskState::Success, TaskState::Success),
+        };
+        let running_ids: Vec<_> = running.iter().map(|ti| ti.id).collect();
+        tx.set_ti_states(&running_ids, &[TaskState::Running], running_state, now).await?;
+        let waiting: Vec<_> = unfinished.iter().filter(|ti| ti.state != TaskState::Running).map(|ti| ti.id).collect();
+        tx.set_ti_states(&waiting, &UNFINISHED, waiting_state, now).await?;
+        Ok(())
+    }
+
+    /// Resets task instances to run again with their retries counted afresh, and re-queues the run when any was
+    /// reset.
+    async fn reset(&self, tx: &mut Tx, run: &DagRunRow, dag: &Dag, tis: &[TaskInstanceRow]) -> Result<(), EngineError> {
+        let mut any = false;
+        for ti in tis {
+            let retries = dag.resolved_task(&ti.task_id).map_or(0, |t| i64::from(t.retries));
+            any |= tx.reset_task_instance(ti.id, ti.try_number + retries, &CLEARABLE).await?;
+        }
+        if any {
+            tx.requeue_run(run.id, Utc::now()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Connections and pools: the shared configuration that operators edit over the API.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::Store;
+use crate::error::Result;
+use crate::rows::flag;
+
+/// A connection as stored. The API redacts `password` and secret-looking `extra` keys before answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRow {
+    pub conn_id: String,
+    pub conn_type: String,
+    pub description: Option<String>,
+    pub host: Option<String>,
+    pub login: Option<String>,
+    pub password: Option<String>,
+    pub schema: Option<String>,
+    pub port: Option<i64>,
+    pub extra: Option<String>,
+}
+
+impl ConnectionRow {
+    const COLUMNS: &'static str = "conn_id, conn_type, description, host, login, password, schema_name, port, extra";
+
+    fn decode(r: &AnyRow) -> Result<ConnectionRow> {
+        Ok(ConnectionRow {
+            conn_id: r.try_get("conn_id")?,
+            conn_type: r.try_get("conn_type")?,
+            description: r.try_get("description")?,
+            host: r.try_get("host")?,
+            login: r.try_get("login")?,
+            password: r.try_get("password")?,
+            schema: r.try_get("schema_name")?,
+            port: r.try_get("port")?,
+            extra: r.try_get("extra")?,
+        })
+    }
+
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query
+            .bind(self.conn_id.as_str())
+            .bind(self.conn_type.as_str())
+            .bind(self.description.as_deref())
+            .bind(self.host.as_deref())
+            .bind(self.login.as_deref())
+            .bind(self.password.as_deref())
+            .bind(self.schema.as_deref())
+            .bind(self.port)
+            .bind(self.extra.as_deref())
+    }
+}
+
+/// A pool with how its slots are used right now, counted from the task instances that name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRow {
+    pub name: String,
+    /// `-1` for unlimited.
+    pub slots: i64,
+    pub description: Option<String>,
+    pub include_deferred: bool,
+    pub running_slots: i64,
+    pub queued_slots: i64,
+    pub scheduled_slots: i64,
+}
+
+impl PoolRow {
+    /// Airflow counts running and queued task instances as occupying a slot; scheduled ones wait for one.
+    pub fn occupied_slots(&self) -> i64 {
+        self.running_slots + self.queued_slots
+    }
+
+    /// `-1` when the pool is unlimited.
+    pub fn open_slots(&self) -> i64 {
+        if self.slots < 0 { -1 } else { (self.slots - self.occupied_slots()).max(0) }
+    }
+}
+
+/// The pool's own fields, as a user sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub name: String,
+    pub slots: i64,
+    pub description: Option<String>,
+    pub include_deferred: bool,
+}
+
+impl PoolSettings {
+    /// Binds `$1` to `$4`: name, slots, description, include_deferred.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query.bind(self.name.as_str()).bind(self.slots).bind(self.description.as_deref()).bind(self.include_deferred)
+    }
+}
+
+const POOL_SELECT: &str = "SELECT p.name, p.slots, p.description, p.include_deferred,
+        (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'running') AS running_slots,
+        (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'queued') AS queued_slots,
+        (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'scheduled') AS scheduled_slots
+   FROM pools p";
+
+fn decode_pool(r: &AnyRow) -> Result<PoolRow> {
+    Ok(PoolRow {
+        name: r.try_get("name")?,
+        slots: r.try_get("slots")?,
+        description: r.try_get("description")?,
+        include_deferred: flag(r, "include_deferred")?,
+        running_slots: r.try_get("running_slots")?,
+        queued_slots: r.try_get("queued_slots")?,
+        scheduled_slots: r.try_get("scheduled_slots")?,
+    })
+}
+
+impl Store {
+    /// Creates a connection; `false`, changing nothing, when the id exists already.
+    pub async fn create_connection(&self, conn: &ConnectionRow) -> Result<bool> {
+        let sql = format!(
+            "INSERT INTO connections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (conn_id) DO NOTHING",
+            ConnectionRow::COLUMNS
+        );
+        Ok(conn.bind(sqlx::query(&sql)).execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    /// Replaces every field of an existing connection; `false` when there is none.
+    pub async fn update_connection(&self, conn: &ConnectionRow) -> Result<bool> {
+        let sql = "UPDATE connections SET conn_type = $2, description = $3, host = $4, login = $5, password = $6,
+                          schema_name = $7, port = $8, extra = $9
+                    WHERE conn_id = $1";
+        Ok(conn.bind(sqlx::query(sql)).execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    pub async fn get_connection(&self, conn_id: &str) -> Result<Option<ConnectionRow>> {
+        let sql = format!("SELECT {} FROM connections WHERE conn_id = $1", ConnectionRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(conn_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(ConnectionRow::decode).transpose()
+    }
+
+    pub async fn delete_connection(&self, conn_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM connections WHERE conn_id = $1").bind(conn_id).execute(self.pool()).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One page of connections by id, and how many there are in all.
+    pub async fn list_connections(&self, limit: i64, offset: i64) -> Result<(Vec<ConnectionRow>, i64)> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM connections").fetch_one(self.pool()).await?.try_get("n")?;
+        let sql = format!(
+            "SELECT {} FROM connections ORDER BY conn_id LIMIT {limit} OFFSET {offset}",
+            ConnectionRow::COLUMNS
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        Ok((rows.iter().map(ConnectionRow::decode).collect::<Result<_>>()?, total))
+    }
+
+    /// Creates a pool; `false`, changing nothing, when the name exists already.
+    pub async fn create_pool(&self, pool: &PoolSettings) -> Result<bool> {
+        let sql = "INSERT INTO pools (name, slots, description, include_deferred) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (name) DO NOTHING";
+        Ok(pool.bind(sqlx::query(sql)).execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    /// Replaces the settings of pool `name` (which `pool.name` may rename); `false` when there is none.
+    pub async fn update_pool(&self, name: &str, pool: &PoolSettings) -> Result<bool> {
+        let sql = "UPDATE pools SET name = $1, slots = $2, description = $3, include_deferred = $4 WHERE name = $5";
+        Ok(pool.bind(sqlx::query(sql)).bind(name).execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    pub async fn get_pool(&self, name: &str) -> Result<Option<PoolRow>> {
+        let sql = format!("{POOL_SELECT} WHERE p.name = $1");
+        let row = sqlx::query(&sql).bind(name).fetch_optional(self.pool()).await?;
+        row.as_ref().map(decode_pool).transpose()
+    }
+
+    pub async fn delete_pool(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM pools WHERE name = $1").bind(name).execute(self.pool()).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One page of pools by name, and how many there are in all.
+    pub async fn list_pools(&self, limit: i64, offset: i64) -> Result<(Vec<PoolRow>, i64)> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM pools").fetch_one(self.pool()).await?.try_get("n")?;
+        let sql = format!("{POOL_SELECT} ORDER BY p.name LIMIT {limit} OFFSET {offset}");
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        Ok((rows.iter().map(decode_pool).collect::<Result<_>>()?, total))
+    }
+}

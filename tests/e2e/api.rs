@@ -1,0 +1,241 @@
+//! The REST API beyond running DAGs: connections, pools, clearing and marking runs and tasks, XCom entries, DAG
+//! details, sources, filters and deletion, against a real server.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sluice_tests::{Backend, Sluice};
+
+async fn patch(sluice: &Sluice, path: &str, body: Value) -> (u16, Value) {
+    sluice.request(Method::PATCH, &format!("/api/v2{path}"), Some(body)).await
+}
+
+async fn delete(sluice: &Sluice, path: &str) -> (u16, Value) {
+    sluice.request(Method::DELETE, &format!("/api/v2{path}"), None).await
+}
+
+fn task_ids(collection: &Value) -> BTreeSet<String> {
+    collection["task_instances"].as_array().unwrap().iter().map(|t| t["task_id"].as_str().unwrap().into()).collect()
+}
+
+#[tokio::test]
+async fn connections_and_pools_have_full_crud_and_never_show_secrets() {
+    let sluice = Sluice::start(Backend::Sqlite, &[], 0).await;
+    let warehouse = json!({
+        "connection_id": "warehouse", "conn_type": "postgres", "host": "db.internal", "login": "etl",
+        "password": "s3cret", "port": 5432, "extra": r#"{"sslmode": "require", "api_key": "k-123"}"#,
+    });
+    let (status, created) = sluice.post("/connections", warehouse.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["password"], "***");
+    let extra: Value = serde_json::from_str(created["extra"].as_str().unwrap()).unwrap();
+    assert_eq!((extra["sslmode"].as_str(), extra["api_key"].as_str()), (Some("require"), Some("***")));
+    assert!(!created.to_string().contains("s3cret") && !created.to_string().contains("k-123"));
+
+    assert_eq!(sluice.post("/connections", warehouse.clone()).await.0, 409);
+    let (status, body) = sluice.post("/connections", json!({"connection_id": "bad id!", "conn_type": "http"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("connection_id"), "{body}");
+    let (status, body) =
+        sluice.post("/connections", json!({"connection_id": "x", "conn_type": "http", "extra": "[1]"})).await;
+    assert_eq!(status, 422, "{body}");
+
+    let mut changed = warehouse.clone();
+    changed["host"] = json!("db2.internal");
+    changed["password"] = json!("***");
+    let (status, patched) = patch(&sluice, "/connections/warehouse?update_mask=host", changed).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!((patched["host"].as_str(), patched["login"].as_str()), (Some("db2.internal"), Some("etl")));
+    assert_eq!(patched["password"], "***", "the stored password is kept, and still hidden");
+    let (status, body) = patch(&sluice, "/connections/warehouse?update_mask=colour", warehouse.clone()).await;
+    assert_eq!(status, 400, "{body}");
+
+    let (_, list) = sluice.get("/connections").await;
+    assert_eq!(list["total_entries"], 1);
+    assert_eq!(delete(&sluice, "/connections/warehouse").await.0, 204);
+    let (status, body) = sluice.get("/connections/warehouse").await;
+    assert_eq!(status, 404, "{body}");
+
+    let (_, pools) = sluice.get("/pools").await;
+    let default = &pools["pools"][0];
+    assert_eq!((default["name"].as_str(), default["slots"].as_i64()), (Some("default_pool"), Some(128)));
+    let (status, gpu) = sluice.post("/pools", json!({"name": "gpu", "slots": 2, "description": "GPUs"})).await;
+    assert_eq!(status, 201, "{gpu}");
+    assert_eq!((gpu["open_slots"].as_i64(), gpu["occupied_slots"].as_i64()), (Some(2), Some(0)));
+    assert_eq!(sluice.post("/pools", json!({"name": "gpu", "slots": 1})).await.0, 409);
+    assert_eq!(sluice.post("/pools", json!({"name": "neg", "slots": -2})).await.0, 422);
+    let (status, gpu) = patch(&sluice, "/pools/gpu?update_mask=slots", json!({"slots": 5, "description": "x"})).await;
+    assert_eq!(status, 200, "{gpu}");
+    assert_eq!((gpu["slots"].as_i64(), gpu["description"].as_str()), (Some(5), Some("GPUs")));
+    let (status, body) = delete(&sluice, "/pools/default_pool").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(delete(&sluice, "/pools/gpu").await.0, 204);
+    assert_eq!(sluice.get("/pools/gpu").await.0, 404);
+}
+
+fn recoverable(marker: &str) -> String {
+    format!(
+        r#"
+dag_id: recoverable
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: flaky
+    script: 'test -f "{marker}" && echo ready || {{ echo "input missing"; exit 1; }}'
+  - id: after
+    depends_on: [flaky]
+    script: |
+      echo '::output::{{"done": true}}'
+"#
+    )
+}
+
+#[tokio::test]
+async fn failed_runs_are_cleared_marked_and_deleted() {
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("input-ready");
+    let dag = recoverable(marker.to_str().unwrap());
+    let sluice = Sluice::start(Backend::Postgres, &[("recoverable.yaml", &dag)], 1).await;
+    let run_id = sluice.trigger("recoverable", json!({})).await;
+    let run = sluice.wait_run_done("recoverable", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed");
+    assert_eq!(run["dag_versions"][0]["version_number"], 1, "{run}");
+
+    // A dry run lists what a clear would touch and changes nothing.
+    let run_path = format!("/dags/recoverable/dagRuns/{run_id}");
+    let (status, dry) = sluice.post(&format!("{run_path}/clear"), json!({"dry_run": true})).await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(task_ids(&dry), BTreeSet::from(["after".into(), "flaky".into()]));
+    assert_eq!(sluice.get(&run_path).await.1["state"], "failed");
+
+    // The input arrives; clearing the failed task and its downstream runs both again, and the run succeeds.
+    std::fs::write(&marker, "").unwrap();
+    let body = json!({"dry_run": false, "dag_run_id": run_id, "task_ids": ["flaky"], "include_downstream": true});
+    let (status, cleared) = sluice.post("/dags/recoverable/clearTaskInstances", body).await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["total_entries"], 2, "{cleared}");
+    let run = sluice.wait_run_done("recoverable", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{}", sluice.all_output());
+    let tries = sluice.tries("recoverable", &run_id, "flaky").await;
+    assert_eq!(tries.len(), 2, "one try before the clear, one after: {tries:?}");
+
+    // The output is an XCom entry with Airflow's key.
+    let xcom_path = format!("{run_path}/taskInstances/after/xcomEntries");
+    let (_, entries) = sluice.get(&xcom_path).await;
+    assert_eq!(entries["total_entries"], 1, "{entries}");
+    let (status, entry) = sluice.get(&format!("{xcom_path}/return_value")).await;
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(entry["value"], json!({"done": true}));
+    assert_eq!(sluice.get(&format!("{xcom_path}/other_key")).await.0, 404);
+
+    // Marking tasks changes them, not the finished run (as in Airflow)...
+    let ti_path = format!("{run_path}/taskInstances/flaky");
+    let body = json!({"new_state": "failed", "include_downstream": true});
+    let (status, marked) = patch(&sluice, &ti_path, body).await;
+    assert_eq!(status, 200, "{marked}");
+    assert_eq!(task_ids(&marked), BTreeSet::from(["after".into(), "flaky".into()]));
+    assert!(marked["task_instances"].as_array().unwrap().iter().all(|t| t["state"] == "failed"), "{marked}");
+    assert_eq!(sluice.get(&run_path).await.1["state"], "success");
+    // ...but marking one success resumes the run: the failed task downstream of it runs again.
+    let (status, marked) = patch(&sluice, &ti_path, json!({"new_state": "success"})).await;
+    assert_eq!(status, 200, "{marked}");
+    assert_eq!(sluice.get(&run_path).await.1["state"], "queued");
+    let run = sluice.wait_run_done("recoverable", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{}", sluice.all_output());
+    assert_eq!(sluice.tries("recoverable", &run_id, "after").await.len(), 2);
+    assert_eq!(sluice.tries("recoverable", &run_id, "flaky").await.len(), 2, "flaky was marked, not run");
+    let (status, body) = patch(&sluice, &ti_path, json!({"new_state": "running"})).await;
+    assert_eq!(status, 400, "{body}");
+
+    // The run is marked failed by hand, with a note.
+    let (status, run) = patch(&sluice, &run_path, json!({"state": "failed", "note": "checked by hand"})).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!((run["state"].as_str(), run["note"].as_str()), (Some("failed"), Some("checked by hand")));
+    let (status, body) = patch(&sluice, &run_path, json!({"state": "running"})).await;
+    assert_eq!(status, 422, "{body}");
+
+    assert_eq!(delete(&sluice, &run_path).await.0, 204);
+    assert_eq!(sluice.get(&run_path).await.0, 404);
+    assert_eq!(delete(&sluice, &run_path).await.0, 404);
+}
+
+const FINANCE: &str = r#"
+dag_id: finance_report
+description: Monthly numbers
+tags: [finance, reports]
+owner: alice
+schedule: "@daily"
+start_date: 2026-01-01
+timezone: Europe/Paris
+tasks:
+  - id: sum
+    command: ["true"]
+"#;
+
+const OPS: &str = r#"
+dag_id: ops_cleanup
+tags: [ops]
+schedule: null
+tasks:
+  - id: sweep
+    command: ["true"]
+"#;
+
+#[tokio::test]
+async fn dags_are_filtered_detailed_paused_in_bulk_and_deleted() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("finance.yaml", FINANCE), ("ops.yaml", OPS)], 1).await;
+    sluice.wait_dag("finance_report").await;
+    sluice.wait_dag("ops_cleanup").await;
+
+    let ids = |body: &Value| -> Vec<String> {
+        body["dags"].as_array().unwrap().iter().map(|d| d["dag_id"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, by_tag) = sluice.get("/dags?tags=finance&tags=nothing").await;
+    assert_eq!(ids(&by_tag), ["finance_report"]);
+    let (_, both_tags) = sluice.get("/dags?tags=finance&tags=ops&tags_match_mode=all").await;
+    assert_eq!(both_tags["total_entries"], 0);
+    let (_, by_owner) = sluice.get("/dags?owners=alice").await;
+    assert_eq!(ids(&by_owner), ["finance_report"]);
+    let (_, reversed) = sluice.get("/dags?order_by=-dag_id").await;
+    assert_eq!(ids(&reversed), ["ops_cleanup", "finance_report"]);
+    let (status, body) = sluice.get("/dags?order_by=colour").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = sluice.get("/dags?limit=-1").await;
+    assert_eq!(status, 422, "{body}");
+
+    let dag = &by_tag["dags"][0];
+    assert_eq!((dag["timetable_periodic"].as_bool(), dag["is_backfillable"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(dag["tags"][0]["dag_display_name"], "finance_report");
+
+    let (status, paused) = patch(&sluice, "/dags?dag_id_pattern=o", json!({"is_paused": false})).await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["total_entries"], 2, "both ids contain an o");
+    assert!(paused["dags"].as_array().unwrap().iter().all(|d| d["is_paused"] == false), "{paused}");
+
+    let (status, details) = sluice.get("/dags/finance_report/details").await;
+    assert_eq!(status, 200, "{details}");
+    assert_eq!(details["timezone"], "Europe/Paris");
+    assert_eq!(details["start_date"], "2025-12-31T23:00:00Z", "midnight in Paris");
+    assert_eq!(details["latest_dag_version"]["version_number"], 1);
+    assert_eq!(details["catchup"], false);
+    let (status, source) = sluice.get("/dagSources/finance_report").await;
+    assert_eq!(status, 200, "{source}");
+    assert_eq!(source["content"], FINANCE);
+    assert_eq!(sluice.get("/dagSources/finance_report?version_number=7").await.0, 404);
+
+    let run_id = sluice.trigger("ops_cleanup", json!({})).await;
+    sluice.wait_run_done("ops_cleanup", &run_id, Duration::from_secs(60)).await;
+    let (_, across) = sluice.get("/dags/~/dagRuns/~/taskInstances?task_id=sweep").await;
+    assert_eq!(task_ids(&across), BTreeSet::from(["sweep".into()]));
+    let (_, batch) = sluice.post("/dags/~/dagRuns/list", json!({"dag_ids": ["ops_cleanup"]})).await;
+    assert_eq!(batch["total_entries"], 1, "{batch}");
+
+    assert_eq!(delete(&sluice, "/dags/ops_cleanup").await.0, 204);
+    let (status, _) = sluice.get(&format!("/dags/ops_cleanup/dagRuns/{run_id}")).await;
+    assert_eq!(status, 404, "the DAG's runs went with it");
+    assert_eq!(delete(&sluice, "/dags/no_such_dag").await.0, 404);
+}
