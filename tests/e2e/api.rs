@@ -239,3 +239,31 @@ async fn dags_are_filtered_detailed_paused_in_bulk_and_deleted() {
     assert_eq!(status, 404, "the DAG's runs went with it");
     assert_eq!(delete(&sluice, "/dags/no_such_dag").await.0, 404);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_renders_at_docs() {
+    let sluice = Sluice::start(Backend::Sqlite, &[], 0).await;
+    let (status, doc) = sluice.request(Method::GET, "/api/v2/openapi.json", None).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v2/dags", "patch"),
+        ("/api/v2/dags/{dag_id}/dagRuns", "post"),
+        ("/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/clear", "post"),
+        ("/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", "get"),
+        ("/api/v2/connections/{connection_id}", "delete"),
+        ("/api/v2/pools/{pool_name}", "patch"),
+        ("/api/v2/variables/{variable_key}", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
+    }
+    let run_state = &doc["components"]["schemas"]["RunState"]["enum"];
+    assert_eq!(run_state, &json!(["queued", "running", "success", "failed"]));
+
+    let page = sluice.http.get(format!("{}/docs", sluice.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("docs.js"));
+    let (status, body) = sluice.get("/dags/x/dagRuns/y/taskInstances/z/logs/not-a-number").await;
+    assert_eq!(status, 422, "a malformed path parameter is a JSON error: {body}");
+}

@@ -16,7 +16,10 @@ use crate::AppState;
 struct Assets;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(|| serve("index.html".to_string()))).route("/{*path}", get(asset))
+    Router::new()
+        .route("/", get(|| serve("index.html".to_string())))
+        .route("/docs", get(|| serve("docs.html".to_string())))
+        .route("/{*path}", get(asset))
 }
 
 async fn asset(Path(path): Path<String>) -> Response {

@@ -10,6 +10,7 @@
 pub mod dashboard;
 mod error;
 mod extract;
+pub mod openapi;
 pub mod public;
 pub mod worker;
 
@@ -20,6 +21,8 @@ use axum::routing::get;
 use sluice_scheduler::Engine;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
@@ -34,14 +37,22 @@ pub struct AppState {
 /// Request bodies larger than this are refused with 413 (log batches are the largest legitimate ones).
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
-/// The whole application: API, worker protocol, dashboard and `/health`.
+/// The whole application: API (with its OpenAPI document), worker protocol, dashboard and `/health`.
 pub fn router(state: AppState) -> Router {
+    let (api, doc) =
+        OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v2", public::router()).split_for_parts();
+    let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     Router::new()
-        .nest("/api/v2", public::router())
+        .merge(api)
+        .route("/api/v2/openapi.json", get(move || openapi_json(doc.clone())))
         .nest(sluice_core::protocol::WORKER_API_PREFIX, worker::router(state.clone()))
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(dashboard::router())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+async fn openapi_json(doc: Arc<str>) -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.to_string())
 }

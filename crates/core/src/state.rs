@@ -19,6 +19,7 @@ pub struct UnknownState {
 
 /// The state of one task instance (one task in one run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Created with the run, not yet considered by the scheduler.
@@ -103,6 +104,7 @@ impl FromStr for TaskState {
 
 /// The state of a DAG run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     /// Created, waiting for a `max_active_runs` slot.

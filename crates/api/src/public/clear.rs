@@ -15,7 +15,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
 /// Airflow 3's `PatchTaskInstanceBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
     new_state: Option<TaskState>,
@@ -74,6 +74,7 @@ async fn reread(state: &AppState, run_pk: uuid::Uuid, task_ids: &[String]) -> Re
 }
 
 /// Sets a task instance's state (success, failed or skipped), optionally with its upstream or downstream tasks.
+#[utoipa::path(patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), UpdateMask), request_body = PatchBody, responses((status = 200, body = TaskInstanceCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     Path(key): Path<(String, String, String)>,
@@ -84,6 +85,7 @@ pub async fn patch(
 }
 
 /// What [`patch`] would change, changing nothing.
+#[utoipa::path(patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dry_run", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), UpdateMask), request_body = PatchBody, responses((status = 200, body = TaskInstanceCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch_dry_run(
     State(state): State<AppState>,
     Path(key): Path<(String, String, String)>,
@@ -94,7 +96,7 @@ pub async fn patch_dry_run(
 }
 
 /// Airflow 3's `ClearTaskInstancesBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClearBody {
     #[serde(default = "yes")]
@@ -127,6 +129,7 @@ fn yes() -> bool {
 /// A clear request touches at most this many DAG runs.
 const CLEAR_RUNS_MAX: i64 = 1000;
 
+#[utoipa::path(post, path = "/dags/{dag_id}/clearTaskInstances", tag = "TaskInstance", params(("dag_id" = String, Path)), request_body = ClearBody, responses((status = 200, body = TaskInstanceCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn clear_task_instances(
     State(state): State<AppState>,
     Path(dag_id): Path<String>,

@@ -32,7 +32,7 @@ const SENSITIVE_KEYS: &[&str] = &[
 ];
 
 /// Airflow 3's `ConnectionResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionResponse {
     pub connection_id: String,
     pub conn_type: String,
@@ -91,14 +91,14 @@ fn redact_extra(extra: &str) -> String {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionCollection {
     pub connections: Vec<ConnectionResponse>,
     pub total_entries: i64,
 }
 
 /// Airflow 3's `ConnectionBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionBody {
     connection_id: String,
@@ -171,6 +171,7 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("The Connection with connection_id: `{id}` was not found"))
 }
 
+#[utoipa::path(get, path = "/connections", tag = "Connection", params(super::Page), responses((status = 200, body = ConnectionCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<super::Page>,
@@ -180,11 +181,13 @@ pub async fn list(
     Ok(Json(ConnectionCollection { connections: rows.into_iter().map(Into::into).collect(), total_entries }))
 }
 
+#[utoipa::path(get, path = "/connections/{connection_id}", tag = "Connection", params(("connection_id" = String, Path)), responses((status = 200, body = ConnectionResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ConnectionResponse>, ApiError> {
     let row = state.engine.store().get_connection(&id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(row.into()))
 }
 
+#[utoipa::path(post, path = "/connections", tag = "Connection", request_body = ConnectionBody, responses((status = 201, body = ConnectionResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ConnectionBody>,
@@ -199,6 +202,7 @@ pub async fn create(
 
 /// Replaces the fields named in `update_mask` (all of them without one). A password or secret sent back as
 /// `***` keeps the stored value, so a client can round-trip what it read.
+#[utoipa::path(patch, path = "/connections/{connection_id}", tag = "Connection", params(("connection_id" = String, Path), UpdateMask), request_body = ConnectionBody, responses((status = 200, body = ConnectionResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -256,6 +260,7 @@ fn restore_redacted_extra(new: Option<String>, old: Option<&str>) -> Option<Stri
     Some(Value::Object(fresh).to_string())
 }
 
+#[utoipa::path(delete, path = "/connections/{connection_id}", tag = "Connection", params(("connection_id" = String, Path)), responses((status = 204, description = "Deleted"), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     if state.engine.store().delete_connection(&id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(&id)) }
 }

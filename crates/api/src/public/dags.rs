@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +19,7 @@ use crate::{ApiError, AppState};
 /// Sluice reads every DAG from one folder; Airflow 3 calls such a source a bundle.
 pub const BUNDLE_NAME: &str = "dags-folder";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagTag {
     pub name: String,
     pub dag_id: String,
@@ -28,7 +27,7 @@ pub struct DagTag {
 }
 
 /// Airflow 3's `DAGResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagResponse {
     pub dag_id: String,
     pub dag_display_name: String,
@@ -61,14 +60,15 @@ pub struct DagResponse {
     pub file_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagCollection {
     pub dags: Vec<DagResponse>,
     pub total_entries: i64,
 }
 
 /// Query of `GET /dags` (and the filters of the bulk `PATCH /dags`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default = "super::default_limit")]
@@ -221,6 +221,7 @@ async fn respond_all(state: &AppState, rows: Vec<DagRow>) -> Result<Vec<DagRespo
     Ok(dags)
 }
 
+#[utoipa::path(get, path = "/dags", tag = "DAG", params(ListQuery), responses((status = 200, body = DagCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -240,13 +241,14 @@ fn dag_not_found(dag_id: &str) -> ApiError {
     ApiError::NotFound(format!("The DAG with dag_id: `{dag_id}` was not found"))
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}", tag = "DAG", params(("dag_id" = String, Path)), responses((status = 200, body = DagResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(dag_id): Path<String>) -> Result<Json<DagResponse>, ApiError> {
     let row = find(&state, &dag_id).await?;
     Ok(Json(respond(&state, row, &broken_files(&state).await?).await?))
 }
 
 /// Airflow 3's `DAGDetailsResponse`: the DAG with the settings of its latest version.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagDetailsResponse {
     #[serde(flatten)]
     pub dag: DagResponse,
@@ -269,6 +271,7 @@ pub struct DagDetailsResponse {
     pub active_runs_count: i64,
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/details", tag = "DAG", params(("dag_id" = String, Path)), responses((status = 200, body = DagDetailsResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn details(
     State(state): State<AppState>,
     Path(dag_id): Path<String>,
@@ -312,12 +315,13 @@ pub async fn details(
     Ok(Json(details))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
     is_paused: bool,
 }
 
+#[utoipa::path(patch, path = "/dags/{dag_id}", tag = "DAG", params(("dag_id" = String, Path), super::UpdateMask), request_body = PatchBody, responses((status = 200, body = DagResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     Path(dag_id): Path<String>,
@@ -332,6 +336,7 @@ pub async fn patch(
 }
 
 /// Pauses or unpauses every DAG the filters select (one page of them, as Airflow does).
+#[utoipa::path(patch, path = "/dags", tag = "DAG", params(ListQuery), request_body = PatchBody, responses((status = 200, body = DagCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch_many(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -349,6 +354,7 @@ pub async fn patch_many(
 }
 
 /// Deletes a DAG's records (runs, task instances, logs). Its file, if still in the folder, brings it back.
+#[utoipa::path(delete, path = "/dags/{dag_id}", tag = "DAG", params(("dag_id" = String, Path)), responses((status = 204, description = "Deleted"), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(dag_id): Path<String>) -> Result<StatusCode, ApiError> {
     match state.engine.store().delete_dag(&dag_id).await? {
         DagDeletion::Deleted => {
@@ -363,7 +369,7 @@ pub async fn delete(State(state): State<AppState>, Path(dag_id): Path<String>) -
 }
 
 /// Airflow 3's `DAGSourceResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagSourceResponse {
     pub content: Option<String>,
     pub dag_id: String,
@@ -371,18 +377,20 @@ pub struct DagSourceResponse {
     pub dag_display_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SourceQuery {
     version_number: Option<i64>,
 }
 
 /// The DAG file as it was read for its latest version, or for `version_number`.
+#[utoipa::path(get, path = "/dagSources/{dag_id}", tag = "DagSource", params(("dag_id" = String, Path), SourceQuery), responses((status = 200, body = DagSourceResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn source(
     State(state): State<AppState>,
     Path(dag_id): Path<String>,
     ApiQuery(q): ApiQuery<SourceQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<DagSourceResponse>, ApiError> {
     let row = find(&state, &dag_id).await?;
     let store = state.engine.store();
     let version = match q.version_number {
@@ -403,6 +411,5 @@ pub async fn source(
         version_number: Some(version.version_number),
         dag_display_name: dag_id.clone(),
         dag_id,
-    })
-    .into_response())
+    }))
 }

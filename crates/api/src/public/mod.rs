@@ -10,52 +10,46 @@ mod tasks;
 mod variables;
 mod xcom;
 
-use axum::Router;
-use axum::routing::{get, patch, post};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/dags", get(dags::list).patch(dags::patch_many))
-        .route("/dags/{dag_id}", get(dags::get).patch(dags::patch).delete(dags::delete))
-        .route("/dags/{dag_id}/details", get(dags::details))
-        .route("/dagSources/{dag_id}", get(dags::source))
-        .route("/dags/{dag_id}/clearTaskInstances", post(clear::clear_task_instances))
-        .route("/dags/{dag_id}/dagRuns", get(runs::list).post(runs::trigger))
-        .route("/dags/{dag_id}/dagRuns/list", post(runs::list_batch))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}", get(runs::get).patch(runs::patch).delete(runs::delete))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/clear", post(runs::clear))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", get(tasks::list))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", get(tasks::get).patch(clear::patch))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dry_run", patch(clear::patch_dry_run))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", get(tasks::tries))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{try_number}", get(tasks::try_detail))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", get(tasks::logs))
-        .route("/variables", get(variables::list).post(variables::create))
-        .route("/variables/{key}", get(variables::get).patch(variables::patch).delete(variables::delete))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries", get(xcom::list))
-        .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", get(xcom::get))
-        .route("/connections", get(connections::list).post(connections::create))
-        .route(
-            "/connections/{connection_id}",
-            get(connections::get).patch(connections::patch).delete(connections::delete),
-        )
-        .route("/pools", get(pools::list).post(pools::create))
-        .route("/pools/{pool_name}", get(pools::get).patch(pools::patch).delete(pools::delete))
-        .route("/importErrors", get(monitor::import_errors))
-        .route("/monitor/health", get(monitor::health))
-        .route("/version", get(monitor::version))
-        .fallback(not_found)
-}
-
-async fn not_found() -> crate::ApiError {
-    crate::ApiError::NotFound("no such API endpoint".into())
+/// Every route of `/api/v2`, each with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(dags::list, dags::patch_many))
+        .routes(routes!(dags::get, dags::patch, dags::delete))
+        .routes(routes!(dags::details))
+        .routes(routes!(dags::source))
+        .routes(routes!(clear::clear_task_instances))
+        .routes(routes!(runs::list, runs::trigger))
+        .routes(routes!(runs::list_batch))
+        .routes(routes!(runs::get, runs::patch, runs::delete))
+        .routes(routes!(runs::clear))
+        .routes(routes!(tasks::list))
+        .routes(routes!(tasks::get, clear::patch))
+        .routes(routes!(clear::patch_dry_run))
+        .routes(routes!(tasks::tries))
+        .routes(routes!(tasks::try_detail))
+        .routes(routes!(tasks::logs))
+        .routes(routes!(xcom::list))
+        .routes(routes!(xcom::get))
+        .routes(routes!(variables::list, variables::create))
+        .routes(routes!(variables::get, variables::patch, variables::delete))
+        .routes(routes!(connections::list, connections::create))
+        .routes(routes!(connections::get, connections::patch, connections::delete))
+        .routes(routes!(pools::list, pools::create))
+        .routes(routes!(pools::get, pools::patch, pools::delete))
+        .routes(routes!(monitor::import_errors))
+        .routes(routes!(monitor::health))
+        .routes(routes!(monitor::version))
 }
 
 /// `limit` and `offset`, as every Airflow list endpoint takes them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
     #[serde(default = "default_limit")]
@@ -78,7 +72,8 @@ impl Page {
 }
 
 /// `update_mask` of Airflow's PATCH endpoints: the body fields to apply (repeated key or comma-separated).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMask {
     #[serde(default)]

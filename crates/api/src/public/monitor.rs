@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::extract::ApiQuery;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportErrorResponse {
     pub import_error_id: i64,
     pub timestamp: DateTime<Utc>,
@@ -18,12 +18,13 @@ pub struct ImportErrorResponse {
     pub stack_trace: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportErrorCollection {
     pub import_errors: Vec<ImportErrorResponse>,
     pub total_entries: i64,
 }
 
+#[utoipa::path(get, path = "/importErrors", tag = "ImportError", params(super::Page), responses((status = 200, body = ImportErrorCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn import_errors(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<super::Page>,
@@ -47,6 +48,7 @@ pub async fn import_errors(
 const HEALTHY_WITHIN: Duration = Duration::seconds(30);
 
 /// Airflow's health document, plus the workers Sluice knows.
+#[utoipa::path(get, path = "/monitor/health", tag = "Monitor", responses((status = 200, body = serde_json::Value)))]
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let store = state.engine.store();
     let database = if store.ping().await.is_ok() { "healthy" } else { "unhealthy" };
@@ -78,6 +80,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(get, path = "/version", tag = "Version", responses((status = 200, body = serde_json::Value)))]
 pub async fn version() -> Json<Value> {
     Json(json!({"version": env!("CARGO_PKG_VERSION"), "git_version": null}))
 }

@@ -12,7 +12,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
 /// Airflow 3's `PoolResponse`. Sluice has no deferred tasks, so `deferred_slots` is always 0.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PoolResponse {
     pub name: String,
     pub slots: i64,
@@ -45,14 +45,14 @@ impl From<PoolRow> for PoolResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PoolCollection {
     pub pools: Vec<PoolResponse>,
     pub total_entries: i64,
 }
 
 /// Airflow 3's `PoolBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolBody {
     name: String,
@@ -64,7 +64,7 @@ pub struct PoolBody {
 }
 
 /// Airflow 3's `PoolPatchBody`: every field optional, `update_mask` chooses which apply.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolPatchBody {
     #[serde(default, alias = "pool")]
@@ -95,6 +95,7 @@ async fn find(state: &AppState, name: &str) -> Result<PoolRow, ApiError> {
     state.engine.store().get_pool(name).await?.ok_or_else(|| not_found(name))
 }
 
+#[utoipa::path(get, path = "/pools", tag = "Pool", params(super::Page), responses((status = 200, body = PoolCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<super::Page>,
@@ -104,10 +105,12 @@ pub async fn list(
     Ok(Json(PoolCollection { pools: rows.into_iter().map(Into::into).collect(), total_entries }))
 }
 
+#[utoipa::path(get, path = "/pools/{pool_name}", tag = "Pool", params(("pool_name" = String, Path)), responses((status = 200, body = PoolResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<PoolResponse>, ApiError> {
     Ok(Json(find(&state, &name).await?.into()))
 }
 
+#[utoipa::path(post, path = "/pools", tag = "Pool", request_body = PoolBody, responses((status = 201, body = PoolResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PoolBody>,
@@ -125,6 +128,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(find(&state, &pool.name).await?.into())))
 }
 
+#[utoipa::path(patch, path = "/pools/{pool_name}", tag = "Pool", params(("pool_name" = String, Path), UpdateMask), request_body = PoolPatchBody, responses((status = 200, body = PoolResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -154,6 +158,7 @@ pub async fn patch(
     Ok(Json(find(&state, &pool.name).await?.into()))
 }
 
+#[utoipa::path(delete, path = "/pools/{pool_name}", tag = "Pool", params(("pool_name" = String, Path)), responses((status = 204, description = "Deleted"), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     if name == DEFAULT_POOL {
         return Err(ApiError::BadRequest("Default Pool can't be deleted".into()));

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,7 +17,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
 /// Airflow 3's `DagVersionResponse`: the DAG version a run pinned.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagVersionResponse {
     pub id: String,
     pub version_number: i64,
@@ -43,7 +42,7 @@ impl From<VersionSummary> for DagVersionResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagRunResponse {
     pub dag_run_id: String,
     pub dag_id: String,
@@ -105,14 +104,15 @@ async fn one(state: &AppState, run: DagRunRow) -> Result<DagRunResponse, ApiErro
     shaped.pop().ok_or_else(|| ApiError::NotFound("the DAG run disappeared".into()))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagRunCollection {
     pub dag_runs: Vec<DagRunResponse>,
     pub total_entries: i64,
 }
 
 /// Query of `GET .../dagRuns`: Airflow's filters, each date range as `<field>_gte`, `_gt`, `_lte`, `_lt`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default = "super::default_limit")]
@@ -126,11 +126,13 @@ pub struct ListQuery {
     run_type: Vec<String>,
     order_by: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     dates: DateRanges,
 }
 
 /// Airflow's date range filters of run lists.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct DateRanges {
     logical_date_gte: Option<DateTime<Utc>>,
     logical_date_gt: Option<DateTime<Utc>>,
@@ -215,6 +217,7 @@ fn parse_order(order_by: Option<&str>) -> Result<(RunOrder, bool), ApiError> {
     Ok((order, descending))
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns", tag = "DagRun", params(("dag_id" = String, Path), ListQuery, DateRanges), responses((status = 200, body = DagRunCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Path(dag_id): Path<String>,
@@ -248,7 +251,7 @@ async fn page(state: &AppState, filter: &RunFilter) -> Result<Json<DagRunCollect
 }
 
 /// Airflow 3's `DAGRunsBatchBody` (`POST /dags/~/dagRuns/list`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     order_by: Option<String>,
@@ -262,6 +265,7 @@ pub struct BatchBody {
     dates: DateRanges,
 }
 
+#[utoipa::path(post, path = "/dags/{dag_id}/dagRuns/list", tag = "DagRun", params(("dag_id" = String, Path)), request_body = BatchBody, responses((status = 200, body = DagRunCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list_batch(
     State(state): State<AppState>,
     Path(dag_id): Path<String>,
@@ -294,6 +298,7 @@ pub(crate) async fn find(state: &AppState, dag_id: &str, run_id: &str) -> Result
     state.engine.store().get_run(dag_id, run_id).await?.ok_or_else(|| run_not_found(dag_id, run_id))
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "DagRun", params(("dag_id" = String, Path), ("dag_run_id" = String, Path)), responses((status = 200, body = DagRunResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((dag_id, run_id)): Path<(String, String)>,
@@ -303,12 +308,13 @@ pub async fn get(
 }
 
 /// Airflow 3's `DAGRunPatchBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
     #[serde(default)]
     state: Option<RunState>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     note: Option<Option<String>>,
 }
 
@@ -318,6 +324,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 /// Marks a run queued, success or failed (with its unfinished tasks), and sets its note.
+#[utoipa::path(patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "DagRun", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), super::UpdateMask), request_body = PatchBody, responses((status = 200, body = DagRunResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     Path((dag_id, run_id)): Path<(String, String)>,
@@ -335,7 +342,7 @@ pub async fn patch(
 }
 
 /// Airflow 3's `DAGRunClearBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClearBody {
     #[serde(default = "yes")]
@@ -348,22 +355,32 @@ fn yes() -> bool {
     true
 }
 
+/// The answer of a run's clear: what would be cleared (dry run), or the run re-queued.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ClearRunResponse {
+    DryRun(super::tasks::TaskInstanceCollection),
+    Cleared(Box<DagRunResponse>),
+}
+
 /// Clears a run's tasks (all, or only the failed ones) so that they run again. A dry run answers the task
 /// instances it would clear; otherwise the answer is the re-queued run.
+#[utoipa::path(post, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", tag = "DagRun", params(("dag_id" = String, Path), ("dag_run_id" = String, Path)), request_body = ClearBody, responses((status = 200, body = ClearRunResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn clear(
     State(state): State<AppState>,
     Path((dag_id, run_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ClearBody>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ClearRunResponse>, ApiError> {
     let selection = TaskSelection::default();
     let cleared = state.engine.clear_tasks(&dag_id, &run_id, &selection, body.only_failed, body.dry_run).await?;
     let run = find(&state, &dag_id, &run_id).await?;
     if body.dry_run {
-        return Ok(Json(super::tasks::collection(cleared, &run)).into_response());
+        return Ok(Json(ClearRunResponse::DryRun(super::tasks::collection(cleared, &run))));
     }
-    Ok(Json(one(&state, run).await?).into_response())
+    Ok(Json(ClearRunResponse::Cleared(Box::new(one(&state, run).await?))))
 }
 
+#[utoipa::path(delete, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "DagRun", params(("dag_id" = String, Path), ("dag_run_id" = String, Path)), responses((status = 204, description = "Deleted"), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Path((dag_id, run_id)): Path<(String, String)>,
@@ -377,7 +394,7 @@ pub async fn delete(
 }
 
 /// Airflow 3's `TriggerDAGRunPostBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     dag_run_id: Option<String>,
@@ -389,6 +406,7 @@ pub struct TriggerBody {
     note: Option<String>,
 }
 
+#[utoipa::path(post, path = "/dags/{dag_id}/dagRuns", tag = "DagRun", params(("dag_id" = String, Path)), request_body = TriggerBody, responses((status = 200, body = DagRunResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn trigger(
     State(state): State<AppState>,
     Path(dag_id): Path<String>,

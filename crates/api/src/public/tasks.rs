@@ -13,10 +13,10 @@ use sluice_core::TaskState;
 use sluice_store::{DagRunRow, TaskInstanceRow, TaskTryRow, TiFilter};
 use uuid::Uuid;
 
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskInstanceResponse {
     pub id: String,
     pub task_id: String,
@@ -92,7 +92,7 @@ fn response(ti: TaskInstanceRow, run: &DagRunRow) -> TaskInstanceResponse {
 
 const NO_EXECUTOR_CONFIG: &str = "{}";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskInstanceCollection {
     pub task_instances: Vec<TaskInstanceResponse>,
     pub total_entries: i64,
@@ -104,7 +104,8 @@ pub(crate) fn collection(tis: Vec<TaskInstanceRow>, run: &DagRunRow) -> TaskInst
     TaskInstanceCollection { task_instances: tis.into_iter().map(|ti| response(ti, run)).collect(), total_entries }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default = "super::default_limit")]
@@ -131,6 +132,7 @@ fn parse_states(values: &[String]) -> Result<Vec<TaskState>, ApiError> {
 }
 
 /// Task instances of a run, or across runs and DAGs with `~` for the run id and the DAG id.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ListQuery), responses((status = 200, body = TaskInstanceCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Path((dag_id, run_id)): Path<(String, String)>,
@@ -189,6 +191,7 @@ pub(crate) async fn find(
     Ok((run, ti))
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path)), responses((status = 200, body = TaskInstanceResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
@@ -198,7 +201,7 @@ pub async fn get(
 }
 
 /// One try, shaped like Airflow's `TaskInstanceHistoryResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TryResponse {
     pub task_id: String,
     pub dag_id: String,
@@ -255,12 +258,13 @@ fn try_response(t: TaskTryRow, ti: &TaskInstanceRow) -> TryResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TryCollection {
     pub task_instances: Vec<TryResponse>,
     pub total_entries: i64,
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path)), responses((status = 200, body = TryCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn tries(
     State(state): State<AppState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
@@ -285,15 +289,17 @@ async fn find_try(
     Ok((ti, t))
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{task_try_number}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("task_try_number" = i64, Path)), responses((status = 200, body = TryResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn try_detail(
     State(state): State<AppState>,
-    Path(key): Path<(String, String, String, i64)>,
+    ApiPath(key): ApiPath<(String, String, String, i64)>,
 ) -> Result<Json<TryResponse>, ApiError> {
     let (ti, t) = find_try(&state, &key).await?;
     Ok(Json(try_response(t, &ti)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Airflow's continuation token: here, the id of the last line already read.
@@ -303,7 +309,7 @@ pub struct LogQuery {
     map_index: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LogLine {
     pub timestamp: DateTime<Utc>,
     pub event: String,
@@ -311,7 +317,7 @@ pub struct LogLine {
 }
 
 /// Airflow 3's `TaskInstancesLogResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LogResponse {
     pub content: Vec<LogLine>,
     pub continuation_token: Option<String>,
@@ -321,9 +327,10 @@ pub struct LogResponse {
 const LOG_PAGE: i64 = 10_000;
 
 /// The log of one try, also while it runs. `Accept: text/plain` answers the lines as text.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("try_number" = i64, Path), LogQuery), responses((status = 200, content((LogResponse = "application/json"), (String = "text/plain"))), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
-    Path(key): Path<(String, String, String, i64)>,
+    ApiPath(key): ApiPath<(String, String, String, i64)>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Response, ApiError> {

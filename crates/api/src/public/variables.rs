@@ -10,7 +10,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
 /// Airflow 3's `VariableResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VariableResponse {
     pub key: String,
     pub value: String,
@@ -24,14 +24,14 @@ impl From<VariableRow> for VariableResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VariableCollection {
     pub variables: Vec<VariableResponse>,
     pub total_entries: i64,
 }
 
 /// Airflow 3's `VariableBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariableBody {
     key: String,
@@ -50,6 +50,7 @@ fn checked_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(get, path = "/variables", tag = "Variable", params(super::Page), responses((status = 200, body = VariableCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<super::Page>,
@@ -66,11 +67,13 @@ pub async fn list(
     Ok(Json(VariableCollection { variables, total_entries }))
 }
 
+#[utoipa::path(get, path = "/variables/{variable_key}", tag = "Variable", params(("variable_key" = String, Path)), responses((status = 200, body = VariableResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(key): Path<String>) -> Result<Json<VariableResponse>, ApiError> {
     let row = state.engine.store().get_variable(&key).await?.ok_or_else(|| not_found(&key))?;
     Ok(Json(row.into()))
 }
 
+#[utoipa::path(post, path = "/variables", tag = "Variable", request_body = VariableBody, responses((status = 201, body = VariableResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<VariableBody>,
@@ -84,6 +87,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
+#[utoipa::path(patch, path = "/variables/{variable_key}", tag = "Variable", params(("variable_key" = String, Path)), request_body = VariableBody, responses((status = 200, body = VariableResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -99,6 +103,7 @@ pub async fn patch(
     Ok(Json(row.into()))
 }
 
+#[utoipa::path(delete, path = "/variables/{variable_key}", tag = "Variable", params(("variable_key" = String, Path)), responses((status = 204, description = "Deleted"), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
     if state.engine.store().delete_variable(&key).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(&key)) }
 }

@@ -15,7 +15,7 @@ use crate::{ApiError, AppState};
 const RETURN_VALUE: &str = "return_value";
 
 /// Airflow 3's `XComResponse`, plus `value` when one entry is read (`XComResponseNative`/`XComResponseString`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct XComResponse {
     pub key: String,
     pub timestamp: DateTime<Utc>,
@@ -30,7 +30,7 @@ pub struct XComResponse {
     pub value: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct XComCollection {
     pub xcom_entries: Vec<XComResponse>,
     pub total_entries: i64,
@@ -52,7 +52,8 @@ fn entry(run: &DagRunRow, ti: &TaskInstanceRow) -> Option<XComResponse> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default = "super::default_limit")]
@@ -63,6 +64,7 @@ pub struct ListQuery {
     map_index: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries", tag = "XCom", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ListQuery), responses((status = 200, body = XComCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
@@ -79,7 +81,8 @@ pub async fn list(
     Ok(Json(XComCollection { xcom_entries, total_entries }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
     #[serde(default = "unmapped")]
@@ -96,6 +99,7 @@ fn unmapped() -> i64 {
     -1
 }
 
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}", tag = "XCom", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("xcom_key" = String, Path), GetQuery), responses((status = 200, body = XComResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((dag_id, run_id, task_id, key)): Path<(String, String, String, String)>,
