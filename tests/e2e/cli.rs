@@ -71,3 +71,77 @@ fn sluice_toml_fills_in_settings_and_the_environment_wins() {
     let (code, stdout) = run(Some("empty"));
     assert_eq!(code, Some(0), "the environment wins over sluice.toml: {stdout}");
 }
+
+const CHATTY: &str = r#"
+dag_id: chatty
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: talk
+    script: for i in 1 2 3 4 5; do echo "line $i of {{ dag_run.conf.topic }}"; sleep 0.3; done
+  - id: after
+    depends_on: [talk]
+    script: echo done
+"#;
+
+/// Runs `sluice ARGS` against the test server; answers (exit code, stdout, stderr).
+fn sluice_cli(sluice: &sluice_tests::Sluice, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(sluice_bin())
+        .args(args)
+        .env("SLUICE_SERVER", &sluice.url)
+        .env("XDG_CONFIG_HOME", sluice.dags.path())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test]
+async fn the_cli_triggers_follows_logs_and_manages_variables_over_the_api() {
+    use sluice_tests::{Backend, Sluice};
+    let sluice = Sluice::start(Backend::Sqlite, &[("chatty.yaml", CHATTY)], 1).await;
+    sluice.wait_dag("chatty").await;
+
+    let (code, out, err) =
+        sluice_cli(&sluice, &["dags", "trigger", "chatty", "--conf", r#"{"topic": "rivers"}"#, "--output", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let run_id = run["dag_run_id"].as_str().unwrap().to_string();
+
+    // --follow prints lines as they come and returns when the try ends.
+    sluice.wait_task_state("chatty", &run_id, "talk", "running").await;
+    let (code, out, err) = sluice_cli(&sluice, &["tasks", "logs", "chatty", &run_id, "talk", "--follow"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for i in 1..=5 {
+        assert!(out.contains(&format!("line {i} of rivers")), "line {i} in\n{out}");
+    }
+    sluice.wait_run_done("chatty", &run_id, std::time::Duration::from_secs(60)).await;
+    let (code, out, _) = sluice_cli(&sluice, &["tasks", "list", "chatty", &run_id]);
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().starts_with("task_id"), "a table with a header:\n{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("success")).count(), 2, "{out}");
+
+    let (code, out, err) = sluice_cli(&sluice, &["variables", "set", "region", "eu-west"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(sluice_cli(&sluice, &["variables", "set", "region", "eu-north"]).0, 0, "set replaces");
+    let (_, out, _) = sluice_cli(&sluice, &["variables", "get", "region", "--output", "json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["value"], "eu-north");
+    let export = sluice.dags.path().join("variables.json");
+    assert_eq!(sluice_cli(&sluice, &["variables", "export", export.to_str().unwrap()]).0, 0);
+    assert_eq!(sluice_cli(&sluice, &["variables", "delete", "region"]).0, 0);
+    assert_eq!(sluice_cli(&sluice, &["variables", "get", "region"]).0, 1, "gone");
+    assert_eq!(sluice_cli(&sluice, &["variables", "import", export.to_str().unwrap()]).0, 0);
+    let (_, out, _) = sluice_cli(&sluice, &["variables", "list"]);
+    assert!(out.contains("region") && out.contains("eu-north"), "{out}");
+
+    // Exit codes: 1 when the server refuses, 2 for a usage error.
+    let (code, _, err) = sluice_cli(&sluice, &["runs", "show", "chatty", "no_such_run"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("404"), "{err}");
+    assert_eq!(sluice_cli(&sluice, &["runs", "mark", "chatty", &run_id, "--state", "purple"]).0, 2);
+    assert_eq!(sluice_cli(&sluice, &["dags", "trigger", "chatty", "--conf", "[1]"]).0, 2);
+    assert_eq!(sluice_cli(&sluice, &["runs", "frobnicate"]).0, 2, "clap's own usage error");
+    let (code, out, _) = sluice_cli(&sluice, &["runs", "mark", "chatty", &run_id, "--state", "failed"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("failed"), "{out}");
+}

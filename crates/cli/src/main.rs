@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, dags, db, server, standalone, worker};
+use commands::{bench, dags, db, remote, server, standalone, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -38,6 +38,23 @@ enum Command {
     /// Validate, list, trigger and test DAGs.
     #[command(subcommand)]
     Dags(dags::Command),
+    /// Sign in to a server; later commands against it send the token.
+    Login(remote::LoginArgs),
+    /// List, show, clear and mark DAG runs.
+    #[command(subcommand)]
+    Runs(remote::RunsCommand),
+    /// List task instances, read or follow their logs, clear them.
+    #[command(subcommand)]
+    Tasks(remote::TasksCommand),
+    /// Variables that templates read as `var.value.<key>`.
+    #[command(subcommand)]
+    Variables(remote::ConfigCommand),
+    /// Connections to outside systems.
+    #[command(subcommand)]
+    Connections(remote::ConfigCommand),
+    /// Pools of slots shared by tasks.
+    #[command(subcommand)]
+    Pools(remote::ConfigCommand),
     /// Measure latency and throughput on a fresh database with real worker processes.
     Bench(bench::Args),
     /// Print the version.
@@ -51,7 +68,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     // A benchmark prints its figures on stdout; per-task log lines would drown them.
-    let quiet = matches!(cli.command, Command::Bench(_) | Command::Dags(_));
+    let quiet = !matches!(
+        cli.command,
+        Command::Standalone(_) | Command::Server(_) | Command::Scheduler(_) | Command::Worker(_)
+    );
     telemetry::init(cli.log_json, if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -68,6 +88,12 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(args).await,
             Command::Db(cmd) => db::run(cmd).await,
             Command::Dags(cmd) => dags::run(cmd).await,
+            Command::Login(args) => remote::login(args).await,
+            Command::Runs(cmd) => remote::runs(cmd).await,
+            Command::Tasks(cmd) => remote::tasks(cmd).await,
+            Command::Variables(cmd) => remote::variables(cmd).await,
+            Command::Connections(cmd) => remote::connections(cmd).await,
+            Command::Pools(cmd) => remote::pools(cmd).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Version => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
@@ -79,7 +105,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // Usage errors exit 2, like clap's own; an operation that failed exits 1.
+            if e.downcast_ref::<commands::client::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

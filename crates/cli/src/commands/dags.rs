@@ -1,11 +1,13 @@
-//! `sluice dags validate|list|trigger|test`.
+//! `sluice dags validate|list|show|pause|unpause|trigger|test`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
+
+use super::client::{ApiArgs, json_object, segment};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -18,6 +20,24 @@ pub enum Command {
     },
     /// List the DAGs the server knows.
     List(ApiArgs),
+    /// Show one DAG with its settings.
+    Show {
+        dag_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop creating runs of a DAG.
+    Pause {
+        dag_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Start creating runs of a DAG again.
+    Unpause {
+        dag_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Trigger a DAG run.
     Trigger {
         dag_id: String,
@@ -42,38 +62,29 @@ pub enum Command {
     },
 }
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct ApiArgs {
-    #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-}
-
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate { paths, dags_folder } => validate(if paths.is_empty() { vec![dags_folder] } else { paths }),
         Command::List(api) => list(&api).await,
-        Command::Trigger { dag_id, conf, run_id, logical_date, api } => {
-            let body =
-                json!({"dag_run_id": run_id, "logical_date": logical_date, "conf": parse_conf(conf.as_deref())?});
-            let run = request(&api, reqwest::Method::POST, &format!("/dags/{dag_id}/dagRuns"), Some(body)).await?;
-            println!("triggered {} of {} ({})", run["dag_run_id"], run["dag_id"], run["state"]);
+        Command::Show { dag_id, api } => {
+            let dag = api.call(reqwest::Method::GET, &format!("/dags/{}/details", segment(&dag_id)), None).await?;
+            let columns = ["dag_id", "timetable_summary", "timezone", "is_paused", "catchup", "max_active_runs"];
+            api.print(&dag, None, &columns);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Test { dag_id, conf, dags_folder } => test(&dag_id, parse_conf(conf.as_deref())?, dags_folder).await,
+        Command::Pause { dag_id, api } => set_paused(&api, &dag_id, true).await,
+        Command::Unpause { dag_id, api } => set_paused(&api, &dag_id, false).await,
+        Command::Trigger { dag_id, conf, run_id, logical_date, api } => {
+            let body = json!({"dag_run_id": run_id, "logical_date": logical_date, "conf": json_object("--conf", conf.as_deref())?});
+            let run =
+                api.call(reqwest::Method::POST, &format!("/dags/{}/dagRuns", segment(&dag_id)), Some(body)).await?;
+            api.print(&run, None, &["dag_id", "dag_run_id", "state", "logical_date"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { dag_id, conf, dags_folder } => {
+            test(&dag_id, json_object("--conf", conf.as_deref())?, dags_folder).await
+        }
     }
-}
-
-fn parse_conf(conf: Option<&str>) -> anyhow::Result<Value> {
-    let conf: Value = match conf {
-        Some(text) => serde_json::from_str(text).context("--conf is not valid JSON")?,
-        None => json!({}),
-    };
-    if !conf.is_object() {
-        bail!("--conf must be a JSON object");
-    }
-    Ok(conf)
 }
 
 fn dag_files(path: &Path, out: &mut Vec<PathBuf>) {
@@ -132,35 +143,17 @@ fn validate(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn request(api: &ApiArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let url = format!("{}/api/v2{path}", api.server.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().request(method, &url);
-    if let Some(token) = &api.token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let response = req.send().await.with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{status}: {}", value.get("detail").and_then(Value::as_str).unwrap_or("request failed"));
-    }
-    Ok(value)
+async fn list(api: &ApiArgs) -> anyhow::Result<ExitCode> {
+    let page = api.call(reqwest::Method::GET, "/dags?limit=1000", None).await?;
+    api.print(&page, Some("dags"), &["dag_id", "timetable_summary", "is_paused", "next_dagrun_run_after"]);
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn list(api: &ApiArgs) -> anyhow::Result<ExitCode> {
-    let page = request(api, reqwest::Method::GET, "/dags?limit=1000", None).await?;
-    println!("{:<40} {:<20} {:<7}", "dag_id", "schedule", "paused");
-    for dag in page["dags"].as_array().into_iter().flatten() {
-        println!(
-            "{:<40} {:<20} {:<7}",
-            dag["dag_id"].as_str().unwrap_or_default(),
-            dag["timetable_summary"].as_str().unwrap_or("None"),
-            dag["is_paused"]
-        );
-    }
+async fn set_paused(api: &ApiArgs, dag_id: &str, paused: bool) -> anyhow::Result<ExitCode> {
+    let dag = api
+        .call(reqwest::Method::PATCH, &format!("/dags/{}", segment(dag_id)), Some(json!({"is_paused": paused})))
+        .await?;
+    api.print(&dag, None, &["dag_id", "is_paused"]);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -202,7 +195,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         kill_grace: 5,
     };
     let worker = tokio::spawn(sluice_worker::run_worker(worker_args.config()?, shutdown.clone().cancelled_owned()));
-    let api = ApiArgs { server: url, token: None };
+    let api = ApiArgs { server: url, token: None, output: super::client::Output::Table };
     let outcome = run_once(&api, dag_id, conf).await;
     shutdown.cancel();
     let _ = worker.await;
@@ -213,9 +206,9 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
 async fn run_once(api: &ApiArgs, dag_id: &str, conf: Value) -> anyhow::Result<ExitCode> {
     // The first scheduler pass reads the DAG folder.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while request(api, reqwest::Method::GET, &format!("/dags/{dag_id}"), None).await.is_err() {
+    while api.call(reqwest::Method::GET, &format!("/dags/{dag_id}"), None).await.is_err() {
         if tokio::time::Instant::now() > deadline {
-            let errors = request(api, reqwest::Method::GET, "/importErrors", None).await?;
+            let errors = api.call(reqwest::Method::GET, "/importErrors", None).await?;
             for e in errors["import_errors"].as_array().into_iter().flatten() {
                 eprintln!("{}", e["stack_trace"].as_str().unwrap_or_default());
             }
@@ -223,19 +216,19 @@ async fn run_once(api: &ApiArgs, dag_id: &str, conf: Value) -> anyhow::Result<Ex
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    request(api, reqwest::Method::PATCH, &format!("/dags/{dag_id}"), Some(json!({"is_paused": false}))).await?;
-    let run = request(
-        api,
-        reqwest::Method::POST,
-        &format!("/dags/{dag_id}/dagRuns"),
-        Some(json!({"logical_date": null, "conf": conf})),
-    )
-    .await?;
+    api.call(reqwest::Method::PATCH, &format!("/dags/{dag_id}"), Some(json!({"is_paused": false}))).await?;
+    let run = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/dags/{dag_id}/dagRuns"),
+            Some(json!({"logical_date": null, "conf": conf})),
+        )
+        .await?;
     let run_id = run["dag_run_id"].as_str().unwrap_or_default().to_string();
     let progress = indicatif::ProgressBar::new_spinner();
     progress.enable_steady_tick(Duration::from_millis(120));
     let state = loop {
-        let run = request(api, reqwest::Method::GET, &format!("/dags/{dag_id}/dagRuns/{run_id}"), None).await?;
+        let run = api.call(reqwest::Method::GET, &format!("/dags/{dag_id}/dagRuns/{run_id}"), None).await?;
         let state = run["state"].as_str().unwrap_or_default().to_string();
         progress.set_message(format!("{dag_id} {run_id}: {state}"));
         if state == "success" || state == "failed" {
@@ -244,8 +237,7 @@ async fn run_once(api: &ApiArgs, dag_id: &str, conf: Value) -> anyhow::Result<Ex
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     progress.finish_and_clear();
-    let tis =
-        request(api, reqwest::Method::GET, &format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances"), None).await?;
+    let tis = api.call(reqwest::Method::GET, &format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances"), None).await?;
     for ti in tis["task_instances"].as_array().into_iter().flatten() {
         let task_id = ti["task_id"].as_str().unwrap_or_default();
         println!("── {task_id}: {} (try {})", ti["state"].as_str().unwrap_or("none"), ti["try_number"]);
@@ -253,7 +245,7 @@ async fn run_once(api: &ApiArgs, dag_id: &str, conf: Value) -> anyhow::Result<Ex
         for try_number in 1..=tries {
             let path =
                 format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true");
-            let log = request(api, reqwest::Method::GET, &path, None).await?;
+            let log = api.call(reqwest::Method::GET, &path, None).await?;
             for line in log["content"].as_array().into_iter().flatten() {
                 println!("   {}", line["event"].as_str().unwrap_or_default());
             }

@@ -1,8 +1,10 @@
 //! One module per top-level command.
 
 pub mod bench;
+pub mod client;
 pub mod dags;
 pub mod db;
+pub mod remote;
 pub mod server;
 pub mod standalone;
 pub mod worker;
