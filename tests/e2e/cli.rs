@@ -145,3 +145,72 @@ async fn the_cli_triggers_follows_logs_and_manages_variables_over_the_api() {
     assert_eq!(code, 0);
     assert!(out.contains("failed"), "{out}");
 }
+
+fn daily(marker: &str) -> String {
+    format!(
+        r#"
+dag_id: daily_report
+schedule: "@daily"
+start_date: 2026-01-01
+catchup: false
+is_paused_upon_creation: false
+tasks:
+  - id: report
+    script: '{{ test "{{{{ ds }}}}" != 2026-01-03 || test -f "{marker}"; }} && echo "report for {{{{ ds }}}}"'
+"#
+    )
+}
+
+#[tokio::test]
+async fn backfill_runs_every_past_date_and_reruns_failed_ones_on_request() {
+    use sluice_tests::{Backend, Sluice};
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("fixed");
+    let dag = daily(marker.to_str().unwrap());
+    let sluice = Sluice::start(Backend::Postgres, &[("daily.yaml", &dag)], 2).await;
+    sluice.wait_dag("daily_report").await;
+
+    // 3 January fails until the marker exists: the backfill reports it and exits 1.
+    let (code, out, err) =
+        sluice_cli(&sluice, &["backfill", "daily_report", "--from", "2026-01-01", "--to", "2026-01-04"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("4 runs, 3 succeeded, 1 failed (backfill__2026-01-03T00:00:00+00:00)"), "{out}{err}");
+    let (_, runs) = sluice.get("/dags/daily_report/dagRuns?run_type=backfill&order_by=logical_date").await;
+    let dates: Vec<&str> =
+        runs["dag_runs"].as_array().unwrap().iter().map(|r| r["logical_date"].as_str().unwrap()).collect();
+    assert_eq!(dates, ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-04T00:00:00Z"]);
+    let log = sluice.log("daily_report", "backfill__2026-01-02T00:00:00+00:00", "report", 1).await;
+    assert!(log.contains("report for 2026-01-02"), "{log}");
+
+    // Without --rerun-failed, existing runs are left alone; with it, the failed date runs again and passes.
+    std::fs::write(&marker, "").unwrap();
+    let (code, out, _) =
+        sluice_cli(&sluice, &["backfill", "daily_report", "--from", "2026-01-03", "--to", "2026-01-03"]);
+    assert_eq!(code, 1, "the failed run was not touched: {out}");
+    let (code, out, err) = sluice_cli(
+        &sluice,
+        &[
+            "backfill",
+            "daily_report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-04",
+            "--rerun-failed",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["backfill"]["reprocess_behavior"], "failed");
+    assert!(answer["dag_runs"].as_array().unwrap().iter().all(|r| r["state"] == "success"), "{out}");
+    let tries = sluice.tries("daily_report", "backfill__2026-01-03T00:00:00+00:00", "report").await;
+    assert_eq!(tries.len(), 2, "the failed date ran once more");
+    let (status, backfills) = sluice.get("/backfills?dag_id=daily_report").await;
+    assert_eq!(status, 200, "{backfills}");
+    assert_eq!(backfills["total_entries"], 3);
+    assert!(!backfills["backfills"][0]["completed_at"].is_null(), "{backfills}");
+
+    assert_eq!(sluice_cli(&sluice, &["backfill", "daily_report", "--from", "last tuesday", "--to", "2026-01-01"]).0, 2);
+}

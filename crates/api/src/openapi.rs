@@ -19,7 +19,7 @@ pub struct ErrorBody {
     ),
     components(schemas(ErrorBody)),
     tags(
-        (name = "DAG"), (name = "DagSource"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
+        (name = "DAG"), (name = "DagSource"), (name = "DagRun"), (name = "Backfill"), (name = "TaskInstance"), (name = "XCom"),
         (name = "Variable"), (name = "Connection"), (name = "Pool"), (name = "ImportError"), (name = "Monitor"),
         (name = "Version")
     )

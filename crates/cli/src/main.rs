@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, dags, db, remote, server, standalone, worker};
+use commands::{backfill, bench, dags, db, remote, server, standalone, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -38,6 +38,8 @@ enum Command {
     /// Validate, list, trigger and test DAGs.
     #[command(subcommand)]
     Dags(dags::Command),
+    /// Run a DAG for past dates of its schedule, with a progress bar until every run has finished.
+    Backfill(backfill::Args),
     /// Sign in to a server; later commands against it send the token.
     Login(remote::LoginArgs),
     /// List, show, clear and mark DAG runs.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(args).await,
             Command::Db(cmd) => db::run(cmd).await,
             Command::Dags(cmd) => dags::run(cmd).await,
+            Command::Backfill(args) => backfill::run(args).await,
             Command::Login(args) => remote::login(args).await,
             Command::Runs(cmd) => remote::runs(cmd).await,
             Command::Tasks(cmd) => remote::tasks(cmd).await,

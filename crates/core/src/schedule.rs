@@ -177,6 +177,22 @@ impl Timetable {
         DataInterval { start: run_after, end: run_after }
     }
 
+    /// The data intervals whose logical date (their start) lies in `[from, to]`, oldest first and at most `limit`, as
+    /// a backfill creates them: by the cron alone, whatever `start_date`, `end_date` and `catchup` say. Empty for
+    /// schedules that are not a cron.
+    pub fn intervals_between(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Vec<DataInterval> {
+        let Schedule::Cron(cron) = &self.schedule else { return Vec::new() };
+        let ticks = Ticks { cron: &cron.expr, tz: self.tz };
+        let mut intervals = Vec::new();
+        let mut start = ticks.align_to_next(from);
+        while let Some(at) = start.filter(|at| *at <= to && intervals.len() < limit) {
+            let Some(end) = ticks.next(at) else { break };
+            intervals.push(DataInterval { start: at, end });
+            start = Some(end);
+        }
+        intervals
+    }
+
     /// Whether runs follow a cron (Airflow's `timetable.periodic`, which is also what makes a DAG backfillable).
     pub fn is_periodic(&self) -> bool {
         matches!(self.schedule, Schedule::Cron(_))

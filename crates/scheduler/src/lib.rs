@@ -16,6 +16,8 @@ mod scheduler_loop;
 pub mod sync;
 
 pub use cache::DagCache;
-pub use engine::{Engine, EngineConfig, TaskSelection, TriggerRequest};
+pub use engine::{
+    BackfillOutcome, BackfillRequest, Engine, EngineConfig, MAX_BACKFILL_RUNS, Reprocess, TaskSelection, TriggerRequest,
+};
 pub use error::EngineError;
 pub use scheduler_loop::{SchedulerConfig, run_scheduler};

@@ -8,6 +8,7 @@
 //! Reads for the API are plain methods on [`Store`]; changes that must happen together (claiming a task,
 //! recording a try's end and scheduling what follows) go through a [`Tx`].
 
+mod backfills;
 mod connections;
 mod dags;
 mod error;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use backfills::{BackfillRow, NewBackfill};
 pub use connections::{ConnectionRow, PoolRow, PoolSettings};
 pub use dags::{DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorRow, VariableRow, VersionSummary};
 pub use error::{Error, Result};

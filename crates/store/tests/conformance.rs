@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use sluice_core::TaskState;
-use sluice_store::{ConnectionRow, DagFilter, DagUpsert, NewRun, NewTaskInstance, PoolSettings, Store, TryEnd};
+use sluice_store::{
+    ConnectionRow, DagFilter, DagUpsert, NewBackfill, NewRun, NewTaskInstance, PoolSettings, Store, TryEnd,
+};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -76,6 +78,7 @@ conformance!(
     import_errors_and_variables,
     connections_crud,
     pools_count_their_task_instances,
+    backfills_are_recorded_and_runs_found_by_date,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -376,4 +379,35 @@ async fn pools_count_their_task_instances(store: &Store) {
     assert_eq!(pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["accelerators", "default_pool"]);
     assert!(store.delete_pool("accelerators").await.unwrap());
     assert!(!store.delete_pool("accelerators").await.unwrap());
+}
+
+async fn backfills_are_recorded_and_runs_found_by_date(store: &Store) {
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let mut tx = store.begin().await.unwrap();
+    tx.create_run(&new_run("d", version, "r3", 3), &tasks(1), None, Utc::now()).await.unwrap().unwrap();
+    let backfill = NewBackfill {
+        dag_id: "d".into(),
+        from_date: day(1),
+        to_date: day(5),
+        dag_run_conf: json!({"full": true}),
+        reprocess_behavior: "failed".into(),
+        max_active_runs: 2,
+    };
+    let first = tx.insert_backfill(&backfill, Utc::now()).await.unwrap();
+    let second = tx.insert_backfill(&backfill, Utc::now()).await.unwrap();
+    assert!(second.id > first.id);
+    assert_eq!(tx.lock_run_at("d", day(3)).await.unwrap().map(|r| r.run_id), Some("r3".into()));
+    assert!(tx.lock_run_at("d", day(4)).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+
+    let stored = store.get_backfill(first.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.from_date, stored.to_date, stored.dag_run_conf.clone()),
+        (day(1), day(5), json!({"full": true}))
+    );
+    assert_eq!(stored, first);
+    let (page, total) = store.list_backfills("d", 1, 0).await.unwrap();
+    assert_eq!((page[0].id, total), (second.id, 2), "newest first");
+    assert!(store.get_backfill(second.id + 100).await.unwrap().is_none());
 }

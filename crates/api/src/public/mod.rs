@@ -1,5 +1,6 @@
 //! The public REST API, `/api/v2`, shaped like Airflow 3's.
 
+mod backfills;
 mod clear;
 mod connections;
 mod dags;
@@ -42,6 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(connections::get, connections::patch, connections::delete))
         .routes(routes!(pools::list, pools::create))
         .routes(routes!(pools::get, pools::patch, pools::delete))
+        .routes(routes!(backfills::list, backfills::create))
+        .routes(routes!(backfills::get))
         .routes(routes!(monitor::import_errors))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))

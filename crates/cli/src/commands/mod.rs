@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod backfill;
 pub mod bench;
 pub mod client;
 pub mod dags;

@@ -227,3 +227,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn backfill_intervals_follow_the_cron_between_the_dates_in_the_dags_timezone() {
+    // start_date and catchup do not limit a backfill.
+    let tt = timetable("@daily", Paris, "2026-06-01T00:00:00Z", None, false);
+    let starts: Vec<String> = tt
+        .intervals_between(utc("2026-03-27T12:00:00Z"), utc("2026-03-30T00:00:00Z"), 100)
+        .iter()
+        .map(|i| format!("{} {}", i.start.to_rfc3339(), i.end.to_rfc3339()))
+        .collect();
+    // Paris midnights; the night of 29 March is one hour shorter (DST starts).
+    assert_eq!(
+        starts,
+        [
+            "2026-03-27T23:00:00+00:00 2026-03-28T23:00:00+00:00",
+            "2026-03-28T23:00:00+00:00 2026-03-29T22:00:00+00:00",
+            "2026-03-29T22:00:00+00:00 2026-03-30T22:00:00+00:00",
+        ]
+    );
+    assert_eq!(tt.intervals_between(utc("2026-01-01T00:00:00Z"), utc("2026-12-31T00:00:00Z"), 5).len(), 5);
+    let manual = Timetable::new(Schedule::Manual, Tz::UTC, None, None, false);
+    assert!(manual.intervals_between(utc("2026-01-01T00:00:00Z"), utc("2026-02-01T00:00:00Z"), 10).is_empty());
+}

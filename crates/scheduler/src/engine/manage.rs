@@ -46,7 +46,7 @@ impl TaskSelection {
 }
 
 /// States a clear resets: finished ones and those waiting for a retry.
-const CLEARABLE: [TaskState; 6] = [
+pub(super) const CLEARABLE: [TaskState; 6] = [
     TaskState::Success,
     TaskState::Failed,
     TaskState::UpForRetry,
@@ -218,7 +218,13 @@ impl Engine {
 
     /// Resets task instances to run again with their retries counted afresh, and re-queues the run when any was
     /// reset.
-    async fn reset(&self, tx: &mut Tx, run: &DagRunRow, dag: &Dag, tis: &[TaskInstanceRow]) -> Result<(), EngineError> {
+    pub(super) async fn reset(
+        &self,
+        tx: &mut Tx,
+        run: &DagRunRow,
+        dag: &Dag,
+        tis: &[TaskInstanceRow],
+    ) -> Result<(), EngineError> {
         let mut any = false;
         for ti in tis {
             let retries = dag.resolved_task(&ti.task_id).map_or(0, |t| i64::from(t.retries));

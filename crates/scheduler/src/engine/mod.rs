@@ -1,5 +1,6 @@
 //! The engine: every decision about runs and task instances, each made inside one store transaction.
 
+mod backfill;
 mod evaluate;
 mod manage;
 mod runs;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use sluice_store::Store;
 use tokio::sync::Notify;
 
+pub use backfill::{BackfillOutcome, BackfillRequest, MAX_BACKFILL_RUNS, Reprocess};
 pub use manage::TaskSelection;
 pub use runs::TriggerRequest;
 

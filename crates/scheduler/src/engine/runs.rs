@@ -23,7 +23,7 @@ pub struct TriggerRequest {
 /// Runs examined per scheduler pass and transaction batch.
 const RUNS_PER_PASS: i64 = 50;
 
-fn new_task_instances(dag: &Dag) -> Vec<NewTaskInstance> {
+pub(super) fn new_task_instances(dag: &Dag) -> Vec<NewTaskInstance> {
     dag.topological_order()
         .into_iter()
         .filter_map(|task_id| {
@@ -39,7 +39,7 @@ fn new_task_instances(dag: &Dag) -> Vec<NewTaskInstance> {
         .collect()
 }
 
-fn iso(t: DateTime<Utc>) -> String {
+pub(super) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
