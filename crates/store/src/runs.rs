@@ -45,6 +45,8 @@ pub struct RunFilter {
     pub states: Vec<RunState>,
     pub limit: i64,
     pub offset: i64,
+    /// DAGs whose runs are left out: those the caller may not read.
+    pub hidden_dag_ids: Vec<String>,
 }
 
 /// Rows per multi-row INSERT: well under both databases' bound-parameter limits.
@@ -303,6 +305,7 @@ impl Store {
             binds.extend(filter.states.iter().map(|s| Bind::Text(s.as_str().into())));
             conditions.push(format!("state IN ({})", placeholders(start, filter.states.len())));
         }
+        crate::dags::push_hidden(&filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");
         let count_sql = format!("SELECT COUNT(*) AS n FROM dag_runs WHERE {where_clause}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;

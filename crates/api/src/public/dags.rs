@@ -110,6 +110,7 @@ pub async fn list(
         paused: q.paused,
         only_active: q.only_active.unwrap_or(true),
         dag_id_pattern: q.dag_id_pattern.map(|p| format!("%{p}%")),
+        hidden_dag_ids: Vec::new(),
     };
     let (rows, total_entries) = state.engine.store().list_dags(&filter).await?;
     let broken = broken_files(&state).await?;

@@ -98,7 +98,7 @@ pub async fn list(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let filter = RunFilter { dag_id, states, limit, offset };
+    let filter = RunFilter { dag_id, states, limit, offset, hidden_dag_ids: Vec::new() };
     let (runs, total_entries) = state.engine.store().list_runs(&filter).await?;
     Ok(Json(DagRunCollection { dag_runs: runs.into_iter().map(Into::into).collect(), total_entries }))
 }
