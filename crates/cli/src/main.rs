@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, dags, db, server, standalone, worker};
+use commands::{bench, dags, db, server, standalone, users, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -35,6 +35,9 @@ enum Command {
     /// Database administration.
     #[command(subcommand)]
     Db(db::Command),
+    /// Create, list and delete the users who sign in to the REST API.
+    #[command(subcommand)]
+    Users(users::Command),
     /// Validate, list, trigger and test DAGs.
     #[command(subcommand)]
     Dags(dags::Command),
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     // A benchmark prints its figures on stdout; per-task log lines would drown them.
-    let quiet = matches!(cli.command, Command::Bench(_) | Command::Dags(_));
+    let quiet = matches!(cli.command, Command::Bench(_) | Command::Dags(_) | Command::Users(_));
     telemetry::init(cli.log_json, if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(args).await,
             Command::Db(cmd) => db::run(cmd).await,
             Command::Dags(cmd) => dags::run(cmd).await,
+            Command::Users(cmd) => users::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Version => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::DataInterval;
 use sluice_store::{DagFilter, DagRow};
 
+use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
@@ -101,6 +102,7 @@ async fn next_run(state: &AppState, row: &DagRow) -> Result<Option<DataInterval>
 
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<DagCollection>, ApiError> {
     let (limit, offset) = super::Page { limit: q.limit, offset: q.offset }.checked()?;
@@ -110,7 +112,7 @@ pub async fn list(
         paused: q.paused,
         only_active: q.only_active.unwrap_or(true),
         dag_id_pattern: q.dag_id_pattern.map(|p| format!("%{p}%")),
-        hidden_dag_ids: Vec::new(),
+        hidden_dag_ids: principal.hidden_dags(state.engine.store()).await?,
     };
     let (rows, total_entries) = state.engine.store().list_dags(&filter).await?;
     let broken = broken_files(&state).await?;

@@ -9,6 +9,7 @@ use sluice_core::{DataInterval, RunState};
 use sluice_scheduler::TriggerRequest;
 use sluice_store::{DagRunRow, RunFilter};
 
+use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
@@ -77,6 +78,7 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     Path(dag_id): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<DagRunCollection>, ApiError> {
@@ -98,7 +100,8 @@ pub async fn list(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let filter = RunFilter { dag_id, states, limit, offset, hidden_dag_ids: Vec::new() };
+    let hidden_dag_ids = principal.hidden_dags(state.engine.store()).await?;
+    let filter = RunFilter { dag_id, states, limit, offset, hidden_dag_ids };
     let (runs, total_entries) = state.engine.store().list_runs(&filter).await?;
     Ok(Json(DagRunCollection { dag_runs: runs.into_iter().map(Into::into).collect(), total_entries }))
 }

@@ -5,6 +5,7 @@ pub mod dags;
 pub mod db;
 pub mod server;
 pub mod standalone;
+pub mod users;
 pub mod worker;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
