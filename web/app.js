@@ -1,10 +1,35 @@
 // The dashboard's first page: DAGs, recent runs and import errors, from the same /api/v2 that users call.
 
+// The token from POST /auth/token lives for this browser tab only.
+const login = document.querySelector("#login");
+
 async function api(path) {
-  const response = await fetch(`/api/v2${path}`);
+  const token = sessionStorage.getItem("sluice-token");
+  const response = await fetch(`/api/v2${path}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  if (response.status === 401) {
+    sessionStorage.removeItem("sluice-token");
+    login.hidden = false;
+  }
   if (!response.ok) throw new Error(`${path}: ${response.status}`);
   return response.json();
 }
+
+login.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(login);
+  const response = await fetch("/auth/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
+  });
+  const body = await response.json();
+  login.querySelector(".error").textContent = response.ok ? "" : body.detail;
+  if (!response.ok) return;
+  sessionStorage.setItem("sluice-token", body.access_token);
+  login.hidden = true;
+  login.reset();
+  refresh();
+});
 
 function cell(text) {
   const td = document.createElement("td");
@@ -52,5 +77,5 @@ async function refresh() {
   }));
 }
 
-refresh();
-setInterval(refresh, 3000);
+refresh().catch(() => {});
+setInterval(() => { if (login.hidden) refresh().catch(() => {}); }, 3000);

@@ -3,6 +3,11 @@
 //!
 //! PostgreSQL is found at `SLUICE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); each
 //! [`Sluice`] creates its own database and drops it when dropped.
+//!
+//! The REST API wants a token: before its first server starts, a [`Sluice`] creates the user `admin` (role Admin,
+//! password [`ADMIN_PASSWORD`]) with `sluice users create`, then signs in with `POST /auth/token` and sends that
+//! token with every [`Sluice::request`]. Every process gets the same [`SECRET_KEY`], so the token outlives server
+//! restarts.
 
 #![allow(clippy::unwrap_used)] // a failed test setup should panic with its message
 
@@ -16,6 +21,9 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 pub const WORKER_TOKEN: &str = "test-worker-token";
+/// `SLUICE_SECRET_KEY` of every process: tests sign their own tokens with it to test expiry.
+pub const SECRET_KEY: &str = "test-secret-key";
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 /// The database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +151,8 @@ pub struct Sluice {
     pub server: Option<Proc>,
     pub workers: Vec<Proc>,
     pub extra: Vec<Proc>,
+    /// Sent as `Authorization: Bearer` by [`Sluice::request`]: the admin's token once a server started.
+    pub token: Option<String>,
     logs: tempfile::TempDir,
 }
 
@@ -168,6 +178,7 @@ impl Sluice {
             server: None,
             workers: Vec::new(),
             extra: Vec::new(),
+            token: None,
             logs: tempfile::tempdir().unwrap(),
         }
     }
@@ -196,6 +207,7 @@ impl Sluice {
             .env("SLUICE_DATABASE_URL", &self.db.url)
             .env("SLUICE_DAGS_FOLDER", self.dags.path())
             .env("SLUICE_WORKER_TOKEN", WORKER_TOKEN)
+            .env("SLUICE_SECRET_KEY", SECRET_KEY)
             .env("SLUICE_SCHEDULER_TICK_MS", "100")
             .env("SLUICE_DAG_SYNC_SECS", "1")
             .env("SLUICE_LEASE_SECS", "3")
@@ -209,11 +221,48 @@ impl Sluice {
     }
 
     pub async fn start_server(&mut self, extra: &[&str]) {
+        if self.token.is_none() {
+            self.create_user("admin", "Admin", ADMIN_PASSWORD).await;
+        }
         let bind = format!("127.0.0.1:{}", self.port);
         let mut args = vec!["server", "--bind", &bind];
         args.extend_from_slice(extra);
         self.server = Some(self.spawn("server", &args));
         self.wait_healthy().await;
+        if self.token.is_none() {
+            self.token = Some(self.login("admin", ADMIN_PASSWORD).await);
+        }
+    }
+
+    /// Runs `sluice ARGS` against this test's database to its end; its exit code and output (stdout then stderr).
+    pub async fn run_cli(&self, args: &[&str]) -> (Option<i32>, String) {
+        let output = tokio::process::Command::new(sluice_bin())
+            .args(args)
+            .env("SLUICE_DATABASE_URL", &self.db.url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    }
+
+    /// Creates a user with `sluice users create`.
+    pub async fn create_user(&self, username: &str, role: &str, password: &str) {
+        let (code, output) =
+            self.run_cli(&["users", "create", "--username", username, "--role", role, "--password", password]).await;
+        assert_eq!(code, Some(0), "users create {username}: {output}");
+    }
+
+    /// Signs in with `POST /auth/token`; the access token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let body = json!({"username": username, "password": password});
+        let response = self.http.post(format!("{}/auth/token", self.url)).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "login {username}: {body}");
+        body["access_token"].as_str().unwrap().to_string()
     }
 
     pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
@@ -251,8 +300,23 @@ impl Sluice {
         out
     }
 
+    /// A request with this deployment's admin token.
     pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.request_as(self.token.as_deref(), method, path, body).await
+    }
+
+    /// A request with `token` (none: anonymous); the status and the body (JSON, or the text as a JSON string).
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
         if let Some(body) = body {
             req = req.json(&body);
         }

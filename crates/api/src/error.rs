@@ -20,6 +20,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Authenticated, but the caller's role or the DAG's `access_control` does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A failure of the server itself, not of the request.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -36,9 +42,10 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Engine(EngineError::Store(_) | EngineError::BadVersion { .. }) | ApiError::Store(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Internal(_)
+            | ApiError::Engine(EngineError::Store(_) | EngineError::BadVersion { .. })
+            | ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

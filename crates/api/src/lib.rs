@@ -2,11 +2,13 @@
 //!
 //! - [`public`]: the REST API under `/api/v2`, following Airflow 3's paths, field names and status codes so that
 //!   Airflow users' scripts and clients keep working.
+//! - [`auth`]: `/auth` (tokens, API keys) and the rules that decide who may call what under `/api/v2`.
 //! - [`worker`]: the worker protocol under `/worker/v1` (lease, heartbeat, logs, report), behind the worker token.
 //! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`.
 //!
 //! Handlers are thin: they check input, call the [`Engine`] or the store, and shape the answer.
 
+pub mod auth;
 pub mod dashboard;
 mod error;
 mod extract;
@@ -17,6 +19,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::get;
 use sluice_scheduler::Engine;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -32,6 +35,8 @@ pub struct AppState {
     pub engine: Engine,
     /// The shared secret workers present as `Authorization: Bearer …`.
     pub worker_token: Arc<str>,
+    /// How users' tokens are signed and checked.
+    pub auth: Arc<auth::AuthConfig>,
 }
 
 /// Request bodies larger than this are refused with 413 (log batches are the largest legitimate ones).
@@ -39,12 +44,14 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The whole application: API (with its OpenAPI document), worker protocol, dashboard and `/health`.
 pub fn router(state: AppState) -> Router {
+    let guard = middleware::from_fn_with_state(state.clone(), auth::authorize);
     let (api, doc) =
         OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v2", public::router()).split_for_parts();
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     Router::new()
-        .merge(api)
+        .merge(api.layer(guard.clone()))
         .route("/api/v2/openapi.json", get(move || openapi_json(doc.clone())))
+        .nest("/auth", auth::router().layer(guard))
         .nest(sluice_core::protocol::WORKER_API_PREFIX, worker::router(state.clone()))
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(dashboard::router())

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{backfill, bench, dags, db, remote, server, standalone, worker};
+use commands::{backfill, bench, dags, db, remote, server, standalone, users, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -35,6 +35,9 @@ enum Command {
     /// Database administration.
     #[command(subcommand)]
     Db(db::Command),
+    /// Create, list and delete the users who sign in to the REST API.
+    #[command(subcommand)]
+    Users(users::Command),
     /// Validate, list, trigger and test DAGs.
     #[command(subcommand)]
     Dags(dags::Command),
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
             Command::Variables(cmd) => remote::variables(cmd).await,
             Command::Connections(cmd) => remote::connections(cmd).await,
             Command::Pools(cmd) => remote::pools(cmd).await,
+            Command::Users(cmd) => users::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Version => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));

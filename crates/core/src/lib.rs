@@ -8,6 +8,7 @@
 //! Names follow Airflow's (`dag_id`, `run_id`, `logical_date`, `try_number`, `trigger_rule`, `upstream_failed`) so
 //! that users can carry over what they know.
 
+pub mod access;
 pub mod dag;
 pub mod duration;
 pub mod load;
@@ -19,6 +20,7 @@ pub mod state;
 pub mod template;
 pub mod trigger;
 
+pub use access::{AccessControl, DagAction, Role, dag_allows};
 pub use dag::Dag;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use load::{DagError, load_dag};

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::access::AccessControl;
 use crate::trigger::TriggerRule;
 
 mod date;
@@ -69,6 +70,9 @@ pub struct DagSpec {
     pub params: BTreeMap<String, ParamSpec>,
     #[serde(default)]
     pub default_args: TaskArgs,
+    /// Roles allowed to read, edit or delete this DAG; absent: every role, within its rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control: Option<AccessControl>,
     pub tasks: Vec<TaskSpec>,
 }
 
@@ -91,6 +95,7 @@ impl DagSpec {
             dagrun_timeout: None,
             params: BTreeMap::new(),
             default_args: TaskArgs::default(),
+            access_control: None,
             tasks,
         }
     }

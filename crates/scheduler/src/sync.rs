@@ -127,6 +127,7 @@ fn upsert_of(dag: &Dag, fileloc: &str, hash: &str, source: &str) -> DagUpsert {
         max_active_runs: i64::from(dag.max_active_runs()),
         max_active_tasks: i64::from(dag.max_active_tasks()),
         is_paused_upon_creation: dag.is_paused_upon_creation(),
+        access_control: spec.access_control.clone(),
     }
 }
 

@@ -26,6 +26,7 @@ pub struct DagUpsert {
     pub max_active_runs: i64,
     pub max_active_tasks: i64,
     pub is_paused_upon_creation: bool,
+    pub access_control: Option<sluice_core::AccessControl>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +44,8 @@ pub struct DagFilter {
     pub owners: Vec<String>,
     pub order: DagOrder,
     pub descending: bool,
+    /// DAGs left out, whatever else matches: those the caller may not read.
+    pub hidden_dag_ids: Vec<String>,
 }
 
 /// The orders a DAG list can be sorted in (ties broken by `dag_id`).
@@ -114,13 +117,15 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO dags (dag_id, fileloc, is_paused, is_active, description, owners, tags, \
-                               timetable_summary, max_active_runs, max_active_tasks, last_parsed_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                               timetable_summary, max_active_runs, max_active_tasks, last_parsed_ms, \
+                               access_control)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (dag_id) DO UPDATE SET
                 fileloc = excluded.fileloc, is_active = excluded.is_active,
                 description = excluded.description, owners = excluded.owners, tags = excluded.tags,
                 timetable_summary = excluded.timetable_summary, max_active_runs = excluded.max_active_runs,
-                max_active_tasks = excluded.max_active_tasks, last_parsed_ms = excluded.last_parsed_ms",
+                max_active_tasks = excluded.max_active_tasks, last_parsed_ms = excluded.last_parsed_ms,
+                access_control = excluded.access_control",
         )
         .bind(&dag.dag_id)
         .bind(&dag.fileloc)
@@ -133,6 +138,7 @@ impl Store {
         .bind(dag.max_active_runs)
         .bind(dag.max_active_tasks)
         .bind(now)
+        .bind(dag.access_control.as_ref().map(json_text))
         .execute(&mut *tx)
         .await?;
 
@@ -231,6 +237,7 @@ impl Store {
         if !owner_conditions.is_empty() {
             conditions.push(format!("({})", owner_conditions.join(" OR ")));
         }
+        push_hidden(&filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");
         let direction = if filter.descending { "DESC" } else { "ASC" };
         let count_sql = format!("SELECT COUNT(*) AS n FROM dags WHERE {where_clause}");
@@ -430,6 +437,16 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Adds `dag_id NOT IN (…)` for the DAGs a caller may not see.
+pub(crate) fn push_hidden(hidden: &[String], conditions: &mut Vec<String>, binds: &mut Vec<Bind>) {
+    if hidden.is_empty() {
+        return;
+    }
+    let start = binds.len() + 1;
+    binds.extend(hidden.iter().cloned().map(Bind::Text));
+    conditions.push(format!("dag_id NOT IN ({})", placeholders(start, hidden.len())));
 }
 
 /// A value bound to a dynamically built query.

@@ -1,4 +1,5 @@
-//! Sluice's persistence: every DAG, DAG run, task instance, try and log line lives here.
+//! Sluice's persistence: every DAG, DAG run, task instance, try and log line lives here, and the users and API
+//! keys that may see them.
 //!
 //! One implementation serves both databases: PostgreSQL for production and SQLite for the embedded standalone
 //! mode. They share every query through sqlx's `Any` driver; the schema stores times as UTC epoch milliseconds
@@ -8,6 +9,7 @@
 //! Reads for the API are plain methods on [`Store`]; changes that must happen together (claiming a task,
 //! recording a try's end and scheduling what follows) go through a [`Tx`].
 
+mod auth;
 mod backfills;
 mod connections;
 mod dags;
@@ -25,6 +27,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use auth::{ApiKeyRow, NewApiKey, UserRow};
 pub use backfills::{BackfillRow, NewBackfill};
 pub use connections::{ConnectionRow, PoolRow, PoolSettings};
 pub use dags::{DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorRow, VariableRow, VersionSummary};

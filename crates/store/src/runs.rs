@@ -51,6 +51,8 @@ pub struct RunFilter {
     pub descending: bool,
     pub limit: i64,
     pub offset: i64,
+    /// DAGs whose runs are left out: those the caller may not read.
+    pub hidden_dag_ids: Vec<String>,
 }
 
 /// Which task instances a list shows; empty lists and `None` do not filter.
@@ -446,6 +448,7 @@ impl Store {
             binds.push(Bind::Int(to_ms(bound.at)));
             conditions.push(format!("{} {} ${}", bound.column.column(), bound.compare.operator(), binds.len()));
         }
+        crate::dags::push_hidden(&filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");
         let count_sql = format!("SELECT COUNT(*) AS n FROM dag_runs WHERE {where_clause}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;

@@ -8,9 +8,10 @@ use std::collections::HashSet;
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use sluice_core::TaskState;
+use sluice_core::{AccessControl, Role, TaskState};
 use sluice_store::{
-    ConnectionRow, DagFilter, DagUpsert, NewBackfill, NewRun, NewTaskInstance, PoolSettings, Store, TryEnd,
+    ConnectionRow, DagFilter, DagUpsert, NewApiKey, NewBackfill, NewRun, NewTaskInstance, PoolSettings, RunFilter,
+    Store, TryEnd,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -79,6 +80,9 @@ conformance!(
     connections_crud,
     pools_count_their_task_instances,
     backfills_are_recorded_and_runs_found_by_date,
+    users_are_unique_by_name,
+    api_keys_act_for_their_owner_until_revoked,
+    access_control_hides_dags_from_lists,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -95,6 +99,7 @@ fn dag(dag_id: &str, hash: &str) -> DagUpsert {
         max_active_runs: 16,
         max_active_tasks: 16,
         is_paused_upon_creation: false,
+        access_control: None,
     }
 }
 
@@ -410,4 +415,69 @@ async fn backfills_are_recorded_and_runs_found_by_date(store: &Store) {
     let (page, total) = store.list_backfills("d", 1, 0).await.unwrap();
     assert_eq!((page[0].id, total), (second.id, 2), "newest first");
     assert!(store.get_backfill(second.id + 100).await.unwrap().is_none());
+}
+
+async fn users_are_unique_by_name(store: &Store) {
+    let alice = store.create_user("alice", "hash-a", Role::Op).await.unwrap().unwrap();
+    assert_eq!((alice.username.as_str(), alice.password_hash.as_str(), alice.role), ("alice", "hash-a", Role::Op));
+    assert!(store.create_user("alice", "other", Role::Admin).await.unwrap().is_none(), "name taken");
+    store.create_user("bob", "hash-b", Role::Viewer).await.unwrap().unwrap();
+    assert_eq!(store.get_user(alice.id).await.unwrap().unwrap().password_hash, "hash-a");
+    let names: Vec<_> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert!(store.delete_user("alice").await.unwrap());
+    assert!(!store.delete_user("alice").await.unwrap());
+    assert!(store.get_user_by_name("alice").await.unwrap().is_none());
+}
+
+async fn api_keys_act_for_their_owner_until_revoked(store: &Store) {
+    let owner = store.create_user("ci", "h", Role::User).await.unwrap().unwrap();
+    let other = store.create_user("other", "h", Role::Admin).await.unwrap().unwrap();
+    let id = Uuid::now_v7();
+    let key = NewApiKey { id, name: "deploy", user_id: owner.id, role: Role::Viewer, secret_hash: "sha" };
+    let created = store.create_api_key(&key).await.unwrap();
+    assert_eq!((created.username.as_str(), created.role, created.owner_role), ("ci", Role::Viewer, Role::User));
+    assert!(created.last_used.is_none() && created.revoked.is_none());
+    let other_key = NewApiKey { id: Uuid::now_v7(), name: "x", user_id: other.id, role: Role::Admin, secret_hash: "s" };
+    store.create_api_key(&other_key).await.unwrap();
+    assert_eq!(store.list_api_keys(Some(owner.id)).await.unwrap().len(), 1);
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), 2);
+
+    store.touch_api_key(id).await.unwrap();
+    assert!(store.get_api_key(id).await.unwrap().unwrap().last_used.is_some());
+    assert!(store.revoke_api_key(id).await.unwrap());
+    assert!(!store.revoke_api_key(id).await.unwrap(), "revoked once");
+    assert!(store.get_api_key(id).await.unwrap().unwrap().revoked.is_some());
+
+    store.delete_user("ci").await.unwrap();
+    assert!(store.get_api_key(id).await.unwrap().is_none(), "a deleted user's keys go with them");
+}
+
+async fn access_control_hides_dags_from_lists(store: &Store) {
+    let access: AccessControl = serde_json::from_value(json!({"Op": ["can_read"]})).unwrap();
+    let private = DagUpsert { access_control: Some(access.clone()), ..dag("private", "h1") };
+    let private_version = store.upsert_dag(&private).await.unwrap();
+    let open_version = store.upsert_dag(&dag("open", "h2")).await.unwrap();
+    assert_eq!(store.dag_access_control("private").await.unwrap(), Some(access.clone()));
+    assert_eq!(store.dag_access_control("open").await.unwrap(), None);
+    assert_eq!(store.dag_access_control("missing").await.unwrap(), None);
+    assert_eq!(store.restricted_dags().await.unwrap(), vec![("private".to_string(), access)]);
+
+    let hidden = vec!["private".to_string()];
+    let filter = DagFilter { limit: 10, hidden_dag_ids: hidden.clone(), ..DagFilter::default() };
+    let (dags, total) = store.list_dags(&filter).await.unwrap();
+    assert_eq!((dags.iter().map(|d| d.dag_id.as_str()).collect::<Vec<_>>(), total), (vec!["open"], 1));
+
+    let mut tx = store.begin().await.unwrap();
+    for (dag_id, version) in [("private", private_version), ("open", open_version)] {
+        tx.create_run(&new_run(dag_id, version, "r1", 1), &tasks(1), None, Utc::now()).await.unwrap().unwrap();
+    }
+    tx.commit().await.unwrap();
+    let runs = RunFilter { limit: 10, hidden_dag_ids: hidden, ..RunFilter::default() };
+    let (runs, total) = store.list_runs(&runs).await.unwrap();
+    assert_eq!((runs.iter().map(|r| r.dag_id.as_str()).collect::<Vec<_>>(), total), (vec!["open"], 1));
+
+    let opened = DagUpsert { access_control: None, ..dag("private", "h3") };
+    store.upsert_dag(&opened).await.unwrap();
+    assert!(store.restricted_dags().await.unwrap().is_empty(), "dropping access_control opens the DAG");
 }

@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 use sluice_core::{Dag, DataInterval, RunState};
 use sluice_store::{DagDeletion, DagFilter, DagOrder, DagRow, RunFilter};
 
+use sluice_core::DagAction;
+
+use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
@@ -133,6 +136,7 @@ impl ListQuery {
             owners: self.owners.clone(),
             order,
             descending,
+            hidden_dag_ids: Vec::new(),
         })
     }
 }
@@ -224,12 +228,15 @@ async fn respond_all(state: &AppState, rows: Vec<DagRow>) -> Result<Vec<DagRespo
 #[utoipa::path(get, path = "/dags", tag = "DAG", params(ListQuery), responses((status = 200, body = DagCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<DagCollection>, ApiError> {
     if !q.update_mask.is_empty() {
         return Err(ApiError::Unprocessable("invalid query: update_mask belongs to PATCH /dags".into()));
     }
-    let (rows, total_entries) = state.engine.store().list_dags(&q.filter()?).await?;
+    let mut filter = q.filter()?;
+    filter.hidden_dag_ids = principal.hidden_dags(state.engine.store()).await?;
+    let (rows, total_entries) = state.engine.store().list_dags(&filter).await?;
     Ok(Json(DagCollection { dags: respond_all(&state, rows).await?, total_entries }))
 }
 
@@ -339,12 +346,21 @@ pub async fn patch(
 #[utoipa::path(patch, path = "/dags", tag = "DAG", params(ListQuery), request_body = PatchBody, responses((status = 200, body = DagCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn patch_many(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> Result<Json<DagCollection>, ApiError> {
     super::UpdateMask::from(q.update_mask.clone()).fields(&["is_paused"])?;
     let store = state.engine.store();
-    let (rows, total_entries) = store.list_dags(&q.filter()?).await?;
+    let mut filter = q.filter()?;
+    filter.hidden_dag_ids = principal.hidden_dags(store).await?;
+    let (rows, total_entries) = store.list_dags(&filter).await?;
+    // Every DAG must be editable by the caller before any changes: a bulk change is all or nothing.
+    for row in &rows {
+        if !principal.may_on_dag(store, &row.dag_id, DagAction::CanEdit).await? {
+            return Err(ApiError::Forbidden(format!("you may not edit the DAG `{}`", row.dag_id)));
+        }
+    }
     let mut changed = Vec::with_capacity(rows.len());
     for row in rows {
         changed.extend(store.set_paused(&row.dag_id, body.is_paused).await?);

@@ -13,6 +13,7 @@ use sluice_scheduler::{TaskSelection, TriggerRequest};
 use sluice_store::{Compare, DagRunRow, RunFilter, RunOrder, RunTime, TimeBound, VersionSummary};
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
@@ -220,6 +221,7 @@ fn parse_order(order_by: Option<&str>) -> Result<(RunOrder, bool), ApiError> {
 #[utoipa::path(get, path = "/dags/{dag_id}/dagRuns", tag = "DagRun", params(("dag_id" = String, Path), ListQuery, DateRanges), responses((status = 200, body = DagRunCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     Path(dag_id): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<DagRunCollection>, ApiError> {
@@ -240,6 +242,7 @@ pub async fn list(
         descending,
         limit,
         offset,
+        hidden_dag_ids: principal.hidden_dags(state.engine.store()).await?,
         ..RunFilter::default()
     };
     page(&state, &filter).await
@@ -268,6 +271,7 @@ pub struct BatchBody {
 #[utoipa::path(post, path = "/dags/{dag_id}/dagRuns/list", tag = "DagRun", params(("dag_id" = String, Path)), request_body = BatchBody, responses((status = 200, body = DagRunCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list_batch(
     State(state): State<AppState>,
+    principal: Principal,
     Path(dag_id): Path<String>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Json<DagRunCollection>, ApiError> {
@@ -285,6 +289,7 @@ pub async fn list_batch(
         descending,
         limit,
         offset,
+        hidden_dag_ids: principal.hidden_dags(state.engine.store()).await?,
         ..RunFilter::default()
     };
     page(&state, &filter).await

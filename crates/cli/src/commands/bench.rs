@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::server::{DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
+use super::server::{AuthArgs, DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -99,14 +99,16 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<
         bind: listener.local_addr()?,
         worker_token: Some(TOKEN.into()),
         no_scheduler: false,
+        auth: AuthArgs::private(),
     };
     let store = connect(&server_args.database).await?;
+    let token = server_args.auth.local_admin_token(&store).await?;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { serve(&server_args, store, TOKEN.into(), listener, shutdown).await }
     });
-    let bench = Bench { http: reqwest::Client::new(), url };
+    let bench = Bench { http: reqwest::Client::new(), url, token };
     let outcome = bench.all(args).await;
     shutdown.cancel();
     server.await.ok();
@@ -117,6 +119,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<
 struct Bench {
     http: reqwest::Client,
     url: String,
+    token: String,
 }
 
 impl Bench {
@@ -137,7 +140,7 @@ impl Bench {
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method, format!("{}/api/v2{path}", self.url));
+        let mut request = self.http.request(method, format!("{}/api/v2{path}", self.url)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }

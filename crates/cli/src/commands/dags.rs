@@ -168,7 +168,7 @@ async fn test(dag_id: &str, conf: Value, dags_folder: PathBuf) -> anyhow::Result
 }
 
 async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -> anyhow::Result<ExitCode> {
-    use super::server::{DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
+    use super::server::{AuthArgs, DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
     let token = uuid::Uuid::now_v7().to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -178,8 +178,10 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         bind: listener.local_addr()?,
         worker_token: Some(token.clone()),
         no_scheduler: false,
+        auth: AuthArgs::private(),
     };
     let store = connect(&args.database).await?;
+    let api_token = args.auth.local_admin_token(&store).await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn({
         let (store, token, shutdown) = (store.clone(), token.clone(), shutdown.clone());
@@ -195,7 +197,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         kill_grace: 5,
     };
     let worker = tokio::spawn(sluice_worker::run_worker(worker_args.config()?, shutdown.clone().cancelled_owned()));
-    let api = ApiArgs { server: url, token: None, output: super::client::Output::Table };
+    let api = ApiArgs { server: url, token: Some(api_token), output: super::client::Output::Table };
     let outcome = run_once(&api, dag_id, conf).await;
     shutdown.cancel();
     let _ = worker.await;

@@ -8,6 +8,7 @@ pub mod db;
 pub mod remote;
 pub mod server;
 pub mod standalone;
+pub mod users;
 pub mod worker;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

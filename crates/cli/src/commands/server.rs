@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sluice_api::AppState;
+use sluice_api::auth::AuthConfig;
+use sluice_core::Role;
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
 use sluice_store::Store;
 use tokio::net::TcpListener;
@@ -38,6 +40,60 @@ pub struct SchedulingArgs {
     pub lease_secs: u64,
 }
 
+/// How users sign in to the REST API.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AuthArgs {
+    /// Secret that signs users' tokens; give every server of a deployment the same one (default: a random one,
+    /// so tokens last only as long as this process).
+    #[arg(long, env = "SLUICE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// How long a token from `POST /auth/token` stays valid, e.g. `24h`, `30m`.
+    #[arg(long, env = "SLUICE_TOKEN_TTL", default_value = "24h", value_parser = parse_ttl)]
+    pub token_ttl: Duration,
+}
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    match sluice_core::parse_duration(text) {
+        Ok(ttl) if ttl >= Duration::from_secs(1) => Ok(ttl),
+        Ok(_) => Err("a token lifetime must be at least 1s".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl AuthArgs {
+    /// Settings for a server started inside this process (tests, benchmarks) with a fresh secret.
+    pub fn private() -> AuthArgs {
+        AuthArgs { secret_key: Some(random_secret()), token_ttl: Duration::from_secs(24 * 3600) }
+    }
+
+    fn config(&self) -> AuthConfig {
+        let secret = self.secret_key.clone().unwrap_or_else(|| {
+            tracing::warn!(
+                "no SLUICE_SECRET_KEY: tokens are signed with a random key, valid only on this server until it stops"
+            );
+            random_secret()
+        });
+        AuthConfig::new(&secret, self.token_ttl)
+    }
+
+    /// A token for an `admin` user of `store`, created if missing, for a server started inside this process.
+    pub async fn local_admin_token(&self, store: &Store) -> anyhow::Result<String> {
+        let admin = match store.get_user_by_name("admin").await? {
+            Some(user) => user,
+            None => {
+                let hash = sluice_api::auth::hash_password(&sluice_api::auth::generate_password())?;
+                store.create_user("admin", &hash, Role::Admin).await?.context("cannot create the admin user")?
+            }
+        };
+        Ok(self.config().issue(&admin)?)
+    }
+}
+
+/// 32 random bytes in hex: a secret for signing tokens or a worker token.
+pub fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServerArgs {
     #[command(flatten)]
@@ -53,6 +109,8 @@ pub struct ServerArgs {
     /// Serve only; leave scheduling to `sluice scheduler` processes.
     #[arg(long)]
     pub no_scheduler: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -124,7 +182,7 @@ pub async fn serve(
         stop_signal.cancelled().await;
         stopping.stop_waiting();
     });
-    let state = AppState { engine, worker_token: Arc::from(worker_token) };
+    let state = AppState { engine, worker_token: Arc::from(worker_token), auth: Arc::new(args.auth.config()) };
     let app = sluice_api::router(state);
     tracing::info!(address = %listener.local_addr()?, "server listening");
     axum::serve(listener, app)

@@ -1,8 +1,12 @@
 //! `sluice standalone`: the embedded default. A SQLite file under `SLUICE_HOME`, the server with its scheduler
 //! loop in this process, and worker processes beside it; one command, dashboard on localhost.
+//!
+//! On its first start it creates the user `admin`, prints the password once and keeps it in
+//! `$SLUICE_HOME/passwords.json.generated` (as Airflow's simple auth manager does); the key that signs tokens is
+//! generated once too and kept in `$SLUICE_HOME/secret_key`, so tokens survive restarts.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,7 +15,10 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::server::{DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
+use sluice_core::Role;
+use sluice_store::Store;
+
+use super::server::{AuthArgs, DatabaseArgs, SchedulingArgs, ServerArgs, connect, random_secret, serve};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -34,21 +41,29 @@ pub struct Args {
     /// Slots of each worker.
     #[arg(long, env = "SLUICE_WORKER_SLOTS", default_value_t = 4)]
     pub worker_slots: u32,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.home).with_context(|| format!("cannot create {}", args.home.display()))?;
     let database_url =
         args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", args.home.join("sluice.db").display()));
-    let worker_token = args.worker_token.clone().unwrap_or_else(random_token);
+    let worker_token = args.worker_token.clone().unwrap_or_else(random_secret);
+    let mut auth = args.auth.clone();
+    if auth.secret_key.is_none() {
+        auth.secret_key = Some(kept_secret(&args.home.join("secret_key"))?);
+    }
     let server_args = ServerArgs {
         database: DatabaseArgs { database_url: Some(database_url.clone()) },
         scheduling: args.scheduling.clone(),
         bind: args.bind,
         worker_token: Some(worker_token.clone()),
         no_scheduler: false,
+        auth,
     };
     let store = connect(&server_args.database).await?;
+    create_first_admin(&store, &args.home).await?;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     let url = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
@@ -83,9 +98,48 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn random_token() -> String {
-    let bytes: [u8; 24] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(content.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The token-signing secret kept in `path`, created on first use.
+fn kept_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(secret) = std::fs::read_to_string(path)
+        && !secret.trim().is_empty()
+    {
+        return Ok(secret.trim().to_string());
+    }
+    let secret = random_secret();
+    write_private(path, &secret)?;
+    Ok(secret)
+}
+
+/// On a database without users: creates `admin` with a generated password, printed once and kept in
+/// `home/passwords.json.generated`.
+async fn create_first_admin(store: &Store, home: &Path) -> anyhow::Result<()> {
+    if !store.list_users().await?.is_empty() {
+        return Ok(());
+    }
+    let password = sluice_api::auth::generate_password();
+    let hash = sluice_api::auth::hash_password(&password)?;
+    if store.create_user("admin", &hash, Role::Admin).await?.is_none() {
+        return Ok(());
+    }
+    let file = home.join("passwords.json.generated");
+    write_private(&file, &format!("{}\n", serde_json::json!({ "admin": password })))?;
+    println!("Created user 'admin' (role Admin) with password: {password}");
+    println!("The password is also in {}. Sign in with POST /auth/token.", file.display());
+    Ok(())
 }
 
 /// One worker process of the standalone mode, restarted if it dies.

@@ -1,0 +1,250 @@
+//! Authentication and roles end to end: tokens, API keys, Airflow's four roles and per-DAG `access_control`.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sluice_tests::{Backend, SECRET_KEY, Sluice, WORKER_TOKEN};
+
+const OPEN: &str = "dag_id: open\nschedule: null\ntasks:\n  - id: a\n    script: echo a\n";
+/// Readable by Op only, and editable by nobody but Admin.
+const PRIVATE: &str =
+    "dag_id: private\nschedule: null\naccess_control:\n  Op: [can_read]\ntasks:\n  - id: a\n    script: echo a\n";
+
+/// A server with the two DAGs (no workers: runs stay queued) and a signed-in user of each role; the tokens of
+/// Viewer, User and Op in that order (Admin's is `sluice.token`).
+async fn deployment(backend: Backend) -> (Sluice, [String; 3]) {
+    let sluice = Sluice::start(backend, &[("open.yaml", OPEN), ("private.yaml", PRIVATE)], 0).await;
+    sluice.wait_dag("open").await;
+    sluice.wait_dag("private").await;
+    let mut tokens = Vec::new();
+    for role in ["Viewer", "User", "Op"] {
+        let name = role.to_lowercase();
+        sluice.create_user(&name, role, &format!("{name}-password")).await;
+        tokens.push(sluice.login(&name, &format!("{name}-password")).await);
+    }
+    (sluice, tokens.try_into().unwrap())
+}
+
+fn dag_ids(body: &Value) -> Vec<&str> {
+    body["dags"].as_array().unwrap().iter().map(|d| d["dag_id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn each_role_may_do_what_airflow_allows_it_and_gets_403_beyond() {
+    let (sluice, [viewer, user, op]) = deployment(Backend::Postgres).await;
+    let admin = sluice.token.clone().unwrap();
+    let trigger = || Some(json!({"logical_date": null}));
+    let variable = |key: &str| Some(json!({"key": key, "value": "v"}));
+    // (token, method, path, body, expected status)
+    let cases: Vec<(&str, Method, &str, Option<Value>, u16)> = vec![
+        (&viewer, Method::GET, "/api/v2/dags", None, 200),
+        (&viewer, Method::GET, "/api/v2/dags/open/dagRuns", None, 200),
+        (&viewer, Method::GET, "/api/v2/importErrors", None, 200),
+        (&viewer, Method::PATCH, "/api/v2/dags/open", Some(json!({"is_paused": false})), 403),
+        (&viewer, Method::POST, "/api/v2/dags/open/dagRuns", trigger(), 403),
+        (&viewer, Method::GET, "/api/v2/variables", None, 403),
+        (&user, Method::PATCH, "/api/v2/dags/open", Some(json!({"is_paused": false})), 200),
+        (&user, Method::POST, "/api/v2/dags/open/dagRuns", trigger(), 200),
+        (&user, Method::GET, "/api/v2/variables", None, 403),
+        (&user, Method::POST, "/api/v2/variables", variable("from_user"), 403),
+        (&op, Method::POST, "/api/v2/variables", variable("from_op"), 201),
+        (&op, Method::GET, "/api/v2/variables/from_op", None, 200),
+        (&op, Method::DELETE, "/api/v2/variables/from_op", None, 204),
+        (&op, Method::POST, "/api/v2/dags/open/dagRuns", trigger(), 200),
+        (&admin, Method::POST, "/api/v2/variables", variable("from_admin"), 201),
+    ];
+    for (token, method, path, body, expected) in cases {
+        let (status, answer) = sluice.request_as(Some(token), method.clone(), path, body).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        if status == 403 {
+            assert!(answer["detail"].is_string(), "403 explains itself: {answer}");
+        }
+    }
+    // Airflow leaves health and version open; everything else wants a credential.
+    for path in ["/api/v2/monitor/health", "/api/v2/version"] {
+        assert_eq!(sluice.request_as(None, Method::GET, path, None).await.0, 200, "{path}");
+    }
+    let (status, body) = sluice.request_as(None, Method::GET, "/api/v2/dags", None).await;
+    assert_eq!((status, body["detail"].as_str()), (401, Some("Not authenticated")));
+}
+
+#[tokio::test]
+async fn a_dag_with_access_control_is_hidden_from_roles_it_does_not_list() {
+    let (sluice, [viewer, user, op]) = deployment(Backend::Sqlite).await;
+    let admin = sluice.token.clone().unwrap();
+    let run_id = sluice.trigger("private", json!({})).await;
+    sluice.trigger("open", json!({})).await;
+
+    for token in [&viewer, &user] {
+        let (status, dags) = sluice.request_as(Some(token), Method::GET, "/api/v2/dags", None).await;
+        assert_eq!((status, dag_ids(&dags), dags["total_entries"].as_i64()), (200, vec!["open"], Some(1)));
+        let (_, runs) = sluice.request_as(Some(token), Method::GET, "/api/v2/dags/~/dagRuns", None).await;
+        let run_dags: Vec<_> = runs["dag_runs"].as_array().unwrap().iter().map(|r| r["dag_id"].clone()).collect();
+        assert_eq!(run_dags, vec![json!("open")], "runs of hidden DAGs are hidden too");
+        for path in [
+            "/api/v2/dags/private".to_string(),
+            "/api/v2/dags/private/dagRuns".to_string(),
+            format!("/api/v2/dags/private/dagRuns/{run_id}/taskInstances"),
+            // An escaped id is the same DAG.
+            "/api/v2/dags/priv%61te".to_string(),
+        ] {
+            let (status, body) = sluice.request_as(Some(token), Method::GET, &path, None).await;
+            assert_eq!(status, 403, "{path}: {body}");
+        }
+    }
+    let (status, body) = sluice.request_as(Some(&user), Method::POST, "/api/v2/dags/private/dagRuns", None).await;
+    assert_eq!(status, 403, "{body}");
+
+    // Op may read it, as access_control says, but not edit it.
+    let (_, dags) = sluice.request_as(Some(&op), Method::GET, "/api/v2/dags", None).await;
+    assert_eq!(dag_ids(&dags), ["open", "private"]);
+    assert_eq!(sluice.request_as(Some(&op), Method::GET, "/api/v2/dags/private", None).await.0, 200);
+    let (_, runs) = sluice.request_as(Some(&op), Method::GET, "/api/v2/dags/~/dagRuns", None).await;
+    assert_eq!(runs["total_entries"], 2);
+    let pause = Some(json!({"is_paused": false}));
+    assert_eq!(sluice.request_as(Some(&op), Method::PATCH, "/api/v2/dags/private", pause.clone()).await.0, 403);
+    // Admin is never restricted.
+    assert_eq!(sluice.request_as(Some(&admin), Method::PATCH, "/api/v2/dags/private", pause).await.0, 200);
+}
+
+/// The claims of a JWT, read without checking its signature.
+fn claims(token: &str) -> Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.insecure_disable_signature_validation();
+    validation.validate_aud = false;
+    let key = jsonwebtoken::DecodingKey::from_secret(b"");
+    jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap().claims
+}
+
+fn signed(claims: &Value, secret: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn bad_credentials_expired_forged_and_worker_tokens_get_401() {
+    let mut sluice = Sluice::new(Backend::Sqlite, &[("open.yaml", OPEN)]).await;
+    sluice.start_server(&["--token-ttl", "90m"]).await;
+    let token = sluice.token.clone().unwrap();
+    let good = claims(&token);
+    assert_eq!(good["exp"].as_u64().unwrap() - good["iat"].as_u64().unwrap(), 90 * 60, "SLUICE_TOKEN_TTL: {good}");
+    assert_eq!(sluice.request_as(Some(&token), Method::GET, "/api/v2/dags", None).await.0, 200);
+
+    let login = |body: Value| {
+        let http = sluice.http.clone();
+        let url = format!("{}/auth/token", sluice.url);
+        async move { http.post(url).json(&body).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(login(json!({"username": "admin", "password": "wrong"})).await, 401);
+    assert_eq!(login(json!({"username": "nobody", "password": "wrong"})).await, 401);
+    assert_eq!(login(json!({"username": "admin", "password": ""})).await, 400);
+    assert_eq!(login(json!({"username": "admin"})).await, 422);
+    let form = sluice
+        .http
+        .post(format!("{}/auth/token", sluice.url))
+        .form(&[("username", "admin"), ("password", sluice_tests::ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status().as_u16(), 201, "Airflow's login form posts urlencoded");
+
+    let now = chrono::Utc::now().timestamp();
+    let mut expired = good.clone();
+    expired["iat"] = json!(now - 7200);
+    expired["exp"] = json!(now - 60);
+    let mut foreign = good.clone();
+    foreign["aud"] = json!("someone-else");
+    let rejected = [
+        ("expired", signed(&expired, SECRET_KEY)),
+        ("forged", signed(&good, "not-the-server-secret")),
+        ("other audience", signed(&foreign, SECRET_KEY)),
+        ("worker token", WORKER_TOKEN.to_string()),
+        ("garbage", "abc".to_string()),
+        ("unknown API key", "sluice_0192f5c6a6a07cc2a1b5e0f4d2f1c3b4_secret".to_string()),
+    ];
+    for (what, credential) in rejected {
+        let (status, body) = sluice.request_as(Some(&credential), Method::GET, "/api/v2/dags", None).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(body["detail"].is_string(), "{what}: {body}");
+    }
+    // A user's token is no worker token.
+    let lease = sluice.http.post(format!("{}/worker/v1/lease", sluice.url)).bearer_auth(&token);
+    let lease = lease.json(&json!({"worker": "w", "hostname": "h", "queues": ["default"], "slots": 1}));
+    assert_eq!(lease.send().await.unwrap().status().as_u16(), 401);
+
+    // Deleting a user ends their tokens at once.
+    sluice.create_user("temp", "Viewer", "temp-password").await;
+    let temp = sluice.login("temp", "temp-password").await;
+    assert_eq!(sluice.request_as(Some(&temp), Method::GET, "/api/v2/dags", None).await.0, 200);
+    let (code, output) = sluice.run_cli(&["users", "delete", "temp"]).await;
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(sluice.request_as(Some(&temp), Method::GET, "/api/v2/dags", None).await.0, 401);
+}
+
+#[tokio::test]
+async fn api_keys_are_created_used_listed_and_revoked() {
+    let (sluice, [viewer, user, _op]) = deployment(Backend::Postgres).await;
+    let admin = sluice.token.clone().unwrap();
+    let keys = "/auth/api-keys";
+    let (status, created) = sluice.request_as(Some(&user), Method::POST, keys, Some(json!({"name": "ci"}))).await;
+    assert_eq!((status, created["role"].as_str(), created["username"].as_str()), (201, Some("User"), Some("user")));
+    let key = created["key"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    let trigger = Some(json!({"logical_date": null}));
+    let (status, body) =
+        sluice.request_as(Some(&key), Method::POST, "/api/v2/dags/open/dagRuns", trigger.clone()).await;
+    assert_eq!(status, 200, "a key acts for its owner: {body}");
+
+    // Listed without its secret, with its last use.
+    let (_, list) = sluice.request_as(Some(&user), Method::GET, keys, None).await;
+    assert_eq!(list["total_entries"], 1);
+    assert!(list["api_keys"][0].get("key").is_none() && list["api_keys"][0]["last_used"].is_string(), "{list}");
+    assert!(!list.to_string().contains(key.rsplit('_').next().unwrap()), "the secret is shown once only");
+
+    // A key may have fewer rights than its owner, never more.
+    let (status, weak) =
+        sluice.request_as(Some(&user), Method::POST, keys, Some(json!({"name": "ro", "role": "Viewer"}))).await;
+    assert_eq!(status, 201, "{weak}");
+    let weak = weak["key"].as_str().unwrap();
+    assert_eq!(sluice.request_as(Some(weak), Method::POST, "/api/v2/dags/open/dagRuns", trigger).await.0, 403);
+    let (status, _) =
+        sluice.request_as(Some(&user), Method::POST, keys, Some(json!({"name": "x", "role": "Admin"}))).await;
+    assert_eq!(status, 403);
+    // Keys for someone else are Admin's business.
+    let for_viewer = Some(json!({"name": "v", "username": "viewer"}));
+    assert_eq!(sluice.request_as(Some(&user), Method::POST, keys, for_viewer.clone()).await.0, 403);
+    let (status, body) = sluice.request_as(Some(&admin), Method::POST, keys, for_viewer).await;
+    assert_eq!((status, body["role"].as_str()), (201, Some("Viewer")), "{body}");
+    let (_, all) = sluice.request_as(Some(&admin), Method::GET, keys, None).await;
+    assert_eq!(all["total_entries"], 3, "Admin sees every key: {all}");
+
+    // Someone else's key cannot be revoked (or even seen); its owner revokes it and it stops working.
+    let revoke = format!("{keys}/{id}");
+    assert_eq!(sluice.request_as(Some(&viewer), Method::DELETE, &revoke, None).await.0, 404);
+    assert_eq!(sluice.request_as(Some(&user), Method::DELETE, &revoke, None).await.0, 204);
+    let (status, body) = sluice.request_as(Some(&key), Method::GET, "/api/v2/dags", None).await;
+    assert_eq!((status, body["detail"].as_str()), (401, Some("API key revoked")));
+}
+
+#[tokio::test]
+async fn users_are_managed_from_the_command_line() {
+    let mut sluice = Sluice::new(Backend::Sqlite, &[]).await;
+    let (code, output) = sluice.run_cli(&["users", "create", "--username", "ada", "--role", "op"]).await;
+    assert_eq!(code, Some(0), "{output}");
+    let generated = output.lines().find_map(|l| l.strip_prefix("password: ")).unwrap_or_else(|| panic!("{output}"));
+    sluice.start_server(&[]).await;
+    let token = sluice.login("ada", generated).await;
+    let (status, _) = sluice.request_as(Some(&token), Method::GET, "/api/v2/variables", None).await;
+    assert_eq!(status, 200, "ada signed in with the generated password, as Op");
+    let (code, output) = sluice.run_cli(&["users", "create", "--username", "ada", "--role", "Viewer"]).await;
+    assert_eq!(code, Some(1), "the name is taken: {output}");
+    let (code, output) = sluice.run_cli(&["users", "create", "--username", "bob", "--role", "root"]).await;
+    assert_eq!(code, Some(2), "an unknown role is a usage error: {output}");
+    let (code, output) = sluice.run_cli(&["users", "list"]).await;
+    assert_eq!(code, Some(0));
+    let ada = output.lines().find(|l| l.starts_with("ada ")).unwrap_or_else(|| panic!("{output}"));
+    assert!(ada.contains(" Op "), "{output}");
+    assert_eq!(sluice.run_cli(&["users", "delete", "ada"]).await.0, Some(0));
+    assert_eq!(sluice.run_cli(&["users", "delete", "ada"]).await.0, Some(1));
+}
