@@ -45,6 +45,23 @@ ensure_postgres() {
   exit 1
 }
 
+# The REST API's black-box tests use Airflow's own Python client and schemathesis, from PyPI. Their venv lives
+# outside the clone, so a fresh clone reuses it; it is rebuilt when the pinned versions change.
+PYTHON_TOOLS="apache-airflow-client==3.3.2 schemathesis==4.32.5"
+ensure_python_tools() {
+  local venv="$HOME/.cache/sluice-python"
+  if [ "$(cat "$venv/.sluice-tools" 2>/dev/null)" != "$PYTHON_TOOLS" ]; then
+    echo "installing the Python test tools: $PYTHON_TOOLS"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # one word per package
+    "$venv/bin/pip" install -q $PYTHON_TOOLS
+    echo "$PYTHON_TOOLS" > "$venv/.sluice-tools"
+  fi
+  export SLUICE_TEST_PYTHON="$venv/bin/python"
+}
+
 ensure_postgres
+ensure_python_tools
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast

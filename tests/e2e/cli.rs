@@ -89,6 +89,7 @@ fn sluice_cli(sluice: &sluice_tests::Sluice, args: &[&str]) -> (i32, String, Str
     let output = Command::new(sluice_bin())
         .args(args)
         .env("SLUICE_SERVER", &sluice.url)
+        .env("SLUICE_TOKEN", sluice.token.as_deref().unwrap_or_default())
         .env("XDG_CONFIG_HOME", sluice.dags.path())
         .output()
         .unwrap();

@@ -5,10 +5,11 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_core::RunState;
+use sluice_core::{DagAction, RunState};
 use sluice_scheduler::{BackfillRequest, Reprocess};
 use sluice_store::{BackfillRow, Compare, RunFilter, RunOrder, RunTime, TimeBound};
 
+use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
@@ -105,8 +106,13 @@ async fn respond(state: &AppState, backfill: BackfillRow) -> Result<BackfillResp
     responses((status = 200, body = BackfillResponse), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    principal: Principal,
     ApiJson(body): ApiJson<BackfillBody>,
 ) -> Result<Json<BackfillResponse>, ApiError> {
+    // The DAG is in the body, not the path, so its access_control is checked here.
+    if !principal.may_on_dag(state.engine.store(), &body.dag_id, DagAction::CanEdit).await? {
+        return Err(ApiError::Forbidden(format!("you may not edit the DAG `{}`", body.dag_id)));
+    }
     let reprocess = match body.reprocess_behavior.as_deref() {
         None | Some("none") => Reprocess::None,
         Some("failed") => Reprocess::Failed,
@@ -148,8 +154,12 @@ pub struct ListQuery {
     responses((status = 200, body = BackfillCollection), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<BackfillCollection>, ApiError> {
+    if !principal.may_on_dag(state.engine.store(), &q.dag_id, DagAction::CanRead).await? {
+        return Err(ApiError::Forbidden(format!("you may not read the DAG `{}`", q.dag_id)));
+    }
     let (limit, offset) = super::Page { limit: q.limit, offset: q.offset }.checked()?;
     let (rows, total_entries) = state.engine.store().list_backfills(&q.dag_id, limit, offset).await?;
     let mut backfills = Vec::with_capacity(rows.len());
@@ -161,12 +171,17 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/backfills/{backfill_id}", tag = "Backfill", params(("backfill_id" = i64, Path)),
     responses((status = 200, body = BackfillResponse), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<BackfillResponse>, ApiError> {
-    let row = state
-        .engine
-        .store()
-        .get_backfill(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("Backfill with id {id} not found")))?;
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<BackfillResponse>, ApiError> {
+    let store = state.engine.store();
+    let missing = || ApiError::NotFound(format!("Backfill with id {id} not found"));
+    let row = store.get_backfill(id).await?.ok_or_else(missing)?;
+    // A backfill of a DAG the caller may not read does not exist for them.
+    if !principal.may_on_dag(store, &row.dag_id, DagAction::CanRead).await? {
+        return Err(missing());
+    }
     Ok(Json(respond(&state, row).await?))
 }
