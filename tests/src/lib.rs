@@ -143,6 +143,8 @@ pub struct Sluice {
     pub server: Option<Proc>,
     pub workers: Vec<Proc>,
     pub extra: Vec<Proc>,
+    /// The lake of data tasks (`SLUICE_LAKE` of every process).
+    pub lake: tempfile::TempDir,
     logs: tempfile::TempDir,
 }
 
@@ -168,6 +170,7 @@ impl Sluice {
             server: None,
             workers: Vec::new(),
             extra: Vec::new(),
+            lake: tempfile::tempdir().unwrap(),
             logs: tempfile::tempdir().unwrap(),
         }
     }
@@ -195,6 +198,7 @@ impl Sluice {
             .args(args)
             .env("SLUICE_DATABASE_URL", &self.db.url)
             .env("SLUICE_DAGS_FOLDER", self.dags.path())
+            .env("SLUICE_LAKE", self.lake.path())
             .env("SLUICE_WORKER_TOKEN", WORKER_TOKEN)
             .env("SLUICE_SCHEDULER_TICK_MS", "100")
             .env("SLUICE_DAG_SYNC_SECS", "1")

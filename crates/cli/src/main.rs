@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, dags, db, server, standalone, worker};
+use commands::{assets, bench, dags, db, run_op, server, standalone, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -38,8 +38,14 @@ enum Command {
     /// Validate, list, trigger and test DAGs.
     #[command(subcommand)]
     Dags(dags::Command),
+    /// The data catalog: assets, their events and lineage.
+    #[command(subcommand)]
+    Assets(assets::Command),
     /// Measure latency and throughput on a fresh database with real worker processes.
     Bench(bench::Args),
+    /// Run one built-in data task; workers start this for ingest, quality and transform tasks.
+    #[command(name = "run-op", hide = true)]
+    RunOp(run_op::Args),
     /// Print the version.
     Version,
 }
@@ -51,7 +57,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     // A benchmark prints its figures on stdout; per-task log lines would drown them.
-    let quiet = matches!(cli.command, Command::Bench(_) | Command::Dags(_));
+    let quiet = matches!(cli.command, Command::Bench(_) | Command::Dags(_) | Command::Assets(_) | Command::RunOp(_));
     telemetry::init(cli.log_json, if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -68,7 +74,9 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(args).await,
             Command::Db(cmd) => db::run(cmd).await,
             Command::Dags(cmd) => dags::run(cmd).await,
+            Command::Assets(cmd) => assets::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::RunOp(args) => run_op::run(args).await,
             Command::Version => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
                 Ok(ExitCode::SUCCESS)

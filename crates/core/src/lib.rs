@@ -10,6 +10,7 @@
 
 pub mod dag;
 pub mod duration;
+pub mod lineage;
 pub mod load;
 pub mod ops_spec;
 pub mod protocol;

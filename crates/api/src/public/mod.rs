@@ -1,5 +1,6 @@
 //! The public REST API, `/api/v2`, shaped like Airflow 3's.
 
+mod assets;
 mod dags;
 mod monitor;
 mod runs;
@@ -23,6 +24,14 @@ pub fn router() -> Router<AppState> {
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", get(tasks::tries))
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{try_number}", get(tasks::try_detail))
         .route("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", get(tasks::logs))
+        .route("/assets", get(assets::list))
+        .route("/assets/events", get(assets::events))
+        .route("/assets/lineage", get(assets::lineage))
+        .route("/assets/{asset_id}", get(assets::get))
+        .route(
+            "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{try_number}/quality",
+            get(assets::quality),
+        )
         .route("/variables", get(variables::list).post(variables::create))
         .route("/variables/{key}", get(variables::get).patch(variables::patch).delete(variables::delete))
         .route("/importErrors", get(monitor::import_errors))

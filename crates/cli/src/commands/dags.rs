@@ -132,7 +132,12 @@ fn validate(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn request(api: &ApiArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+pub(crate) async fn request(
+    api: &ApiArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let url = format!("{}/api/v2{path}", api.server.trim_end_matches('/'));
     let mut req = reqwest::Client::new().request(method, &url);
     if let Some(token) = &api.token {

@@ -1,8 +1,10 @@
 //! One module per top-level command.
 
+pub mod assets;
 pub mod bench;
 pub mod dags;
 pub mod db;
+pub mod run_op;
 pub mod server;
 pub mod standalone;
 pub mod worker;
