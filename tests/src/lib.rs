@@ -153,6 +153,8 @@ pub struct Sluice {
     pub extra: Vec<Proc>,
     /// Sent as `Authorization: Bearer` by [`Sluice::request`]: the admin's token once a server started.
     pub token: Option<String>,
+    /// The lake of data tasks (`SLUICE_LAKE` of every process).
+    pub lake: tempfile::TempDir,
     logs: tempfile::TempDir,
 }
 
@@ -179,6 +181,7 @@ impl Sluice {
             workers: Vec::new(),
             extra: Vec::new(),
             token: None,
+            lake: tempfile::tempdir().unwrap(),
             logs: tempfile::tempdir().unwrap(),
         }
     }
@@ -206,6 +209,7 @@ impl Sluice {
             .args(args)
             .env("SLUICE_DATABASE_URL", &self.db.url)
             .env("SLUICE_DAGS_FOLDER", self.dags.path())
+            .env("SLUICE_LAKE", self.lake.path())
             .env("SLUICE_WORKER_TOKEN", WORKER_TOKEN)
             .env("SLUICE_SECRET_KEY", SECRET_KEY)
             .env("SLUICE_SCHEDULER_TICK_MS", "100")

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{backfill, bench, dags, db, remote, server, standalone, users, worker};
+use commands::{assets, backfill, bench, dags, db, remote, run_op, server, standalone, users, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -60,8 +60,14 @@ enum Command {
     /// Pools of slots shared by tasks.
     #[command(subcommand)]
     Pools(remote::ConfigCommand),
+    /// The data catalog: assets, their events and lineage.
+    #[command(subcommand)]
+    Assets(assets::Command),
     /// Measure latency and throughput on a fresh database with real worker processes.
     Bench(bench::Args),
+    /// Run one built-in data task; workers start this for ingest, quality and transform tasks.
+    #[command(name = "run-op", hide = true)]
+    RunOp(run_op::Args),
     /// Print the version.
     Version,
 }
@@ -101,7 +107,9 @@ fn main() -> ExitCode {
             Command::Connections(cmd) => remote::connections(cmd).await,
             Command::Pools(cmd) => remote::pools(cmd).await,
             Command::Users(cmd) => users::run(cmd).await,
+            Command::Assets(cmd) => assets::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::RunOp(args) => run_op::run(args).await,
             Command::Version => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
                 Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod dag;
 pub mod duration;
+pub mod lineage;
 pub mod load;
 pub mod ops_spec;
 pub mod protocol;

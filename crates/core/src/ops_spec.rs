@@ -19,6 +19,43 @@ mod check;
 
 pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Severity};
 
+/// The scheme of assets stored in Sluice's lake.
+pub const LAKE_SCHEME: &str = "lake://";
+
+/// The folder segments of a `lake://` URI, or why it is not a valid one. No URI may escape the lake's root, and
+/// `ds=` names the partitions inside an asset's folder.
+pub fn lake_path(uri: &str) -> Result<Vec<&str>, &'static str> {
+    let rest = uri.strip_prefix(LAKE_SCHEME).ok_or("it must start with lake://")?;
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err("it must name a path like lake://zone/name, without empty segments");
+    }
+    if segments.iter().any(|s| *s == "." || *s == ".." || s.contains('\\') || s.starts_with("ds=")) {
+        return Err("segments may not be '.', '..', contain '\\' or start with 'ds='");
+    }
+    Ok(segments)
+}
+
+/// A built-in data task as a worker runs it: the kind and its configuration, templates rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpSpec {
+    Ingest(IngestSpec),
+    Quality(QualitySpec),
+    Transform(TransformSpec),
+}
+
+impl OpSpec {
+    /// The asset URIs the task writes.
+    pub fn outputs(&self) -> &[String] {
+        match self {
+            OpSpec::Ingest(spec) => &spec.outputs,
+            OpSpec::Transform(spec) => &spec.outputs,
+            OpSpec::Quality(_) => &[],
+        }
+    }
+}
+
 /// `kind: ingest` — read a source and write it to the lake as the task's output assets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

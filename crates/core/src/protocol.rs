@@ -10,8 +10,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::ops_spec::OpSpec;
+
 /// Path prefix of the worker protocol on the server.
 pub const WORKER_API_PREFIX: &str = "/worker/v1";
+
+/// The hidden `sluice` subcommand that runs one built-in data task; workers start it for [`LeasedTask::op`].
+pub const RUN_OP_COMMAND: &str = "run-op";
+
+/// The environment variable that hands [`LeasedTask::op`], as JSON, to the `run-op` child.
+pub const OP_SPEC_ENV: &str = "SLUICE_OP_SPEC";
 
 /// `POST /worker/v1/lease`: ask for up to `slots` queued tasks of `queues`, waiting up to `wait_ms` for one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,8 +47,12 @@ pub struct LeasedTask {
     pub task_id: String,
     pub map_index: i32,
     pub try_number: u32,
-    /// The program and its arguments, templates already rendered.
+    /// The program and its arguments, templates already rendered; empty for a built-in data task.
     pub argv: Vec<String>,
+    /// A built-in data task (`ingest`, `quality`, `transform`), templates already rendered. The worker runs it in a
+    /// child process of its own executable, so that it is supervised exactly like a command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<OpSpec>,
     /// Environment for the child, including the `SLUICE_*` context variables.
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
@@ -107,4 +119,68 @@ pub struct ReportRequest {
     /// The try's last log lines, stored with the outcome: a short task needs no separate log request.
     #[serde(default)]
     pub logs: Vec<LogLine>,
+    /// What a data task wrote: recorded as asset events of the task's declared outputs when the try succeeded.
+    #[serde(default)]
+    pub assets: Vec<AssetWrite>,
+    /// A quality task's reports, stored whatever the outcome.
+    #[serde(default)]
+    pub quality: Vec<AssetQuality>,
+}
+
+/// One asset a successful try wrote: an asset event. Data tasks fill every field; a command task declaring
+/// `outputs` reports only the URI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetWrite {
+    pub uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+    /// The columns as `[{"name": …, "dtype": …}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// SHA-256 of the data written, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// `ingest` with a `watermark` column: the high-water mark after this load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
+}
+
+/// How a quality task judged one asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QualityStatus {
+    /// Every check passed.
+    Passed,
+    /// Only `warn` checks failed.
+    Warn,
+    /// An `error` check failed: the task fails.
+    Failed,
+}
+
+impl QualityStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QualityStatus::Passed => "passed",
+            QualityStatus::Warn => "warn",
+            QualityStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The quality report of one asset, as a quality task outputs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetQuality {
+    pub uri: String,
+    pub status: QualityStatus,
+    /// Rows and the outcome of each check (`check`, `column`, `observed`, `threshold`, `passed`, `severity`).
+    pub report: serde_json::Value,
+}
+
+/// The output (`$SLUICE_OUTPUT`) of a built-in data task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpOutput {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<AssetWrite>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<AssetQuality>,
 }

@@ -17,6 +17,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
+use crate::ops_spec::{Check, IngestSpec, OpSpec, QualitySpec, Source, Step, TransformSpec};
 use crate::trigger::TriggerRule;
 
 mod date;
@@ -34,6 +35,8 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// Airflow's `max_retry_delay` default when exponential backoff is on.
 pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TASK_KIND: &str = "command";
+/// Every task kind: `command` runs a process, the others are Sluice's built-in data tasks.
+pub const TASK_KINDS: [&str; 4] = [DEFAULT_TASK_KIND, "ingest", "quality", "transform"];
 
 /// One DAG file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +207,24 @@ pub struct TaskSpec {
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Asset URIs the task reads: the data of `quality` and `transform`; lineage only for `command`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// Asset URIs the task writes; each success records an event per output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// `kind: ingest`: where the data comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// `kind: ingest`: the column whose high-water mark makes loads incremental.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
+    /// `kind: quality`: the data SLA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<Check>>,
+    /// `kind: transform`: the ordered steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<Step>>,
 }
 
 fn default_kind() -> String {
@@ -231,6 +252,33 @@ impl TaskSpec {
             script: None,
             cwd: None,
             description: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            source: None,
+            watermark: None,
+            checks: None,
+            steps: None,
+        }
+    }
+
+    /// The configuration of a built-in data task, `None` for `command` tasks (and for a data task missing a
+    /// required field, which validation reports).
+    pub fn op_spec(&self) -> Option<OpSpec> {
+        match self.kind.as_str() {
+            "ingest" => Some(OpSpec::Ingest(IngestSpec {
+                source: self.source.clone()?,
+                outputs: self.outputs.clone(),
+                watermark: self.watermark.clone(),
+            })),
+            "quality" => {
+                Some(OpSpec::Quality(QualitySpec { inputs: self.inputs.clone(), checks: self.checks.clone()? }))
+            }
+            "transform" => Some(OpSpec::Transform(TransformSpec {
+                inputs: self.inputs.clone(),
+                outputs: self.outputs.clone(),
+                steps: self.steps.clone()?,
+            })),
+            _ => None,
         }
     }
 

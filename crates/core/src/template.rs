@@ -1,6 +1,6 @@
 //! Rendering task commands with Jinja templates, and resolving run params.
 //!
-//! Commands, scripts, `env` values and `cwd` are minijinja templates rendered just before a try is handed to a
+//! Commands, scripts, `env` values, `cwd` and every text of a data task's configuration are minijinja templates rendered just before a try is handed to a
 //! worker. The context uses Airflow's names (`ds`, `ts`, `logical_date`, `data_interval_start`, `dag_run`, `ti`,
 //! `params`, `var.value.x`, ...) plus `outputs.<task_id>`, the JSON outputs of upstream tasks. Undefined names are
 //! errors, not empty strings, so a typo fails the try with a message instead of running a wrong command.
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::dag::Dag;
+use crate::ops_spec::OpSpec;
 use crate::spec::ParamSpec;
 
 /// Everything a template can refer to for one task try.
@@ -33,12 +34,14 @@ pub struct TemplateContext {
     pub outputs: BTreeMap<String, serde_json::Value>,
 }
 
-/// A command task ready to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A task ready to run: a process (`argv`), or a built-in data task (`op`, with an empty `argv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenderedCommand {
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<OpSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,7 +177,21 @@ pub fn render_command(dag: &Dag, task_id: &str, ctx: &TemplateContext) -> Result
             .map(|(i, arg)| render(format!("command[{i}]"), arg))
             .collect::<Result<Vec<_>, _>>()?,
         (None, Some(script)) => vec!["bash".to_owned(), "-c".to_owned(), render("script".to_owned(), script)?],
+        (None, None) if task.kind != crate::spec::DEFAULT_TASK_KIND => Vec::new(),
         (None, None) => return Err(TemplateError::NoCommand(task_id.to_owned())),
+    };
+    let op = match task.op_spec() {
+        Some(op) => {
+            let value = serde_json::to_value(&op).unwrap_or_default();
+            let rendered = render_strings(value, &|text| render("configuration".to_owned(), text))?;
+            let op = serde_json::from_value(rendered).map_err(|e| TemplateError::Render {
+                task_id: task_id.to_owned(),
+                field: "configuration".to_owned(),
+                message: e.to_string(),
+            })?;
+            Some(op)
+        }
+        None => None,
     };
     let env = resolved
         .env
@@ -182,7 +199,33 @@ pub fn render_command(dag: &Dag, task_id: &str, ctx: &TemplateContext) -> Result
         .map(|(k, v)| Ok((k.clone(), render(format!("env.{k}"), v)?)))
         .collect::<Result<BTreeMap<_, _>, TemplateError>>()?;
     let cwd = task.cwd.as_deref().map(|cwd| render("cwd".to_owned(), cwd)).transpose()?;
-    Ok(RenderedCommand { argv, env, cwd })
+    Ok(RenderedCommand { argv, env, cwd, op })
+}
+
+/// `value` with every string rendered by `render`.
+fn render_strings(
+    value: serde_json::Value,
+    render: &impl Fn(&str) -> Result<String, TemplateError>,
+) -> Result<serde_json::Value, TemplateError> {
+    use serde_json::Value as J;
+    Ok(match value {
+        J::String(text) => J::String(render(&text)?),
+        J::Array(items) => J::Array(items.into_iter().map(|v| render_strings(v, render)).collect::<Result<_, _>>()?),
+        J::Object(map) => {
+            J::Object(map.into_iter().map(|(k, v)| Ok((k, render_strings(v, render)?))).collect::<Result<_, _>>()?)
+        }
+        other => other,
+    })
+}
+
+/// Every string inside a JSON value, for checking the templates of a data task's configuration.
+pub(crate) fn json_strings(value: &serde_json::Value) -> Vec<&str> {
+    match value {
+        serde_json::Value::String(text) => vec![text.as_str()],
+        serde_json::Value::Array(items) => items.iter().flat_map(json_strings).collect(),
+        serde_json::Value::Object(map) => map.values().flat_map(json_strings).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Resolve params for a run: spec defaults overridden by keys of `conf` that name params; validate

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
+use sluice_core::ops_spec::lake_path;
 
 use crate::error::{OpsError, Result};
 
-const SCHEME: &str = "lake://";
 const PART_FILE: &str = "part-0.parquet";
 
 /// A lake rooted at a local folder.
@@ -47,15 +47,7 @@ impl Lake {
 
     /// The folder of an asset. URIs are checked so that none escapes the root.
     pub fn asset_dir(&self, uri: &str) -> Result<PathBuf> {
-        let bad = |reason| OpsError::BadUri { uri: uri.to_owned(), reason };
-        let rest = uri.strip_prefix(SCHEME).ok_or_else(|| bad("it must start with lake://"))?;
-        let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-        if segments.iter().any(|s| s.is_empty()) {
-            return Err(bad("it must name a path like lake://zone/name, without empty segments"));
-        }
-        if segments.iter().any(|s| *s == "." || *s == ".." || s.contains('\\') || s.starts_with("ds=")) {
-            return Err(bad("segments may not be '.', '..', contain '\\' or start with 'ds='"));
-        }
+        let segments = lake_path(uri).map_err(|reason| OpsError::BadUri { uri: uri.to_owned(), reason })?;
         Ok(segments.iter().fold(self.root.clone(), |dir, s| dir.join(s)))
     }
 

@@ -14,6 +14,8 @@
 //!   stored next to the output, which [`FittedTransform::apply`] replays exactly on new data (inference-time
 //!   feature preparation).
 //!
+//! [`run_op`] runs any of them from its rendered configuration and returns the output a worker reports.
+//!
 //! Only this crate depends on polars (see STACK.md): it compiles slowly, and the rest of Sluice must not wait for it.
 
 pub mod error;
@@ -22,6 +24,7 @@ pub mod ingest;
 pub mod lake;
 pub mod quality;
 pub mod read;
+pub mod task;
 #[cfg(test)]
 mod test_util;
 pub mod transform;
@@ -30,6 +33,7 @@ pub use error::OpsError;
 pub use ingest::{ColumnInfo, IngestReport, ingest};
 pub use lake::{Lake, WrittenPartition};
 pub use quality::{CheckResult, QualityReport, run_checks, run_quality};
+pub use task::{OpContext, run_op};
 pub use transform::{FittedStep, FittedTransform, TransformOutput, fit, run_transform};
 
 /// The data frame type this crate reads and writes.

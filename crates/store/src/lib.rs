@@ -1,5 +1,5 @@
-//! Sluice's persistence: every DAG, DAG run, task instance, try and log line lives here, and the users and API
-//! keys that may see them.
+//! Sluice's persistence: every DAG, DAG run, task instance, try, log line, asset event and quality report lives
+//! here, and the users and API keys that may see them.
 //!
 //! One implementation serves both databases: PostgreSQL for production and SQLite for the embedded standalone
 //! mode. They share every query through sqlx's `Any` driver; the schema stores times as UTC epoch milliseconds
@@ -9,6 +9,7 @@
 //! Reads for the API are plain methods on [`Store`]; changes that must happen together (claiming a task,
 //! recording a try's end and scheduling what follows) go through a [`Tx`].
 
+mod assets;
 mod auth;
 mod backfills;
 mod connections;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, QualityReportRow, TryRef};
 pub use auth::{ApiKeyRow, NewApiKey, UserRow};
 pub use backfills::{BackfillRow, NewBackfill};
 pub use connections::{ConnectionRow, PoolRow, PoolSettings};

@@ -42,7 +42,7 @@ fn string_list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
     serde_json::from_value(json(row, col)?).map_err(|e| Error::corrupt("string list", e))
 }
 
-fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
     Ok(from_ms(row.try_get::<i64, _>(col)?))
 }
 

@@ -153,8 +153,7 @@ impl Tx {
     ) -> Result<Option<DagRunRow>> {
         if let Some(max) = max_active_runs {
             // Lock the DAG so that two schedulers count its active runs one after the other.
-            let lock = format!("SELECT dag_id FROM dags WHERE dag_id = $1{}", self.dialect.lock_wait());
-            sqlx::query(&lock).bind(&run.dag_id).execute(&mut *self.inner).await?;
+            self.lock_dag(&run.dag_id).await?;
             if self.count_active_runs(&run.dag_id).await? >= max {
                 return Ok(None);
             }

@@ -10,8 +10,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use sluice_core::{AccessControl, Role, TaskState};
 use sluice_store::{
-    ConnectionRow, DagFilter, DagUpsert, NewApiKey, NewBackfill, NewRun, NewTaskInstance, PoolSettings, RunFilter,
-    Store, TryEnd,
+    AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, NewApiKey, NewAssetEvent, NewBackfill, NewRun,
+    NewTaskInstance, PoolSettings, RunFilter, Store, TryEnd, TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -83,6 +83,8 @@ conformance!(
     users_are_unique_by_name,
     api_keys_act_for_their_owner_until_revoked,
     access_control_hides_dags_from_lists,
+    asset_events_and_quality_reports,
+    asset_triggers_consume_events_once,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -480,4 +482,121 @@ async fn access_control_hides_dags_from_lists(store: &Store) {
     let opened = DagUpsert { access_control: None, ..dag("private", "h3") };
     store.upsert_dag(&opened).await.unwrap();
     assert!(store.restricted_dags().await.unwrap().is_empty(), "dropping access_control opens the DAG");
+}
+
+/// The try of the first queued task instance, claimed, as the source of events and reports.
+async fn a_try(store: &Store) -> TryRef {
+    queued_run(store, 1).await;
+    let now = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    let claimed = claim(&mut tx, 1, "w", now + Duration::seconds(30), now).await;
+    tx.commit().await.unwrap();
+    let ti = &claimed[0].ti;
+    TryRef {
+        try_id: claimed[0].lease_id.to_string(),
+        dag_id: ti.dag_id.clone(),
+        run_id: ti.run_id.clone(),
+        task_id: ti.task_id.clone(),
+        try_number: ti.try_number,
+    }
+}
+
+fn event(uri: &str, rows: i64) -> NewAssetEvent {
+    NewAssetEvent {
+        uri: uri.into(),
+        row_count: Some(rows),
+        schema: Some(json!([{"name": "a", "dtype": "i64"}])),
+        content_hash: Some(format!("hash-{rows}")),
+        watermark: None,
+    }
+}
+
+async fn asset_events_and_quality_reports(store: &Store) {
+    let from = a_try(store).await;
+    let t0 = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    tx.record_asset_events(&from, Some("team"), &[event("lake://raw/a", 3), event("lake://raw/b", 5)], t0)
+        .await
+        .unwrap();
+    tx.record_asset_events(&from, Some("other"), &[event("lake://raw/a", 4)], t0 + Duration::seconds(1)).await.unwrap();
+    let report = json!({"rows": 4, "results": [{"check": "not_null", "passed": false}]});
+    tx.record_quality_report(&from, "lake://raw/a", "warn", &report, t0).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let (assets, total) = store.list_assets(10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(assets.iter().map(|a| a.uri.as_str()).collect::<Vec<_>>(), ["lake://raw/a", "lake://raw/b"]);
+    let a = &assets[0];
+    assert_eq!(a.owner.as_deref(), Some("team"), "the first writer's owner stays");
+    assert!(a.updated > a.created);
+    let last = a.last_event.as_ref().unwrap();
+    assert_eq!((last.row_count, last.quality_status.as_deref()), (Some(4), Some("warn")), "the newest event is judged");
+    assert_eq!(last.schema, Some(json!([{"name": "a", "dtype": "i64"}])));
+    assert_eq!(last.asset_id, a.id);
+    assert_eq!(store.asset_uri(a.id).await.unwrap().as_deref(), Some("lake://raw/a"));
+    assert_eq!(store.asset_uri(a.id + 100).await.unwrap(), None);
+
+    let only_a = AssetEventFilter { uri: Some("lake://raw/a".into()), limit: 10, ..AssetEventFilter::default() };
+    let (events, total) = store.asset_events(&only_a).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(events.iter().map(|e| e.row_count).collect::<Vec<_>>(), [Some(4), Some(3)], "newest first");
+    assert_eq!(events[1].quality_status, None);
+    assert_eq!((events[0].dag_id.as_str(), events[0].task_id.as_str()), (from.dag_id.as_str(), from.task_id.as_str()));
+    let by_run =
+        AssetEventFilter { run_id: Some(from.run_id.clone()), limit: 1, offset: 1, ..AssetEventFilter::default() };
+    let (page, total) = store.asset_events(&by_run).await.unwrap();
+    assert_eq!((page.len(), total), (1, 3));
+    let elsewhere = AssetEventFilter { dag_id: Some("nope".into()), limit: 10, ..AssetEventFilter::default() };
+    assert_eq!(store.asset_events(&elsewhere).await.unwrap().1, 0);
+
+    let reports = store.quality_reports(&from.dag_id, &from.run_id, &from.task_id, from.try_number).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!((reports[0].uri.as_str(), reports[0].status.as_str()), ("lake://raw/a", "warn"));
+    assert_eq!(reports[0].report, report);
+    assert!(store.quality_reports(&from.dag_id, &from.run_id, &from.task_id, 2).await.unwrap().is_empty());
+}
+
+async fn asset_triggers_consume_events_once(store: &Store) {
+    let from = a_try(store).await;
+    store.upsert_dag(&dag("consumer", "h1")).await.unwrap();
+    let uris = vec!["lake://raw/a".to_string(), "lake://raw/b".to_string()];
+    let due = |store: &Store| {
+        let uris = uris.clone();
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            assert!(tx.lock_dag("consumer").await.unwrap());
+            let due = tx.assets_due("consumer", &uris).await.unwrap();
+            tx.commit().await.unwrap();
+            due
+        }
+    };
+    let record = |uri: &'static str| {
+        let store = store.clone();
+        let from = from.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.record_asset_events(&from, None, &[event(uri, 1)], Utc::now()).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    assert_eq!(due(store).await, None, "no events yet");
+    record("lake://raw/a").await;
+    assert_eq!(due(store).await, None, "b has no event");
+    record("lake://raw/b").await;
+    let marks = due(store).await.expect("both assets have events");
+    assert_eq!(marks.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(), ["lake://raw/a", "lake://raw/b"]);
+
+    let mut tx = store.begin().await.unwrap();
+    tx.consume_asset_events("consumer", &marks).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(due(store).await, None, "consumed");
+    record("lake://raw/a").await;
+    assert_eq!(due(store).await, None, "only a is new");
+    record("lake://raw/b").await;
+    let next = due(store).await.expect("both new again");
+    assert!(next.iter().zip(&marks).all(|((_, new), (_, old))| new > old), "{next:?} after {marks:?}");
+    let mut tx = store.begin().await.unwrap();
+    assert!(!tx.lock_dag("nope").await.unwrap());
+    tx.rollback().await.unwrap();
 }

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use sluice_core::protocol::{LeasedTask, LogLine, LogStream, ReportRequest, TaskOutcome};
+use sluice_core::protocol::{
+    LeasedTask, LogLine, LogStream, OP_SPEC_ENV, OpOutput, RUN_OP_COMMAND, ReportRequest, TaskOutcome,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -103,11 +105,11 @@ async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<
 }
 
 async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, output: &Path) -> Option<Verdict> {
-    let spawned = match TaskProcess::spawn(&spawn_spec(task, output)) {
+    let spawned = match spawn_spec(task, output).and_then(|spec| TaskProcess::spawn(&spec).map_err(|e| e.to_string())) {
         Ok(spawned) => spawned,
         Err(e) => {
-            log.system(e.to_string());
-            return Some(Verdict::failed(e.to_string()));
+            log.system(e.clone());
+            return Some(Verdict::failed(e));
         }
     };
     let mut process = spawned.process;
@@ -121,19 +123,32 @@ async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, outpu
     let last_marker = drain_pipes(stdout, stderr).await;
     let mut verdict = verdict?;
     verdict.pid = Some(pid);
-    if verdict.error.is_none() {
+    // A data task that exited on its own may have failed with a report worth keeping (failed quality checks).
+    let exited_by_itself = verdict.error.is_none() || (task.op.is_some() && verdict.exit_code.is_some());
+    if exited_by_itself {
         match read_output(output, last_marker.as_deref()).await {
             Ok(value) => verdict.output = value,
-            Err(e) => verdict.error = Some(e.to_string()),
+            Err(e) => verdict.error = Some(verdict.error.take().map_or(e.to_string(), |first| format!("{first}; {e}"))),
         }
     }
     Some(verdict)
 }
 
-fn spawn_spec(task: &LeasedTask, output: &Path) -> SpawnSpec {
+/// What to start for the try: its command, or for a built-in data task this very executable's `run-op`, so that
+/// timeouts, kills, logs and heartbeats work the same for both.
+fn spawn_spec(task: &LeasedTask, output: &Path) -> Result<SpawnSpec, String> {
     let mut env = task.env.clone();
     env.insert("SLUICE_OUTPUT".to_owned(), output.display().to_string());
-    SpawnSpec { argv: task.argv.clone(), env, cwd: task.cwd.as_ref().map(PathBuf::from) }
+    let argv = match &task.op {
+        None => task.argv.clone(),
+        Some(op) => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find the sluice executable: {e}"))?;
+            let spec = serde_json::to_string(op).map_err(|e| format!("cannot encode the task's configuration: {e}"))?;
+            env.insert(OP_SPEC_ENV.to_owned(), spec);
+            vec![exe.display().to_string(), RUN_OP_COMMAND.to_owned()]
+        }
+    };
+    Ok(SpawnSpec { argv, env, cwd: task.cwd.as_ref().map(PathBuf::from) })
 }
 
 /// Creates the empty file the task may write its output to. `create_new` makes sure the file is ours and not a
@@ -284,6 +299,13 @@ async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
 /// the try as lost anyway.
 async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
     let outcome = if verdict.error.is_none() { TaskOutcome::Success } else { TaskOutcome::Failed };
+    let op_output = match (&task.op, &verdict.output) {
+        (Some(_), Some(output)) => serde_json::from_value::<OpOutput>(output.clone()).unwrap_or_else(|e| {
+            tracing::warn!("the data task's output is not what run-op writes: {e}");
+            OpOutput::default()
+        }),
+        _ => OpOutput::default(),
+    };
     let request = ReportRequest {
         lease_id: task.lease_id,
         outcome,
@@ -292,6 +314,8 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<
         output: verdict.output,
         pid: verdict.pid,
         logs,
+        assets: op_output.assets,
+        quality: op_output.quality,
     };
     let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
     let mut backoff = Backoff::new();
@@ -354,6 +378,7 @@ mod tests {
                 map_index: -1,
                 try_number: 1,
                 argv: vec!["sh".into(), "-c".into(), script.into()],
+                op: None,
                 env: [("GREETING".to_owned(), "hello".to_owned())].into(),
                 cwd: None,
                 execution_timeout_ms,
@@ -459,6 +484,23 @@ mod tests {
         let (verdict, _) = h.run().await;
         let error = verdict.error.expect("failed");
         assert!(error.starts_with("could not start \"/no/such/program\""), "{error}");
+    }
+
+    #[test]
+    fn a_data_task_starts_this_executable_with_its_configuration() {
+        let mut h = Harness::new("", None);
+        let op: sluice_core::ops_spec::OpSpec = serde_json::from_value(json!({
+            "kind": "quality", "inputs": ["lake://raw/a"], "checks": [{"row_count": {"min": 1}}]
+        }))
+        .expect("a quality task");
+        h.task.op = Some(op.clone());
+        let spec = spawn_spec(&h.task, Path::new("/tmp/out.json")).expect("a spawn spec");
+        let exe = std::env::current_exe().expect("this executable");
+        assert_eq!(spec.argv, [exe.display().to_string(), RUN_OP_COMMAND.to_owned()]);
+        let sent: sluice_core::ops_spec::OpSpec = serde_json::from_str(&spec.env[OP_SPEC_ENV]).expect("JSON");
+        assert_eq!(sent, op);
+        assert_eq!(spec.env["SLUICE_OUTPUT"], "/tmp/out.json");
+        assert_eq!(spec.env["GREETING"], "hello");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The public REST API, `/api/v2`, shaped like Airflow 3's.
 
+mod assets;
 mod backfills;
 mod clear;
 mod connections;
@@ -45,6 +46,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pools::get, pools::patch, pools::delete))
         .routes(routes!(backfills::list, backfills::create))
         .routes(routes!(backfills::get))
+        // The data catalog's routes are not in the OpenAPI document yet.
+        .route("/assets", axum::routing::get(assets::list))
+        .route("/assets/events", axum::routing::get(assets::events))
+        .route("/assets/lineage", axum::routing::get(assets::lineage))
+        .route("/assets/{asset_id}", axum::routing::get(assets::get))
+        .route(
+            "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{task_try_number}/quality",
+            axum::routing::get(assets::quality),
+        )
         .routes(routes!(monitor::import_errors))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))

@@ -1,11 +1,13 @@
 //! One module per top-level command.
 
+pub mod assets;
 pub mod backfill;
 pub mod bench;
 pub mod client;
 pub mod dags;
 pub mod db;
 pub mod remote;
+pub mod run_op;
 pub mod server;
 pub mod standalone;
 pub mod users;

@@ -296,6 +296,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         match &self.0.kind {
             // Unit variants (trigger rules) are written as plain strings.
             Kind::Str(s) => v.visit_enum(s.as_str().into_deserializer()).map_err(|e: NodeError| e.at(self.0.loc)),
+            // Variants with data (transform steps) are a mapping of one entry: `- one_hot: {columns: [a]}`.
+            Kind::Map(entries) if entries.len() == 1 => {
+                let (key, value) = &entries[0];
+                v.visit_enum(EnumAccess { key, value }).map_err(|e| e.at(self.0.loc))
+            }
             _ => self.deserialize_any(v),
         }
     }
@@ -307,6 +312,45 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit unit_struct seq tuple
         tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// The variant name (the key) and its data (the value) of an enum written as a one-entry mapping.
+struct EnumAccess<'a> {
+    key: &'a Node,
+    value: &'a Node,
+}
+
+impl<'de, 'a> de::EnumAccess<'de> for EnumAccess<'a> {
+    type Error = NodeError;
+    type Variant = NodeDe<'a>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeDe<'a>), NodeError> {
+        let variant = seed.deserialize(NodeDe(self.key)).map_err(|e| e.at(self.key.loc))?;
+        Ok((variant, NodeDe(self.value)))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for NodeDe<'_> {
+    type Error = NodeError;
+
+    fn unit_variant(self) -> Result<(), NodeError> {
+        match self.0.kind {
+            Kind::Null => Ok(()),
+            _ => Err(<NodeError as de::Error>::custom("this value takes no settings").at(self.0.loc)),
+        }
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, NodeError> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, NodeError> {
+        self.deserialize_any(v)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], v: V) -> Result<V::Value, NodeError> {
+        self.deserialize_any(v)
     }
 }
 

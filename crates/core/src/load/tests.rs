@@ -200,3 +200,85 @@ fn error_display() {
     let e = DagError::new("f.yaml", (3, 7), "boom");
     assert_eq!(e.to_string(), "f.yaml:3:7: boom");
 }
+
+const DATA_TASKS: &str = r#"dag_id: etl
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: "data/{{ ds }}.csv"}
+    outputs: [lake://raw/penguins]
+  - id: quality
+    kind: quality
+    depends_on: [ingest]
+    inputs: [lake://raw/penguins]
+    checks: [{column: species, not_null: true}, {max_missing_rate: 0.05, severity: warn}]
+  - id: features
+    kind: transform
+    depends_on: [quality]
+    inputs: [lake://raw/penguins]
+    outputs: [lake://features/penguins]
+    steps:
+      - fill_missing: {columns: [bill_length_mm], strategy: median}
+      - one_hot: {columns: [species]}
+"#;
+
+#[test]
+fn data_tasks_load_with_their_configuration() {
+    let dag = load_dag("etl.yaml", DATA_TASKS).expect("loads");
+    let ingest = dag.task("ingest").unwrap().op_spec().unwrap();
+    let crate::ops_spec::OpSpec::Ingest(ingest) = ingest else { panic!("{ingest:?}") };
+    assert_eq!(ingest.source.path(), "data/{{ ds }}.csv");
+    let features = dag.task("features").unwrap().op_spec().unwrap();
+    let crate::ops_spec::OpSpec::Transform(features) = features else { panic!("{features:?}") };
+    assert_eq!(features.steps.len(), 2);
+    assert!(dag.task("quality").unwrap().op_spec().is_some());
+    // The server stores the spec as JSON and reads it back.
+    let json = serde_json::to_string(&dag.spec).unwrap();
+    assert_eq!(serde_json::from_str::<DagSpec>(&json).unwrap(), dag.spec);
+}
+
+#[test]
+fn data_task_errors_point_at_the_field() {
+    let source = r#"dag_id: etl
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, pth: a.csv}
+    outputs: [raw/penguins]
+  - id: quality
+    kind: qualty
+  - id: check
+    kind: quality
+    inputs: [lake://raw/penguins]
+    checks: [{max_mising_rate: 0.1}]
+  - id: features
+    kind: transform
+    inputs: [lake://raw/penguins]
+    command: [echo]
+    steps:
+      - one_hott: {columns: [a]}
+  - id: shell
+    command: [echo]
+    checks: [{row_count: {min: 1}}]
+  - id: nothing
+    kind: transform
+    inputs: ['lake://raw/{{ ds }}']
+    steps: []
+"#;
+    // `ingest` has no "needs `source`": its source was reported as malformed already.
+    assert_eq!(
+        errors(source),
+        [
+            "dag.yaml:5:13: unknown field `pth`, did you mean `path`?",
+            "dag.yaml:6:15: task `ingest`: invalid asset URI \"raw/penguins\": it must start with lake://",
+            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform)",
+            "dag.yaml:12:15: unknown field `max_mising_rate`, did you mean `max_missing_rate`?",
+            "dag.yaml:13:9: task `features` of kind transform needs `outputs`",
+            "dag.yaml:16:5: task `features`: `command` is not read by tasks of kind transform",
+            "dag.yaml:18:9: unknown value `one_hott`, did you mean `one_hot`? (expected one of select, rename, cast, drop_duplicates, drop_missing, fill_missing, clip_outliers, drop_outliers, standardize, min_max_scale, text_clean, one_hot, ordinal_encode, hash_pii, mask_pii)",
+            "dag.yaml:21:5: task `shell`: `checks` is not read by tasks of kind command",
+            "dag.yaml:22:9: task `nothing` of kind transform needs `outputs`",
+            "dag.yaml:24:14: task `nothing`: invalid asset URI \"lake://raw/{{ ds }}\": asset URIs are fixed names, not templates: lineage and data-aware scheduling match them as written",
+        ]
+    );
+}

@@ -11,7 +11,7 @@ use super::node::{Loc, Node, Seg};
 use super::suggest;
 use crate::dag::Dag;
 use crate::schedule::{Schedule, Timetable, parse_schedule};
-use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TaskSpec};
+use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
 
 /// Turns paths in the spec into locations in the file.
 pub(crate) struct Locator<'a> {
@@ -60,8 +60,13 @@ impl<'a> Locator<'a> {
         self.root.and_then(|root| root.find(parent).entry(last)).map_or_else(|| self.at(path), |(key, _)| key.loc)
     }
 
+    /// The index in the file's `tasks` list of the spec's task `i`.
+    fn task_index(&self, i: usize) -> usize {
+        self.task_nodes.get(i).copied().unwrap_or(i)
+    }
+
     fn task(&self, i: usize, rest: &[Seg<'_>]) -> Loc {
-        let mut path = vec![Seg::Key("tasks"), Seg::Index(self.task_nodes.get(i).copied().unwrap_or(i))];
+        let mut path = vec![Seg::Key("tasks"), Seg::Index(self.task_index(i))];
         path.extend_from_slice(rest);
         self.at(&path)
     }
@@ -252,6 +257,11 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     let id = &task.id;
     // A misspelt or mistyped command/script was reported already; "needs a command" would only repeat it.
     let unread = loc.task_dropped_like(i, &["command", "script", "kind"]);
+    if task.kind != DEFAULT_TASK_KIND {
+        check_data_task(i, task, loc, errors);
+    } else {
+        check_fields_absent(i, task, &["source", "watermark", "checks", "steps"], loc, errors);
+    }
     if task.kind == DEFAULT_TASK_KIND && !unread {
         match (&task.command, &task.script) {
             (None, None) => errors.push(
@@ -283,6 +293,100 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     for (key, value) in &task.env {
         let at = loc.task(i, &[Seg::Key("env"), Seg::Key(key)]);
         check_template(value, &format!("task `{id}` env.{key}"), at, errors);
+    }
+}
+
+/// The fields each data task kind needs; any other kind-specific field is an error (it would do nothing).
+fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "ingest" => Some(&["source", "outputs"]),
+        "quality" => Some(&["inputs", "checks"]),
+        "transform" => Some(&["inputs", "outputs", "steps"]),
+        _ => None,
+    }
+}
+
+/// Fields that only some kinds read.
+const KIND_SPECIFIC: [&str; 9] =
+    ["command", "script", "cwd", "inputs", "outputs", "source", "watermark", "checks", "steps"];
+
+fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    let id = &task.id;
+    let Some(needed) = kind_fields(&task.kind) else {
+        if !loc.task_dropped_like(i, &["kind"]) {
+            errors.push(
+                loc.task(i, &[Seg::Key("kind")]),
+                format!(
+                    "task `{id}`: unknown kind `{}`{} (expected one of {})",
+                    task.kind,
+                    suggest::hint(&task.kind, TASK_KINDS),
+                    TASK_KINDS.join(", ")
+                ),
+            );
+        }
+        return;
+    };
+    let kind = &task.kind;
+    for field in needed.iter().filter(|f| !field_set(task, f) && !loc.task_dropped_like(i, &[**f])) {
+        errors.push(loc.task(i, &[Seg::Key("id")]), format!("task `{id}` of kind {kind} needs `{field}`"));
+    }
+    let allowed = |f: &str| needed.contains(&f) || (kind == "ingest" && f == "watermark");
+    let unused: Vec<&str> = KIND_SPECIFIC.into_iter().filter(|f| !allowed(f)).collect();
+    check_fields_absent(i, task, &unused, loc, errors);
+    if kind == "transform" && task.inputs.len() > 1 {
+        errors.push(
+            loc.task(i, &[Seg::Key("inputs")]),
+            format!("task `{id}`: a transform reads exactly one input asset, got {}", task.inputs.len()),
+        );
+    }
+    for (field, uris) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
+        for (j, uri) in uris.iter().enumerate() {
+            let checked = if uri.contains("{{") || uri.contains("{%") {
+                Err(
+                    "asset URIs are fixed names, not templates: lineage and data-aware scheduling match them as written",
+                )
+            } else {
+                crate::ops_spec::lake_path(uri).map(drop)
+            };
+            if let Err(reason) = checked {
+                errors.push(
+                    loc.task(i, &[Seg::Key(field), Seg::Index(j)]),
+                    format!("task `{id}`: invalid asset URI {uri:?}: {reason}"),
+                );
+            }
+        }
+    }
+    if let Some(op) = task.op_spec() {
+        let at = loc.task(i, &[Seg::Key("id")]);
+        for text in crate::template::json_strings(&serde_json::to_value(&op).unwrap_or_default()) {
+            check_template(text, &format!("task `{id}` configuration"), at, errors);
+        }
+    }
+}
+
+/// Whether the task sets one of the [`KIND_SPECIFIC`] fields (an empty list counts as unset).
+fn field_set(task: &TaskSpec, field: &str) -> bool {
+    match field {
+        "inputs" => !task.inputs.is_empty(),
+        "outputs" => !task.outputs.is_empty(),
+        "source" => task.source.is_some(),
+        "checks" => task.checks.as_ref().is_some_and(|c| !c.is_empty()),
+        "steps" => task.steps.is_some(),
+        "watermark" => task.watermark.is_some(),
+        "command" => task.command.is_some(),
+        "script" => task.script.is_some(),
+        "cwd" => task.cwd.is_some(),
+        _ => false,
+    }
+}
+
+/// Reports each of `fields` that the task sets although its kind does not read it.
+fn check_fields_absent(i: usize, task: &TaskSpec, fields: &[&str], loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    for field in fields.iter().filter(|f| field_set(task, f)) {
+        errors.push(
+            loc.key(&[Seg::Key("tasks"), Seg::Index(loc.task_index(i)), Seg::Key(field)]),
+            format!("task `{}`: `{field}` is not read by tasks of kind {}", task.id, task.kind),
+        );
     }
 }
 

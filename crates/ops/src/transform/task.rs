@@ -9,6 +9,7 @@ use sluice_core::ops_spec::TransformSpec;
 
 use super::{FittedTransform, fit};
 use crate::error::{OpsError, Result};
+use crate::ingest::ColumnInfo;
 use crate::lake::{Lake, WrittenPartition, open_in_partition, write_atomic};
 
 /// The file, in an output's partition folder, holding the fitted parameters that produced it.
@@ -18,6 +19,8 @@ pub const FITTED_FILE: &str = "fitted_transform.json";
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransformOutput {
     pub outputs: Vec<WrittenPartition>,
+    /// The columns written.
+    pub schema: Vec<ColumnInfo>,
     pub fitted: FittedTransform,
 }
 
@@ -35,7 +38,7 @@ pub fn run_transform(spec: &TransformSpec, lake: &Lake, ds: NaiveDate) -> Result
         fitted.save(lake, uri, ds)?;
     }
     let outputs = spec.outputs.iter().map(|uri| lake.write(uri, ds, &mut df)).collect::<Result<_>>()?;
-    Ok(TransformOutput { outputs, fitted })
+    Ok(TransformOutput { outputs, schema: ColumnInfo::of(&df), fitted })
 }
 
 impl FittedTransform {

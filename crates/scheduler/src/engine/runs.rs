@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
-use sluice_core::{Dag, DataInterval, RunState, TaskState};
+use sluice_core::{Dag, DataInterval, RunState, Schedule, TaskState};
 use sluice_store::{DagRow, DagRunRow, NewRun, NewTaskInstance, Tx};
 
 use super::Engine;
@@ -110,6 +110,9 @@ impl Engine {
     async fn create_due_runs_of(&self, dag_row: &DagRow, now: DateTime<Utc>) -> Result<usize, EngineError> {
         let Some(version_id) = dag_row.latest_version_id else { return Ok(0) };
         let dag = self.dags.get(&self.store, version_id).await?;
+        if let Schedule::Assets(uris) = dag.timetable().schedule() {
+            return self.create_asset_triggered_run(&dag, version_id, uris, now).await;
+        }
         let mut created = 0;
         loop {
             let last = self
@@ -147,6 +150,54 @@ impl Engine {
             created += 1;
         }
         Ok(created)
+    }
+
+    /// Creates a run of a DAG scheduled on assets when every one of them has an event its previous
+    /// asset-triggered run did not consume (Airflow's rule: all listed assets updated). The DAG's row is locked
+    /// while deciding, and the run and the consumed marks commit together, so several schedulers never create two
+    /// runs for the same events.
+    async fn create_asset_triggered_run(
+        &self,
+        dag: &Dag,
+        version_id: uuid::Uuid,
+        uris: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
+        let dag_id = dag.dag_id();
+        let mut tx = self.store.begin().await?;
+        tx.lock_dag(dag_id).await?;
+        let Some(due) = tx.assets_due(dag_id, uris).await? else {
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        let new_run = NewRun {
+            dag_id: dag_id.to_string(),
+            run_id: format!("asset_triggered__{}", now.to_rfc3339_opts(SecondsFormat::Micros, false)),
+            version_id,
+            run_type: "asset_triggered".into(),
+            // Airflow 3: a run triggered by assets has no logical date or data interval.
+            logical_date: None,
+            data_interval_start: None,
+            data_interval_end: None,
+            run_after: now,
+            conf: Value::Object(Default::default()),
+            note: None,
+            triggered_by: "asset".into(),
+        };
+        let max_active = i64::from(dag.max_active_runs());
+        let Some(run) = tx.create_run(&new_run, &new_task_instances(dag), Some(max_active), now).await? else {
+            // max_active_runs is reached: the events stay unconsumed and trigger a run on a later pass.
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        tx.consume_asset_events(dag_id, &due).await?;
+        let outcome = self.evaluate_run(&mut tx, &run, dag, Scope::All, now).await?;
+        tx.commit().await?;
+        if outcome.queued > 0 {
+            self.wake_workers();
+        }
+        tracing::info!(dag_id, run_id = %run.run_id, assets = ?uris, "asset-triggered DAG run created");
+        Ok(1)
     }
 
     /// One pass over unfinished runs: fail overlong ones, queue what became ready (retries whose delay passed,

@@ -10,7 +10,7 @@ use sluice_core::protocol::{
 };
 use sluice_core::template::{RenderedCommand, TemplateContext, render_command};
 use sluice_core::{Dag, TaskState};
-use sluice_store::{ClaimedTask, DagRunRow, LogEntry, TaskInstanceRow, TryEnd, Tx};
+use sluice_store::{ClaimedTask, DagRunRow, LogEntry, NewAssetEvent, TaskInstanceRow, TryEnd, TryRef, Tx};
 use uuid::Uuid;
 
 use super::Engine;
@@ -127,6 +127,7 @@ impl Engine {
             map_index: i32::try_from(ti.map_index).unwrap_or(-1),
             try_number: u32::try_from(ti.try_number).unwrap_or(1),
             argv: command.argv,
+            op: command.op,
             env,
             cwd: command.cwd,
             execution_timeout_ms: execution_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -211,6 +212,7 @@ impl Engine {
         let locked_run = if leaf { None } else { Some(tx.lock_run(ti.run_pk).await?.ok_or(EngineError::StaleLease)?) };
         let ti = tx.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
         tx.insert_log_lines(report.lease_id, &log_entries(&report.logs)).await?;
+        record_data(&mut tx, &dag, &ti, report, now).await?;
         let queued = match &locked_run {
             Some(run) => self.end_try(&mut tx, run, &ti, ending, now).await?,
             None => {
@@ -324,6 +326,49 @@ impl Engine {
             state = %ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
         Ok(ti_state)
     }
+}
+
+/// Stores what a try says about data, in the transaction that records its end: the quality reports whatever the
+/// outcome, and on success one asset event per output the task declares (with the stats the worker reported for
+/// it, if any: a command task's events have none).
+async fn record_data(
+    tx: &mut Tx,
+    dag: &Dag,
+    ti: &TaskInstanceRow,
+    report: &ReportRequest,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let outputs = dag.task(&ti.task_id).map(|t| t.outputs.as_slice()).unwrap_or_default();
+    if report.quality.is_empty() && (outputs.is_empty() || report.outcome != TaskOutcome::Success) {
+        return Ok(());
+    }
+    let from = TryRef {
+        try_id: report.lease_id.to_string(),
+        dag_id: ti.dag_id.clone(),
+        run_id: ti.run_id.clone(),
+        task_id: ti.task_id.clone(),
+        try_number: ti.try_number,
+    };
+    for quality in &report.quality {
+        tx.record_quality_report(&from, &quality.uri, quality.status.as_str(), &quality.report, now).await?;
+    }
+    if report.outcome == TaskOutcome::Success {
+        let events: Vec<NewAssetEvent> = outputs
+            .iter()
+            .map(|uri| {
+                let written = report.assets.iter().find(|a| &a.uri == uri);
+                NewAssetEvent {
+                    uri: uri.clone(),
+                    row_count: written.and_then(|w| w.rows),
+                    schema: written.and_then(|w| w.schema.clone()),
+                    content_hash: written.and_then(|w| w.content_hash.clone()),
+                    watermark: written.and_then(|w| w.watermark.clone()),
+                }
+            })
+            .collect();
+        tx.record_asset_events(&from, dag.spec.owner.as_deref(), &events, now).await?;
+    }
+    Ok(())
 }
 
 /// Whether a task's templates may read `var`: most do not, and their claims skip loading every variable.

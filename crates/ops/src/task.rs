@@ -1,0 +1,89 @@
+//! One built-in data task from its rendered configuration to the output a worker reports: what `sluice run-op`
+//! executes in the worker's child process.
+//!
+//! The output lists every asset written (the asset events: rows, schema, content hash) and, for `quality`, each
+//! input's report and status. A quality task whose `error` checks fail still produces its output, so that the
+//! failed report is kept; [`OpOutput`]'s statuses say whether the task failed.
+
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sluice_core::ops_spec::{OpSpec, Severity};
+use sluice_core::protocol::{AssetQuality, AssetWrite, OpOutput, QualityStatus};
+
+use crate::error::{OpsError, Result};
+use crate::ingest::{ColumnInfo, ingest};
+use crate::lake::{Lake, WrittenPartition};
+use crate::quality::{QualityReport, run_quality};
+use crate::transform::run_transform;
+
+/// Where and when a data task runs.
+#[derive(Debug, Clone)]
+pub struct OpContext<'a> {
+    pub lake: &'a Lake,
+    /// Relative source paths are read from here: the DAGs folder.
+    pub base_dir: &'a Path,
+    /// The run's logical date: the partition read and written.
+    pub ds: NaiveDate,
+    /// The reference time of freshness checks.
+    pub now: DateTime<Utc>,
+    /// `ingest` with a `watermark`: the mark of the previous load.
+    pub previous_watermark: Option<&'a str>,
+}
+
+/// Runs `op`.
+pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
+    match op {
+        OpSpec::Ingest(spec) => {
+            let report = ingest(spec, ctx.base_dir, ctx.lake, ctx.ds, ctx.previous_watermark)?;
+            let mut assets = asset_writes(&report.outputs, &report.schema)?;
+            for asset in &mut assets {
+                asset.watermark.clone_from(&report.watermark);
+            }
+            Ok(OpOutput { assets, quality: Vec::new() })
+        }
+        OpSpec::Quality(spec) => {
+            let reports = run_quality(spec, ctx.lake, ctx.ds, ctx.now)?;
+            let quality =
+                reports.into_iter().map(|(uri, report)| asset_quality(uri, &report)).collect::<Result<_>>()?;
+            Ok(OpOutput { assets: Vec::new(), quality })
+        }
+        OpSpec::Transform(spec) => {
+            let output = run_transform(spec, ctx.lake, ctx.ds)?;
+            let assets = asset_writes(&output.outputs, &output.schema)?;
+            Ok(OpOutput { assets, quality: Vec::new() })
+        }
+    }
+}
+
+fn asset_writes(written: &[WrittenPartition], schema: &[ColumnInfo]) -> Result<Vec<AssetWrite>> {
+    let schema = to_json(schema)?;
+    Ok(written
+        .iter()
+        .map(|w| AssetWrite {
+            uri: w.uri.clone(),
+            rows: i64::try_from(w.rows).ok(),
+            schema: Some(schema.clone()),
+            content_hash: Some(w.content_hash.clone()),
+            watermark: None,
+        })
+        .collect())
+}
+
+fn asset_quality(uri: String, report: &QualityReport) -> Result<AssetQuality> {
+    let status = if report.failed() {
+        QualityStatus::Failed
+    } else if report.failures().any(|r| r.severity == Severity::Warn) {
+        QualityStatus::Warn
+    } else {
+        QualityStatus::Passed
+    };
+    Ok(AssetQuality { uri, status, report: to_json(report)? })
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| OpsError::Invalid(format!("cannot encode the task's output: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

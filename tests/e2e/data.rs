@@ -1,0 +1,195 @@
+//! Data tasks end to end: the penguins ETL runs ingest → quality → transform on real worker processes against
+//! PostgreSQL, records its asset events and quality report, and triggers the DAG scheduled on its output asset.
+//! Bad input fails the task with a clear error in its log and leaves nothing in the lake.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_tests::{Backend, Sluice};
+
+const ETL: &str = include_str!("../../dags/penguins_etl.yaml");
+const CONSUMER: &str = include_str!("../../dags/penguins_features_consumer.yaml");
+const PENGUINS: &str = include_str!("../../dags/data/penguins.csv");
+
+/// A server and one worker, with `dags` and the penguins data in the DAGs folder.
+async fn start(dags: &[(&str, &str)]) -> Sluice {
+    let mut sluice = Sluice::new(Backend::Postgres, dags).await;
+    let data = sluice.dags.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("penguins.csv"), PENGUINS).unwrap();
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "2"]);
+    sluice
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+async fn events(sluice: &Sluice, query: &str) -> Vec<Value> {
+    let (status, body) = sluice.get(&format!("/assets/events?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["asset_events"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn penguins_etl_records_assets_and_triggers_its_consumer() {
+    let sluice = start(&[("penguins_etl.yaml", ETL), ("penguins_features_consumer.yaml", CONSUMER)]).await;
+    sluice.wait_dag("penguins_features_consumer").await;
+    let run_id = sluice.trigger("penguins_etl", json!({})).await;
+    let run = sluice.wait_run_done("penguins_etl", &run_id, Duration::from_secs(120)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+
+    // One event per written asset, with the row count, schema and hash of what was written.
+    let written = events(&sluice, "source_dag_id=penguins_etl").await;
+    let by_uri = |uri: &str| written.iter().find(|e| e["uri"] == uri).unwrap_or_else(|| panic!("{written:?}")).clone();
+    let raw = by_uri("lake://raw/penguins");
+    assert_eq!((raw["row_count"].as_i64(), raw["source_task_id"].as_str()), (Some(344), Some("ingest")));
+    assert_eq!(raw["source_run_id"], run_id.as_str());
+    let raw_columns: Vec<&str> =
+        raw["schema"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(raw_columns.len(), 8, "{raw_columns:?}");
+    assert!(raw_columns.contains(&"sex"), "{raw_columns:?}");
+    assert_eq!(raw["content_hash"].as_str().map(str::len), Some(64));
+    let features = by_uri("lake://features/penguins");
+    assert_eq!(features["row_count"], 344);
+    let feature_columns = features["schema"].to_string();
+    for column in ["species_Adelie", "island_Biscoe", "sex_female", "body_mass_g"] {
+        assert!(feature_columns.contains(column), "{feature_columns}");
+    }
+    assert!(!feature_columns.contains("\"species\""), "one-hot drops the source column: {feature_columns}");
+    assert_eq!(written.len(), 2, "{written:?}");
+
+    // The quality report has the real missing values: a warning, so the run went on.
+    let (status, report) =
+        sluice.get(&format!("/dags/penguins_etl/dagRuns/{run_id}/taskInstances/quality/tries/1/quality")).await;
+    assert_eq!(status, 200, "{report}");
+    let report = &report["reports"][0];
+    assert_eq!((report["uri"].as_str(), report["status"].as_str()), (Some("lake://raw/penguins"), Some("warn")));
+    assert_eq!(report["rows"], 344);
+    let missing = report["results"].as_array().unwrap().iter().find(|r| r["check"] == "max_missing_rate").unwrap();
+    assert_eq!((missing["column"].as_str(), missing["passed"].as_bool()), (Some("sex"), Some(false)), "{missing}");
+    let rate = missing["observed"].as_f64().unwrap();
+    assert!((rate - 11.0 / 344.0).abs() < 1e-9, "sex is missing in 11 of 344 rows: {rate}");
+    let log = sluice.log("penguins_etl", &run_id, "quality", 1).await;
+    assert!(log.contains("WARN max_missing_rate on sex"), "{log}");
+
+    // The catalog shows the raw asset with its quality status, and who produces and consumes the features.
+    let (_, assets) = sluice.get("/assets").await;
+    let raw_asset = assets["assets"].as_array().unwrap().iter().find(|a| a["uri"] == "lake://raw/penguins").unwrap();
+    assert_eq!(raw_asset["quality_status"], "warn", "{raw_asset}");
+    assert_eq!(raw_asset["owner"], "data-team");
+    let feature_id = features["asset_id"].as_i64().unwrap();
+    let (_, asset) = sluice.get(&format!("/assets/{feature_id}")).await;
+    assert_eq!(asset["producing_tasks"], json!([{"dag_id": "penguins_etl", "task_id": "features"}]), "{asset}");
+    assert_eq!(asset["scheduled_dags"], json!([{"dag_id": "penguins_features_consumer"}]), "{asset}");
+
+    // The features asset triggered its consumer, once.
+    let consumer = sluice
+        .eventually("the consumer's asset-triggered run", Duration::from_secs(60), || async {
+            let (_, runs) = sluice.get("/dags/penguins_features_consumer/dagRuns").await;
+            runs["dag_runs"].as_array().and_then(|r| r.first().cloned())
+        })
+        .await;
+    assert_eq!(consumer["run_type"], "asset_triggered", "{consumer}");
+    let consumer_run = consumer["dag_run_id"].as_str().unwrap();
+    let done = sluice.wait_run_done("penguins_features_consumer", consumer_run, Duration::from_secs(60)).await;
+    assert_eq!(done["state"], "success", "{done}\n{}", sluice.all_output());
+    let (_, runs) = sluice.get("/dags/penguins_features_consumer/dagRuns").await;
+    assert_eq!(runs["total_entries"], 1, "{runs}");
+
+    // Lineage crosses the two DAGs.
+    let (status, lineage) = sluice.get("/assets/lineage?uri=lake://features/penguins").await;
+    assert_eq!(status, 200, "{lineage}");
+    let upstream = lineage["upstream"].to_string();
+    assert!(upstream.contains("\"ingest\"") && upstream.contains("lake://raw/penguins"), "{lineage}");
+    assert!(lineage["downstream"].to_string().contains("ready_for_training"), "{lineage}");
+
+    // The same from the command line.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(sluice_tests::sluice_bin())
+            .args(args)
+            .args(["--server", &sluice.url])
+            .env("SLUICE_TOKEN", sluice.token.as_deref().unwrap_or_default())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let lineage = cli(&["assets", "lineage", "lake://features/penguins"]);
+    assert!(lineage.contains("penguins_etl.ingest -> lake://raw/penguins"), "{lineage}");
+    assert!(lineage.contains("penguins_features_consumer.ready_for_training"), "{lineage}");
+    let listed = cli(&["assets", "list"]);
+    let raw_line = listed.lines().find(|l| l.starts_with("lake://raw/penguins"));
+    assert!(raw_line.is_some_and(|l| l.contains(" 344 ") && l.contains("warn")), "{listed}");
+}
+
+const MISSING_FILE: &str = "dag_id: missing_file
+is_paused_upon_creation: false
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: data/no_such_file.csv}
+    outputs: ['lake://raw/missing']
+";
+
+/// Reads the penguins data, but expects `bill_length` where upstream now writes `bill_length_mm`.
+const DRIFT: &str = "dag_id: drift
+is_paused_upon_creation: false
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: data/penguins.csv}
+    outputs: ['lake://raw/drift']
+  - id: features
+    kind: transform
+    depends_on: [ingest]
+    inputs: ['lake://raw/drift']
+    outputs: ['lake://features/drift']
+    steps:
+      - fill_missing: {columns: [bill_length], strategy: median}
+";
+
+#[tokio::test]
+async fn bad_input_fails_the_task_clearly_and_writes_nothing() {
+    let sluice = start(&[("missing_file.yaml", MISSING_FILE), ("drift.yaml", DRIFT)]).await;
+
+    let run_id = sluice.trigger("missing_file", json!({})).await;
+    let run = sluice.wait_run_done("missing_file", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let log = sluice.log("missing_file", &run_id, "ingest", 1).await;
+    assert!(log.contains("input file") && log.contains("no_such_file.csv") && log.contains("does not exist"), "{log}");
+
+    let run_id = sluice.trigger("drift", json!({})).await;
+    let run = sluice.wait_run_done("drift", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let states = sluice.task_states("drift", &run_id).await;
+    assert_eq!((states["ingest"].as_str(), states["features"].as_str()), ("success", "failed"));
+    let log = sluice.log("drift", &run_id, "features", 1).await;
+    assert!(log.contains("column \"bill_length\" not found") && log.contains("bill_length_mm"), "{log}");
+
+    // Only the successful ingest wrote to the lake and has an event.
+    let files = files_under(sluice.lake.path());
+    assert!(files.iter().all(|f| f.starts_with("raw/drift/")), "{files:?}");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let recorded: Vec<String> =
+        events(&sluice, "").await.iter().map(|e| e["uri"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(recorded, ["lake://raw/drift"]);
+}
