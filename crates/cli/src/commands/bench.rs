@@ -34,6 +34,14 @@ pub struct Args {
     pub fanout_tasks: usize,
     #[arg(long, default_value_t = 30)]
     pub triggers: usize,
+    /// DAGs the `api` scenario lists (it also reads a run of `api_tasks` task instances).
+    #[arg(long, default_value_t = 2000)]
+    pub api_dags: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub api_tasks: usize,
+    /// Requests per timed API call.
+    #[arg(long, default_value_t = 100)]
+    pub api_requests: usize,
 }
 
 const TOKEN: &str = "bench-worker-token";
@@ -78,6 +86,18 @@ fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
             args.fanout_tasks
         ),
     )?;
+    if args.scenarios.iter().any(|s| s == "api") {
+        // Many small DAGs for the list, and one wide DAG whose run has many task instances.
+        let many = dags.join("many");
+        std::fs::create_dir_all(&many)?;
+        for i in 0..args.api_dags {
+            let yaml =
+                format!("dag_id: bench_dag_{i:05}\ntags: [bench]\ntasks:\n  - {{id: only, command: [\"true\"]}}\n");
+            std::fs::write(many.join(format!("dag_{i:05}.yaml")), yaml)?;
+        }
+        let wide: String = (0..args.api_tasks).map(|i| format!("  - {{id: t{i}, command: [\"true\"]}}\n")).collect();
+        std::fs::write(dags.join("wide.yaml"), format!("dag_id: bench_wide\ntasks:\n{wide}"))?;
+    }
     std::fs::write(
         dags.join("trigger.yaml"),
         "dag_id: bench_trigger\nis_paused_upon_creation: false\ntasks:\n  - {id: only, command: [\"true\"]}\n",
@@ -132,7 +152,8 @@ impl Bench {
                 "chain" => self.chain().await?,
                 "fanout" => self.fanout().await?,
                 "trigger" => self.trigger(args.triggers).await?,
-                other => bail!("unknown scenario {other:?}: use chain, fanout or trigger"),
+                "api" => self.api_reads(args).await?,
+                other => bail!("unknown scenario {other:?}: use chain, fanout, trigger or api"),
             };
             println!("{line}");
         }
@@ -294,6 +315,39 @@ impl Bench {
             "trigger_to_start_ms_p50": percentile(&latencies, 0.50),
             "trigger_to_start_ms_p95": percentile(&latencies, 0.95),
         }))
+    }
+}
+
+impl Bench {
+    /// Latency of the two heaviest reads: a page of 100 DAGs out of many, and every task instance of a wide run.
+    async fn api_reads(&self, args: &Args) -> anyhow::Result<Value> {
+        self.wait_for_dag("bench_wide").await?;
+        let expected = args.api_dags + 4;
+        loop {
+            let page = self.api(reqwest::Method::GET, "/dags?limit=1", None).await?;
+            if page["total_entries"].as_u64().is_some_and(|n| n as usize >= expected) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The DAG stays paused, so the run keeps all its task instances without any worker.
+        let run_id = self.trigger_run("bench_wide").await?;
+        let tis_path = format!("/dags/bench_wide/dagRuns/{run_id}/taskInstances?limit={}", args.api_tasks);
+        let mut figures = serde_json::Map::new();
+        figures.insert("scenario".into(), json!("api"));
+        for (name, path) in [("dags_limit_100", "/dags?limit=100".to_string()), ("task_instances", tis_path)] {
+            let mut latencies = Vec::with_capacity(args.api_requests);
+            for _ in 0..args.api_requests {
+                let sent = std::time::Instant::now();
+                self.api(reqwest::Method::GET, &path, None).await?;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            figures.insert(format!("{name}_ms_p50"), json!(percentile(&latencies, 0.50)));
+            figures.insert(format!("{name}_ms_p95"), json!(percentile(&latencies, 0.95)));
+        }
+        figures.insert("dags".into(), json!(args.api_dags));
+        figures.insert("task_instances".into(), json!(args.api_tasks));
+        Ok(Value::Object(figures))
     }
 }
 
