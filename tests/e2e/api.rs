@@ -258,6 +258,7 @@ async fn the_openapi_document_describes_every_route_and_renders_at_docs() {
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
     }
+    assert_eq!(doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"], "bearer", "{doc}");
     let run_state = &doc["components"]["schemas"]["RunState"]["enum"];
     assert_eq!(run_state, &json!(["queued", "running", "success", "failed"]));
 

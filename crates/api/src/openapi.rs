@@ -2,7 +2,8 @@
 //! `/api/v2/openapi.json` and rendered for people at `/docs`.
 
 use serde::Serialize;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 /// Every error answer: `{"detail": "..."}`, as Airflow's.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -18,6 +19,7 @@ pub struct ErrorBody {
         license(name = "Apache-2.0")
     ),
     components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
     tags(
         (name = "DAG"), (name = "DagSource"), (name = "DagRun"), (name = "Backfill"), (name = "TaskInstance"), (name = "XCom"),
         (name = "Variable"), (name = "Connection"), (name = "Pool"), (name = "ImportError"), (name = "Monitor"),
@@ -25,3 +27,15 @@ pub struct ErrorBody {
     )
 )]
 pub struct ApiDoc;
+
+/// Every call takes `Authorization: Bearer <token or API key>` (from `POST /auth/token` or `/auth/api-keys`); the few
+/// public routes (health, version, this document) accept it too.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("HTTPBearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        openapi.security = Some(vec![SecurityRequirement::new("HTTPBearer", Vec::<String>::new())]);
+    }
+}
