@@ -55,11 +55,13 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     // schemathesis keeps a cache of what it found in its working directory: keep it out of the source tree.
     let scratch = tempfile::tempdir().unwrap();
     let mut command = Command::new(schemathesis);
+    // One worker: with several, the underlying property-testing library can fail on its own (not on the API)
+    // while two threads read the same generator's source.
     command
         .current_dir(scratch.path())
         .arg("run")
         .arg(format!("{}/api/v2/openapi.json", sluice.url))
-        .args(["--max-examples", "15", "--seed", "20261125", "--workers", "2"])
+        .args(["--max-examples", "15", "--seed", "20261125", "--workers", "1"])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
