@@ -24,11 +24,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, post};
-use axum::{Form, Json, Router};
+use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use sluice_core::{DagAction, Role, dag_allows};
 use sluice_store::Store;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub use password::{PasswordError, generate_password, hash_password, verify_password};
@@ -270,16 +271,13 @@ pub async fn authorize(State(state): State<AppState>, mut request: Request, next
     Ok(next.run(request).await)
 }
 
-/// `/auth`: tokens and API keys.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/token", post(login))
-        .route("/api-keys", post(keys::create).get(keys::list))
-        .route("/api-keys/{id}", delete(keys::revoke))
+/// `/auth`: tokens and API keys, each route with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(keys::create, keys::list)).routes(routes!(keys::revoke))
 }
 
 /// Airflow's `LoginBody`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     username: String,
@@ -287,7 +285,7 @@ pub struct LoginBody {
 }
 
 /// Airflow's `LoginResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     pub access_token: String,
 }
@@ -300,6 +298,9 @@ fn decoy_hash() -> &'static str {
 }
 
 /// `POST /auth/token`: a JSON or form body `{username, password}` → 201 `{"access_token": …}`.
+#[utoipa::path(post, path = "/token", tag = "Auth", security(()),
+    request_body(content((LoginBody = "application/json"), (LoginBody = "application/x-www-form-urlencoded"))),
+    responses((status = 201, body = LoginResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 async fn login(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
     let form = request
         .headers()

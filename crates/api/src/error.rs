@@ -52,10 +52,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
+        let this = match self {
+            ApiError::Store(ref e) | ApiError::Engine(EngineError::Store(ref e)) if e.is_unstorable_text() => {
+                ApiError::Unprocessable("text values must not contain NUL characters (\\u0000)".into())
+            }
+            other => other,
+        };
+        let status = this.status();
         if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %this, "request failed");
         }
-        (status, Json(json!({ "detail": self.to_string() }))).into_response()
+        (status, Json(json!({ "detail": this.to_string() }))).into_response()
     }
 }

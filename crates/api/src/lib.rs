@@ -45,13 +45,14 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// The whole application: API (with its OpenAPI document), worker protocol, dashboard and `/health`.
 pub fn router(state: AppState) -> Router {
     let guard = middleware::from_fn_with_state(state.clone(), auth::authorize);
-    let (api, doc) =
-        OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest("/api/v2", public::router()).split_for_parts();
+    let (api, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v2", public::router())
+        .nest("/auth", auth::router())
+        .split_for_parts();
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     Router::new()
-        .merge(api.layer(guard.clone()))
+        .merge(api.layer(guard))
         .route("/api/v2/openapi.json", get(move || openapi_json(doc.clone())))
-        .nest("/auth", auth::router().layer(guard))
         .nest(sluice_core::protocol::WORKER_API_PREFIX, worker::router(state.clone()))
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(dashboard::router())

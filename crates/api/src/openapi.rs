@@ -22,8 +22,8 @@ pub struct ErrorBody {
     modifiers(&BearerAuth),
     tags(
         (name = "DAG"), (name = "DagSource"), (name = "DagRun"), (name = "Backfill"), (name = "TaskInstance"), (name = "XCom"),
-        (name = "Variable"), (name = "Connection"), (name = "Pool"), (name = "ImportError"), (name = "Monitor"),
-        (name = "Version")
+        (name = "Variable"), (name = "Connection"), (name = "Pool"), (name = "Asset"), (name = "ImportError"),
+        (name = "Monitor"), (name = "Version"), (name = "Auth")
     )
 )]
 pub struct ApiDoc;

@@ -15,6 +15,7 @@ use crate::spec::{DagSpec, ScheduleSpec};
 
 /// A node of the lineage graph.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LineageNode {
     Asset { uri: String },
@@ -23,6 +24,7 @@ pub enum LineageNode {
 
 /// The part of the graph around one node: everything upstream and downstream of it, with the edges between.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineageView {
     pub upstream: Vec<LineageNode>,
     pub downstream: Vec<LineageNode>,

@@ -28,4 +28,13 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether PostgreSQL refused a text value it cannot store (a NUL character): bad input, not a failure.
+    pub fn is_unstorable_text(&self) -> bool {
+        match self {
+            // character_not_in_repertoire
+            Error::Database(sqlx::Error::Database(e)) => e.code().as_deref() == Some("22021"),
+            _ => false,
+        }
+    }
 }

@@ -60,7 +60,7 @@ pub(super) async fn authenticate(store: &Store, token: &str) -> Result<Principal
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
@@ -70,7 +70,7 @@ pub struct CreateBody {
     username: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyResponse {
     pub id: Uuid,
     pub name: String,
@@ -99,12 +99,15 @@ impl From<ApiKeyRow> for ApiKeyResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyCollection {
     pub api_keys: Vec<ApiKeyResponse>,
     pub total_entries: usize,
 }
 
+/// Creates an API key; its secret is in `key`, shown only in this answer.
+#[utoipa::path(post, path = "/api-keys", tag = "Auth", request_body = CreateBody,
+    responses((status = 201, body = ApiKeyResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -145,12 +148,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
+/// The caller's API keys (every key for Admin), without their secrets.
+#[utoipa::path(get, path = "/api-keys", tag = "Auth", responses((status = 200, body = ApiKeyCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<ApiKeyCollection>, ApiError> {
     let owner = (principal.role < Role::Admin).then_some(principal.user_id);
     let keys = state.engine.store().list_api_keys(owner).await?;
     Ok(Json(ApiKeyCollection { total_entries: keys.len(), api_keys: keys.into_iter().map(Into::into).collect() }))
 }
 
+/// Revokes an API key: it stops working at once.
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "Auth", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     principal: Principal,

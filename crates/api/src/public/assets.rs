@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -18,28 +18,28 @@ use sluice_core::lineage::{Lineage, LineageNode, LineageView};
 use sluice_core::spec::ScheduleSpec;
 use sluice_store::{AssetEventFilter, AssetEventRow, AssetRow, DagFilter, QualityReportRow};
 
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DagReference {
     pub dag_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskReference {
     pub dag_id: String,
     pub task_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LastEvent {
     pub id: i64,
     pub timestamp: DateTime<Utc>,
 }
 
 /// Airflow 3's `AssetResponse`, plus the catalog fields of the newest event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssetResponse {
     pub id: i64,
     pub name: String,
@@ -61,14 +61,14 @@ pub struct AssetResponse {
     pub schema: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssetCollection {
     pub assets: Vec<AssetResponse>,
     pub total_entries: i64,
 }
 
 /// Airflow 3's `AssetEventResponse`, plus what Sluice knows of the data written.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssetEventResponse {
     pub id: i64,
     pub asset_id: i64,
@@ -89,7 +89,7 @@ pub struct AssetEventResponse {
     pub watermark: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssetEventCollection {
     pub asset_events: Vec<AssetEventResponse>,
     pub total_entries: i64,
@@ -164,6 +164,8 @@ fn event_response(e: AssetEventRow) -> AssetEventResponse {
     }
 }
 
+#[utoipa::path(get, path = "/assets", tag = "Asset", params(super::Page),
+    responses((status = 200, body = AssetCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<super::Page>,
@@ -181,13 +183,19 @@ async fn find(state: &AppState, asset_id: i64) -> Result<AssetRow, ApiError> {
     state.engine.store().get_asset(&uri).await?.ok_or_else(not_found)
 }
 
-pub async fn get(State(state): State<AppState>, Path(asset_id): Path<i64>) -> Result<Json<AssetResponse>, ApiError> {
+#[utoipa::path(get, path = "/assets/{asset_id}", tag = "Asset", params(("asset_id" = i64, Path)),
+    responses((status = 200, body = AssetResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    ApiPath(asset_id): ApiPath<i64>,
+) -> Result<Json<AssetResponse>, ApiError> {
     let row = find(&state, asset_id).await?;
     let dags = current_dags(&state).await?;
     Ok(Json(asset_response(row, &dags)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     #[serde(default = "super::default_limit")]
@@ -201,6 +209,8 @@ pub struct EventQuery {
 }
 
 /// Events, newest first.
+#[utoipa::path(get, path = "/assets/events", tag = "Asset", params(EventQuery),
+    responses((status = 200, body = AssetEventCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<EventQuery>,
@@ -223,7 +233,8 @@ pub async fn events(
     Ok(Json(AssetEventCollection { asset_events, total_entries }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LineageQuery {
     uri: Option<String>,
@@ -231,7 +242,7 @@ pub struct LineageQuery {
     task_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LineageResponse {
     pub node: LineageNode,
     #[serde(flatten)]
@@ -239,6 +250,8 @@ pub struct LineageResponse {
 }
 
 /// Everything upstream and downstream of an asset (`?uri=`) or a task (`?dag_id=&task_id=`), across DAGs.
+#[utoipa::path(get, path = "/assets/lineage", tag = "Asset", params(LineageQuery),
+    responses((status = 200, body = LineageResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn lineage(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<LineageQuery>,
@@ -266,7 +279,7 @@ fn describe(node: &LineageNode) -> String {
 }
 
 /// One asset's report from a quality task's try.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QualityReportResponse {
     pub uri: String,
     /// `passed`, `warn` (only warnings failed) or `failed` (an `error` check failed).
@@ -277,7 +290,7 @@ pub struct QualityReportResponse {
     pub timestamp: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QualityReportCollection {
     pub dag_id: String,
     pub dag_run_id: String,
@@ -296,10 +309,14 @@ fn report_response(row: QualityReportRow) -> QualityReportResponse {
     }
 }
 
-/// `GET /dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{try_number}/quality`.
+/// The quality reports of a quality task's try: one per asset it checked.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{task_try_number}/quality",
+    tag = "Asset",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("task_try_number" = i64, Path)),
+    responses((status = 200, body = QualityReportCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn quality(
     State(state): State<AppState>,
-    Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, i64)>,
+    ApiPath((dag_id, run_id, task_id, try_number)): ApiPath<(String, String, String, i64)>,
 ) -> Result<Json<QualityReportCollection>, ApiError> {
     let rows = state.engine.store().quality_reports(&dag_id, &run_id, &task_id, try_number).await?;
     if rows.is_empty() {
