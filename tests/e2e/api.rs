@@ -157,6 +157,12 @@ async fn failed_runs_are_cleared_marked_and_deleted() {
     assert_eq!((run["state"].as_str(), run["note"].as_str()), (Some("failed"), Some("checked by hand")));
     let (status, body) = patch(&sluice, &run_path, json!({"state": "running"})).await;
     assert_eq!(status, 422, "{body}");
+    // PostgreSQL cannot store a NUL character: that is the caller's mistake, not a server error.
+    let (status, body) = patch(&sluice, &run_path, json!({"note": "nul \u{0} here"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
+    let (status, body) = sluice.get("/assets/events?source_dag_id=%00").await;
+    assert_eq!(status, 422, "{body}");
 
     assert_eq!(delete(&sluice, &run_path).await.0, 204);
     assert_eq!(sluice.get(&run_path).await.0, 404);
@@ -255,6 +261,11 @@ async fn the_openapi_document_describes_every_route_and_renders_at_docs() {
         ("/api/v2/connections/{connection_id}", "delete"),
         ("/api/v2/pools/{pool_name}", "patch"),
         ("/api/v2/variables/{variable_key}", "get"),
+        ("/api/v2/backfills/{backfill_id}/cancel", "put"),
+        ("/api/v2/assets/events", "get"),
+        ("/api/v2/assets/lineage", "get"),
+        ("/auth/token", "post"),
+        ("/auth/api-keys/{id}", "delete"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
     }
@@ -267,4 +278,95 @@ async fn the_openapi_document_describes_every_route_and_renders_at_docs() {
     assert!(page.text().await.unwrap().contains("docs.js"));
     let (status, body) = sluice.get("/dags/x/dagRuns/y/taskInstances/z/logs/not-a-number").await;
     assert_eq!(status, 422, "a malformed path parameter is a JSON error: {body}");
+}
+
+/// Run states of a DAG's backfill runs, by logical date.
+async fn backfill_states(sluice: &Sluice, dag_id: &str) -> Vec<String> {
+    let (_, runs) = sluice.get(&format!("/dags/{dag_id}/dagRuns?run_type=backfill&order_by=logical_date")).await;
+    runs["dag_runs"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap().to_owned()).collect()
+}
+
+fn count(states: &[String], state: &str) -> usize {
+    states.iter().filter(|s| *s == state).count()
+}
+
+#[tokio::test]
+async fn a_backfill_keeps_its_own_run_limit_and_can_be_paused_resumed_and_cancelled() {
+    let scratch = tempfile::tempdir().unwrap();
+    let gate = scratch.path().join("open");
+    // The DAG allows one active run; the backfill two of its own. Each task waits until the gate file exists.
+    let dag = format!(
+        "dag_id: gated\nschedule: \"@daily\"\nstart_date: 2026-01-01\ncatchup: false\nmax_active_runs: 1\n\
+         tasks:\n  - id: wait\n    script: 'while [ ! -f \"{}\" ]; do sleep 0.05; done'\n",
+        gate.display()
+    );
+    let sluice = Sluice::start(Backend::Postgres, &[("gated.yaml", &dag)], 2).await;
+    sluice.wait_dag("gated").await;
+    sluice.unpause("gated").await;
+    let body = json!({"dag_id": "gated", "from_date": "2026-01-01T00:00:00Z", "to_date": "2026-01-05T00:00:00Z",
+                      "max_active_runs": 2});
+
+    let (status, plan) = sluice.post("/backfills/dry_run", body.clone()).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["total_entries"], 5, "{plan}");
+    assert_eq!(plan["backfills"][0]["logical_date"], "2026-01-01T00:00:00Z");
+    assert!(backfill_states(&sluice, "gated").await.is_empty(), "a dry run creates nothing");
+
+    let (status, backfill) = sluice.post("/backfills", body.clone()).await;
+    assert_eq!(status, 200, "{backfill}");
+    let id = backfill["id"].as_i64().unwrap();
+    let states = sluice
+        .eventually("two backfill runs running", Duration::from_secs(30), || async {
+            let states = backfill_states(&sluice, "gated").await;
+            (count(&states, "running") == 2).then_some(states)
+        })
+        .await;
+    assert_eq!(count(&states, "queued"), 3, "{states:?}");
+    let (status, again) = sluice.post("/backfills", body.clone()).await;
+    assert_eq!(status, 409, "one unfinished backfill per DAG: {again}");
+
+    // Paused: the running runs finish, the queued ones wait.
+    let (status, paused) = sluice.request(Method::PUT, &format!("/api/v2/backfills/{id}/pause"), None).await;
+    assert_eq!((status, paused["is_paused"].as_bool()), (200, Some(true)), "{paused}");
+    std::fs::write(&gate, "").unwrap();
+    sluice
+        .eventually("the two running runs to succeed", Duration::from_secs(30), || async {
+            let states = backfill_states(&sluice, "gated").await;
+            (count(&states, "success") == 2).then_some(())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(&backfill_states(&sluice, "gated").await, "queued"), 3, "a paused backfill starts nothing");
+
+    // Resumed with the gate shut again: two more start; cancelling fails the last, still queued one.
+    std::fs::remove_file(&gate).unwrap();
+    let (status, resumed) = sluice.request(Method::PUT, &format!("/api/v2/backfills/{id}/unpause"), None).await;
+    assert_eq!((status, resumed["is_paused"].as_bool()), (200, Some(false)), "{resumed}");
+    sluice
+        .eventually("two more backfill runs running", Duration::from_secs(30), || async {
+            let states = backfill_states(&sluice, "gated").await;
+            (count(&states, "running") == 2).then_some(())
+        })
+        .await;
+    let (status, cancelled) = sluice.request(Method::PUT, &format!("/api/v2/backfills/{id}/cancel"), None).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert!(!cancelled["completed_at"].is_null() && cancelled["is_paused"] == true, "{cancelled}");
+    let states = backfill_states(&sluice, "gated").await;
+    assert_eq!((count(&states, "success"), count(&states, "running"), count(&states, "failed")), (2, 2, 1));
+    std::fs::write(&gate, "").unwrap();
+    sluice
+        .eventually("the running runs to finish after the cancel", Duration::from_secs(30), || async {
+            (count(&backfill_states(&sluice, "gated").await, "success") == 4).then_some(())
+        })
+        .await;
+    let (status, _) = sluice.request(Method::PUT, &format!("/api/v2/backfills/{id}/pause"), None).await;
+    assert_eq!(status, 409, "a cancelled backfill is complete");
+    let (status, missing) = sluice.request(Method::PUT, "/api/v2/backfills/999999/cancel", None).await;
+    assert_eq!(status, 404, "{missing}");
+
+    // Never more than the backfill's two runs at once, although the DAG itself allows one.
+    let (_, runs) = sluice.get("/dags/gated/dagRuns?run_type=backfill").await;
+    let started: Vec<Value> =
+        runs["dag_runs"].as_array().unwrap().iter().filter(|r| !r["start_date"].is_null()).cloned().collect();
+    assert_eq!(sluice_tests::max_overlapping(&started), 2);
 }

@@ -171,6 +171,11 @@ async fn backfill_runs_every_past_date_and_reruns_failed_ones_on_request() {
     let sluice = Sluice::start(Backend::Postgres, &[("daily.yaml", &dag)], 2).await;
     sluice.wait_dag("daily_report").await;
 
+    let (code, out, err) =
+        sluice_cli(&sluice, &["backfill", "daily_report", "--from", "2026-01-01", "--to", "2026-01-04", "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("2026-01-01T00:00:00Z\n") && out.ends_with("4 runs\n"), "{out}");
+
     // 3 January fails until the marker exists: the backfill reports it and exits 1.
     let (code, out, err) =
         sluice_cli(&sluice, &["backfill", "daily_report", "--from", "2026-01-01", "--to", "2026-01-04"]);

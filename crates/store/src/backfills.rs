@@ -2,11 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sluice_core::RunState;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use uuid::Uuid;
 
 use crate::error::Result;
-use crate::rows::json;
+use crate::rows::{flag, json};
 use crate::time::{from_ms, to_ms};
 use crate::{DagRunRow, Store, Tx};
 
@@ -21,6 +23,10 @@ pub struct BackfillRow {
     pub reprocess_behavior: String,
     pub max_active_runs: i64,
     pub created_at: DateTime<Utc>,
+    /// A paused backfill starts none of its queued runs.
+    pub is_paused: bool,
+    /// When it was cancelled. A backfill that was not is complete once none of its runs is queued or running.
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// A backfill to record.
@@ -34,7 +40,7 @@ pub struct NewBackfill {
     pub max_active_runs: i64,
 }
 
-const COLUMNS: &str = "id, dag_id, from_ms, to_ms, dag_run_conf, reprocess_behavior, max_active_runs, created_ms";
+const COLUMNS: &str = "id, dag_id, from_ms, to_ms, dag_run_conf, reprocess_behavior, max_active_runs, created_ms, is_paused, completed_ms";
 
 fn decode(r: &AnyRow) -> Result<BackfillRow> {
     Ok(BackfillRow {
@@ -46,6 +52,8 @@ fn decode(r: &AnyRow) -> Result<BackfillRow> {
         reprocess_behavior: r.try_get("reprocess_behavior")?,
         max_active_runs: r.try_get("max_active_runs")?,
         created_at: from_ms(r.try_get("created_ms")?),
+        is_paused: flag(r, "is_paused")?,
+        cancelled_at: r.try_get::<Option<i64>, _>("completed_ms")?.map(from_ms),
     })
 }
 
@@ -66,6 +74,72 @@ impl Tx {
             .fetch_one(&mut *self.inner)
             .await?;
         decode(&row)
+    }
+
+    /// Makes the backfill the owner of a run it reruns.
+    pub async fn set_run_backfill(&mut self, run_pk: Uuid, backfill_id: i64) -> Result<()> {
+        sqlx::query("UPDATE dag_runs SET backfill_id = $1 WHERE id = $2")
+            .bind(backfill_id)
+            .bind(run_pk.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// The backfill, locked until the transaction ends: pausing, cancelling and starting its runs take turns.
+    pub async fn lock_backfill(&mut self, id: i64) -> Result<Option<BackfillRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM backfills WHERE id = $1{}", self.dialect.lock_wait());
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *self.inner).await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// A backfill of the DAG that is neither cancelled nor done: one of its runs is queued or running.
+    pub async fn unfinished_backfill(&mut self, dag_id: &str) -> Result<Option<i64>> {
+        self.unfinished_backfill_where("b.dag_id = $1", dag_id.to_owned()).await
+    }
+
+    /// Whether the backfill is neither cancelled nor done.
+    pub async fn backfill_is_unfinished(&mut self, id: i64) -> Result<bool> {
+        Ok(self.unfinished_backfill_where("b.id = $1", id).await?.is_some())
+    }
+
+    async fn unfinished_backfill_where<T>(&mut self, condition: &str, value: T) -> Result<Option<i64>>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
+        let sql = format!(
+            "SELECT b.id FROM backfills b
+              WHERE {condition} AND b.completed_ms IS NULL
+                AND EXISTS (SELECT 1 FROM dag_runs r WHERE r.backfill_id = b.id AND r.state IN ($2, $3))
+              LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .bind(RunState::Queued.as_str())
+            .bind(RunState::Running.as_str())
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    pub async fn set_backfill_paused(&mut self, id: i64, paused: bool) -> Result<()> {
+        sqlx::query("UPDATE backfills SET is_paused = $1 WHERE id = $2")
+            .bind(paused)
+            .bind(id)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the backfill was cancelled: it stays paused and counts as complete from now on.
+    pub async fn cancel_backfill(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE backfills SET is_paused = $1, completed_ms = $2 WHERE id = $3")
+            .bind(true)
+            .bind(to_ms(now))
+            .bind(id)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
     }
 
     /// The run of a DAG at a logical date, if there is one, locked until the transaction ends.

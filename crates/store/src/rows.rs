@@ -142,12 +142,14 @@ pub struct DagRunRow {
     pub note: Option<String>,
     pub triggered_by: Option<String>,
     pub last_scheduling_decision: Option<DateTime<Utc>>,
+    /// The backfill that created or last reran this run: its limits, not the DAG's, decide when the run starts.
+    pub backfill_id: Option<i64>,
 }
 
 impl DagRunRow {
     pub(crate) const COLUMNS: &'static str = "id, dag_id, run_id, version_id, run_type, state, \
         logical_date_ms, data_interval_start_ms, data_interval_end_ms, run_after_ms, queued_at_ms, start_ms, \
-        end_ms, conf, note, triggered_by, last_scheduling_decision_ms";
+        end_ms, conf, note, triggered_by, last_scheduling_decision_ms, backfill_id";
 
     pub(crate) fn decode(row: &AnyRow) -> Result<DagRunRow> {
         let state: String = row.try_get("state")?;
@@ -169,6 +171,7 @@ impl DagRunRow {
             note: row.try_get("note")?,
             triggered_by: row.try_get("triggered_by")?,
             last_scheduling_decision: opt_time(row, "last_scheduling_decision_ms")?,
+            backfill_id: row.try_get("backfill_id")?,
         })
     }
 }

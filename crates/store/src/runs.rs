@@ -26,6 +26,7 @@ pub struct NewRun {
     pub conf: Value,
     pub note: Option<String>,
     pub triggered_by: String,
+    pub backfill_id: Option<i64>,
 }
 
 /// A task instance created with its run (state `none`).
@@ -53,6 +54,7 @@ pub struct RunFilter {
     pub offset: i64,
     /// DAGs whose runs are left out: those the caller may not read.
     pub hidden_dag_ids: Vec<String>,
+    pub backfill_id: Option<i64>,
 }
 
 /// Which task instances a list shows; empty lists and `None` do not filter.
@@ -161,8 +163,9 @@ impl Tx {
         let id = Uuid::now_v7();
         let sql = format!(
             "INSERT INTO dag_runs (id, dag_id, run_id, version_id, run_type, state, logical_date_ms, \
-                 data_interval_start_ms, data_interval_end_ms, run_after_ms, queued_at_ms, conf, note, triggered_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 data_interval_start_ms, data_interval_end_ms, run_after_ms, queued_at_ms, conf, note, triggered_by, \
+                 backfill_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT DO NOTHING RETURNING {}",
             DagRunRow::COLUMNS
         );
@@ -181,6 +184,7 @@ impl Tx {
             .bind(run.conf.to_string())
             .bind(&run.note)
             .bind(&run.triggered_by)
+            .bind(run.backfill_id)
             .fetch_optional(&mut *self.inner)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -217,23 +221,30 @@ impl Tx {
         Ok(())
     }
 
+    /// Queued and running runs of a DAG, as its `max_active_runs` counts them: backfill runs have their own limit.
     pub async fn count_active_runs(&mut self, dag_id: &str) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM dag_runs WHERE dag_id = $1 AND state IN ($2, $3)")
-            .bind(dag_id)
-            .bind(RunState::Queued.as_str())
-            .bind(RunState::Running.as_str())
-            .fetch_one(&mut *self.inner)
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM dag_runs WHERE dag_id = $1 AND state IN ($2, $3) AND backfill_id IS NULL",
+        )
+        .bind(dag_id)
+        .bind(RunState::Queued.as_str())
+        .bind(RunState::Running.as_str())
+        .fetch_one(&mut *self.inner)
+        .await?;
         Ok(row.try_get("n")?)
     }
 
-    pub async fn count_running_runs(&mut self, dag_id: &str) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM dag_runs WHERE dag_id = $1 AND state = $2")
-            .bind(dag_id)
-            .bind(RunState::Running.as_str())
-            .fetch_one(&mut *self.inner)
-            .await?;
-        Ok(row.try_get("n")?)
+    /// Running runs of a DAG outside backfills (`Some(id)`: of that backfill), for starting a queued one.
+    pub async fn count_running_runs(&mut self, dag_id: &str, backfill_id: Option<i64>) -> Result<i64> {
+        let sql = match backfill_id {
+            None => "SELECT COUNT(*) AS n FROM dag_runs WHERE dag_id = $1 AND state = $2 AND backfill_id IS NULL",
+            Some(_) => "SELECT COUNT(*) AS n FROM dag_runs WHERE dag_id = $1 AND state = $2 AND backfill_id = $3",
+        };
+        let mut query = sqlx::query(sql).bind(dag_id).bind(RunState::Running.as_str());
+        if let Some(id) = backfill_id {
+            query = query.bind(id);
+        }
+        Ok(query.fetch_one(&mut *self.inner).await?.try_get("n")?)
     }
 
     /// Locks up to `limit` unfinished runs that no other scheduler holds, least recently examined first.
@@ -446,6 +457,10 @@ impl Store {
         for bound in &filter.time_bounds {
             binds.push(Bind::Int(to_ms(bound.at)));
             conditions.push(format!("{} {} ${}", bound.column.column(), bound.compare.operator(), binds.len()));
+        }
+        if let Some(backfill_id) = filter.backfill_id {
+            binds.push(Bind::Int(backfill_id));
+            conditions.push(format!("backfill_id = ${}", binds.len()));
         }
         crate::dags::push_hidden(&filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use sluice_core::{AccessControl, Role, TaskState};
+use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
     AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, NewApiKey, NewAssetEvent, NewBackfill, NewRun,
     NewTaskInstance, PoolSettings, RunFilter, Store, TryEnd, TryRef,
@@ -80,6 +80,7 @@ conformance!(
     connections_crud,
     pools_count_their_task_instances,
     backfills_are_recorded_and_runs_found_by_date,
+    a_backfill_owns_its_runs_until_cancelled,
     users_are_unique_by_name,
     api_keys_act_for_their_owner_until_revoked,
     access_control_hides_dags_from_lists,
@@ -119,6 +120,7 @@ fn new_run(dag_id: &str, version_id: Uuid, run_id: &str, day: u32) -> NewRun {
         conf: json!({}),
         note: None,
         triggered_by: "test".into(),
+        backfill_id: None,
     }
 }
 
@@ -417,6 +419,47 @@ async fn backfills_are_recorded_and_runs_found_by_date(store: &Store) {
     let (page, total) = store.list_backfills("d", 1, 0).await.unwrap();
     assert_eq!((page[0].id, total), (second.id, 2), "newest first");
     assert!(store.get_backfill(second.id + 100).await.unwrap().is_none());
+}
+
+async fn a_backfill_owns_its_runs_until_cancelled(store: &Store) {
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    let backfill = NewBackfill {
+        dag_id: "d".into(),
+        from_date: Utc::now(),
+        to_date: Utc::now(),
+        dag_run_conf: json!({}),
+        reprocess_behavior: "none".into(),
+        max_active_runs: 1,
+    };
+    let mut tx = store.begin().await.unwrap();
+    let b = tx.insert_backfill(&backfill, Utc::now()).await.unwrap();
+    assert!(!b.is_paused && b.cancelled_at.is_none());
+    let mut owned = new_run("d", version, "backfill_1", 1);
+    owned.backfill_id = Some(b.id);
+    let owned = tx.create_run(&owned, &tasks(1), None, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(owned.backfill_id, Some(b.id));
+    let other = tx.create_run(&new_run("d", version, "scheduled_2", 2), &tasks(1), None, Utc::now()).await.unwrap();
+    let other = other.unwrap();
+    for run in [&owned, &other] {
+        tx.set_run_state(run.id, RunState::Running, Utc::now()).await.unwrap();
+    }
+    // Each limit counts its own runs: the DAG's those outside backfills, a backfill's its own.
+    assert_eq!(tx.count_running_runs("d", None).await.unwrap(), 1);
+    assert_eq!(tx.count_running_runs("d", Some(b.id)).await.unwrap(), 1);
+    assert_eq!(tx.count_active_runs("d").await.unwrap(), 1);
+    assert_eq!(tx.unfinished_backfill("d").await.unwrap(), Some(b.id));
+    assert!(tx.backfill_is_unfinished(b.id).await.unwrap());
+    tx.set_backfill_paused(b.id, true).await.unwrap();
+    assert!(tx.lock_backfill(b.id).await.unwrap().unwrap().is_paused);
+    tx.cancel_backfill(b.id, Utc::now()).await.unwrap();
+    assert!(!tx.backfill_is_unfinished(b.id).await.unwrap(), "a cancelled backfill is complete");
+    tx.commit().await.unwrap();
+
+    let filter = RunFilter { backfill_id: Some(b.id), limit: 10, ..RunFilter::default() };
+    let (runs, total) = store.list_runs(&filter).await.unwrap();
+    assert_eq!((runs[0].run_id.as_str(), total), ("backfill_1", 1));
+    let stored = store.get_backfill(b.id).await.unwrap().unwrap();
+    assert!(stored.is_paused && stored.cancelled_at.is_some());
 }
 
 async fn users_are_unique_by_name(store: &Store) {

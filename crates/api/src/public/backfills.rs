@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::{DagAction, RunState};
 use sluice_scheduler::{BackfillRequest, Reprocess};
-use sluice_store::{BackfillRow, Compare, RunFilter, RunOrder, RunTime, TimeBound};
+use sluice_store::{BackfillRow, RunFilter, RunOrder, RunTime};
 
 use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
-/// Airflow 3's `BackfillResponse`. Sluice's backfills cannot be paused, so `is_paused` is always false.
+/// Airflow 3's `BackfillResponse`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BackfillResponse {
     pub id: i64,
@@ -59,16 +59,12 @@ fn default_max_active_runs() -> i64 {
     10
 }
 
-/// The runs in a backfill's range, in the given states, most recently ended first.
+/// The backfill's runs in the given states, most recently ended first.
 fn runs_of(backfill: &BackfillRow, states: Vec<RunState>, limit: i64) -> RunFilter {
     RunFilter {
         dag_id: Some(backfill.dag_id.clone()),
-        run_types: vec!["backfill".into()],
+        backfill_id: Some(backfill.id),
         states,
-        time_bounds: vec![
-            TimeBound { column: RunTime::LogicalDate, compare: Compare::Gte, at: backfill.from_date },
-            TimeBound { column: RunTime::LogicalDate, compare: Compare::Lte, at: backfill.to_date },
-        ],
         order: RunOrder::Time(RunTime::EndDate),
         descending: true,
         limit,
@@ -79,7 +75,9 @@ fn runs_of(backfill: &BackfillRow, states: Vec<RunState>, limit: i64) -> RunFilt
 async fn respond(state: &AppState, backfill: BackfillRow) -> Result<BackfillResponse, ApiError> {
     let store = state.engine.store();
     let (_, unfinished) = store.list_runs(&runs_of(&backfill, vec![RunState::Queued, RunState::Running], 0)).await?;
-    let completed_at = if unfinished == 0 {
+    let completed_at = if backfill.cancelled_at.is_some() {
+        backfill.cancelled_at
+    } else if unfinished == 0 {
         let (last, _) = store.list_runs(&runs_of(&backfill, vec![RunState::Success, RunState::Failed], 1)).await?;
         last.first().and_then(|run| run.end_date).or(Some(backfill.created_at))
     } else {
@@ -92,7 +90,7 @@ async fn respond(state: &AppState, backfill: BackfillRow) -> Result<BackfillResp
         from_date: backfill.from_date,
         to_date: backfill.to_date,
         dag_run_conf: backfill.dag_run_conf,
-        is_paused: false,
+        is_paused: backfill.is_paused,
         reprocess_behavior: backfill.reprocess_behavior,
         max_active_runs: backfill.max_active_runs,
         updated_at: completed_at.unwrap_or(backfill.created_at),
@@ -101,7 +99,39 @@ async fn respond(state: &AppState, backfill: BackfillRow) -> Result<BackfillResp
     })
 }
 
-/// Creates the runs of a DAG's schedule between two dates (logical dates, both included).
+impl BackfillBody {
+    /// The request, checked; the caller must be allowed to edit the DAG (named in the body, not the path).
+    async fn checked(self, state: &AppState, principal: &Principal) -> Result<BackfillRequest, ApiError> {
+        if !principal.may_on_dag(state.engine.store(), &self.dag_id, DagAction::CanEdit).await? {
+            return Err(ApiError::Forbidden(format!("you may not edit the DAG `{}`", self.dag_id)));
+        }
+        let reprocess = match self.reprocess_behavior.as_deref() {
+            None | Some("none") => Reprocess::None,
+            Some("failed") => Reprocess::Failed,
+            Some("completed") => Reprocess::Completed,
+            Some(other) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "reprocess_behavior {other:?} must be none, failed or completed"
+                )));
+            }
+        };
+        if self.max_active_runs < 1 {
+            return Err(ApiError::Unprocessable("max_active_runs must be at least 1".into()));
+        }
+        Ok(BackfillRequest {
+            dag_id: self.dag_id,
+            from_date: self.from_date,
+            to_date: self.to_date,
+            run_backwards: self.run_backwards,
+            dag_run_conf: self.dag_run_conf.unwrap_or_else(|| Value::Object(Default::default())),
+            reprocess,
+            max_active_runs: self.max_active_runs,
+        })
+    }
+}
+
+/// Creates the runs of a DAG's schedule between two dates (logical dates, both included). 409 while the DAG has
+/// an unfinished backfill.
 #[utoipa::path(post, path = "/backfills", tag = "Backfill", request_body = BackfillBody,
     responses((status = 200, body = BackfillResponse), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
 pub async fn create(
@@ -109,34 +139,35 @@ pub async fn create(
     principal: Principal,
     ApiJson(body): ApiJson<BackfillBody>,
 ) -> Result<Json<BackfillResponse>, ApiError> {
-    // The DAG is in the body, not the path, so its access_control is checked here.
-    if !principal.may_on_dag(state.engine.store(), &body.dag_id, DagAction::CanEdit).await? {
-        return Err(ApiError::Forbidden(format!("you may not edit the DAG `{}`", body.dag_id)));
-    }
-    let reprocess = match body.reprocess_behavior.as_deref() {
-        None | Some("none") => Reprocess::None,
-        Some("failed") => Reprocess::Failed,
-        Some("completed") => Reprocess::Completed,
-        Some(other) => {
-            return Err(ApiError::Unprocessable(format!(
-                "reprocess_behavior {other:?} must be none, failed or completed"
-            )));
-        }
-    };
-    if body.max_active_runs < 1 {
-        return Err(ApiError::Unprocessable("max_active_runs must be at least 1".into()));
-    }
-    let request = BackfillRequest {
-        dag_id: body.dag_id,
-        from_date: body.from_date,
-        to_date: body.to_date,
-        run_backwards: body.run_backwards,
-        dag_run_conf: body.dag_run_conf.unwrap_or_else(|| Value::Object(Default::default())),
-        reprocess,
-        max_active_runs: body.max_active_runs,
-    };
+    let request = body.checked(&state, &principal).await?;
     let (backfill, _) = state.engine.backfill(&request).await?;
     Ok(Json(respond(&state, backfill).await?))
+}
+
+/// Airflow 3's `DryRunBackfillResponse`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRunBackfillResponse {
+    pub logical_date: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRunBackfillCollection {
+    pub backfills: Vec<DryRunBackfillResponse>,
+    pub total_entries: usize,
+}
+
+/// The logical dates a backfill would run (create, or rerun by `reprocess_behavior`), creating nothing.
+#[utoipa::path(post, path = "/backfills/dry_run", tag = "Backfill", request_body = BackfillBody,
+    responses((status = 200, body = DryRunBackfillCollection), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
+pub async fn dry_run(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<BackfillBody>,
+) -> Result<Json<DryRunBackfillCollection>, ApiError> {
+    let request = body.checked(&state, &principal).await?;
+    let dates = state.engine.backfill_dry_run(&request).await?;
+    let backfills: Vec<_> = dates.into_iter().map(|logical_date| DryRunBackfillResponse { logical_date }).collect();
+    Ok(Json(DryRunBackfillCollection { total_entries: backfills.len(), backfills }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -169,6 +200,21 @@ pub async fn list(
     Ok(Json(BackfillCollection { backfills, total_entries }))
 }
 
+/// The backfill, when it exists and the caller may `action` on its DAG; one the caller may not even read does
+/// not exist for them.
+async fn visible(state: &AppState, principal: &Principal, id: i64, action: DagAction) -> Result<BackfillRow, ApiError> {
+    let store = state.engine.store();
+    let missing = || ApiError::NotFound(format!("Backfill with id {id} not found"));
+    let row = store.get_backfill(id).await?.ok_or_else(missing)?;
+    if !principal.may_on_dag(store, &row.dag_id, DagAction::CanRead).await? {
+        return Err(missing());
+    }
+    if action == DagAction::CanEdit && !principal.may_on_dag(store, &row.dag_id, action).await? {
+        return Err(ApiError::Forbidden(format!("you may not edit the DAG `{}`", row.dag_id)));
+    }
+    Ok(row)
+}
+
 #[utoipa::path(get, path = "/backfills/{backfill_id}", tag = "Backfill", params(("backfill_id" = i64, Path)),
     responses((status = 200, body = BackfillResponse), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
 pub async fn get(
@@ -176,12 +222,60 @@ pub async fn get(
     principal: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<BackfillResponse>, ApiError> {
-    let store = state.engine.store();
-    let missing = || ApiError::NotFound(format!("Backfill with id {id} not found"));
-    let row = store.get_backfill(id).await?.ok_or_else(missing)?;
-    // A backfill of a DAG the caller may not read does not exist for them.
-    if !principal.may_on_dag(store, &row.dag_id, DagAction::CanRead).await? {
-        return Err(missing());
-    }
+    let row = visible(&state, &principal, id, DagAction::CanRead).await?;
     Ok(Json(respond(&state, row).await?))
+}
+
+enum Control {
+    Pause,
+    Unpause,
+    Cancel,
+}
+
+async fn control(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+    control: Control,
+) -> Result<Json<BackfillResponse>, ApiError> {
+    visible(state, principal, id, DagAction::CanEdit).await?;
+    let row = match control {
+        Control::Pause => state.engine.pause_backfill(id, true).await?,
+        Control::Unpause => state.engine.pause_backfill(id, false).await?,
+        Control::Cancel => state.engine.cancel_backfill(id).await?,
+    };
+    Ok(Json(respond(state, row).await?))
+}
+
+/// Stops starting the backfill's queued runs; running ones finish. 409 when it is complete.
+#[utoipa::path(put, path = "/backfills/{backfill_id}/pause", tag = "Backfill", params(("backfill_id" = i64, Path)),
+    responses((status = 200, body = BackfillResponse), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<BackfillResponse>, ApiError> {
+    control(&state, &principal, id, Control::Pause).await
+}
+
+/// Starts the backfill's queued runs again. 409 when it is complete.
+#[utoipa::path(put, path = "/backfills/{backfill_id}/unpause", tag = "Backfill", params(("backfill_id" = i64, Path)),
+    responses((status = 200, body = BackfillResponse), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
+pub async fn unpause(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<BackfillResponse>, ApiError> {
+    control(&state, &principal, id, Control::Unpause).await
+}
+
+/// Cancels the backfill: its queued runs fail, running ones finish, and it is complete. 409 when it already is.
+#[utoipa::path(put, path = "/backfills/{backfill_id}/cancel", tag = "Backfill", params(("backfill_id" = i64, Path)),
+    responses((status = 200, body = BackfillResponse), (status = "default", description = "An error", body = crate::openapi::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<BackfillResponse>, ApiError> {
+    control(&state, &principal, id, Control::Cancel).await
 }

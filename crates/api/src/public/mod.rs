@@ -45,16 +45,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pools::list, pools::create))
         .routes(routes!(pools::get, pools::patch, pools::delete))
         .routes(routes!(backfills::list, backfills::create))
+        .routes(routes!(backfills::dry_run))
         .routes(routes!(backfills::get))
-        // The data catalog's routes are not in the OpenAPI document yet.
-        .route("/assets", axum::routing::get(assets::list))
-        .route("/assets/events", axum::routing::get(assets::events))
-        .route("/assets/lineage", axum::routing::get(assets::lineage))
-        .route("/assets/{asset_id}", axum::routing::get(assets::get))
-        .route(
-            "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{task_try_number}/quality",
-            axum::routing::get(assets::quality),
-        )
+        .routes(routes!(backfills::pause))
+        .routes(routes!(backfills::unpause))
+        .routes(routes!(backfills::cancel))
+        .routes(routes!(assets::list))
+        .routes(routes!(assets::events))
+        .routes(routes!(assets::lineage))
+        .routes(routes!(assets::get))
+        .routes(routes!(assets::quality))
         .routes(routes!(monitor::import_errors))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))

@@ -28,6 +28,12 @@ pub struct Args {
     /// Run configuration for the new runs, a JSON object.
     #[arg(long)]
     conf: Option<String>,
+    /// How many of the backfill's runs may run at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    max_active_runs: u32,
+    /// Only list the logical dates the backfill would run.
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -50,7 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let conf = json_object("--conf", args.conf.as_deref())?;
     let api = &args.api;
     let dag = api.call(Method::GET, &format!("/dags/{}", segment(&args.dag_id)), None).await?;
-    if dag["is_paused"] == true {
+    if dag["is_paused"] == true && !args.dry_run {
         anyhow::bail!(
             "{} is paused, so its backfill runs would wait: unpause it first (sluice dags unpause {})",
             args.dag_id,
@@ -60,7 +66,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let body = json!({
         "dag_id": args.dag_id, "from_date": from, "to_date": to, "run_backwards": args.run_backwards,
         "dag_run_conf": conf, "reprocess_behavior": if args.rerun_failed { "failed" } else { "none" },
+        "max_active_runs": args.max_active_runs,
     });
+    if args.dry_run {
+        let plan = api.call(Method::POST, "/backfills/dry_run", Some(body)).await?;
+        if api.output == Output::Json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            for entry in plan["backfills"].as_array().into_iter().flatten() {
+                println!("{}", entry["logical_date"].as_str().unwrap_or_default());
+            }
+            println!("{} runs", plan["total_entries"]);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let backfill = api.call(Method::POST, "/backfills", Some(body)).await?;
 
     let runs_path = format!(

@@ -3,13 +3,20 @@
 //! As in Airflow, the dates come from the DAG's cron between `from_date` and `to_date`, and an existing run at a
 //! date is left alone unless the reprocess behaviour says otherwise: `failed` reruns failed runs, `completed` reruns
 //! finished ones, a queued or running run is never touched. Sluice keeps one run per logical date, so rerunning one
-//! clears its task instances instead of adding a second run. Backfill runs wait for room under the DAG's
-//! `max_active_runs` like any run, and like any run they wait while the DAG is paused.
+//! clears its task instances instead of adding a second run, and the run then belongs to the backfill.
+//!
+//! A backfill's runs start under its own `max_active_runs`, not the DAG's (which counts the other runs only), and
+//! not while the backfill is paused; like any run they also wait while the DAG is paused. A DAG has at most one
+//! unfinished backfill; cancelling one fails its queued runs.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sluice_core::RunState;
-use sluice_store::{BackfillRow, NewBackfill, NewRun};
+use sluice_core::schedule::DataInterval;
+use sluice_core::{Dag, RunState};
+use sluice_store::{BackfillRow, DagRunRow, NewBackfill, NewRun, RunFilter, Tx};
+use uuid::Uuid;
 
 use super::Engine;
 use super::manage::CLEARABLE;
@@ -65,8 +72,28 @@ pub struct BackfillOutcome {
     pub skipped: usize,
 }
 
+/// What a backfill does at one date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Create,
+    Rerun,
+    Skip,
+}
+
+fn action(existing: Option<&DagRunRow>, reprocess: Reprocess) -> Action {
+    match existing {
+        None => Action::Create,
+        Some(run) if reprocess.reruns(run.state) => Action::Rerun,
+        Some(_) => Action::Skip,
+    }
+}
+
 impl Engine {
-    pub async fn backfill(&self, request: &BackfillRequest) -> Result<(BackfillRow, BackfillOutcome), EngineError> {
+    /// The DAG's version and the intervals a request covers, in the order their runs are made.
+    async fn backfill_plan(
+        &self,
+        request: &BackfillRequest,
+    ) -> Result<(Arc<Dag>, Uuid, Vec<DataInterval>), EngineError> {
         let dag_id = request.dag_id.as_str();
         if request.from_date > request.to_date {
             return Err(EngineError::Invalid("from_date must not be after to_date".into()));
@@ -99,10 +126,36 @@ impl Engine {
         if request.run_backwards {
             intervals.reverse();
         }
+        Ok((dag, version_id, intervals))
+    }
 
+    /// The logical dates a backfill would run (create or rerun), changing nothing: Airflow's dry run.
+    pub async fn backfill_dry_run(&self, request: &BackfillRequest) -> Result<Vec<DateTime<Utc>>, EngineError> {
+        let (_, _, intervals) = self.backfill_plan(request).await?;
+        let mut tx = self.store.begin().await?;
+        let mut dates = Vec::new();
+        for interval in intervals {
+            let existing = tx.lock_run_at(&request.dag_id, interval.start).await?;
+            if action(existing.as_ref(), request.reprocess) != Action::Skip {
+                dates.push(interval.start);
+            }
+        }
+        tx.rollback().await?;
+        Ok(dates)
+    }
+
+    /// Creates a backfill and its runs. As in Airflow, a DAG has one unfinished backfill at a time (409 otherwise).
+    pub async fn backfill(&self, request: &BackfillRequest) -> Result<(BackfillRow, BackfillOutcome), EngineError> {
+        let dag_id = request.dag_id.as_str();
+        let (dag, version_id, intervals) = self.backfill_plan(request).await?;
         let now = Utc::now();
         let mut outcome = BackfillOutcome::default();
         let mut tx = self.store.begin().await?;
+        // Serialises concurrent requests for the same DAG, so that two cannot both see no unfinished backfill.
+        tx.lock_dag(dag_id).await?;
+        if tx.unfinished_backfill(dag_id).await?.is_some() {
+            return Err(EngineError::Conflict(format!("There is already a running backfill for dag {dag_id}")));
+        }
         let backfill = NewBackfill {
             dag_id: dag_id.to_owned(),
             from_date: request.from_date,
@@ -114,8 +167,9 @@ impl Engine {
         let row = tx.insert_backfill(&backfill, now).await?;
         let tasks = new_task_instances(&dag);
         for interval in intervals {
-            match tx.lock_run_at(dag_id, interval.start).await? {
-                None => {
+            let existing = tx.lock_run_at(dag_id, interval.start).await?;
+            match (action(existing.as_ref(), request.reprocess), existing) {
+                (Action::Create, _) => {
                     let run = NewRun {
                         dag_id: dag_id.to_owned(),
                         run_id: format!("backfill__{}", iso(interval.start)),
@@ -128,22 +182,74 @@ impl Engine {
                         conf: request.dag_run_conf.clone(),
                         note: None,
                         triggered_by: "backfill".into(),
+                        backfill_id: Some(row.id),
                     };
                     tx.create_run(&run, &tasks, None, now).await?;
                     outcome.created += 1;
                 }
-                Some(run) if request.reprocess.reruns(run.state) => {
+                (Action::Rerun, Some(run)) => {
                     let run_dag = self.dags.get_in(&mut tx, run.version_id).await?;
                     let tis = tx.run_task_instances(run.id, None).await?;
                     let clearable: Vec<_> = tis.into_iter().filter(|ti| CLEARABLE.contains(&ti.state)).collect();
                     self.reset(&mut tx, &run, &run_dag, &clearable).await?;
+                    tx.set_run_backfill(run.id, row.id).await?;
                     outcome.rerun += 1;
                 }
-                Some(_) => outcome.skipped += 1,
+                _ => outcome.skipped += 1,
             }
         }
         tx.commit().await?;
         tracing::info!(dag_id, backfill_id = row.id, ?outcome, "backfill created");
         Ok((row, outcome))
     }
+
+    /// Pauses (`true`) or resumes a backfill: a paused one starts none of its queued runs; running ones go on.
+    pub async fn pause_backfill(&self, id: i64, paused: bool) -> Result<BackfillRow, EngineError> {
+        let mut tx = self.store.begin().await?;
+        self.unfinished_backfill_in(&mut tx, id).await?;
+        tx.set_backfill_paused(id, paused).await?;
+        tx.commit().await?;
+        tracing::info!(backfill_id = id, paused, "backfill paused or resumed");
+        self.backfill_row(id).await
+    }
+
+    /// Cancels a backfill as Airflow does: it is paused, its queued runs are failed (their tasks skipped), and it
+    /// is complete; runs already running finish on their own.
+    pub async fn cancel_backfill(&self, id: i64) -> Result<BackfillRow, EngineError> {
+        let now = Utc::now();
+        let mut tx = self.store.begin().await?;
+        let backfill = self.unfinished_backfill_in(&mut tx, id).await?;
+        tx.cancel_backfill(id, now).await?;
+        tx.commit().await?;
+        let queued = RunFilter {
+            dag_id: Some(backfill.dag_id.clone()),
+            backfill_id: Some(id),
+            states: vec![RunState::Queued],
+            limit: i64::MAX,
+            ..RunFilter::default()
+        };
+        let (runs, _) = self.store.list_runs(&queued).await?;
+        for run in &runs {
+            self.mark_run(&run.dag_id, &run.run_id, Some(RunState::Failed), None).await?;
+        }
+        tracing::info!(backfill_id = id, failed_runs = runs.len(), "backfill cancelled");
+        self.backfill_row(id).await
+    }
+
+    /// The backfill, locked, or 404 when missing and 409 when it is complete (cancelled or all runs finished).
+    async fn unfinished_backfill_in(&self, tx: &mut Tx, id: i64) -> Result<BackfillRow, EngineError> {
+        let backfill = tx.lock_backfill(id).await?.ok_or_else(|| backfill_missing(id))?;
+        if !tx.backfill_is_unfinished(id).await? {
+            return Err(EngineError::Conflict("Backfill is already completed.".into()));
+        }
+        Ok(backfill)
+    }
+
+    async fn backfill_row(&self, id: i64) -> Result<BackfillRow, EngineError> {
+        self.store.get_backfill(id).await?.ok_or_else(|| backfill_missing(id))
+    }
+}
+
+fn backfill_missing(id: i64) -> EngineError {
+    EngineError::NotFound(format!("Could not find backfill with id {id}"))
 }

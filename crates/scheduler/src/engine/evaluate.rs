@@ -42,7 +42,7 @@ impl Engine {
             return Ok(outcome);
         }
         if run.state == RunState::Queued {
-            if dag_row.is_paused || tx.count_running_runs(&run.dag_id).await? >= i64::from(dag.max_active_runs()) {
+            if dag_row.is_paused || !self.may_start(tx, run, dag).await? {
                 return Ok(outcome);
             }
             tx.set_run_state(run.id, RunState::Running, now).await?;
@@ -86,6 +86,20 @@ impl Engine {
         }
         tx.touch_run(run.id, now).await?;
         Ok(outcome)
+    }
+
+    /// Whether a queued run may start: below the DAG's `max_active_runs`, or for a backfill's run, below the
+    /// backfill's own limit and only while the backfill is not paused.
+    async fn may_start(&self, tx: &mut Tx, run: &DagRunRow, dag: &Dag) -> Result<bool, EngineError> {
+        let limit = match run.backfill_id {
+            None => i64::from(dag.max_active_runs()),
+            Some(id) => match tx.lock_backfill(id).await? {
+                Some(backfill) if backfill.is_paused => return Ok(false),
+                Some(backfill) => backfill.max_active_runs,
+                None => i64::from(dag.max_active_runs()),
+            },
+        };
+        Ok(tx.count_running_runs(&run.dag_id, run.backfill_id).await? < limit)
     }
 
     /// Applies the trigger rules to the candidate tasks in topological order, so that a skip or an upstream

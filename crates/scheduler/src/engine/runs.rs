@@ -79,6 +79,7 @@ impl Engine {
             conf,
             note: request.note,
             triggered_by: request.triggered_by,
+            backfill_id: None,
         };
         let mut tx = self.store.begin().await?;
         let run = tx.create_run(&new_run, &new_task_instances(&dag), None, now).await?.ok_or_else(|| {
@@ -133,6 +134,7 @@ impl Engine {
                 conf: Value::Object(Default::default()),
                 note: None,
                 triggered_by: "scheduler".into(),
+                backfill_id: None,
             };
             let mut tx = self.store.begin().await?;
             let max_active = i64::from(dag.max_active_runs());
@@ -183,6 +185,7 @@ impl Engine {
             conf: Value::Object(Default::default()),
             note: None,
             triggered_by: "asset".into(),
+            backfill_id: None,
         };
         let max_active = i64::from(dag.max_active_runs());
         let Some(run) = tx.create_run(&new_run, &new_task_instances(dag), Some(max_active), now).await? else {
