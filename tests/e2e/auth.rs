@@ -248,3 +248,34 @@ async fn users_are_managed_from_the_command_line() {
     assert_eq!(sluice.run_cli(&["users", "delete", "ada"]).await.0, Some(0));
     assert_eq!(sluice.run_cli(&["users", "delete", "ada"]).await.0, Some(1));
 }
+
+#[tokio::test]
+async fn admin_manages_users_over_the_api_and_no_one_else_may() {
+    let sluice = Sluice::start(Backend::Postgres, &[], 0).await;
+    let body = json!({"username": "grace", "password": "compilers-1952", "role": "User"});
+    let (status, created) = sluice.request(Method::POST, "/auth/users", Some(body.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((created["username"].as_str(), created["role"].as_str()), (Some("grace"), Some("User")));
+    assert!(!created.to_string().contains("compilers-1952"), "no password in answers: {created}");
+    assert_eq!(sluice.request(Method::POST, "/auth/users", Some(body)).await.0, 409, "the name is taken");
+    let short = json!({"username": "hopper", "password": "short", "role": "Viewer"});
+    let (status, problem) = sluice.request(Method::POST, "/auth/users", Some(short)).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("password"), "{problem}");
+
+    let grace = sluice.login("grace", "compilers-1952").await;
+    for (method, path) in [(Method::GET, "/auth/users"), (Method::DELETE, "/auth/users/admin")] {
+        let (status, body) = sluice.request_as(Some(&grace), method.clone(), path, None).await;
+        assert_eq!(status, 403, "{method} {path} is Admin's: {body}");
+    }
+    let (status, users) = sluice.request(Method::GET, "/auth/users", None).await;
+    assert_eq!(status, 200, "{users}");
+    let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "grace"]);
+
+    assert_eq!(sluice.request(Method::DELETE, "/auth/users/admin", None).await.0, 409, "not yourself");
+    assert_eq!(sluice.request(Method::DELETE, "/auth/users/grace", None).await.0, 204);
+    assert_eq!(sluice.request(Method::DELETE, "/auth/users/grace", None).await.0, 404);
+    let (status, _) = sluice.request_as(Some(&grace), Method::GET, "/api/v2/dags", None).await;
+    assert_eq!(status, 401, "a deleted user's token stops working");
+}

@@ -18,6 +18,7 @@
 mod keys;
 mod password;
 mod token;
+mod users;
 
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
@@ -34,6 +35,7 @@ use uuid::Uuid;
 
 pub use password::{PasswordError, generate_password, hash_password, verify_password};
 pub use token::{AuthConfig, Claims, TokenError};
+pub use users::username_problem;
 
 use crate::extract::ApiJson;
 use crate::{ApiError, AppState};
@@ -118,6 +120,7 @@ static RULES: &[Rule] = &[
     rule(On::Read, "/api/v2/**", AtLeast(Viewer)),
     // Everyone manages their own API keys; the handlers keep other people's keys to Admin.
     rule(On::Any, "/auth/api-keys/**", AtLeast(Viewer)),
+    rule(On::Any, "/auth/users/**", AtLeast(Admin)),
     // Whatever else changes something is Admin's until a rule above says otherwise.
     rule(On::Any, "/**", AtLeast(Admin)),
 ];
@@ -273,7 +276,12 @@ pub async fn authorize(State(state): State<AppState>, mut request: Request, next
 
 /// `/auth`: tokens and API keys, each route with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(keys::create, keys::list)).routes(routes!(keys::revoke))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::delete))
 }
 
 /// Airflow's `LoginBody`.
@@ -360,6 +368,9 @@ mod tests {
             (Method::POST, "/api/v2/someFutureThing", AtLeast(Admin)),
             (Method::GET, "/api/v2/someFutureThing", AtLeast(Viewer)),
             (Method::GET, "/auth/api-keys", AtLeast(Viewer)),
+            (Method::GET, "/auth/users", AtLeast(Admin)),
+            (Method::DELETE, "/auth/users/alice", AtLeast(Admin)),
+            (Method::PUT, "/api/v2/backfills/1/cancel", AtLeast(Op)),
             (Method::GET, "/auth/somethingElse", AtLeast(Admin)),
         ];
         for (method, path, expected) in cases {

@@ -51,8 +51,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Create { username, role, password, database } => {
             let username = username.trim();
-            if username.is_empty() || username.len() > 100 || username.chars().any(char::is_whitespace) {
-                bail!("a username has 1 to 100 characters and no spaces");
+            if let Some(problem) = sluice_api::auth::username_problem(username) {
+                bail!("{problem}");
             }
             let given = match password {
                 Some(password) => Some(password),
