@@ -370,3 +370,26 @@ async fn a_backfill_keeps_its_own_run_limit_and_can_be_paused_resumed_and_cancel
         runs["dag_runs"].as_array().unwrap().iter().filter(|r| !r["start_date"].is_null()).cloned().collect();
     assert_eq!(sluice_tests::max_overlapping(&started), 2);
 }
+
+#[tokio::test]
+async fn a_pool_runs_no_more_task_instances_at_once_than_its_slots() {
+    let dag = "dag_id: pooled\nschedule: null\ndefault_args:\n  pool: single\ntasks:\n\
+               - {id: a, script: 'sleep 0.3'}\n- {id: b, script: 'sleep 0.3'}\n- {id: c, script: 'sleep 0.3'}\n\
+               - {id: free, script: 'sleep 0.3', pool: default_pool}\n";
+    let sluice = Sluice::start(Backend::Postgres, &[("pooled.yaml", dag)], 2).await;
+    let (status, pool) = sluice.post("/pools", json!({"name": "single", "slots": 1})).await;
+    assert_eq!(status, 201, "{pool}");
+    sluice.wait_dag("pooled").await;
+    sluice.unpause("pooled").await;
+    let run_id = sluice.trigger("pooled", json!({})).await;
+    let run = sluice.wait_run_done("pooled", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}");
+    let mut pooled = Vec::new();
+    for task in ["a", "b", "c"] {
+        pooled.extend(sluice.tries("pooled", &run_id, task).await);
+    }
+    assert_eq!(sluice_tests::max_overlapping(&pooled), 1, "one slot, one task at a time: {pooled:?}");
+    let mut all = pooled.clone();
+    all.extend(sluice.tries("pooled", &run_id, "free").await);
+    assert_eq!(sluice_tests::max_overlapping(&all), 2, "the task in another pool ran alongside");
+}

@@ -4,6 +4,8 @@
 //! try. Claiming moves `queued → running` under a row lock; every later change about the try is conditional on
 //! the same `lease_id`, so a worker that lost its lease (or a second report) changes nothing.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::TaskState;
@@ -298,25 +300,78 @@ impl Tx {
         Ok(())
     }
 
-    /// Queues up to `limit` scheduled task instances of a run, highest priority first. Returns their ids.
+    /// Queues up to `limit` scheduled task instances of a run, highest priority first, within the open slots of
+    /// their pools (Airflow's rule: a pool's queued and running task instances never exceed its slots; a task
+    /// naming a pool that does not exist waits until it does). Returns their ids.
     pub async fn queue_scheduled(&mut self, run_pk: Uuid, limit: i64, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
-        if limit <= 0 {
-            return Ok(Vec::new());
+        let mut open: HashMap<String, i64> = HashMap::new();
+        let mut ids = Vec::new();
+        // Each pass leaves out the pools found full by the one before, so that a full pool's high-priority tasks
+        // do not hold back the rest of the run; there are at most as many passes as pools.
+        loop {
+            let wanted = limit - ids.len() as i64;
+            if wanted <= 0 {
+                break;
+            }
+            let full: Vec<&String> = open.iter().filter(|(_, n)| **n <= 0).map(|(pool, _)| pool).collect();
+            let mut sql = "SELECT id, pool FROM task_instances WHERE run_pk = $1 AND state = $2".to_owned();
+            if !full.is_empty() {
+                sql += &format!(" AND pool NOT IN ({})", placeholders(3, full.len()));
+            }
+            sql += &format!(" ORDER BY priority_weight DESC, scheduled_ms LIMIT {wanted}");
+            let mut query = sqlx::query(&sql).bind(run_pk.to_string()).bind(TaskState::Scheduled.as_str());
+            for pool in &full {
+                query = query.bind(pool.as_str());
+            }
+            let candidates = query.fetch_all(&mut *self.inner).await?;
+            let mut found_full = false;
+            let mut picked = Vec::new();
+            for row in &candidates {
+                let pool: String = row.try_get("pool")?;
+                let slots = match open.get_mut(&pool) {
+                    Some(slots) => slots,
+                    None => {
+                        let slots = self.open_pool_slots(&pool).await?;
+                        open.entry(pool).or_insert(slots)
+                    }
+                };
+                if *slots > 0 {
+                    *slots -= 1;
+                    picked.push(uuid(row, "id")?);
+                } else {
+                    found_full = true;
+                }
+            }
+            // Queued now, so that the next pass does not pick them again.
+            self.set_ti_states(&picked, &[TaskState::Scheduled], TaskState::Queued, now).await?;
+            ids.extend(picked);
+            if !found_full {
+                break;
+            }
         }
-        let sql = format!(
-            "SELECT id FROM task_instances WHERE run_pk = $1 AND state = $2
-              ORDER BY priority_weight DESC, scheduled_ms LIMIT {limit}"
-        );
-        let ids = sqlx::query(&sql)
-            .bind(run_pk.to_string())
-            .bind(TaskState::Scheduled.as_str())
-            .fetch_all(&mut *self.inner)
-            .await?
-            .iter()
-            .map(|r| uuid(r, "id"))
-            .collect::<Result<Vec<_>>>()?;
-        self.set_ti_states(&ids, &[TaskState::Scheduled], TaskState::Queued, now).await?;
         Ok(ids)
+    }
+
+    /// Slots of a pool not taken by queued or running task instances; 0 for a pool that does not exist. The
+    /// pool's row stays locked until the transaction ends, so that concurrent schedulers count one at a time.
+    async fn open_pool_slots(&mut self, pool: &str) -> Result<i64> {
+        let sql = format!("SELECT slots FROM pools WHERE name = $1{}", self.dialect.lock_wait());
+        let Some(row) = sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await? else {
+            tracing::warn!(pool, "task instances wait for pool {pool:?}, which does not exist");
+            return Ok(0);
+        };
+        let slots: i64 = row.try_get("slots")?;
+        if slots < 0 {
+            return Ok(i64::MAX);
+        }
+        let taken: i64 = sqlx::query("SELECT COUNT(*) AS n FROM task_instances WHERE pool = $1 AND state IN ($2, $3)")
+            .bind(pool)
+            .bind(TaskState::Queued.as_str())
+            .bind(TaskState::Running.as_str())
+            .fetch_one(&mut *self.inner)
+            .await?
+            .try_get("n")?;
+        Ok(slots - taken)
     }
 
     pub async fn get_run_by_pk(&mut self, run_pk: Uuid) -> Result<Option<crate::DagRunRow>> {

@@ -79,6 +79,7 @@ conformance!(
     import_errors_and_variables,
     connections_crud,
     pools_count_their_task_instances,
+    pools_limit_what_is_queued,
     backfills_are_recorded_and_runs_found_by_date,
     a_backfill_owns_its_runs_until_cancelled,
     users_are_unique_by_name,
@@ -388,6 +389,32 @@ async fn pools_count_their_task_instances(store: &Store) {
     assert_eq!(pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["accelerators", "default_pool"]);
     assert!(store.delete_pool("accelerators").await.unwrap());
     assert!(!store.delete_pool("accelerators").await.unwrap());
+}
+
+async fn pools_limit_what_is_queued(store: &Store) {
+    let tiny = PoolSettings { name: "tiny".into(), slots: 1, description: None, include_deferred: false };
+    assert!(store.create_pool(&tiny).await.unwrap());
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    // The highest priorities are in the one-slot pool and in a pool that does not exist.
+    let mut planned = tasks(6);
+    for (task, pool) in planned.iter_mut().rev().zip(["tiny", "tiny", "tiny", "nowhere"]) {
+        task.pool = pool.into();
+    }
+    let mut tx = store.begin().await.unwrap();
+    let run = tx.create_run(&new_run("d", version, "r1", 1), &planned, None, Utc::now()).await.unwrap().unwrap();
+    let tis = tx.run_task_instances(run.id, None).await.unwrap();
+    let ids: Vec<Uuid> = tis.iter().map(|t| t.id).collect();
+    tx.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
+    let queued = tx.queue_scheduled(run.id, 3, Utc::now()).await.unwrap();
+    let pool_of = |id: &Uuid| tis.iter().find(|t| t.id == *id).unwrap().pool.clone();
+    let mut pools: Vec<String> = queued.iter().map(pool_of).collect();
+    pools.sort();
+    assert_eq!(pools, ["default_pool", "default_pool", "tiny"], "one task of the full pool, then the others");
+    let more: Vec<String> = tx.queue_scheduled(run.id, 10, Utc::now()).await.unwrap().iter().map(pool_of).collect();
+    assert!(more.is_empty(), "tiny is full, nowhere missing: {more:?}");
+    tx.commit().await.unwrap();
+    let tiny = store.get_pool("tiny").await.unwrap().unwrap();
+    assert_eq!((tiny.queued_slots, tiny.open_slots()), (1, 0));
 }
 
 async fn backfills_are_recorded_and_runs_found_by_date(store: &Store) {
