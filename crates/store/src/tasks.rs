@@ -355,23 +355,24 @@ impl Tx {
     /// Slots of a pool not taken by queued or running task instances; 0 for a pool that does not exist. The
     /// pool's row stays locked until the transaction ends, so that concurrent schedulers count one at a time.
     async fn open_pool_slots(&mut self, pool: &str) -> Result<i64> {
-        let sql = format!("SELECT slots FROM pools WHERE name = $1{}", self.dialect.lock_wait());
-        let Some(row) = sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.inner).await? else {
-            tracing::warn!(pool, "task instances wait for pool {pool:?}, which does not exist");
-            return Ok(0);
-        };
-        let slots: i64 = row.try_get("slots")?;
-        if slots < 0 {
-            return Ok(i64::MAX);
-        }
-        let taken: i64 = sqlx::query("SELECT COUNT(*) AS n FROM task_instances WHERE pool = $1 AND state IN ($2, $3)")
+        let sql = format!(
+            "SELECT p.slots, (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state IN ($2, $3))
+                    AS taken
+               FROM pools p WHERE p.name = $1{}",
+            self.dialect.lock_wait()
+        );
+        let row = sqlx::query(&sql)
             .bind(pool)
             .bind(TaskState::Queued.as_str())
             .bind(TaskState::Running.as_str())
-            .fetch_one(&mut *self.inner)
-            .await?
-            .try_get("n")?;
-        Ok(slots - taken)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        let Some(row) = row else {
+            tracing::warn!(pool, "task instances wait for pool {pool:?}, which does not exist");
+            return Ok(0);
+        };
+        let (slots, taken): (i64, i64) = (row.try_get("slots")?, row.try_get("taken")?);
+        Ok(if slots < 0 { i64::MAX } else { slots - taken })
     }
 
     pub async fn get_run_by_pk(&mut self, run_pk: Uuid) -> Result<Option<crate::DagRunRow>> {

@@ -75,7 +75,8 @@ impl Engine {
             }
         }
 
-        if !tx.has_unfinished_tis(run.id).await? {
+        // Tasks just queued are unfinished: the run cannot be over, and the question costs a round trip.
+        if outcome.queued == 0 && !tx.has_unfinished_tis(run.id).await? {
             let leaves: Vec<String> = dag.leaves().into_iter().map(String::from).collect();
             let leaf_states: Vec<TaskState> =
                 tx.run_task_instances(run.id, Some(&leaves)).await?.iter().map(|ti| ti.state).collect();
