@@ -1,14 +1,24 @@
 //! Data tasks end to end: the penguins ETL runs ingest → quality → transform on real worker processes against
 //! PostgreSQL, records its asset events and quality report, and triggers the DAG scheduled on its output asset.
-//! Bad input fails the task with a clear error in its log and leaves nothing in the lake.
+//! Bad input fails the task with a clear error in its log and leaves nothing in the lake. Remote sources: an HTTP
+//! API served by the test, retried on a server error and not on bad credentials; a PostgreSQL connection loaded
+//! incrementally by its watermark, and `kind: sql` in the same warehouse.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::{Json, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
 use serde_json::{Value, json};
-use sluice_tests::{Backend, Sluice};
+use sluice_tests::{Backend, Sluice, TestDb};
+use sqlx::Connection;
 
 const ETL: &str = include_str!("../../dags/penguins_etl.yaml");
 const CONSUMER: &str = include_str!("../../dags/penguins_features_consumer.yaml");
@@ -192,4 +202,185 @@ async fn bad_input_fails_the_task_clearly_and_writes_nothing() {
     let recorded: Vec<String> =
         events(&sluice, "").await.iter().map(|e| e["uri"].as_str().unwrap().to_owned()).collect();
     assert_eq!(recorded, ["lake://raw/drift"]);
+}
+
+/// A JSON API for the HTTP source: `/orders` answers 401 unless it gets the right bearer token, and with the right
+/// one fails once with 500 before answering with two records.
+#[derive(Default)]
+struct ShopApi {
+    authorized: AtomicUsize,
+    unauthorized: AtomicUsize,
+}
+
+const GOOD_TOKEN: &str = "good-token-1234";
+
+async fn orders(State(api): State<Arc<ShopApi>>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    let bearer = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if bearer != Some(&format!("Bearer {GOOD_TOKEN}")) {
+        api.unauthorized.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::UNAUTHORIZED, Json(json!({"detail": "bad token"})));
+    }
+    if api.authorized.fetch_add(1, Ordering::SeqCst) == 0 {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"detail": "database is waking up"})));
+    }
+    (StatusCode::OK, Json(json!({"data": [{"id": 1, "amount": 9.5}, {"id": 2, "amount": 3.25}]})))
+}
+
+/// Serves [`ShopApi`] on a free port, for as long as the test's runtime runs; its base URL.
+async fn start_shop_api(api: Arc<ShopApi>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().route("/orders", get(orders)).with_state(api);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn api_dag(dag_id: &str, connection: &str) -> String {
+    format!(
+        "dag_id: {dag_id}
+is_paused_upon_creation: false
+tasks:
+  - id: orders
+    kind: ingest
+    source: {{type: http, url: /orders, connection: {connection}, records: data}}
+    outputs: ['lake://raw/{dag_id}']
+"
+    )
+}
+
+async fn create_connection(sluice: &Sluice, body: Value) {
+    let (status, created) = sluice.post("/connections", body).await;
+    assert_eq!(status, 201, "{created}");
+}
+
+/// Runs a DAG once to its end; the run's state and the first try of `task_id`, with its log.
+async fn run_once(sluice: &Sluice, dag_id: &str, task_id: &str) -> (String, Value, String) {
+    let run_id = sluice.trigger(dag_id, json!({})).await;
+    let run = sluice.wait_run_done(dag_id, &run_id, Duration::from_secs(60)).await;
+    let tries = sluice.tries(dag_id, &run_id, task_id).await;
+    assert_eq!(tries.len(), 1, "{tries:?}");
+    let log = sluice.log(dag_id, &run_id, task_id, 1).await;
+    (run["state"].as_str().unwrap().to_owned(), tries[0].clone(), log)
+}
+
+#[tokio::test]
+async fn http_source_retries_server_errors_and_stops_at_bad_credentials() {
+    let api = Arc::new(ShopApi::default());
+    let api_url = start_shop_api(Arc::clone(&api)).await;
+    let sluice = start(&[
+        ("shop.yaml", &api_dag("shop", "shop_api")),
+        ("shop_bad.yaml", &api_dag("shop_bad", "shop_api_bad")),
+        ("shop_nowhere.yaml", &api_dag("shop_nowhere", "no_such_connection")),
+    ])
+    .await;
+    create_connection(
+        &sluice,
+        json!({"connection_id": "shop_api", "conn_type": "http", "host": api_url, "password": GOOD_TOKEN}),
+    )
+    .await;
+    create_connection(
+        &sluice,
+        json!({"connection_id": "shop_api_bad", "conn_type": "http", "host": api_url, "password": "expired"}),
+    )
+    .await;
+
+    let (state, try_, log) = run_once(&sluice, "shop", "orders").await;
+    assert_eq!(state, "success", "{try_}\n{log}");
+    assert!(log.contains(&format!("HTTP 500 Internal Server Error from {api_url}/orders: retrying in 1.0s")), "{log}");
+    assert!(log.contains("wrote 2 rows to lake://raw/shop"), "{log}");
+    assert_eq!(api.authorized.load(Ordering::SeqCst), 2);
+    let written = events(&sluice, "source_dag_id=shop").await;
+    assert_eq!(written[0]["row_count"], 2, "{written:?}");
+    // The token reaches the API, and nothing a user can read.
+    assert!(!log.contains(GOOD_TOKEN) && !try_.to_string().contains(GOOD_TOKEN), "{try_}\n{log}");
+
+    let (state, try_, log) = run_once(&sluice, "shop_bad", "orders").await;
+    assert_eq!(state, "failed", "{try_}");
+    let expected =
+        format!("HTTP 401 Unauthorized from {api_url}/orders: check the credentials of connection \"shop_api_bad\"");
+    assert!(log.contains(&expected), "{log}");
+    assert!(!log.contains("retrying"), "{log}");
+    assert_eq!(api.unauthorized.load(Ordering::SeqCst), 1, "a 401 is not retried");
+
+    let (state, try_, _) = run_once(&sluice, "shop_nowhere", "orders").await;
+    assert_eq!(state, "failed", "{try_}");
+    let error = try_["error"].as_str().unwrap_or_default();
+    assert!(error.contains("connection \"no_such_connection\" does not exist"), "{try_}");
+}
+
+const WAREHOUSE: &str = "dag_id: warehouse
+is_paused_upon_creation: false
+tasks:
+  - id: load
+    kind: ingest
+    source: {type: postgres, connection: warehouse, query: 'SELECT id, amount FROM orders ORDER BY id'}
+    outputs: ['lake://raw/warehouse_orders']
+    watermark: id
+  - id: totals
+    kind: sql
+    depends_on: [load]
+    connection: warehouse
+    sql: |
+      DELETE FROM order_totals WHERE run_id = '{{ run_id }}';
+      INSERT INTO order_totals SELECT '{{ run_id }}', COUNT(*), SUM(amount) FROM orders;
+";
+
+const WAREHOUSE_BROKEN: &str = "dag_id: warehouse_broken
+is_paused_upon_creation: false
+tasks:
+  - id: totals
+    kind: sql
+    connection: warehouse
+    sql: 'INSERT INTO order_totals VALUES (1, 1, 1); SELECT * FROM no_such_table'
+";
+
+#[tokio::test]
+async fn postgres_ingest_loads_incrementally_and_sql_runs_in_the_warehouse() {
+    let warehouse = TestDb::new(Backend::Postgres).await;
+    let mut db = sqlx::PgConnection::connect(&warehouse.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE orders (id int8 PRIMARY KEY, amount numeric);
+         CREATE TABLE order_totals (run_id text, orders int8, total numeric);
+         INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30);",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let sluice = start(&[("warehouse.yaml", WAREHOUSE), ("warehouse_broken.yaml", WAREHOUSE_BROKEN)]).await;
+    let url = reqwest::Url::parse(&warehouse.url).unwrap();
+    create_connection(
+        &sluice,
+        json!({
+            "connection_id": "warehouse", "conn_type": "postgres", "host": url.host_str(), "port": url.port(),
+            "login": url.username(), "password": url.password(), "schema": url.path().trim_start_matches('/')
+        }),
+    )
+    .await;
+
+    let (state, try_, log) = run_once(&sluice, "warehouse", "load").await;
+    assert_eq!(state, "success", "{try_}\n{log}\n{}", sluice.all_output());
+    assert!(log.contains("no previous mark, loading every row") && log.contains("wrote 3 rows"), "{log}");
+    let newest = &events(&sluice, "source_dag_id=warehouse").await[0];
+    assert_eq!((newest["row_count"].as_i64(), newest["watermark"].as_str()), (Some(3), Some("3")), "{newest}");
+    let first_run = newest["source_run_id"].as_str().unwrap().to_owned();
+    let log = sluice.log("warehouse", &first_run, "totals", 1).await;
+    assert!(log.contains("statement 2: 1 rows affected"), "{log}");
+
+    sqlx::raw_sql("INSERT INTO orders VALUES (4, 40), (5, 50)").execute(&mut db).await.unwrap();
+    let (state, try_, log) = run_once(&sluice, "warehouse", "load").await;
+    assert_eq!(state, "success", "{try_}\n{log}");
+    assert!(log.contains("rows with id above 3") && log.contains("wrote 2 rows"), "{log}");
+    let newest = &events(&sluice, "source_dag_id=warehouse").await[0];
+    assert_eq!((newest["row_count"].as_i64(), newest["watermark"].as_str()), (Some(2), Some("5")), "{newest}");
+    let totals: Vec<(i64, f64)> = sqlx::query_as("SELECT orders, total::float8 FROM order_totals ORDER BY orders")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(totals, [(3, 60.0), (5, 150.0)]);
+
+    let (state, _, log) = run_once(&sluice, "warehouse_broken", "totals").await;
+    assert_eq!(state, "failed");
+    assert!(log.contains("relation \"no_such_table\" does not exist"), "{log}");
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_totals").fetch_one(&mut db).await.unwrap();
+    assert_eq!(kept, 2, "the failed task's insert was rolled back");
 }

@@ -9,6 +9,7 @@
 //! that users can carry over what they know.
 
 pub mod access;
+pub mod connection;
 pub mod dag;
 pub mod duration;
 pub mod lineage;

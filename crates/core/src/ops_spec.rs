@@ -1,4 +1,4 @@
-//! The configuration of Sluice's built-in data tasks — `ingest`, `quality` and `transform` — as users write it.
+//! The configuration of Sluice's built-in data tasks — `ingest`, `quality`, `transform` and `sql` — as users write it.
 //!
 //! Plain serde data like [`crate::spec`]: no polars here, so the core (and the DAG validator) builds fast and can
 //! check a task's configuration without the data engine. `crates/ops` executes these specs. Every struct denies
@@ -16,8 +16,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod remote;
 
 pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Severity};
+pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 
 /// The scheme of assets stored in Sluice's lake.
 pub const LAKE_SCHEME: &str = "lake://";
@@ -43,6 +45,7 @@ pub enum OpSpec {
     Ingest(IngestSpec),
     Quality(QualitySpec),
     Transform(TransformSpec),
+    Sql(SqlSpec),
 }
 
 impl OpSpec {
@@ -51,7 +54,16 @@ impl OpSpec {
         match self {
             OpSpec::Ingest(spec) => &spec.outputs,
             OpSpec::Transform(spec) => &spec.outputs,
-            OpSpec::Quality(_) => &[],
+            OpSpec::Quality(_) | OpSpec::Sql(_) => &[],
+        }
+    }
+
+    /// The ids of the connections the task uses.
+    pub fn connections(&self) -> Vec<&str> {
+        match self {
+            OpSpec::Ingest(spec) => spec.source.connection().into_iter().collect(),
+            OpSpec::Sql(spec) => vec![spec.connection.as_str()],
+            OpSpec::Quality(_) | OpSpec::Transform(_) => Vec::new(),
         }
     }
 }
@@ -68,7 +80,8 @@ pub struct IngestSpec {
     pub watermark: Option<String>,
 }
 
-/// Where ingested data comes from, tagged by `type`. Paths are local, relative to the DAGs folder.
+/// Where ingested data comes from, tagged by `type`: a file (a local path, relative to the DAGs folder), an HTTP JSON
+/// API or a PostgreSQL query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Source {
@@ -87,6 +100,8 @@ pub enum Source {
     Parquet {
         path: String,
     },
+    Http(HttpSource),
+    Postgres(PostgresSource),
 }
 
 fn default_null_values() -> Vec<String> {
@@ -94,10 +109,20 @@ fn default_null_values() -> Vec<String> {
 }
 
 impl Source {
-    /// The file this source reads.
-    pub fn path(&self) -> &str {
+    /// The file this source reads, for file sources.
+    pub fn path(&self) -> Option<&str> {
         match self {
-            Source::Csv { path, .. } | Source::Jsonl { path } | Source::Parquet { path } => path,
+            Source::Csv { path, .. } | Source::Jsonl { path } | Source::Parquet { path } => Some(path),
+            Source::Http(_) | Source::Postgres(_) => None,
+        }
+    }
+
+    /// The connection this source reads through.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            Source::Http(http) => http.connection.as_deref(),
+            Source::Postgres(pg) => Some(&pg.connection),
+            Source::Csv { .. } | Source::Jsonl { .. } | Source::Parquet { .. } => None,
         }
     }
 }

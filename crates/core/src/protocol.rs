@@ -21,6 +21,10 @@ pub const RUN_OP_COMMAND: &str = "run-op";
 /// The environment variable that hands [`LeasedTask::op`], as JSON, to the `run-op` child.
 pub const OP_SPEC_ENV: &str = "SLUICE_OP_SPEC";
 
+/// The environment variable that hands an incremental `ingest` the high-water mark of its previous load: the newest
+/// one recorded with an event of its (first) output asset.
+pub const PREVIOUS_WATERMARK_ENV: &str = "SLUICE_PREVIOUS_WATERMARK";
+
 /// `POST /worker/v1/lease`: ask for up to `slots` queued tasks of `queues`, waiting up to `wait_ms` for one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaseRequest {
@@ -53,7 +57,8 @@ pub struct LeasedTask {
     /// child process of its own executable, so that it is supervised exactly like a command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<OpSpec>,
-    /// Environment for the child, including the `SLUICE_*` context variables.
+    /// Environment for the child, including the `SLUICE_*` context variables and, for a data task, the connections
+    /// it names (`SLUICE_CONN_*`, see [`crate::connection`]) and its previous watermark.
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
     pub execution_timeout_ms: Option<u64>,

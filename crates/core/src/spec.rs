@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
-use crate::ops_spec::{Check, IngestSpec, OpSpec, QualitySpec, Source, Step, TransformSpec};
+use crate::ops_spec::{Check, IngestSpec, OpSpec, QualitySpec, Source, SqlSpec, Step, TransformSpec};
 use crate::trigger::TriggerRule;
 
 mod date;
@@ -36,7 +36,7 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TASK_KIND: &str = "command";
 /// Every task kind: `command` runs a process, the others are Sluice's built-in data tasks.
-pub const TASK_KINDS: [&str; 4] = [DEFAULT_TASK_KIND, "ingest", "quality", "transform"];
+pub const TASK_KINDS: [&str; 5] = [DEFAULT_TASK_KIND, "ingest", "quality", "transform", "sql"];
 
 /// One DAG file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +225,12 @@ pub struct TaskSpec {
     /// `kind: transform`: the ordered steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
+    /// `kind: sql`: the id of the PostgreSQL connection the statements run on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// `kind: sql`: the statements (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
 }
 
 fn default_kind() -> String {
@@ -258,6 +264,8 @@ impl TaskSpec {
             watermark: None,
             checks: None,
             steps: None,
+            connection: None,
+            sql: None,
         }
     }
 
@@ -278,6 +286,7 @@ impl TaskSpec {
                 outputs: self.outputs.clone(),
                 steps: self.steps.clone()?,
             })),
+            "sql" => Some(OpSpec::Sql(SqlSpec { connection: self.connection.clone()?, sql: self.sql.clone()? })),
             _ => None,
         }
     }

@@ -29,6 +29,15 @@ pub enum OpsError {
         #[source]
         source: std::io::Error,
     },
+    /// The task names a connection that did not come with it (run by hand without `SLUICE_CONN_*`).
+    #[error("connection {0:?} is not available to this task")]
+    MissingConnection(String),
+    /// An HTTP source that could not be read: the message names the URL (without its query) and the status.
+    #[error("{0}")]
+    Http(String),
+    /// PostgreSQL's own message, with the connection it came through.
+    #[error("connection {connection:?}: {message}")]
+    Database { connection: String, message: String },
     #[error(transparent)]
     Polars(#[from] PolarsError),
 }

@@ -1,4 +1,4 @@
-//! Sluice's built-in data task kinds, on polars: `ingest`, `quality` and `transform`.
+//! Sluice's built-in data task kinds, on polars: `ingest`, `quality`, `transform`, and `sql`.
 //!
 //! The task configuration lives in [`sluice_core::ops_spec`] (pure serde, so DAG files validate without this crate);
 //! this crate executes it. Data moves through the [`Lake`]: an asset URI such as `lake://raw/penguins` names a folder,
@@ -6,13 +6,15 @@
 //!
 //! Each task kind has a lake-level entry point over a frame-level core (tested on small frames):
 //!
-//! - [`ingest()`] reads a CSV, JSON-lines or Parquet file and writes it to the lake, reporting rows, schema and a
-//!   content hash (for the asset event).
+//! - [`ingest()`] / [`run_ingest`] read a CSV, JSON-lines or Parquet file, an HTTP JSON API or a PostgreSQL query
+//!   and write it to the lake, reporting rows, schema and a content hash (for the asset event).
 //! - [`run_quality`] / [`run_checks`] evaluate the data SLA into a [`QualityReport`]; the task fails when an
 //!   `error`-severity check fails.
 //! - [`run_transform`] / [`fit`] run the ordered steps and return the learned parameters as a [`FittedTransform`],
 //!   stored next to the output, which [`FittedTransform::apply`] replays exactly on new data (inference-time
 //!   feature preparation).
+//!
+//! `kind: sql` runs statements on a PostgreSQL connection.
 //!
 //! [`run_op`] runs any of them from its rendered configuration and returns the output a worker reports.
 //!
@@ -20,17 +22,20 @@
 
 pub mod error;
 mod frame;
+mod http;
 pub mod ingest;
 pub mod lake;
+mod postgres;
 pub mod quality;
 pub mod read;
+mod runtime;
 pub mod task;
 #[cfg(test)]
 mod test_util;
 pub mod transform;
 
 pub use error::OpsError;
-pub use ingest::{ColumnInfo, IngestReport, ingest};
+pub use ingest::{ColumnInfo, IngestReport, ingest, run_ingest};
 pub use lake::{Lake, WrittenPartition};
 pub use quality::{CheckResult, QualityReport, run_checks, run_quality};
 pub use task::{OpContext, run_op};

@@ -1,25 +1,28 @@
-//! Reading an ingest [`Source`] into a data frame, with errors that name the file.
+//! Reading an ingest [`Source`] into a data frame: files here, with errors that name the file; HTTP APIs and
+//! PostgreSQL queries in their own modules.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use sluice_core::ops_spec::Source;
 
 use crate::error::{OpsError, Result};
+use crate::http::{RetryPolicy, read_http};
+use crate::postgres::{Above, read_postgres};
+use crate::task::OpContext;
 
 /// Rows read to guess CSV column types: enough that a float appearing after a run of integers is seen, without
 /// scanning a large file twice.
 const CSV_INFER_ROWS: usize = 10_000;
 
-/// Read `source`; a relative path is taken from `base_dir` (the DAGs folder).
-pub fn read_source(source: &Source, base_dir: &Path) -> Result<DataFrame> {
-    let path = base_dir.join(source.path());
-    if !path.is_file() {
-        return Err(OpsError::FileNotFound(path));
-    }
+/// Read `source`: a relative path is taken from the DAGs folder, connections from the context. `watermark` is
+/// the incremental load's column: a source that can filter by it (PostgreSQL) reads only rows above the context's
+/// previous mark.
+pub fn read_source(source: &Source, ctx: &OpContext<'_>, watermark: Option<&str>) -> Result<DataFrame> {
     match source {
-        Source::Csv { delimiter, null_values, .. } => {
+        Source::Csv { path, delimiter, null_values } => {
+            let path = existing(ctx.base_dir, path)?;
             let separator = match delimiter {
                 None => b',',
                 Some(c) if c.is_ascii() => *c as u8,
@@ -27,14 +30,31 @@ pub fn read_source(source: &Source, base_dir: &Path) -> Result<DataFrame> {
             };
             read_csv(&path, separator, null_values).map_err(|e| csv_error(&path, separator, e))
         }
-        Source::Jsonl { .. } => JsonReader::new(open(&path)?)
-            .with_json_format(JsonFormat::JsonLines)
-            .finish()
-            .map_err(|e| read_error(&path, e.to_string())),
-        Source::Parquet { .. } => {
+        Source::Jsonl { path } => {
+            let path = existing(ctx.base_dir, path)?;
+            JsonReader::new(open(&path)?)
+                .with_json_format(JsonFormat::JsonLines)
+                .finish()
+                .map_err(|e| read_error(&path, e.to_string()))
+        }
+        Source::Parquet { path } => {
+            let path = existing(ctx.base_dir, path)?;
             ParquetReader::new(open(&path)?).finish().map_err(|e| read_error(&path, e.to_string()))
         }
+        Source::Http(http) => {
+            let connection = http.connection.as_deref().map(|id| ctx.connection(id)).transpose()?;
+            read_http(http, connection, RetryPolicy::default(), ctx.log)
+        }
+        Source::Postgres(pg) => {
+            let above = watermark.zip(ctx.previous_watermark).map(|(column, mark)| Above { column, mark });
+            read_postgres(pg, ctx.connection(&pg.connection)?, above, ctx.log)
+        }
     }
+}
+
+fn existing(base_dir: &Path, path: &str) -> Result<PathBuf> {
+    let path = base_dir.join(path);
+    if path.is_file() { Ok(path) } else { Err(OpsError::FileNotFound(path)) }
 }
 
 fn read_csv(path: &Path, separator: u8, null_values: &[String]) -> PolarsResult<DataFrame> {

@@ -5,20 +5,23 @@
 //! input's report and status. A quality task whose `error` checks fail still produces its output, so that the
 //! failed report is kept; [`OpOutput`]'s statuses say whether the task failed.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sluice_core::connection::Connection;
 use sluice_core::ops_spec::{OpSpec, Severity};
 use sluice_core::protocol::{AssetQuality, AssetWrite, OpOutput, QualityStatus};
 
 use crate::error::{OpsError, Result};
-use crate::ingest::{ColumnInfo, ingest};
+use crate::ingest::{ColumnInfo, run_ingest};
 use crate::lake::{Lake, WrittenPartition};
+use crate::postgres::run_sql;
 use crate::quality::{QualityReport, run_quality};
 use crate::transform::run_transform;
 
 /// Where and when a data task runs.
-#[derive(Debug, Clone)]
+#[derive(Clone, Copy)]
 pub struct OpContext<'a> {
     pub lake: &'a Lake,
     /// Relative source paths are read from here: the DAGs folder.
@@ -29,13 +32,30 @@ pub struct OpContext<'a> {
     pub now: DateTime<Utc>,
     /// `ingest` with a `watermark`: the mark of the previous load.
     pub previous_watermark: Option<&'a str>,
+    /// The connections the task names, by id.
+    pub connections: &'a BTreeMap<String, Connection>,
+    /// The task's log, for what happens along the way (a retried request, the rows a statement changed).
+    pub log: &'a dyn Fn(&str),
+}
+
+/// A connection with its id, for messages.
+pub(crate) type NamedConnection<'a> = (&'a str, &'a Connection);
+
+impl<'a> OpContext<'a> {
+    pub(crate) fn connection<'b>(&self, conn_id: &'b str) -> Result<NamedConnection<'b>>
+    where
+        'a: 'b,
+    {
+        let conn = self.connections.get(conn_id).ok_or_else(|| OpsError::MissingConnection(conn_id.to_owned()))?;
+        Ok((conn_id, conn))
+    }
 }
 
 /// Runs `op`.
 pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
     match op {
         OpSpec::Ingest(spec) => {
-            let report = ingest(spec, ctx.base_dir, ctx.lake, ctx.ds, ctx.previous_watermark)?;
+            let report = run_ingest(spec, ctx)?;
             let mut assets = asset_writes(&report.outputs, &report.schema)?;
             for asset in &mut assets {
                 asset.watermark.clone_from(&report.watermark);
@@ -52,6 +72,11 @@ pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
             let output = run_transform(spec, ctx.lake, ctx.ds)?;
             let assets = asset_writes(&output.outputs, &output.schema)?;
             Ok(OpOutput { assets, quality: Vec::new() })
+        }
+        OpSpec::Sql(spec) => {
+            let (_, conn) = ctx.connection(&spec.connection)?;
+            run_sql(spec, conn, ctx.log)?;
+            Ok(OpOutput::default())
         }
     }
 }

@@ -1,9 +1,13 @@
 //! Helpers for this crate's unit tests: scratch folders and the demo data.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
+use sluice_core::connection::Connection;
+
+use crate::{Lake, OpContext};
 
 /// A folder under the system temp dir, removed when dropped.
 pub(crate) struct TempDir(PathBuf);
@@ -42,4 +46,21 @@ pub(crate) fn dags_dir() -> PathBuf {
 
 pub(crate) fn ds() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()
+}
+
+static NO_CONNECTIONS: BTreeMap<String, Connection> = BTreeMap::new();
+
+fn ignore(_: &str) {}
+
+/// The context of a data task on [`ds`] without connections, its log dropped.
+pub(crate) fn context<'a>(lake: &'a Lake, base_dir: &'a Path) -> OpContext<'a> {
+    OpContext {
+        lake,
+        base_dir,
+        ds: ds(),
+        now: Utc::now(),
+        previous_watermark: None,
+        connections: &NO_CONNECTIONS,
+        log: &ignore,
+    }
 }

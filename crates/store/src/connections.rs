@@ -3,9 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::Result;
 use crate::rows::flag;
+use crate::{Store, Tx};
 
 /// A connection as stored. The API redacts `password` and secret-looking `extra` keys before answering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +115,15 @@ fn decode_pool(r: &AnyRow) -> Result<PoolRow> {
         queued_slots: r.try_get("queued_slots")?,
         scheduled_slots: r.try_get("scheduled_slots")?,
     })
+}
+
+impl Tx {
+    /// A connection, read in the transaction that leases the task using it.
+    pub async fn connection(&mut self, conn_id: &str) -> Result<Option<ConnectionRow>> {
+        let sql = format!("SELECT {} FROM connections WHERE conn_id = $1", ConnectionRow::COLUMNS);
+        let row = sqlx::query(&sql).bind(conn_id).fetch_optional(&mut *self.inner).await?;
+        row.as_ref().map(ConnectionRow::decode).transpose()
+    }
 }
 
 impl Store {

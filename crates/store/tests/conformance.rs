@@ -87,6 +87,7 @@ conformance!(
     access_control_hides_dags_from_lists,
     asset_events_and_quality_reports,
     asset_triggers_consume_events_once,
+    leases_read_connections_and_watermarks,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -339,8 +340,8 @@ async fn import_errors_and_variables(store: &Store) {
     assert_eq!((vars[0].value.as_str(), vars[0].description.as_deref()), ("v2", Some("why")));
 }
 
-async fn connections_crud(store: &Store) {
-    let mut conn = ConnectionRow {
+fn warehouse() -> ConnectionRow {
+    ConnectionRow {
         conn_id: "warehouse".into(),
         conn_type: "postgres".into(),
         description: None,
@@ -350,7 +351,11 @@ async fn connections_crud(store: &Store) {
         schema: Some("analytics".into()),
         port: Some(5432),
         extra: Some(r#"{"sslmode": "require"}"#.into()),
-    };
+    }
+}
+
+async fn connections_crud(store: &Store) {
+    let mut conn = warehouse();
     assert!(store.create_connection(&conn).await.unwrap());
     assert!(!store.create_connection(&conn).await.unwrap(), "a second create with the same id changes nothing");
     assert_eq!(store.get_connection("warehouse").await.unwrap().as_ref(), Some(&conn));
@@ -669,4 +674,26 @@ async fn asset_triggers_consume_events_once(store: &Store) {
     let mut tx = store.begin().await.unwrap();
     assert!(!tx.lock_dag("nope").await.unwrap());
     tx.rollback().await.unwrap();
+}
+
+/// What a data task's lease reads in the claim's transaction: its connections and the newest watermark of its output.
+async fn leases_read_connections_and_watermarks(store: &Store) {
+    let conn = warehouse();
+    assert!(store.create_connection(&conn).await.unwrap());
+    let from = a_try(store).await;
+    let marked = |rows: i64, mark: Option<&str>| NewAssetEvent {
+        watermark: mark.map(str::to_owned),
+        ..event("lake://raw/w", rows)
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.connection("warehouse").await.unwrap().as_ref(), Some(&conn));
+    assert_eq!(tx.connection("nope").await.unwrap(), None);
+    assert_eq!(tx.latest_watermark("lake://raw/w").await.unwrap(), None);
+    let events = [marked(3, Some("3")), marked(2, Some("5")), marked(0, None)];
+    for e in &events {
+        tx.record_asset_events(&from, None, std::slice::from_ref(e), Utc::now()).await.unwrap();
+    }
+    assert_eq!(tx.latest_watermark("lake://raw/w").await.unwrap().as_deref(), Some("5"), "the newest mark recorded");
+    assert_eq!(tx.latest_watermark("lake://raw/other").await.unwrap(), None);
+    tx.commit().await.unwrap();
 }

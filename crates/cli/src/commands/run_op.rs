@@ -1,17 +1,22 @@
-//! `sluice run-op` (hidden): runs one built-in data task (`ingest`, `quality`, `transform`) as a worker's child.
+//! `sluice run-op` (hidden): runs one built-in data task (`ingest`, `quality`, `transform`, `sql`) as a worker's
+//! child.
 //!
 //! A worker starts this for a leased data task instead of a command, with the rendered configuration in
-//! `$SLUICE_OP_SPEC` and the run's context in the `SLUICE_*` variables, so that the task is supervised exactly like a
-//! command: timeouts and kills reach its process group, its stdout and stderr are the task's log, its exit code is
-//! the outcome, and the JSON it writes to `$SLUICE_OUTPUT` (assets written, quality reports) is the task's output.
+//! `$SLUICE_OP_SPEC`, the run's context in the `SLUICE_*` variables, the connections the task names in
+//! `$SLUICE_CONN_<ID>` and an incremental ingest's previous mark in `$SLUICE_PREVIOUS_WATERMARK`, so that the task
+//! is supervised exactly like a command: timeouts and kills reach its process group, its stdout and stderr are the
+//! task's log, its exit code is the outcome, and the JSON it writes to `$SLUICE_OUTPUT` (assets written, quality
+//! reports) is the task's output.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{NaiveDate, Utc};
+use sluice_core::connection::{Connection, connection_env_var};
 use sluice_core::ops_spec::OpSpec;
-use sluice_core::protocol::{OP_SPEC_ENV, OpOutput, QualityStatus};
+use sluice_core::protocol::{OP_SPEC_ENV, OpOutput, PREVIOUS_WATERMARK_ENV, QualityStatus};
 use sluice_ops::{Lake, OpContext, run_op};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -42,10 +47,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let lake = Lake::new(args.lake_root());
     println!("lake {}, logical date {ds}", lake.root().display());
+    let connections = connections(&op)?;
+    let previous_watermark = std::env::var(PREVIOUS_WATERMARK_ENV).ok();
+    if let OpSpec::Ingest(spec) = &op
+        && let Some(column) = &spec.watermark
+    {
+        match &previous_watermark {
+            Some(mark) => println!("incremental load: rows with {column} above {mark}"),
+            None => println!("incremental load by {column}: no previous mark, loading every row"),
+        }
+    }
     // polars works on its own threads; keep the runtime's free for the signal handling of the process.
     let dags = args.dags_folder.clone();
     let output = tokio::task::spawn_blocking(move || {
-        let ctx = OpContext { lake: &lake, base_dir: &dags, ds, now: Utc::now(), previous_watermark: None };
+        let log = |line: &str| println!("{line}");
+        let ctx = OpContext {
+            lake: &lake,
+            base_dir: &dags,
+            ds,
+            now: Utc::now(),
+            previous_watermark: previous_watermark.as_deref(),
+            connections: &connections,
+            log: &log,
+        };
         run_op(&op, &ctx)
     })
     .await??;
@@ -60,9 +84,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The connections the task names, from the environment the server gave it. Only their ids are printed.
+fn connections(op: &OpSpec) -> anyhow::Result<BTreeMap<String, Connection>> {
+    let mut found = BTreeMap::new();
+    for conn_id in op.connections() {
+        let var = connection_env_var(conn_id);
+        let json =
+            std::env::var(&var).with_context(|| format!("connection {conn_id:?} was not given (${var} is not set)"))?;
+        // serde's message may quote the value at fault, which may be the password: give the position only.
+        let conn: Connection = serde_json::from_str(&json).map_err(|e| {
+            anyhow::anyhow!("${var} is not a connection in JSON (line {}, column {})", e.line(), e.column())
+        })?;
+        println!("connection {conn_id:?} ({})", conn.conn_type);
+        found.insert(conn_id.to_owned(), conn);
+    }
+    Ok(found)
+}
+
 fn print_summary(output: &OpOutput) {
     for asset in &output.assets {
-        println!("wrote {} rows to {}", asset.rows.unwrap_or_default(), asset.uri);
+        let mark = asset.watermark.as_ref().map(|w| format!(", watermark {w}")).unwrap_or_default();
+        println!("wrote {} rows to {}{mark}", asset.rows.unwrap_or_default(), asset.uri);
     }
     for quality in &output.quality {
         println!("quality of {}: {:?}", quality.uri, quality.status);

@@ -227,7 +227,7 @@ fn data_tasks_load_with_their_configuration() {
     let dag = load_dag("etl.yaml", DATA_TASKS).expect("loads");
     let ingest = dag.task("ingest").unwrap().op_spec().unwrap();
     let crate::ops_spec::OpSpec::Ingest(ingest) = ingest else { panic!("{ingest:?}") };
-    assert_eq!(ingest.source.path(), "data/{{ ds }}.csv");
+    assert_eq!(ingest.source.path(), Some("data/{{ ds }}.csv"));
     let features = dag.task("features").unwrap().op_spec().unwrap();
     let crate::ops_spec::OpSpec::Transform(features) = features else { panic!("{features:?}") };
     assert_eq!(features.steps.len(), 2);
@@ -271,7 +271,7 @@ tasks:
         [
             "dag.yaml:5:13: unknown field `pth`, did you mean `path`?",
             "dag.yaml:6:15: task `ingest`: invalid asset URI \"raw/penguins\": it must start with lake://",
-            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform)",
+            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql)",
             "dag.yaml:12:15: unknown field `max_mising_rate`, did you mean `max_missing_rate`?",
             "dag.yaml:13:9: task `features` of kind transform needs `outputs`",
             "dag.yaml:16:5: task `features`: `command` is not read by tasks of kind transform",
@@ -281,4 +281,90 @@ tasks:
             "dag.yaml:24:14: task `nothing`: invalid asset URI \"lake://raw/{{ ds }}\": asset URIs are fixed names, not templates: lineage and data-aware scheduling match them as written",
         ]
     );
+}
+
+const REMOTE_TASKS: &str = r#"dag_id: warehouse
+tasks:
+  - id: orders
+    kind: ingest
+    source:
+      type: http
+      url: /v1/orders
+      connection: shop_api
+      records: /data
+      params: {since: "{{ ds }}", per_page: 100}
+      pagination: {type: cursor, cursor: /meta/next, param: after, max_pages: 50}
+    outputs: [lake://raw/orders]
+  - id: customers
+    kind: ingest
+    source: {type: postgres, connection: crm, query: "SELECT * FROM customers"}
+    outputs: [lake://raw/customers]
+    watermark: updated_at
+  - id: rollup
+    kind: sql
+    depends_on: [orders, customers]
+    connection: warehouse
+    sql: "DELETE FROM daily WHERE day = '{{ ds }}'; INSERT INTO daily SELECT 1"
+"#;
+
+#[test]
+fn remote_sources_and_sql_tasks_load() {
+    use crate::ops_spec::{OpSpec, Pagination, Source};
+    let dag = load_dag("warehouse.yaml", REMOTE_TASKS).expect("loads");
+    let Some(OpSpec::Ingest(orders)) = dag.task("orders").unwrap().op_spec() else { panic!() };
+    let Source::Http(http) = &orders.source else { panic!("{orders:?}") };
+    assert_eq!(http.params["per_page"], "100");
+    assert_eq!(
+        http.pagination,
+        Some(Pagination::Cursor { cursor: "/meta/next".into(), param: "after".into(), max_pages: 50 })
+    );
+    let customers = dag.task("customers").unwrap().op_spec().unwrap();
+    assert_eq!(customers.connections(), ["crm"]);
+    let Some(OpSpec::Sql(rollup)) = dag.task("rollup").unwrap().op_spec() else { panic!() };
+    assert_eq!(rollup.connection, "warehouse");
+    let json = serde_json::to_string(&dag.spec).unwrap();
+    assert_eq!(serde_json::from_str::<DagSpec>(&json).unwrap(), dag.spec);
+}
+
+#[test]
+fn remote_task_errors_point_at_the_field() {
+    let source = r#"dag_id: warehouse
+tasks:
+  - id: orders
+    kind: ingest
+    source: {type: http, url: /v1/orders, pagination: {type: pages}}
+    outputs: [lake://raw/orders]
+  - id: customers
+    kind: ingest
+    source: {type: postgres, query: "SELECT 1"}
+    outputs: [lake://raw/customers]
+  - id: rollup
+    kind: sql
+    sql: "SELECT 1"
+  - id: typo
+    kind: sql
+    connection: warehouse
+    sql: "SELECT 1"
+    sql_file: a.sql
+  - id: shell
+    command: [echo]
+    connection: warehouse
+  - id: broken
+    kind: sql
+    connection: warehouse
+    sql: "SELECT {{ ds"
+"#;
+    let found = errors(source);
+    let expected = [
+        "dag.yaml:5:13: unknown value `pages` (expected one of page_number, next_url, cursor)",
+        "dag.yaml:9:13: missing field `connection`",
+        "dag.yaml:11:9: task `rollup` of kind sql needs `connection`",
+        "dag.yaml:18:5: unknown field `sql_file`",
+        "dag.yaml:21:5: task `shell`: `connection` is not read by tasks of kind command",
+        "dag.yaml:22:9: template error in task `broken` configuration: syntax error",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        assert!(found.starts_with(expected), "{found:?} should start with {expected:?}");
+    }
 }

@@ -260,7 +260,7 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     if task.kind != DEFAULT_TASK_KIND {
         check_data_task(i, task, loc, errors);
     } else {
-        check_fields_absent(i, task, &["source", "watermark", "checks", "steps"], loc, errors);
+        check_fields_absent(i, task, &["source", "watermark", "checks", "steps", "connection", "sql"], loc, errors);
     }
     if task.kind == DEFAULT_TASK_KIND && !unread {
         match (&task.command, &task.script) {
@@ -302,13 +302,14 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "ingest" => Some(&["source", "outputs"]),
         "quality" => Some(&["inputs", "checks"]),
         "transform" => Some(&["inputs", "outputs", "steps"]),
+        "sql" => Some(&["connection", "sql"]),
         _ => None,
     }
 }
 
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 9] =
-    ["command", "script", "cwd", "inputs", "outputs", "source", "watermark", "checks", "steps"];
+const KIND_SPECIFIC: [&str; 11] =
+    ["command", "script", "cwd", "inputs", "outputs", "source", "watermark", "checks", "steps", "connection", "sql"];
 
 fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
     let id = &task.id;
@@ -373,6 +374,8 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "checks" => task.checks.as_ref().is_some_and(|c| !c.is_empty()),
         "steps" => task.steps.is_some(),
         "watermark" => task.watermark.is_some(),
+        "connection" => task.connection.is_some(),
+        "sql" => task.sql.as_ref().is_some_and(|s| !s.trim().is_empty()),
         "command" => task.command.is_some(),
         "script" => task.script.is_some(),
         "cwd" => task.cwd.is_some(),

@@ -19,7 +19,7 @@ fn json_round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + std:
 fn ingest_csv_with_defaults() {
     let spec: IngestSpec =
         yaml("source: {type: csv, path: data/penguins.csv}\noutputs: [lake://raw/penguins]\n").unwrap();
-    assert_eq!(spec.source.path(), "data/penguins.csv");
+    assert_eq!(spec.source.path(), Some("data/penguins.csv"));
     let Source::Csv { delimiter, null_values, .. } = &spec.source else { panic!("{spec:?}") };
     assert_eq!(*delimiter, None);
     assert!(null_values.contains(&"NA".to_owned()));

@@ -129,7 +129,8 @@ fn checks_on_missing_or_unsuitable_columns_are_errors() {
 #[test]
 fn penguins_missing_values_are_reported() {
     let source = serde_json::from_value(json!({"type": "csv", "path": "data/penguins.csv"})).unwrap();
-    let penguins = crate::read::read_source(&source, &dags_dir()).unwrap();
+    let (lake, dags) = (crate::Lake::new("unused"), dags_dir());
+    let penguins = crate::read::read_source(&source, &crate::test_util::context(&lake, &dags), None).unwrap();
     let checks: Vec<Check> = serde_json::from_value(json!([
         {"column": "species", "not_null": true},
         {"column": "bill_length_mm", "not_null": true},

@@ -6,7 +6,7 @@ use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::QualityStatus;
 
 use super::*;
-use crate::test_util::{TempDir, dags_dir, ds};
+use crate::test_util::{TempDir, context, dags_dir, ds};
 
 fn op(v: serde_json::Value) -> OpSpec {
     serde_json::from_value(v).unwrap()
@@ -21,7 +21,7 @@ fn ingest_then_quality_outputs_events_and_statuses() {
     let dir = TempDir::new();
     let lake = Lake::new(dir.path());
     let base = dags_dir();
-    let ctx = OpContext { lake: &lake, base_dir: &base, ds: ds(), now: Utc::now(), previous_watermark: None };
+    let ctx = context(&lake, &base);
     let ingest = op(json!({
         "kind": "ingest", "source": {"type": "csv", "path": "data/penguins.csv"}, "outputs": ["lake://raw/penguins"]
     }));

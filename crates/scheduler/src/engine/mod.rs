@@ -1,6 +1,7 @@
 //! The engine: every decision about runs and task instances, each made inside one store transaction.
 
 mod backfill;
+mod data_env;
 mod evaluate;
 mod manage;
 mod runs;

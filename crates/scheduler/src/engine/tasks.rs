@@ -14,13 +14,15 @@ use sluice_store::{ClaimedTask, DagRunRow, LogEntry, NewAssetEvent, TaskInstance
 use uuid::Uuid;
 
 use super::Engine;
+use super::data_env::data_task_env;
 use super::evaluate::Scope;
 use crate::EngineError;
 
 /// A task rendered for its next try.
 struct Prepared {
     command: RenderedCommand,
-    /// The `SLUICE_*` context variables.
+    /// The `SLUICE_*` context variables, and a data task's connections and previous watermark: kept apart from
+    /// `command`, which is stored with the try.
     env: BTreeMap<String, String>,
     execution_timeout: Option<Duration>,
 }
@@ -105,12 +107,18 @@ impl Engine {
             return Ok(Err(format!("task {:?} is not in the DAG version of this run", ti.task_id)));
         };
         let context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1).await?;
-        Ok(match render_command(&dag, &ti.task_id, &context) {
-            Ok(command) => {
-                Ok(Prepared { command, env: context.sluice_env(), execution_timeout: resolved.execution_timeout })
+        let command = match render_command(&dag, &ti.task_id, &context) {
+            Ok(command) => command,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let mut env = context.sluice_env();
+        if let Some(op) = &command.op {
+            match data_task_env(tx, op).await? {
+                Ok(data_env) => env.extend(data_env),
+                Err(message) => return Ok(Err(message)),
             }
-            Err(e) => Err(e.to_string()),
-        })
+        }
+        Ok(Ok(Prepared { command, env, execution_timeout: resolved.execution_timeout }))
     }
 
     fn leased_task(&self, task: &ClaimedTask, prepared: Prepared) -> LeasedTask {
@@ -375,12 +383,15 @@ async fn record_data(
 fn reads_variables(dag: &Dag, task_id: &str) -> bool {
     let Some(task) = dag.task(task_id) else { return false };
     let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
+    // A data task's configuration is templated too; its JSON form holds every text of it.
+    let op = task.op_spec().and_then(|op| serde_json::to_string(&op).ok());
     task.command
         .iter()
         .flatten()
         .chain(task.script.as_ref())
         .chain(task.cwd.as_ref())
         .chain(env.values())
+        .chain(op.as_ref())
         .any(|template| template.contains("var"))
 }
 
