@@ -47,7 +47,7 @@ ensure_postgres() {
 
 # The REST API's black-box tests use Airflow's own Python client and schemathesis, from PyPI. Their venv lives
 # outside the clone, so a fresh clone reuses it; it is rebuilt when the pinned versions change.
-PYTHON_TOOLS="apache-airflow-client==3.3.2 schemathesis==4.32.5"
+PYTHON_TOOLS="apache-airflow-client==3.3.2 schemathesis==4.32.5 moto[server]==5.2.5"
 ensure_python_tools() {
   local venv="$HOME/.cache/sluice-python"
   if [ "$(cat "$venv/.sluice-tools" 2>/dev/null)" != "$PYTHON_TOOLS" ]; then

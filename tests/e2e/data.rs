@@ -151,14 +151,13 @@ async fn penguins_etl_records_assets_and_triggers_its_consumer() {
     assert!(raw_line.is_some_and(|l| l.contains(" 344 ") && l.contains("warn")), "{listed}");
 }
 
-const MISSING_FILE: &str = "dag_id: missing_file
-is_paused_upon_creation: false
-tasks:
-  - id: ingest
-    kind: ingest
-    source: {type: csv, path: data/no_such_file.csv}
-    outputs: ['lake://raw/missing']
-";
+/// A DAG of one ingest task, reading the CSV file at `path` (in the DAGs folder) into `uri`.
+fn ingest_only(dag_id: &str, path: &str, uri: &str) -> String {
+    format!(
+        "dag_id: {dag_id}\nis_paused_upon_creation: false\ntasks:\n  - id: ingest\n    kind: ingest\n    \
+         source: {{type: csv, path: {path}}}\n    outputs: ['{uri}']\n"
+    )
+}
 
 /// Reads the penguins data, but expects `bill_length` where upstream now writes `bill_length_mm`.
 const DRIFT: &str = "dag_id: drift
@@ -179,7 +178,10 @@ tasks:
 
 #[tokio::test]
 async fn bad_input_fails_the_task_clearly_and_writes_nothing() {
-    let sluice = start(&[("missing_file.yaml", MISSING_FILE), ("drift.yaml", DRIFT)]).await;
+    let missing_file = ingest_only("missing_file", "data/no_such_file.csv", "lake://raw/missing");
+    let malformed = ingest_only("malformed", "data/malformed.csv", "lake://raw/malformed");
+    let sluice =
+        start(&[("missing_file.yaml", &missing_file), ("drift.yaml", DRIFT), ("malformed.yaml", &malformed)]).await;
 
     let run_id = sluice.trigger("missing_file", json!({})).await;
     let run = sluice.wait_run_done("missing_file", &run_id, Duration::from_secs(60)).await;
@@ -194,6 +196,16 @@ async fn bad_input_fails_the_task_clearly_and_writes_nothing() {
     assert_eq!((states["ingest"].as_str(), states["features"].as_str()), ("success", "failed"));
     let log = sluice.log("drift", &run_id, "features", 1).await;
     assert!(log.contains("column \"bill_length\" not found") && log.contains("bill_length_mm"), "{log}");
+
+    // The penguins data with a stray comma on line 100: one field more than the header.
+    let mut lines: Vec<String> = PENGUINS.lines().map(str::to_owned).collect();
+    lines[99].push_str(",extra");
+    std::fs::write(sluice.dags.path().join("data/malformed.csv"), lines.join("\n") + "\n").unwrap();
+    let run_id = sluice.trigger("malformed", json!({})).await;
+    let run = sluice.wait_run_done("malformed", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let log = sluice.log("malformed", &run_id, "ingest", 1).await;
+    assert!(log.contains("malformed.csv: line 100:"), "{log}");
 
     // Only the successful ingest wrote to the lake and has an event.
     let files = files_under(sluice.lake.path());
@@ -383,4 +395,137 @@ async fn postgres_ingest_loads_incrementally_and_sql_runs_in_the_warehouse() {
     assert!(log.contains("relation \"no_such_table\" does not exist"), "{log}");
     let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_totals").fetch_one(&mut db).await.unwrap();
     assert_eq!(kept, 2, "the failed task's insert was rolled back");
+}
+
+/// Penguins joined with reference data about their islands, plus derived columns.
+const ENRICH: &str = "dag_id: enrich
+is_paused_upon_creation: false
+tasks:
+  - {id: islands, kind: ingest, source: {type: csv, path: data/islands.csv}, outputs: ['lake://ref/islands']}
+  - {id: penguins, kind: ingest, source: {type: csv, path: data/penguins.csv}, outputs: ['lake://raw/enrich']}
+  - id: features
+    kind: transform
+    depends_on: [islands, penguins]
+    inputs: ['lake://raw/enrich']
+    outputs: ['lake://features/enrich']
+    steps:
+      - join: {asset: 'lake://ref/islands', on: [island], how: inner}
+      - derive: {bill_ratio: bill_length_mm / bill_depth_mm, heavy: body_mass_g > 4500}
+";
+
+#[tokio::test]
+async fn join_and_derive_run_on_workers_and_the_joined_asset_is_an_input() {
+    let sluice = start(&[("enrich.yaml", ENRICH)]).await;
+    // No Torgersen: the inner join keeps the 168 + 124 penguins of Biscoe and Dream.
+    std::fs::write(sluice.dags.path().join("data/islands.csv"), "island,zone\nBiscoe,south\nDream,north\n").unwrap();
+    let run_id = sluice.trigger("enrich", json!({})).await;
+    let run = sluice.wait_run_done("enrich", &run_id, Duration::from_secs(120)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+
+    let written = events(&sluice, "source_dag_id=enrich").await;
+    let features = written.iter().find(|e| e["uri"] == "lake://features/enrich").unwrap();
+    assert_eq!(features["row_count"], 292, "{features}");
+    let columns = features["schema"].to_string();
+    for column in ["\"zone\"", "\"bill_ratio\"", "\"heavy\""] {
+        assert!(columns.contains(column), "{columns}");
+    }
+
+    let (status, lineage) = sluice.get("/assets/lineage?uri=lake://features/enrich").await;
+    assert_eq!(status, 200, "{lineage}");
+    let upstream = lineage["upstream"].to_string();
+    assert!(upstream.contains("lake://ref/islands") && upstream.contains("\"islands\""), "{lineage}");
+    let islands = written.iter().find(|e| e["uri"] == "lake://ref/islands").unwrap();
+    let (_, asset) = sluice.get(&format!("/assets/{}", islands["asset_id"])).await;
+    assert_eq!(asset["consuming_tasks"], json!([{"dag_id": "enrich", "task_id": "features"}]), "{asset}");
+}
+
+/// An S3-compatible object store on a free local port (moto's server, from the Python test tools), stopped when
+/// dropped.
+struct ObjectStore {
+    url: String,
+    _server: tokio::process::Child,
+}
+
+impl ObjectStore {
+    async fn start() -> ObjectStore {
+        let python = std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
+            panic!("SLUICE_TEST_PYTHON is not set: run the tests with scripts/test.sh, which installs the Python tools")
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = tokio::process::Command::new(Path::new(&python).with_file_name("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(&url).send().await.is_ok() {
+                return ObjectStore { url, _server: server };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the object store did not start on {url}");
+    }
+
+    /// Creates `bucket` and stores `body` under `key` in it.
+    async fn put(&self, bucket: &str, key: &str, body: &str) {
+        let client = reqwest::Client::new();
+        client.put(format!("{}/{bucket}", self.url)).send().await.unwrap();
+        let response = client.put(format!("{}/{bucket}/{key}", self.url)).body(body.to_owned()).send().await.unwrap();
+        assert!(response.status().is_success(), "{response:?}");
+    }
+}
+
+fn s3_dag(dag_id: &str, path: &str) -> String {
+    format!(
+        "dag_id: {dag_id}
+is_paused_upon_creation: false
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {{type: csv, path: '{path}', connection: store}}
+    outputs: ['lake://raw/{dag_id}']
+"
+    )
+}
+
+#[tokio::test]
+async fn files_are_ingested_from_an_s3_compatible_object_store() {
+    let store = ObjectStore::start().await;
+    store.put("landing", "2026/penguins.csv", PENGUINS).await;
+    let mut lines: Vec<&str> = PENGUINS.lines().collect();
+    let ragged = format!("{},extra", lines[9]);
+    lines[9] = &ragged;
+    store.put("landing", "2026/ragged.csv", &(lines.join("\n") + "\n")).await;
+    let sluice = start(&[
+        ("from_s3.yaml", &s3_dag("from_s3", "s3://landing/2026/penguins.csv")),
+        ("s3_missing.yaml", &s3_dag("s3_missing", "s3://landing/2026/nothing.csv")),
+        ("s3_ragged.yaml", &s3_dag("s3_ragged", "s3://landing/2026/ragged.csv")),
+    ])
+    .await;
+    create_connection(
+        &sluice,
+        json!({"connection_id": "store", "conn_type": "aws", "login": "sluice", "password": "secret-key",
+               "extra": json!({"endpoint_url": store.url, "region_name": "us-east-1"}).to_string()}),
+    )
+    .await;
+
+    let (state, try_, log) = run_once(&sluice, "from_s3", "ingest").await;
+    assert_eq!(state, "success", "{try_}\n{log}\n{}", sluice.all_output());
+    let written = &events(&sluice, "source_dag_id=from_s3").await[0];
+    assert_eq!(written["row_count"], 344, "{written}");
+    assert!(!log.contains("secret-key"), "{log}");
+
+    let (state, _, log) = run_once(&sluice, "s3_missing", "ingest").await;
+    assert_eq!(state, "failed");
+    assert!(log.contains("input file s3://landing/2026/nothing.csv does not exist"), "{log}");
+
+    let (state, _, log) = run_once(&sluice, "s3_ragged", "ingest").await;
+    assert_eq!(state, "failed");
+    assert!(log.contains("cannot read s3://landing/2026/ragged.csv: line 10:"), "{log}");
+    let files = files_under(sluice.lake.path());
+    assert!(files.iter().all(|f| f.starts_with("raw/from_s3/")), "{files:?}");
 }

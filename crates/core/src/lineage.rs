@@ -1,9 +1,10 @@
 //! Lineage: which tasks read and write which assets, across every DAG.
 //!
 //! The graph has two kinds of nodes, assets (by URI) and tasks (`dag_id` + `task_id`), and its edges follow the data:
-//! an asset points to the tasks that read it (`inputs`), a task to the assets it writes (`outputs`) and to the tasks
-//! that depend on it, and an asset that schedules a DAG (`schedule: {assets: …}`) to that DAG's first tasks. It is
-//! built from the DAG files alone, so it shows what will happen as well as what did; asset events say when it did.
+//! an asset points to the tasks that read it (`inputs`, and the assets a transform joins), a task to the assets it
+//! writes (`outputs`) and to the tasks that depend on it, and an asset that schedules a DAG (`schedule: {assets: …}`)
+//! to that DAG's first tasks. It is built from the DAG files alone, so it shows what will happen as well as what did;
+//! asset events say when it did.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -46,7 +47,7 @@ impl Lineage {
             let asset = |uri: &str| LineageNode::Asset { uri: uri.to_owned() };
             for t in &dag.tasks {
                 lineage.node(task(&t.id));
-                for uri in &t.inputs {
+                for uri in t.input_assets() {
                     lineage.edge(asset(uri), task(&t.id));
                 }
                 for uri in &t.outputs {
@@ -165,5 +166,21 @@ tasks:
         assert!(view.upstream.contains(&task("etl", "ingest")), "{:?}", view.upstream);
         assert_eq!(view.downstream, [asset("s3://models/a"), task("consumer", "publish")]);
         assert!(lineage().around(&asset("lake://nowhere")).is_none());
+    }
+
+    #[test]
+    fn a_joined_asset_is_an_input_of_the_transform() {
+        let src = "dag_id: enrich
+tasks:
+  - id: features
+    kind: transform
+    inputs: ['lake://raw/a']
+    outputs: ['lake://features/a']
+    steps: [{join: {asset: 'lake://ref/islands', on: [island]}}]
+";
+        let dag = load_dag("f.yaml", src).unwrap().spec.clone();
+        let view = Lineage::from_dags([&dag]).around(&asset("lake://features/a")).unwrap();
+        assert_eq!(view.upstream, [asset("lake://raw/a"), asset("lake://ref/islands"), task("enrich", "features")]);
+        assert!(view.edges.contains(&(asset("lake://ref/islands"), task("enrich", "features"))), "{:?}", view.edges);
     }
 }

@@ -16,9 +16,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod derive;
+mod join;
 mod remote;
 
 pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Severity};
+pub use self::derive::check_sql_expression;
+pub use self::join::{Join, JoinHow, joined_assets};
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 
 /// The scheme of assets stored in Sluice's lake.
@@ -80,8 +84,8 @@ pub struct IngestSpec {
     pub watermark: Option<String>,
 }
 
-/// Where ingested data comes from, tagged by `type`: a file (a local path, relative to the DAGs folder), an HTTP JSON
-/// API or a PostgreSQL query.
+/// Where ingested data comes from, tagged by `type`: a file (a local path, relative to the DAGs folder, or an
+/// object-store URL), an HTTP JSON API or a PostgreSQL query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Source {
@@ -93,12 +97,19 @@ pub enum Source {
         /// Cells equal to one of these are missing values (pandas' and R's `NA` by default, as in the penguins data).
         #[serde(default = "default_null_values")]
         null_values: Vec<String>,
+        /// The credentials for an object-store `path`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
     },
     Jsonl {
         path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
     },
     Parquet {
         path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
     },
     Http(HttpSource),
     Postgres(PostgresSource),
@@ -108,11 +119,23 @@ fn default_null_values() -> Vec<String> {
     ["", "NA", "N/A", "NaN", "null"].map(String::from).to_vec()
 }
 
+/// The URL schemes a file source reads besides local paths: S3 and the stores that speak its API (MinIO, Ceph,
+/// Cloudflare R2, Google Cloud Storage's interoperability endpoint), with the endpoint in the connection.
+pub const OBJECT_STORE_SCHEMES: [&str; 1] = ["s3"];
+
+/// The scheme of a URL such as `s3://bucket/key`; `None` for a local path.
+pub fn url_scheme(path: &str) -> Option<&str> {
+    let (scheme, _) = path.split_once("://")?;
+    let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    valid.then_some(scheme)
+}
+
 impl Source {
     /// The file this source reads, for file sources.
     pub fn path(&self) -> Option<&str> {
         match self {
-            Source::Csv { path, .. } | Source::Jsonl { path } | Source::Parquet { path } => Some(path),
+            Source::Csv { path, .. } | Source::Jsonl { path, .. } | Source::Parquet { path, .. } => Some(path),
             Source::Http(_) | Source::Postgres(_) => None,
         }
     }
@@ -122,7 +145,25 @@ impl Source {
         match self {
             Source::Http(http) => http.connection.as_deref(),
             Source::Postgres(pg) => Some(&pg.connection),
-            Source::Csv { .. } | Source::Jsonl { .. } | Source::Parquet { .. } => None,
+            Source::Csv { connection, .. } | Source::Jsonl { connection, .. } | Source::Parquet { connection, .. } => {
+                connection.as_deref()
+            }
+        }
+    }
+
+    /// What is wrong with a file source's location, found before any run: a URL of a store Sluice cannot read, or
+    /// a connection given for a local file (which would be ignored).
+    pub fn check_location(&self) -> Result<(), String> {
+        let Some(path) = self.path() else { return Ok(()) };
+        match url_scheme(path) {
+            Some(scheme) if !OBJECT_STORE_SCHEMES.contains(&scheme) => Err(format!(
+                "file sources read local paths and {} URLs, not {scheme}://",
+                OBJECT_STORE_SCHEMES.map(|s| format!("{s}://")).join(", ")
+            )),
+            None if self.connection().is_some() => {
+                Err("`connection` is only read for object-store URLs; a local path needs none".to_owned())
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -197,6 +238,11 @@ pub enum Step {
     HashPii(HashPii),
     /// Every character but the last `keep_last` becomes `*`.
     MaskPii(MaskPii),
+    /// New column → a SQL expression over the columns as they are before this step (polars SQL), e.g.
+    /// `bill_length_mm / bill_depth_mm`. An existing column of that name is replaced.
+    Derive(BTreeMap<String, String>),
+    /// The columns of another lake asset, matched on key columns.
+    Join(Join),
 }
 
 /// The columns a step applies to.

@@ -291,6 +291,12 @@ impl TaskSpec {
         }
     }
 
+    /// Every asset the task reads: its `inputs`, and the assets its transform steps join.
+    pub fn input_assets(&self) -> impl Iterator<Item = &str> {
+        let joined = self.steps.as_deref().map(crate::ops_spec::joined_assets).into_iter().flatten();
+        self.inputs.iter().map(String::as_str).chain(joined)
+    }
+
     /// The task-level settings, as a [`TaskArgs`].
     pub fn task_args(&self) -> TaskArgs {
         TaskArgs {

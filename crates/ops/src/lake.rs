@@ -7,7 +7,7 @@
 //! behind. Re-running a date replaces its partition (idempotent retries and backfills).
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -76,6 +76,39 @@ impl Lake {
         let path = self.partition_file(uri, ds)?;
         let file = open_in_partition(uri, ds, &path)?;
         ParquetReader::new(file).finish().map_err(|e| OpsError::Read { path, message: e.to_string() })
+    }
+
+    /// Read the partition of `ds` with its content hash, computed as [`Lake::write`] does.
+    pub fn read_hashed(&self, uri: &str, ds: NaiveDate) -> Result<(DataFrame, String)> {
+        let path = self.partition_file(uri, ds)?;
+        let mut bytes = Vec::new();
+        open_in_partition(uri, ds, &path)?.read_to_end(&mut bytes).map_err(OpsError::io("cannot read", &path))?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let df = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .map_err(|e| OpsError::Read { path, message: e.to_string() })?;
+        Ok((df, hash))
+    }
+
+    /// The newest logical date at or before `ds` for which `uri` has a partition; `None` if it has none.
+    pub fn latest_partition(&self, uri: &str, ds: NaiveDate) -> Result<Option<NaiveDate>> {
+        let dir = self.asset_dir(uri)?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(OpsError::io("cannot list", dir)(e)),
+        };
+        let mut newest = None;
+        for entry in entries {
+            let entry = entry.map_err(OpsError::io("cannot list", &dir))?;
+            let name = entry.file_name();
+            let date = name.to_str().and_then(|n| n.strip_prefix("ds=")).and_then(|d| d.parse::<NaiveDate>().ok());
+            // A folder without its part file is a partition being written for the first time, not yet readable.
+            if let Some(date) = date.filter(|d| *d <= ds && entry.path().join(PART_FILE).is_file()) {
+                newest = newest.max(Some(date));
+            }
+        }
+        Ok(newest)
     }
 }
 

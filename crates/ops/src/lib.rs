@@ -6,7 +6,8 @@
 //!
 //! Each task kind has a lake-level entry point over a frame-level core (tested on small frames):
 //!
-//! - [`ingest()`] / [`run_ingest`] read a CSV, JSON-lines or Parquet file, an HTTP JSON API or a PostgreSQL query
+//! - [`ingest()`] / [`run_ingest`] read a CSV, JSON-lines or Parquet file (local or in S3), an HTTP JSON API or a
+//!   PostgreSQL query
 //!   and write it to the lake, reporting rows, schema and a content hash (for the asset event).
 //! - [`run_quality`] / [`run_checks`] evaluate the data SLA into a [`QualityReport`]; the task fails when an
 //!   `error`-severity check fails.
@@ -25,6 +26,7 @@ mod frame;
 mod http;
 pub mod ingest;
 pub mod lake;
+mod object;
 mod postgres;
 pub mod quality;
 pub mod read;

@@ -1,16 +1,19 @@
-//! Reading an ingest [`Source`] into a data frame: files here, with errors that name the file; HTTP APIs and
-//! PostgreSQL queries in their own modules.
+//! Reading an ingest [`Source`] into a data frame: files here, with errors that name the file or URL; objects,
+//! HTTP APIs and PostgreSQL queries in their own modules.
 
 use std::fs::File;
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
+use polars::io::mmap::MmapBytesReader;
 use polars::prelude::*;
-use sluice_core::ops_spec::Source;
+use sluice_core::ops_spec::{Source, url_scheme};
 
 use crate::error::{OpsError, Result};
 use crate::http::{RetryPolicy, read_http};
+use crate::object::fetch;
 use crate::postgres::{Above, read_postgres};
-use crate::task::OpContext;
+use crate::task::{NamedConnection, OpContext};
 
 /// Rows read to guess CSV column types: enough that a float appearing after a run of integers is seen, without
 /// scanning a large file twice.
@@ -20,26 +23,30 @@ const CSV_INFER_ROWS: usize = 10_000;
 /// the incremental load's column: a source that can filter by it (PostgreSQL) reads only rows above the context's
 /// previous mark.
 pub fn read_source(source: &Source, ctx: &OpContext<'_>, watermark: Option<&str>) -> Result<DataFrame> {
+    let file = |path: &str| {
+        let connection = source.connection().map(|id| ctx.connection(id)).transpose()?;
+        Input::open(ctx.base_dir, path, connection)
+    };
     match source {
-        Source::Csv { path, delimiter, null_values } => {
-            let path = existing(ctx.base_dir, path)?;
+        Source::Csv { path, delimiter, null_values, .. } => {
+            let input = file(path)?;
             let separator = match delimiter {
                 None => b',',
                 Some(c) if c.is_ascii() => *c as u8,
                 Some(c) => return Err(OpsError::Invalid(format!("CSV delimiter {c:?} is not an ASCII character"))),
             };
-            read_csv(&path, separator, null_values).map_err(|e| csv_error(&path, separator, e))
+            read_csv(input.reader()?, separator, null_values).map_err(|e| csv_error(&input, separator, e))
         }
-        Source::Jsonl { path } => {
-            let path = existing(ctx.base_dir, path)?;
-            JsonReader::new(open(&path)?)
+        Source::Jsonl { path, .. } => {
+            let input = file(path)?;
+            JsonReader::new(input.reader()?)
                 .with_json_format(JsonFormat::JsonLines)
                 .finish()
-                .map_err(|e| read_error(&path, e.to_string()))
+                .map_err(|e| read_error(input.name(), e.to_string()))
         }
-        Source::Parquet { path } => {
-            let path = existing(ctx.base_dir, path)?;
-            ParquetReader::new(open(&path)?).finish().map_err(|e| read_error(&path, e.to_string()))
+        Source::Parquet { path, .. } => {
+            let input = file(path)?;
+            ParquetReader::new(input.reader()?).finish().map_err(|e| read_error(input.name(), e.to_string()))
         }
         Source::Http(http) => {
             let connection = http.connection.as_deref().map(|id| ctx.connection(id)).transpose()?;
@@ -52,24 +59,53 @@ pub fn read_source(source: &Source, ctx: &OpContext<'_>, watermark: Option<&str>
     }
 }
 
-fn existing(base_dir: &Path, path: &str) -> Result<PathBuf> {
-    let path = base_dir.join(path);
-    if path.is_file() { Ok(path) } else { Err(OpsError::FileNotFound(path)) }
+/// A file source's content: a local file (read in place), or an object fetched whole from its store.
+enum Input {
+    Local(PathBuf),
+    Fetched { url: PathBuf, bytes: Vec<u8> },
 }
 
-fn read_csv(path: &Path, separator: u8, null_values: &[String]) -> PolarsResult<DataFrame> {
+impl Input {
+    /// A relative local path is taken from `base_dir`.
+    fn open(base_dir: &Path, path: &str, connection: Option<NamedConnection<'_>>) -> Result<Input> {
+        if url_scheme(path).is_some() {
+            return Ok(Input::Fetched { url: path.into(), bytes: fetch(path, connection)? });
+        }
+        let path = base_dir.join(path);
+        if path.is_file() { Ok(Input::Local(path)) } else { Err(OpsError::FileNotFound(path)) }
+    }
+
+    /// The file or URL, for messages.
+    fn name(&self) -> &Path {
+        match self {
+            Input::Local(path) | Input::Fetched { url: path, .. } => path,
+        }
+    }
+
+    fn reader(&self) -> Result<Box<dyn MmapBytesReader + '_>> {
+        Ok(match self {
+            Input::Local(path) => Box::new(File::open(path).map_err(OpsError::io("cannot open", path))?),
+            Input::Fetched { bytes, .. } => Box::new(Cursor::new(bytes.as_slice())),
+        })
+    }
+
+    fn bytes(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        match self {
+            Input::Local(path) => std::fs::read(path).ok().map(Into::into),
+            Input::Fetched { bytes, .. } => Some(bytes.as_slice().into()),
+        }
+    }
+}
+
+fn read_csv(reader: Box<dyn MmapBytesReader + '_>, separator: u8, null_values: &[String]) -> PolarsResult<DataFrame> {
     let nulls = NullValues::AllColumns(null_values.iter().map(|v| v.as_str().into()).collect());
     let parse = CsvParseOptions::default().with_separator(separator).with_null_values(Some(nulls));
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(CSV_INFER_ROWS))
         .with_parse_options(parse)
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
+        .into_reader_with_file_handle(reader)
         .finish()
-}
-
-fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(OpsError::io("cannot open", path))
 }
 
 fn read_error(path: &Path, message: String) -> OpsError {
@@ -77,9 +113,9 @@ fn read_error(path: &Path, message: String) -> OpsError {
 }
 
 /// polars does not say on which line a CSV record has a wrong number of fields; find it, so the user can fix it.
-fn csv_error(path: &Path, separator: u8, err: PolarsError) -> OpsError {
-    let line = std::fs::read(path).ok().and_then(|bytes| ragged_line(&bytes, separator));
-    read_error(path, line.map_or_else(|| err.to_string(), |n| format!("line {n}: {err}")))
+fn csv_error(input: &Input, separator: u8, err: PolarsError) -> OpsError {
+    let line = input.bytes().and_then(|bytes| ragged_line(&bytes, separator));
+    read_error(input.name(), line.map_or_else(|| err.to_string(), |n| format!("line {n}: {err}")))
 }
 
 /// The line where the first record with a field count other than the header's starts. Quoted fields may hold

@@ -108,10 +108,10 @@ async fn current_dags(state: &AppState) -> Result<Vec<Arc<Dag>>, ApiError> {
 
 fn asset_response(row: AssetRow, dags: &[Arc<Dag>]) -> AssetResponse {
     let uri = row.uri.as_str();
-    let tasks = |pick: fn(&sluice_core::TaskSpec) -> &[String]| -> Vec<TaskReference> {
+    let tasks = |uses: fn(&sluice_core::TaskSpec, &str) -> bool| -> Vec<TaskReference> {
         dags.iter()
             .flat_map(|dag| dag.spec.tasks.iter().map(move |t| (dag, t)))
-            .filter(|(_, t)| pick(t).iter().any(|u| u == uri))
+            .filter(|(_, t)| uses(t, uri))
             .map(|(dag, t)| TaskReference { dag_id: dag.spec.dag_id.clone(), task_id: t.id.clone() })
             .collect()
     };
@@ -130,8 +130,8 @@ fn asset_response(row: AssetRow, dags: &[Arc<Dag>]) -> AssetResponse {
         created_at: row.created,
         updated_at: row.updated,
         scheduled_dags,
-        producing_tasks: tasks(|t| &t.outputs),
-        consuming_tasks: tasks(|t| &t.inputs),
+        producing_tasks: tasks(|t, uri| t.outputs.iter().any(|u| u == uri)),
+        consuming_tasks: tasks(|t, uri| t.input_assets().any(|u| u == uri)),
         aliases: Vec::new(),
         last_asset_event: last.map(|e| LastEvent { id: e.id, timestamp: e.timestamp }),
         quality_status: last.and_then(|e| e.quality_status.clone()),

@@ -4,6 +4,8 @@
 //! - `chain`: 200 no-op tasks in a chain, 1 worker: task-to-task latency (one task's end to the next's start).
 //! - `fanout`: 2,000 independent no-op tasks, 4 workers × 4 slots: tasks per second.
 //! - `trigger`: REST trigger → first task running, one run after the other.
+//! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second and peak
+//!   memory (see [`transform`]). It runs first, before the server starts, and needs no database.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::server::{AuthArgs, DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
 
+mod transform;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// PostgreSQL server to create the benchmark database on (dropped afterwards).
@@ -26,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub sqlite: bool,
     /// Scenarios to run (default: all).
-    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger")]
+    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger,transform")]
     pub scenarios: Vec<String>,
     #[arg(long, default_value_t = 200)]
     pub chain_tasks: usize,
@@ -42,11 +46,20 @@ pub struct Args {
     /// Requests per timed API call.
     #[arg(long, default_value_t = 100)]
     pub api_requests: usize,
+    /// Rows of the CSV the `transform` scenario generates.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub transform_rows: usize,
 }
 
 const TOKEN: &str = "bench-worker-token";
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.scenarios.iter().any(|s| s == "transform") {
+        println!("{}", transform::run(args.transform_rows).await?);
+    }
+    if args.scenarios.iter().all(|s| s == "transform") {
+        return Ok(ExitCode::SUCCESS);
+    }
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", uuid::Uuid::now_v7().simple()));
     let dags = dir.join("dags");
     std::fs::create_dir_all(&dags)?;
@@ -153,7 +166,9 @@ impl Bench {
                 "fanout" => self.fanout().await?,
                 "trigger" => self.trigger(args.triggers).await?,
                 "api" => self.api_reads(args).await?,
-                other => bail!("unknown scenario {other:?}: use chain, fanout, trigger or api"),
+                // Measured before the server started (see `run`).
+                "transform" => continue,
+                other => bail!("unknown scenario {other:?}: use chain, fanout, trigger, transform or api"),
             };
             println!("{line}");
         }

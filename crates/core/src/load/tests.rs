@@ -145,6 +145,10 @@ fn error_table() {
             "2:18: `max_active_runs` must be at least 1",
         ),
         (
+            "dag_id: x\ntasks:\n  - id: a\n    kind: ingest\n    source: {type: csv, path: 'gs://b/a.csv'}\n    outputs: ['lake://a']\n",
+            "5:13: task `a`: file sources read local paths and s3:// URLs, not gs://",
+        ),
+        (
             "dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: b\n",
             "5:17: invalid type: string \"b\", expected a sequence",
         ),
@@ -238,6 +242,39 @@ fn data_tasks_load_with_their_configuration() {
 }
 
 #[test]
+fn derive_and_join_steps_are_checked_where_written() {
+    let source = r#"dag_id: etl
+tasks:
+  - id: features
+    kind: transform
+    inputs: [lake://raw/penguins]
+    outputs: [lake://features/penguins]
+    steps:
+      - derive:
+          bill_ratio: bill_length_mm / bill_depth_mm
+          heavy: (body_mass_g > 4500
+          day: "'{{ ds }}'"
+      - join: {asset: 'ref/islands', on: [island]}
+      - join: {asset: 'lake://ref/islands', on: []}
+      - join: {asset: 'lake://ref/islands', on: [island], how: inner, suffix: _island}
+"#;
+    let errors = errors(source);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    let derive =
+        "dag.yaml:10:18: task `features`: derived column \"heavy\": invalid SQL expression \"(body_mass_g > 4500\"";
+    assert!(errors[0].starts_with(derive), "{errors:#?}");
+    assert_eq!(
+        errors[1],
+        "dag.yaml:12:23: task `features`: invalid asset URI \"ref/islands\" to join: it must start with lake://"
+    );
+    assert_eq!(errors[2], "dag.yaml:13:49: task `features`: a join needs key columns in `on`");
+    let fixed = source.replace("(body_mass_g", "body_mass_g").replace("'ref/islands'", "'lake://ref/islands'");
+    let dag = load_dag("dag.yaml", &fixed.replace("on: []", "on: [island]")).expect("loads");
+    let inputs: Vec<&str> = dag.task("features").unwrap().input_assets().collect();
+    assert_eq!(inputs, ["lake://raw/penguins", "lake://ref/islands", "lake://ref/islands", "lake://ref/islands"]);
+}
+
+#[test]
 fn data_task_errors_point_at_the_field() {
     let source = r#"dag_id: etl
 tasks:
@@ -275,7 +312,7 @@ tasks:
             "dag.yaml:12:15: unknown field `max_mising_rate`, did you mean `max_missing_rate`?",
             "dag.yaml:13:9: task `features` of kind transform needs `outputs`",
             "dag.yaml:16:5: task `features`: `command` is not read by tasks of kind transform",
-            "dag.yaml:18:9: unknown value `one_hott`, did you mean `one_hot`? (expected one of select, rename, cast, drop_duplicates, drop_missing, fill_missing, clip_outliers, drop_outliers, standardize, min_max_scale, text_clean, one_hot, ordinal_encode, hash_pii, mask_pii)",
+            "dag.yaml:18:9: unknown value `one_hott`, did you mean `one_hot`? (expected one of select, rename, cast, drop_duplicates, drop_missing, fill_missing, clip_outliers, drop_outliers, standardize, min_max_scale, text_clean, one_hot, ordinal_encode, hash_pii, mask_pii, derive, join)",
             "dag.yaml:21:5: task `shell`: `checks` is not read by tasks of kind command",
             "dag.yaml:22:9: task `nothing` of kind transform needs `outputs`",
             "dag.yaml:24:14: task `nothing`: invalid asset URI \"lake://raw/{{ ds }}\": asset URIs are fixed names, not templates: lineage and data-aware scheduling match them as written",

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+mod steps;
+
 use super::DagError;
 use super::node::{Loc, Node, Seg};
 use super::suggest;
@@ -342,14 +344,7 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     }
     for (field, uris) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
         for (j, uri) in uris.iter().enumerate() {
-            let checked = if uri.contains("{{") || uri.contains("{%") {
-                Err(
-                    "asset URIs are fixed names, not templates: lineage and data-aware scheduling match them as written",
-                )
-            } else {
-                crate::ops_spec::lake_path(uri).map(drop)
-            };
-            if let Err(reason) = checked {
+            if let Err(reason) = check_asset_uri(uri) {
                 errors.push(
                     loc.task(i, &[Seg::Key(field), Seg::Index(j)]),
                     format!("task `{id}`: invalid asset URI {uri:?}: {reason}"),
@@ -357,12 +352,31 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
             }
         }
     }
+    steps::check_steps(i, task, loc, errors);
     if let Some(op) = task.op_spec() {
+        if let crate::ops_spec::OpSpec::Ingest(ingest) = &op
+            && let Err(message) = ingest.source.check_location()
+        {
+            errors.push(loc.task(i, &[Seg::Key("source")]), format!("task `{id}`: {message}"));
+        }
         let at = loc.task(i, &[Seg::Key("id")]);
         for text in crate::template::json_strings(&serde_json::to_value(&op).unwrap_or_default()) {
             check_template(text, &format!("task `{id}` configuration"), at, errors);
         }
     }
+}
+
+fn check_asset_uri(uri: &str) -> Result<(), &'static str> {
+    if is_template(uri) {
+        return Err(
+            "asset URIs are fixed names, not templates: lineage and data-aware scheduling match them as written",
+        );
+    }
+    crate::ops_spec::lake_path(uri).map(drop)
+}
+
+fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
 }
 
 /// Whether the task sets one of the [`KIND_SPECIFIC`] fields (an empty list counts as unset).

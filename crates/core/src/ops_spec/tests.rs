@@ -32,7 +32,7 @@ fn ingest_csv_with_defaults() {
 fn ingest_sources_and_typos() {
     let spec: IngestSpec =
         yaml("source: {type: jsonl, path: a.jsonl}\noutputs: [lake://raw/a]\nwatermark: updated_at\n").unwrap();
-    assert_eq!(spec.source, Source::Jsonl { path: "a.jsonl".into() });
+    assert_eq!(spec.source, Source::Jsonl { path: "a.jsonl".into(), connection: None });
     assert_eq!(spec.watermark.as_deref(), Some("updated_at"));
     let spec: IngestSpec = yaml("source: {type: parquet, path: a.parquet}\noutputs: []\n").unwrap();
     json_round_trip(&spec);
@@ -40,6 +40,26 @@ fn ingest_sources_and_typos() {
     assert!(err.contains("excel"), "{err}");
     let err = yaml::<IngestSpec>("source: {type: csv, path: a.csv, delimeter: ';'}\noutputs: []\n").unwrap_err();
     assert!(err.contains("delimeter"), "{err}");
+}
+
+#[test]
+fn file_sources_read_local_paths_and_s3_urls() {
+    let spec: IngestSpec =
+        yaml("source: {type: parquet, path: 's3://lake/raw/a.parquet', connection: minio}\noutputs: []\n").unwrap();
+    assert_eq!(spec.source.connection(), Some("minio"));
+    assert_eq!(spec.source.check_location(), Ok(()));
+    json_round_trip(&spec);
+    let located = |path: &str, connection: Option<&str>| {
+        let connection = connection.map(str::to_owned);
+        Source::Csv { path: path.into(), delimiter: None, null_values: Vec::new(), connection }.check_location()
+    };
+    assert_eq!(located("data/{{ ds }}.csv", None), Ok(()));
+    assert_eq!(located("s3://bucket/{{ ds }}/a.csv", None), Ok(()));
+    let err = located("gs://bucket/a.csv", None).unwrap_err();
+    assert!(err.contains("s3://") && err.contains("not gs://"), "{err}");
+    let err = located("data/a.csv", Some("minio")).unwrap_err();
+    assert!(err.contains("`connection`"), "{err}");
+    assert_eq!(url_scheme("C:/data://x"), None);
 }
 
 #[test]
@@ -151,6 +171,35 @@ steps:
     );
     assert_eq!(spec.steps[15], Step::MaskPii(MaskPii { columns: vec!["phone".into()], keep_last: 4 }));
     json_round_trip(&spec);
+}
+
+#[test]
+fn derive_and_join_steps() {
+    let src = r#"
+- derive: {bill_ratio: "bill_length_mm / bill_depth_mm", heavy: "body_mass_g > 4500"}
+- join: {asset: "lake://ref/islands", on: [island]}
+- join: {asset: "lake://ref/islands", on: [island, year], how: inner, suffix: _ref}
+"#;
+    let steps: Vec<Step> = yaml(src).unwrap();
+    let Step::Derive(columns) = &steps[0] else { panic!("{steps:?}") };
+    assert_eq!(columns["heavy"], "body_mass_g > 4500");
+    let Step::Join(left) = &steps[1] else { panic!("{steps:?}") };
+    assert_eq!((left.how, left.suffix()), (JoinHow::Left, "_right"));
+    assert_eq!(
+        steps[2],
+        Step::Join(Join {
+            asset: "lake://ref/islands".into(),
+            on: vec!["island".into(), "year".into()],
+            how: JoinHow::Inner,
+            suffix: Some("_ref".into()),
+        })
+    );
+    assert_eq!(joined_assets(&steps).collect::<Vec<_>>(), ["lake://ref/islands", "lake://ref/islands"]);
+    json_round_trip(&steps);
+    let err = yaml::<Step>("{join: {asset: lake://a/b, on: [k], how: outer}}").unwrap_err();
+    assert!(err.contains("outer"), "{err}");
+    let err = yaml::<Step>("{join: {asset: lake://a/b, key: [k]}}").unwrap_err();
+    assert!(err.contains("key"), "{err}");
 }
 
 #[test]

@@ -38,11 +38,13 @@ fn jsonl_and_parquet_sources() {
     let dir = TempDir::new();
     let jsonl = dir.write("a.jsonl", "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \"name\": null}\n");
     let lake = Lake::new(dir.path().join("lake"));
-    let report = ingest(&spec(Source::Jsonl { path: jsonl }, None), dir.path(), &lake, ds(), None).unwrap();
+    let report =
+        ingest(&spec(Source::Jsonl { path: jsonl, connection: None }, None), dir.path(), &lake, ds(), None).unwrap();
     assert_eq!(report.rows, 2);
     // The lake's own Parquet output is a valid Parquet source.
     let parquet = report.outputs[0].path.to_string_lossy().into_owned();
-    let again = ingest(&spec(Source::Parquet { path: parquet }, None), dir.path(), &lake, ds(), None).unwrap();
+    let again = ingest(&spec(Source::Parquet { path: parquet, connection: None }, None), dir.path(), &lake, ds(), None)
+        .unwrap();
     assert_eq!(again.rows, 2);
     assert_eq!(again.schema, report.schema);
 }

@@ -64,3 +64,27 @@ fn reading_a_missing_partition_names_it() {
     assert!(matches!(err, OpsError::NoPartition { .. }), "{err}");
     assert!(err.to_string().contains("2026-01-05"), "{err}");
 }
+
+#[test]
+fn latest_partition_at_or_before_a_date() {
+    let dir = TempDir::new();
+    let lake = Lake::new(dir.path());
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
+    assert_eq!(lake.latest_partition("lake://ref/t", day(5)).unwrap(), None, "no folder at all");
+    let mut frame = df!("a" => [1i64]).unwrap();
+    for d in [2, 4, 9] {
+        lake.write("lake://ref/t", day(d), &mut frame).unwrap();
+    }
+    // Neither an empty partition folder nor a stray file counts.
+    fs::create_dir_all(lake.partition_dir("lake://ref/t", day(5)).unwrap()).unwrap();
+    fs::write(lake.asset_dir("lake://ref/t").unwrap().join("notes.txt"), "x").unwrap();
+    assert_eq!(lake.latest_partition("lake://ref/t", day(5)).unwrap(), Some(day(4)));
+    assert_eq!(lake.latest_partition("lake://ref/t", day(9)).unwrap(), Some(day(9)));
+    assert_eq!(lake.latest_partition("lake://ref/t", day(1)).unwrap(), None);
+
+    let written = lake.write("lake://ref/t", day(4), &mut frame).unwrap();
+    let (back, hash) = lake.read_hashed("lake://ref/t", day(4)).unwrap();
+    assert_eq!((back, hash), (frame, written.content_hash));
+    let err = lake.read_hashed("lake://ref/t", day(3)).unwrap_err();
+    assert!(matches!(err, OpsError::NoPartition { .. }), "{err}");
+}

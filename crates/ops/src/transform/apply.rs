@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use polars::prelude::*;
 use sluice_core::ops_spec::{ColumnType, Literal, Subset};
 
-use super::{Affine, Fence, FittedStep, text};
+use super::{Affine, Fence, FittedStep, derive, text};
 use crate::error::Result;
 use crate::frame;
 
@@ -55,6 +55,8 @@ pub(super) fn apply_step(df: DataFrame, step: &FittedStep) -> Result<DataFrame> 
         FittedStep::MaskPii(m) => map_each(df, &m.columns, |v| text::mask_value(v, m.keep_last)),
         FittedStep::OneHot(categories) => one_hot(df, categories),
         FittedStep::OrdinalEncode(categories) => ordinal(df, categories),
+        FittedStep::Derive(columns) => derive::derive(df, columns),
+        FittedStep::Join(join) => join.apply(df),
     }
 }
 

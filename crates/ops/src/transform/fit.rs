@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use polars::prelude::*;
 use sluice_core::ops_spec::{Columns, FillMissing, FillStrategy, Literal, OutlierMethod, Outliers, Step};
 
-use super::{Affine, Fence, FittedStep, stats};
+use super::{Affine, Fence, FittedJoin, FittedStep, stats};
 use crate::error::{OpsError, Result};
 use crate::frame;
+use crate::lake::Lake;
 
-pub(super) fn fit_step(df: &DataFrame, step: &Step) -> Result<FittedStep> {
+pub(super) fn fit_step(df: &DataFrame, step: &Step, lake: &Lake, ds: NaiveDate) -> Result<FittedStep> {
     Ok(match step {
         Step::Select(c) => FittedStep::Select(c.clone()),
         Step::Rename(m) => FittedStep::Rename(m.clone()),
@@ -29,6 +31,8 @@ pub(super) fn fit_step(df: &DataFrame, step: &Step) -> Result<FittedStep> {
         Step::OrdinalEncode(c) => FittedStep::OrdinalEncode(per_column(&c.columns, |c| categories(df, c))?),
         Step::HashPii(h) => FittedStep::HashPii(h.clone()),
         Step::MaskPii(m) => FittedStep::MaskPii(m.clone()),
+        Step::Derive(columns) => FittedStep::Derive(columns.clone()),
+        Step::Join(spec) => FittedStep::Join(FittedJoin::fit(spec, lake, ds)?),
     })
 }
 

@@ -5,21 +5,29 @@
 //! as a [`FittedTransform`], a serialisable artifact: [`FittedTransform::apply`] replays exactly the same operations
 //! on new data — at inference time, say — without learning anything from it. Fitting is "learn, then apply the
 //! fitted step", so a fitted transform applied to the training frame gives the training output, by construction.
+//!
+//! Two steps read more than the frame: `derive` evaluates SQL expressions (polars SQL), which replay as written, and
+//! `join` reads another lake asset; see [`FittedJoin`] for which partition, and why replay joins the same one.
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use sluice_core::ops_spec::{ColumnType, Columns, HashPii, Literal, MaskPii, Step, Subset, TextClean};
 
 use crate::error::{OpsError, Result};
+use crate::lake::Lake;
 
 mod apply;
+mod derive;
 mod fit;
+mod join;
 mod stats;
 mod task;
 mod text;
 
+pub use self::join::FittedJoin;
 pub use self::task::{FITTED_FILE, TransformOutput, run_transform};
 
 /// The artifact format; bumped when [`FittedStep`] changes incompatibly.
@@ -57,6 +65,9 @@ pub enum FittedStep {
     OrdinalEncode(BTreeMap<String, Vec<String>>),
     HashPii(HashPii),
     MaskPii(MaskPii),
+    /// New column → its SQL expression: nothing is learned, the expressions replay as written.
+    Derive(BTreeMap<String, String>),
+    Join(FittedJoin),
 }
 
 /// Inclusive bounds of the values considered normal.
@@ -73,10 +84,11 @@ pub struct Affine {
 }
 
 /// Learn each step's parameters on `df` and apply it, in order. Returns the transformed frame and the artifact.
-pub fn fit(mut df: DataFrame, steps: &[Step]) -> Result<(DataFrame, FittedTransform)> {
+/// `join` steps read their assets from `lake`, as of the logical date `ds`.
+pub fn fit(mut df: DataFrame, steps: &[Step], lake: &Lake, ds: NaiveDate) -> Result<(DataFrame, FittedTransform)> {
     let mut fitted = Vec::with_capacity(steps.len());
     for step in steps {
-        let f = fit::fit_step(&df, step)?;
+        let f = fit::fit_step(&df, step, lake, ds)?;
         df = apply::apply_step(df, &f)?;
         fitted.push(f);
     }
@@ -84,7 +96,8 @@ pub fn fit(mut df: DataFrame, steps: &[Step]) -> Result<(DataFrame, FittedTransf
 }
 
 impl FittedTransform {
-    /// Replay the fitted steps on `df`, learning nothing from it.
+    /// Replay the fitted steps on `df`, learning nothing from it. A transform with `join` steps needs the joined
+    /// partitions read first: [`fit`] and [`FittedTransform::load`] do that, or see [`FittedTransform::read_joined`].
     pub fn apply(&self, df: DataFrame) -> Result<DataFrame> {
         if self.format_version != FITTED_FORMAT_VERSION {
             return Err(OpsError::Invalid(format!(
@@ -93,6 +106,15 @@ impl FittedTransform {
             )));
         }
         self.steps.iter().try_fold(df, apply::apply_step)
+    }
+
+    /// Read the partitions that the `join` steps joined when fitting, for [`FittedTransform::apply`]; fails if one
+    /// was rewritten since. [`FittedTransform::load`] calls this.
+    pub fn read_joined(&mut self, lake: &Lake) -> Result<()> {
+        self.steps.iter_mut().try_for_each(|step| match step {
+            FittedStep::Join(join) => join.read(lake),
+            _ => Ok(()),
+        })
     }
 }
 

@@ -28,11 +28,11 @@ pub struct TransformOutput {
 pub fn run_transform(spec: &TransformSpec, lake: &Lake, ds: NaiveDate) -> Result<TransformOutput> {
     let [input] = spec.inputs.as_slice() else {
         return Err(OpsError::Invalid(format!(
-            "a transform reads exactly one input asset (joins are not supported yet), got {}",
+            "a transform reads exactly one input asset (others are added by join steps), got {}",
             spec.inputs.len()
         )));
     };
-    let (mut df, fitted) = fit(lake.read(input, ds)?, &spec.steps)?;
+    let (mut df, fitted) = fit(lake.read(input, ds)?, &spec.steps, lake, ds)?;
     // Parameters first: whoever finds an output partition also finds how it was made.
     for uri in &spec.outputs {
         fitted.save(lake, uri, ds)?;
@@ -50,11 +50,13 @@ impl FittedTransform {
         Ok(path)
     }
 
-    /// The parameters stored with asset `uri`'s partition for `ds`.
+    /// The parameters stored with asset `uri`'s partition for `ds`, with the partitions its joins joined.
     pub fn load(lake: &Lake, uri: &str, ds: NaiveDate) -> Result<FittedTransform> {
         let path = lake.partition_dir(uri, ds)?.join(FITTED_FILE);
         let file = open_in_partition(uri, ds, &path)?;
-        serde_json::from_reader(std::io::BufReader::new(file))
-            .map_err(|e| OpsError::Read { path, message: e.to_string() })
+        let mut fitted: FittedTransform = serde_json::from_reader(std::io::BufReader::new(file))
+            .map_err(|e| OpsError::Read { path, message: e.to_string() })?;
+        fitted.read_joined(lake)?;
+        Ok(fitted)
     }
 }

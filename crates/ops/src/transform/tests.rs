@@ -12,8 +12,13 @@ fn steps(v: serde_json::Value) -> Vec<Step> {
     serde_json::from_value(v).unwrap()
 }
 
+/// Fit steps that read nothing but the frame.
+fn try_run(frame: DataFrame, v: serde_json::Value) -> crate::error::Result<(DataFrame, FittedTransform)> {
+    fit(frame, &steps(v), &Lake::new("/no/lake/needed"), crate::test_util::ds())
+}
+
 fn run(frame: DataFrame, v: serde_json::Value) -> (DataFrame, FittedTransform) {
-    fit(frame, &steps(v)).unwrap()
+    try_run(frame, v).unwrap()
 }
 
 fn floats(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
@@ -34,7 +39,7 @@ fn select_rename_cast() {
     let (out, _) = run(frame, json!([{"select": ["b", "a"]}, {"rename": {"a": "n"}}, {"cast": {"n": "float"}}]));
     assert_eq!(names(&out), ["b", "n"]);
     assert_eq!(out.column("n").unwrap().dtype(), &DataType::Float64);
-    let bad = fit(df!("s" => ["1", "x"]).unwrap(), &steps(json!([{"cast": {"s": "int"}}])));
+    let bad = try_run(df!("s" => ["1", "x"]).unwrap(), json!([{"cast": {"s": "int"}}]));
     assert!(bad.is_err(), "a strict cast fails on text that is not a number");
 }
 
@@ -80,7 +85,7 @@ fn fill_missing_strategies() {
     assert_eq!(floats(&out, "x")[1], Some(1.0));
     assert_eq!(texts(&out, "t")[2].as_deref(), Some("a"));
 
-    let err = fit(frame, &steps(json!([{"fill_missing": {"columns": ["x"], "strategy": "constant"}}]))).unwrap_err();
+    let err = try_run(frame, json!([{"fill_missing": {"columns": ["x"], "strategy": "constant"}}])).unwrap_err();
     assert!(err.to_string().contains("needs a value"), "{err}");
 }
 
@@ -109,7 +114,7 @@ fn standardize_and_min_max_scale() {
     assert_eq!(floats(&out, "y"), [Some(0.0), Some(0.5), Some(1.0)]);
     assert_eq!(floats(&out, "k"), [Some(0.0); 3], "a constant column is only centred");
     assert_eq!(fitted.steps[1], FittedStep::Scale([("y".into(), Affine { center: 2.0, scale: 4.0 })].into()));
-    let err = fit(df!("s" => ["a"]).unwrap(), &steps(json!([{"standardize": {"columns": ["s"]}}]))).unwrap_err();
+    let err = try_run(df!("s" => ["a"]).unwrap(), json!([{"standardize": {"columns": ["s"]}}])).unwrap_err();
     assert!(err.to_string().contains("numeric"), "{err}");
 }
 
@@ -232,4 +237,155 @@ fn penguins_pipeline_through_the_lake() {
     assert_eq!(replayed, features, "the same data through the stored parameters gives the same features");
     let err = FittedTransform::load(&lake, "lake://features/penguins", next_day).unwrap_err();
     assert!(matches!(err, crate::OpsError::NoPartition { .. }), "{err}");
+}
+
+#[test]
+fn derive_columns_from_sql_expressions() {
+    let frame = df!("a" => [1.0, 3.0, 8.0], "b" => [2.0, 4.0, 0.5], "name" => ["x", "y", "z"]).unwrap();
+    let (out, fitted) = run(
+        frame,
+        json!([{"derive": {
+            "ratio": "a / b",
+            "big": "a > 2",
+            "label": "CASE WHEN a > 2 THEN upper(name) ELSE 'small' END",
+            "a": "a * 10",
+        }}]),
+    );
+    assert_eq!(
+        names(&out),
+        ["a", "b", "name", "big", "label", "ratio"],
+        "a is replaced in place, new columns appended"
+    );
+    assert_eq!(floats(&out, "ratio"), [Some(0.5), Some(0.75), Some(16.0)], "every expression sees `a` before the step");
+    assert_eq!(floats(&out, "a"), [Some(10.0), Some(30.0), Some(80.0)]);
+    assert_eq!(out.column("big").unwrap().dtype(), &DataType::Boolean);
+    assert_eq!(floats(&out, "big"), [Some(0.0), Some(1.0), Some(1.0)]);
+    assert_eq!(texts(&out, "label"), [Some("small".into()), Some("Y".into()), Some("Z".into())]);
+    let FittedStep::Derive(columns) = &fitted.steps[0] else { panic!("{fitted:?}") };
+    assert_eq!(columns["ratio"], "a / b", "nothing is learned: the expression replays as written");
+
+    // A later step reads the derived columns; missing values propagate.
+    let (out, _) =
+        run(df!("x" => [Some(2i64), None]).unwrap(), json!([{"derive": {"y": "x * 2"}}, {"derive": {"z": "y + x"}}]));
+    assert_eq!(floats(&out, "z"), [Some(6.0), None]);
+}
+
+#[test]
+fn a_bad_derive_expression_names_the_column_and_the_expression() {
+    let frame = df!("a" => [1.0]).unwrap();
+    let err = try_run(frame.clone(), json!([{"derive": {"r": "a / "}}])).unwrap_err().to_string();
+    assert!(err.starts_with("derived column \"r\" = \"a / \": "), "{err}");
+    let err = try_run(frame.clone(), json!([{"derive": {"ok": "a + 1", "r": "a / bee"}}])).unwrap_err().to_string();
+    assert!(err.starts_with("derived column \"r\" = \"a / bee\": ") && err.contains("bee"), "{err}");
+    let err = try_run(frame, json!([{"derive": {"r": "no_such_function(a)"}}])).unwrap_err().to_string();
+    assert!(err.starts_with("derived column \"r\" = \"no_such_function(a)\": "), "{err}");
+}
+
+/// Islands reference data written on the 3rd, rewritten on the 7th; the runs' logical date is the 5th.
+fn islands_lake(dir: &crate::test_util::TempDir) -> (Lake, String) {
+    let lake = Lake::new(dir.path());
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
+    let mut v1 = df!("island" => ["Biscoe", "Dream"], "area" => [10.0, 20.0], "name" => ["B", "D"]).unwrap();
+    let written = lake.write("lake://ref/islands", day(3), &mut v1).unwrap();
+    let mut v2 =
+        df!("island" => ["Biscoe", "Dream", "Torgersen"], "area" => [11.0, 21.0, 31.0], "name" => ["B", "D", "T"])
+            .unwrap();
+    lake.write("lake://ref/islands", day(7), &mut v2).unwrap();
+    (lake, written.content_hash)
+}
+
+fn penguins_by_island() -> DataFrame {
+    df!("island" => [Some("Dream"), Some("Torgersen"), None, Some("Biscoe")], "name" => ["p1", "p2", "p3", "p4"])
+        .unwrap()
+}
+
+#[test]
+fn join_takes_the_newest_partition_up_to_the_logical_date() {
+    use crate::test_util::{TempDir, ds};
+    let dir = TempDir::new();
+    let (lake, hash_of_the_3rd) = islands_lake(&dir);
+    let spec = steps(json!([{"join": {"asset": "lake://ref/islands", "on": ["island"]}}]));
+    let (out, fitted) = fit(penguins_by_island(), &spec, &lake, ds()).unwrap();
+    assert_eq!(names(&out), ["island", "name", "area", "name_right"]);
+    assert_eq!(texts(&out, "name"), [Some("p1".into()), Some("p2".into()), Some("p3".into()), Some("p4".into())]);
+    assert_eq!(floats(&out, "area"), [Some(20.0), None, None, Some(10.0)], "the 3rd's data: no Torgersen yet");
+    let FittedStep::Join(join) = &fitted.steps[0] else { panic!("{fitted:?}") };
+    assert_eq!((join.partition.to_string(), &join.content_hash), ("2026-01-03".into(), &hash_of_the_3rd));
+
+    let inner = steps(
+        json!([{"join": {"asset": "lake://ref/islands", "on": ["island"], "how": "inner", "suffix": "_island"}}]),
+    );
+    let (out, _) = fit(penguins_by_island(), &inner, &lake, ds().succ_opt().unwrap().succ_opt().unwrap()).unwrap();
+    assert_eq!(texts(&out, "name_island"), [Some("D".into()), Some("T".into()), Some("B".into())], "the 7th's data");
+
+    let before = chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+    let err = fit(penguins_by_island(), &spec, &lake, before).unwrap_err().to_string();
+    assert_eq!(err, "cannot join lake://ref/islands: it has no partition on or before 2026-01-02");
+    let by_size = steps(json!([{"join": {"asset": "lake://ref/islands", "on": ["size"]}}]));
+    let frame = df!("size" => [1i64]).unwrap();
+    let err = fit(frame, &by_size, &lake, ds()).unwrap_err().to_string();
+    assert!(err.starts_with("cannot join lake://ref/islands: column \"size\" not found"), "{err}");
+}
+
+#[test]
+fn join_replays_the_partition_it_was_fitted_on() {
+    use crate::test_util::{TempDir, ds};
+    let dir = TempDir::new();
+    let (lake, _) = islands_lake(&dir);
+    let spec = steps(json!([
+        {"join": {"asset": "lake://ref/islands", "on": ["island"]}},
+        {"derive": {"area_per_letter": "area / length(name_right)"}},
+    ]));
+    let (train_out, fitted) = fit(penguins_by_island(), &spec, &lake, ds()).unwrap();
+    assert_eq!(fitted.apply(penguins_by_island()).unwrap(), train_out);
+
+    let mut artifact: FittedTransform = serde_json::from_str(&serde_json::to_string(&fitted).unwrap()).unwrap();
+    assert_eq!(artifact, fitted);
+    let err = artifact.apply(penguins_by_island()).unwrap_err().to_string();
+    assert!(err.contains("needs its partition of 2026-01-03 read first"), "{err}");
+    artifact.read_joined(&lake).unwrap();
+    // Torgersen exists in the newer reference data, but replay joins what the transform was fitted with.
+    let new = df!("island" => ["Torgersen", "Dream"], "name" => ["q1", "q2"]).unwrap();
+    let out = artifact.apply(new).unwrap();
+    assert_eq!(floats(&out, "area"), [None, Some(20.0)]);
+    assert_eq!(floats(&out, "area_per_letter"), [None, Some(20.0)]);
+
+    let day3 = chrono::NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
+    lake.write("lake://ref/islands", day3, &mut df!("island" => ["Dream"], "area" => [99.0]).unwrap()).unwrap();
+    let err = artifact.read_joined(&lake).unwrap_err().to_string();
+    assert!(err.contains("was rewritten since the transform was fitted"), "{err}");
+}
+
+/// A transform task with a join, through the lake: the stored artifact names the joined partition, and loading it
+/// reads that partition back for replay.
+#[test]
+fn transform_task_with_a_join_replays_from_the_lake() {
+    use crate::test_util::{TempDir, ds};
+    use sluice_core::ops_spec::TransformSpec;
+    let dir = TempDir::new();
+    let (lake, hash_of_the_3rd) = islands_lake(&dir);
+    lake.write("lake://raw/penguins", ds(), &mut penguins_by_island()).unwrap();
+    let spec: TransformSpec = serde_json::from_value(json!({
+        "inputs": ["lake://raw/penguins"],
+        "outputs": ["lake://features/penguins"],
+        "steps": [
+            {"join": {"asset": "lake://ref/islands", "on": ["island"], "how": "inner"}},
+            {"derive": {"big": "area > 15"}},
+            {"select": ["name", "big"]},
+        ]
+    }))
+    .unwrap();
+    let out = run_transform(&spec, &lake, ds()).unwrap();
+    assert_eq!(out.outputs[0].rows, 2);
+    let features = lake.read("lake://features/penguins", ds()).unwrap();
+    assert_eq!(floats(&features, "big"), [Some(1.0), Some(0.0)]);
+
+    let json = std::fs::read_to_string(lake.partition_dir("lake://features/penguins", ds()).unwrap().join(FITTED_FILE));
+    let json: serde_json::Value = serde_json::from_str(&json.unwrap()).unwrap();
+    assert_eq!(json["steps"][0]["join"]["partition"], "2026-01-03", "{json:#}");
+    assert_eq!(json["steps"][0]["join"]["content_hash"], hash_of_the_3rd.as_str());
+    assert_eq!(json["steps"][1]["derive"]["big"], "area > 15");
+
+    let stored = FittedTransform::load(&lake, "lake://features/penguins", ds()).unwrap();
+    assert_eq!(stored.apply(penguins_by_island()).unwrap(), features);
 }

@@ -1,0 +1,55 @@
+//! Files in an object store: `s3://bucket/key` on AWS S3 or any store that speaks its API.
+//!
+//! The credentials come from the source's connection, in Airflow's `aws` connection format: `login` is the access
+//! key id, `password` the secret key, and `extra` may hold `region_name`, `endpoint_url` (MinIO, Ceph, R2, …) and
+//! `aws_session_token`. Without a connection, the usual `AWS_*` environment variables of the worker apply.
+//! Requests that fail with 429 or 5xx are retried with backoff by the client.
+
+use object_store::ObjectStoreExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+
+use crate::error::{OpsError, Result};
+use crate::runtime::block_on;
+use crate::task::NamedConnection;
+
+/// The whole object at `url`.
+pub(crate) fn fetch(url: &str, connection: Option<NamedConnection<'_>>) -> Result<Vec<u8>> {
+    let failed = |message: String| OpsError::Read { path: url.into(), message };
+    let (bucket, key) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+        .ok_or_else(|| failed("expected s3://BUCKET/KEY".to_owned()))?;
+    let key = ObjectPath::parse(key).map_err(|e| failed(format!("invalid object key: {e}")))?;
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some((_, conn)) = connection {
+        if let Some(login) = conn.login.as_deref().filter(|l| !l.is_empty()) {
+            builder = builder.with_access_key_id(login);
+        }
+        if let Some(secret) = conn.password.as_deref().filter(|p| !p.is_empty()) {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(token) = conn.extra_str("aws_session_token") {
+            builder = builder.with_token(token);
+        }
+        if let Some(region) = conn.extra_str("region_name") {
+            builder = builder.with_region(region);
+        }
+        if let Some(endpoint) = conn.extra_str("endpoint_url") {
+            // Stores on a private network are often reached without TLS; an https endpoint keeps requiring it.
+            builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
+        }
+    }
+    let through = connection.map(|(id, _)| format!(" (connection {id:?})")).unwrap_or_default();
+    let store = builder.build().map_err(|e| failed(format!("{e}{through}")))?;
+    let bytes = block_on(async {
+        let object = store.get(&key).await?;
+        object.bytes().await
+    })?;
+    match bytes {
+        Ok(bytes) => Ok(bytes.into()),
+        Err(object_store::Error::NotFound { .. }) => Err(OpsError::FileNotFound(url.into())),
+        Err(e) => Err(failed(format!("{e}{through}"))),
+    }
+}
