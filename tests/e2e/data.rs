@@ -26,7 +26,13 @@ const PENGUINS: &str = include_str!("../../dags/data/penguins.csv");
 
 /// A server and one worker, with `dags` and the penguins data in the DAGs folder.
 async fn start(dags: &[(&str, &str)]) -> Sluice {
+    start_with_env(dags, &[]).await
+}
+
+/// [`start`], with more environment variables for the server and the worker.
+async fn start_with_env(dags: &[(&str, &str)], env: &[(&str, &str)]) -> Sluice {
     let mut sluice = Sluice::new(Backend::Postgres, dags).await;
+    sluice.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let data = sluice.dags.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("penguins.csv"), PENGUINS).unwrap();
@@ -413,18 +419,23 @@ tasks:
       - derive: {bill_ratio: bill_length_mm / bill_depth_mm, heavy: body_mass_g > 4500}
 ";
 
-#[tokio::test]
-async fn join_and_derive_run_on_workers_and_the_joined_asset_is_an_input() {
-    let sluice = start(&[("enrich.yaml", ENRICH)]).await;
+/// Runs [`ENRICH`] to success; the run's asset events and the one of its features.
+async fn run_enrich(sluice: &Sluice) -> (Vec<Value>, Value) {
     // No Torgersen: the inner join keeps the 168 + 124 penguins of Biscoe and Dream.
     std::fs::write(sluice.dags.path().join("data/islands.csv"), "island,zone\nBiscoe,south\nDream,north\n").unwrap();
     let run_id = sluice.trigger("enrich", json!({})).await;
     let run = sluice.wait_run_done("enrich", &run_id, Duration::from_secs(120)).await;
     assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
-
-    let written = events(&sluice, "source_dag_id=enrich").await;
-    let features = written.iter().find(|e| e["uri"] == "lake://features/enrich").unwrap();
+    let written = events(sluice, "source_dag_id=enrich").await;
+    let features = written.iter().find(|e| e["uri"] == "lake://features/enrich").unwrap().clone();
     assert_eq!(features["row_count"], 292, "{features}");
+    (written, features)
+}
+
+#[tokio::test]
+async fn join_and_derive_run_on_workers_and_the_joined_asset_is_an_input() {
+    let sluice = start(&[("enrich.yaml", ENRICH)]).await;
+    let (written, features) = run_enrich(&sluice).await;
     let columns = features["schema"].to_string();
     for column in ["\"zone\"", "\"bill_ratio\"", "\"heavy\""] {
         assert!(columns.contains(column), "{columns}");
@@ -470,12 +481,24 @@ impl ObjectStore {
         panic!("the object store did not start on {url}");
     }
 
+    async fn create_bucket(&self, bucket: &str) {
+        let response = reqwest::Client::new().put(format!("{}/{bucket}", self.url)).send().await.unwrap();
+        assert!(response.status().is_success(), "{response:?}");
+    }
+
     /// Creates `bucket` and stores `body` under `key` in it.
     async fn put(&self, bucket: &str, key: &str, body: &str) {
-        let client = reqwest::Client::new();
-        client.put(format!("{}/{bucket}", self.url)).send().await.unwrap();
-        let response = client.put(format!("{}/{bucket}/{key}", self.url)).body(body.to_owned()).send().await.unwrap();
+        self.create_bucket(bucket).await;
+        let url = format!("{}/{bucket}/{key}", self.url);
+        let response = reqwest::Client::new().put(url).body(body.to_owned()).send().await.unwrap();
         assert!(response.status().is_success(), "{response:?}");
+    }
+
+    /// The keys in `bucket`, from its listing.
+    async fn keys(&self, bucket: &str) -> Vec<String> {
+        let url = format!("{}/{bucket}?list-type=2", self.url);
+        let listing = reqwest::get(url).await.unwrap().text().await.unwrap();
+        listing.split("<Key>").skip(1).filter_map(|k| k.split_once("</Key>")).map(|(k, _)| k.to_owned()).collect()
     }
 }
 
@@ -528,4 +551,32 @@ async fn files_are_ingested_from_an_s3_compatible_object_store() {
     assert!(log.contains("cannot read s3://landing/2026/ragged.csv: line 10:"), "{log}");
     let files = files_under(sluice.lake.path());
     assert!(files.iter().all(|f| f.starts_with("raw/from_s3/")), "{files:?}");
+}
+
+#[tokio::test]
+async fn a_lake_in_an_s3_bucket_holds_the_partitions_and_the_fitted_transform() {
+    let store = ObjectStore::start().await;
+    store.create_bucket("lake").await;
+    let env = [
+        ("SLUICE_LAKE", "s3://lake/prod"),
+        ("AWS_ENDPOINT_URL", store.url.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "sluice"),
+        ("AWS_SECRET_ACCESS_KEY", "secret-key"),
+    ];
+    let sluice = start_with_env(&[("enrich.yaml", ENRICH)], &env).await;
+    run_enrich(&sluice).await;
+    let mut keys = store.keys("lake").await;
+    keys.sort();
+    let raw = keys.iter().find_map(|k| k.strip_prefix("prod/raw/enrich/ds=")).unwrap_or_else(|| panic!("{keys:?}"));
+    let day = raw.get(..10).unwrap().to_owned();
+    let expected = [
+        format!("prod/features/enrich/ds={day}/fitted_transform.json"),
+        format!("prod/features/enrich/ds={day}/part-0.parquet"),
+        format!("prod/raw/enrich/ds={day}/part-0.parquet"),
+        format!("prod/ref/islands/ds={day}/part-0.parquet"),
+    ];
+    assert_eq!(keys, expected, "{}", sluice.all_output());
+    assert!(files_under(sluice.lake.path()).is_empty(), "nothing in the local folder");
 }

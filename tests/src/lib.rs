@@ -156,6 +156,8 @@ pub struct Sluice {
     /// The lake of data tasks (`SLUICE_LAKE` of every process).
     pub lake: tempfile::TempDir,
     logs: tempfile::TempDir,
+    /// More environment variables of the processes started from now on; they override the ones above.
+    pub env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -183,6 +185,7 @@ impl Sluice {
             token: None,
             lake: tempfile::tempdir().unwrap(),
             logs: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
         }
     }
 
@@ -216,6 +219,7 @@ impl Sluice {
             .env("SLUICE_DAG_SYNC_SECS", "1")
             .env("SLUICE_LEASE_SECS", "3")
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

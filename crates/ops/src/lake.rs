@@ -1,35 +1,49 @@
-//! The lake: where assets live on disk, and the only place data tasks write.
+//! The lake: where assets live, and the only place data tasks write.
 //!
 //! `lake://raw/penguins` maps to `<root>/raw/penguins/`, and the run for logical date 2026-01-05 writes
 //! `<root>/raw/penguins/ds=2026-01-05/part-0.parquet` (Hive-style partitions, so other tools read the folder as one
-//! table). A write goes to a temporary file in the partition folder and is renamed into place only once complete and
-//! synced, so readers see the old partition or the new one, never half of one, and a failed task leaves nothing
-//! behind. Re-running a date replaces its partition (idempotent retries and backfills).
+//! table). The root is a local folder or a prefix in an S3 bucket (`s3://bucket/prefix`). In a folder, a write goes
+//! to a temporary file in the partition folder and is renamed into place only once complete and synced; in a
+//! bucket, each object is put whole, which S3 makes atomic. Either way readers see the old partition or the new one,
+//! never half of one, and a failed task leaves nothing behind. Re-running a date replaces its partition (idempotent
+//! retries and backfills).
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDate;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 use sluice_core::ops_spec::lake_path;
 
 use crate::error::{OpsError, Result};
+use crate::object::s3_store;
+use crate::runtime::block_on;
 
 const PART_FILE: &str = "part-0.parquet";
+const BUCKET_SCHEME: &str = "s3://";
 
-/// A lake rooted at a local folder.
+/// A lake rooted at a local folder or at a prefix of an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct Lake {
+    /// The folder, or the bucket's URL (`s3://bucket/prefix`): every location below is a path under it.
     root: PathBuf,
+    /// The bucket, for a lake in one; credentials and endpoint come from the `AWS_*` environment variables.
+    bucket: Option<Arc<AmazonS3>>,
 }
 
 /// What a write produced: for the asset event and the task's outputs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WrittenPartition {
     pub uri: String,
+    /// The file or, in a bucket, the object's URL.
     pub path: PathBuf,
     pub rows: usize,
     /// SHA-256 of the Parquet file, hex: equal data written by the same engine gives the same hash.
@@ -37,10 +51,21 @@ pub struct WrittenPartition {
 }
 
 impl Lake {
+    /// A lake in a local folder.
     pub fn new(root: impl Into<PathBuf>) -> Lake {
-        Lake { root: root.into() }
+        Lake { root: root.into(), bucket: None }
     }
 
+    /// A lake at `location`: `s3://bucket/prefix`, or a local folder.
+    pub fn open(location: &str) -> Result<Lake> {
+        let Some(rest) = location.strip_prefix(BUCKET_SCHEME) else { return Ok(Lake::new(location)) };
+        let bucket = rest.split('/').next().unwrap_or_default();
+        let store = s3_store(bucket, None)
+            .map_err(|message| OpsError::Invalid(format!("cannot open the lake at {location}: {message}")))?;
+        Ok(Lake { root: PathBuf::from(location.trim_end_matches('/')), bucket: Some(Arc::new(store)) })
+    }
+
+    /// The folder or bucket URL.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -66,23 +91,26 @@ impl Lake {
         let path = self.partition_file(uri, ds)?;
         let mut bytes = Vec::new();
         ParquetWriter::new(&mut bytes).finish(df)?;
-        write_atomic(&path, &bytes)?;
         let content_hash = hex::encode(Sha256::digest(&bytes));
+        self.put(&path, bytes)?;
         Ok(WrittenPartition { uri: uri.to_owned(), path, rows: df.height(), content_hash })
     }
 
     /// Read the partition of `ds`.
     pub fn read(&self, uri: &str, ds: NaiveDate) -> Result<DataFrame> {
         let path = self.partition_file(uri, ds)?;
-        let file = open_in_partition(uri, ds, &path)?;
-        ParquetReader::new(file).finish().map_err(|e| OpsError::Read { path, message: e.to_string() })
+        let read = match &self.bucket {
+            // In place: polars maps the file rather than holding a second copy of it.
+            None => ParquetReader::new(open_in_partition(uri, ds, &path)?).finish(),
+            Some(_) => ParquetReader::new(std::io::Cursor::new(self.get(uri, ds, &path)?)).finish(),
+        };
+        read.map_err(|e| OpsError::Read { path, message: e.to_string() })
     }
 
     /// Read the partition of `ds` with its content hash, computed as [`Lake::write`] does.
     pub fn read_hashed(&self, uri: &str, ds: NaiveDate) -> Result<(DataFrame, String)> {
         let path = self.partition_file(uri, ds)?;
-        let mut bytes = Vec::new();
-        open_in_partition(uri, ds, &path)?.read_to_end(&mut bytes).map_err(OpsError::io("cannot read", &path))?;
+        let bytes = self.get(uri, ds, &path)?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let df = ParquetReader::new(std::io::Cursor::new(bytes))
             .finish()
@@ -92,36 +120,95 @@ impl Lake {
 
     /// The newest logical date at or before `ds` for which `uri` has a partition; `None` if it has none.
     pub fn latest_partition(&self, uri: &str, ds: NaiveDate) -> Result<Option<NaiveDate>> {
+        let partitions = self.partitions(uri)?;
+        Ok(partitions.into_iter().filter(|d| *d <= ds).max())
+    }
+
+    /// The logical dates of the partitions of `uri` that can be read: a folder without its part file is a
+    /// partition being written for the first time.
+    fn partitions(&self, uri: &str) -> Result<Vec<NaiveDate>> {
         let dir = self.asset_dir(uri)?;
+        let date = |name: &str| name.strip_prefix("ds=").and_then(|d| d.parse::<NaiveDate>().ok());
+        if let Some(bucket) = &self.bucket {
+            let prefix = self.key(&dir)?;
+            let listed = block_on(bucket.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect::<Vec<_>>())?;
+            let keys = listed.map_err(|e| OpsError::Read { path: dir.clone(), message: e.to_string() })?;
+            let prefix_parts = prefix.parts().count();
+            return Ok(keys
+                .iter()
+                .filter_map(|key| match key.parts().skip(prefix_parts).collect::<Vec<_>>().as_slice() {
+                    [partition, file] if file.as_ref() == PART_FILE => date(partition.as_ref()),
+                    _ => None,
+                })
+                .collect());
+        }
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(OpsError::io("cannot list", dir)(e)),
         };
-        let mut newest = None;
+        let mut dates = Vec::new();
         for entry in entries {
             let entry = entry.map_err(OpsError::io("cannot list", &dir))?;
-            let name = entry.file_name();
-            let date = name.to_str().and_then(|n| n.strip_prefix("ds=")).and_then(|d| d.parse::<NaiveDate>().ok());
-            // A folder without its part file is a partition being written for the first time, not yet readable.
-            if let Some(date) = date.filter(|d| *d <= ds && entry.path().join(PART_FILE).is_file()) {
-                newest = newest.max(Some(date));
+            if let Some(d) = entry.file_name().to_str().and_then(date)
+                && entry.path().join(PART_FILE).is_file()
+            {
+                dates.push(d);
             }
         }
-        Ok(newest)
+        Ok(dates)
+    }
+
+    /// Store `bytes` at `path`, a location under the root, atomically.
+    pub(crate) fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        let Some(bucket) = &self.bucket else { return write_atomic(path, &bytes) };
+        let key = self.key(path)?;
+        block_on(bucket.put(&key, bytes.into()))?
+            .map(drop)
+            .map_err(|e| OpsError::Invalid(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The content of `path`, a file of the partition `ds` of `uri`; a missing file means the partition was never
+    /// written.
+    pub(crate) fn get(&self, uri: &str, ds: NaiveDate, path: &Path) -> Result<Vec<u8>> {
+        let Some(bucket) = &self.bucket else {
+            return fs::read(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => no_partition(uri, ds, path),
+                _ => OpsError::io("cannot read", path)(e),
+            });
+        };
+        let key = self.key(path)?;
+        let fetched = block_on(async { bucket.get(&key).await?.bytes().await })?;
+        match fetched {
+            Ok(bytes) => Ok(bytes.into()),
+            Err(object_store::Error::NotFound { .. }) => Err(no_partition(uri, ds, path)),
+            Err(e) => Err(OpsError::Read { path: path.to_owned(), message: e.to_string() }),
+        }
+    }
+
+    /// The object key of a location under a bucket's root.
+    fn key(&self, path: &Path) -> Result<ObjectPath> {
+        let text = path.to_str().unwrap_or_default();
+        let key = text.strip_prefix(BUCKET_SCHEME).and_then(|rest| rest.split_once('/')).map(|(_, key)| key);
+        key.and_then(|k| ObjectPath::parse(k).ok())
+            .ok_or_else(|| OpsError::Invalid(format!("{text} is not an object of the lake at {}", self.root.display())))
     }
 }
 
-/// Open a file of a partition; a missing file means the partition was never written.
-pub(crate) fn open_in_partition(uri: &str, ds: NaiveDate, path: &Path) -> Result<fs::File> {
+fn no_partition(uri: &str, ds: NaiveDate, path: &Path) -> OpsError {
+    OpsError::NoPartition { uri: uri.to_owned(), ds, path: path.to_owned() }
+}
+
+/// Open a file of a local partition; a missing file means the partition was never written.
+fn open_in_partition(uri: &str, ds: NaiveDate, path: &Path) -> Result<fs::File> {
     fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => OpsError::NoPartition { uri: uri.to_owned(), ds, path: path.to_owned() },
+        std::io::ErrorKind::NotFound => no_partition(uri, ds, path),
         _ => OpsError::io("cannot open", path)(e),
     })
 }
 
 /// Write `bytes` to `path` through a synced temporary file and a rename (see the module doc).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().ok_or_else(|| OpsError::Invalid(format!("{} has no folder", path.display())))?;
     fs::create_dir_all(dir).map_err(OpsError::io("cannot create", dir))?;
     // Dot-prefixed so that readers globbing `*.parquet` never pick up a write in progress; unique per process and

@@ -1,4 +1,5 @@
-//! Files in an object store: `s3://bucket/key` on AWS S3 or any store that speaks its API.
+//! Files in an object store: `s3://bucket/key` on AWS S3 or any store that speaks its API. (A lake can live in a
+//! bucket too: see [`crate::lake`].)
 //!
 //! The credentials come from the source's connection, in Airflow's `aws` connection format: `login` is the access
 //! key id, `password` the secret key, and `extra` may hold `region_name`, `endpoint_url` (MinIO, Ceph, R2, …) and
@@ -6,7 +7,7 @@
 //! Requests that fail with 429 or 5xx are retried with backoff by the client.
 
 use object_store::ObjectStoreExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 
 use crate::error::{OpsError, Result};
@@ -22,6 +23,18 @@ pub(crate) fn fetch(url: &str, connection: Option<NamedConnection<'_>>) -> Resul
         .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
         .ok_or_else(|| failed("expected s3://BUCKET/KEY".to_owned()))?;
     let key = ObjectPath::parse(key).map_err(|e| failed(format!("invalid object key: {e}")))?;
+    let through = connection.map(|(id, _)| format!(" (connection {id:?})")).unwrap_or_default();
+    let store = s3_store(bucket, connection).map_err(|e| failed(format!("{e}{through}")))?;
+    let bytes = block_on(async { store.get(&key).await?.bytes().await })?;
+    match bytes {
+        Ok(bytes) => Ok(bytes.into()),
+        Err(object_store::Error::NotFound { .. }) => Err(OpsError::FileNotFound(url.into())),
+        Err(e) => Err(failed(format!("{e}{through}"))),
+    }
+}
+
+/// A client of `bucket`, configured by the `AWS_*` environment variables and then by `connection`, if any.
+pub(crate) fn s3_store(bucket: &str, connection: Option<NamedConnection<'_>>) -> Result<AmazonS3, String> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     if let Some((_, conn)) = connection {
         if let Some(login) = conn.login.as_deref().filter(|l| !l.is_empty()) {
@@ -41,15 +54,5 @@ pub(crate) fn fetch(url: &str, connection: Option<NamedConnection<'_>>) -> Resul
             builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
         }
     }
-    let through = connection.map(|(id, _)| format!(" (connection {id:?})")).unwrap_or_default();
-    let store = builder.build().map_err(|e| failed(format!("{e}{through}")))?;
-    let bytes = block_on(async {
-        let object = store.get(&key).await?;
-        object.bytes().await
-    })?;
-    match bytes {
-        Ok(bytes) => Ok(bytes.into()),
-        Err(object_store::Error::NotFound { .. }) => Err(OpsError::FileNotFound(url.into())),
-        Err(e) => Err(failed(format!("{e}{through}"))),
-    }
+    builder.build().map_err(|e| e.to_string())
 }

@@ -21,9 +21,10 @@ use sluice_ops::{Lake, OpContext, run_op};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
-    /// Root folder of the lake, where `lake://` assets live (default: $SLUICE_HOME/lake).
+    /// Where `lake://` assets live: a folder, or `s3://bucket/prefix` with the credentials and endpoint in the
+    /// usual `AWS_*` variables (default: $SLUICE_HOME/lake).
     #[arg(long, env = "SLUICE_LAKE")]
-    pub lake: Option<PathBuf>,
+    pub lake: Option<String>,
     #[arg(long, env = "SLUICE_HOME", default_value = "./.sluice")]
     pub home: PathBuf,
     /// Relative source paths are read from this folder.
@@ -32,9 +33,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// The lake root: `--lake`, else `$SLUICE_HOME/lake`.
-    pub fn lake_root(&self) -> PathBuf {
-        self.lake.clone().unwrap_or_else(|| self.home.join("lake"))
+    /// The lake's location: `--lake`, else `$SLUICE_HOME/lake`.
+    pub fn lake_location(&self) -> String {
+        self.lake.clone().unwrap_or_else(|| self.home.join("lake").display().to_string())
     }
 }
 
@@ -45,7 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(ds) => NaiveDate::parse_from_str(&ds, "%Y-%m-%d").with_context(|| format!("$SLUICE_DS {ds:?}"))?,
         Err(_) => Utc::now().date_naive(),
     };
-    let lake = Lake::new(args.lake_root());
+    let lake = Lake::open(&args.lake_location())?;
     println!("lake {}, logical date {ds}", lake.root().display());
     let connections = connections(&op)?;
     let previous_watermark = std::env::var(PREVIOUS_WATERMARK_ENV).ok();

@@ -10,7 +10,7 @@ use sluice_core::ops_spec::TransformSpec;
 use super::{FittedTransform, fit};
 use crate::error::{OpsError, Result};
 use crate::ingest::ColumnInfo;
-use crate::lake::{Lake, WrittenPartition, open_in_partition, write_atomic};
+use crate::lake::{Lake, WrittenPartition};
 
 /// The file, in an output's partition folder, holding the fitted parameters that produced it.
 pub const FITTED_FILE: &str = "fitted_transform.json";
@@ -46,15 +46,14 @@ impl FittedTransform {
     pub fn save(&self, lake: &Lake, uri: &str, ds: NaiveDate) -> Result<PathBuf> {
         let path = lake.partition_dir(uri, ds)?.join(FITTED_FILE);
         let json = serde_json::to_vec_pretty(self).map_err(|e| OpsError::Invalid(format!("fitted transform: {e}")))?;
-        write_atomic(&path, &json)?;
+        lake.put(&path, json)?;
         Ok(path)
     }
 
     /// The parameters stored with asset `uri`'s partition for `ds`, with the partitions its joins joined.
     pub fn load(lake: &Lake, uri: &str, ds: NaiveDate) -> Result<FittedTransform> {
         let path = lake.partition_dir(uri, ds)?.join(FITTED_FILE);
-        let file = open_in_partition(uri, ds, &path)?;
-        let mut fitted: FittedTransform = serde_json::from_reader(std::io::BufReader::new(file))
+        let mut fitted: FittedTransform = serde_json::from_slice(&lake.get(uri, ds, &path)?)
             .map_err(|e| OpsError::Read { path, message: e.to_string() })?;
         fitted.read_joined(lake)?;
         Ok(fitted)
