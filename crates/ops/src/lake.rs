@@ -9,7 +9,7 @@
 //! retries and backfills).
 
 use std::fs;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,10 +89,22 @@ impl Lake {
     /// Write `df` as the partition of `ds`, atomically (see the module doc).
     pub fn write(&self, uri: &str, ds: NaiveDate, df: &mut DataFrame) -> Result<WrittenPartition> {
         let path = self.partition_file(uri, ds)?;
-        let mut bytes = Vec::new();
-        ParquetWriter::new(&mut bytes).finish(df)?;
-        let content_hash = hex::encode(Sha256::digest(&bytes));
-        self.put(&path, bytes)?;
+        let content_hash = if self.bucket.is_some() {
+            let mut bytes = Vec::new();
+            encode_parquet(&mut bytes, df)?;
+            let hash = hex::encode(Sha256::digest(&bytes));
+            self.put(&path, bytes)?;
+            hash
+        } else {
+            // Streamed into the file, hashed on the way, rather than built in memory first: no second copy of a
+            // partition that may be as large as the frame.
+            write_atomic(&path, |file| {
+                let mut out = Hashed { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new() };
+                encode_parquet(&mut out, df)?;
+                out.inner.flush().map_err(OpsError::io("cannot write", &path))?;
+                Ok(hex::encode(out.hasher.finalize()))
+            })?
+        };
         Ok(WrittenPartition { uri: uri.to_owned(), path, rows: df.height(), content_hash })
     }
 
@@ -161,7 +173,9 @@ impl Lake {
 
     /// Store `bytes` at `path`, a location under the root, atomically.
     pub(crate) fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
-        let Some(bucket) = &self.bucket else { return write_atomic(path, &bytes) };
+        let Some(bucket) = &self.bucket else {
+            return write_atomic(path, |file| file.write_all(&bytes).map_err(OpsError::io("cannot write", path)));
+        };
         let key = self.key(path)?;
         block_on(bucket.put(&key, bytes.into()))?
             .map(drop)
@@ -208,7 +222,7 @@ fn open_in_partition(uri: &str, ds: NaiveDate, path: &Path) -> Result<fs::File> 
 }
 
 /// Write `bytes` to `path` through a synced temporary file and a rename (see the module doc).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomic<T>(path: &Path, write: impl FnOnce(&mut fs::File) -> Result<T>) -> Result<T> {
     let dir = path.parent().ok_or_else(|| OpsError::Invalid(format!("{} has no folder", path.display())))?;
     fs::create_dir_all(dir).map_err(OpsError::io("cannot create", dir))?;
     // Dot-prefixed so that readers globbing `*.parquet` never pick up a write in progress; unique per process and
@@ -217,19 +231,42 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let n = WRITES.fetch_add(1, Ordering::Relaxed);
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
-    let written = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
+    let failed = OpsError::io("cannot write", path);
+    let written = fs::File::create(&tmp).map_err(OpsError::io("cannot write", path)).and_then(|mut file| {
+        let value = write(&mut file)?;
+        file.sync_all().and_then(|()| fs::rename(&tmp, path)).map_err(failed)?;
+        Ok(value)
+    });
+    if written.is_err() {
         // Best effort: the temporary file is invisible to readers either way.
         let _ = fs::remove_file(&tmp);
-        return Err(OpsError::io("cannot write", path)(e));
     }
+    written
+}
+
+/// Snappy rather than polars' default zstd: several times less CPU to write for somewhat larger files, the
+/// trade-off of a lake written on every run and read by the next task; every Parquet reader knows it.
+fn encode_parquet(out: impl Write, df: &mut DataFrame) -> Result<()> {
+    ParquetWriter::new(out).with_compression(ParquetCompression::Snappy).finish(df)?;
     Ok(())
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+/// A writer that hashes what passes through it.
+struct Hashed<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]

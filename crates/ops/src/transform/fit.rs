@@ -73,9 +73,7 @@ fn mode(df: &DataFrame, column: &str) -> Result<Literal> {
         return Ok(if dtype.is_integer() { Literal::Int(m as i64) } else { Literal::Float(m) });
     }
     let text = frame::strings(df, column)?;
-    let mut values: Vec<&str> = text.iter().flatten().collect();
-    values.sort_unstable();
-    let m = stats::mode_of_sorted(values).ok_or_else(|| no_values("the mode", column))?;
+    let m = stats::most_frequent(text.iter().flatten()).ok_or_else(|| no_values("the mode", column))?;
     Ok(if dtype == DataType::Boolean { Literal::Bool(m == "true") } else { Literal::String(m.to_owned()) })
 }
 
@@ -115,7 +113,8 @@ fn min_max(df: &DataFrame, column: &str) -> Result<Affine> {
 
 /// The distinct values, as text, sorted: a stable order for output columns and codes.
 fn categories(df: &DataFrame, column: &str) -> Result<Vec<String>> {
-    let distinct: std::collections::BTreeSet<String> =
-        frame::strings(df, column)?.iter().flatten().map(str::to_owned).collect();
-    Ok(distinct.into_iter().collect())
+    let distinct = frame::strings(df, column)?.unique()?;
+    let mut values: Vec<String> = distinct.iter().flatten().map(str::to_owned).collect();
+    values.sort_unstable();
+    Ok(values)
 }

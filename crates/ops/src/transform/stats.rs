@@ -50,6 +50,16 @@ pub(super) fn mode_of_sorted<T: PartialEq>(sorted: impl IntoIterator<Item = T>) 
     longer(best, run).map(|(v, _)| v)
 }
 
+/// The most frequent of `values`; on a tie the first in sorted order, as [`mode_of_sorted`] gives. Counting
+/// rather than sorting: text columns have few distinct values and many rows.
+pub(super) fn most_frequent<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+    counts.into_iter().max_by(|(a, n), (b, m)| n.cmp(m).then_with(|| b.cmp(a))).map(|(value, _)| value)
+}
+
 /// The longer run; the earlier one on a tie.
 fn longer<T>(best: Option<(T, usize)>, run: Option<(T, usize)>) -> Option<(T, usize)> {
     match (best, run) {
@@ -72,6 +82,9 @@ mod tests {
         assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.75), Some(3.25));
         assert_eq!(min_max(&v), Some((2.0, 9.0)));
         assert_eq!(mode_of_sorted(["a", "a", "b", "b", "c"]), Some("a"));
+        assert_eq!(most_frequent(["b", "c", "a", "b", "a", "c", "c"]), Some("c"));
+        assert_eq!(most_frequent(["b", "a", "b", "a"]), Some("a"));
+        assert_eq!(most_frequent([]), None);
         assert_eq!(mode_of_sorted([1, 3, 3]), Some(3));
         assert_eq!(mode_of_sorted([1.5, 2.0, 2.0, 7.0, 7.0, 7.0]), Some(7.0));
     }
