@@ -19,8 +19,9 @@ use uuid::Uuid;
 use crate::client::{Client, ClientError};
 use crate::output::{MAX_OUTPUT_BYTES, marker_payload};
 
-/// How long a line may wait before it is sent.
-pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long a line may wait before it is sent. Half a second still shows a running task's lines as they come, and
+/// a task that ends sooner sends them once, with its report, instead of in a request (and a transaction) of their own.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// A batch is sent at once when it has this many lines...
 const MAX_BATCH_LINES: usize = 1000;
 /// ...or this many bytes.

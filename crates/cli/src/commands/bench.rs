@@ -227,10 +227,20 @@ impl Bench {
         }
     }
 
+    /// Every task instance of a run, page by page (the API answers 1,000 at most per request).
     async fn task_instances(&self, dag_id: &str, run_id: &str) -> anyhow::Result<Vec<Value>> {
-        let body =
-            self.api(reqwest::Method::GET, &format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances"), None).await?;
-        Ok(body["task_instances"].as_array().cloned().unwrap_or_default())
+        let mut all = Vec::new();
+        loop {
+            let path = format!("/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000&offset={}", all.len());
+            let body = self.api(reqwest::Method::GET, &path, None).await?;
+            let page = body["task_instances"].as_array().cloned().unwrap_or_default();
+            let total = body["total_entries"].as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or_default();
+            let last = page.is_empty();
+            all.extend(page);
+            if last || all.len() >= total {
+                return Ok(all);
+            }
+        }
     }
 
     fn spawn_workers(&self, count: usize, slots: u32) -> anyhow::Result<Vec<Child>> {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sluice_store::Store;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 pub use backfill::{BackfillOutcome, BackfillRequest, MAX_BACKFILL_RUNS, Reprocess};
 pub use manage::TaskSelection;
@@ -48,6 +49,9 @@ pub struct Engine {
     stopping: Arc<AtomicBool>,
     /// When each worker was last recorded as seen, so that a busy worker's leases do not write it every time.
     workers_seen: Arc<Mutex<HashMap<String, Instant>>>,
+    /// The runs this process is settling after a leaf task's end, and whether another end asked for one more pass
+    /// meanwhile (see `Engine::settle_run`).
+    settling: Arc<Mutex<HashMap<Uuid, bool>>>,
 }
 
 /// A worker is recorded as seen at most this often (health checks allow 30 s).
@@ -63,6 +67,7 @@ impl Engine {
             work_queued: Arc::new(Notify::new()),
             stopping: Arc::default(),
             workers_seen: Arc::default(),
+            settling: Arc::default(),
         }
     }
 

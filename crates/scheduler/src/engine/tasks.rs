@@ -1,6 +1,7 @@
 //! The worker protocol's decisions: claiming queued tasks, heartbeats, logs, and the end of a try.
 
 use std::collections::BTreeMap;
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -240,15 +241,52 @@ impl Engine {
 
     /// After a leaf task ended: queue what its end made room for, and finish the run if nothing is left. Each
     /// report checks after its own commit, so the last one to commit always sees the run complete.
+    ///
+    /// One pass per run at a time in this process: a leaf that ends while a pass runs asks for one more pass
+    /// instead of waiting for the run's lock, so that the many ends of a wide run make a few passes, each queueing
+    /// as much as there is room for, rather than one pass each, in turn. The passes run on a task of their own, so a
+    /// report whose request is dropped cannot leave the run marked as being settled.
     async fn settle_run(&self, run_pk: Uuid, task_id: &str) -> Result<(), EngineError> {
         let (unfinished, waiting) = self.store.run_progress(run_pk).await?;
         if unfinished && !waiting {
             return Ok(());
         }
+        {
+            let mut settling = self.settling.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(again) = settling.get_mut(&run_pk) {
+                *again = true;
+                return Ok(());
+            }
+            settling.insert(run_pk, false);
+        }
+        let engine = self.clone();
+        // Any leaf will do for the passes: a leaf has nothing downstream, so the pass only queues and finishes.
+        let leaf = task_id.to_owned();
+        tokio::spawn(async move { engine.settle_passes(run_pk, &leaf).await });
+        Ok(())
+    }
+
+    async fn settle_passes(&self, run_pk: Uuid, leaf: &str) {
+        loop {
+            if let Err(e) = self.settle_pass(run_pk, leaf).await {
+                // The scheduler loop's next pass over active runs does the same.
+                tracing::warn!(%run_pk, "cannot settle the run after a task's end: {e}");
+            }
+            let mut settling = self.settling.lock().unwrap_or_else(PoisonError::into_inner);
+            if settling.get(&run_pk) == Some(&true) {
+                settling.insert(run_pk, false);
+            } else {
+                settling.remove(&run_pk);
+                return;
+            }
+        }
+    }
+
+    async fn settle_pass(&self, run_pk: Uuid, leaf: &str) -> Result<(), EngineError> {
         let mut tx = self.store.begin().await?;
         let Some(run) = tx.lock_run(run_pk).await? else { return Ok(()) };
         let dag = self.dags.get_in(&mut tx, run.version_id).await?;
-        let outcome = self.evaluate_run(&mut tx, &run, &dag, Scope::DownstreamOf(task_id), Utc::now()).await?;
+        let outcome = self.evaluate_run(&mut tx, &run, &dag, Scope::DownstreamOf(leaf), Utc::now()).await?;
         tx.commit().await?;
         if outcome.queued > 0 {
             self.wake_workers();
