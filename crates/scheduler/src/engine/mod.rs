@@ -52,6 +52,9 @@ pub struct Engine {
     /// The runs this process is settling after a leaf task's end, and whether another end asked for one more pass
     /// meanwhile (see `Engine::settle_run`).
     settling: Arc<Mutex<HashMap<Uuid, bool>>>,
+    /// The run and task of each lease this process handed out and not yet seen reported, so that a report needs
+    /// no lookup before its transaction. A report to another server, or after a restart, looks them up instead.
+    leases: Arc<Mutex<HashMap<Uuid, (Uuid, String)>>>,
 }
 
 /// A worker is recorded as seen at most this often (health checks allow 30 s).
@@ -68,6 +71,7 @@ impl Engine {
             stopping: Arc::default(),
             workers_seen: Arc::default(),
             settling: Arc::default(),
+            leases: Arc::default(),
         }
     }
 

@@ -19,6 +19,9 @@ use super::data_env::data_task_env;
 use super::evaluate::Scope;
 use crate::EngineError;
 
+/// Leases remembered for their reports at most (see `Engine::remember_leases`).
+const MAX_REMEMBERED_LEASES: usize = 100_000;
+
 /// A task rendered for its next try.
 struct Prepared {
     command: RenderedCommand,
@@ -69,6 +72,7 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         let queued = tx.lock_queued(&request.queues, i64::from(request.slots)).await?;
         let mut leased = Vec::with_capacity(queued.len());
+        let mut started = Vec::with_capacity(queued.len());
         let mut queued_more = false;
         for ti in queued {
             let prepared = self.prepare(&mut tx, &ti).await?;
@@ -77,7 +81,10 @@ impl Engine {
             let (worker, host) = (&request.worker, &request.hostname);
             let Some(task) = tx.start_try(&ti, &rendered, worker, host, lease_until, now).await? else { continue };
             match prepared {
-                Ok(prepared) => leased.push(self.leased_task(&task, prepared)),
+                Ok(prepared) => {
+                    started.push((task.lease_id, task.ti.run_pk, task.ti.task_id.clone()));
+                    leased.push(self.leased_task(&task, prepared));
+                }
                 Err(message) => {
                     // A template that cannot render fails the try like a task error, retries included.
                     let ending = Ending { succeeded: false, exit_code: None, error: Some(message), output: None };
@@ -95,6 +102,7 @@ impl Engine {
             tracing::info!(dag_id = %task.dag_id, run_id = %task.dag_run_id, task_id = %task.task_id,
                 try_number = task.try_number, worker = %request.worker, "task leased");
         }
+        self.remember_leases(&started);
         Ok(leased)
     }
 
@@ -200,12 +208,18 @@ impl Engine {
     /// Records a worker's report of a try's end and, in the same transaction, schedules its downstream tasks.
     pub async fn report(&self, ti_id: Uuid, report: &ReportRequest) -> Result<(), EngineError> {
         let now = Utc::now();
-        let ti = self
-            .store
-            .get_task_instance_by_id(ti_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("task instance {ti_id} not found")))?;
-        let run = self.runs.get(&self.store, ti.run_pk).await?.ok_or(EngineError::StaleLease)?;
+        let (run_pk, task_id) = match self.take_lease(report.lease_id) {
+            Some(known) => known,
+            None => {
+                let ti = self
+                    .store
+                    .get_task_instance_by_id(ti_id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("task instance {ti_id} not found")))?;
+                (ti.run_pk, ti.task_id)
+            }
+        };
+        let run = self.runs.get(&self.store, run_pk).await?.ok_or(EngineError::StaleLease)?;
         let dag = self.dags.get(&self.store, run.version_id).await?;
         let ending = Ending {
             succeeded: report.outcome == TaskOutcome::Success,
@@ -216,9 +230,9 @@ impl Engine {
         // A leaf makes nothing ready, so its end is recorded without holding the run's lock, which would make
         // every report of a wide run wait for the others; the run is settled after the commit. Otherwise the run
         // is locked before the task instance, the order every path uses, so reports never deadlock with the loop.
-        let leaf = dag.downstream(&ti.task_id).is_empty();
+        let leaf = dag.downstream(&task_id).is_empty();
         let mut tx = self.store.begin().await?;
-        let locked_run = if leaf { None } else { Some(tx.lock_run(ti.run_pk).await?.ok_or(EngineError::StaleLease)?) };
+        let locked_run = if leaf { None } else { Some(tx.lock_run(run_pk).await?.ok_or(EngineError::StaleLease)?) };
         let ti = tx.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
         tx.insert_log_lines(report.lease_id, &log_entries(&report.logs)).await?;
         record_data(&mut tx, &dag, &ti, report, now).await?;
@@ -247,6 +261,9 @@ impl Engine {
     /// as much as there is room for, rather than one pass each, in turn. The passes run on a task of their own, so a
     /// report whose request is dropped cannot leave the run marked as being settled.
     async fn settle_run(&self, run_pk: Uuid, task_id: &str) -> Result<(), EngineError> {
+        if self.ask_for_another_pass(run_pk) {
+            return Ok(());
+        }
         let (unfinished, waiting) = self.store.run_progress(run_pk).await?;
         if unfinished && !waiting {
             return Ok(());
@@ -264,6 +281,26 @@ impl Engine {
         let leaf = task_id.to_owned();
         tokio::spawn(async move { engine.settle_passes(run_pk, &leaf).await });
         Ok(())
+    }
+
+    /// Whether a pass is settling the run right now; if so, it is asked to go round once more.
+    fn ask_for_another_pass(&self, run_pk: Uuid) -> bool {
+        let mut settling = self.settling.lock().unwrap_or_else(PoisonError::into_inner);
+        settling.get_mut(&run_pk).map(|again| *again = true).is_some()
+    }
+
+    fn remember_leases(&self, started: &[(Uuid, Uuid, String)]) {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        // Leases that end without a report here (lost, cleared, reported to another server) stay behind: forget
+        // them all now and then rather than track every other way a try can end. A forgotten lease is looked up.
+        if leases.len() >= MAX_REMEMBERED_LEASES {
+            leases.clear();
+        }
+        leases.extend(started.iter().map(|(lease_id, run_pk, task_id)| (*lease_id, (*run_pk, task_id.clone()))));
+    }
+
+    fn take_lease(&self, lease_id: Uuid) -> Option<(Uuid, String)> {
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner).remove(&lease_id)
     }
 
     async fn settle_passes(&self, run_pk: Uuid, leaf: &str) {
