@@ -24,11 +24,10 @@ use sha2::{Digest, Sha256};
 use sluice_core::ops_spec::lake_path;
 
 use crate::error::{OpsError, Result};
-use crate::object::s3_store;
+use crate::object::{self, S3_SCHEME, s3_store};
 use crate::runtime::block_on;
 
 const PART_FILE: &str = "part-0.parquet";
-const BUCKET_SCHEME: &str = "s3://";
 
 /// A lake rooted at a local folder or at a prefix of an S3 bucket.
 #[derive(Debug, Clone)]
@@ -58,7 +57,7 @@ impl Lake {
 
     /// A lake at `location`: `s3://bucket/prefix`, or a local folder.
     pub fn open(location: &str) -> Result<Lake> {
-        let Some(rest) = location.strip_prefix(BUCKET_SCHEME) else { return Ok(Lake::new(location)) };
+        let Some(rest) = location.strip_prefix(S3_SCHEME) else { return Ok(Lake::new(location)) };
         let bucket = rest.split('/').next().unwrap_or_default();
         let store = s3_store(bucket, None)
             .map_err(|message| OpsError::Invalid(format!("cannot open the lake at {location}: {message}")))?;
@@ -191,11 +190,9 @@ impl Lake {
                 _ => OpsError::io("cannot read", path)(e),
             });
         };
-        let key = self.key(path)?;
-        let fetched = block_on(async { bucket.get(&key).await?.bytes().await })?;
-        match fetched {
-            Ok(bytes) => Ok(bytes.into()),
-            Err(object_store::Error::NotFound { .. }) => Err(no_partition(uri, ds, path)),
+        match object::get(bucket, &self.key(path)?)? {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(no_partition(uri, ds, path)),
             Err(e) => Err(OpsError::Read { path: path.to_owned(), message: e.to_string() }),
         }
     }
@@ -203,7 +200,7 @@ impl Lake {
     /// The object key of a location under a bucket's root.
     fn key(&self, path: &Path) -> Result<ObjectPath> {
         let text = path.to_str().unwrap_or_default();
-        let key = text.strip_prefix(BUCKET_SCHEME).and_then(|rest| rest.split_once('/')).map(|(_, key)| key);
+        let key = text.strip_prefix(S3_SCHEME).and_then(|rest| rest.split_once('/')).map(|(_, key)| key);
         key.and_then(|k| ObjectPath::parse(k).ok())
             .ok_or_else(|| OpsError::Invalid(format!("{text} is not an object of the lake at {}", self.root.display())))
     }

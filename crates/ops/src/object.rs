@@ -14,23 +14,35 @@ use crate::error::{OpsError, Result};
 use crate::runtime::block_on;
 use crate::task::NamedConnection;
 
+/// The URL scheme of S3 objects and of a lake in a bucket.
+pub(crate) const S3_SCHEME: &str = "s3://";
+
 /// The whole object at `url`.
 pub(crate) fn fetch(url: &str, connection: Option<NamedConnection<'_>>) -> Result<Vec<u8>> {
     let failed = |message: String| OpsError::Read { path: url.into(), message };
     let (bucket, key) = url
-        .strip_prefix("s3://")
+        .strip_prefix(S3_SCHEME)
         .and_then(|rest| rest.split_once('/'))
         .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
         .ok_or_else(|| failed("expected s3://BUCKET/KEY".to_owned()))?;
     let key = ObjectPath::parse(key).map_err(|e| failed(format!("invalid object key: {e}")))?;
     let through = connection.map(|(id, _)| format!(" (connection {id:?})")).unwrap_or_default();
     let store = s3_store(bucket, connection).map_err(|e| failed(format!("{e}{through}")))?;
-    let bytes = block_on(async { store.get(&key).await?.bytes().await })?;
-    match bytes {
-        Ok(bytes) => Ok(bytes.into()),
-        Err(object_store::Error::NotFound { .. }) => Err(OpsError::FileNotFound(url.into())),
+    match get(&store, &key)? {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(OpsError::FileNotFound(url.into())),
         Err(e) => Err(failed(format!("{e}{through}"))),
     }
+}
+
+/// The content of the object at `key`; `None` if there is none.
+pub(crate) fn get(store: &AmazonS3, key: &ObjectPath) -> Result<Result<Option<Vec<u8>>, object_store::Error>> {
+    let fetched = block_on(async { store.get(key).await?.bytes().await })?;
+    Ok(match fetched {
+        Ok(bytes) => Ok(Some(bytes.into())),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    })
 }
 
 /// A client of `bucket`, configured by the `AWS_*` environment variables and then by `connection`, if any.

@@ -261,20 +261,15 @@ impl Engine {
     /// as much as there is room for, rather than one pass each, in turn. The passes run on a task of their own, so a
     /// report whose request is dropped cannot leave the run marked as being settled.
     async fn settle_run(&self, run_pk: Uuid, task_id: &str) -> Result<(), EngineError> {
-        if self.ask_for_another_pass(run_pk) {
+        if self.join_pass(run_pk, false) {
             return Ok(());
         }
         let (unfinished, waiting) = self.store.run_progress(run_pk).await?;
         if unfinished && !waiting {
             return Ok(());
         }
-        {
-            let mut settling = self.settling.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(again) = settling.get_mut(&run_pk) {
-                *again = true;
-                return Ok(());
-            }
-            settling.insert(run_pk, false);
+        if self.join_pass(run_pk, true) {
+            return Ok(());
         }
         let engine = self.clone();
         // Any leaf will do for the passes: a leaf has nothing downstream, so the pass only queues and finishes.
@@ -283,10 +278,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether a pass is settling the run right now; if so, it is asked to go round once more.
-    fn ask_for_another_pass(&self, run_pk: Uuid) -> bool {
+    /// Whether a pass is settling the run right now; if so, it is asked to go round once more. Otherwise, with
+    /// `start`, the run is marked as being settled, in the same critical section, and the caller starts the pass.
+    fn join_pass(&self, run_pk: Uuid, start: bool) -> bool {
         let mut settling = self.settling.lock().unwrap_or_else(PoisonError::into_inner);
-        settling.get_mut(&run_pk).map(|again| *again = true).is_some()
+        if let Some(again) = settling.get_mut(&run_pk) {
+            *again = true;
+            return true;
+        }
+        if start {
+            settling.insert(run_pk, false);
+        }
+        false
     }
 
     fn remember_leases(&self, started: &[(Uuid, Uuid, String)]) {
