@@ -57,7 +57,12 @@ schedule: null
 is_paused_upon_creation: false
 tasks:
   - id: sleep
-    script: sleep 4; echo slept
+    script: |
+      sleep {% if ti.try_number == 1 %}30{% else %}2{% endif %} &
+      echo $! > "{{ dag_run.conf.pidfile }}-{{ ti.try_number }}"
+      echo $$ >> "{{ dag_run.conf.pidfile }}-{{ ti.try_number }}"
+      wait
+      echo slept
     retries: 2
     retry_delay: 0s
 "#;
@@ -67,7 +72,8 @@ async fn killed_worker_task_is_retried_elsewhere_never_overlapping() {
     let mut sluice = Sluice::new(Backend::Postgres, &[("sleepy.yaml", SLEEPY)]).await;
     sluice.start_server(&[]).await;
     let first = sluice.spawn_worker(&["--slots", "1"]);
-    let run_id = sluice.trigger("sleepy", json!({})).await;
+    let pidfile = sluice.dags.path().join("pids");
+    let run_id = sluice.trigger("sleepy", json!({"pidfile": pidfile})).await;
     sluice.wait_task_state("sleepy", &run_id, "sleep", "running").await;
     let running_log = sluice
         .eventually("the log of the running try", Duration::from_secs(10), || async {
@@ -76,7 +82,22 @@ async fn killed_worker_task_is_retried_elsewhere_never_overlapping() {
         })
         .await;
     assert!(!running_log.contains("slept"), "read while the task still runs: {running_log}");
+    let first_try = format!("{}-1", pidfile.display());
+    let pids: Vec<i32> = sluice
+        .eventually("the first try's pids", Duration::from_secs(10), || async {
+            let text = std::fs::read_to_string(&first_try).unwrap_or_default();
+            let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            (pids.len() == 2).then_some(pids)
+        })
+        .await;
     sluice.workers[first].kill_9();
+    // The dead worker's guard kills the task's process group at once, long before the lease runs out or the
+    // first try's sleep would end.
+    sluice
+        .eventually("the killed worker's task processes to be gone", Duration::from_secs(2), || async {
+            pids.iter().all(|p| !alive(*p)).then_some(())
+        })
+        .await;
     sluice.spawn_worker(&["--slots", "1"]);
 
     let run = sluice.wait_run_done("sleepy", &run_id, Duration::from_secs(60)).await;

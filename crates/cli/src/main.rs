@@ -68,6 +68,9 @@ enum Command {
     /// Run one built-in data task; workers start this for ingest, quality and transform tasks.
     #[command(name = "run-op", hide = true)]
     RunOp(run_op::Args),
+    /// Kill a worker's tasks should the worker die; each worker starts one.
+    #[command(name = "task-guard", hide = true)]
+    TaskGuard(worker::GuardArgs),
     /// Print the version.
     Version,
 }
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
             Command::Assets(cmd) => assets::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
             Command::RunOp(args) => run_op::run(args).await,
+            Command::TaskGuard(args) => Ok(worker::guard(&args)),
             Command::Version => {
                 println!("sluice {}", env!("CARGO_PKG_VERSION"));
                 Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@
 //! - `lib.rs` (here): configuration, the lease loop, shutdown.
 //! - `task.rs`: one try from spawn to report: heartbeats, timeout, cancel, kill.
 //! - `process.rs`: spawning the child in its own process group and killing that group.
+//! - `guard.rs`: the guard process that kills the tasks' groups should the worker die.
 //! - `logs.rs`: reading stdout/stderr and posting log batches.
 //! - `output.rs`: the task's small JSON output (`$SLUICE_OUTPUT` file or `::output::` line).
 //! - `client.rs`: the HTTP calls.
@@ -16,6 +17,7 @@
 //! dropped), lets running tries finish for up to `grace`, then kills the rest and reports them failed.
 
 mod client;
+mod guard;
 mod logs;
 mod output;
 mod process;
@@ -31,6 +33,7 @@ use tokio::task::JoinSet;
 use crate::client::{Backoff, Client, ClientError};
 use crate::task::{TryContext, run_try};
 
+pub use crate::guard::{INSTANCE_ENV, TASK_GUARD_COMMAND, run_guard};
 pub use crate::output::{MAX_OUTPUT_BYTES, OUTPUT_MARKER};
 
 /// How a worker runs; the `sluice worker` flags map onto these fields.
@@ -61,6 +64,8 @@ pub enum WorkerError {
     Config(String),
     #[error("could not set up the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("could not start the task guard (`sluice {TASK_GUARD_COMMAND}`): {0}")]
+    Guard(std::io::Error),
 }
 
 /// Runs until `shutdown` resolves, then stops taking work, lets running tasks finish within `grace`, kills the rest
@@ -68,8 +73,9 @@ pub enum WorkerError {
 pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
     check(&config)?;
     let client = Client::new(&config.server, &config.token)?;
+    let guard = std::env::current_exe().and_then(guard::start_guard).map_err(WorkerError::Guard)?;
     let (kill_all, kill_rx) = watch::channel(false);
-    let ctx = TryContext { client: client.clone(), kill_grace: config.kill_grace, kill_all: kill_rx };
+    let ctx = TryContext { client: client.clone(), kill_grace: config.kill_grace, kill_all: kill_rx, guard };
     let mut tries = JoinSet::new();
     tracing::info!(server = %config.server, queues = ?config.queues, slots = config.slots, "worker started");
 

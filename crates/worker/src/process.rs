@@ -1,9 +1,9 @@
 //! The task's operating-system process: spawn it in its own process group, and kill the whole group.
 //!
 //! A task is often a shell that starts other programs. Killing only the direct child would leave those running
-//! (and holding the log pipes open), so every kill here targets the process group, which the child leads. And the
-//! child asks the kernel to SIGKILL it when the worker dies (`PR_SET_PDEATHSIG`), so that even a `kill -9` of the
-//! worker cannot leave a task running while the server hands it to another worker.
+//! (and holding the log pipes open), so every kill here targets the process group, which the child leads. Should the
+//! worker die, its guard process kills the groups (`guard.rs`). Nothing runs between fork and exec, so the standard
+//! library starts the child with `posix_spawn`, which does not copy the worker's memory mappings.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -64,8 +64,7 @@ pub struct Killed {
 }
 
 impl TaskProcess {
-    /// Starts the task. Must run on a runtime worker thread, never in `spawn_blocking`: the kernel sends the
-    /// parent-death signal when the *thread* that forked exits, and blocking-pool threads exit when idle.
+    /// Starts the task.
     pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         let (program, args) = spec.argv.split_first().ok_or(SpawnError::EmptyArgv)?;
         let mut command = Command::new(program);
@@ -81,7 +80,6 @@ impl TaskProcess {
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
-        die_with_worker(&mut command);
         let io_err = |source| SpawnError::Io { program: program.clone(), cwd: spec.cwd.clone(), source };
         let mut child = command.spawn().map_err(io_err)?;
         let missing = || io_err(std::io::Error::other("the child's output pipes are missing"));
@@ -144,24 +142,6 @@ impl TaskProcess {
         if let Err(e) = killpg(self.pgid(), signal) {
             tracing::debug!(pgid = self.pid, ?signal, "killpg: {e}");
         }
-    }
-}
-
-/// Makes the kernel SIGKILL the child when the worker dies, even by `kill -9`.
-#[allow(unsafe_code)]
-fn die_with_worker(command: &mut Command) {
-    let worker = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe calls are allowed.
-    // It makes two system calls (prctl, getppid), allocates nothing and takes no lock.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            // The worker may have died between fork and prctl; then the signal would never come.
-            if nix::unistd::getppid() != worker {
-                return Err(std::io::Error::other("the worker exited while starting the task"));
-            }
-            Ok(())
-        });
     }
 }
 
@@ -258,25 +238,6 @@ mod tests {
             assert!(Instant::now() < deadline, "processes left in the group: {:?}", live_members(pgid));
             tokio::time::sleep(GROUP_POLL).await;
         }
-    }
-
-    #[test]
-    fn the_task_dies_with_the_thread_that_spawned_it() {
-        // The parent-death signal is what kills tasks when the worker is `kill -9`ed; a thread exiting triggers
-        // it the same way, without killing the test process.
-        let pid = std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let _guard = runtime.enter();
-            let spawned = TaskProcess::spawn(&sh("sleep 100")).expect("spawn");
-            let pid = spawned.process.pid();
-            // No drop: kill_on_drop would kill the child and prove nothing.
-            std::mem::forget(spawned);
-            pid
-        })
-        .join()
-        .expect("spawning thread");
-        let status = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None).expect("waitpid");
-        assert_eq!(status, nix::sys::wait::WaitStatus::Signaled(Pid::from_raw(pid as i32), Signal::SIGKILL, false));
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::client::{Backoff, Client, ClientError};
+use crate::guard::{GroupEvent, GuardLink, INSTANCE_ENV};
 use crate::logs::{LogSender, LogShipper, pump_lines};
 use crate::output::read_output;
 use crate::process::{SpawnSpec, TaskProcess, describe_exit};
@@ -35,6 +36,8 @@ pub struct TryContext {
     pub kill_grace: Duration,
     /// Becomes true when the worker's shutdown grace is over and running tries must be killed.
     pub kill_all: watch::Receiver<bool>,
+    /// Kills the tries' process groups should the worker die (see `guard.rs`).
+    pub guard: GuardLink,
 }
 
 /// Runs one leased try to the end, reporting its outcome unless the lease was lost.
@@ -105,7 +108,11 @@ async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<
 }
 
 async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, output: &Path) -> Option<Verdict> {
-    let spawned = match spawn_spec(task, output).and_then(|spec| TaskProcess::spawn(&spec).map_err(|e| e.to_string())) {
+    let spawned = spawn_spec(task, output).and_then(|mut spec| {
+        spec.env.insert(INSTANCE_ENV.to_owned(), ctx.guard.instance.clone());
+        TaskProcess::spawn(&spec).map_err(|e| e.to_string())
+    });
+    let spawned = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
             log.system(e.clone());
@@ -114,12 +121,15 @@ async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, outpu
     };
     let mut process = spawned.process;
     let pid = process.pid();
+    // The child leads its own group, whose id is its pid. A send fails only once the worker is shutting down.
+    let _ = ctx.guard.events.send(GroupEvent::Started(pid));
     log.system(format!("started pid {pid}"));
     let stdout = tokio::spawn(pump_lines(spawned.stdout, LogStream::Stdout, log.clone()));
     let stderr = tokio::spawn(pump_lines(spawned.stderr, LogStream::Stderr, log.clone()));
 
     let end = supervise(ctx, task, &mut process).await;
     let verdict = stop(ctx, &mut process, end, log).await;
+    let _ = ctx.guard.events.send(GroupEvent::Ended(pid));
     let last_marker = drain_pipes(stdout, stderr).await;
     let mut verdict = verdict?;
     verdict.pid = Some(pid);
@@ -361,6 +371,8 @@ mod tests {
     struct Harness {
         ctx: TryContext,
         kill_all: watch::Sender<bool>,
+        /// What the try told the guard.
+        groups: tokio::sync::mpsc::UnboundedReceiver<GroupEvent>,
         task: LeasedTask,
     }
 
@@ -368,7 +380,9 @@ mod tests {
         fn new(script: &str, execution_timeout_ms: Option<u64>) -> Self {
             let (kill_all, kill_rx) = watch::channel(false);
             let client = Client::new("http://127.0.0.1:9", "token").expect("client");
-            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx };
+            let (events, groups) = tokio::sync::mpsc::unbounded_channel();
+            let guard = GuardLink { instance: "worker-under-test".into(), events };
+            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx, guard };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),
                 lease_id: Uuid::now_v7(),
@@ -385,7 +399,7 @@ mod tests {
                 heartbeat_interval_ms: 60_000,
                 lease_ms: 60_000,
             };
-            Harness { ctx, kill_all, task }
+            Harness { ctx, kill_all, groups, task }
         }
 
         async fn run(&self) -> (Verdict, Vec<LogLine>) {
@@ -416,6 +430,16 @@ mod tests {
         assert!(has_line(&lines, LogStream::System, "exit code 0"), "{lines:?}");
         let started = format!("started pid {}", verdict.pid.expect("a pid"));
         assert!(has_line(&lines, LogStream::System, &started), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn the_guard_hears_of_the_group_and_the_task_carries_the_mark() {
+        let mut h = Harness::new("echo \"$SLUICE_WORKER_INSTANCE\"", None);
+        let (verdict, lines) = h.run().await;
+        assert!(has_line(&lines, LogStream::Stdout, "worker-under-test"), "{lines:?}");
+        let pid = verdict.pid.expect("a pid");
+        let told: Vec<GroupEvent> = std::iter::from_fn(|| h.groups.try_recv().ok()).collect();
+        assert_eq!(told, [GroupEvent::Started(pid), GroupEvent::Ended(pid)]);
     }
 
     #[tokio::test]

@@ -57,3 +57,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     run_worker(config, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct GuardArgs {
+    /// The mark (`SLUICE_WORKER_INSTANCE`) of the worker's tasks.
+    #[arg(long)]
+    pub instance: String,
+}
+
+/// `sluice task-guard` (hidden): started by each worker; waits until the worker is gone, then kills what is left
+/// of its tasks.
+pub fn guard(args: &GuardArgs) -> ExitCode {
+    let killed = sluice_worker::run_guard(&args.instance);
+    if killed > 0 {
+        tracing::warn!("the worker is gone: killed {killed} task process group(s) it left behind");
+    }
+    ExitCode::SUCCESS
+}
