@@ -127,7 +127,10 @@ async fn keep_guarding(
 /// The guard process: follows the worker's announcements on stdin until the worker is gone (end of input), then
 /// kills whatever is left of its tasks. Returns how many process groups it killed.
 pub fn run_guard(instance: &str) -> usize {
-    kill_leftovers(instance, &announced_groups(std::io::stdin().lock()))
+    let killed = kill_leftovers(instance, &announced_groups(std::io::stdin().lock()));
+    // Already gone when the worker stopped normally.
+    let _ = std::fs::remove_dir_all(crate::output::output_dir(instance));
+    killed
 }
 
 /// The groups announced as started and not yet as ended, once the announcements end.

@@ -66,6 +66,8 @@ pub enum WorkerError {
     Http(#[from] reqwest::Error),
     #[error("could not start the task guard (`sluice {TASK_GUARD_COMMAND}`): {0}")]
     Guard(std::io::Error),
+    #[error("could not create the folder for task outputs: {0}")]
+    OutputDir(std::io::Error),
 }
 
 /// Runs until `shutdown` resolves, then stops taking work, lets running tasks finish within `grace`, kills the rest
@@ -74,14 +76,24 @@ pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()>
     check(&config)?;
     let client = Client::new(&config.server, &config.token)?;
     let guard = std::env::current_exe().and_then(guard::start_guard).map_err(WorkerError::Guard)?;
+    let output_dir = output::create_output_dir(&guard.instance).map_err(WorkerError::OutputDir)?;
     let (kill_all, kill_rx) = watch::channel(false);
-    let ctx = TryContext { client: client.clone(), kill_grace: config.kill_grace, kill_all: kill_rx, guard };
+    let ctx = TryContext {
+        client: client.clone(),
+        kill_grace: config.kill_grace,
+        kill_all: kill_rx,
+        guard,
+        output_dir: output_dir.clone(),
+    };
     let mut tries = JoinSet::new();
     tracing::info!(server = %config.server, queues = ?config.queues, slots = config.slots, "worker started");
 
     let result = lease_loop(&config, &client, &ctx, &mut tries, shutdown).await;
     let grace = if result.is_ok() { config.grace } else { Duration::ZERO };
     drain(&mut tries, grace, &kill_all).await;
+    if let Err(e) = std::fs::remove_dir_all(&output_dir) {
+        tracing::warn!("could not remove {}: {e}", output_dir.display());
+    }
     tracing::info!("worker stopped");
     result
 }

@@ -35,6 +35,21 @@ pub fn marker_payload(line: &str) -> Option<&str> {
     line.strip_prefix(OUTPUT_MARKER)
 }
 
+/// The folder, private to one worker process, where its tasks' `$SLUICE_OUTPUT` files go. Only the worker's user
+/// may enter it, so a task's output path cannot be a link someone else planted, and the file need not be created
+/// (and deleted) for the many tasks that never write it.
+pub fn output_dir(instance: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sluice-worker-{instance}"))
+}
+
+/// Creates [`output_dir`], readable and writable by its owner only.
+pub fn create_output_dir(instance: &str) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = output_dir(instance);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
 /// Parses output text as JSON, or keeps it as a JSON string when it is not valid JSON.
 pub fn parse_output(text: &str) -> Result<Value, OutputError> {
     let text = text.trim();

@@ -38,6 +38,8 @@ pub struct TryContext {
     pub kill_all: watch::Receiver<bool>,
     /// Kills the tries' process groups should the worker die (see `guard.rs`).
     pub guard: GuardLink,
+    /// Where the tries' `$SLUICE_OUTPUT` files go (see `output::output_dir`).
+    pub output_dir: PathBuf,
 }
 
 /// Runs one leased try to the end, reporting its outcome unless the lease was lost.
@@ -94,15 +96,14 @@ enum End {
 
 /// Runs the process; `None` when the lease is gone and nothing may be reported.
 async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<Verdict> {
-    let output_file = match create_output_file(task).await {
-        Ok(path) => path,
-        Err(e) => {
-            return Some(Verdict::failed(format!("could not create the $SLUICE_OUTPUT file: {e}")));
-        }
-    };
+    let name = format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id);
+    let output_file = ctx.output_dir.join(name);
     let verdict = run_process(ctx, task, &log, &output_file).await;
-    if let Err(e) = tokio::fs::remove_file(&output_file).await {
-        tracing::warn!("could not remove {}: {e}", output_file.display());
+    match tokio::fs::remove_file(&output_file).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("could not remove {}: {e}", output_file.display());
+        }
+        _ => {}
     }
     verdict
 }
@@ -159,15 +160,6 @@ fn spawn_spec(task: &LeasedTask, output: &Path) -> Result<SpawnSpec, String> {
         }
     };
     Ok(SpawnSpec { argv, env, cwd: task.cwd.as_ref().map(PathBuf::from) })
-}
-
-/// Creates the empty file the task may write its output to. `create_new` makes sure the file is ours and not a
-/// link someone planted in the shared temp dir.
-async fn create_output_file(task: &LeasedTask) -> std::io::Result<PathBuf> {
-    let name = format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id);
-    let path = std::env::temp_dir().join(name);
-    tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
-    Ok(path)
 }
 
 /// Waits for whatever ends the try first.
@@ -382,7 +374,8 @@ mod tests {
             let client = Client::new("http://127.0.0.1:9", "token").expect("client");
             let (events, groups) = tokio::sync::mpsc::unbounded_channel();
             let guard = GuardLink { instance: "worker-under-test".into(), events };
-            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx, guard };
+            let output_dir = std::env::temp_dir();
+            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx, guard, output_dir };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),
                 lease_id: Uuid::now_v7(),
