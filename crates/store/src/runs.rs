@@ -357,6 +357,17 @@ impl Tx {
         rows.iter().map(TaskInstanceRow::decode).collect()
     }
 
+    /// The tasks of a run that wait for a decision: not started yet (no state) or up for retry.
+    pub async fn waiting_task_ids(&mut self, run_pk: Uuid) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT task_id FROM task_instances WHERE run_pk = $1 AND state IN ($2, $3)")
+            .bind(run_pk.to_string())
+            .bind(TaskState::None.as_str())
+            .bind(TaskState::UpForRetry.as_str())
+            .fetch_all(&mut *self.inner)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("task_id")?)).collect()
+    }
+
     /// Whether any task instance of the run is not finished yet.
     pub async fn has_unfinished_tis(&mut self, run_pk: Uuid) -> Result<bool> {
         let unfinished = unfinished_states();

@@ -205,7 +205,17 @@ async fn a_run_is_created_once(store: &Store) {
     let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
     let mut tx = store.begin().await.unwrap();
     let run = tx.create_run(&new_run("d", version, "r1", 1), &tasks(3), None, Utc::now()).await.unwrap().unwrap();
-    assert_eq!(tx.run_task_instances(run.id, None).await.unwrap().len(), 3);
+    let tis = tx.run_task_instances(run.id, None).await.unwrap();
+    assert_eq!(tis.len(), 3);
+    let mut waiting = tx.waiting_task_ids(run.id).await.unwrap();
+    waiting.sort();
+    assert_eq!(waiting, ["t0", "t1", "t2"], "not started yet");
+    let by_task = |task_id: &str| tis.iter().find(|ti| ti.task_id == task_id).map(|ti| ti.id).unwrap();
+    tx.set_ti_states(&[by_task("t0")], &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
+    tx.set_ti_states(&[by_task("t1")], &[TaskState::None], TaskState::UpForRetry, Utc::now()).await.unwrap();
+    let mut waiting = tx.waiting_task_ids(run.id).await.unwrap();
+    waiting.sort();
+    assert_eq!(waiting, ["t1", "t2"], "up for retry waits too; scheduled does not");
     assert!(
         tx.create_run(&new_run("d", version, "r1", 2), &tasks(3), None, Utc::now()).await.unwrap().is_none(),
         "same run_id"

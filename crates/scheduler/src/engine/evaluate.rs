@@ -13,7 +13,7 @@ use crate::EngineError;
 
 /// Which task instances of a run to examine.
 pub(crate) enum Scope<'a> {
-    /// Every task (new runs and the scheduler loop).
+    /// Every task that waits for a decision (new runs and the scheduler loop).
     All,
     /// The tasks downstream of one that just finished (a worker's report): the cheap path of every task end.
     DownstreamOf(&'a str),
@@ -48,22 +48,18 @@ impl Engine {
             tx.set_run_state(run.id, RunState::Running, now).await?;
         }
 
-        let (tis, candidates) = match scope {
-            Scope::All => {
-                let tis = tx.run_task_instances(run.id, None).await?;
-                let all: Vec<String> = tis.iter().map(|ti| ti.task_id.clone()).collect();
-                (tis, all)
-            }
-            Scope::DownstreamOf(task_id) => {
-                let candidates: Vec<String> = dag.downstream(task_id).into_iter().map(String::from).collect();
-                let mut needed: HashSet<String> = candidates.iter().cloned().collect();
-                for c in &candidates {
-                    needed.extend(dag.upstream(c).into_iter().map(String::from));
-                }
-                let needed: Vec<String> = needed.into_iter().collect();
-                (tx.run_task_instances(run.id, Some(&needed)).await?, candidates)
-            }
+        // Only the candidates and their upstream tasks are read: a wide run that is under way has thousands of task
+        // instances, and few or none of them wait for a decision.
+        let candidates: Vec<String> = match scope {
+            Scope::All => tx.waiting_task_ids(run.id).await?,
+            Scope::DownstreamOf(task_id) => dag.downstream(task_id).into_iter().map(String::from).collect(),
         };
+        let mut needed: HashSet<String> = candidates.iter().cloned().collect();
+        for c in &candidates {
+            needed.extend(dag.upstream(c).into_iter().map(String::from));
+        }
+        let needed: Vec<String> = needed.into_iter().collect();
+        let tis = tx.run_task_instances(run.id, Some(&needed)).await?;
         self.decide_readiness(tx, dag, &tis, &candidates, now).await?;
 
         if !dag_row.is_paused {
