@@ -69,7 +69,7 @@ enum Command {
     #[command(name = "run-op", hide = true)]
     RunOp(run_op::Args),
     /// Kill a worker's tasks should the worker die; each worker starts one.
-    #[command(name = "task-guard", hide = true)]
+    #[command(name = sluice_worker::TASK_GUARD_COMMAND, hide = true)]
     TaskGuard(worker::GuardArgs),
     /// Print the version.
     Version,

@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 use crate::client::{Backoff, Client, ClientError};
 use crate::task::{TryContext, run_try};
 
-pub use crate::guard::{INSTANCE_ENV, TASK_GUARD_COMMAND, run_guard};
+pub use crate::guard::{TASK_GUARD_COMMAND, run_guard};
 pub use crate::output::{MAX_OUTPUT_BYTES, OUTPUT_MARKER};
 
 /// How a worker runs; the `sluice worker` flags map onto these fields.

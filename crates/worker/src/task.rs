@@ -109,10 +109,8 @@ async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<
 }
 
 async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, output: &Path) -> Option<Verdict> {
-    let spawned = spawn_spec(task, output).and_then(|mut spec| {
-        spec.env.insert(INSTANCE_ENV.to_owned(), ctx.guard.instance.clone());
-        TaskProcess::spawn(&spec).map_err(|e| e.to_string())
-    });
+    let spawned = spawn_spec(task, output, &ctx.guard.instance)
+        .and_then(|spec| TaskProcess::spawn(&spec).map_err(|e| e.to_string()));
     let spawned = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -147,9 +145,10 @@ async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, outpu
 
 /// What to start for the try: its command, or for a built-in data task this very executable's `run-op`, so that
 /// timeouts, kills, logs and heartbeats work the same for both.
-fn spawn_spec(task: &LeasedTask, output: &Path) -> Result<SpawnSpec, String> {
+fn spawn_spec(task: &LeasedTask, output: &Path, worker_instance: &str) -> Result<SpawnSpec, String> {
     let mut env = task.env.clone();
     env.insert("SLUICE_OUTPUT".to_owned(), output.display().to_string());
+    env.insert(INSTANCE_ENV.to_owned(), worker_instance.to_owned());
     let argv = match &task.op {
         None => task.argv.clone(),
         Some(op) => {
@@ -511,7 +510,7 @@ mod tests {
         }))
         .expect("a quality task");
         h.task.op = Some(op.clone());
-        let spec = spawn_spec(&h.task, Path::new("/tmp/out.json")).expect("a spawn spec");
+        let spec = spawn_spec(&h.task, Path::new("/tmp/out.json"), "w").expect("a spawn spec");
         let exe = std::env::current_exe().expect("this executable");
         assert_eq!(spec.argv, [exe.display().to_string(), RUN_OP_COMMAND.to_owned()]);
         let sent: sluice_core::ops_spec::OpSpec = serde_json::from_str(&spec.env[OP_SPEC_ENV]).expect("JSON");
