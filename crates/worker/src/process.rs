@@ -3,7 +3,7 @@
 //! A task is often a shell that starts other programs. Killing only the direct child would leave those running
 //! (and holding the log pipes open), so every kill here targets the process group, which the child leads. Should the
 //! worker die, its guard process kills the groups (`guard.rs`). Nothing runs between fork and exec, so the standard
-//! library starts the child with `posix_spawn`, which does not copy the worker's memory mappings.
+//! library can start the child with `posix_spawn`, which does not copy the worker's memory mappings.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
