@@ -1,35 +1,35 @@
-//! Decision trees and random forests for classification. linfa-trees grows each tree; Sluice then copies it
-//! into a flat node list whose leaves hold class probabilities (the share of each class among the training
-//! rows that reach the leaf, as scikit-learn's `predict_proba`): linfa's trees only keep the majority class,
-//! which is not enough for log loss or ROC AUC. The flat form is also what a model stores and what serving
-//! walks: no recursion, no allocation per node.
+//! Decision trees and random forests (CART, as scikit-learn grows them), for classes and for values.
 //!
-//! A forest is bagging by hand (linfa-ensemble's forest keeps neither probabilities nor a serialisable form):
-//! each tree sees a bootstrap sample of the rows and a random subset of the features, drawn from one
-//! seeded generator, so a seed gives the same forest every time.
+//! Sluice grows its own trees rather than linfa-trees': linfa's trees are not reproducible (its impurity sums
+//! and majority votes iterate over hash maps, so the same data and seed can give different trees from one fit
+//! to the next), keep only the majority class in a leaf (no probabilities for log loss or ROC AUC), grow
+//! classification trees only, and cannot draw features per split, which a random forest needs.
+//!
+//! A tree is a flat node list whose leaves hold class probabilities (the share of each class among the
+//! training rows reaching the leaf) or a value (their mean): what a model stores, and what serving walks
+//! without recursion or allocation. A forest bags trees: each tree sees a bootstrap sample of the rows and,
+//! at each split, a random subset of the features; one seeded generator draws both, so a seed gives the same
+//! forest every time.
 
-use linfa::DatasetBase;
-use linfa::prelude::Fit;
-use linfa_trees::{DecisionTree, SplitQuality, TreeNode};
-use ndarray::{Array1, ArrayView1, ArrayView2, Axis};
+use ndarray::{ArrayView1, ArrayView2};
 use rand::seq::index;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
-use crate::MlError;
-use crate::params::{MaxFeatures, TreeParams};
+use crate::model::TargetRef;
+use crate::params::{Criterion, MaxFeatures, TreeParams};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Node {
-    /// Rows with `x[feature] < threshold` go to `left`, the others to `right` (linfa's rule).
+    /// Rows with `x[feature] <= threshold` go to `left`, the others to `right`.
     Split { feature: usize, threshold: f64, left: usize, right: usize },
-    /// Probability of each class.
-    Leaf { probabilities: Vec<f64> },
+    /// Class probabilities, or the single predicted value.
+    Leaf { value: Vec<f64> },
 }
 
-/// One fitted classification tree; node 0 is the root.
+/// One fitted tree; node 0 is the root, and children come after their parent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Tree {
     nodes: Vec<Node>,
@@ -41,145 +41,210 @@ impl Tree {
         loop {
             match &self.nodes[at] {
                 Node::Split { feature, threshold, left, right } => {
-                    at = if row[*feature] < *threshold { *left } else { *right }
+                    at = if row[*feature] <= *threshold { *left } else { *right }
                 }
-                Node::Leaf { probabilities } => return probabilities,
+                Node::Leaf { value } => return value,
             }
         }
-    }
-
-    fn leaf_index(&self, row: ArrayView1<f64>) -> usize {
-        let mut at = 0;
-        while let Node::Split { feature, threshold, left, right } = &self.nodes[at] {
-            at = if row[*feature] < *threshold { *left } else { *right };
-        }
-        at
-    }
-
-    /// Grows a tree on `x` (columns `features` of the original data) and sets each leaf's probabilities
-    /// from the rows that reach it.
-    fn fit(
-        x: ArrayView2<f64>,
-        labels: &[usize],
-        n_classes: usize,
-        features: &[usize],
-        params: &TreeParams,
-    ) -> Result<Tree, MlError> {
-        let quality = if params.entropy { SplitQuality::Entropy } else { SplitQuality::Gini };
-        let dataset = DatasetBase::new(x, Array1::from(labels.to_vec()));
-        let fitted: DecisionTree<f64, usize> = DecisionTree::params()
-            .split_quality(quality)
-            .max_depth(params.max_depth)
-            .min_weight_split(params.min_samples_split as f32)
-            .min_weight_leaf(params.min_samples_leaf as f32)
-            .fit(&dataset)
-            .map_err(|e| MlError::Fit { algorithm: "decision_tree", message: e.to_string() })?;
-        let mut tree = Tree { nodes: Vec::new() };
-        tree.copy(fitted.root_node(), features, n_classes);
-        // Leaf probabilities: class shares of the training rows, routed with the original column indices.
-        let mut counts = vec![vec![0.0; n_classes]; tree.nodes.len()];
-        let mut local = vec![0.0; features.iter().max().map_or(0, |m| m + 1)];
-        for (row, &label) in x.rows().into_iter().zip(labels) {
-            for (&f, v) in features.iter().zip(row) {
-                local[f] = *v;
-            }
-            counts[tree.leaf_index(ArrayView1::from(&local[..]))][label] += 1.0;
-        }
-        for (node, counts) in tree.nodes.iter_mut().zip(counts) {
-            let total: f64 = counts.iter().sum();
-            if let Node::Leaf { probabilities } = node
-                && total > 0.0
-            {
-                *probabilities = counts.into_iter().map(|c| c / total).collect();
-            }
-        }
-        Ok(tree)
-    }
-
-    /// Appends `node` and its subtree in pre-order; returns its index.
-    fn copy(&mut self, node: &TreeNode<f64, usize>, features: &[usize], n_classes: usize) -> usize {
-        let at = self.nodes.len();
-        let children = node.children();
-        match (node.is_leaf(), children[0], children[1]) {
-            (false, Some(left), Some(right)) => {
-                let (feature, threshold, _) = node.split();
-                self.nodes.push(Node::Leaf { probabilities: Vec::new() });
-                let left = self.copy(left, features, n_classes);
-                let right = self.copy(right, features, n_classes);
-                self.nodes[at] = Node::Split { feature: features[feature], threshold, left, right };
-            }
-            _ => {
-                // A leaf no training row reaches keeps linfa's majority class with certainty.
-                let mut probabilities = vec![0.0; n_classes];
-                if let Some(p) = node.prediction().filter(|p| *p < n_classes) {
-                    probabilities[p] = 1.0;
-                }
-                self.nodes.push(Node::Leaf { probabilities });
-            }
-        }
-        at
     }
 }
 
-/// One tree (`decision_tree`) or many (`random_forest`); probabilities are the mean over trees.
+/// Values closer than this count as equal and are never split apart (scikit-learn's `FEATURE_THRESHOLD`).
+const SAME_VALUE: f64 = 1e-7;
+
+/// What a node knows about its rows' targets.
+#[derive(Clone)]
+enum Stats {
+    Classes(Vec<f64>),
+    /// Sum and sum of squares of the values.
+    Values(f64, f64),
+}
+
+struct Grower<'x, 'a> {
+    x: ArrayView2<'x, f64>,
+    target: TargetRef<'a>,
+    params: &'a TreeParams,
+    /// Features drawn at each split; all when `None`.
+    max_features: Option<usize>,
+    rng: Xoshiro256PlusPlus,
+    nodes: Vec<Node>,
+}
+
+impl Grower<'_, '_> {
+    fn stats(&self, rows: &[usize]) -> Stats {
+        match self.target {
+            TargetRef::Classes(labels, n_classes) => {
+                let mut counts = vec![0.0; n_classes];
+                for &r in rows {
+                    counts[labels[r]] += 1.0;
+                }
+                Stats::Classes(counts)
+            }
+            TargetRef::Values(values) => {
+                let (s, q) = rows.iter().fold((0.0, 0.0), |(s, q), &r| (s + values[r], q + values[r] * values[r]));
+                Stats::Values(s, q)
+            }
+        }
+    }
+
+    /// Impurity times row count: the quantity a split minimises over its two sides.
+    fn weighted_impurity(&self, stats: &Stats, n: f64) -> f64 {
+        match stats {
+            Stats::Classes(counts) => match self.params.split_quality {
+                Some(Criterion::Entropy) => {
+                    -counts.iter().filter(|c| **c > 0.0).map(|c| c * (c / n).log2()).sum::<f64>()
+                }
+                _ => n - counts.iter().map(|c| c * c).sum::<f64>() / n,
+            },
+            Stats::Values(s, q) => (q - s * s / n).max(0.0),
+        }
+    }
+
+    fn leaf(&mut self, stats: &Stats, n: f64) -> usize {
+        let value = match stats {
+            Stats::Classes(counts) => counts.iter().map(|c| c / n).collect(),
+            Stats::Values(s, _) => vec![s / n],
+        };
+        self.nodes.push(Node::Leaf { value });
+        self.nodes.len() - 1
+    }
+
+    /// Grows the subtree of `rows` (reordered in place); returns its node index.
+    fn grow(&mut self, rows: &mut [usize], depth: usize) -> usize {
+        let n = rows.len() as f64;
+        let stats = self.stats(rows);
+        let impurity = self.weighted_impurity(&stats, n);
+        let stop = self.params.max_depth.is_some_and(|d| depth >= d)
+            || n < self.params.min_samples_split
+            || n < 2.0 * self.params.min_samples_leaf
+            || impurity <= 1e-12 * n;
+        let best = if stop { None } else { self.best_split(rows) };
+        let Some((feature, threshold)) = best else {
+            return self.leaf(&stats, n);
+        };
+        let at = self.nodes.len();
+        self.nodes.push(Node::Leaf { value: Vec::new() });
+        let x = self.x;
+        let mut cut = 0;
+        for i in 0..rows.len() {
+            if x[[rows[i], feature]] <= threshold {
+                rows.swap(i, cut);
+                cut += 1;
+            }
+        }
+        let (left_rows, right_rows) = rows.split_at_mut(cut);
+        let left = self.grow(left_rows, depth + 1);
+        let right = self.grow(right_rows, depth + 1);
+        self.nodes[at] = Node::Split { feature, threshold, left, right };
+        at
+    }
+
+    /// The split with the lowest weighted impurity over the features drawn (the first on ties), or `None`
+    /// when no feature separates the rows with enough on each side.
+    fn best_split(&mut self, rows: &[usize]) -> Option<(usize, f64)> {
+        let p = self.x.ncols();
+        let features: Vec<usize> = match self.max_features {
+            Some(k) if k < p => index::sample(&mut self.rng, p, k).into_vec(),
+            _ => (0..p).collect(),
+        };
+        let n = rows.len();
+        let min_leaf = self.params.min_samples_leaf.max(1.0) as usize;
+        let total = self.stats(rows);
+        let mut best: Option<(f64, usize, f64)> = None;
+        let mut sorted: Vec<(f64, usize)> = Vec::with_capacity(n);
+        for feature in features {
+            sorted.clear();
+            sorted.extend(rows.iter().map(|&r| (self.x[[r, feature]], r)));
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if sorted[n - 1].0 <= sorted[0].0 + SAME_VALUE {
+                continue;
+            }
+            // Rows move one by one from the right side to the left; both sides' statistics follow.
+            let mut left = match &total {
+                Stats::Classes(c) => Stats::Classes(vec![0.0; c.len()]),
+                Stats::Values(..) => Stats::Values(0.0, 0.0),
+            };
+            let mut right = total.clone();
+            for i in 0..n - 1 {
+                let row = sorted[i].1;
+                match (&mut left, &mut right, self.target) {
+                    (Stats::Classes(l), Stats::Classes(r), TargetRef::Classes(labels, _)) => {
+                        l[labels[row]] += 1.0;
+                        r[labels[row]] -= 1.0;
+                    }
+                    (Stats::Values(ls, lq), Stats::Values(rs, rq), TargetRef::Values(values)) => {
+                        let v = values[row];
+                        (*ls, *lq, *rs, *rq) = (*ls + v, *lq + v * v, *rs - v, *rq - v * v);
+                    }
+                    _ => {}
+                }
+                let (n_left, n_right) = (i + 1, n - i - 1);
+                if sorted[i + 1].0 <= sorted[i].0 + SAME_VALUE || n_left < min_leaf || n_right < min_leaf {
+                    continue;
+                }
+                let score =
+                    self.weighted_impurity(&left, n_left as f64) + self.weighted_impurity(&right, n_right as f64);
+                if best.is_none_or(|(b, _, _)| score < b) {
+                    let (lo, hi) = (sorted[i].0, sorted[i + 1].0);
+                    let mid = lo + (hi - lo) / 2.0;
+                    // Rounding can land the midpoint on the upper value, which would send it left.
+                    let threshold = if mid >= hi { lo } else { mid };
+                    best = Some((score, feature, threshold));
+                }
+            }
+        }
+        best.map(|(_, feature, threshold)| (feature, threshold))
+    }
+}
+
+/// One tree (`decision_tree`) or many (`random_forest`); the prediction is the mean over trees.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Forest {
     trees: Vec<Tree>,
 }
 
 impl Forest {
-    pub(crate) fn fit_tree(
-        x: ArrayView2<f64>,
-        labels: &[usize],
-        n_classes: usize,
-        params: &TreeParams,
-    ) -> Result<Forest, MlError> {
-        let features: Vec<usize> = (0..x.ncols()).collect();
-        let tree = Tree::fit(x, labels, n_classes, &features, params)?;
-        Ok(Forest { trees: vec![tree] })
+    pub(crate) fn fit_tree(x: ArrayView2<f64>, target: TargetRef<'_>, params: &TreeParams) -> Forest {
+        let mut rows: Vec<usize> = (0..x.nrows()).collect();
+        let tree = grow(x, target, params, None, 0, &mut rows);
+        Forest { trees: vec![tree] }
     }
 
     pub(crate) fn fit_forest(
         x: ArrayView2<f64>,
-        labels: &[usize],
-        n_classes: usize,
+        target: TargetRef<'_>,
         params: &TreeParams,
         n_trees: usize,
         max_features: MaxFeatures,
         seed: u64,
-    ) -> Result<Forest, MlError> {
+    ) -> Forest {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let (n_rows, n_features) = x.dim();
-        let k = max_features.count(n_features);
-        let mut trees = Vec::with_capacity(n_trees);
-        for _ in 0..n_trees {
-            let rows: Vec<usize> = (0..n_rows).map(|_| rng.random_range(0..n_rows)).collect();
-            let mut features = index::sample(&mut rng, n_features, k).into_vec();
-            features.sort_unstable();
-            let sample = x.select(Axis(0), &rows).select(Axis(1), &features);
-            let sample_labels: Vec<usize> = rows.iter().map(|&r| labels[r]).collect();
-            trees.push(Tree::fit(sample.view(), &sample_labels, n_classes, &features, params)?);
-        }
-        Ok(Forest { trees })
+        let n = x.nrows();
+        let k = max_features.count(x.ncols());
+        let trees = (0..n_trees)
+            .map(|_| {
+                let mut rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+                grow(x, target, params, Some(k), rng.next_u64(), &mut rows)
+            })
+            .collect();
+        Forest { trees }
     }
 
-    /// Adds the probabilities of `row` into `out` (length: the number of classes).
-    pub(crate) fn probabilities_into(&self, row: ArrayView1<f64>, out: &mut [f64]) {
+    /// Writes the mean of the trees' leaf values for `row` into `out` (one slot per class, or one value).
+    pub(crate) fn predict_into(&self, row: ArrayView1<f64>, out: &mut [f64]) {
         out.fill(0.0);
         for tree in &self.trees {
-            for (o, p) in out.iter_mut().zip(tree.leaf(row)) {
-                *o += p;
+            for (o, v) in out.iter_mut().zip(tree.leaf(row)) {
+                *o += v;
             }
         }
         let n = self.trees.len() as f64;
         out.iter_mut().for_each(|o| *o /= n);
     }
-}
 
-impl Forest {
-    /// Whether a stored forest is well formed for `n_features` columns and `n_classes` classes: every split
-    /// reads an existing column and points forward (so a walk ends), every leaf has one probability per class.
-    pub(crate) fn is_valid(&self, n_features: usize, n_classes: usize) -> bool {
+    /// Whether a stored forest is well formed for `n_features` columns and leaves of `width` values: every
+    /// split reads an existing column and points forward (so a walk ends), every leaf has `width` values.
+    pub(crate) fn is_valid(&self, n_features: usize, width: usize) -> bool {
         !self.trees.is_empty()
             && self.trees.iter().all(|tree| {
                 !tree.nodes.is_empty()
@@ -189,8 +254,22 @@ impl Forest {
                                 && (at + 1..tree.nodes.len()).contains(left)
                                 && (at + 1..tree.nodes.len()).contains(right)
                         }
-                        Node::Leaf { probabilities } => probabilities.len() == n_classes,
+                        Node::Leaf { value } => value.len() == width,
                     })
             })
     }
+}
+
+fn grow<'x, 'a>(
+    x: ArrayView2<'x, f64>,
+    target: TargetRef<'a>,
+    params: &'a TreeParams,
+    max_features: Option<usize>,
+    seed: u64,
+    rows: &mut [usize],
+) -> Tree {
+    let mut grower =
+        Grower { x, target, params, max_features, rng: Xoshiro256PlusPlus::seed_from_u64(seed), nodes: Vec::new() };
+    grower.grow(rows, 0);
+    Tree { nodes: grower.nodes }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::MlError;
 use crate::forest::Forest;
-use crate::params::{Algorithm, Params};
+use crate::params::{Algorithm, MaxFeatures, Params, TreeParams};
 
 /// A trained model, ready to predict and to be stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,19 +125,22 @@ impl Fitted {
                     Ok(Fitted::Linear { weights, intercept, link: Link::Softmax })
                 }
             }
-            (Params::Tree(tree), TargetRef::Classes(labels, n_classes)) => {
-                Ok(Fitted::Trees(Forest::fit_tree(x, labels, n_classes, tree)?))
+            (Params::Tree(tree), target) => {
+                Ok(Fitted::Trees(Forest::fit_tree(x, target, &tree_params(algorithm, tree, target)?)))
             }
-            (Params::Forest { tree, n_trees, max_features, seed: own_seed }, TargetRef::Classes(labels, n_classes)) => {
+            (Params::Forest { tree, n_trees, max_features, seed: own_seed }, target) => {
+                let default = match target {
+                    TargetRef::Classes(..) => MaxFeatures::Sqrt,
+                    TargetRef::Values(_) => MaxFeatures::Fraction(1.0),
+                };
                 Ok(Fitted::Trees(Forest::fit_forest(
                     x,
-                    labels,
-                    n_classes,
-                    tree,
+                    target,
+                    &tree_params(algorithm, tree, target)?,
                     *n_trees,
-                    *max_features,
+                    max_features.unwrap_or(default),
                     own_seed.unwrap_or(seed),
-                )?))
+                )))
             }
             (Params::Linear { fit_intercept }, TargetRef::Values(values)) => {
                 let dataset = DatasetBase::new(x, Array1::from(values.to_vec()));
@@ -213,16 +216,39 @@ impl Fitted {
                     }
                 }
             }
+            // A regression forest's leaves hold one value: the same walk with one output column.
             Fitted::Trees(forest) => {
-                let mut p = Array2::zeros((x.nrows(), n_classes));
+                let mut p = Array2::zeros((x.nrows(), n_classes.max(1)));
                 for (row, mut out) in x.rows().into_iter().zip(p.rows_mut()) {
                     if let Some(out) = out.as_slice_mut() {
-                        forest.probabilities_into(row, out);
+                        forest.predict_into(row, out);
                     }
                 }
-                Output::Probabilities(p)
+                if n_classes == 0 { Output::Values(p.column(0).to_vec()) } else { Output::Probabilities(p) }
             }
         }
+    }
+}
+
+/// The tree parameters with the split criterion for the target filled in, or an error naming
+/// `split_quality` when the one given does not fit the target.
+pub(crate) fn tree_params(
+    algorithm: Algorithm,
+    tree: &TreeParams,
+    target: TargetRef<'_>,
+) -> Result<TreeParams, MlError> {
+    let classes = matches!(target, TargetRef::Classes(..));
+    match tree.criterion(classes) {
+        Some(criterion) => Ok(TreeParams { split_quality: Some(criterion), ..*tree }),
+        None => Err(MlError::InvalidParam {
+            algorithm: algorithm.name(),
+            key: "split_quality".into(),
+            message: if classes {
+                "squared_error is for numeric targets; classes split by gini or entropy".into()
+            } else {
+                "gini and entropy are for class targets; numeric targets split by squared_error".into()
+            },
+        }),
     }
 }
 
@@ -238,11 +264,7 @@ pub(crate) fn wrong_target(algorithm: Algorithm, classes: bool) -> MlError {
         MlError::WrongTarget {
             algorithm: algorithm.name(),
             target: "numeric",
-            hint: if algorithm == Algorithm::LogisticRegression {
-                "it is a classification algorithm; use linear_regression or elastic_net"
-            } else {
-                "linfa-trees grows classification trees only; use linear_regression or elastic_net"
-            },
+            hint: "it is a classification algorithm; use linear_regression, elastic_net, decision_tree or random_forest",
         }
     }
 }
@@ -316,8 +338,9 @@ impl Model {
                     && weights.dim() == (n_features, outputs)
                     && intercept.len() == outputs
             }
-            (Fitted::Trees(forest), Some(_)) => forest.is_valid(n_features, n_classes),
-            (Fitted::Trees(_), None) => false,
+            (Fitted::Trees(forest), classes) => {
+                forest.is_valid(n_features, if classes.is_some() { n_classes } else { 1 })
+            }
         };
         if !consistent {
             return Err(MlError::InvalidData(

@@ -14,21 +14,21 @@ use serde_json::Value;
 use crate::MlError;
 
 /// A learning algorithm. Classification: `logistic_regression`, `decision_tree`, `random_forest`.
-/// Regression: `linear_regression`, `elastic_net`.
+/// Regression: `linear_regression`, `elastic_net`, `decision_tree`, `random_forest`.
 ///
 /// Parameters (all optional):
 /// - `logistic_regression`: `alpha` (L2 penalty on the weights, not on the intercept; default 1.0). The
 ///   objective is `sum(log_loss) + alpha/2 * |w|^2`, so `alpha = 1/C` of scikit-learn's `LogisticRegression`
 ///   and the default matches scikit-learn's `C=1`. `max_iterations` (L-BFGS iterations, default 100),
 ///   `fit_intercept` (default true). Two classes fit a binary model, more a multinomial (softmax) one.
-/// - `decision_tree`: `max_depth` (integer or null for unlimited, default null), `min_samples_split`
-///   (default 2; `min_weight_split` is accepted as a synonym), `min_samples_leaf` (default 1),
-///   `split_quality` (`gini` or `entropy`, default `gini`). Classification only: linfa-trees has no
-///   regression trees.
-/// - `random_forest`: `n_trees` (default 100), `max_features` (a fraction in (0, 1], or `"sqrt"` / `"log2"`
-///   of the feature count; default `"sqrt"`), `seed` (default: the training seed), plus the tree parameters.
-///   Each tree is fitted on a bootstrap sample of the rows and a random subset of the features (drawn once
-///   per tree, not per split as in scikit-learn). Classification only.
+/// - `decision_tree` (CART, as scikit-learn's): `max_depth` (integer or null for unlimited, default null),
+///   `min_samples_split` (default 2; `min_weight_split` is accepted as a synonym), `min_samples_leaf`
+///   (default 1), `split_quality` (`gini` or `entropy` for classes, default `gini`; `squared_error` for
+///   values, the default and only choice there).
+/// - `random_forest`: `n_trees` (default 100), `max_features` (features drawn at each split: a fraction in
+///   (0, 1], or `"sqrt"` / `"log2"` of the feature count; default `"sqrt"` for classes and 1.0 for values, as
+///   scikit-learn), `seed` (default: the training seed), plus the tree parameters. Each tree is grown on a
+///   bootstrap sample of the rows.
 /// - `linear_regression`: `fit_intercept` (default true); ordinary least squares.
 /// - `elastic_net`: `alpha` (overall penalty, default 1.0), `l1_ratio` (in [0, 1], default 0.5),
 ///   `fit_intercept` (default true), `max_iterations` (default 1000), `tolerance` (default 1e-4): the same
@@ -55,9 +55,13 @@ impl Algorithm {
         }
     }
 
-    /// Whether the algorithm predicts classes (as opposed to values).
-    pub fn is_classifier(self) -> bool {
-        matches!(self, Algorithm::LogisticRegression | Algorithm::DecisionTree | Algorithm::RandomForest)
+    /// Whether the algorithm learns a class target (`classes`) or a numeric one (`!classes`).
+    pub fn fits(self, classes: bool) -> bool {
+        match self {
+            Algorithm::LogisticRegression => classes,
+            Algorithm::LinearRegression | Algorithm::ElasticNet => !classes,
+            Algorithm::DecisionTree | Algorithm::RandomForest => true,
+        }
     }
 
     /// The parameter names the algorithm accepts.
@@ -220,22 +224,61 @@ impl MaxFeatures {
     }
 }
 
+/// What a tree split minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Criterion {
+    Gini,
+    Entropy,
+    SquaredError,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct TreeParams {
     pub max_depth: Option<usize>,
     pub min_samples_split: f64,
     pub min_samples_leaf: f64,
-    pub entropy: bool,
+    /// `None`: the default for the target (gini for classes, squared error for values).
+    pub split_quality: Option<Criterion>,
+}
+
+impl TreeParams {
+    /// The criterion for a class target (`classes`) or a numeric one; `None` if the one given does not fit.
+    pub(crate) fn criterion(&self, classes: bool) -> Option<Criterion> {
+        match (self.split_quality, classes) {
+            (None, true) => Some(Criterion::Gini),
+            (None, false) => Some(Criterion::SquaredError),
+            (Some(Criterion::SquaredError), true) | (Some(Criterion::Gini | Criterion::Entropy), false) => None,
+            (Some(c), _) => Some(c),
+        }
+    }
 }
 
 /// A candidate's parameters, checked and completed with defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Params {
-    Logistic { alpha: f64, max_iterations: u64, fit_intercept: bool },
+    Logistic {
+        alpha: f64,
+        max_iterations: u64,
+        fit_intercept: bool,
+    },
     Tree(TreeParams),
-    Forest { tree: TreeParams, n_trees: usize, max_features: MaxFeatures, seed: Option<u64> },
-    Linear { fit_intercept: bool },
-    ElasticNet { alpha: f64, l1_ratio: f64, fit_intercept: bool, max_iterations: u32, tolerance: f64 },
+    /// `max_features`: `None` for the target's default.
+    Forest {
+        tree: TreeParams,
+        n_trees: usize,
+        max_features: Option<MaxFeatures>,
+        seed: Option<u64>,
+    },
+    Linear {
+        fit_intercept: bool,
+    },
+    ElasticNet {
+        alpha: f64,
+        l1_ratio: f64,
+        fit_intercept: bool,
+        max_iterations: u32,
+        tolerance: f64,
+    },
 }
 
 impl Params {
@@ -338,29 +381,31 @@ impl Reader<'_> {
         } else {
             self.integer("min_samples_split", 2, 2)? as f64
         };
-        let entropy = match self.params.get("split_quality") {
-            None => false,
-            Some(Value::String(s)) if s == "gini" => false,
-            Some(Value::String(s)) if s == "entropy" => true,
+        let split_quality = match self.params.get("split_quality") {
+            None => None,
+            Some(Value::String(s)) if s == "gini" => Some(Criterion::Gini),
+            Some(Value::String(s)) if s == "entropy" => Some(Criterion::Entropy),
+            Some(Value::String(s)) if s == "squared_error" => Some(Criterion::SquaredError),
             Some(other) => {
-                return Err(self.err("split_quality", format!("expected \"gini\" or \"entropy\", got {other}")));
+                let expected = "expected \"gini\" or \"entropy\" (classes) or \"squared_error\" (values)";
+                return Err(self.err("split_quality", format!("{expected}, got {other}")));
             }
         };
         Ok(TreeParams {
             max_depth,
             min_samples_split,
             min_samples_leaf: self.integer("min_samples_leaf", 1, 1)? as f64,
-            entropy,
+            split_quality,
         })
     }
 
-    fn max_features(&self) -> Result<MaxFeatures, MlError> {
+    fn max_features(&self) -> Result<Option<MaxFeatures>, MlError> {
         match self.params.get("max_features") {
-            None => Ok(MaxFeatures::Sqrt),
-            Some(Value::String(s)) if s == "sqrt" => Ok(MaxFeatures::Sqrt),
-            Some(Value::String(s)) if s == "log2" => Ok(MaxFeatures::Log2),
+            None => Ok(None),
+            Some(Value::String(s)) if s == "sqrt" => Ok(Some(MaxFeatures::Sqrt)),
+            Some(Value::String(s)) if s == "log2" => Ok(Some(MaxFeatures::Log2)),
             Some(Value::Number(n)) => match n.as_f64() {
-                Some(f) if f > 0.0 && f <= 1.0 => Ok(MaxFeatures::Fraction(f)),
+                Some(f) if f > 0.0 && f <= 1.0 => Ok(Some(MaxFeatures::Fraction(f))),
                 _ => Err(self.err("max_features", format!("a fraction must be in (0, 1], got {n}"))),
             },
             Some(other) => {

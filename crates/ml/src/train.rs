@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Fitted, Output, TargetRef, argmax_rows, wrong_target};
+use crate::model::{Fitted, Output, TargetRef, argmax_rows, tree_params, wrong_target};
 use crate::params::{Candidate, Metric, Params};
 use crate::{Dataset, MlError, Model, Target, folds, metrics};
 
@@ -86,7 +86,7 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<TrainOutcome, MlError> 
         .iter()
         .map(|c| {
             let p = Params::parse(c)?;
-            check_target(c, target)?;
+            check_target(c, &p, target)?;
             Ok(p)
         })
         .collect::<Result<_, MlError>>()?;
@@ -247,13 +247,15 @@ fn probabilities(fitted: &Fitted, x: ArrayView2<f64>, n_classes: usize) -> Array
     }
 }
 
-/// Rejects an algorithm that cannot learn this kind of target, before any fitting.
-fn check_target(candidate: &Candidate, target: TargetRef<'_>) -> Result<(), MlError> {
+/// Rejects an algorithm or a tree criterion that cannot learn this kind of target, before any fitting.
+fn check_target(candidate: &Candidate, params: &Params, target: TargetRef<'_>) -> Result<(), MlError> {
     let classes = matches!(target, TargetRef::Classes(..));
-    if candidate.algorithm.is_classifier() == classes {
-        Ok(())
-    } else {
-        Err(wrong_target(candidate.algorithm, classes))
+    if !candidate.algorithm.fits(classes) {
+        return Err(wrong_target(candidate.algorithm, classes));
+    }
+    match params {
+        Params::Tree(tree) | Params::Forest { tree, .. } => tree_params(candidate.algorithm, tree, target).map(|_| ()),
+        _ => Ok(()),
     }
 }
 

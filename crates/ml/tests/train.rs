@@ -192,8 +192,15 @@ fn wrong_algorithm_for_the_target_is_a_clear_error() {
     let m = message(train(&classes, &spec(vec![candidate(Algorithm::LinearRegression, json!({}))], Metric::Accuracy)));
     assert!(m.contains("linear_regression cannot be trained on a class target"), "{m}");
     let values = regression_data();
-    let m = message(train(&values, &spec(vec![candidate(Algorithm::DecisionTree, json!({}))], Metric::Rmse)));
-    assert!(m.contains("decision_tree cannot be trained on a numeric target"), "{m}");
+    let m = message(train(&values, &spec(vec![candidate(Algorithm::LogisticRegression, json!({}))], Metric::Rmse)));
+    assert!(m.contains("logistic_regression cannot be trained on a numeric target"), "{m}");
+    let gini = candidate(Algorithm::DecisionTree, json!({"split_quality": "gini"}));
+    let m = message(train(&values, &spec(vec![gini], Metric::Rmse)));
+    let want = "invalid parameter \"split_quality\" for decision_tree: gini and entropy are for class targets";
+    assert!(m.contains(want), "{m}");
+    let squared = candidate(Algorithm::RandomForest, json!({"split_quality": "squared_error"}));
+    let m = message(train(&classes, &spec(vec![squared], Metric::Accuracy)));
+    assert!(m.contains("\"split_quality\" for random_forest: squared_error is for numeric targets"), "{m}");
     let m = message(train(&values, &spec(vec![candidate(Algorithm::LinearRegression, json!({}))], Metric::Accuracy)));
     assert!(m.contains("metric accuracy does not apply"), "{m}");
     let penguins = common::penguins::penguins();
@@ -348,4 +355,60 @@ fn the_best_candidate_follows_the_metric_direction() {
     let best = if losses[0] <= losses[1] { 0 } else { 1 };
     assert_eq!(outcome.best, outcome.candidates[best].candidate, "{losses:?}");
     assert_eq!(best, 1, "the weaker penalty fits separable classes more sharply: {losses:?}");
+}
+
+#[test]
+fn training_is_deterministic_for_a_seed() {
+    let data = common::penguins::penguins();
+    let candidates = vec![
+        candidate(Algorithm::RandomForest, json!({"n_trees": 30})),
+        candidate(Algorithm::DecisionTree, json!({"split_quality": "entropy"})),
+    ];
+    let run = |seed| {
+        let mut s = spec(candidates.clone(), Metric::LogLoss);
+        s.seed = seed;
+        let outcome = train(&data, &s).unwrap();
+        let scores: Vec<_> = outcome.candidates.iter().map(|c| c.cv.per_fold.clone()).collect();
+        (outcome.model.to_json().unwrap(), scores)
+    };
+    let first = run(3);
+    for _ in 0..3 {
+        assert!(run(3) == first, "same seed, different result");
+    }
+    assert!(run(4).0 != first.0, "another seed grows another forest");
+}
+
+#[test]
+fn trees_and_forests_learn_values_too() {
+    let data = regression_data();
+    let candidates =
+        vec![candidate(Algorithm::DecisionTree, json!({})), candidate(Algorithm::RandomForest, json!({"n_trees": 20}))];
+    let outcome = train(&data, &spec(candidates, Metric::R2)).unwrap();
+    for result in &outcome.candidates {
+        assert!(result.cv.mean["r2"] > 0.8, "{:?}: {:?}", result.candidate, result.cv.mean);
+    }
+    let p = outcome.model.predict(data.features.view()).unwrap();
+    let Target::Values(y) = &data.target else { unreachable!() };
+    let fitted_r2 = sluice_ml::metrics::r2(y, p.values.as_ref().unwrap());
+    assert!(fitted_r2 > 0.95, "{fitted_r2}");
+}
+
+#[test]
+fn a_tree_splits_at_the_midpoint_and_sends_equal_values_left() {
+    // Classes change between 1.2 and 2.0 on one feature: one split at their midpoint, 1.6, separates them.
+    let data = Dataset {
+        features: array![[0.0], [1.0], [2.0], [3.0], [0.1], [1.1], [2.1], [3.1], [0.2], [1.2], [2.2], [3.2]],
+        feature_names: vec!["x".into()],
+        target: Target::Classes {
+            labels: vec![0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1],
+            classes: vec!["a".into(), "b".into()],
+        },
+    };
+    let mut s = spec(vec![candidate(Algorithm::DecisionTree, json!({}))], Metric::Accuracy);
+    s.folds = 2;
+    let outcome = train(&data, &s).unwrap();
+    assert_eq!(outcome.candidates[0].cv.mean["accuracy"], 1.0);
+    let p = outcome.model.predict(array![[1.6], [1.6000001]].view()).unwrap();
+    assert_eq!(p.labels.unwrap(), vec!["a", "b"]);
+    assert_eq!(p.probabilities.unwrap(), array![[1.0, 0.0], [0.0, 1.0]]);
 }
