@@ -33,9 +33,7 @@ async fn start(dags: &[(&str, &str)]) -> Sluice {
 async fn start_with_env(dags: &[(&str, &str)], env: &[(&str, &str)]) -> Sluice {
     let mut sluice = Sluice::new(Backend::Postgres, dags).await;
     sluice.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let data = sluice.dags.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("penguins.csv"), PENGUINS).unwrap();
+    sluice.add_data("penguins.csv", PENGUINS);
     sluice.start_server(&[]).await;
     sluice.spawn_worker(&["--slots", "2"]);
     sluice

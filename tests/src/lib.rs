@@ -203,6 +203,13 @@ impl Sluice {
         std::fs::write(self.dags.path().join(name), yaml).unwrap();
     }
 
+    /// Writes a data file where DAGs read `data/<name>` (relative paths are read from the DAGs folder).
+    pub fn add_data(&self, name: &str, content: &str) {
+        let data = self.dags.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join(name), content).unwrap();
+    }
+
     /// Starts `sluice ARGS` with the test's environment; output goes to a log file.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
         let log = self.logs.path().join(format!("{name}-{}.log", uuid::Uuid::now_v7().simple()));

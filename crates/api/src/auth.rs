@@ -108,6 +108,14 @@ static RULES: &[Rule] = &[
     rule(On::Write, "/api/v2/pools/**", AtLeast(Op)),
     rule(On::Write, "/api/v2/assets/**", AtLeast(Op)),
     rule(On::Write, "/api/v2/backfills/**", AtLeast(Op)),
+    // Models: Viewer reads the registry, User predicts, Op promotes and rolls back.
+    rule(On::Post, "/api/v2/models/*/predict", AtLeast(User)),
+    rule(On::Write, "/api/v2/models/**", AtLeast(Op)),
+    // The Open Inference Protocol: health is open as in KServe, inference is a User's.
+    rule(On::Read, "/v2/health/**", Public),
+    rule(On::Read, "/v2/models/**", AtLeast(Viewer)),
+    rule(On::Post, "/v2/models/*/infer", AtLeast(User)),
+    rule(On::Post, "/v2/models/*/versions/*/infer", AtLeast(User)),
     // Lists whose filters travel in a POST body are reads; their handlers leave out DAGs the caller cannot read.
     rule(On::Post, "/api/v2/dags/~/dagRuns/list", AtLeast(Viewer)),
     rule(On::Post, "/api/v2/dags/~/dagRuns/~/taskInstances/list", AtLeast(Viewer)),
@@ -372,6 +380,14 @@ mod tests {
             (Method::DELETE, "/auth/users/alice", AtLeast(Admin)),
             (Method::PUT, "/api/v2/backfills/1/cancel", AtLeast(Op)),
             (Method::GET, "/auth/somethingElse", AtLeast(Admin)),
+            (Method::GET, "/api/v2/models/m/versions", AtLeast(Viewer)),
+            (Method::POST, "/api/v2/models/m/predict", AtLeast(User)),
+            (Method::POST, "/api/v2/models/m/versions/2/stage", AtLeast(Op)),
+            (Method::POST, "/api/v2/models/m/rollback", AtLeast(Op)),
+            (Method::GET, "/v2/health/ready", Public),
+            (Method::GET, "/v2/models/m", AtLeast(Viewer)),
+            (Method::POST, "/v2/models/m/infer", AtLeast(User)),
+            (Method::POST, "/v2/models/m/versions/3/infer", AtLeast(User)),
         ];
         for (method, path, expected) in cases {
             assert_eq!(decide(method.clone(), path).0, expected, "{method} {path}");

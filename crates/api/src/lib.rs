@@ -5,6 +5,7 @@
 //! - [`auth`]: `/auth` (tokens, API keys) and the rules that decide who may call what under `/api/v2`.
 //! - [`worker`]: the worker protocol under `/worker/v1` (lease, heartbeat, logs, report), behind the worker token.
 //! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`.
+//! - [`inference`]: the Open Inference Protocol v2 under `/v2`, predictions from the model registry ([`serving`]).
 //!
 //! Handlers are thin: they check input, call the [`Engine`] or the store, and shape the answer.
 
@@ -12,8 +13,10 @@ pub mod auth;
 pub mod dashboard;
 mod error;
 mod extract;
+pub mod inference;
 pub mod openapi;
 pub mod public;
+pub mod serving;
 pub mod worker;
 
 use std::sync::Arc;
@@ -37,6 +40,8 @@ pub struct AppState {
     pub worker_token: Arc<str>,
     /// How users' tokens are signed and checked.
     pub auth: Arc<auth::AuthConfig>,
+    /// The model versions that answer predictions.
+    pub serving: Arc<serving::Serving>,
 }
 
 /// Request bodies larger than this are refused with 413 (log batches are the largest legitimate ones).
@@ -51,11 +56,29 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     Router::new()
-        .merge(api.layer(guard))
+        .merge(api.layer(guard.clone()))
+        .merge(inference::router().layer(guard))
         .route("/api/v2/openapi.json", get(move || openapi_json(doc.clone())))
         .nest(sluice_core::protocol::WORKER_API_PREFIX, worker::router(state.clone()))
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(dashboard::router())
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// What `sluice serve` answers: the model registry's reads and predictions under `/api/v2/models`, the Open
+/// Inference Protocol under `/v2`, sign-in under `/auth` and `/health`; no worker protocol, no scheduling.
+pub fn serving_router(state: AppState) -> Router {
+    let guard = middleware::from_fn_with_state(state.clone(), auth::authorize);
+    let (api, _) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v2", public::models_router())
+        .nest("/auth", auth::router())
+        .split_for_parts();
+    Router::new()
+        .merge(api.layer(guard.clone()))
+        .merge(inference::router().layer(guard))
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{assets, backfill, bench, dags, db, remote, run_op, server, standalone, users, worker};
+use commands::{assets, backfill, bench, dags, db, models, remote, run_op, server, standalone, users, worker};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -32,6 +32,8 @@ enum Command {
     Scheduler(server::SchedulerArgs),
     /// A worker: leases tasks from the server over HTTP and runs them.
     Worker(worker::Args),
+    /// Real-time predictions from the model registry, apart from the server (scale it out behind a load balancer).
+    Serve(server::ServeArgs),
     /// Database administration.
     #[command(subcommand)]
     Db(db::Command),
@@ -63,6 +65,9 @@ enum Command {
     /// The data catalog: assets, their events and lineage.
     #[command(subcommand)]
     Assets(assets::Command),
+    /// The model registry: versions, stages, predictions.
+    #[command(subcommand)]
+    Models(models::Command),
     /// Measure latency and throughput on a fresh database with real worker processes.
     Bench(bench::Args),
     /// Run one built-in data task; workers start this for ingest, quality and transform tasks.
@@ -84,7 +89,7 @@ fn main() -> ExitCode {
     // A benchmark prints its figures on stdout; per-task log lines would drown them.
     let quiet = !matches!(
         cli.command,
-        Command::Standalone(_) | Command::Server(_) | Command::Scheduler(_) | Command::Worker(_)
+        Command::Standalone(_) | Command::Server(_) | Command::Scheduler(_) | Command::Worker(_) | Command::Serve(_)
     );
     telemetry::init(cli.log_json, if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Runtime::new() {
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run_server(args).await,
             Command::Scheduler(args) => server::run_scheduler_only(args).await,
             Command::Worker(args) => worker::run(args).await,
+            Command::Serve(args) => server::run_serve(args).await,
             Command::Db(cmd) => db::run(cmd).await,
             Command::Dags(cmd) => dags::run(cmd).await,
             Command::Backfill(args) => backfill::run(args).await,
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
             Command::Pools(cmd) => remote::pools(cmd).await,
             Command::Users(cmd) => users::run(cmd).await,
             Command::Assets(cmd) => assets::run(cmd).await,
+            Command::Models(cmd) => models::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
             Command::RunOp(args) => run_op::run(args).await,
             Command::TaskGuard(args) => Ok(worker::guard(&args)),

@@ -17,6 +17,7 @@ pub mod load;
 pub mod ops_spec;
 pub mod protocol;
 pub mod schedule;
+pub mod serving;
 pub mod spec;
 pub mod state;
 pub mod template;

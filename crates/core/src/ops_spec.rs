@@ -1,4 +1,5 @@
-//! The configuration of Sluice's built-in data tasks — `ingest`, `quality`, `transform` and `sql` — as users write it.
+//! The configuration of Sluice's built-in tasks — `ingest`, `quality`, `transform`, `sql`, `train` and `deploy` — as
+//! users write it.
 //!
 //! Plain serde data like [`crate::spec`]: no polars here, so the core (and the DAG validator) builds fast and can
 //! check a task's configuration without the data engine. `crates/ops` executes these specs. Every struct denies
@@ -18,11 +19,16 @@ use serde::{Deserialize, Serialize};
 mod check;
 mod derive;
 mod join;
+mod model;
 mod remote;
 
 pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Severity};
 pub use self::derive::check_sql_expression;
 pub use self::join::{Join, JoinHow, joined_assets};
+pub use self::model::{
+    ALGORITHMS, CandidateGrid, CrossValidation, DeployAction, DeploySpec, Gate, METRICS, ModelSpec, Number, Problem,
+    STAGES, TrainSpec, check_model_name, higher_is_better,
+};
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 
 /// The scheme of assets stored in Sluice's lake.
@@ -50,6 +56,8 @@ pub enum OpSpec {
     Quality(QualitySpec),
     Transform(TransformSpec),
     Sql(SqlSpec),
+    Train(TrainSpec),
+    Deploy(DeploySpec),
 }
 
 impl OpSpec {
@@ -58,7 +66,7 @@ impl OpSpec {
         match self {
             OpSpec::Ingest(spec) => &spec.outputs,
             OpSpec::Transform(spec) => &spec.outputs,
-            OpSpec::Quality(_) | OpSpec::Sql(_) => &[],
+            OpSpec::Quality(_) | OpSpec::Sql(_) | OpSpec::Train(_) | OpSpec::Deploy(_) => &[],
         }
     }
 
@@ -67,7 +75,7 @@ impl OpSpec {
         match self {
             OpSpec::Ingest(spec) => spec.source.connection().into_iter().collect(),
             OpSpec::Sql(spec) => vec![spec.connection.as_str()],
-            OpSpec::Quality(_) | OpSpec::Transform(_) => Vec::new(),
+            OpSpec::Quality(_) | OpSpec::Transform(_) | OpSpec::Train(_) | OpSpec::Deploy(_) => Vec::new(),
         }
     }
 }

@@ -25,6 +25,14 @@ pub const OP_SPEC_ENV: &str = "SLUICE_OP_SPEC";
 /// one recorded with an event of its (first) output asset.
 pub const PREVIOUS_WATERMARK_ENV: &str = "SLUICE_PREVIOUS_WATERMARK";
 
+/// The environment variable that hands a `train` task the model version the server reserved for its try: the model
+/// is written to `lake://models/<name>/<version>/` and registered under that number if the try succeeds.
+pub const MODEL_VERSION_ENV: &str = "SLUICE_MODEL_VERSION";
+
+/// The environment variable that hands a `deploy` task the model's versions as the server saw them at lease time
+/// ([`RegistryView`], JSON).
+pub const MODEL_REGISTRY_ENV: &str = "SLUICE_MODEL_REGISTRY";
+
 /// `POST /worker/v1/lease`: ask for up to `slots` queued tasks of `queues`, waiting up to `wait_ms` for one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaseRequest {
@@ -130,6 +138,12 @@ pub struct ReportRequest {
     /// A quality task's reports, stored whatever the outcome.
     #[serde(default)]
     pub quality: Vec<AssetQuality>,
+    /// A `train` task's model: registered as a new version when the try succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelWrite>,
+    /// A `deploy` task's decision: applied when the try succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_change: Option<StageChange>,
 }
 
 /// One asset a successful try wrote: an asset event. Data tasks fill every field; a command task declaring
@@ -188,4 +202,71 @@ pub struct OpOutput {
     pub assets: Vec<AssetWrite>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quality: Vec<AssetQuality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelWrite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_change: Option<StageChange>,
+}
+
+/// A model version a `train` try wrote to the lake, with what the registry keeps about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelWrite {
+    pub name: String,
+    /// The number reserved for the try ([`MODEL_VERSION_ENV`]).
+    pub version: i64,
+    pub algorithm: String,
+    pub params: serde_json::Value,
+    /// The chosen candidate's cross-validated metrics, mean over the folds.
+    pub metrics: BTreeMap<String, f64>,
+    /// Per-fold metrics, every candidate's results, the fold of each row, the confusion matrix, features, classes
+    /// and the columns a prediction request must carry.
+    pub details: serde_json::Value,
+    /// `lake://models/<name>/<version>`.
+    pub artifact_uri: String,
+    /// The asset trained on, and the content hash of the partition read: the asset event it came from.
+    pub input_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_content_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A `deploy` try's decision: move `version` of `model` to `stage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageChange {
+    pub model: String,
+    pub version: i64,
+    pub stage: String,
+    /// Why, in words: the gate's figures, or "rollback".
+    pub reason: String,
+    /// The production version the decision was made against: the change is refused if production moved since.
+    pub expected_production: Option<i64>,
+}
+
+/// What a `deploy` task sees of a model in the registry ([`MODEL_REGISTRY_ENV`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistryView {
+    pub model: String,
+    /// Every version, oldest first.
+    pub versions: Vec<VersionView>,
+    /// The version in production before the current one: where a rollback goes.
+    pub previous_production: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionView {
+    pub version: i64,
+    pub stage: String,
+    pub metrics: BTreeMap<String, f64>,
+    pub artifact_uri: String,
+}
+
+impl RegistryView {
+    pub fn production(&self) -> Option<&VersionView> {
+        self.versions.iter().find(|v| v.stage == "production")
+    }
+
+    pub fn version(&self, version: i64) -> Option<&VersionView> {
+        self.versions.iter().find(|v| v.version == version)
+    }
 }

@@ -17,7 +17,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
-use crate::ops_spec::{Check, IngestSpec, OpSpec, QualitySpec, Source, SqlSpec, Step, TransformSpec};
+use crate::ops_spec::{
+    Check, DeploySpec, IngestSpec, ModelSpec, OpSpec, QualitySpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
+};
 use crate::trigger::TriggerRule;
 
 mod date;
@@ -36,7 +38,7 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TASK_KIND: &str = "command";
 /// Every task kind: `command` runs a process, the others are Sluice's built-in data tasks.
-pub const TASK_KINDS: [&str; 5] = [DEFAULT_TASK_KIND, "ingest", "quality", "transform", "sql"];
+pub const TASK_KINDS: [&str; 7] = [DEFAULT_TASK_KIND, "ingest", "quality", "transform", "sql", "train", "deploy"];
 
 /// One DAG file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +233,12 @@ pub struct TaskSpec {
     /// `kind: sql`: the statements (a template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
+    /// `kind: train`: the model to train from the one input asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSpec>,
+    /// `kind: deploy`: the stage change and its gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeploySpec>,
 }
 
 fn default_kind() -> String {
@@ -266,6 +274,8 @@ impl TaskSpec {
             steps: None,
             connection: None,
             sql: None,
+            model: None,
+            deploy: None,
         }
     }
 
@@ -287,6 +297,8 @@ impl TaskSpec {
                 steps: self.steps.clone()?,
             })),
             "sql" => Some(OpSpec::Sql(SqlSpec { connection: self.connection.clone()?, sql: self.sql.clone()? })),
+            "train" => Some(OpSpec::Train(TrainSpec { inputs: self.inputs.clone(), model: self.model.clone()? })),
+            "deploy" => Some(OpSpec::Deploy(self.deploy.clone()?)),
             _ => None,
         }
     }

@@ -63,6 +63,8 @@ pub fn ingest(
         previous_watermark,
         connections: &BTreeMap::new(),
         log: &|_: &str| {},
+        model_version: None,
+        registry: None,
     };
     run_ingest(spec, &ctx)
 }

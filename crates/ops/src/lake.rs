@@ -197,6 +197,19 @@ impl Lake {
         }
     }
 
+    /// The content of `path`, a location under the root; `None` if nothing is there.
+    pub(crate) fn get_object(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        let Some(bucket) = &self.bucket else {
+            return match fs::read(path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(OpsError::io("cannot read", path)(e)),
+            };
+        };
+        object::get(bucket, &self.key(path)?)?
+            .map_err(|e| OpsError::Read { path: path.to_owned(), message: e.to_string() })
+    }
+
     /// The object key of a location under a bucket's root.
     fn key(&self, path: &Path) -> Result<ObjectPath> {
         let text = path.to_str().unwrap_or_default();

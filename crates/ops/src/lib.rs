@@ -26,6 +26,7 @@ mod frame;
 mod http;
 pub mod ingest;
 pub mod lake;
+pub mod model;
 mod object;
 mod postgres;
 pub mod quality;

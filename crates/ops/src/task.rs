@@ -11,11 +11,12 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, Utc};
 use sluice_core::connection::Connection;
 use sluice_core::ops_spec::{OpSpec, Severity};
-use sluice_core::protocol::{AssetQuality, AssetWrite, OpOutput, QualityStatus};
+use sluice_core::protocol::{AssetQuality, AssetWrite, OpOutput, QualityStatus, RegistryView};
 
 use crate::error::{OpsError, Result};
 use crate::ingest::{ColumnInfo, run_ingest};
 use crate::lake::{Lake, WrittenPartition};
+use crate::model::{run_deploy, run_train};
 use crate::postgres::run_sql;
 use crate::quality::{QualityReport, run_quality};
 use crate::transform::run_transform;
@@ -36,6 +37,10 @@ pub struct OpContext<'a> {
     pub connections: &'a BTreeMap<String, Connection>,
     /// The task's log, for what happens along the way (a retried request, the rows a statement changed).
     pub log: &'a dyn Fn(&str),
+    /// `train`: the version number the server reserved for this try.
+    pub model_version: Option<i64>,
+    /// `deploy`: the model's versions as the server saw them at lease time.
+    pub registry: Option<&'a RegistryView>,
 }
 
 /// A connection with its id, for messages.
@@ -60,23 +65,35 @@ pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
             for asset in &mut assets {
                 asset.watermark.clone_from(&report.watermark);
             }
-            Ok(OpOutput { assets, quality: Vec::new() })
+            Ok(OpOutput { assets, ..OpOutput::default() })
         }
         OpSpec::Quality(spec) => {
             let reports = run_quality(spec, ctx.lake, ctx.ds, ctx.now)?;
             let quality =
                 reports.into_iter().map(|(uri, report)| asset_quality(uri, &report)).collect::<Result<_>>()?;
-            Ok(OpOutput { assets: Vec::new(), quality })
+            Ok(OpOutput { quality, ..OpOutput::default() })
         }
         OpSpec::Transform(spec) => {
             let output = run_transform(spec, ctx.lake, ctx.ds)?;
             let assets = asset_writes(&output.outputs, &output.schema)?;
-            Ok(OpOutput { assets, quality: Vec::new() })
+            Ok(OpOutput { assets, ..OpOutput::default() })
         }
         OpSpec::Sql(spec) => {
             let (_, conn) = ctx.connection(&spec.connection)?;
             run_sql(spec, conn, ctx.log)?;
             Ok(OpOutput::default())
+        }
+        OpSpec::Train(spec) => {
+            let version = ctx.model_version.ok_or_else(|| {
+                OpsError::Invalid("no model version was reserved for this try ($SLUICE_MODEL_VERSION)".into())
+            })?;
+            Ok(OpOutput { model: Some(run_train(spec, ctx, version)?), ..OpOutput::default() })
+        }
+        OpSpec::Deploy(spec) => {
+            let registry = ctx.registry.ok_or_else(|| {
+                OpsError::Invalid("the registry did not come with this try ($SLUICE_MODEL_REGISTRY)".into())
+            })?;
+            Ok(OpOutput { stage_change: Some(run_deploy(spec, ctx, registry)?), ..OpOutput::default() })
         }
     }
 }

@@ -62,5 +62,7 @@ pub(crate) fn context<'a>(lake: &'a Lake, base_dir: &'a Path) -> OpContext<'a> {
         previous_watermark: None,
         connections: &NO_CONNECTIONS,
         log: &ignore,
+        model_version: None,
+        registry: None,
     }
 }

@@ -10,8 +10,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
-    AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, NewApiKey, NewAssetEvent, NewBackfill, NewRun,
-    NewTaskInstance, PoolSettings, RunFilter, Store, TryEnd, TryRef,
+    AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, NewApiKey, NewAssetEvent, NewBackfill, NewModelVersion,
+    NewRun, NewTaskInstance, PoolSettings, RunFilter, SetStage, StageRefusal, Store, TryEnd, TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -88,6 +88,7 @@ conformance!(
     asset_events_and_quality_reports,
     asset_triggers_consume_events_once,
     leases_read_connections_and_watermarks,
+    model_versions_and_stages,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -706,4 +707,96 @@ async fn leases_read_connections_and_watermarks(store: &Store) {
     assert_eq!(tx.latest_watermark("lake://raw/w").await.unwrap().as_deref(), Some("5"), "the newest mark recorded");
     assert_eq!(tx.latest_watermark("lake://raw/other").await.unwrap(), None);
     tx.commit().await.unwrap();
+}
+
+/// Registers version `version` of model `m`, trained on the data of `event("lake://f", rows)`.
+async fn register(store: &Store, version: i64, accuracy: f64, rows: i64) {
+    let metrics = std::collections::BTreeMap::from([("accuracy".to_owned(), accuracy)]);
+    let (params, details) = (json!({"alpha": 1.0}), json!({"per_fold": []}));
+    let uri = format!("lake://models/m/{version}");
+    let hash = format!("hash-{rows}");
+    let new = NewModelVersion {
+        model: "m",
+        version,
+        algorithm: "logistic_regression",
+        params: &params,
+        metrics: &metrics,
+        details: &details,
+        artifact_uri: &uri,
+        input_uri: "lake://f",
+        input_content_hash: Some(&hash),
+        description: Some("a model"),
+        dag_id: "d",
+        run_id: "r",
+        task_id: "train",
+        try_id: "t",
+        dag_version_id: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.register_model_version(&new, Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn model_versions_and_stages(store: &Store) {
+    let from = a_try(store).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.record_asset_events(&from, None, &[event("lake://f", 10), event("lake://f", 20)], Utc::now()).await.unwrap();
+    // Numbers are reserved one by one, whether or not the try that took one registers it.
+    let reserved = [
+        tx.reserve_model_version("m", Utc::now()).await.unwrap(),
+        tx.reserve_model_version("m", Utc::now()).await.unwrap(),
+    ];
+    tx.commit().await.unwrap();
+    assert_eq!(reserved, [1, 2]);
+    register(store, 1, 0.9, 10).await;
+    register(store, 2, 0.95, 20).await;
+    let v1 = store.get_model_version("m", 1).await.unwrap().unwrap();
+    let (events, _) = store
+        .asset_events(&AssetEventFilter { uri: Some("lake://f".into()), limit: 10, ..AssetEventFilter::default() })
+        .await
+        .unwrap();
+    let first_event = events.iter().find(|e| e.row_count == Some(10)).unwrap().id;
+    assert_eq!((v1.stage.as_str(), v1.input_event_id, v1.metrics["accuracy"]), ("none", Some(first_event), 0.9));
+
+    let promote = |version, expected| SetStage {
+        model: "m",
+        version,
+        stage: "production",
+        changed_by: "run:d/r/deploy",
+        reason: Some("gate passed"),
+        expected_production: expected,
+    };
+    store.set_model_stage(&promote(1, Some(None)), Utc::now()).await.unwrap().unwrap();
+    // A decision made against an older production version changes nothing.
+    let refused = store.set_model_stage(&promote(2, Some(None)), Utc::now()).await.unwrap();
+    assert_eq!(refused, Err(StageRefusal::ProductionMoved { model: "m".into(), expected: None, now: Some(1) }));
+    assert_eq!(
+        store.set_model_stage(&promote(7, None), Utc::now()).await.unwrap(),
+        Err(StageRefusal::NoSuchVersion("m".into(), 7))
+    );
+    store.set_model_stage(&promote(2, Some(Some(1))), Utc::now()).await.unwrap().unwrap();
+
+    let stages: Vec<(i64, String)> =
+        store.list_model_versions("m").await.unwrap().into_iter().map(|v| (v.version, v.stage)).collect();
+    assert_eq!(stages, [(2, "production".to_owned()), (1, "archived".to_owned())]);
+    let history: Vec<(i64, String, String)> = store
+        .model_stage_history("m")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.version, c.from_stage, c.to_stage))
+        .collect();
+    let expected = [(1, "none", "production"), (1, "production", "archived"), (2, "none", "production")];
+    assert_eq!(history, expected.map(|(v, f, t)| (v, f.to_owned(), t.to_owned())));
+    let mut tx = store.begin().await.unwrap();
+    let (versions, previous) = tx.model_versions_for_deploy("m").await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!((versions.len(), previous), (2, Some(1)), "a rollback goes back to version 1");
+    let model = store.get_model("m").await.unwrap().unwrap();
+    assert_eq!(
+        (model.latest_version, model.production_version, model.description.as_deref()),
+        (Some(2), Some(2), Some("a model"))
+    );
+    assert_eq!(store.model_version_in_stage("m", "production").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.list_models(10, 0).await.unwrap().1, 1);
 }

@@ -317,6 +317,8 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<
         logs,
         assets: op_output.assets,
         quality: op_output.quality,
+        model: op_output.model,
+        stage_change: op_output.stage_change,
     };
     let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
     let mut backoff = Backoff::new();

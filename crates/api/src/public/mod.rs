@@ -5,6 +5,7 @@ mod backfills;
 mod clear;
 mod connections;
 mod dags;
+mod models;
 mod monitor;
 mod pools;
 mod runs;
@@ -55,9 +56,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assets::lineage))
         .routes(routes!(assets::get))
         .routes(routes!(assets::quality))
+        .merge(models_router())
         .routes(routes!(monitor::import_errors))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))
+}
+
+/// The model registry and predictions: part of `/api/v2`, and all that `sluice serve` answers of it.
+pub fn models_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(models::list))
+        .routes(routes!(models::get))
+        .routes(routes!(models::versions))
+        .routes(routes!(models::version))
+        .routes(routes!(models::stage_history))
+        .routes(routes!(models::set_stage))
+        .routes(routes!(models::rollback))
+        .routes(routes!(models::predict))
 }
 
 /// `limit` and `offset`, as every Airflow list endpoint takes them.

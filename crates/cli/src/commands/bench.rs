@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::server::{AuthArgs, DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
+use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, serve};
 
 mod transform;
 
@@ -133,6 +133,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<
         worker_token: Some(TOKEN.into()),
         no_scheduler: false,
         auth: AuthArgs::private(),
+        lake: LakeArgs { lake: None, home: dags.to_path_buf() },
     };
     let store = connect(&server_args.database).await?;
     let token = server_args.auth.local_admin_token(&store).await?;

@@ -168,7 +168,7 @@ async fn test(dag_id: &str, conf: Value, dags_folder: PathBuf) -> anyhow::Result
 }
 
 async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -> anyhow::Result<ExitCode> {
-    use super::server::{AuthArgs, DatabaseArgs, SchedulingArgs, ServerArgs, connect, serve};
+    use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, serve};
     let token = uuid::Uuid::now_v7().to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -179,6 +179,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         worker_token: Some(token.clone()),
         no_scheduler: false,
         auth: AuthArgs::private(),
+        lake: LakeArgs { lake: None, home: home.to_path_buf() },
     };
     let store = connect(&args.database).await?;
     let api_token = args.auth.local_admin_token(&store).await?;

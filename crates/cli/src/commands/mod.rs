@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod dags;
 pub mod db;
+pub mod models;
 pub mod remote;
 pub mod run_op;
 pub mod server;

@@ -16,27 +16,20 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use sluice_core::connection::{Connection, connection_env_var};
 use sluice_core::ops_spec::OpSpec;
-use sluice_core::protocol::{OP_SPEC_ENV, OpOutput, PREVIOUS_WATERMARK_ENV, QualityStatus};
+use sluice_core::protocol::{
+    MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, OP_SPEC_ENV, OpOutput, PREVIOUS_WATERMARK_ENV, QualityStatus, RegistryView,
+};
 use sluice_ops::{Lake, OpContext, run_op};
+
+use super::server::LakeArgs;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
-    /// Where `lake://` assets live: a folder, or `s3://bucket/prefix` with the credentials and endpoint in the
-    /// usual `AWS_*` variables (default: $SLUICE_HOME/lake).
-    #[arg(long, env = "SLUICE_LAKE")]
-    pub lake: Option<String>,
-    #[arg(long, env = "SLUICE_HOME", default_value = "./.sluice")]
-    pub home: PathBuf,
+    #[command(flatten)]
+    pub lake: LakeArgs,
     /// Relative source paths are read from this folder.
     #[arg(long, env = "SLUICE_DAGS_FOLDER", default_value = "./dags")]
     pub dags_folder: PathBuf,
-}
-
-impl Args {
-    /// The lake's location: `--lake`, else `$SLUICE_HOME/lake`.
-    pub fn lake_location(&self) -> String {
-        self.lake.clone().unwrap_or_else(|| self.home.join("lake").display().to_string())
-    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -46,10 +39,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(ds) => NaiveDate::parse_from_str(&ds, "%Y-%m-%d").with_context(|| format!("$SLUICE_DS {ds:?}"))?,
         Err(_) => Utc::now().date_naive(),
     };
-    let lake = Lake::open(&args.lake_location())?;
+    let lake = Lake::open(&args.lake.location())?;
     println!("lake {}, logical date {ds}", lake.root().display());
     let connections = connections(&op)?;
     let previous_watermark = std::env::var(PREVIOUS_WATERMARK_ENV).ok();
+    let model_version = match std::env::var(MODEL_VERSION_ENV) {
+        Ok(v) => Some(v.parse::<i64>().with_context(|| format!("${MODEL_VERSION_ENV} {v:?}"))?),
+        Err(_) => None,
+    };
+    let registry: Option<RegistryView> = match std::env::var(MODEL_REGISTRY_ENV) {
+        Ok(json) => Some(serde_json::from_str(&json).with_context(|| format!("${MODEL_REGISTRY_ENV}"))?),
+        Err(_) => None,
+    };
     if let OpSpec::Ingest(spec) = &op
         && let Some(column) = &spec.watermark
     {
@@ -70,6 +71,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             previous_watermark: previous_watermark.as_deref(),
             connections: &connections,
             log: &log,
+            model_version,
+            registry: registry.as_ref(),
         };
         run_op(&op, &ctx)
     })
@@ -103,6 +106,13 @@ fn connections(op: &OpSpec) -> anyhow::Result<BTreeMap<String, Connection>> {
 }
 
 fn print_summary(output: &OpOutput) {
+    if let Some(model) = &output.model {
+        let metrics: Vec<String> = model.metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        println!("model {} version {} ({}): {}", model.name, model.version, model.algorithm, metrics.join(", "));
+    }
+    if let Some(change) = &output.stage_change {
+        println!("model {} version {} → {}: {}", change.model, change.version, change.stage, change.reason);
+    }
     for asset in &output.assets {
         let mark = asset.watermark.as_ref().map(|w| format!(", watermark {w}")).unwrap_or_default();
         println!("wrote {} rows to {}{mark}", asset.rows.unwrap_or_default(), asset.uri);

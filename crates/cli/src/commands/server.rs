@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use sluice_api::AppState;
 use sluice_api::auth::AuthConfig;
+use sluice_api::serving::Serving;
 use sluice_core::Role;
+use sluice_ops::Lake;
+use sluice_ops::model::LakeModelLoader;
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
 use sluice_store::Store;
 use tokio::net::TcpListener;
@@ -94,6 +97,30 @@ pub fn random_secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
+/// Where `lake://` assets and model versions live.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LakeArgs {
+    /// A folder, or `s3://bucket/prefix` with the credentials and endpoint in the usual `AWS_*` variables
+    /// (default: $SLUICE_HOME/lake).
+    #[arg(long, env = "SLUICE_LAKE")]
+    pub lake: Option<String>,
+    #[arg(long, env = "SLUICE_HOME", default_value = "./.sluice")]
+    pub home: PathBuf,
+}
+
+impl LakeArgs {
+    /// The lake's location: `--lake`, else `$SLUICE_HOME/lake`.
+    pub fn location(&self) -> String {
+        self.lake.clone().unwrap_or_else(|| self.home.join("lake").display().to_string())
+    }
+
+    /// What answers predictions: versions loaded from this lake.
+    fn serving(&self) -> anyhow::Result<Arc<Serving>> {
+        let lake = Lake::open(&self.location())?;
+        Ok(Arc::new(Serving::new(Arc::new(LakeModelLoader { lake }))))
+    }
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServerArgs {
     #[command(flatten)]
@@ -111,6 +138,22 @@ pub struct ServerArgs {
     pub no_scheduler: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+}
+
+/// `sluice serve`: predictions only.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "SLUICE_SERVE_BIND", default_value = "127.0.0.1:8081")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub lake: LakeArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -182,7 +225,12 @@ pub async fn serve(
         stop_signal.cancelled().await;
         stopping.stop_waiting();
     });
-    let state = AppState { engine, worker_token: Arc::from(worker_token), auth: Arc::new(args.auth.config()) };
+    let state = AppState {
+        engine,
+        worker_token: Arc::from(worker_token),
+        auth: Arc::new(args.auth.config()),
+        serving: args.lake.serving()?,
+    };
     let app = sluice_api::router(state);
     tracing::info!(address = %listener.local_addr()?, "server listening");
     axum::serve(listener, app)
@@ -209,6 +257,31 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         trigger.cancel();
     });
     serve(&args, store, token, listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `sluice serve`: the model registry's predictions and reads, nothing else, until a shutdown signal.
+pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = connect(&args.database).await?;
+    let scheduling = SchedulingArgs {
+        dags_folder: PathBuf::from("./dags"),
+        scheduler_tick_ms: 1000,
+        dag_sync_secs: 5,
+        lease_secs: 30,
+    };
+    let state = AppState {
+        engine: engine_of(store, &scheduling),
+        // No worker is ever told this one: the worker protocol is not served.
+        worker_token: Arc::from(random_secret()),
+        auth: Arc::new(args.auth.config()),
+        serving: args.lake.serving()?,
+    };
+    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
+    tracing::info!(address = %listener.local_addr()?, lake = %args.lake.location(), "serving models");
+    axum::serve(listener, sluice_api::serving_router(state))
+        .with_graceful_shutdown(super::shutdown_signal())
+        .await
+        .context("server failed")?;
     Ok(ExitCode::SUCCESS)
 }
 

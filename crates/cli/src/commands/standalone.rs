@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use sluice_core::Role;
 use sluice_store::Store;
 
-use super::server::{AuthArgs, DatabaseArgs, SchedulingArgs, ServerArgs, connect, random_secret, serve};
+use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, random_secret, serve};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -61,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         worker_token: Some(worker_token.clone()),
         no_scheduler: false,
         auth,
+        lake: LakeArgs { lake: None, home: args.home.clone() },
     };
     let store = connect(&server_args.database).await?;
     create_first_admin(&store, &args.home).await?;

@@ -308,7 +308,7 @@ tasks:
         [
             "dag.yaml:5:13: unknown field `pth`, did you mean `path`?",
             "dag.yaml:6:15: task `ingest`: invalid asset URI \"raw/penguins\": it must start with lake://",
-            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql)",
+            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql, train, deploy)",
             "dag.yaml:12:15: unknown field `max_mising_rate`, did you mean `max_missing_rate`?",
             "dag.yaml:13:9: task `features` of kind transform needs `outputs`",
             "dag.yaml:16:5: task `features`: `command` is not read by tasks of kind transform",
@@ -404,4 +404,43 @@ tasks:
     for (found, expected) in found.iter().zip(expected) {
         assert!(found.starts_with(expected), "{found:?} should start with {expected:?}");
     }
+}
+
+#[test]
+fn train_and_deploy_tasks_load_and_their_mistakes_are_located() {
+    let dag = load_dag("penguins_train.yaml", include_str!("../../../../dags/penguins_train.yaml")).expect("loads");
+    let Some(crate::ops_spec::OpSpec::Train(train)) = dag.task("train").unwrap().op_spec() else {
+        panic!("a train task")
+    };
+    assert_eq!((train.inputs.len(), train.model.candidates.len(), train.model.cv.folds), (1, 3, 5));
+    let Some(crate::ops_spec::OpSpec::Deploy(deploy)) = dag.task("deploy").unwrap().op_spec() else {
+        panic!("a deploy task")
+    };
+    assert_eq!(deploy.stage, "production");
+
+    let broken = "dag_id: m
+tasks:
+  - id: train
+    kind: train
+    inputs: [lake://f]
+    model:
+      name: m
+      target: y
+      candidates: [{algorithm: svm}]
+  - id: deploy
+    kind: deploy
+    deploy: {model: m, stage: prod}
+  - id: lost
+    kind: train
+    inputs: [lake://f]
+";
+    assert_eq!(
+        errors(broken),
+        [
+            "dag.yaml:7:7: task `train`: unknown algorithm `svm` (expected one of logistic_regression, decision_tree, \
+             random_forest, linear_regression, elastic_net)",
+            "dag.yaml:12:13: task `deploy`: `stage` must be staging or production, got \"prod\"",
+            "dag.yaml:13:9: task `lost` of kind train needs `model`",
+        ]
+    );
 }

@@ -262,7 +262,8 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     if task.kind != DEFAULT_TASK_KIND {
         check_data_task(i, task, loc, errors);
     } else {
-        check_fields_absent(i, task, &["source", "watermark", "checks", "steps", "connection", "sql"], loc, errors);
+        let data_only = ["source", "watermark", "checks", "steps", "connection", "sql", "model", "deploy"];
+        check_fields_absent(i, task, &data_only, loc, errors);
     }
     if task.kind == DEFAULT_TASK_KIND && !unread {
         match (&task.command, &task.script) {
@@ -305,13 +306,28 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "quality" => Some(&["inputs", "checks"]),
         "transform" => Some(&["inputs", "outputs", "steps"]),
         "sql" => Some(&["connection", "sql"]),
+        "train" => Some(&["inputs", "model"]),
+        "deploy" => Some(&["deploy"]),
         _ => None,
     }
 }
 
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 11] =
-    ["command", "script", "cwd", "inputs", "outputs", "source", "watermark", "checks", "steps", "connection", "sql"];
+const KIND_SPECIFIC: [&str; 13] = [
+    "command",
+    "script",
+    "cwd",
+    "inputs",
+    "outputs",
+    "source",
+    "watermark",
+    "checks",
+    "steps",
+    "connection",
+    "sql",
+    "model",
+    "deploy",
+];
 
 fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
     let id = &task.id;
@@ -359,6 +375,14 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
         {
             errors.push(loc.task(i, &[Seg::Key("source")]), format!("task `{id}`: {message}"));
         }
+        let (field, problems) = match &op {
+            crate::ops_spec::OpSpec::Train(train) => ("model", train.problems()),
+            crate::ops_spec::OpSpec::Deploy(deploy) => ("deploy", deploy.problems()),
+            _ => ("id", Vec::new()),
+        };
+        for message in problems {
+            errors.push(loc.task(i, &[Seg::Key(field)]), format!("task `{id}`: {message}"));
+        }
         let at = loc.task(i, &[Seg::Key("id")]);
         for text in crate::template::json_strings(&serde_json::to_value(&op).unwrap_or_default()) {
             check_template(text, &format!("task `{id}` configuration"), at, errors);
@@ -390,6 +414,8 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "watermark" => task.watermark.is_some(),
         "connection" => task.connection.is_some(),
         "sql" => task.sql.as_ref().is_some_and(|s| !s.trim().is_empty()),
+        "model" => task.model.is_some(),
+        "deploy" => task.deploy.is_some(),
         "command" => task.command.is_some(),
         "script" => task.script.is_some(),
         "cwd" => task.cwd.is_some(),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::ops_spec::{ColumnType, Columns, HashPii, Literal, MaskPii, Step, Subset, TextClean};
 
 use crate::error::{OpsError, Result};
+use crate::ingest::ColumnInfo;
 use crate::lake::Lake;
 
 mod apply;
@@ -38,6 +39,10 @@ pub const FITTED_FORMAT_VERSION: u32 = 1;
 pub struct FittedTransform {
     pub format_version: u32,
     pub steps: Vec<FittedStep>,
+    /// The columns of the frame it was fitted on: what a record must carry for the transform to replay on it
+    /// (absent from artifacts written before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_schema: Vec<ColumnInfo>,
 }
 
 /// One step with what it learned; steps that learn nothing carry their configuration.
@@ -86,13 +91,14 @@ pub struct Affine {
 /// Learn each step's parameters on `df` and apply it, in order. Returns the transformed frame and the artifact.
 /// `join` steps read their assets from `lake`, as of the logical date `ds`.
 pub fn fit(mut df: DataFrame, steps: &[Step], lake: &Lake, ds: NaiveDate) -> Result<(DataFrame, FittedTransform)> {
+    let input_schema = ColumnInfo::of(&df);
     let mut fitted = Vec::with_capacity(steps.len());
     for step in steps {
         let f = fit::fit_step(&df, step, lake, ds)?;
         df = apply::apply_step(df, &f)?;
         fitted.push(f);
     }
-    Ok((df, FittedTransform { format_version: FITTED_FORMAT_VERSION, steps: fitted }))
+    Ok((df, FittedTransform { format_version: FITTED_FORMAT_VERSION, steps: fitted, input_schema }))
 }
 
 impl FittedTransform {
@@ -106,6 +112,16 @@ impl FittedTransform {
             )));
         }
         self.steps.iter().try_fold(df, apply::apply_step)
+    }
+
+    /// The input columns a record must carry: those the transform was fitted on, less those a leading `select`
+    /// drops (they never reach the output) and less `except` (a model's target).
+    pub fn required_inputs(&self, except: &str) -> Vec<ColumnInfo> {
+        let kept = |name: &str| match self.steps.first() {
+            Some(FittedStep::Select(columns)) => columns.iter().any(|c| c == name),
+            _ => true,
+        };
+        self.input_schema.iter().filter(|c| c.name != except && kept(&c.name)).cloned().collect()
     }
 
     /// Read the partitions that the `join` steps joined when fitting, for [`FittedTransform::apply`]; fails if one

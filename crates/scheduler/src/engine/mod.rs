@@ -4,6 +4,7 @@ mod backfill;
 mod data_env;
 mod evaluate;
 mod manage;
+mod models;
 mod runs;
 mod tasks;
 

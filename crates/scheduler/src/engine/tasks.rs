@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::Engine;
 use super::data_env::data_task_env;
 use super::evaluate::Scope;
+use super::models::{model_env, record_model};
 use crate::EngineError;
 
 /// Leases remembered for their reports at most (see `Engine::remember_leases`).
@@ -126,6 +127,7 @@ impl Engine {
                 Ok(data_env) => env.extend(data_env),
                 Err(message) => return Ok(Err(message)),
             }
+            env.extend(model_env(tx, op, Utc::now()).await?);
         }
         Ok(Ok(Prepared { command, env, execution_timeout: resolved.execution_timeout }))
     }
@@ -221,7 +223,7 @@ impl Engine {
         };
         let run = self.runs.get(&self.store, run_pk).await?.ok_or(EngineError::StaleLease)?;
         let dag = self.dags.get(&self.store, run.version_id).await?;
-        let ending = Ending {
+        let mut ending = Ending {
             succeeded: report.outcome == TaskOutcome::Success,
             exit_code: report.exit_code.map(i64::from),
             error: report.error.clone(),
@@ -236,6 +238,10 @@ impl Engine {
         let ti = tx.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
         tx.insert_log_lines(report.lease_id, &log_entries(&report.logs)).await?;
         record_data(&mut tx, &dag, &ti, report, now).await?;
+        if let Some(refused) = record_model(&mut tx, &dag, &ti, report, &run.version_id.to_string(), now).await? {
+            ending.succeeded = false;
+            ending.error = Some(refused);
+        }
         let queued = match &locked_run {
             Some(run) => self.end_try(&mut tx, run, &ti, ending, now).await?,
             None => {

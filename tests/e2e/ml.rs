@@ -1,0 +1,250 @@
+//! Machine learning end to end, on real workers and PostgreSQL: the penguins pipeline trains a species classifier
+//! with cross-validation over a grid, registers it with its lineage, promotes it behind a gate, and serves it over
+//! the records endpoint and the Open Inference Protocol, from `sluice server` and from `sluice serve`. A version that
+//! does not beat production is not promoted; a bad request gets 422 naming the column; a train on unusable data
+//! fails with a clear message and registers no version.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sluice_tests::{Backend, Sluice};
+
+const TRAIN: &str = include_str!("../../dags/penguins_train.yaml");
+const PENGUINS: &str = include_str!("../../dags/data/penguins.csv");
+const MODEL: &str = "penguins_species";
+
+/// A server and one worker, with `dags` and the penguins data in the DAGs folder.
+async fn start(dags: &[(&str, &str)]) -> Sluice {
+    let mut sluice = Sluice::new(Backend::Postgres, dags).await;
+    sluice.add_data("penguins.csv", PENGUINS);
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "2"]);
+    sluice
+}
+
+async fn run_to_end(sluice: &Sluice, dag_id: &str, conf: Value) -> (String, Value) {
+    let run_id = sluice.trigger(dag_id, conf).await;
+    let run = sluice.wait_run_done(dag_id, &run_id, Duration::from_secs(300)).await;
+    (run_id, run)
+}
+
+/// Rows of the data set with their species, as prediction records (the raw columns the model reads).
+fn known_rows() -> Vec<(Value, &'static str)> {
+    let row = |island: &str, bill: f64, depth: f64, flipper: i64, mass: i64, sex: &str| {
+        json!({"island": island, "bill_length_mm": bill, "bill_depth_mm": depth, "flipper_length_mm": flipper,
+               "body_mass_g": mass, "sex": sex})
+    };
+    // Rows 1, 153 and 277 of penguins.csv.
+    vec![
+        (row("Torgersen", 39.1, 18.7, 181, 3750, "male"), "Adelie"),
+        (row("Biscoe", 46.1, 13.2, 211, 4500, "female"), "Gentoo"),
+        (row("Dream", 46.5, 17.9, 192, 3500, "female"), "Chinstrap"),
+    ]
+}
+
+#[tokio::test]
+async fn penguins_model_is_trained_promoted_served_and_gated() {
+    let mut sluice = start(&[("penguins_train.yaml", TRAIN)]).await;
+    let (run_id, run) = run_to_end(&sluice, "penguins_train", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+
+    // The registry: one version, cross-validated, with its lineage, promoted by the run.
+    let (status, model) = sluice.get(&format!("/models/{MODEL}")).await;
+    assert_eq!((status, model["production_version"].as_i64()), (200, Some(1)), "{model}");
+    let (_, v1) = sluice.get(&format!("/models/{MODEL}/versions/1")).await;
+    let accuracy = v1["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.95, "CV accuracy {accuracy}: {v1}");
+    assert_eq!(v1["details"]["per_fold"].as_array().unwrap().len(), 5, "{v1}");
+    assert_eq!(v1["details"]["cv"]["fold_of_row"].as_array().unwrap().len(), 344);
+    assert_eq!(v1["details"]["candidates"].as_array().unwrap().len(), 12, "3 algorithms × 4 settings");
+    assert_eq!(v1["lineage"]["input_uri"], "lake://features/penguins_species");
+    assert!(v1["lineage"]["input_event_id"].is_i64(), "the asset event it read: {v1}");
+    assert_eq!(
+        (v1["lineage"]["run_id"].as_str(), v1["lineage"]["task_id"].as_str()),
+        (Some(run_id.as_str()), Some("train"))
+    );
+    assert_eq!(v1["artifact_uri"], "lake://models/penguins_species/1");
+    assert!(sluice.lake.path().join("models/penguins_species/1/model.json").is_file());
+    let (_, history) = sluice.get(&format!("/models/{MODEL}/stageHistory")).await;
+    let change = &history["stage_changes"][0];
+    assert_eq!((change["from_stage"].as_str(), change["to_stage"].as_str()), (Some("none"), Some("production")));
+    assert_eq!(change["changed_by"], format!("run:penguins_train/{run_id}/deploy"));
+
+    // Known rows are predicted correctly over both protocols, from the server and from `sluice serve`.
+    let serve_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let serve_bind = format!("127.0.0.1:{serve_port}");
+    let serve = sluice.spawn("serve", &["serve", "--bind", &serve_bind]);
+    sluice.extra.push(serve);
+    let records: Vec<Value> = known_rows().into_iter().map(|(r, _)| r).collect();
+    let species: Vec<&str> = known_rows().into_iter().map(|(_, s)| s).collect();
+    let serve_url = format!("http://{serve_bind}");
+    for base in [sluice.url.clone(), serve_url.clone()] {
+        let answer = sluice
+            .eventually("a prediction", Duration::from_secs(30), || {
+                let http = sluice.http.clone();
+                let url = format!("{base}/api/v2/models/{MODEL}/predict");
+                let token = sluice.token.clone().unwrap();
+                let body = json!({"records": records});
+                async move {
+                    let response = http.post(url).bearer_auth(token).json(&body).send().await.ok()?;
+                    (response.status() == 200).then_some(response.json::<Value>().await.ok()?)
+                }
+            })
+            .await;
+        assert_eq!(answer["predictions"], json!(species), "{base}: {answer}");
+        assert_eq!(answer["version"], 1);
+        assert!(answer["request_id"].is_string());
+        for p in answer["probabilities"].as_array().unwrap() {
+            let sum: f64 = p.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).sum();
+            assert!((sum - 1.0).abs() < 1e-6, "{answer}");
+        }
+        let tensor = |name: &str, datatype: &str| {
+            json!({"name": name, "shape": [3], "datatype": datatype,
+                   "data": records.iter().map(|r| r[name].clone()).collect::<Vec<_>>()})
+        };
+        let infer = json!({"id": "abc", "inputs": [
+            tensor("island", "BYTES"), tensor("bill_length_mm", "FP64"), tensor("bill_depth_mm", "FP64"),
+            tensor("flipper_length_mm", "INT64"), tensor("body_mass_g", "INT64"), tensor("sex", "BYTES")]});
+        let response = sluice
+            .http
+            .post(format!("{base}/v2/models/{MODEL}/infer"))
+            .bearer_auth(sluice.token.clone().unwrap())
+            .json(&infer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!((answer["id"].as_str(), answer["model_version"].as_str()), (Some("abc"), Some("1")), "{answer}");
+        assert_eq!(answer["outputs"][0]["data"], json!(species), "{answer}");
+        let ready = sluice.http.get(format!("{base}/v2/health/ready")).send().await.unwrap();
+        assert_eq!(ready.status(), 200, "health is open");
+    }
+    let (status, metadata) = sluice.request(Method::GET, &format!("/v2/models/{MODEL}"), None).await;
+    let inputs: Vec<&str> =
+        metadata["inputs"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!((status, inputs.len()), (200, 6), "{metadata}");
+
+    // Bad requests say what is wrong.
+    let predict = |body: Value, query: &str| {
+        let path = format!("/api/v2/models/{MODEL}/predict{query}");
+        let sluice = &sluice;
+        async move { sluice.request(Method::POST, &path, Some(body)).await }
+    };
+    let mut missing = records[0].clone();
+    missing.as_object_mut().unwrap().remove("body_mass_g");
+    let mut extra = records[0].clone();
+    extra["wingspan"] = json!(1.0);
+    let mut mistyped = records[0].clone();
+    mistyped["bill_length_mm"] = json!("long");
+    for (record, column) in [(missing, "body_mass_g"), (extra, "wingspan"), (mistyped, "bill_length_mm")] {
+        let (status, body) = predict(json!({"records": [record]}), "").await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(column), "{column}: {body}");
+    }
+    let (status, body) = sluice.post("/models/no_such_model/predict", json!({"records": records})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = predict(json!({"records": records}), "?stage=staging").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("promote"), "{body}");
+
+    // Roles: a Viewer reads the registry but does not predict; a User predicts but does not promote.
+    for (name, role) in [("viewer", "Viewer"), ("user", "User")] {
+        sluice.create_user(name, role, &format!("{name}-password")).await;
+    }
+    let viewer = sluice.login("viewer", "viewer-password").await;
+    let user = sluice.login("user", "user-password").await;
+    let body = Some(json!({"records": records}));
+    let predict_path = format!("/api/v2/models/{MODEL}/predict");
+    assert_eq!(sluice.request_as(Some(&viewer), Method::GET, &format!("/api/v2/models/{MODEL}"), None).await.0, 200);
+    assert_eq!(sluice.request_as(Some(&viewer), Method::POST, &predict_path, body.clone()).await.0, 403);
+    assert_eq!(sluice.request_as(Some(&user), Method::POST, &predict_path, body).await.0, 200);
+    let promote = format!("/api/v2/models/{MODEL}/versions/1/stage");
+    let staging = Some(json!({"stage": "staging"}));
+    assert_eq!(sluice.request_as(Some(&user), Method::POST, &promote, staging).await.0, 403);
+
+    // A second run asks for a margin over production that the same data and seed cannot give: the new version is
+    // registered, the gate fails with both figures, and version 1 keeps serving.
+    let (run_id, run) = run_to_end(&sluice, "penguins_train", json!({"margin": 0.01})).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let states = sluice.task_states("penguins_train", &run_id).await;
+    assert_eq!((states["train"].as_str(), states["deploy"].as_str()), ("success", "failed"), "{states:?}");
+    let log = sluice.log("penguins_train", &run_id, "deploy", 1).await;
+    assert!(log.contains("gate failed") && log.contains("production version 1"), "{log}");
+    let (_, model) = sluice.get(&format!("/models/{MODEL}")).await;
+    assert_eq!((model["latest_version"].as_i64(), model["production_version"].as_i64()), (Some(2), Some(1)));
+
+    // Promotion by hand swaps the served version; a rollback brings the previous one back.
+    let (status, body) =
+        sluice.post(&format!("/models/{MODEL}/versions/2/stage"), json!({"stage": "production"})).await;
+    assert_eq!((status, body["stage"].as_str()), (200, Some("production")), "{body}");
+    let (_, answer) = predict(json!({"records": records}), "").await;
+    assert_eq!(answer["version"], 2, "{answer}");
+    let (status, body) = sluice.post(&format!("/models/{MODEL}/rollback"), json!({"reason": "test"})).await;
+    assert_eq!((status, body["version"].as_i64()), (200, Some(1)), "{body}");
+    let (_, versions) = sluice.get(&format!("/models/{MODEL}/versions")).await;
+    let stages: Vec<(i64, &str)> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["stage"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stages, [(2, "archived"), (1, "production")]);
+    let (_, history) = sluice.get(&format!("/models/{MODEL}/stageHistory")).await;
+    let last = history["stage_changes"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["changed_by"].as_str(), last["reason"].as_str()), (Some("user:admin"), Some("test")), "{history}");
+    // `sluice serve` sees the rollback within a second.
+    let back = sluice
+        .eventually("sluice serve to answer with version 1", Duration::from_secs(10), || {
+            let http = sluice.http.clone();
+            let url = format!("{serve_url}/api/v2/models/{MODEL}/predict");
+            let token = sluice.token.clone().unwrap();
+            let body = json!({"records": records});
+            async move {
+                let answer: Value =
+                    http.post(url).bearer_auth(token).json(&body).send().await.ok()?.json().await.ok()?;
+                (answer["version"] == 1).then_some(answer)
+            }
+        })
+        .await;
+    assert_eq!(back["predictions"], json!(species));
+}
+
+const CONSTANT: &str = "\
+dag_id: constant_target
+schedule: null
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: data/constant.csv}
+    outputs: [lake://raw/constant]
+  - id: train
+    kind: train
+    depends_on: [ingest]
+    inputs: [lake://raw/constant]
+    model:
+      name: constant
+      target: label
+      candidates: [{algorithm: decision_tree}]
+      cv: {folds: 2}
+";
+
+#[tokio::test]
+async fn a_train_on_unusable_data_fails_clearly_and_registers_nothing() {
+    let sluice = start(&[("constant.yaml", CONSTANT)]).await;
+    let csv: String = std::iter::once("x,label\n".to_owned()).chain((0..20).map(|i| format!("{i},yes\n"))).collect();
+    sluice.add_data("constant.csv", &csv);
+    sluice.unpause("constant_target").await;
+    let (run_id, run) = run_to_end(&sluice, "constant_target", json!({})).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let log = sluice.log("constant_target", &run_id, "train", 1).await;
+    assert!(log.to_lowercase().contains("class"), "the reason (one class only) is in the log: {log}");
+    let (status, versions) = sluice.get("/models/constant/versions").await;
+    assert_eq!((status, versions["total_entries"].as_i64()), (200, Some(0)), "no version is registered: {versions}");
+}
