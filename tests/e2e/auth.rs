@@ -279,3 +279,144 @@ async fn admin_manages_users_over_the_api_and_no_one_else_may() {
     let (status, _) = sluice.request_as(Some(&grace), Method::GET, "/api/v2/dags", None).await;
     assert_eq!(status, 401, "a deleted user's token stops working");
 }
+
+/// A DAG of each kind for the cross-DAG test: both write the same asset and output an XCom value, and the second
+/// is readable by Op only. `classified` is the word to look for in answers.
+fn shared_asset_dag(dag_id: &str, access_control: &str) -> String {
+    format!(
+        "dag_id: {dag_id}\nschedule: '0 0 1 1 *'\nstart_date: 2020-01-01\ncatchup: false\n{access_control}\
+         tasks:\n  - id: a\n    script: |\n      echo '::output::{{\"from\":\"{dag_id}\"}}'\n    outputs: ['lake://shared/data']\n"
+    )
+}
+
+/// Waits until every run the admin sees has finished.
+async fn wait_all_runs_done(sluice: &Sluice) {
+    sluice
+        .eventually("every run to finish", std::time::Duration::from_secs(60), || async {
+            let (_, runs) = sluice.get("/dags/~/dagRuns?limit=1000").await;
+            let runs = runs["dag_runs"].as_array()?.clone();
+            runs.iter().all(|r| matches!(r["state"].as_str(), Some("success" | "failed"))).then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn listings_across_dags_leave_out_what_the_caller_may_not_read() {
+    let open = shared_asset_dag("open", "");
+    let classified = shared_asset_dag("classified", "access_control:\n  Op: [can_read]\n");
+    let sluice = Sluice::start(Backend::Postgres, &[("open.yaml", &open), ("classified.yaml", &classified)], 1).await;
+    let mut tokens = Vec::new();
+    for role in ["Viewer", "User"] {
+        let name = role.to_lowercase();
+        sluice.create_user(&name, role, &format!("{name}-password")).await;
+        tokens.push((role, sluice.login(&name, &format!("{name}-password")).await));
+    }
+    let admin = sluice.token.clone().unwrap();
+
+    // Runs, task instances, XCom values, asset events and backfills in both DAGs; the classified DAG's last.
+    let mut backfills = Vec::new();
+    for dag_id in ["open", "classified"] {
+        sluice.wait_dag(dag_id).await;
+        sluice.unpause(dag_id).await;
+        let run_id = sluice.trigger(dag_id, json!({})).await;
+        sluice.wait_run_done(dag_id, &run_id, std::time::Duration::from_secs(60)).await;
+        let body = json!({"dag_id": dag_id, "from_date": "2020-01-01T00:00:00Z", "to_date": "2020-01-01T00:00:00Z"});
+        let (status, backfill) = sluice.post("/backfills", body).await;
+        assert_eq!(status, 200, "{backfill}");
+        backfills.push(backfill["id"].as_i64().unwrap());
+    }
+    wait_all_runs_done(&sluice).await;
+    let last_run = sluice.trigger("classified", json!({})).await;
+    sluice.wait_run_done("classified", &last_run, std::time::Duration::from_secs(60)).await;
+
+    // Import errors: each DAG's file broken (its DAG stays), and a broken file of no known DAG.
+    for file in ["open.yaml", "classified.yaml", "unknown.yaml"] {
+        sluice.add_dag(file, "dag_id: [\n");
+    }
+    let errors = sluice
+        .eventually("three import errors", std::time::Duration::from_secs(30), || async {
+            let (_, errors) = sluice.get("/importErrors").await;
+            (errors["total_entries"] == 3).then_some(errors)
+        })
+        .await;
+    let error_of = |file: &str| {
+        let errors = errors["import_errors"].as_array().unwrap();
+        let found = errors.iter().find(|e| e["filename"].as_str().unwrap().ends_with(file)).unwrap();
+        found["import_error_id"].as_i64().unwrap()
+    };
+    let (_, assets) = sluice.get("/assets").await;
+    let asset_id = assets["assets"][0]["id"].as_i64().unwrap();
+
+    // Every listing that spans DAGs, with the key of its items: none may name the classified DAG but Admin's.
+    let lists: Vec<(Method, String, Option<Value>, &str)> = vec![
+        (Method::GET, "/api/v2/dags/~/dagRuns/~/taskInstances".into(), None, "task_instances"),
+        (Method::POST, "/api/v2/dags/~/dagRuns/~/taskInstances/list".into(), Some(json!({})), "task_instances"),
+        (Method::GET, "/api/v2/dags/~/dagRuns".into(), None, "dag_runs"),
+        (Method::POST, "/api/v2/dags/~/dagRuns/list".into(), Some(json!({})), "dag_runs"),
+        (Method::GET, "/api/v2/dags".into(), None, "dags"),
+        (Method::GET, "/api/v2/assets".into(), None, "assets"),
+        (Method::GET, "/api/v2/assets/events".into(), None, "asset_events"),
+        (Method::GET, "/api/v2/importErrors".into(), None, "import_errors"),
+        (Method::GET, format!("/api/v2/assets/{asset_id}"), None, ""),
+        (Method::GET, "/api/v2/assets/lineage?uri=lake://shared/data".into(), None, ""),
+    ];
+    for (method, path, body, items) in &lists {
+        let (status, answer) = sluice.request_as(Some(&admin), method.clone(), path, body.clone()).await;
+        assert_eq!(status, 200, "Admin {method} {path}: {answer}");
+        assert!(answer.to_string().contains("classified"), "Admin sees everything: {method} {path}: {answer}");
+        for (role, token) in &tokens {
+            let (status, answer) = sluice.request_as(Some(token), method.clone(), path, body.clone()).await;
+            assert_eq!(status, 200, "{role} {method} {path}: {answer}");
+            assert!(!answer.to_string().contains("classified"), "{role} {method} {path}: {answer}");
+            if !items.is_empty() {
+                let shown = answer[*items].as_array().unwrap();
+                assert!(!shown.is_empty(), "{role} still sees the open DAG's: {method} {path}: {answer}");
+                assert_eq!(answer["total_entries"], shown.len(), "{role} {method} {path}: the count agrees");
+            }
+        }
+    }
+    // The asset's newest event is the classified DAG's: others see the newest of the open DAG's.
+    let (_, asset) =
+        sluice.request_as(Some(&tokens[0].1), Method::GET, &format!("/api/v2/assets/{asset_id}"), None).await;
+    let (_, events) = sluice.request_as(Some(&tokens[0].1), Method::GET, "/api/v2/assets/events", None).await;
+    assert_eq!(asset["last_asset_event"]["id"], events["asset_events"][0]["id"], "{asset}");
+
+    // Routes naming one thing of the classified DAG, or `~` where a run or task is needed: never its data.
+    let run_id = last_run.as_str();
+    let singles = [
+        ("/api/v2/dags/classified/dagRuns/~/taskInstances".to_string(), 403),
+        (format!("/api/v2/dags/~/dagRuns/{run_id}/taskInstances"), 400),
+        (format!("/api/v2/dags/~/dagRuns/{run_id}"), 404),
+        (format!("/api/v2/dags/~/dagRuns/{run_id}/taskInstances/a"), 404),
+        (format!("/api/v2/dags/~/dagRuns/{run_id}/taskInstances/a/xcomEntries"), 404),
+        ("/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries".to_string(), 404),
+        (format!("/api/v2/dags/classified/dagRuns/{run_id}/taskInstances/a/xcomEntries"), 403),
+        ("/api/v2/assets/lineage?dag_id=classified&task_id=a".to_string(), 404),
+        (format!("/api/v2/importErrors/{}", error_of("classified.yaml")), 403),
+        (format!("/api/v2/importErrors/{}", error_of("unknown.yaml")), 403),
+        ("/api/v2/backfills?dag_id=classified".to_string(), 403),
+        (format!("/api/v2/backfills/{}", backfills[1]), 404),
+    ];
+    for (path, expected) in &singles {
+        for (role, token) in &tokens {
+            let (status, answer) = sluice.request_as(Some(token), Method::GET, path, None).await;
+            assert_eq!(status, *expected, "{role} GET {path}: {answer}");
+            assert!(answer["detail"].is_string(), "an error, not data: {answer}");
+        }
+    }
+    for path in [
+        format!("/api/v2/importErrors/{}", error_of("open.yaml")),
+        format!("/api/v2/backfills/{}", backfills[0]),
+        "/api/v2/backfills?dag_id=open".to_string(),
+    ] {
+        for (role, token) in &tokens {
+            assert_eq!(sluice.request_as(Some(token), Method::GET, &path, None).await.0, 200, "{role} {path}");
+        }
+    }
+    for path in [
+        format!("/api/v2/importErrors/{}", error_of("unknown.yaml")),
+        "/api/v2/assets/lineage?dag_id=classified&task_id=a".to_string(),
+    ] {
+        assert_eq!(sluice.request_as(Some(&admin), Method::GET, &path, None).await.0, 200, "Admin {path}");
+    }
+}

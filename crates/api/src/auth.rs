@@ -17,10 +17,14 @@
 
 mod keys;
 mod password;
+mod throttle;
 mod token;
 mod users;
 
-use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -29,11 +33,13 @@ use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use sluice_core::{DagAction, Role, dag_allows};
 use sluice_store::Store;
+use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub use password::{PasswordError, generate_password, hash_password, verify_password};
+pub use throttle::{SignInLimits, SignInThrottle};
 pub use token::{AuthConfig, Claims, TokenError};
 pub use users::username_problem;
 
@@ -188,6 +194,12 @@ fn rule_for(method: &Method, path: &str) -> Result<(&'static Rule, Option<String
         .ok_or_else(|| ApiError::Forbidden("no rule allows this request".into()))
 }
 
+/// Whether a presented secret is the expected one, compared in constant time (`subtle`), so that response times
+/// do not reveal how much of a guess was right. Every comparison of secrets goes through here.
+pub(crate) fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
 /// The authenticated caller of a request: a user, directly or through one of their API keys.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -313,11 +325,24 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password(&generate_password()).unwrap_or_default())
 }
 
-/// `POST /auth/token`: a JSON or form body `{username, password}` → 201 `{"access_token": …}`.
+/// The address a request came from: the connection's peer. `X-Forwarded-For` is not read, since any client can
+/// send it; behind a reverse proxy every client has the proxy's address. Without the connection's details (a
+/// router served without them) every client shares one address.
+fn client_address(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |ConnectInfo(peer)| peer.ip())
+}
+
+/// `POST /auth/token`: a JSON or form body `{username, password}` → 201 `{"access_token": …}`. Failed attempts are
+/// limited per username and per client address (see [`throttle`]): beyond the limits the answer is 429, with
+/// `Retry-After`.
 #[utoipa::path(post, path = "/token", tag = "Auth", security(()),
     request_body(content((LoginBody = "application/json"), (LoginBody = "application/x-www-form-urlencoded"))),
-    responses((status = 201, body = LoginResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+    responses((status = 201, body = LoginResponse), (status = 429, description = "Too many failed sign-ins; `Retry-After` says when to try again", body = crate::openapi::ErrorBody), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 async fn login(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
+    let address = client_address(&request);
     let form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -334,6 +359,14 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<(Statu
     if body.username.is_empty() || body.password.is_empty() {
         return Err(ApiError::BadRequest("Username and password must be provided".into()));
     }
+    let attempt = state.sign_in.begin(&body.username, address, Instant::now()).map_err(|locked| {
+        let retry_after_secs = locked.retry_after.as_secs() + u64::from(locked.retry_after.subsec_nanos() > 0);
+        tracing::warn!(username = %body.username, %address, by = locked.by, "sign-in refused: too many failures");
+        ApiError::TooManyRequests {
+            detail: format!("Too many failed sign-ins for this {}; try again in {retry_after_secs} seconds", locked.by),
+            retry_after_secs,
+        }
+    })?;
     let user = state.engine.store().get_user_by_name(&body.username).await?;
     let hash = user.as_ref().map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
     let password = body.password;
@@ -341,7 +374,11 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<(Statu
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::Internal(format!("password check failed: {e}")))?;
-    let user = user.filter(|_| matches).ok_or_else(|| ApiError::Unauthorized("Invalid credentials".into()))?;
+    let Some(user) = user.filter(|_| matches) else {
+        tracing::info!(username = %body.username, %address, "sign-in failed");
+        return Err(ApiError::Unauthorized("Invalid credentials".into()));
+    };
+    state.sign_in.succeeded(attempt);
     let access_token =
         state.auth.issue(&user).map_err(|e| ApiError::Internal(format!("cannot sign the token: {e}")))?;
     tracing::info!(username = %user.username, "token issued");
@@ -392,6 +429,15 @@ mod tests {
         for (method, path, expected) in cases {
             assert_eq!(decide(method.clone(), path).0, expected, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret("s3cret-token", "s3cret-token"));
+        for other in ["s3cret-tokeN", "s3cret-toke", "s3cret-token!", "", "S3cret-token"] {
+            assert!(!same_secret(other, "s3cret-token"), "{other:?}");
+        }
+        assert!(same_secret("", ""));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Errors as users read them: JSON `{"detail": …}` with the status Airflow would use.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sluice_scheduler::EngineError;
@@ -23,6 +23,12 @@ pub enum ApiError {
     /// Authenticated, but the caller's role or the DAG's `access_control` does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many failed sign-ins: `Retry-After` says in how many seconds to try again.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after_secs: u64 },
+    /// A request body over the server's limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// A failure of the server itself, not of the request.
     #[error("{0}")]
     Internal(String),
@@ -33,6 +39,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A request body over [`crate::BODY_LIMIT`].
+    pub fn body_too_large() -> ApiError {
+        ApiError::PayloadTooLarge(format!("the request body is larger than {} MiB", crate::BODY_LIMIT >> 20))
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound(_) | ApiError::Engine(EngineError::NotFound(_)) => StatusCode::NOT_FOUND,
@@ -43,6 +54,8 @@ impl ApiError {
             }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_)
             | ApiError::Engine(EngineError::Store(_) | EngineError::BadVersion { .. })
             | ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,6 +75,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %this, "request failed");
         }
-        (status, Json(json!({ "detail": this.to_string() }))).into_response()
+        let mut response = (status, Json(json!({ "detail": this.to_string() }))).into_response();
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = this {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
     }
 }

@@ -1,6 +1,7 @@
 //! Extractors whose rejections are JSON errors naming what is wrong, instead of axum's plain-text ones.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -15,6 +16,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            // A body without `Content-Length` reaches the limit while it is read.
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::body_too_large()),
             Err(rejection) => Err(ApiError::Unprocessable(format!("invalid request body: {}", rejection.body_text()))),
         }
     }

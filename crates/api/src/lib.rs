@@ -22,7 +22,10 @@ pub mod worker;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sluice_scheduler::Engine;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -42,10 +45,12 @@ pub struct AppState {
     pub auth: Arc<auth::AuthConfig>,
     /// The model versions that answer predictions.
     pub serving: Arc<serving::Serving>,
+    /// Failed sign-ins counted against their limits.
+    pub sign_in: Arc<auth::SignInThrottle>,
 }
 
 /// Request bodies larger than this are refused with 413 (log batches are the largest legitimate ones).
-const BODY_LIMIT: usize = 8 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The whole application: API (with its OpenAPI document), worker protocol, dashboard and `/health`.
 pub fn router(state: AppState) -> Router {
@@ -55,16 +60,24 @@ pub fn router(state: AppState) -> Router {
         .nest("/auth", auth::router())
         .split_for_parts();
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
-    Router::new()
+    let router = Router::new()
         .merge(api.layer(guard.clone()))
         .merge(inference::router().layer(guard))
         .route("/api/v2/openapi.json", get(move || openapi_json(doc.clone())))
         .nest(sluice_core::protocol::WORKER_API_PREFIX, worker::router(state.clone()))
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .merge(dashboard::router())
+        .merge(dashboard::router());
+    with_common_layers(router).with_state(state)
+}
+
+/// What every route of every router gets: the body limit, JSON 413s, request tracing.
+fn with_common_layers(router: Router<AppState>) -> Router<AppState> {
+    router
+        // One limit for every route: axum's extractors would otherwise stop at their own default of 2 MB.
+        .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::map_response(json_payload_too_large))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// What `sluice serve` answers: the model registry's reads and predictions under `/api/v2/models`, the Open
@@ -75,13 +88,25 @@ pub fn serving_router(state: AppState) -> Router {
         .nest("/api/v2", public::models_router())
         .nest("/auth", auth::router())
         .split_for_parts();
-    Router::new()
+    let router = Router::new()
         .merge(api.layer(guard.clone()))
         .merge(inference::router().layer(guard))
-        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }));
+    with_common_layers(router).with_state(state)
+}
+
+/// tower-http refuses a body whose `Content-Length` is over the limit with a plain-text 413; Sluice's errors are
+/// JSON everywhere.
+async fn json_payload_too_large(response: Response) -> Response {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return ApiError::body_too_large().into_response();
+    }
+    response
 }
 
 async fn openapi_json(doc: Arc<str>) -> impl axum::response::IntoResponse {

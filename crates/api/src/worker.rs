@@ -35,15 +35,10 @@ async fn require_worker_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), state.worker_token.as_bytes()) => Ok(next.run(request).await),
+        Some(token) if crate::auth::same_secret(token, &state.worker_token) => Ok(next.run(request).await),
         Some(_) => Err(ApiError::Unauthorized("invalid worker token".into())),
         None => Err(ApiError::Unauthorized("missing worker token: send Authorization: Bearer <token>".into())),
     }
-}
-
-/// Compares without an early exit, so response times do not reveal how much of a guess was right.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn lease(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::dags::placeholders;
+use crate::dags::{Bind, bind_all};
 use crate::error::Result;
 use crate::rows::{opt_json, time};
 use crate::time::to_ms;
@@ -110,6 +110,8 @@ pub struct AssetEventFilter {
     pub task_id: Option<String>,
     pub limit: i64,
     pub offset: i64,
+    /// DAGs whose events are left out: those the caller may not read (an event belongs to the DAG that wrote it).
+    pub hidden_dag_ids: Vec<String>,
 }
 
 impl Tx {
@@ -248,8 +250,13 @@ impl Tx {
 }
 
 impl Store {
-    /// Assets by URI, each with its newest event.
-    pub async fn list_assets(&self, limit: i64, offset: i64) -> Result<(Vec<AssetRow>, i64)> {
+    /// Assets by URI, each with its newest event not written by one of `hidden_dag_ids`.
+    pub async fn list_assets(
+        &self,
+        limit: i64,
+        offset: i64,
+        hidden_dag_ids: &[String],
+    ) -> Result<(Vec<AssetRow>, i64)> {
         let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM assets").fetch_one(self.pool()).await?.try_get("n")?;
         let rows = sqlx::query("SELECT uri FROM assets ORDER BY uri LIMIT $1 OFFSET $2")
             .bind(limit)
@@ -259,7 +266,7 @@ impl Store {
         let mut assets = Vec::with_capacity(rows.len());
         for row in rows {
             let uri: String = row.try_get("uri")?;
-            if let Some(asset) = self.get_asset(&uri).await? {
+            if let Some(asset) = self.get_asset(&uri, hidden_dag_ids).await? {
                 assets.push(asset);
             }
         }
@@ -272,7 +279,8 @@ impl Store {
         Ok(row.map(|r| r.try_get("uri")).transpose()?)
     }
 
-    pub async fn get_asset(&self, uri: &str) -> Result<Option<AssetRow>> {
+    /// An asset with its newest event not written by one of `hidden_dag_ids`.
+    pub async fn get_asset(&self, uri: &str, hidden_dag_ids: &[String]) -> Result<Option<AssetRow>> {
         let Some(row) =
             sqlx::query("SELECT id, uri, description, owner, created_ms, updated_ms FROM assets WHERE uri = $1")
                 .bind(uri)
@@ -281,7 +289,12 @@ impl Store {
         else {
             return Ok(None);
         };
-        let filter = AssetEventFilter { uri: Some(uri.to_owned()), limit: 1, ..AssetEventFilter::default() };
+        let filter = AssetEventFilter {
+            uri: Some(uri.to_owned()),
+            limit: 1,
+            hidden_dag_ids: hidden_dag_ids.to_vec(),
+            ..AssetEventFilter::default()
+        };
         let last_event = self.asset_events(&filter).await?.0.into_iter().next();
         Ok(Some(AssetRow {
             id: row.try_get("id")?,
@@ -302,26 +315,26 @@ impl Store {
             ("e.run_id", &filter.run_id),
             ("e.task_id", &filter.task_id),
         ];
-        let given: Vec<(&str, &String)> = fields.iter().filter_map(|(col, v)| v.as_ref().map(|v| (*col, v))).collect();
-        let conditions: Vec<String> =
-            given.iter().enumerate().map(|(i, (col, _))| format!("{col} = {}", placeholders(i + 1, 1))).collect();
-        let where_ = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-        let count_sql = format!("SELECT COUNT(*) AS n FROM asset_events e{where_}");
-        let mut count = sqlx::query(&count_sql);
-        for (_, v) in &given {
-            count = count.bind(v.as_str());
+        let mut conditions = vec!["1 = 1".to_string()];
+        let mut binds = Vec::new();
+        for (column, value) in fields {
+            if let Some(value) = value {
+                binds.push(Bind::Text(value.clone()));
+                conditions.push(format!("{column} = ${}", binds.len()));
+            }
         }
-        let total: i64 = count.fetch_one(self.pool()).await?.try_get("n")?;
+        crate::dags::push_hidden("e.dag_id", &filter.hidden_dag_ids, &mut conditions, &mut binds);
+        let where_clause = conditions.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM asset_events e WHERE {where_clause}");
+        let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
         let sql = format!(
-            "SELECT {} FROM asset_events e JOIN assets a ON a.uri = e.asset_uri{where_} ORDER BY e.id DESC LIMIT {} OFFSET {}",
+            "SELECT {} FROM asset_events e JOIN assets a ON a.uri = e.asset_uri WHERE {where_clause}
+              ORDER BY e.id DESC LIMIT {} OFFSET {}",
             AssetEventRow::COLUMNS,
             filter.limit.max(0),
             filter.offset.max(0)
         );
-        let mut query = sqlx::query(&sql);
-        for (_, v) in &given {
-            query = query.bind(v.as_str());
-        }
+        let query = bind_all(sqlx::query(&sql), &binds);
         let rows = query.fetch_all(self.pool()).await?;
         Ok((rows.iter().map(AssetEventRow::decode).collect::<Result<_>>()?, total))
     }

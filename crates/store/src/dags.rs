@@ -93,6 +93,19 @@ pub struct ImportErrorRow {
     pub timestamp: DateTime<Utc>,
 }
 
+/// Which import errors to list.
+#[derive(Debug, Clone, Default)]
+pub struct ImportErrorFilter {
+    pub id: Option<i64>,
+    /// DAGs the caller may not read. An error belongs to the DAGs whose file it is, and is left out when one of
+    /// them is hidden. A caller with hidden DAGs does not read every DAG, so the errors of files with no known DAG
+    /// are left out too: they may be a DAG the caller must not see (Airflow 3 shows them only to whoever may read
+    /// every DAG).
+    pub hidden_dag_ids: Vec<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariableRow {
     pub key: String,
@@ -237,7 +250,7 @@ impl Store {
         if !owner_conditions.is_empty() {
             conditions.push(format!("({})", owner_conditions.join(" OR ")));
         }
-        push_hidden(&filter.hidden_dag_ids, &mut conditions, &mut binds);
+        push_hidden("dag_id", &filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");
         let direction = if filter.descending { "DESC" } else { "ASC" };
         let count_sql = format!("SELECT COUNT(*) AS n FROM dags WHERE {where_clause}");
@@ -358,15 +371,33 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_import_errors(&self, limit: i64, offset: i64) -> Result<(Vec<ImportErrorRow>, i64)> {
-        let total: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM import_errors").fetch_one(self.pool()).await?.try_get("n")?;
+    /// A page of import errors in id order, and how many match.
+    pub async fn list_import_errors(&self, filter: &ImportErrorFilter) -> Result<(Vec<ImportErrorRow>, i64)> {
+        let mut conditions = vec!["1 = 1".to_string()];
+        let mut binds = Vec::new();
+        if let Some(id) = filter.id {
+            binds.push(Bind::Int(id));
+            conditions.push(format!("id = ${}", binds.len()));
+        }
+        if !filter.hidden_dag_ids.is_empty() {
+            let start = binds.len() + 1;
+            binds.extend(filter.hidden_dag_ids.iter().cloned().map(Bind::Text));
+            let hidden = placeholders(start, filter.hidden_dag_ids.len());
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM dags d WHERE d.fileloc = import_errors.filename)
+                 AND NOT EXISTS (SELECT 1 FROM dags d WHERE d.fileloc = import_errors.filename AND d.dag_id IN ({hidden}))"
+            ));
+        }
+        let where_clause = conditions.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM import_errors WHERE {where_clause}");
+        let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
         let sql = format!(
-            "SELECT id, filename, message, timestamp_ms FROM import_errors ORDER BY id LIMIT {} OFFSET {}",
-            limit.max(0),
-            offset.max(0)
+            "SELECT id, filename, message, timestamp_ms FROM import_errors WHERE {where_clause}
+              ORDER BY id LIMIT {} OFFSET {}",
+            filter.limit.max(0),
+            filter.offset.max(0)
         );
-        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        let rows = bind_all(sqlx::query(&sql), &binds).fetch_all(self.pool()).await?;
         let errors = rows
             .iter()
             .map(|r| {
@@ -439,14 +470,14 @@ impl Store {
     }
 }
 
-/// Adds `dag_id NOT IN (…)` for the DAGs a caller may not see.
-pub(crate) fn push_hidden(hidden: &[String], conditions: &mut Vec<String>, binds: &mut Vec<Bind>) {
+/// Adds `<column> NOT IN (…)` for the DAGs a caller may not see; `column` holds a DAG id.
+pub(crate) fn push_hidden(column: &str, hidden: &[String], conditions: &mut Vec<String>, binds: &mut Vec<Bind>) {
     if hidden.is_empty() {
         return;
     }
     let start = binds.len() + 1;
     binds.extend(hidden.iter().cloned().map(Bind::Text));
-    conditions.push(format!("dag_id NOT IN ({})", placeholders(start, hidden.len())));
+    conditions.push(format!("{column} NOT IN ({})", placeholders(start, hidden.len())));
 }
 
 /// A value bound to a dynamically built query.

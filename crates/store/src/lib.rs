@@ -33,7 +33,9 @@ pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, Quali
 pub use auth::{ApiKeyRow, NewApiKey, UserRow};
 pub use backfills::{BackfillRow, NewBackfill};
 pub use connections::{ConnectionRow, PoolRow, PoolSettings};
-pub use dags::{DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorRow, VariableRow, VersionSummary};
+pub use dags::{
+    DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorFilter, ImportErrorRow, VariableRow, VersionSummary,
+};
 pub use error::{Error, Result};
 pub use logs::{LogEntry, LogRow};
 pub use models::{ModelRow, ModelVersionRow, NewModelVersion, SetStage, StageChangeRow, StageRefusal};

@@ -62,12 +62,16 @@ pub struct RunFilter {
 pub struct TiFilter {
     pub run_pk: Option<Uuid>,
     pub dag_id: Option<String>,
+    pub dag_ids: Vec<String>,
+    pub run_ids: Vec<String>,
     pub states: Vec<TaskState>,
     pub task_ids: Vec<String>,
     pub pools: Vec<String>,
     pub queues: Vec<String>,
     pub limit: i64,
     pub offset: i64,
+    /// DAGs whose task instances are left out: those the caller may not read.
+    pub hidden_dag_ids: Vec<String>,
 }
 
 /// One side of a date range filter, such as `logical_date >= t`.
@@ -473,7 +477,7 @@ impl Store {
             binds.push(Bind::Int(backfill_id));
             conditions.push(format!("backfill_id = ${}", binds.len()));
         }
-        crate::dags::push_hidden(&filter.hidden_dag_ids, &mut conditions, &mut binds);
+        crate::dags::push_hidden("dag_id", &filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");
         let count_sql = format!("SELECT COUNT(*) AS n FROM dag_runs WHERE {where_clause}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
@@ -535,6 +539,8 @@ impl Store {
             }
         }
         let lists = [
+            ("dag_id", filter.dag_ids.clone()),
+            ("run_id", filter.run_ids.clone()),
             ("state", filter.states.iter().map(|s| s.as_str().to_owned()).collect()),
             ("task_id", filter.task_ids.clone()),
             ("pool", filter.pools.clone()),
@@ -549,6 +555,7 @@ impl Store {
             binds.extend(values.into_iter().map(Bind::Text));
             conditions.push(format!("{column} IN ({})", placeholders(start, n)));
         }
+        crate::dags::push_hidden("dag_id", &filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");
         let count_sql = format!("SELECT COUNT(*) AS n FROM task_instances WHERE {where_clause}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;

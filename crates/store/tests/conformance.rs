@@ -10,8 +10,9 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
-    AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, NewApiKey, NewAssetEvent, NewBackfill, NewModelVersion,
-    NewRun, NewTaskInstance, PoolSettings, RunFilter, SetStage, StageRefusal, Store, TryEnd, TryRef,
+    AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, ImportErrorFilter, NewApiKey, NewAssetEvent, NewBackfill,
+    NewModelVersion, NewRun, NewTaskInstance, PoolSettings, RunFilter, SetStage, StageRefusal, Store, TiFilter, TryEnd,
+    TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -337,12 +338,15 @@ async fn import_errors_and_variables(store: &Store) {
     store.record_import_error("dags/a.yaml", "a:1:1: bad").await.unwrap();
     store.record_import_error("dags/b.yaml", "b:2:2: bad").await.unwrap();
     store.record_import_error("dags/a.yaml", "a:3:1: worse").await.unwrap();
-    let (errors, total) = store.list_import_errors(10, 0).await.unwrap();
+    let all = ImportErrorFilter { limit: 10, ..ImportErrorFilter::default() };
+    let (errors, total) = store.list_import_errors(&all).await.unwrap();
     assert_eq!(total, 2);
     assert_eq!(errors[0].message, "a:3:1: worse");
     store.clear_import_errors_except(&["dags/b.yaml".into()]).await.unwrap();
-    let (errors, _) = store.list_import_errors(10, 0).await.unwrap();
+    let (errors, _) = store.list_import_errors(&all).await.unwrap();
     assert_eq!(errors.iter().map(|e| e.filename.as_str()).collect::<Vec<_>>(), ["dags/b.yaml"]);
+    let by_id = ImportErrorFilter { id: Some(errors[0].id), ..all.clone() };
+    assert_eq!(store.list_import_errors(&by_id).await.unwrap().0, errors);
 
     store.set_variable("k", "v1", None).await.unwrap();
     store.set_variable("k", "v2", Some("why")).await.unwrap();
@@ -561,9 +565,25 @@ async fn access_control_hides_dags_from_lists(store: &Store) {
         tx.create_run(&new_run(dag_id, version, "r1", 1), &tasks(1), None, Utc::now()).await.unwrap().unwrap();
     }
     tx.commit().await.unwrap();
-    let runs = RunFilter { limit: 10, hidden_dag_ids: hidden, ..RunFilter::default() };
+    let runs = RunFilter { limit: 10, hidden_dag_ids: hidden.clone(), ..RunFilter::default() };
     let (runs, total) = store.list_runs(&runs).await.unwrap();
     assert_eq!((runs.iter().map(|r| r.dag_id.as_str()).collect::<Vec<_>>(), total), (vec!["open"], 1));
+    let tis = TiFilter { limit: 10, hidden_dag_ids: hidden.clone(), ..TiFilter::default() };
+    let (tis, total) = store.list_task_instances(&tis).await.unwrap();
+    assert_eq!((tis.iter().map(|t| t.dag_id.as_str()).collect::<Vec<_>>(), total), (vec!["open"], 1));
+
+    // An import error belongs to the DAGs of its file; one of a file without a known DAG, only to whoever sees all.
+    for file in ["dags/private.yaml", "dags/open.yaml", "dags/new.yaml"] {
+        store.record_import_error(file, "bad").await.unwrap();
+    }
+    let files = |filter: ImportErrorFilter| async move {
+        let (errors, total) = store.list_import_errors(&filter).await.unwrap();
+        (errors.into_iter().map(|e| e.filename).collect::<Vec<_>>(), total)
+    };
+    let all = ImportErrorFilter { limit: 10, ..ImportErrorFilter::default() };
+    assert_eq!(files(all.clone()).await.1, 3);
+    let visible = ImportErrorFilter { hidden_dag_ids: hidden.clone(), ..all };
+    assert_eq!(files(visible).await, (vec!["dags/open.yaml".to_string()], 1));
 
     let opened = DagUpsert { access_control: None, ..dag("private", "h3") };
     store.upsert_dag(&opened).await.unwrap();
@@ -609,7 +629,7 @@ async fn asset_events_and_quality_reports(store: &Store) {
     tx.record_quality_report(&from, "lake://raw/a", "warn", &report, t0).await.unwrap();
     tx.commit().await.unwrap();
 
-    let (assets, total) = store.list_assets(10, 0).await.unwrap();
+    let (assets, total) = store.list_assets(10, 0, &[]).await.unwrap();
     assert_eq!(total, 2);
     assert_eq!(assets.iter().map(|a| a.uri.as_str()).collect::<Vec<_>>(), ["lake://raw/a", "lake://raw/b"]);
     let a = &assets[0];
@@ -634,6 +654,12 @@ async fn asset_events_and_quality_reports(store: &Store) {
     assert_eq!((page.len(), total), (1, 3));
     let elsewhere = AssetEventFilter { dag_id: Some("nope".into()), limit: 10, ..AssetEventFilter::default() };
     assert_eq!(store.asset_events(&elsewhere).await.unwrap().1, 0);
+    // Events of a DAG the caller may not read are left out, and so is what they say about the asset.
+    let hidden = vec![from.dag_id.clone()];
+    let hiding = AssetEventFilter { limit: 10, hidden_dag_ids: hidden.clone(), ..AssetEventFilter::default() };
+    assert_eq!(store.asset_events(&hiding).await.unwrap(), (Vec::new(), 0));
+    let (assets, total) = store.list_assets(10, 0, &hidden).await.unwrap();
+    assert_eq!((assets.iter().filter(|a| a.last_event.is_some()).count(), total), (0, 2));
 
     let reports = store.quality_reports(&from.dag_id, &from.run_id, &from.task_id, from.try_number).await.unwrap();
     assert_eq!(reports.len(), 1);

@@ -42,7 +42,7 @@ pub(super) async fn authenticate(store: &Store, token: &str) -> Result<Principal
     let invalid = || ApiError::Unauthorized("invalid API key".into());
     let (id, secret) = parse(token).ok_or_else(invalid)?;
     let key = store.get_api_key(id).await?.ok_or_else(invalid)?;
-    if !crate::worker::constant_time_eq(secret_hash(secret).as_bytes(), key.secret_hash.as_bytes()) {
+    if !super::same_secret(&secret_hash(secret), &key.secret_hash) {
         return Err(invalid());
     }
     if key.revoked.is_some() {

@@ -18,6 +18,7 @@ use sluice_core::lineage::{Lineage, LineageNode, LineageView};
 use sluice_core::spec::ScheduleSpec;
 use sluice_store::{AssetEventFilter, AssetEventRow, AssetRow, DagFilter, QualityReportRow};
 
+use crate::auth::Principal;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
@@ -95,9 +96,11 @@ pub struct AssetEventCollection {
     pub total_entries: i64,
 }
 
-/// Every active DAG's current version: what lineage and the producer/consumer lists are computed from.
-async fn current_dags(state: &AppState) -> Result<Vec<Arc<Dag>>, ApiError> {
-    let filter = DagFilter { limit: i64::MAX, only_active: true, ..DagFilter::default() };
+/// The current version of every active DAG but `hidden` ones: what lineage and the producer/consumer lists are
+/// computed from, so that the tasks of DAGs the caller may not read never appear.
+async fn current_dags(state: &AppState, hidden: &[String]) -> Result<Vec<Arc<Dag>>, ApiError> {
+    let filter =
+        DagFilter { limit: i64::MAX, only_active: true, hidden_dag_ids: hidden.to_vec(), ..DagFilter::default() };
     let (rows, _) = state.engine.store().list_dags(&filter).await?;
     let mut dags = Vec::with_capacity(rows.len());
     for version in rows.iter().filter_map(|row| row.latest_version_id) {
@@ -168,29 +171,34 @@ fn event_response(e: AssetEventRow) -> AssetEventResponse {
     responses((status = 200, body = AssetCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(page): ApiQuery<super::Page>,
 ) -> Result<Json<AssetCollection>, ApiError> {
     let (limit, offset) = page.checked()?;
-    let (rows, total_entries) = state.engine.store().list_assets(limit, offset).await?;
-    let dags = current_dags(&state).await?;
+    let hidden = principal.hidden_dags(state.engine.store()).await?;
+    let (rows, total_entries) = state.engine.store().list_assets(limit, offset, &hidden).await?;
+    let dags = current_dags(&state, &hidden).await?;
     let assets = rows.into_iter().map(|row| asset_response(row, &dags)).collect();
     Ok(Json(AssetCollection { assets, total_entries }))
 }
 
-async fn find(state: &AppState, asset_id: i64) -> Result<AssetRow, ApiError> {
+/// An asset, with the newest event not written by a `hidden` DAG.
+async fn find(state: &AppState, asset_id: i64, hidden: &[String]) -> Result<AssetRow, ApiError> {
     let not_found = || ApiError::NotFound(format!("The Asset with ID: `{asset_id}` was not found"));
     let uri = state.engine.store().asset_uri(asset_id).await?.ok_or_else(not_found)?;
-    state.engine.store().get_asset(&uri).await?.ok_or_else(not_found)
+    state.engine.store().get_asset(&uri, hidden).await?.ok_or_else(not_found)
 }
 
 #[utoipa::path(get, path = "/assets/{asset_id}", tag = "Asset", params(("asset_id" = i64, Path)),
     responses((status = 200, body = AssetResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    principal: Principal,
     ApiPath(asset_id): ApiPath<i64>,
 ) -> Result<Json<AssetResponse>, ApiError> {
-    let row = find(&state, asset_id).await?;
-    let dags = current_dags(&state).await?;
+    let hidden = principal.hidden_dags(state.engine.store()).await?;
+    let row = find(&state, asset_id, &hidden).await?;
+    let dags = current_dags(&state, &hidden).await?;
     Ok(Json(asset_response(row, &dags)))
 }
 
@@ -208,16 +216,18 @@ pub struct EventQuery {
     source_run_id: Option<String>,
 }
 
-/// Events, newest first.
+/// Events, newest first, but those of DAGs the caller may not read.
 #[utoipa::path(get, path = "/assets/events", tag = "Asset", params(EventQuery),
     responses((status = 200, body = AssetEventCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Result<Json<AssetEventCollection>, ApiError> {
     let (limit, offset) = super::Page { limit: query.limit, offset: query.offset }.checked()?;
+    let hidden_dag_ids = principal.hidden_dags(state.engine.store()).await?;
     let uri = match query.asset_id {
-        Some(id) => Some(find(&state, id).await?.uri),
+        Some(id) => Some(find(&state, id, &hidden_dag_ids).await?.uri),
         None => None,
     };
     let filter = AssetEventFilter {
@@ -227,6 +237,7 @@ pub async fn events(
         task_id: query.source_task_id,
         limit,
         offset,
+        hidden_dag_ids,
     };
     let (rows, total_entries) = state.engine.store().asset_events(&filter).await?;
     let asset_events = rows.into_iter().map(event_response).collect();
@@ -249,11 +260,13 @@ pub struct LineageResponse {
     pub view: LineageView,
 }
 
-/// Everything upstream and downstream of an asset (`?uri=`) or a task (`?dag_id=&task_id=`), across DAGs.
+/// Everything upstream and downstream of an asset (`?uri=`) or a task (`?dag_id=&task_id=`), across the DAGs the
+/// caller may read: a task of another DAG is not in the graph (and asking for one answers 404).
 #[utoipa::path(get, path = "/assets/lineage", tag = "Asset", params(LineageQuery),
     responses((status = 200, body = LineageResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn lineage(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(query): ApiQuery<LineageQuery>,
 ) -> Result<Json<LineageResponse>, ApiError> {
     let node = match query {
@@ -263,7 +276,7 @@ pub async fn lineage(
         }
         _ => return Err(ApiError::Unprocessable("give either `uri`, or both `dag_id` and `task_id`".into())),
     };
-    let dags = current_dags(&state).await?;
+    let dags = current_dags(&state, &principal.hidden_dags(state.engine.store()).await?).await?;
     let lineage = Lineage::from_dags(dags.iter().map(|dag| &dag.spec));
     let view = lineage
         .around(&node)

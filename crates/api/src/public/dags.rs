@@ -201,7 +201,8 @@ async fn latest(state: &AppState, row: &DagRow) -> Result<Option<Arc<Dag>>, ApiE
 
 /// Files with an import error now: their DAGs run their last good version.
 async fn broken_files(state: &AppState) -> Result<HashSet<String>, ApiError> {
-    let (errors, _) = state.engine.store().list_import_errors(i64::MAX, 0).await?;
+    let every = sluice_store::ImportErrorFilter { limit: i64::MAX, ..Default::default() };
+    let (errors, _) = state.engine.store().list_import_errors(&every).await?;
     Ok(errors.into_iter().map(|e| e.filename).collect())
 }
 

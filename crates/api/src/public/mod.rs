@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::get, runs::patch, runs::delete))
         .routes(routes!(runs::clear))
         .routes(routes!(tasks::list))
+        .routes(routes!(tasks::list_batch))
         .routes(routes!(tasks::get, clear::patch))
         .routes(routes!(clear::patch_dry_run))
         .routes(routes!(tasks::tries))
@@ -58,6 +59,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assets::quality))
         .merge(models_router())
         .routes(routes!(monitor::import_errors))
+        .routes(routes!(monitor::import_error))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))
 }

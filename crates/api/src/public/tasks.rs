@@ -13,7 +13,8 @@ use sluice_core::TaskState;
 use sluice_store::{DagRunRow, TaskInstanceRow, TaskTryRow, TiFilter};
 use uuid::Uuid;
 
-use crate::extract::{ApiPath, ApiQuery};
+use crate::auth::Principal;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -131,10 +132,12 @@ fn parse_states(values: &[String]) -> Result<Vec<TaskState>, ApiError> {
         .collect()
 }
 
-/// Task instances of a run, or across runs and DAGs with `~` for the run id and the DAG id.
+/// Task instances of a run, or across runs and DAGs with `~` for the run id and the DAG id (leaving out the DAGs
+/// the caller may not read).
 #[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ListQuery), responses((status = 200, body = TaskInstanceCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     Path((dag_id, run_id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<TaskInstanceCollection>, ApiError> {
@@ -146,6 +149,7 @@ pub async fn list(
         queues: q.queue,
         limit,
         offset,
+        hidden_dag_ids: principal.hidden_dags(state.engine.store()).await?,
         ..TiFilter::default()
     };
     let mut runs: HashMap<Uuid, DagRunRow> = HashMap::new();
@@ -162,8 +166,17 @@ pub async fn list(
             runs.insert(run.id, run);
         }
     }
+    page(&state, &filter, runs).await
+}
+
+/// A page of task instances, each answered with its run's dates (`runs`: those known already).
+async fn page(
+    state: &AppState,
+    filter: &TiFilter,
+    mut runs: HashMap<Uuid, DagRunRow>,
+) -> Result<Json<TaskInstanceCollection>, ApiError> {
     let store = state.engine.store();
-    let (tis, total_entries) = store.list_task_instances(&filter).await?;
+    let (tis, total_entries) = store.list_task_instances(filter).await?;
     let mut task_instances = Vec::with_capacity(tis.len());
     for ti in tis {
         if !runs.contains_key(&ti.run_pk) {
@@ -174,6 +187,56 @@ pub async fn list(
         task_instances.push(response(ti, run));
     }
     Ok(Json(TaskInstanceCollection { task_instances, total_entries }))
+}
+
+/// Airflow 3's `TaskInstancesBatchBody` (`POST /dags/~/dagRuns/~/taskInstances/list`): its list filters.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    #[serde(default)]
+    page_offset: i64,
+    #[serde(default = "super::default_limit")]
+    page_limit: i64,
+    dag_ids: Option<Vec<String>>,
+    dag_run_ids: Option<Vec<String>>,
+    task_ids: Option<Vec<String>>,
+    state: Option<Vec<Option<String>>>,
+    pool: Option<Vec<String>>,
+    queue: Option<Vec<String>>,
+}
+
+/// Task instances across DAGs and runs, filtered by a body; the DAGs the caller may not read are left out.
+#[utoipa::path(post, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/list", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path)), request_body = BatchBody, responses((status = 200, body = TaskInstanceCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn list_batch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((dag_id, run_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<Json<TaskInstanceCollection>, ApiError> {
+    if dag_id != "~" || run_id != "~" {
+        return Err(ApiError::BadRequest("the batch list reads across DAGs and runs: use `~` for both".into()));
+    }
+    let (limit, offset) = super::Page { limit: body.page_limit, offset: body.page_offset }.checked()?;
+    // Airflow's `null` state is the task instance with no state yet.
+    let states: Vec<String> = body
+        .state
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| TaskState::None.as_str().to_owned()))
+        .collect();
+    let filter = TiFilter {
+        dag_ids: body.dag_ids.unwrap_or_default(),
+        run_ids: body.dag_run_ids.unwrap_or_default(),
+        task_ids: body.task_ids.unwrap_or_default(),
+        states: parse_states(&states)?,
+        pools: body.pool.unwrap_or_default(),
+        queues: body.queue.unwrap_or_default(),
+        limit,
+        offset,
+        hidden_dag_ids: principal.hidden_dags(state.engine.store()).await?,
+        ..TiFilter::default()
+    };
+    page(&state, &filter, HashMap::new()).await
 }
 
 pub(crate) async fn find(

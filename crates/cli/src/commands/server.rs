@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sluice_api::AppState;
-use sluice_api::auth::AuthConfig;
+use sluice_api::auth::{AuthConfig, SignInLimits, SignInThrottle};
 use sluice_api::serving::Serving;
 use sluice_core::Role;
 use sluice_ops::Lake;
@@ -53,12 +53,31 @@ pub struct AuthArgs {
     /// How long a token from `POST /auth/token` stays valid, e.g. `24h`, `30m`.
     #[arg(long, env = "SLUICE_TOKEN_TTL", default_value = "24h", value_parser = parse_ttl)]
     pub token_ttl: Duration,
+    /// Failed sign-ins of one username within the failure window before it is locked until the window ends
+    /// (0: no limit).
+    #[arg(long, env = "SLUICE_LOGIN_MAX_FAILURES_PER_USER", default_value_t = 5)]
+    pub login_max_failures_per_user: u32,
+    /// Failed sign-ins from one client address within the failure window before it is locked until the window
+    /// ends (0: no limit).
+    #[arg(long, env = "SLUICE_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    pub login_max_failures_per_address: u32,
+    /// The window failed sign-ins are counted in, from the first failure, e.g. `5m`.
+    #[arg(long, env = "SLUICE_LOGIN_FAILURE_WINDOW", default_value = "5m", value_parser = parse_window)]
+    pub login_failure_window: Duration,
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
+    at_least_a_second(text, "a token lifetime")
+}
+
+fn parse_window(text: &str) -> Result<Duration, String> {
+    at_least_a_second(text, "the sign-in failure window")
+}
+
+fn at_least_a_second(text: &str, what: &str) -> Result<Duration, String> {
     match sluice_core::parse_duration(text) {
-        Ok(ttl) if ttl >= Duration::from_secs(1) => Ok(ttl),
-        Ok(_) => Err("a token lifetime must be at least 1s".into()),
+        Ok(duration) if duration >= Duration::from_secs(1) => Ok(duration),
+        Ok(_) => Err(format!("{what} must be at least 1s")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -66,7 +85,22 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
 impl AuthArgs {
     /// Settings for a server started inside this process (tests, benchmarks) with a fresh secret.
     pub fn private() -> AuthArgs {
-        AuthArgs { secret_key: Some(random_secret()), token_ttl: Duration::from_secs(24 * 3600) }
+        let limits = SignInLimits::default();
+        AuthArgs {
+            secret_key: Some(random_secret()),
+            token_ttl: Duration::from_secs(24 * 3600),
+            login_max_failures_per_user: limits.per_user,
+            login_max_failures_per_address: limits.per_address,
+            login_failure_window: limits.window,
+        }
+    }
+
+    fn sign_in_limits(&self) -> SignInLimits {
+        SignInLimits {
+            per_user: self.login_max_failures_per_user,
+            per_address: self.login_max_failures_per_address,
+            window: self.login_failure_window,
+        }
     }
 
     fn config(&self) -> AuthConfig {
@@ -230,8 +264,10 @@ pub async fn serve(
         worker_token: Arc::from(worker_token),
         auth: Arc::new(args.auth.config()),
         serving: args.lake.serving()?,
+        sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),
     };
-    let app = sluice_api::router(state);
+    // The peer address of each connection travels with its requests: sign-in limits count per client address.
+    let app = sluice_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(address = %listener.local_addr()?, "server listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -275,13 +311,12 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         worker_token: Arc::from(random_secret()),
         auth: Arc::new(args.auth.config()),
         serving: args.lake.serving()?,
+        sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),
     };
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     tracing::info!(address = %listener.local_addr()?, lake = %args.lake.location(), "serving models");
-    axum::serve(listener, sluice_api::serving_router(state))
-        .with_graceful_shutdown(super::shutdown_signal())
-        .await
-        .context("server failed")?;
+    let app = sluice_api::serving_router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()).await.context("server failed")?;
     Ok(ExitCode::SUCCESS)
 }
 
