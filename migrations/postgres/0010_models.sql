@@ -44,3 +44,23 @@ CREATE TABLE model_stage_changes (
     ts_ms         BIGINT NOT NULL
 );
 CREATE INDEX model_stage_changes_model ON model_stage_changes (model_name, id);
+
+-- A monitor try's drift report on a model version: every check with its value, threshold and verdict.
+CREATE TABLE monitor_reports (
+    id              BIGSERIAL PRIMARY KEY,
+    model_name      TEXT NOT NULL REFERENCES models (name) ON DELETE CASCADE,
+    version         BIGINT NOT NULL,
+    input_uri       TEXT NOT NULL,
+    row_count       BIGINT NOT NULL,
+    drifted         BOOLEAN NOT NULL,
+    checks          TEXT NOT NULL,
+    dag_id          TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    task_id         TEXT NOT NULL,
+    try_id          TEXT NOT NULL,
+    -- the run of the retraining DAG that the drift triggered, if any
+    retrain_dag_id  TEXT,
+    retrain_run_id  TEXT,
+    ts_ms           BIGINT NOT NULL
+);
+CREATE INDEX monitor_reports_model ON monitor_reports (model_name, id);

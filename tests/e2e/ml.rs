@@ -248,3 +248,71 @@ async fn a_train_on_unusable_data_fails_clearly_and_registers_nothing() {
     let (status, versions) = sluice.get("/models/constant/versions").await;
     assert_eq!((status, versions["total_entries"].as_i64()), (200, Some(0)), "no version is registered: {versions}");
 }
+
+const MONITOR: &str = include_str!("../../dags/penguins_monitor.yaml");
+
+/// The penguins data with `grams` added to every body mass.
+fn shifted_penguins(grams: i64) -> String {
+    let mut lines = PENGUINS.lines();
+    let header = lines.next().unwrap();
+    let mass = header.split(',').position(|c| c == "body_mass_g").unwrap();
+    let mut out = format!("{header}\n");
+    for line in lines {
+        let mut cells: Vec<String> = line.split(',').map(str::to_owned).collect();
+        if let Ok(value) = cells[mass].parse::<i64>() {
+            cells[mass] = (value + grams).to_string();
+        }
+        out += &cells.join(",");
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_drifted_batch_is_reported_on_its_feature_and_triggers_retraining() {
+    let sluice = start(&[("penguins_train.yaml", TRAIN), ("penguins_monitor.yaml", MONITOR)]).await;
+    let (_, run) = run_to_end(&sluice, "penguins_train", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+
+    // The data the model was trained on does not drift.
+    let (run_id, run) = run_to_end(&sluice, "penguins_monitor", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (_, reports) = sluice.get(&format!("/models/{MODEL}/monitorReports")).await;
+    let report = &reports["monitor_reports"][0];
+    assert_eq!(
+        (report["drifted"].as_bool(), report["run_id"].as_str()),
+        (Some(false), Some(run_id.as_str())),
+        "{report}"
+    );
+    let (_, scored) = sluice.get("/assets/events?source_dag_id=penguins_monitor&source_task_id=score").await;
+    assert_eq!(scored["asset_events"][0]["row_count"], 344, "{scored}");
+
+    // Heavier birds: body mass drifts, nothing else does, and penguins_train runs again with the reason.
+    sluice.add_data("penguins_heavy.csv", &shifted_penguins(2000));
+    let (_, run) = run_to_end(&sluice, "penguins_monitor", json!({"batch": "data/penguins_heavy.csv"})).await;
+    assert_eq!(run["state"], "success", "drift is a finding, not a failure: {run}");
+    let (_, reports) = sluice.get(&format!("/models/{MODEL}/monitorReports")).await;
+    assert_eq!(reports["total_entries"], 2);
+    let report = reports["monitor_reports"][0].clone();
+    assert_eq!(report["drifted"], true, "{report}");
+    let checks = report["checks"].as_array().unwrap();
+    let drifted_features: std::collections::BTreeSet<&str> = checks
+        .iter()
+        .filter(|c| c["drifted"] == true && c["feature"] != "prediction" && c["feature"] != "label")
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    assert_eq!(drifted_features.into_iter().collect::<Vec<_>>(), ["body_mass_g"], "{report}");
+    let psi = checks.iter().find(|c| c["feature"] == "body_mass_g" && c["statistic"] == "psi").unwrap();
+    assert!(psi["value"].as_f64().unwrap() > 0.2, "{psi}");
+    let retrain_run = report["retrain_run_id"].as_str().unwrap_or_else(|| panic!("a retraining run: {report}"));
+    assert_eq!(report["retrain_dag_id"], "penguins_train");
+    let (_, triggered) = sluice.get(&format!("/dags/penguins_train/dagRuns/{retrain_run}")).await;
+    assert_eq!(triggered["conf"]["drifted_features"], json!(["body_mass_g"]), "{triggered}");
+    assert!(triggered["conf"]["reason"].as_str().unwrap().contains("body_mass_g"), "{triggered}");
+
+    // The retraining run trains on the same data: its version is no better, so production stays.
+    let retrained = sluice.wait_run_done("penguins_train", retrain_run, Duration::from_secs(300)).await;
+    assert_eq!(retrained["state"], "failed", "the gate keeps a version that is not better out: {retrained}");
+    let (_, model) = sluice.get(&format!("/models/{MODEL}")).await;
+    assert_eq!((model["latest_version"].as_i64(), model["production_version"].as_i64()), (Some(2), Some(1)), "{model}");
+}

@@ -26,8 +26,9 @@ pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Sever
 pub use self::derive::check_sql_expression;
 pub use self::join::{Join, JoinHow, joined_assets};
 pub use self::model::{
-    ALGORITHMS, CandidateGrid, CrossValidation, DeployAction, DeploySpec, Gate, METRICS, ModelSpec, Number, Problem,
-    STAGES, TrainSpec, check_model_name, higher_is_better,
+    ALGORITHMS, CandidateGrid, CrossValidation, DeployAction, DeploySpec, DriftThresholds, Gate, METRICS, ModelRef,
+    ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, STAGES, ScoreSpec, TrainSpec, check_model_name,
+    higher_is_better,
 };
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 
@@ -58,15 +59,28 @@ pub enum OpSpec {
     Sql(SqlSpec),
     Train(TrainSpec),
     Deploy(DeploySpec),
+    Score(ScoreSpec),
+    Monitor(MonitorSpec),
 }
 
 impl OpSpec {
+    /// The model a `deploy`, `score` or `monitor` task works with, whose versions it receives at lease time.
+    pub fn registry_model(&self) -> Option<&str> {
+        match self {
+            OpSpec::Deploy(spec) => Some(&spec.model),
+            OpSpec::Score(spec) => Some(&spec.score.model),
+            OpSpec::Monitor(spec) => Some(&spec.monitor.model),
+            _ => None,
+        }
+    }
+
     /// The asset URIs the task writes.
     pub fn outputs(&self) -> &[String] {
         match self {
             OpSpec::Ingest(spec) => &spec.outputs,
             OpSpec::Transform(spec) => &spec.outputs,
-            OpSpec::Quality(_) | OpSpec::Sql(_) | OpSpec::Train(_) | OpSpec::Deploy(_) => &[],
+            OpSpec::Score(spec) => &spec.outputs,
+            OpSpec::Quality(_) | OpSpec::Sql(_) | OpSpec::Train(_) | OpSpec::Deploy(_) | OpSpec::Monitor(_) => &[],
         }
     }
 
@@ -75,7 +89,12 @@ impl OpSpec {
         match self {
             OpSpec::Ingest(spec) => spec.source.connection().into_iter().collect(),
             OpSpec::Sql(spec) => vec![spec.connection.as_str()],
-            OpSpec::Quality(_) | OpSpec::Transform(_) | OpSpec::Train(_) | OpSpec::Deploy(_) => Vec::new(),
+            OpSpec::Quality(_)
+            | OpSpec::Transform(_)
+            | OpSpec::Train(_)
+            | OpSpec::Deploy(_)
+            | OpSpec::Score(_)
+            | OpSpec::Monitor(_) => Vec::new(),
         }
     }
 }

@@ -144,6 +144,9 @@ pub struct ReportRequest {
     /// A `deploy` task's decision: applied when the try succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage_change: Option<StageChange>,
+    /// A `monitor` task's drift report: stored when the try succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorReport>,
 }
 
 /// One asset a successful try wrote: an asset event. Data tasks fill every field; a command task declaring
@@ -206,6 +209,35 @@ pub struct OpOutput {
     pub model: Option<ModelWrite>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage_change: Option<StageChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorReport>,
+}
+
+/// A `monitor` try's comparison of recent data with a model version's training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorReport {
+    pub model: String,
+    pub version: i64,
+    /// The asset compared, and its rows.
+    pub input_uri: String,
+    pub rows: usize,
+    /// Whether any check found drift (or accuracy under its minimum).
+    pub drifted: bool,
+    pub checks: Vec<DriftCheck>,
+    /// The features that drifted, for the retraining run's `conf`.
+    pub drifted_features: Vec<String>,
+}
+
+/// One statistic of a drift report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftCheck {
+    /// A feature, `prediction`, or `label` (accuracy on fed-back labels).
+    pub feature: String,
+    /// `psi`, `ks_p_value`, `ks_statistic`, `accuracy` or `f1`.
+    pub statistic: String,
+    pub value: f64,
+    pub threshold: Option<f64>,
+    pub drifted: bool,
 }
 
 /// A model version a `train` try wrote to the lake, with what the registry keeps about it.

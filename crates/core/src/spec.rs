@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
 use crate::ops_spec::{
-    Check, DeploySpec, IngestSpec, ModelSpec, OpSpec, QualitySpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
+    Check, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec, ScoreSpec,
+    Source, SqlSpec, Step, TrainSpec, TransformSpec,
 };
 use crate::trigger::TriggerRule;
 
@@ -38,7 +39,8 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TASK_KIND: &str = "command";
 /// Every task kind: `command` runs a process, the others are Sluice's built-in data tasks.
-pub const TASK_KINDS: [&str; 7] = [DEFAULT_TASK_KIND, "ingest", "quality", "transform", "sql", "train", "deploy"];
+pub const TASK_KINDS: [&str; 9] =
+    [DEFAULT_TASK_KIND, "ingest", "quality", "transform", "sql", "train", "deploy", "score", "monitor"];
 
 /// One DAG file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +241,12 @@ pub struct TaskSpec {
     /// `kind: deploy`: the stage change and its gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeploySpec>,
+    /// `kind: score`: the model version that predicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<ModelRef>,
+    /// `kind: monitor`: the model watched, and the thresholds of drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorConfig>,
 }
 
 fn default_kind() -> String {
@@ -276,6 +284,8 @@ impl TaskSpec {
             sql: None,
             model: None,
             deploy: None,
+            score: None,
+            monitor: None,
         }
     }
 
@@ -299,6 +309,14 @@ impl TaskSpec {
             "sql" => Some(OpSpec::Sql(SqlSpec { connection: self.connection.clone()?, sql: self.sql.clone()? })),
             "train" => Some(OpSpec::Train(TrainSpec { inputs: self.inputs.clone(), model: self.model.clone()? })),
             "deploy" => Some(OpSpec::Deploy(self.deploy.clone()?)),
+            "score" => Some(OpSpec::Score(ScoreSpec {
+                inputs: self.inputs.clone(),
+                outputs: self.outputs.clone(),
+                score: self.score.clone()?,
+            })),
+            "monitor" => {
+                Some(OpSpec::Monitor(MonitorSpec { inputs: self.inputs.clone(), monitor: self.monitor.clone()? }))
+            }
             _ => None,
         }
     }

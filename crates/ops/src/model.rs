@@ -3,11 +3,13 @@
 //!
 //! A version lives in `lake://models/<name>/<version>/`: the model (`model.json`), the fitted transform of the asset
 //! it was trained on (`fitted_transform.json`, so that serving prepares a raw record exactly as the training data
-//! was prepared) and its signature (`signature.json`: the columns a request must carry, the features, the classes).
+//! was prepared), a sample of its prepared training data (`reference.json`, what monitoring compares new data with)
+//! and its signature (`signature.json`: the columns a request must carry, the features, the classes).
 //! The signature is written last; a version is registered only when the try that wrote it succeeded, so a reader
 //! never meets a half-written version that the registry names.
 
 mod deploy;
+mod monitor;
 mod serve;
 mod train;
 
@@ -20,12 +22,15 @@ use crate::error::{OpsError, Result};
 use crate::lake::Lake;
 
 pub use self::deploy::run_deploy;
+pub use self::monitor::{Reference, run_monitor, run_score};
 pub use self::serve::{LakeModelLoader, ServedVersion};
 pub use self::train::run_train;
 
 const MODEL_FILE: &str = "model.json";
 const TRANSFORM_FILE: &str = "fitted_transform.json";
 const SIGNATURE_FILE: &str = "signature.json";
+/// A sample of the training data, prepared, with the model's predictions on it: the reference of drift checks.
+const REFERENCE_FILE: &str = "reference.json";
 
 /// What a served version must be given and gives back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

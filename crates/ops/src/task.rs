@@ -16,7 +16,7 @@ use sluice_core::protocol::{AssetQuality, AssetWrite, OpOutput, QualityStatus, R
 use crate::error::{OpsError, Result};
 use crate::ingest::{ColumnInfo, run_ingest};
 use crate::lake::{Lake, WrittenPartition};
-use crate::model::{run_deploy, run_train};
+use crate::model::{run_deploy, run_monitor, run_score, run_train};
 use crate::postgres::run_sql;
 use crate::quality::{QualityReport, run_quality};
 use crate::transform::run_transform;
@@ -56,6 +56,12 @@ impl<'a> OpContext<'a> {
     }
 }
 
+/// The model's versions that came with a deploy, score or monitor try.
+fn registry<'a>(ctx: &OpContext<'a>) -> Result<&'a RegistryView> {
+    ctx.registry
+        .ok_or_else(|| OpsError::Invalid("the registry did not come with this try ($SLUICE_MODEL_REGISTRY)".into()))
+}
+
 /// Runs `op`.
 pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
     match op {
@@ -90,10 +96,14 @@ pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
             Ok(OpOutput { model: Some(run_train(spec, ctx, version)?), ..OpOutput::default() })
         }
         OpSpec::Deploy(spec) => {
-            let registry = ctx.registry.ok_or_else(|| {
-                OpsError::Invalid("the registry did not come with this try ($SLUICE_MODEL_REGISTRY)".into())
-            })?;
-            Ok(OpOutput { stage_change: Some(run_deploy(spec, ctx, registry)?), ..OpOutput::default() })
+            Ok(OpOutput { stage_change: Some(run_deploy(spec, ctx, registry(ctx)?)?), ..OpOutput::default() })
+        }
+        OpSpec::Score(spec) => {
+            let (written, schema, _) = run_score(spec, ctx, registry(ctx)?)?;
+            Ok(OpOutput { assets: asset_writes(&written, &schema)?, ..OpOutput::default() })
+        }
+        OpSpec::Monitor(spec) => {
+            Ok(OpOutput { monitor: Some(run_monitor(spec, ctx, registry(ctx)?)?), ..OpOutput::default() })
         }
     }
 }

@@ -38,7 +38,10 @@ pub use dags::{
 };
 pub use error::{Error, Result};
 pub use logs::{LogEntry, LogRow};
-pub use models::{ModelRow, ModelVersionRow, NewModelVersion, SetStage, StageChangeRow, StageRefusal};
+pub use models::{
+    ModelRow, ModelVersionRow, MonitorReportRow, NewModelVersion, NewMonitorReport, SetStage, StageChangeRow,
+    StageRefusal,
+};
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};
 pub use tasks::{ClaimedTask, TryEnd};

@@ -408,3 +408,120 @@ impl Store {
         Ok(outcome)
     }
 }
+
+/// A monitor try's report, to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMonitorReport<'a> {
+    pub model: &'a str,
+    pub version: i64,
+    pub input_uri: &'a str,
+    pub rows: i64,
+    pub drifted: bool,
+    pub checks: &'a Value,
+    pub dag_id: &'a str,
+    pub run_id: &'a str,
+    pub task_id: &'a str,
+    pub try_id: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorReportRow {
+    pub id: i64,
+    pub model: String,
+    pub version: i64,
+    pub input_uri: String,
+    pub rows: i64,
+    pub drifted: bool,
+    pub checks: Value,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub try_id: String,
+    pub retrain_dag_id: Option<String>,
+    pub retrain_run_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MonitorReportRow {
+    fn decode(row: &AnyRow) -> Result<MonitorReportRow> {
+        Ok(MonitorReportRow {
+            id: row.try_get("id")?,
+            model: row.try_get("model_name")?,
+            version: row.try_get("version")?,
+            input_uri: row.try_get("input_uri")?,
+            rows: row.try_get("row_count")?,
+            drifted: crate::rows::flag(row, "drifted")?,
+            checks: json(row, "checks")?,
+            dag_id: row.try_get("dag_id")?,
+            run_id: row.try_get("run_id")?,
+            task_id: row.try_get("task_id")?,
+            try_id: row.try_get("try_id")?,
+            retrain_dag_id: row.try_get("retrain_dag_id")?,
+            retrain_run_id: row.try_get("retrain_run_id")?,
+            timestamp: time(row, "ts_ms")?,
+        })
+    }
+}
+
+impl Tx {
+    /// Stores a monitor try's report; its id.
+    pub async fn record_monitor_report(&mut self, new: &NewMonitorReport<'_>, now: DateTime<Utc>) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO monitor_reports (model_name, version, input_uri, row_count, drifted, checks, dag_id, run_id,
+                 task_id, try_id, ts_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(new.model)
+        .bind(new.version)
+        .bind(new.input_uri)
+        .bind(new.rows)
+        .bind(new.drifted)
+        .bind(new.checks.to_string())
+        .bind(new.dag_id)
+        .bind(new.run_id)
+        .bind(new.task_id)
+        .bind(new.try_id)
+        .bind(to_ms(now))
+        .fetch_one(&mut *self.inner)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+}
+
+impl Store {
+    /// A model's monitor reports, newest first, and how many there are.
+    pub async fn list_monitor_reports(
+        &self,
+        model: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<MonitorReportRow>, i64)> {
+        let rows = sqlx::query(
+            "SELECT id, model_name, version, input_uri, row_count, drifted, checks, dag_id, run_id, task_id, try_id,
+                    retrain_dag_id, retrain_run_id, ts_ms
+               FROM monitor_reports WHERE model_name = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(model)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM monitor_reports WHERE model_name = $1")
+            .bind(model)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok((rows.iter().map(MonitorReportRow::decode).collect::<Result<_>>()?, total))
+    }
+
+    /// Notes the retraining run a drifted report triggered.
+    pub async fn set_monitor_retrain_run(&self, report_id: i64, dag_id: &str, run_id: &str) -> Result<()> {
+        sqlx::query("UPDATE monitor_reports SET retrain_dag_id = $1, retrain_run_id = $2 WHERE id = $3")
+            .bind(dag_id)
+            .bind(run_id)
+            .bind(report_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -11,8 +11,8 @@ use serde_json::json;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
     AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, ImportErrorFilter, NewApiKey, NewAssetEvent, NewBackfill,
-    NewModelVersion, NewRun, NewTaskInstance, PoolSettings, RunFilter, SetStage, StageRefusal, Store, TiFilter, TryEnd,
-    TryRef,
+    NewModelVersion, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter, SetStage, StageRefusal, Store,
+    TiFilter, TryEnd, TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -825,4 +825,25 @@ async fn model_versions_and_stages(store: &Store) {
     );
     assert_eq!(store.model_version_in_stage("m", "production").await.unwrap().unwrap().version, 2);
     assert_eq!(store.list_models(10, 0).await.unwrap().1, 1);
+
+    let checks = json!([{"feature": "x", "statistic": "psi", "value": 0.5, "threshold": 0.2, "drifted": true}]);
+    let report = NewMonitorReport {
+        model: "m",
+        version: 2,
+        input_uri: "lake://batch",
+        rows: 100,
+        drifted: true,
+        checks: &checks,
+        dag_id: "watch",
+        run_id: "r1",
+        task_id: "monitor",
+        try_id: "t",
+    };
+    let mut tx = store.begin().await.unwrap();
+    let id = tx.record_monitor_report(&report, Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    store.set_monitor_retrain_run(id, "retrain", "manual__1").await.unwrap();
+    let (reports, total) = store.list_monitor_reports("m", 10, 0).await.unwrap();
+    assert_eq!((total, reports[0].drifted, &reports[0].checks), (1, true, &checks));
+    assert_eq!(reports[0].retrain_run_id.as_deref(), Some("manual__1"));
 }

@@ -319,6 +319,7 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<
         quality: op_output.quality,
         model: op_output.model,
         stage_change: op_output.stage_change,
+        monitor: op_output.monitor,
     };
     let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
     let mut backoff = Backoff::new();

@@ -72,6 +72,7 @@ pub fn models_router() -> OpenApiRouter<AppState> {
         .routes(routes!(models::versions))
         .routes(routes!(models::version))
         .routes(routes!(models::stage_history))
+        .routes(routes!(models::monitor_reports))
         .routes(routes!(models::set_stage))
         .routes(routes!(models::rollback))
         .routes(routes!(models::predict))

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sluice_core::ops_spec::check_model_name;
-use sluice_store::{ModelRow, ModelVersionRow, SetStage, StageChangeRow};
+use sluice_store::{ModelRow, ModelVersionRow, MonitorReportRow, SetStage, StageChangeRow};
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -343,5 +343,64 @@ pub async fn predict(
         predictions: prediction.predictions,
         probabilities: prediction.probabilities,
         classes: prediction.classes,
+    }))
+}
+
+/// A monitor task's drift report on a model version.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MonitorReportResponse {
+    pub id: i64,
+    pub version: i64,
+    pub input_uri: String,
+    pub rows: i64,
+    pub drifted: bool,
+    /// Every check: `feature`, `statistic` (psi, ks_p_value, accuracy, f1), `value`, `threshold`, `drifted`.
+    pub checks: Value,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    /// The retraining run the drift triggered, if any.
+    pub retrain_dag_id: Option<String>,
+    pub retrain_run_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MonitorReportCollection {
+    pub monitor_reports: Vec<MonitorReportResponse>,
+    pub total_entries: i64,
+}
+
+fn monitor_response(row: MonitorReportRow) -> MonitorReportResponse {
+    MonitorReportResponse {
+        id: row.id,
+        version: row.version,
+        input_uri: row.input_uri,
+        rows: row.rows,
+        drifted: row.drifted,
+        checks: row.checks,
+        dag_id: row.dag_id,
+        run_id: row.run_id,
+        task_id: row.task_id,
+        retrain_dag_id: row.retrain_dag_id,
+        retrain_run_id: row.retrain_run_id,
+        timestamp: row.timestamp,
+    }
+}
+
+/// Drift reports of monitor tasks on the model, newest first.
+#[utoipa::path(get, path = "/models/{name}/monitorReports", tag = "Model", params(("name" = String, Path), super::Page),
+    responses((status = 200, body = MonitorReportCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn monitor_reports(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(page): ApiQuery<super::Page>,
+) -> Result<Json<MonitorReportCollection>, ApiError> {
+    let (limit, offset) = page.checked()?;
+    existing_model(&state, &name).await?;
+    let (rows, total_entries) = state.engine.store().list_monitor_reports(&name, limit, offset).await?;
+    Ok(Json(MonitorReportCollection {
+        monitor_reports: rows.into_iter().map(monitor_response).collect(),
+        total_entries,
     }))
 }

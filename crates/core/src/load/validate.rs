@@ -262,7 +262,8 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     if task.kind != DEFAULT_TASK_KIND {
         check_data_task(i, task, loc, errors);
     } else {
-        let data_only = ["source", "watermark", "checks", "steps", "connection", "sql", "model", "deploy"];
+        let data_only =
+            ["source", "watermark", "checks", "steps", "connection", "sql", "model", "deploy", "score", "monitor"];
         check_fields_absent(i, task, &data_only, loc, errors);
     }
     if task.kind == DEFAULT_TASK_KIND && !unread {
@@ -308,12 +309,14 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "sql" => Some(&["connection", "sql"]),
         "train" => Some(&["inputs", "model"]),
         "deploy" => Some(&["deploy"]),
+        "score" => Some(&["inputs", "outputs", "score"]),
+        "monitor" => Some(&["inputs", "monitor"]),
         _ => None,
     }
 }
 
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 13] = [
+const KIND_SPECIFIC: [&str; 15] = [
     "command",
     "script",
     "cwd",
@@ -327,6 +330,8 @@ const KIND_SPECIFIC: [&str; 13] = [
     "sql",
     "model",
     "deploy",
+    "score",
+    "monitor",
 ];
 
 fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
@@ -378,6 +383,10 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
         let (field, problems) = match &op {
             crate::ops_spec::OpSpec::Train(train) => ("model", train.problems()),
             crate::ops_spec::OpSpec::Deploy(deploy) => ("deploy", deploy.problems()),
+            crate::ops_spec::OpSpec::Score(score) => ("score", one_input(score.inputs.len(), score.score.problems())),
+            crate::ops_spec::OpSpec::Monitor(monitor) => {
+                ("monitor", one_input(monitor.inputs.len(), monitor.monitor.problems()))
+            }
             _ => ("id", Vec::new()),
         };
         for message in problems {
@@ -388,6 +397,14 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
             check_template(text, &format!("task `{id}` configuration"), at, errors);
         }
     }
+}
+
+/// `problems`, and one more if a task that reads exactly one input asset has `inputs` other ones.
+fn one_input(inputs: usize, mut problems: Vec<String>) -> Vec<String> {
+    if inputs != 1 {
+        problems.insert(0, format!("this kind reads exactly one input asset, got {inputs}"));
+    }
+    problems
 }
 
 fn check_asset_uri(uri: &str) -> Result<(), &'static str> {
@@ -416,6 +433,8 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "sql" => task.sql.as_ref().is_some_and(|s| !s.trim().is_empty()),
         "model" => task.model.is_some(),
         "deploy" => task.deploy.is_some(),
+        "score" => task.score.is_some(),
+        "monitor" => task.monitor.is_some(),
         "command" => task.command.is_some(),
         "script" => task.script.is_some(),
         "cwd" => task.cwd.is_some(),

@@ -125,6 +125,96 @@ fn default_seed() -> u64 {
     42
 }
 
+/// Which version of a model a task uses: the one in `stage` (default production), or `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    pub model: String,
+    #[serde(default = "default_stage")]
+    pub stage: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Number>,
+}
+
+/// `kind: score` as a worker runs it: predictions for every row of the one input, written to the outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSpec {
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub score: ModelRef,
+}
+
+/// `kind: monitor` as a worker runs it: the one input compared with the model's training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    pub inputs: Vec<String>,
+    pub monitor: MonitorConfig,
+}
+
+/// The `monitor:` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    pub model: String,
+    #[serde(default = "default_stage")]
+    pub stage: String,
+    /// A column of the input holding true labels: accuracy and F1 of the model on them are reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub thresholds: DriftThresholds,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_drift: Option<OnDrift>,
+}
+
+/// When a check reports drift.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftThresholds {
+    /// A feature drifted when its population stability index is above this (0.2 is the usual "significant").
+    #[serde(default = "default_psi")]
+    pub psi: f64,
+    /// ... or when the Kolmogorov–Smirnov test's p-value is below this (numeric features).
+    #[serde(default = "default_ks_p_value")]
+    pub ks_p_value: f64,
+    /// The predictions drifted when the PSI of the predicted classes (or values) is above this.
+    #[serde(default = "default_psi")]
+    pub prediction_psi: f64,
+    /// With `label`: the accuracy on the labels must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_accuracy: Option<f64>,
+}
+
+impl Default for DriftThresholds {
+    fn default() -> Self {
+        DriftThresholds {
+            psi: default_psi(),
+            ks_p_value: default_ks_p_value(),
+            prediction_psi: default_psi(),
+            min_accuracy: None,
+        }
+    }
+}
+
+fn default_psi() -> f64 {
+    0.2
+}
+
+fn default_ks_p_value() -> f64 {
+    0.01
+}
+
+/// What happens when a report finds drift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnDrift {
+    /// A DAG to trigger (the retraining DAG), with the report's findings in its `conf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+}
+
 /// `kind: deploy` — the `deploy:` block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +347,34 @@ impl DeploySpec {
         }
         problems
     }
+}
+
+impl ModelRef {
+    pub fn problems(&self) -> Vec<String> {
+        model_and_stage_problems(&self.model, &self.stage)
+    }
+}
+
+impl MonitorConfig {
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = model_and_stage_problems(&self.model, &self.stage);
+        let t = &self.thresholds;
+        if !(t.psi > 0.0 && t.prediction_psi > 0.0 && t.ks_p_value > 0.0 && t.ks_p_value < 1.0) {
+            problems.push("drift thresholds must be positive, and ks_p_value below 1".to_owned());
+        }
+        if t.min_accuracy.is_some() && self.label.is_none() {
+            problems.push("`min_accuracy` needs `label`, the column of true labels".to_owned());
+        }
+        problems
+    }
+}
+
+fn model_and_stage_problems(model: &str, stage: &str) -> Vec<String> {
+    let mut problems: Vec<String> = check_model_name(model).err().into_iter().collect();
+    if !["staging", "production"].contains(&stage) {
+        problems.push(format!("`stage` must be staging or production, got {stage:?}"));
+    }
+    problems
 }
 
 fn check_metric(metric: &str, problems: &mut Vec<String>) {

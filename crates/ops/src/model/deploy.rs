@@ -82,10 +82,11 @@ fn gate(spec: &DeploySpec, candidate: &VersionView, current: Option<&VersionView
         let margin = margin.unwrap_or(0.0);
         let theirs = value(current)?;
         let improvement = if higher { score - theirs } else { theirs - score };
-        if improvement < margin {
+        // Better means better: a version that only equals production (a retrain on the same data) stays out.
+        if improvement < margin || improvement <= 0.0 {
             return Err(OpsError::Invalid(format!(
                 "gate failed: version {} has {metric} {score:.4}, production version {} has {theirs:.4}; it must be \
-                 better by at least {margin:.4}",
+                 better, by at least {margin:.4}",
                 candidate.version, current.version
             )));
         }
@@ -138,5 +139,7 @@ mod tests {
         assert!(err.contains("0.9550") && err.contains("production version 1 has 0.9500"), "{err}");
         let ok = gate(&spec(Some(0.9), Some(0.01)), &version(2, 0.97, "none"), Some(&version(1, 0.95, "production")));
         assert!(ok.unwrap().contains("beats production version 1"));
+        let equal = gate(&spec(None, None), &version(2, 0.95, "none"), Some(&version(1, 0.95, "production")));
+        assert!(equal.unwrap_err().to_string().contains("must be better"), "equal is not better");
     }
 }

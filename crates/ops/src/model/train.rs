@@ -10,8 +10,10 @@ use sluice_core::protocol::ModelWrite;
 use sluice_core::serving::InputColumn;
 use sluice_ml::{Algorithm, Dataset, Metric, Target, TrainOutcome};
 
+use super::monitor::Reference;
 use super::{
-    MODEL_FILE, SIGNATURE_FILE, Signature, TRANSFORM_FILE, artifact_file, artifact_uri, json_bytes, request_dtype,
+    MODEL_FILE, REFERENCE_FILE, SIGNATURE_FILE, Signature, TRANSFORM_FILE, artifact_file, artifact_uri, json_bytes,
+    request_dtype,
 };
 use crate::error::{OpsError, Result};
 use crate::ingest::ColumnInfo;
@@ -66,7 +68,8 @@ pub fn run_train(spec: &TrainSpec, ctx: &OpContext<'_>, version: i64) -> Result<
         has_transform: transform.is_some(),
     };
     let uri = artifact_uri(&model.name, version);
-    write_version(ctx, &uri, &outcome, transform.as_ref(), &signature)?;
+    let reference = reference(&dataset, &outcome)?;
+    write_version(ctx, &uri, &outcome, transform.as_ref(), &reference, &signature)?;
     (ctx.log)(&format!("wrote {uri}"));
 
     let best = outcome.candidates.iter().find(|c| c.candidate == outcome.best);
@@ -204,12 +207,27 @@ fn log_candidates(ctx: &OpContext<'_>, outcome: &TrainOutcome, metric: Metric) {
     (ctx.log)(&format!("best: {best}, refitted on every row"));
 }
 
-/// The model, its transform and, last, its signature.
+/// A sample of the training features with the refitted model's predictions on it.
+fn reference(dataset: &Dataset, outcome: &TrainOutcome) -> Result<Reference> {
+    let predicted = outcome
+        .model
+        .predict(dataset.features.view())
+        .map_err(|e| OpsError::Invalid(format!("the refitted model cannot predict its training data: {e}")))?;
+    let texts: Vec<String> = match (predicted.labels, predicted.values) {
+        (Some(labels), _) => labels,
+        (None, Some(values)) => values.iter().map(f64::to_string).collect(),
+        (None, None) => Vec::new(),
+    };
+    Ok(Reference::sample(&dataset.features, &dataset.feature_names, &texts))
+}
+
+/// The model, its transform, its training reference and, last, its signature.
 fn write_version(
     ctx: &OpContext<'_>,
     uri: &str,
     outcome: &TrainOutcome,
     transform: Option<&FittedTransform>,
+    reference: &Reference,
     signature: &Signature,
 ) -> Result<()> {
     let model_path = artifact_file(ctx.lake, uri, MODEL_FILE)?;
@@ -219,6 +237,8 @@ fn write_version(
         let path = artifact_file(ctx.lake, uri, TRANSFORM_FILE)?;
         ctx.lake.put(&path, json_bytes(fitted, &path)?)?;
     }
+    let path = artifact_file(ctx.lake, uri, REFERENCE_FILE)?;
+    ctx.lake.put(&path, serde_json::to_vec(reference).map_err(|e| OpsError::Invalid(format!("reference: {e}")))?)?;
     let path = artifact_file(ctx.lake, uri, SIGNATURE_FILE)?;
     ctx.lake.put(&path, json_bytes(signature, &path)?)
 }

@@ -3,7 +3,8 @@
 //!
 //! A train try gets a version number reserved for it and registers that version only if it succeeds; a deploy try
 //! sees the model's versions as they were at lease time and its stage change is applied only if production has not
-//! moved since, so two deploys deciding against the same production version cannot both win.
+//! moved since, so two deploys deciding against the same production version cannot both win. A monitor try's report
+//! is stored with the try's end; the retraining run a drift asks for is triggered right after that commit.
 
 use std::collections::BTreeMap;
 
@@ -13,48 +14,54 @@ use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
     MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, RegistryView, ReportRequest, TaskOutcome, VersionView,
 };
-use sluice_store::{NewModelVersion, SetStage, TaskInstanceRow, Tx};
+use sluice_store::{NewModelVersion, NewMonitorReport, SetStage, TaskInstanceRow, Tx};
 
 use crate::EngineError;
 
-/// The registry variables of a `train` or `deploy` try (none for other kinds).
+/// The registry variables of a `train`, `deploy`, `score` or `monitor` try (none for other kinds).
 pub(super) async fn model_env(
     tx: &mut Tx,
     op: &OpSpec,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<String, String>, EngineError> {
     let mut env = BTreeMap::new();
-    match op {
-        OpSpec::Train(train) => {
-            let version = tx.reserve_model_version(&train.model.name, now).await?;
-            env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
-        }
-        OpSpec::Deploy(deploy) => {
-            let (versions, previous_production) = tx.model_versions_for_deploy(&deploy.model).await?;
-            let view = RegistryView {
-                model: deploy.model.clone(),
-                versions: versions
-                    .into_iter()
-                    .map(|v| VersionView {
-                        version: v.version,
-                        stage: v.stage,
-                        metrics: v.metrics,
-                        artifact_uri: v.artifact_uri,
-                    })
-                    .collect(),
-                previous_production,
-            };
-            let json = serde_json::to_string(&view).map_err(|e| EngineError::Invalid(format!("registry view: {e}")))?;
-            env.insert(MODEL_REGISTRY_ENV.to_owned(), json);
-        }
-        _ => {}
+    if let OpSpec::Train(train) = op {
+        let version = tx.reserve_model_version(&train.model.name, now).await?;
+        env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
+    }
+    if let Some(model) = op.registry_model() {
+        let (versions, previous_production) = tx.model_versions_for_deploy(model).await?;
+        let view = RegistryView {
+            model: model.to_owned(),
+            versions: versions
+                .into_iter()
+                .map(|v| VersionView {
+                    version: v.version,
+                    stage: v.stage,
+                    metrics: v.metrics,
+                    artifact_uri: v.artifact_uri,
+                })
+                .collect(),
+            previous_production,
+        };
+        let json = serde_json::to_string(&view).map_err(|e| EngineError::Invalid(format!("registry view: {e}")))?;
+        env.insert(MODEL_REGISTRY_ENV.to_owned(), json);
     }
     Ok(env)
 }
 
-/// Applies what a successful train or deploy try reports: registers its model version or changes a stage. Returns
-/// why the try must fail instead, changing nothing (a report about another model than the task's, or a promotion
-/// decided against a production version that has changed since).
+/// What a try's report changed in the registry.
+#[derive(Debug, Default)]
+pub(super) struct ModelOutcome {
+    /// Why the try must fail instead, having changed nothing: a report about another model than the task's, or a
+    /// promotion decided against a production version that has changed since.
+    pub refused: Option<String>,
+    /// A drifted monitor report whose task asks for a retraining run: the report's id, the DAG and its `conf`.
+    pub retrain: Option<(i64, String, serde_json::Value)>,
+}
+
+/// Applies what a successful train, deploy or monitor try reports: registers its model version, changes a stage or
+/// stores its drift report.
 pub(super) async fn record_model(
     tx: &mut Tx,
     dag: &Dag,
@@ -62,17 +69,18 @@ pub(super) async fn record_model(
     report: &ReportRequest,
     dag_version_id: &str,
     now: DateTime<Utc>,
-) -> Result<Option<String>, EngineError> {
+) -> Result<ModelOutcome, EngineError> {
     if report.outcome != TaskOutcome::Success {
-        return Ok(None);
+        return Ok(ModelOutcome::default());
     }
+    let refuse = |why: String| Ok(ModelOutcome { refused: Some(why), retrain: None });
     let op = dag.task(&ti.task_id).and_then(|t| t.op_spec());
     if let Some(model) = &report.model {
         let Some(OpSpec::Train(train)) = &op else {
-            return Ok(Some("only a train task registers model versions".to_owned()));
+            return refuse("only a train task registers model versions".to_owned());
         };
         if train.model.name != model.name {
-            return Ok(Some(format!("the task trains {:?}, not {:?}", train.model.name, model.name)));
+            return refuse(format!("the task trains {:?}, not {:?}", train.model.name, model.name));
         }
         let new = NewModelVersion {
             model: &model.name,
@@ -95,10 +103,10 @@ pub(super) async fn record_model(
     }
     if let Some(change) = &report.stage_change {
         let Some(OpSpec::Deploy(deploy)) = &op else {
-            return Ok(Some("only a deploy task changes a model's stage".to_owned()));
+            return refuse("only a deploy task changes a model's stage".to_owned());
         };
         if deploy.model != change.model {
-            return Ok(Some(format!("the task deploys {:?}, not {:?}", deploy.model, change.model)));
+            return refuse(format!("the task deploys {:?}, not {:?}", deploy.model, change.model));
         }
         let changed_by = format!("run:{}/{}/{}", ti.dag_id, ti.run_id, ti.task_id);
         let set = SetStage {
@@ -110,8 +118,80 @@ pub(super) async fn record_model(
             expected_production: Some(change.expected_production),
         };
         if let Err(refusal) = tx.set_model_stage(&set, now).await? {
-            return Ok(Some(format!("the stage change was refused: {refusal}")));
+            return refuse(format!("the stage change was refused: {refusal}"));
         }
     }
-    Ok(None)
+    let mut outcome = ModelOutcome::default();
+    if let Some(monitor) = &report.monitor {
+        let Some(OpSpec::Monitor(spec)) = &op else {
+            return refuse("only a monitor task reports drift".to_owned());
+        };
+        let checks = serde_json::to_value(&monitor.checks).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let new = NewMonitorReport {
+            model: &monitor.model,
+            version: monitor.version,
+            input_uri: &monitor.input_uri,
+            rows: i64::try_from(monitor.rows).unwrap_or(i64::MAX),
+            drifted: monitor.drifted,
+            checks: &checks,
+            dag_id: &ti.dag_id,
+            run_id: &ti.run_id,
+            task_id: &ti.task_id,
+            try_id: &report.lease_id.to_string(),
+        };
+        let id = tx.record_monitor_report(&new, now).await?;
+        if monitor.drifted
+            && let Some(dag_id) = spec.monitor.on_drift.as_ref().and_then(|d| d.trigger.clone())
+        {
+            let drifted: Vec<&sluice_core::protocol::DriftCheck> =
+                monitor.checks.iter().filter(|c| c.drifted).collect();
+            let reason = drifted
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {} {:.4} (threshold {})",
+                        c.feature,
+                        c.statistic,
+                        c.value,
+                        c.threshold.unwrap_or(f64::NAN)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let conf = serde_json::json!({
+                "reason": format!("drift of {} version {}: {reason}", monitor.model, monitor.version),
+                "drifted_features": monitor.drifted_features,
+                "drift": drifted,
+                "model": monitor.model,
+                "version": monitor.version,
+                "monitor_report_id": id,
+            });
+            outcome.retrain = Some((id, dag_id, conf));
+        }
+    }
+    Ok(outcome)
+}
+
+impl super::Engine {
+    /// Starts the retraining run a drifted monitor report asks for, and notes it with the report. A failure is
+    /// logged, not returned: the report is recorded either way, and says whether a run was started.
+    pub(super) async fn trigger_retraining(&self, report_id: i64, dag_id: &str, conf: serde_json::Value) {
+        let request = super::runs::TriggerRequest {
+            dag_run_id: None,
+            logical_date: None,
+            data_interval: None,
+            conf: Some(conf),
+            note: Some(format!("retraining after drift (monitor report {report_id})")),
+            // Airflow names a run started by another DAG's task (TriggerDagRunOperator) so.
+            triggered_by: "operator".to_owned(),
+        };
+        match self.trigger_run(dag_id, request).await {
+            Ok(run) => {
+                if let Err(e) = self.store.set_monitor_retrain_run(report_id, dag_id, &run.run_id).await {
+                    tracing::warn!(report_id, "cannot note the retraining run with its report: {e}");
+                }
+            }
+            Err(e) => tracing::error!(report_id, dag_id, "cannot trigger the retraining run: {e}"),
+        }
+    }
 }

@@ -238,7 +238,8 @@ impl Engine {
         let ti = tx.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
         tx.insert_log_lines(report.lease_id, &log_entries(&report.logs)).await?;
         record_data(&mut tx, &dag, &ti, report, now).await?;
-        if let Some(refused) = record_model(&mut tx, &dag, &ti, report, &run.version_id.to_string(), now).await? {
+        let models = record_model(&mut tx, &dag, &ti, report, &run.version_id.to_string(), now).await?;
+        if let Some(refused) = models.refused {
             ending.succeeded = false;
             ending.error = Some(refused);
         }
@@ -250,6 +251,9 @@ impl Engine {
             }
         };
         tx.commit().await?;
+        if let Some((report_id, dag_id, conf)) = models.retrain {
+            self.trigger_retraining(report_id, &dag_id, conf).await;
+        }
         if leaf {
             return self.settle_run(ti.run_pk, &ti.task_id).await;
         }
