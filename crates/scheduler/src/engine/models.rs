@@ -13,13 +13,13 @@ use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
     MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, RegistryView, ReportRequest, TaskOutcome, VersionView,
 };
-use sluice_store::{NewModelVersion, SetStage, TaskInstanceRow, Tx};
+use sluice_store::{Claim, LeafTry, NewModelVersion, RunTx, SetStage, StageRefusal, TaskInstanceRow};
 
 use crate::EngineError;
 
 /// The registry variables of a `train` or `deploy` try (none for other kinds).
 pub(super) async fn model_env(
-    tx: &mut Tx,
+    tx: &mut Claim<'_>,
     op: &OpSpec,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<String, String>, EngineError> {
@@ -30,7 +30,7 @@ pub(super) async fn model_env(
             env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
         }
         OpSpec::Deploy(deploy) => {
-            let (versions, previous_production) = tx.model_versions_for_deploy(&deploy.model).await?;
+            let (versions, previous_production) = tx.reads().model_versions_for_deploy(&deploy.model).await?;
             let view = RegistryView {
                 model: deploy.model.clone(),
                 versions: versions
@@ -52,11 +52,41 @@ pub(super) async fn model_env(
     Ok(env)
 }
 
+/// The transaction that records a try's end: under its run's lock, or a leaf's own (see `Engine::report`).
+pub(super) enum EndTx<'a, 't> {
+    Run(&'a mut RunTx<'t>),
+    Leaf(&'a mut LeafTry),
+}
+
+impl EndTx<'_, '_> {
+    async fn register_model_version(
+        &mut self,
+        new: &NewModelVersion<'_>,
+        now: DateTime<Utc>,
+    ) -> sluice_store::Result<()> {
+        match self {
+            EndTx::Run(run) => run.register_model_version(new, now).await,
+            EndTx::Leaf(leaf) => leaf.register_model_version(new, now).await,
+        }
+    }
+
+    async fn set_model_stage(
+        &mut self,
+        change: &SetStage<'_>,
+        now: DateTime<Utc>,
+    ) -> sluice_store::Result<Result<(), StageRefusal>> {
+        match self {
+            EndTx::Run(run) => run.set_model_stage(change, now).await,
+            EndTx::Leaf(leaf) => leaf.set_model_stage(change, now).await,
+        }
+    }
+}
+
 /// Applies what a successful train or deploy try reports: registers its model version or changes a stage. Returns
 /// why the try must fail instead, changing nothing (a report about another model than the task's, or a promotion
 /// decided against a production version that has changed since).
 pub(super) async fn record_model(
-    tx: &mut Tx,
+    mut tx: EndTx<'_, '_>,
     dag: &Dag,
     ti: &TaskInstanceRow,
     report: &ReportRequest,
