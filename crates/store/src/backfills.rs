@@ -136,11 +136,11 @@ impl Tx {
         let sql = format!(
             "SELECT {} FROM dag_runs WHERE dag_id = $1 AND logical_date_ms = $2{}",
             DagRunRow::COLUMNS,
-            self.dialect.lock_wait()
+            self.dialect.lock_decide()
         );
         let row = sqlx::query(&sql).bind(dag_id).bind(to_ms(logical_date)).fetch_optional(&mut *self.inner).await?;
         match row.as_ref().map(DagRunRow::decode).transpose()? {
-            Some(run) => Ok(Some(RunTx::new(self, run))),
+            Some(run) => Ok(Some(RunTx::new(self, run, false))),
             None => Ok(None),
         }
     }

@@ -3,9 +3,10 @@
 //! The claim keeps the lock order (run, then task instance) without making workers take turns on a run. One
 //! statement picks the candidates without locking them, share-locks their runs (`FOR KEY SHARE SKIP LOCKED`), then
 //! locks and re-checks the task instances (`FOR UPDATE SKIP LOCKED`). Claims share a run's lock with each other,
-//! and each task instance goes to one of them; a run held by a decision about it (a report, a mark, a timeout, a
-//! scheduler pass, all of which lock it `FOR UPDATE`) is skipped this time, so a claim never waits for a lock and
-//! cannot be part of a deadlock. The candidates are more than the claim asks for, so that concurrent claims that
+//! and each task instance goes to one of them, and with the decisions that move the run forward (reports, settling,
+//! the scheduler's pass, which lock it `FOR NO KEY UPDATE`); a run held by a decision that takes queued tasks back
+//! (a manual mark, a timeout: `FOR UPDATE`) is skipped this time. A claim never waits for a lock, so it cannot be
+//! part of a deadlock. The candidates are more than the claim asks for, so that concurrent claims that
 //! see the same first candidates still find the ones after them.
 
 use std::ops::Deref;
@@ -78,24 +79,6 @@ impl Tx {
         let rows = query.fetch_all(&mut *self.inner).await?;
         let queued = rows.iter().map(|r| TaskInstanceRow::decode(r).map(QueuedTi)).collect::<Result<_>>()?;
         Ok(Claim { tx: self, queued })
-    }
-}
-
-impl crate::Store {
-    /// Whether any task instance of `queues` is queued: after a claim that took nothing, whether it skipped some.
-    pub async fn has_queued(&self, queues: &[String]) -> Result<bool> {
-        if queues.is_empty() {
-            return Ok(false);
-        }
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM task_instances WHERE state = $1 AND queue IN ({})) AS queued",
-            placeholders(2, queues.len())
-        );
-        let mut query = sqlx::query(&sql).bind(TaskState::Queued.as_str());
-        for q in queues {
-            query = query.bind(q);
-        }
-        crate::rows::flag(&query.fetch_one(self.pool()).await?, "queued")
     }
 }
 

@@ -83,6 +83,22 @@ impl Dialect {
         }
     }
 
+    /// The lock of a decision about a run: exclusive among decisions, but claims ([`Dialect::lock_share_skip_locked`])
+    /// go on beside it. [`Dialect::lock_wait`] excludes claims too.
+    pub(crate) fn lock_decide(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR NO KEY UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    pub(crate) fn lock_decide_skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR NO KEY UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
     /// A shared lock on rows that other claims may share but an exclusive [`Dialect::lock_wait`] holder excludes;
     /// rows held that way are skipped.
     pub(crate) fn lock_share_skip_locked(self) -> &'static str {

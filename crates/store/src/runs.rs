@@ -197,7 +197,8 @@ impl Tx {
         for chunk in tasks.chunks(INSERT_CHUNK) {
             self.insert_task_instances(&created, chunk).await?;
         }
-        Ok(Some(RunTx::new(self, created)))
+        // Nobody else sees the run before the commit: no claim can be running on it.
+        Ok(Some(RunTx::new(self, created, true)))
     }
 
     async fn insert_task_instances(&mut self, run: &DagRunRow, tasks: &[NewTaskInstance]) -> Result<()> {
@@ -259,7 +260,7 @@ impl Tx {
               ORDER BY last_scheduling_decision_ms NULLS FIRST, id LIMIT {}{}",
             DagRunRow::COLUMNS,
             limit.max(1),
-            self.dialect.lock_skip_locked()
+            self.dialect.lock_decide_skip_locked()
         );
         let rows = sqlx::query(&sql)
             .bind(RunState::Queued.as_str())

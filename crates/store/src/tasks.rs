@@ -93,6 +93,12 @@ impl RunTx<'_> {
         if ids.is_empty() {
             return Ok(0);
         }
+        if from.contains(&TaskState::Queued) && state != TaskState::Queued && !self.excludes_claims {
+            return Err(crate::Error::LockOrder(
+                "queued task instances are taken back only under a lock that excludes claims \
+                 (Tx::lock_run_excluding_claims or RunTx::exclude_claims)",
+            ));
+        }
         // The time column that goes with the new state; `{now}` is the bound current time.
         let stamp = match state {
             TaskState::Scheduled => Some(", scheduled_ms = {now}"),

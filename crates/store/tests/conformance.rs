@@ -90,6 +90,7 @@ conformance!(
     asset_triggers_consume_events_once,
     leases_read_connections_and_watermarks,
     model_versions_and_stages,
+    queued_tasks_are_taken_back_only_with_claims_excluded,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -832,6 +833,18 @@ async fn model_versions_and_stages(store: &Store) {
     assert_eq!(store.list_models(10, 0).await.unwrap().1, 1);
 }
 
+async fn queued_tasks_are_taken_back_only_with_claims_excluded(store: &Store) {
+    let run_pk = queued_run(store, 1).await;
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    let ids: Vec<Uuid> = run.run_task_instances(run_pk, None).await.unwrap().iter().map(|t| t.id).collect();
+    let refused = run.set_ti_states(&ids, &[TaskState::Queued], TaskState::Skipped, Utc::now()).await;
+    assert!(matches!(refused, Err(sluice_store::Error::LockOrder(_))), "{refused:?}");
+    run.exclude_claims().await.unwrap();
+    assert_eq!(run.set_ti_states(&ids, &[TaskState::Queued], TaskState::Skipped, Utc::now()).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+}
+
 /// Interleavings that need two transactions open at once: PostgreSQL only (Sluice's SQLite pool has one
 /// connection, so its transactions take turns).
 mod postgres_interleavings {
@@ -839,37 +852,42 @@ mod postgres_interleavings {
 
     const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-    /// A claim that meets a run being decided about (locked, as a manual mark or a timeout pass locks it before
-    /// changing its task instances) skips that run rather than take its tasks from under the decision, and never
-    /// waits for it; once the decision commits, the next claim takes what it left queued.
+    /// Claims go on beside a decision that moves a run forward (a report, settling, the scheduler's pass); a
+    /// decision that takes queued tasks back (a manual mark, a timeout) makes them skip the run rather than take
+    /// its tasks from under it, and never wait for it; once it commits, the next claim takes what it left queued.
     #[tokio::test]
-    async fn a_claim_skips_a_run_being_decided_about() {
+    async fn claims_skip_a_run_only_while_its_queued_tasks_are_taken_back() {
         let fresh = Fresh::postgres().await;
         let store = &fresh.store;
-        let run_pk = queued_run(store, 2).await;
-        let mut decision = store.begin().await.unwrap();
-        let mut run = decision.lock_run(run_pk).await.unwrap().unwrap();
-
+        let run_pk = queued_run(store, 3).await;
         let now = Utc::now();
-        let mut other = store.begin().await.unwrap();
-        let claimed = tokio::time::timeout(WAIT, claim(&mut other, 2, "w", now + Duration::seconds(30), now))
-            .await
-            .expect("a claim never waits for a run's lock");
-        other.commit().await.unwrap();
-        assert!(claimed.is_empty(), "the claim took tasks from a run being decided about: {claimed:?}");
+        let until = now + Duration::seconds(30);
+        let claim_beside = |n: i64| async move {
+            let mut other = store.begin().await.unwrap();
+            let claimed = tokio::time::timeout(WAIT, claim(&mut other, n, "w", until, now))
+                .await
+                .expect("a claim never waits for a run's lock");
+            other.commit().await.unwrap();
+            claimed.into_iter().map(|c| c.ti.task_id).collect::<Vec<_>>()
+        };
 
+        let mut decision = store.begin().await.unwrap();
+        decision.lock_run(run_pk).await.unwrap().unwrap();
+        assert_eq!(claim_beside(1).await, ["t2"], "a claim goes on beside a decision");
+        decision.commit().await.unwrap();
+
+        let mut mark = store.begin().await.unwrap();
+        let mut run = mark.lock_run_excluding_claims(run_pk).await.unwrap().unwrap();
+        assert!(claim_beside(2).await.is_empty(), "the claim took tasks from under a mark");
         let tis = run.run_task_instances(run_pk, None).await.unwrap();
         let t0: Vec<Uuid> = tis.iter().filter(|ti| ti.task_id == "t0").map(|ti| ti.id).collect();
         let skipped = tokio::time::timeout(WAIT, run.set_ti_states(&t0, &[TaskState::Queued], TaskState::Skipped, now))
             .await
-            .expect("the decision waits for nothing but its run");
-        assert_eq!(skipped.unwrap(), 1, "what the decision read still holds");
-        decision.commit().await.unwrap();
+            .expect("the mark waits for nothing but its run");
+        assert_eq!(skipped.unwrap(), 1, "what the mark read still holds");
+        mark.commit().await.unwrap();
 
-        let mut tx = store.begin().await.unwrap();
-        let claimed = claim(&mut tx, 2, "w", now + Duration::seconds(30), now).await;
-        tx.commit().await.unwrap();
-        assert_eq!(claimed.iter().map(|c| c.ti.task_id.as_str()).collect::<Vec<_>>(), ["t1"]);
+        assert_eq!(claim_beside(2).await, ["t1"]);
         fresh.finish().await;
     }
 }

@@ -118,7 +118,7 @@ impl Engine {
         let task_ids = selection.resolve(&dag)?;
         let now = Utc::now();
         let mut tx = self.store.begin().await?;
-        let mut locked = tx.lock_run(run.id).await?.ok_or_else(|| run_gone(dag_id, run_id))?;
+        let mut locked = tx.lock_run_excluding_claims(run.id).await?.ok_or_else(|| run_gone(dag_id, run_id))?;
         let marked: Vec<TaskInstanceRow> = locked
             .run_task_instances(run.id, Some(&task_ids))
             .await?
@@ -167,7 +167,7 @@ impl Engine {
         let (run, _) = self.locate(dag_id, run_id).await?;
         let now = Utc::now();
         let mut tx = self.store.begin().await?;
-        let mut locked = tx.lock_run(run.id).await?.ok_or_else(|| run_gone(dag_id, run_id))?;
+        let mut locked = tx.lock_run_excluding_claims(run.id).await?.ok_or_else(|| run_gone(dag_id, run_id))?;
         if let Some(note) = &note {
             locked.set_run_note(note.as_deref()).await?;
         }

@@ -221,6 +221,8 @@ impl Engine {
         if run.state != RunState::Running || started + timeout > now {
             return Ok(false);
         }
+        // Its queued tasks are taken back: no claim may start one between the read and the change.
+        tx.exclude_claims().await?;
         let tis = tx.run_task_instances(run.id, None).await?;
         let unfinished: Vec<_> = tis.iter().filter(|ti| !ti.state.is_finished()).collect();
         let (running, waiting): (Vec<&TaskInstanceRow>, Vec<_>) =

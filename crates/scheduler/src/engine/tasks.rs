@@ -26,11 +26,6 @@ use crate::EngineError;
 /// Leases remembered for their reports at most (see `Engine::remember_leases`).
 const MAX_REMEMBERED_LEASES: usize = 100_000;
 
-/// How soon a long-poll looks again at queued work its claim could not take (its run was being decided about, or
-/// another worker was claiming it); the pause doubles up to the maximum while that lasts.
-const BUSY_PAUSE_FIRST: Duration = Duration::from_millis(2);
-const BUSY_PAUSE_MAX: Duration = Duration::from_millis(250);
-
 /// A task rendered for its next try.
 struct Prepared {
     command: RenderedCommand,
@@ -57,7 +52,6 @@ impl Engine {
         }
         let wait = Duration::from_millis(request.wait_ms).min(self.config.max_poll_wait);
         let deadline = tokio::time::Instant::now() + wait;
-        let mut busy_pause = BUSY_PAUSE_FIRST;
         loop {
             // Register interest before looking, so that a task queued in between still wakes us.
             let notified = self.work_queued.notified();
@@ -67,18 +61,8 @@ impl Engine {
             if !leased.is_empty() || self.is_stopping() || tokio::time::Instant::now() >= deadline {
                 return Ok(leased);
             }
-            // Wake at least every second: another process (a separate scheduler) may have queued work. A claim
-            // skips the runs that a decision holds; such a task is claimable once that decision commits, which
-            // wakes nobody unless it queued something, so queued work that could not be claimed is looked at
-            // again soon, less often the longer it stays out of reach.
-            let pause = if self.store.has_queued(&request.queues).await? {
-                let pause = busy_pause;
-                busy_pause = (busy_pause * 2).min(BUSY_PAUSE_MAX);
-                pause
-            } else {
-                Duration::from_secs(1)
-            };
-            let recheck = (tokio::time::Instant::now() + pause).min(deadline);
+            // Wake at least every second: another process (a separate scheduler) may have queued work.
+            let recheck = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(recheck) => {}
