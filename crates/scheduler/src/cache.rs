@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use sluice_core::Dag;
 use sluice_core::spec::DagSpec;
-use sluice_store::{DagRunRow, DagVersionRow, Store, Tx};
+use sluice_store::{DagRunRow, DagVersionRow, Reads, Store};
 use uuid::Uuid;
 
 use crate::EngineError;
@@ -34,7 +34,7 @@ impl DagCache {
     }
 
     /// A DAG version, read inside the caller's transaction when not cached.
-    pub async fn get_in(&self, tx: &mut Tx, id: Uuid) -> Result<Arc<Dag>, EngineError> {
+    pub async fn get_in(&self, tx: &mut Reads<'_>, id: Uuid) -> Result<Arc<Dag>, EngineError> {
         if let Some(dag) = self.cached(id) {
             return Ok(dag);
         }
@@ -42,7 +42,7 @@ impl DagCache {
         self.insert(row.ok_or_else(|| EngineError::NotFound(format!("DAG version {id} not found")))?)
     }
 
-    /// A DAG version, read with its own connection when not cached. Never call while holding a [`Tx`]: the SQLite
+    /// A DAG version, read with its own connection when not cached. Never call while holding a `Tx`: the SQLite
     /// pool has a single connection.
     pub async fn get(&self, store: &Store, id: Uuid) -> Result<Arc<Dag>, EngineError> {
         if let Some(dag) = self.cached(id) {
@@ -80,14 +80,14 @@ impl RunCache {
     }
 
     /// A run, read inside the caller's transaction when not cached.
-    pub async fn get_in(&self, tx: &mut Tx, id: Uuid) -> Result<Option<Arc<DagRunRow>>, EngineError> {
+    pub async fn get_in(&self, tx: &mut Reads<'_>, id: Uuid) -> Result<Option<Arc<DagRunRow>>, EngineError> {
         if let Some(run) = self.cached(id) {
             return Ok(Some(run));
         }
         Ok(tx.get_run_by_pk(id).await?.map(|run| self.insert(run)))
     }
 
-    /// A run, read with its own connection when not cached (never while holding a [`Tx`], see [`DagCache::get`]).
+    /// A run, read with its own connection when not cached (never while holding a `Tx`, see [`DagCache::get`]).
     pub async fn get(&self, store: &Store, id: Uuid) -> Result<Option<Arc<DagRunRow>>, EngineError> {
         if let Some(run) = self.cached(id) {
             return Ok(Some(run));

@@ -13,7 +13,7 @@ use crate::dags::{Bind, bind_all};
 use crate::error::Result;
 use crate::rows::{opt_json, time};
 use crate::time::to_ms;
-use crate::{Store, Tx};
+use crate::{Reads, Store, Tx};
 
 /// An event to record: what a try wrote to one asset.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -231,21 +231,23 @@ impl Tx {
         Ok(())
     }
 
+    /// Locks a DAG's row until the transaction ends (PostgreSQL; SQLite has one writer anyway).
+    pub async fn lock_dag(&mut self, dag_id: &str) -> Result<bool> {
+        let sql = format!("SELECT dag_id FROM dags WHERE dag_id = $1{}", self.dialect.lock_wait());
+        Ok(sqlx::query(&sql).bind(dag_id).fetch_optional(&mut *self.inner).await?.is_some())
+    }
+}
+
+impl Reads<'_> {
     /// The newest high-water mark recorded for `uri`: where an incremental load goes on from.
     pub async fn latest_watermark(&mut self, uri: &str) -> Result<Option<String>> {
         let row = sqlx::query(
             "SELECT watermark FROM asset_events WHERE asset_uri = $1 AND watermark IS NOT NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(uri)
-        .fetch_optional(&mut *self.inner)
+        .fetch_optional(&mut *self.tx.inner)
         .await?;
         Ok(row.map(|r| r.try_get("watermark")).transpose()?)
-    }
-
-    /// Locks a DAG's row until the transaction ends (PostgreSQL; SQLite has one writer anyway).
-    pub async fn lock_dag(&mut self, dag_id: &str) -> Result<bool> {
-        let sql = format!("SELECT dag_id FROM dags WHERE dag_id = $1{}", self.dialect.lock_wait());
-        Ok(sqlx::query(&sql).bind(dag_id).fetch_optional(&mut *self.inner).await?.is_some())
     }
 }
 

@@ -5,12 +5,11 @@ use serde_json::Value;
 use sluice_core::RunState;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use uuid::Uuid;
 
 use crate::error::Result;
 use crate::rows::{flag, json};
 use crate::time::{from_ms, to_ms};
-use crate::{DagRunRow, Store, Tx};
+use crate::{DagRunRow, RunTx, Store, Tx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackfillRow {
@@ -76,16 +75,6 @@ impl Tx {
         decode(&row)
     }
 
-    /// Makes the backfill the owner of a run it reruns.
-    pub async fn set_run_backfill(&mut self, run_pk: Uuid, backfill_id: i64) -> Result<()> {
-        sqlx::query("UPDATE dag_runs SET backfill_id = $1 WHERE id = $2")
-            .bind(backfill_id)
-            .bind(run_pk.to_string())
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
-    }
-
     /// The backfill, locked until the transaction ends: pausing, cancelling and starting its runs take turns.
     pub async fn lock_backfill(&mut self, id: i64) -> Result<Option<BackfillRow>> {
         let sql = format!("SELECT {COLUMNS} FROM backfills WHERE id = $1{}", self.dialect.lock_wait());
@@ -143,14 +132,30 @@ impl Tx {
     }
 
     /// The run of a DAG at a logical date, if there is one, locked until the transaction ends.
-    pub async fn lock_run_at(&mut self, dag_id: &str, logical_date: DateTime<Utc>) -> Result<Option<DagRunRow>> {
+    pub async fn lock_run_at(&mut self, dag_id: &str, logical_date: DateTime<Utc>) -> Result<Option<RunTx<'_>>> {
         let sql = format!(
             "SELECT {} FROM dag_runs WHERE dag_id = $1 AND logical_date_ms = $2{}",
             DagRunRow::COLUMNS,
-            self.dialect.lock_wait()
+            self.dialect.lock_decide()
         );
         let row = sqlx::query(&sql).bind(dag_id).bind(to_ms(logical_date)).fetch_optional(&mut *self.inner).await?;
-        row.as_ref().map(DagRunRow::decode).transpose()
+        match row.as_ref().map(DagRunRow::decode).transpose()? {
+            Some(run) => Ok(Some(RunTx::new(self, run, false))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl RunTx<'_> {
+    /// Makes the backfill the owner of this run, which it reruns.
+    pub async fn set_run_backfill(&mut self, backfill_id: i64) -> Result<()> {
+        sqlx::query("UPDATE dag_runs SET backfill_id = $1 WHERE id = $2")
+            .bind(backfill_id)
+            .bind(self.run.id.to_string())
+            .execute(&mut *self.tx.inner)
+            .await?;
+        self.run.backfill_id = Some(backfill_id);
+        Ok(())
     }
 }
 

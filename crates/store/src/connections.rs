@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use crate::error::Result;
 use crate::rows::flag;
-use crate::{Store, Tx};
+use crate::{Reads, Store};
 
 /// A connection as stored. The API redacts `password` and secret-looking `extra` keys before answering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,11 +117,11 @@ fn decode_pool(r: &AnyRow) -> Result<PoolRow> {
     })
 }
 
-impl Tx {
+impl Reads<'_> {
     /// A connection, read in the transaction that leases the task using it.
     pub async fn connection(&mut self, conn_id: &str) -> Result<Option<ConnectionRow>> {
         let sql = format!("SELECT {} FROM connections WHERE conn_id = $1", ConnectionRow::COLUMNS);
-        let row = sqlx::query(&sql).bind(conn_id).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query(&sql).bind(conn_id).fetch_optional(&mut *self.tx.inner).await?;
         row.as_ref().map(ConnectionRow::decode).transpose()
     }
 }

@@ -12,6 +12,9 @@ pub enum Error {
     /// A stored value that Sluice cannot read back: a bug or a manual edit of the database.
     #[error("corrupt stored value in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A change that needs a stronger lock on its run than the one held: a bug in the caller.
+    #[error("lock order: {0}")]
+    LockOrder(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

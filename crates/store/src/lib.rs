@@ -12,6 +12,7 @@
 mod assets;
 mod auth;
 mod backfills;
+mod claim;
 mod connections;
 mod dags;
 mod error;
@@ -24,14 +25,17 @@ mod time;
 mod tx;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+use tokio::sync::Notify;
 
 pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, QualityReportRow, TryRef};
 pub use auth::{ApiKeyRow, NewApiKey, UserRow};
 pub use backfills::{BackfillRow, NewBackfill};
+pub use claim::{Claim, QueuedTi};
 pub use connections::{ConnectionRow, PoolRow, PoolSettings};
 pub use dags::{
     DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorFilter, ImportErrorRow, VariableRow, VersionSummary,
@@ -44,9 +48,9 @@ pub use models::{
 };
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};
-pub use tasks::{ClaimedTask, TryEnd};
+pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TryEnd, TryRecord};
 pub use time::{from_ms, now_ms, to_ms};
-pub use tx::Tx;
+pub use tx::{LockedRuns, Reads, RunTx, Tx};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +85,40 @@ impl Dialect {
             Dialect::Sqlite => "",
         }
     }
+
+    /// The lock of a decision about a run: exclusive among decisions, but claims ([`Dialect::lock_share_skip_locked`])
+    /// go on beside it. [`Dialect::lock_wait`] excludes claims too.
+    pub(crate) fn lock_decide(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR NO KEY UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    pub(crate) fn lock_decide_skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR NO KEY UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// A shared lock on rows that other claims may share but an exclusive [`Dialect::lock_wait`] holder excludes;
+    /// rows held that way are skipped.
+    pub(crate) fn lock_share_skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR KEY SHARE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// Makes a `WITH` query run once, on its own, before the statement that reads it (PostgreSQL; SQLite has one
+    /// writer and needs no such care).
+    pub(crate) fn materialized(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "MATERIALIZED ",
+            Dialect::Sqlite => "",
+        }
+    }
 }
 
 /// A handle on the database; cheap to clone.
@@ -88,6 +126,8 @@ impl Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// Raised when a transaction that queued task instances commits (see [`Tx::commit`]).
+    work: Arc<Notify>,
 }
 
 impl Store {
@@ -127,7 +167,7 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, dialect })
+        Ok(Store { pool, dialect, work: Arc::new(Notify::new()) })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -145,7 +185,13 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(Tx::new(self.pool.begin().await?, self.dialect))
+        Ok(Tx::new(self.pool.begin().await?, self.dialect, self.work.clone()))
+    }
+
+    /// Notified whenever a transaction of this store (or of a clone) that queued task instances commits: what
+    /// long-polling workers wait on.
+    pub fn work_signal(&self) -> Arc<Notify> {
+        self.work.clone()
     }
 
     /// A trivial query, for health checks.

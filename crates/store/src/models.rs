@@ -409,6 +409,39 @@ impl Store {
     }
 }
 
+impl crate::Claim<'_> {
+    /// Reserves the next version of model `name` for a train try being claimed (see [`Tx::reserve_model_version`]):
+    /// the one write a claim makes besides starting tries. It locks only the model's row, which no transaction
+    /// holds while waiting for a run or a task instance.
+    pub async fn reserve_model_version(&mut self, name: &str, now: DateTime<Utc>) -> Result<i64> {
+        self.tx_mut().reserve_model_version(name, now).await
+    }
+}
+
+impl crate::Reads<'_> {
+    /// See [`Tx::model_versions_for_deploy`].
+    pub async fn model_versions_for_deploy(&mut self, name: &str) -> Result<(Vec<ModelVersionRow>, Option<i64>)> {
+        self.tx.model_versions_for_deploy(name).await
+    }
+}
+
+impl crate::LeafTry {
+    /// Registers the model version a leaf's train try reports (see [`Tx::register_model_version`]): a write to the
+    /// model's rows only, which no transaction holds while waiting for a task instance.
+    pub async fn register_model_version(&mut self, new: &NewModelVersion<'_>, now: DateTime<Utc>) -> Result<()> {
+        self.tx_mut().register_model_version(new, now).await
+    }
+
+    /// Applies the stage change a leaf's deploy try reports (see [`Tx::set_model_stage`]).
+    pub async fn set_model_stage(
+        &mut self,
+        change: &SetStage<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<(), StageRefusal>> {
+        self.tx_mut().set_model_stage(change, now).await
+    }
+}
+
 /// A monitor try's report, to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMonitorReport<'a> {
@@ -523,5 +556,12 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+impl crate::LeafTry {
+    /// Stores the drift report a leaf's monitor try reports (see [`Tx::record_monitor_report`]).
+    pub async fn record_monitor_report(&mut self, new: &NewMonitorReport<'_>, now: DateTime<Utc>) -> Result<i64> {
+        self.tx_mut().record_monitor_report(new, now).await
     }
 }

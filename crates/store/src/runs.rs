@@ -10,7 +10,7 @@ use crate::dags::{Bind, bind_all, placeholders};
 use crate::error::Result;
 use crate::rows::{DagRow, DagRunRow, TaskInstanceRow, TaskTryRow};
 use crate::time::to_ms;
-use crate::{Store, Tx};
+use crate::{LockedRuns, RunTx, Store, Tx};
 
 /// A run to create.
 #[derive(Debug, Clone)]
@@ -149,14 +149,15 @@ const INSERT_CHUNK: usize = 500;
 
 impl Tx {
     /// Creates a run and its task instances. Returns `None`, creating nothing, when the run exists already (same
-    /// `run_id` or logical date: another scheduler made it) or when `max_active_runs` active runs exist.
+    /// `run_id` or logical date: another scheduler made it) or when `max_active_runs` active runs exist. The new
+    /// run is this transaction's until it commits, so it comes as a [`RunTx`].
     pub async fn create_run(
         &mut self,
         run: &NewRun,
         tasks: &[NewTaskInstance],
         max_active_runs: Option<i64>,
         now: DateTime<Utc>,
-    ) -> Result<Option<DagRunRow>> {
+    ) -> Result<Option<RunTx<'_>>> {
         if let Some(max) = max_active_runs {
             // Lock the DAG so that two schedulers count its active runs one after the other.
             self.lock_dag(&run.dag_id).await?;
@@ -196,7 +197,8 @@ impl Tx {
         for chunk in tasks.chunks(INSERT_CHUNK) {
             self.insert_task_instances(&created, chunk).await?;
         }
-        Ok(Some(created))
+        // Nobody else sees the run before the commit: no claim can be running on it.
+        Ok(Some(RunTx::new(self, created, true)))
     }
 
     async fn insert_task_instances(&mut self, run: &DagRunRow, tasks: &[NewTaskInstance]) -> Result<()> {
@@ -252,94 +254,22 @@ impl Tx {
     }
 
     /// Locks up to `limit` unfinished runs that no other scheduler holds, least recently examined first.
-    pub async fn lock_runs_to_schedule(&mut self, limit: i64) -> Result<Vec<DagRunRow>> {
+    pub async fn lock_runs_to_schedule(&mut self, limit: i64) -> Result<LockedRuns<'_>> {
         let sql = format!(
             "SELECT {} FROM dag_runs WHERE state IN ($1, $2)
               ORDER BY last_scheduling_decision_ms NULLS FIRST, id LIMIT {}{}",
             DagRunRow::COLUMNS,
             limit.max(1),
-            self.dialect.lock_skip_locked()
+            self.dialect.lock_decide_skip_locked()
         );
         let rows = sqlx::query(&sql)
             .bind(RunState::Queued.as_str())
             .bind(RunState::Running.as_str())
             .fetch_all(&mut *self.inner)
             .await?;
-        rows.iter().map(DagRunRow::decode).collect()
+        let runs = rows.iter().map(DagRunRow::decode).collect::<Result<Vec<_>>>()?;
+        Ok(LockedRuns { tx: self, runs: runs.into_iter() })
     }
-
-    /// Locks one run, waiting for whoever holds it.
-    pub async fn lock_run(&mut self, run_pk: Uuid) -> Result<Option<DagRunRow>> {
-        let sql = format!("SELECT {} FROM dag_runs WHERE id = $1{}", DagRunRow::COLUMNS, self.dialect.lock_wait());
-        let row = sqlx::query(&sql).bind(run_pk.to_string()).fetch_optional(&mut *self.inner).await?;
-        row.as_ref().map(DagRunRow::decode).transpose()
-    }
-
-    pub async fn set_run_state(&mut self, run_pk: Uuid, state: RunState, now: DateTime<Utc>) -> Result<()> {
-        let sql = match state {
-            RunState::Queued => "UPDATE dag_runs SET state = $1, queued_at_ms = $2 WHERE id = $3",
-            RunState::Running => "UPDATE dag_runs SET state = $1, start_ms = COALESCE(start_ms, $2) WHERE id = $3",
-            RunState::Success | RunState::Failed => "UPDATE dag_runs SET state = $1, end_ms = $2 WHERE id = $3",
-        };
-        sqlx::query(sql)
-            .bind(state.as_str())
-            .bind(to_ms(now))
-            .bind(run_pk.to_string())
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
-    }
-
-    /// Puts a finished or running run back in the queue after some of its tasks were cleared: the scheduler starts
-    /// it again as if new (Airflow resets its start and end too).
-    pub async fn requeue_run(&mut self, run_pk: Uuid, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE dag_runs SET state = $1, queued_at_ms = $2, start_ms = NULL, end_ms = NULL,
-                    last_scheduling_decision_ms = NULL
-              WHERE id = $3",
-        )
-        .bind(RunState::Queued.as_str())
-        .bind(to_ms(now))
-        .bind(run_pk.to_string())
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn set_run_note(&mut self, run_pk: Uuid, note: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE dag_runs SET note = $1 WHERE id = $2")
-            .bind(note)
-            .bind(run_pk.to_string())
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
-    }
-
-    /// Makes a task instance ready to run again (Airflow's clear): state back to none, with `max_tries` raised so
-    /// that its retries count afresh. Only an instance in one of `from` changes; returns whether it did.
-    pub async fn reset_task_instance(&mut self, ti_id: Uuid, max_tries: i64, from: &[TaskState]) -> Result<bool> {
-        let sql = format!(
-            "UPDATE task_instances SET state = $1, max_tries = $2, next_retry_ms = NULL, lease_id = NULL,
-                    lease_until_ms = NULL
-              WHERE id = $3 AND state IN ({})",
-            placeholders(4, from.len())
-        );
-        let mut query = sqlx::query(&sql).bind(TaskState::None.as_str()).bind(max_tries).bind(ti_id.to_string());
-        for state in from {
-            query = query.bind(state.as_str());
-        }
-        Ok(query.execute(&mut *self.inner).await?.rows_affected() == 1)
-    }
-
-    pub async fn touch_run(&mut self, run_pk: Uuid, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE dag_runs SET last_scheduling_decision_ms = $1 WHERE id = $2")
-            .bind(to_ms(now))
-            .bind(run_pk.to_string())
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
-    }
-
     /// The task instances of a run, all of them or those of `task_ids`.
     pub async fn run_task_instances(
         &mut self,
@@ -406,6 +336,79 @@ impl Tx {
         let sql = format!("SELECT {} FROM dags WHERE dag_id = $1", DagRow::COLUMNS);
         let row = sqlx::query(&sql).bind(dag_id).fetch_optional(&mut *self.inner).await?;
         row.as_ref().map(DagRow::decode).transpose()
+    }
+}
+
+impl RunTx<'_> {
+    pub async fn set_run_state(&mut self, state: RunState, now: DateTime<Utc>) -> Result<()> {
+        let sql = match state {
+            RunState::Queued => "UPDATE dag_runs SET state = $1, queued_at_ms = $2 WHERE id = $3",
+            RunState::Running => "UPDATE dag_runs SET state = $1, start_ms = COALESCE(start_ms, $2) WHERE id = $3",
+            RunState::Success | RunState::Failed => "UPDATE dag_runs SET state = $1, end_ms = $2 WHERE id = $3",
+        };
+        sqlx::query(sql)
+            .bind(state.as_str())
+            .bind(to_ms(now))
+            .bind(self.run.id.to_string())
+            .execute(&mut *self.tx.inner)
+            .await?;
+        self.run.state = state;
+        Ok(())
+    }
+
+    /// Puts a finished or running run back in the queue after some of its tasks were cleared: the scheduler starts
+    /// it again as if new (Airflow resets its start and end too).
+    pub async fn requeue_run(&mut self, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE dag_runs SET state = $1, queued_at_ms = $2, start_ms = NULL, end_ms = NULL,
+                    last_scheduling_decision_ms = NULL
+              WHERE id = $3",
+        )
+        .bind(RunState::Queued.as_str())
+        .bind(to_ms(now))
+        .bind(self.run.id.to_string())
+        .execute(&mut *self.tx.inner)
+        .await?;
+        self.run.state = RunState::Queued;
+        Ok(())
+    }
+
+    pub async fn set_run_note(&mut self, note: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE dag_runs SET note = $1 WHERE id = $2")
+            .bind(note)
+            .bind(self.run.id.to_string())
+            .execute(&mut *self.tx.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes a task instance ready to run again (Airflow's clear): state back to none, with `max_tries` raised so
+    /// that its retries count afresh. Only an instance in one of `from` changes; returns whether it did.
+    pub async fn reset_task_instance(&mut self, ti_id: Uuid, max_tries: i64, from: &[TaskState]) -> Result<bool> {
+        let sql = format!(
+            "UPDATE task_instances SET state = $1, max_tries = $2, next_retry_ms = NULL, lease_id = NULL,
+                    lease_until_ms = NULL
+              WHERE id = $3 AND run_pk = $4 AND state IN ({})",
+            placeholders(5, from.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(TaskState::None.as_str())
+            .bind(max_tries)
+            .bind(ti_id.to_string())
+            .bind(self.run.id.to_string());
+        for state in from {
+            query = query.bind(state.as_str());
+        }
+        Ok(query.execute(&mut *self.tx.inner).await?.rows_affected() == 1)
+    }
+
+    pub async fn touch_run(&mut self, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE dag_runs SET last_scheduling_decision_ms = $1 WHERE id = $2")
+            .bind(to_ms(now))
+            .bind(self.run.id.to_string())
+            .execute(&mut *self.tx.inner)
+            .await?;
+        Ok(())
     }
 }
 

@@ -1,8 +1,12 @@
 //! Task instances and their tries: queueing, claiming by workers, leases, and the end of a try.
 //!
 //! A task instance runs only while it holds a lease: `state = 'running'` with a `lease_id` naming its current
-//! try. Claiming moves `queued → running` under a row lock; every later change about the try is conditional on
-//! the same `lease_id`, so a worker that lost its lease (or a second report) changes nothing.
+//! try. Claiming moves `queued → running` under a row lock ([`crate::Claim`]); every later change about the try is
+//! conditional on the same `lease_id`, so a worker that lost its lease (or a second report) changes nothing.
+//!
+//! Changes to task instances are methods of [`RunTx`], the guard of a locked run (see [`crate::tx`]), and each
+//! statement is restricted to that run. The one exception is [`LeafTry`], which ends a leaf task's try without
+//! its run's lock.
 
 use std::collections::HashMap;
 
@@ -12,11 +16,13 @@ use sluice_core::TaskState;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::assets::TryRef;
 use crate::dags::placeholders;
 use crate::error::Result;
+use crate::logs::LogEntry;
 use crate::rows::{TaskInstanceRow, uuid};
-use crate::time::{from_ms, to_ms};
-use crate::{Store, Tx};
+use crate::time::to_ms;
+use crate::{NewAssetEvent, Reads, RunTx, Store, Tx};
 
 /// A task instance a worker has just claimed, with the id of its new try.
 #[derive(Debug, Clone)]
@@ -38,9 +44,45 @@ pub struct TryEnd {
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 
+/// What a try says about data, stored in the transaction that records its end: its last log lines, the quality
+/// reports (whatever the outcome) and, for a try that succeeded, one asset event per output.
+#[derive(Debug, Clone)]
+pub struct TryRecord {
+    /// The try's id, which is the lease's.
+    pub lease_id: Uuid,
+    pub from: TryRef,
+    /// The DAG's owner, who owns the assets written for the first time.
+    pub owner: Option<String>,
+    pub logs: Vec<LogEntry>,
+    pub quality: Vec<QualityEntry>,
+    pub events: Vec<NewAssetEvent>,
+}
+
+/// A quality task's report on one asset.
+#[derive(Debug, Clone)]
+pub struct QualityEntry {
+    pub uri: String,
+    pub status: String,
+    pub report: Value,
+}
+
 impl Tx {
-    /// Moves task instances to `state`, stamping the time column that goes with it. Only instances in one of
-    /// `from` change, so a decision based on a stale read cannot overwrite a newer state.
+    /// Stores what a try says about data (see [`TryRecord`]).
+    pub async fn record_try(&mut self, record: &TryRecord, now: DateTime<Utc>) -> Result<()> {
+        self.insert_log_lines(record.lease_id, &record.logs).await?;
+        for q in &record.quality {
+            self.record_quality_report(&record.from, &q.uri, &q.status, &q.report, now).await?;
+        }
+        if !record.events.is_empty() {
+            self.record_asset_events(&record.from, record.owner.as_deref(), &record.events, now).await?;
+        }
+        Ok(())
+    }
+}
+
+impl RunTx<'_> {
+    /// Moves task instances of this run to `state`, stamping the time column that goes with it. Only instances in
+    /// one of `from` change, so a decision based on a stale read cannot overwrite a newer state.
     pub async fn set_ti_states(
         &mut self,
         ids: &[Uuid],
@@ -50,6 +92,12 @@ impl Tx {
     ) -> Result<u64> {
         if ids.is_empty() {
             return Ok(0);
+        }
+        if from.contains(&TaskState::Queued) && state != TaskState::Queued && !self.excludes_claims {
+            return Err(crate::Error::LockOrder(
+                "queued task instances are taken back only under a lock that excludes claims \
+                 (Tx::lock_run_excluding_claims or RunTx::exclude_claims)",
+            ));
         }
         // The time column that goes with the new state; `{now}` is the bound current time.
         let stamp = match state {
@@ -65,181 +113,170 @@ impl Tx {
         let ids_start = from_start + from.len();
         let sql = format!(
             "UPDATE task_instances SET state = $1{}, lease_id = NULL, lease_until_ms = NULL
-              WHERE state IN ({}) AND id IN ({})",
+              WHERE run_pk = ${} AND state IN ({}) AND id IN ({})",
             stamp.map(|s| s.replace("{now}", "$2")).unwrap_or_default(),
-            placeholders(from_start, from.len()),
-            placeholders(ids_start, ids.len())
+            from_start,
+            placeholders(from_start + 1, from.len()),
+            placeholders(ids_start + 1, ids.len())
         );
         let mut query = sqlx::query(&sql).bind(state.as_str());
         if stamp.is_some() {
             query = query.bind(to_ms(now));
         }
+        query = query.bind(self.run.id.to_string());
         for s in from {
             query = query.bind(s.as_str());
         }
         for id in ids {
             query = query.bind(id.to_string());
         }
-        Ok(query.execute(&mut *self.inner).await?.rows_affected())
+        Ok(query.execute(&mut *self.tx.inner).await?.rows_affected())
     }
 
-    /// Locks up to `limit` queued task instances of `queues`, highest priority first, for a worker to claim with
-    /// [`Tx::start_try`]. On PostgreSQL, rows locked by a concurrent claim are skipped, never shared.
-    pub async fn lock_queued(&mut self, queues: &[String], limit: i64) -> Result<Vec<TaskInstanceRow>> {
-        if queues.is_empty() || limit <= 0 {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT {} FROM task_instances WHERE state = $1 AND queue IN ({})
-              ORDER BY priority_weight DESC, queued_ms LIMIT {}{}",
-            TaskInstanceRow::COLUMNS,
-            placeholders(2, queues.len()),
-            limit,
-            self.dialect.lock_skip_locked()
-        );
-        let mut query = sqlx::query(&sql).bind(TaskState::Queued.as_str());
-        for q in queues {
-            query = query.bind(q);
-        }
-        query.fetch_all(&mut *self.inner).await?.iter().map(TaskInstanceRow::decode).collect()
-    }
-
-    /// Starts the next try of a task instance locked by [`Tx::lock_queued`]: it becomes `running`, held by a new
-    /// lease whose id is the try's id, and what the try runs (`rendered`) is stored with it. `None` if the task
-    /// instance is no longer queued.
-    pub async fn start_try(
-        &mut self,
-        ti: &TaskInstanceRow,
-        rendered: &Value,
-        worker: &str,
-        hostname: &str,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ClaimedTask>> {
-        let lease_id = Uuid::now_v7();
-        let rendered_text = rendered.to_string();
-        let started = sqlx::query(
-            "UPDATE task_instances SET state = $1, try_number = try_number + 1, lease_id = $2, lease_until_ms = $3,
-                    worker = $4, hostname = $5, pid = NULL, start_ms = $6, end_ms = NULL, next_retry_ms = NULL,
-                    rendered = $7
-              WHERE id = $8 AND state = $9",
-        )
-        .bind(TaskState::Running.as_str())
-        .bind(lease_id.to_string())
-        .bind(to_ms(lease_until))
-        .bind(worker)
-        .bind(hostname)
-        .bind(to_ms(now))
-        .bind(&rendered_text)
-        .bind(ti.id.to_string())
-        .bind(TaskState::Queued.as_str())
-        .execute(&mut *self.inner)
-        .await?;
-        if started.rows_affected() != 1 {
-            return Ok(None);
-        }
-        let try_number = ti.try_number + 1;
-        sqlx::query(
-            "INSERT INTO task_tries (id, ti_id, try_number, state, worker, hostname, start_ms, rendered)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(lease_id.to_string())
-        .bind(ti.id.to_string())
-        .bind(try_number)
-        .bind(TaskState::Running.as_str())
-        .bind(worker)
-        .bind(hostname)
-        .bind(to_ms(now))
-        .bind(&rendered_text)
-        .execute(&mut *self.inner)
-        .await?;
-        // The row as stored: times at the database's millisecond precision.
-        let stored = |t: DateTime<Utc>| from_ms(to_ms(t));
-        let ti = TaskInstanceRow {
-            state: TaskState::Running,
-            try_number,
-            lease_id: Some(lease_id),
-            lease_until: Some(stored(lease_until)),
-            worker: Some(worker.to_string()),
-            hostname: Some(hostname.to_string()),
-            pid: None,
-            start_date: Some(stored(now)),
-            end_date: None,
-            next_retry_at: None,
-            rendered: Some(rendered.clone()),
-            ..ti.clone()
-        };
-        Ok(Some(ClaimedTask { ti, lease_id }))
-    }
-
-    /// Locks a running task instance if `lease_id` still holds it; `None` means the lease is stale.
+    /// Locks a running task instance of this run if `lease_id` still holds it; `None` means the lease is stale.
     pub async fn lock_leased_ti(&mut self, ti_id: Uuid, lease_id: Uuid) -> Result<Option<TaskInstanceRow>> {
-        let sql = format!(
-            "SELECT {} FROM task_instances WHERE id = $1 AND lease_id = $2 AND state = $3{}",
-            TaskInstanceRow::COLUMNS,
-            self.dialect.lock_wait()
-        );
-        let row = sqlx::query(&sql)
-            .bind(ti_id.to_string())
-            .bind(lease_id.to_string())
-            .bind(TaskState::Running.as_str())
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        row.as_ref().map(TaskInstanceRow::decode).transpose()
+        let run_pk = self.run.id;
+        lock_leased(self.tx, ti_id, lease_id, Some(run_pk)).await
     }
 
     /// Ends the try that holds `ti` and moves the task instance on. The caller holds the lock from
-    /// [`Tx::lock_leased_ti`].
+    /// [`RunTx::lock_leased_ti`].
     pub async fn end_try(&mut self, ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<Utc>) -> Result<()> {
-        let output = end.output.as_ref().map(Value::to_string);
-        if let Some(lease_id) = ti.lease_id {
-            sqlx::query(
-                "UPDATE task_tries SET state = $1, end_ms = $2, exit_code = $3, error = $4, output = $5 WHERE id = $6",
-            )
-            .bind(end.try_state.as_str())
-            .bind(to_ms(now))
-            .bind(end.exit_code)
-            .bind(&end.error)
-            .bind(&output)
-            .bind(lease_id.to_string())
-            .execute(&mut *self.inner)
-            .await?;
-        }
+        end_try(self.tx, ti, end, now).await
+    }
+}
+
+/// Locks a running task instance if `lease_id` still holds it (and it belongs to `run_pk`, when given).
+async fn lock_leased(
+    tx: &mut Tx,
+    ti_id: Uuid,
+    lease_id: Uuid,
+    run_pk: Option<Uuid>,
+) -> Result<Option<TaskInstanceRow>> {
+    let sql = format!(
+        "SELECT {} FROM task_instances WHERE id = $1 AND lease_id = $2 AND state = $3{}{}",
+        TaskInstanceRow::COLUMNS,
+        if run_pk.is_some() { " AND run_pk = $4" } else { "" },
+        tx.dialect.lock_wait()
+    );
+    let mut query =
+        sqlx::query(&sql).bind(ti_id.to_string()).bind(lease_id.to_string()).bind(TaskState::Running.as_str());
+    if let Some(run_pk) = run_pk {
+        query = query.bind(run_pk.to_string());
+    }
+    let row = query.fetch_optional(&mut *tx.inner).await?;
+    row.as_ref().map(TaskInstanceRow::decode).transpose()
+}
+
+/// Ends the try holding `ti`, locked by the caller: the task instance's row first, then the try's, the order
+/// [`RunTx::end_running`] uses too.
+async fn end_try(tx: &mut Tx, ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<Utc>) -> Result<()> {
+    let output = end.output.as_ref().map(Value::to_string);
+    sqlx::query(
+        "UPDATE task_instances SET state = $1, end_ms = $2, output = $3, next_retry_ms = $4,
+                lease_id = NULL, lease_until_ms = NULL
+          WHERE id = $5",
+    )
+    .bind(end.ti_state.as_str())
+    .bind(to_ms(now))
+    .bind(&output)
+    .bind(end.next_retry_at.map(to_ms))
+    .bind(ti.id.to_string())
+    .execute(&mut *tx.inner)
+    .await?;
+    if let Some(lease_id) = ti.lease_id {
         sqlx::query(
-            "UPDATE task_instances SET state = $1, end_ms = $2, output = $3, next_retry_ms = $4,
-                    lease_id = NULL, lease_until_ms = NULL
-              WHERE id = $5",
+            "UPDATE task_tries SET state = $1, end_ms = $2, exit_code = $3, error = $4, output = $5 WHERE id = $6",
         )
-        .bind(end.ti_state.as_str())
+        .bind(end.try_state.as_str())
         .bind(to_ms(now))
+        .bind(end.exit_code)
+        .bind(&end.error)
         .bind(&output)
-        .bind(end.next_retry_at.map(to_ms))
-        .bind(ti.id.to_string())
-        .execute(&mut *self.inner)
+        .bind(lease_id.to_string())
+        .execute(&mut *tx.inner)
         .await?;
-        Ok(())
     }
+    Ok(())
+}
 
-    /// Ends the open try of a task instance that is being taken away from its worker (run timed out or marked),
-    /// without a retry. The worker learns on its next heartbeat and kills the task.
-    pub async fn abandon_try(&mut self, ti: &TaskInstanceRow, reason: &str, now: DateTime<Utc>) -> Result<()> {
-        if let Some(lease_id) = ti.lease_id {
-            sqlx::query("UPDATE task_tries SET state = $1, end_ms = $2, error = $3 WHERE id = $4 AND end_ms IS NULL")
-                .bind(TaskState::Failed.as_str())
-                .bind(to_ms(now))
-                .bind(reason)
-                .bind(lease_id.to_string())
-                .execute(&mut *self.inner)
-                .await?;
+impl RunTx<'_> {
+    /// Takes running task instances of this run away from their workers (run timed out or marked): they move to
+    /// `state` and their open tries end as failed with `reason`, without a retry. The worker learns on its next
+    /// heartbeat and kills the task. Task instances first, then tries, the order a try's end uses: a leaf's end
+    /// that commits first wins, and this changes neither its state nor its try. Returns how many changed.
+    pub async fn end_running(
+        &mut self,
+        ids: &[Uuid],
+        state: TaskState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let changed = self.set_ti_states(ids, &[TaskState::Running], state, now).await?;
+        if ids.is_empty() {
+            return Ok(changed);
         }
-        Ok(())
+        let sql = format!(
+            "UPDATE task_tries SET state = $1, end_ms = $2, error = $3 WHERE end_ms IS NULL AND ti_id IN ({})",
+            placeholders(4, ids.len())
+        );
+        let mut query = sqlx::query(&sql).bind(TaskState::Failed.as_str()).bind(to_ms(now)).bind(reason);
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&mut *self.tx.inner).await?;
+        Ok(changed)
+    }
+}
+
+/// The running try of a task with nothing downstream, locked by its lease without its run's lock.
+///
+/// Ending a leaf's try makes nothing ready, so it needs no decision about the run; taking the run's lock would
+/// make every report of a wide run wait for the others. This guard owns its transaction and can only record the
+/// try's data, end the try and commit: after this one task instance's row it locks nothing but the row of its own
+/// try, the order every path keeps (run, then task instance, then try), so it cannot be part of a deadlock. The
+/// run is settled afterwards under its lock (the scheduler's `settle_run`).
+pub struct LeafTry {
+    tx: Tx,
+    ti: TaskInstanceRow,
+}
+
+impl Tx {
+    /// Locks a leaf task's running instance if `lease_id` still holds it; `None` means the lease is stale (the
+    /// transaction is then rolled back).
+    pub async fn lock_leaf_try(mut self, ti_id: Uuid, lease_id: Uuid) -> Result<Option<LeafTry>> {
+        let ti = lock_leased(&mut self, ti_id, lease_id, None).await?;
+        Ok(ti.map(|ti| LeafTry { tx: self, ti }))
+    }
+}
+
+impl LeafTry {
+    pub fn ti(&self) -> &TaskInstanceRow {
+        &self.ti
     }
 
+    pub(crate) fn tx_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
+    pub async fn record_try(&mut self, record: &TryRecord, now: DateTime<Utc>) -> Result<()> {
+        self.tx.record_try(record, now).await
+    }
+
+    /// Ends the try, moves the task instance on and commits.
+    pub async fn end_and_commit(mut self, end: &TryEnd, now: DateTime<Utc>) -> Result<TaskInstanceRow> {
+        end_try(&mut self.tx, &self.ti, end, now).await?;
+        self.tx.commit().await?;
+        Ok(self.ti)
+    }
+}
+
+impl Reads<'_> {
     /// Upstream outputs for templates: `task_id → output` of the finished task instances of a run.
     pub async fn run_outputs(&mut self, run_pk: Uuid) -> Result<Vec<(String, Value)>> {
         let rows = sqlx::query("SELECT task_id, output FROM task_instances WHERE run_pk = $1 AND output IS NOT NULL")
             .bind(run_pk.to_string())
-            .fetch_all(&mut *self.inner)
+            .fetch_all(&mut *self.tx.inner)
             .await?;
         rows.iter()
             .map(|r| {
@@ -252,7 +289,7 @@ impl Tx {
     }
 
     pub async fn variables(&mut self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT key, val FROM variables").fetch_all(&mut *self.inner).await?;
+        let rows = sqlx::query("SELECT key, val FROM variables").fetch_all(&mut *self.tx.inner).await?;
         rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("val")?))).collect()
     }
 }
@@ -290,20 +327,13 @@ impl Store {
     }
 }
 
-impl Tx {
-    /// Tells every server listening on this database, when this transaction commits, that tasks were queued
-    /// (PostgreSQL; with SQLite there is one server, which wakes its workers in-process).
-    pub async fn announce_work(&mut self) -> Result<()> {
-        if self.dialect == crate::Dialect::Postgres {
-            sqlx::query("SELECT pg_notify($1, '')").bind(crate::logs::WORK_CHANNEL).execute(&mut *self.inner).await?;
-        }
-        Ok(())
-    }
-
-    /// Queues up to `limit` scheduled task instances of a run, highest priority first, within the open slots of
+impl RunTx<'_> {
+    /// Queues up to `limit` scheduled task instances of this run, highest priority first, within the open slots of
     /// their pools (Airflow's rule: a pool's queued and running task instances never exceed its slots; a task
-    /// naming a pool that does not exist waits until it does). Returns their ids.
-    pub async fn queue_scheduled(&mut self, run_pk: Uuid, limit: i64, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
+    /// naming a pool that does not exist waits until it does), and announces the work (see [`Tx::commit`]).
+    /// Returns their ids.
+    pub async fn queue_scheduled(&mut self, limit: i64, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        let run_pk = self.run.id;
         let mut open: HashMap<String, i64> = HashMap::new();
         let mut ids = Vec::new();
         // Each pass leaves out the pools found full by the one before, so that a full pool's high-priority tasks
@@ -323,7 +353,7 @@ impl Tx {
             for pool in &full {
                 query = query.bind(pool.as_str());
             }
-            let candidates = query.fetch_all(&mut *self.inner).await?;
+            let candidates = query.fetch_all(&mut *self.tx.inner).await?;
             let mut found_full = false;
             let mut picked = Vec::new();
             for row in &candidates {
@@ -349,6 +379,9 @@ impl Tx {
                 break;
             }
         }
+        if !ids.is_empty() {
+            self.tx.announce_work().await?;
+        }
         Ok(ids)
     }
 
@@ -359,13 +392,13 @@ impl Tx {
             "SELECT p.slots, (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state IN ($2, $3))
                     AS taken
                FROM pools p WHERE p.name = $1{}",
-            self.dialect.lock_wait()
+            self.tx.dialect.lock_wait()
         );
         let row = sqlx::query(&sql)
             .bind(pool)
             .bind(TaskState::Queued.as_str())
             .bind(TaskState::Running.as_str())
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(&mut *self.tx.inner)
             .await?;
         let Some(row) = row else {
             tracing::warn!(pool, "task instances wait for pool {pool:?}, which does not exist");
@@ -374,16 +407,18 @@ impl Tx {
         let (slots, taken): (i64, i64) = (row.try_get("slots")?, row.try_get("taken")?);
         Ok(if slots < 0 { i64::MAX } else { slots - taken })
     }
+}
 
+impl Reads<'_> {
     pub async fn get_run_by_pk(&mut self, run_pk: Uuid) -> Result<Option<crate::DagRunRow>> {
         let sql = format!("SELECT {} FROM dag_runs WHERE id = $1", crate::DagRunRow::COLUMNS);
-        let row = sqlx::query(&sql).bind(run_pk.to_string()).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query(&sql).bind(run_pk.to_string()).fetch_optional(&mut *self.tx.inner).await?;
         row.as_ref().map(crate::DagRunRow::decode).transpose()
     }
 
     pub async fn get_dag_version(&mut self, id: Uuid) -> Result<Option<crate::DagVersionRow>> {
         let sql = format!("SELECT {} FROM dag_versions WHERE id = $1", crate::DagVersionRow::COLUMNS);
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&mut *self.tx.inner).await?;
         row.as_ref().map(crate::DagVersionRow::decode).transpose()
     }
 }

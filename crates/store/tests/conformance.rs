@@ -90,6 +90,7 @@ conformance!(
     asset_triggers_consume_events_once,
     leases_read_connections_and_watermarks,
     model_versions_and_stages,
+    queued_tasks_are_taken_back_only_with_claims_excluded,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -140,7 +141,8 @@ fn tasks(n: usize) -> Vec<NewTaskInstance> {
         .collect()
 }
 
-/// Claims up to `n` queued task instances for `worker`, as the engine does: lock them, then start their tries.
+/// Claims up to `n` queued task instances for `worker`, as the engine does: lock them (their runs first), then
+/// start their tries.
 async fn claim(
     tx: &mut sluice_store::Tx,
     n: i64,
@@ -149,9 +151,10 @@ async fn claim(
     now: chrono::DateTime<Utc>,
 ) -> Vec<sluice_store::ClaimedTask> {
     let mut claimed = Vec::new();
-    for ti in tx.lock_queued(&["default".into()], n).await.unwrap() {
+    let mut claim = tx.claim_queued(&["default".into()], n).await.unwrap();
+    for ti in claim.take_queued() {
         let rendered = json!({"argv": ["true"]});
-        claimed.extend(tx.start_try(&ti, &rendered, worker, "host", lease_until, now).await.unwrap());
+        claimed.extend(claim.start_try(ti, &rendered, worker, "host", lease_until, now).await.unwrap());
     }
     claimed
 }
@@ -160,12 +163,13 @@ async fn claim(
 async fn queued_run(store: &Store, n: usize) -> Uuid {
     let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let run = tx.create_run(&new_run("d", version, "r1", 1), &tasks(n), None, Utc::now()).await.unwrap().unwrap();
-    let ids: Vec<Uuid> = tx.run_task_instances(run.id, None).await.unwrap().iter().map(|t| t.id).collect();
-    assert_eq!(tx.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap(), n as u64);
-    assert_eq!(tx.queue_scheduled(run.id, 1000, Utc::now()).await.unwrap().len(), n);
+    let mut run = tx.create_run(&new_run("d", version, "r1", 1), &tasks(n), None, Utc::now()).await.unwrap().unwrap();
+    let run_pk = run.run().id;
+    let ids: Vec<Uuid> = run.run_task_instances(run_pk, None).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(run.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap(), n as u64);
+    assert_eq!(run.queue_scheduled(1000, Utc::now()).await.unwrap().len(), n);
     tx.commit().await.unwrap();
-    run.id
+    run_pk
 }
 
 async fn migrations_run_twice(store: &Store) {
@@ -206,15 +210,17 @@ async fn dags_whose_files_are_gone_become_inactive(store: &Store) {
 async fn a_run_is_created_once(store: &Store) {
     let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let run = tx.create_run(&new_run("d", version, "r1", 1), &tasks(3), None, Utc::now()).await.unwrap().unwrap();
-    let tis = tx.run_task_instances(run.id, None).await.unwrap();
+    let mut locked =
+        tx.create_run(&new_run("d", version, "r1", 1), &tasks(3), None, Utc::now()).await.unwrap().unwrap();
+    let run = locked.run().clone();
+    let tis = locked.run_task_instances(run.id, None).await.unwrap();
     assert_eq!(tis.len(), 3);
-    let mut waiting = tx.waiting_task_ids(run.id).await.unwrap();
+    let mut waiting = locked.waiting_task_ids(run.id).await.unwrap();
     waiting.sort();
     assert_eq!(waiting, ["t0", "t1", "t2"], "not started yet");
     let by_task = |task_id: &str| tis.iter().find(|ti| ti.task_id == task_id).map(|ti| ti.id).unwrap();
-    tx.set_ti_states(&[by_task("t0")], &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
-    tx.set_ti_states(&[by_task("t1")], &[TaskState::None], TaskState::UpForRetry, Utc::now()).await.unwrap();
+    locked.set_ti_states(&[by_task("t0")], &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
+    locked.set_ti_states(&[by_task("t1")], &[TaskState::None], TaskState::UpForRetry, Utc::now()).await.unwrap();
     let mut waiting = tx.waiting_task_ids(run.id).await.unwrap();
     waiting.sort();
     assert_eq!(waiting, ["t1", "t2"], "up for retry waits too; scheduled does not");
@@ -260,8 +266,9 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     assert_eq!(stored.rendered, Some(json!({"argv": ["true"]})));
 
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.lock_leased_ti(task.ti.id, Uuid::now_v7()).await.unwrap().is_none(), "a wrong lease holds nothing");
-    let ti = tx.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    assert!(run.lock_leased_ti(task.ti.id, Uuid::now_v7()).await.unwrap().is_none(), "a wrong lease holds nothing");
+    let ti = run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().unwrap();
     let end = TryEnd {
         try_state: TaskState::Success,
         ti_state: TaskState::Success,
@@ -270,9 +277,9 @@ async fn claims_are_fenced_by_lease(store: &Store) {
         output: Some(json!({"n": 1})),
         next_retry_at: None,
     };
-    tx.end_try(&ti, &end, Utc::now()).await.unwrap();
-    assert!(tx.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().is_none(), "an ended try holds nothing");
-    assert_eq!(tx.run_outputs(run_pk).await.unwrap(), vec![("t1".to_string(), json!({"n": 1}))]);
+    run.end_try(&ti, &end, Utc::now()).await.unwrap();
+    assert!(run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().is_none(), "an ended try holds nothing");
+    assert_eq!(tx.reads().run_outputs(run_pk).await.unwrap(), vec![("t1".to_string(), json!({"n": 1}))]);
     assert!(tx.has_unfinished_tis(run_pk).await.unwrap());
     assert_eq!(tx.count_active_tis_of_dag("d", 16).await.unwrap(), 1, "t0 is still queued");
     tx.commit().await.unwrap();
@@ -421,16 +428,17 @@ async fn pools_limit_what_is_queued(store: &Store) {
         task.pool = pool.into();
     }
     let mut tx = store.begin().await.unwrap();
-    let run = tx.create_run(&new_run("d", version, "r1", 1), &planned, None, Utc::now()).await.unwrap().unwrap();
-    let tis = tx.run_task_instances(run.id, None).await.unwrap();
+    let mut run = tx.create_run(&new_run("d", version, "r1", 1), &planned, None, Utc::now()).await.unwrap().unwrap();
+    let run_pk = run.run().id;
+    let tis = run.run_task_instances(run_pk, None).await.unwrap();
     let ids: Vec<Uuid> = tis.iter().map(|t| t.id).collect();
-    tx.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
-    let queued = tx.queue_scheduled(run.id, 3, Utc::now()).await.unwrap();
+    run.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
+    let queued = run.queue_scheduled(3, Utc::now()).await.unwrap();
     let pool_of = |id: &Uuid| tis.iter().find(|t| t.id == *id).unwrap().pool.clone();
     let mut pools: Vec<String> = queued.iter().map(pool_of).collect();
     pools.sort();
     assert_eq!(pools, ["default_pool", "default_pool", "tiny"], "one task of the full pool, then the others");
-    let more: Vec<String> = tx.queue_scheduled(run.id, 10, Utc::now()).await.unwrap().iter().map(pool_of).collect();
+    let more: Vec<String> = run.queue_scheduled(10, Utc::now()).await.unwrap().iter().map(pool_of).collect();
     assert!(more.is_empty(), "tiny is full, nowhere missing: {more:?}");
     tx.commit().await.unwrap();
     let tiny = store.get_pool("tiny").await.unwrap().unwrap();
@@ -453,7 +461,7 @@ async fn backfills_are_recorded_and_runs_found_by_date(store: &Store) {
     let first = tx.insert_backfill(&backfill, Utc::now()).await.unwrap();
     let second = tx.insert_backfill(&backfill, Utc::now()).await.unwrap();
     assert!(second.id > first.id);
-    assert_eq!(tx.lock_run_at("d", day(3)).await.unwrap().map(|r| r.run_id), Some("r3".into()));
+    assert_eq!(tx.lock_run_at("d", day(3)).await.unwrap().map(|r| r.run().run_id.clone()), Some("r3".into()));
     assert!(tx.lock_run_at("d", day(4)).await.unwrap().is_none());
     tx.commit().await.unwrap();
 
@@ -483,13 +491,11 @@ async fn a_backfill_owns_its_runs_until_cancelled(store: &Store) {
     assert!(!b.is_paused && b.cancelled_at.is_none());
     let mut owned = new_run("d", version, "backfill_1", 1);
     owned.backfill_id = Some(b.id);
-    let owned = tx.create_run(&owned, &tasks(1), None, Utc::now()).await.unwrap().unwrap();
-    assert_eq!(owned.backfill_id, Some(b.id));
+    let mut owned = tx.create_run(&owned, &tasks(1), None, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(owned.run().backfill_id, Some(b.id));
+    owned.set_run_state(RunState::Running, Utc::now()).await.unwrap();
     let other = tx.create_run(&new_run("d", version, "scheduled_2", 2), &tasks(1), None, Utc::now()).await.unwrap();
-    let other = other.unwrap();
-    for run in [&owned, &other] {
-        tx.set_run_state(run.id, RunState::Running, Utc::now()).await.unwrap();
-    }
+    other.unwrap().set_run_state(RunState::Running, Utc::now()).await.unwrap();
     // Each limit counts its own runs: the DAG's those outside backfills, a backfill's its own.
     assert_eq!(tx.count_running_runs("d", None).await.unwrap(), 1);
     assert_eq!(tx.count_running_runs("d", Some(b.id)).await.unwrap(), 1);
@@ -723,15 +729,15 @@ async fn leases_read_connections_and_watermarks(store: &Store) {
         ..event("lake://raw/w", rows)
     };
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.connection("warehouse").await.unwrap().as_ref(), Some(&conn));
-    assert_eq!(tx.connection("nope").await.unwrap(), None);
-    assert_eq!(tx.latest_watermark("lake://raw/w").await.unwrap(), None);
+    assert_eq!(tx.reads().connection("warehouse").await.unwrap().as_ref(), Some(&conn));
+    assert_eq!(tx.reads().connection("nope").await.unwrap(), None);
+    assert_eq!(tx.reads().latest_watermark("lake://raw/w").await.unwrap(), None);
     let events = [marked(3, Some("3")), marked(2, Some("5")), marked(0, None)];
     for e in &events {
         tx.record_asset_events(&from, None, std::slice::from_ref(e), Utc::now()).await.unwrap();
     }
-    assert_eq!(tx.latest_watermark("lake://raw/w").await.unwrap().as_deref(), Some("5"), "the newest mark recorded");
-    assert_eq!(tx.latest_watermark("lake://raw/other").await.unwrap(), None);
+    assert_eq!(tx.reads().latest_watermark("lake://raw/w").await.unwrap().as_deref(), Some("5"), "the newest mark");
+    assert_eq!(tx.reads().latest_watermark("lake://raw/other").await.unwrap(), None);
     tx.commit().await.unwrap();
 }
 
@@ -846,4 +852,63 @@ async fn model_versions_and_stages(store: &Store) {
     let (reports, total) = store.list_monitor_reports("m", 10, 0).await.unwrap();
     assert_eq!((total, reports[0].drifted, &reports[0].checks), (1, true, &checks));
     assert_eq!(reports[0].retrain_run_id.as_deref(), Some("manual__1"));
+}
+
+async fn queued_tasks_are_taken_back_only_with_claims_excluded(store: &Store) {
+    let run_pk = queued_run(store, 1).await;
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    let ids: Vec<Uuid> = run.run_task_instances(run_pk, None).await.unwrap().iter().map(|t| t.id).collect();
+    let refused = run.set_ti_states(&ids, &[TaskState::Queued], TaskState::Skipped, Utc::now()).await;
+    assert!(matches!(refused, Err(sluice_store::Error::LockOrder(_))), "{refused:?}");
+    run.exclude_claims().await.unwrap();
+    assert_eq!(run.set_ti_states(&ids, &[TaskState::Queued], TaskState::Skipped, Utc::now()).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+}
+
+/// Interleavings that need two transactions open at once: PostgreSQL only (Sluice's SQLite pool has one
+/// connection, so its transactions take turns).
+mod postgres_interleavings {
+    use super::*;
+
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Claims go on beside a decision that moves a run forward (a report, settling, the scheduler's pass); a
+    /// decision that takes queued tasks back (a manual mark, a timeout) makes them skip the run rather than take
+    /// its tasks from under it, and never wait for it; once it commits, the next claim takes what it left queued.
+    #[tokio::test]
+    async fn claims_skip_a_run_only_while_its_queued_tasks_are_taken_back() {
+        let fresh = Fresh::postgres().await;
+        let store = &fresh.store;
+        let run_pk = queued_run(store, 3).await;
+        let now = Utc::now();
+        let until = now + Duration::seconds(30);
+        let claim_beside = |n: i64| async move {
+            let mut other = store.begin().await.unwrap();
+            let claimed = tokio::time::timeout(WAIT, claim(&mut other, n, "w", until, now))
+                .await
+                .expect("a claim never waits for a run's lock");
+            other.commit().await.unwrap();
+            claimed.into_iter().map(|c| c.ti.task_id).collect::<Vec<_>>()
+        };
+
+        let mut decision = store.begin().await.unwrap();
+        decision.lock_run(run_pk).await.unwrap().unwrap();
+        assert_eq!(claim_beside(1).await, ["t2"], "a claim goes on beside a decision");
+        decision.commit().await.unwrap();
+
+        let mut mark = store.begin().await.unwrap();
+        let mut run = mark.lock_run_excluding_claims(run_pk).await.unwrap().unwrap();
+        assert!(claim_beside(2).await.is_empty(), "the claim took tasks from under a mark");
+        let tis = run.run_task_instances(run_pk, None).await.unwrap();
+        let t0: Vec<Uuid> = tis.iter().filter(|ti| ti.task_id == "t0").map(|ti| ti.id).collect();
+        let skipped = tokio::time::timeout(WAIT, run.set_ti_states(&t0, &[TaskState::Queued], TaskState::Skipped, now))
+            .await
+            .expect("the mark waits for nothing but its run");
+        assert_eq!(skipped.unwrap(), 1, "what the mark read still holds");
+        mark.commit().await.unwrap();
+
+        assert_eq!(claim_beside(2).await, ["t1"]);
+        fresh.finish().await;
+    }
 }

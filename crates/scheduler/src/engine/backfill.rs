@@ -136,7 +136,7 @@ impl Engine {
         let mut dates = Vec::new();
         for interval in intervals {
             let existing = tx.lock_run_at(&request.dag_id, interval.start).await?;
-            if action(existing.as_ref(), request.reprocess) != Action::Skip {
+            if action(existing.as_ref().map(|run| run.run()), request.reprocess) != Action::Skip {
                 dates.push(interval.start);
             }
         }
@@ -168,7 +168,7 @@ impl Engine {
         let tasks = new_task_instances(&dag);
         for interval in intervals {
             let existing = tx.lock_run_at(dag_id, interval.start).await?;
-            match (action(existing.as_ref(), request.reprocess), existing) {
+            match (action(existing.as_ref().map(|run| run.run()), request.reprocess), existing) {
                 (Action::Create, _) => {
                     let run = NewRun {
                         dag_id: dag_id.to_owned(),
@@ -187,12 +187,13 @@ impl Engine {
                     tx.create_run(&run, &tasks, None, now).await?;
                     outcome.created += 1;
                 }
-                (Action::Rerun, Some(run)) => {
-                    let run_dag = self.dags.get_in(&mut tx, run.version_id).await?;
-                    let tis = tx.run_task_instances(run.id, None).await?;
+                (Action::Rerun, Some(mut run)) => {
+                    let run_dag = self.dag_of(&mut run).await?;
+                    let run_pk = run.run().id;
+                    let tis = run.run_task_instances(run_pk, None).await?;
                     let clearable: Vec<_> = tis.into_iter().filter(|ti| CLEARABLE.contains(&ti.state)).collect();
-                    self.reset(&mut tx, &run, &run_dag, &clearable).await?;
-                    tx.set_run_backfill(run.id, row.id).await?;
+                    self.reset(&mut run, &run_dag, &clearable).await?;
+                    run.set_run_backfill(row.id).await?;
                     outcome.rerun += 1;
                 }
                 _ => outcome.skipped += 1,

@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use sluice_core::connection::{Connection, connection_env_var};
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::PREVIOUS_WATERMARK_ENV;
-use sluice_store::{ConnectionRow, Tx};
+use sluice_store::{ConnectionRow, Reads};
 
 use crate::EngineError;
 
 /// The environment variables a data task needs, or why it cannot run (a connection that does not exist): that
 /// message fails the try, as a template error does.
 pub(super) async fn data_task_env(
-    tx: &mut Tx,
+    tx: &mut Reads<'_>,
     op: &OpSpec,
 ) -> Result<Result<BTreeMap<String, String>, String>, EngineError> {
     let mut env = BTreeMap::new();

@@ -2,10 +2,11 @@
 //! rules, which scheduled ones to queue, and whether the run is over.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sluice_core::{Dag, Readiness, RunState, TaskState, run_outcome, trigger_satisfied};
-use sluice_store::{DagRunRow, TaskInstanceRow, Tx};
+use sluice_store::{RunTx, TaskInstanceRow};
 use uuid::Uuid;
 
 use super::Engine;
@@ -19,39 +20,37 @@ pub(crate) enum Scope<'a> {
     DownstreamOf(&'a str),
 }
 
-/// What an evaluation changed.
-#[derive(Debug, Default)]
-pub(crate) struct Outcome {
-    pub queued: usize,
-    pub finished: Option<RunState>,
-}
-
 impl Engine {
-    /// Moves a locked run forward. The caller holds the run's row lock in `tx` and commits.
+    /// The DAG version a locked run is pinned to.
+    pub(crate) async fn dag_of(&self, run: &mut RunTx<'_>) -> Result<Arc<Dag>, EngineError> {
+        let version_id = run.run().version_id;
+        self.dags.get_in(&mut run.reads(), version_id).await
+    }
+
+    /// Moves a locked run forward; the caller commits, which wakes the workers if anything was queued.
     pub(crate) async fn evaluate_run(
         &self,
-        tx: &mut Tx,
-        run: &DagRunRow,
+        tx: &mut RunTx<'_>,
         dag: &Dag,
         scope: Scope<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Outcome, EngineError> {
-        let mut outcome = Outcome::default();
-        let Some(dag_row) = tx.get_dag(&run.dag_id).await? else { return Ok(outcome) };
-        if run.state.is_finished() {
-            return Ok(outcome);
+    ) -> Result<(), EngineError> {
+        let (run_pk, dag_id, state) = (tx.run().id, tx.run().dag_id.clone(), tx.run().state);
+        let Some(dag_row) = tx.get_dag(&dag_id).await? else { return Ok(()) };
+        if state.is_finished() {
+            return Ok(());
         }
-        if run.state == RunState::Queued {
-            if dag_row.is_paused || !self.may_start(tx, run, dag).await? {
-                return Ok(outcome);
+        if state == RunState::Queued {
+            if dag_row.is_paused || !self.may_start(tx, dag).await? {
+                return Ok(());
             }
-            tx.set_run_state(run.id, RunState::Running, now).await?;
+            tx.set_run_state(RunState::Running, now).await?;
         }
 
         // Only the candidates and their upstream tasks are read: a wide run that is under way has thousands of task
         // instances, and few or none of them wait for a decision.
         let candidates: Vec<String> = match scope {
-            Scope::All => tx.waiting_task_ids(run.id).await?,
+            Scope::All => tx.waiting_task_ids(run_pk).await?,
             Scope::DownstreamOf(task_id) => dag.downstream(task_id).into_iter().map(String::from).collect(),
         };
         let mut needed: HashSet<String> = candidates.iter().cloned().collect();
@@ -59,36 +58,34 @@ impl Engine {
             needed.extend(dag.upstream(c).into_iter().map(String::from));
         }
         let needed: Vec<String> = needed.into_iter().collect();
-        let tis = tx.run_task_instances(run.id, Some(&needed)).await?;
+        let tis = tx.run_task_instances(run_pk, Some(&needed)).await?;
         self.decide_readiness(tx, dag, &tis, &candidates, now).await?;
 
+        let mut queued = 0;
         if !dag_row.is_paused {
             let limit = i64::from(dag.max_active_tasks());
-            let room = limit - tx.count_active_tis_of_dag(&run.dag_id, limit).await?;
-            outcome.queued = tx.queue_scheduled(run.id, room, now).await?.len();
-            if outcome.queued > 0 {
-                tx.announce_work().await?;
-            }
+            let room = limit - tx.count_active_tis_of_dag(&dag_id, limit).await?;
+            queued = tx.queue_scheduled(room, now).await?.len();
         }
 
         // Tasks just queued are unfinished: the run cannot be over, and the question costs a round trip.
-        if outcome.queued == 0 && !tx.has_unfinished_tis(run.id).await? {
+        if queued == 0 && !tx.has_unfinished_tis(run_pk).await? {
             let leaves: Vec<String> = dag.leaves().into_iter().map(String::from).collect();
             let leaf_states: Vec<TaskState> =
-                tx.run_task_instances(run.id, Some(&leaves)).await?.iter().map(|ti| ti.state).collect();
+                tx.run_task_instances(run_pk, Some(&leaves)).await?.iter().map(|ti| ti.state).collect();
             let state = run_outcome(&leaf_states);
-            tx.set_run_state(run.id, state, now).await?;
-            tracing::info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "DAG run finished");
-            outcome.finished = Some(state);
+            tx.set_run_state(state, now).await?;
+            tracing::info!(dag_id, run_id = %tx.run().run_id, state = %state, "DAG run finished");
         }
-        tx.touch_run(run.id, now).await?;
-        Ok(outcome)
+        tx.touch_run(now).await?;
+        Ok(())
     }
 
     /// Whether a queued run may start: below the DAG's `max_active_runs`, or for a backfill's run, below the
     /// backfill's own limit and only while the backfill is not paused.
-    async fn may_start(&self, tx: &mut Tx, run: &DagRunRow, dag: &Dag) -> Result<bool, EngineError> {
-        let limit = match run.backfill_id {
+    async fn may_start(&self, tx: &mut RunTx<'_>, dag: &Dag) -> Result<bool, EngineError> {
+        let (backfill_id, dag_id) = (tx.run().backfill_id, tx.run().dag_id.clone());
+        let limit = match backfill_id {
             None => i64::from(dag.max_active_runs()),
             Some(id) => match tx.lock_backfill(id).await? {
                 Some(backfill) if backfill.is_paused => return Ok(false),
@@ -96,14 +93,14 @@ impl Engine {
                 None => i64::from(dag.max_active_runs()),
             },
         };
-        Ok(tx.count_running_runs(&run.dag_id, run.backfill_id).await? < limit)
+        Ok(tx.count_running_runs(&dag_id, backfill_id).await? < limit)
     }
 
     /// Applies the trigger rules to the candidate tasks in topological order, so that a skip or an upstream
     /// failure propagates down a whole chain in one pass.
     async fn decide_readiness(
         &self,
-        tx: &mut Tx,
+        tx: &mut RunTx<'_>,
         dag: &Dag,
         tis: &[TaskInstanceRow],
         candidates: &[String],

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use chrono::Utc;
 use sluice_core::{Dag, RunState, TaskState};
-use sluice_store::{DagRunRow, TaskInstanceRow, Tx};
+use sluice_store::{DagRunRow, RunTx, TaskInstanceRow};
 
 use super::Engine;
 use crate::EngineError;
@@ -81,8 +81,8 @@ impl Engine {
         let task_ids = selection.resolve(&dag)?;
         let states: &[TaskState] = if only_failed { &FAILED } else { &CLEARABLE };
         let mut tx = self.store.begin().await?;
-        tx.lock_run(run.id).await?;
-        let cleared: Vec<TaskInstanceRow> = tx
+        let mut locked = tx.lock_run(run.id).await?.ok_or_else(|| run_gone(dag_id, run_id))?;
+        let cleared: Vec<TaskInstanceRow> = locked
             .run_task_instances(run.id, Some(&task_ids))
             .await?
             .into_iter()
@@ -92,7 +92,7 @@ impl Engine {
             tx.rollback().await?;
             return Ok(cleared);
         }
-        self.reset(&mut tx, &run, &dag, &cleared).await?;
+        self.reset(&mut locked, &dag, &cleared).await?;
         tx.commit().await?;
         tracing::info!(dag_id, run_id, cleared = cleared.len(), "task instances cleared");
         Ok(cleared)
@@ -118,33 +118,38 @@ impl Engine {
         let task_ids = selection.resolve(&dag)?;
         let now = Utc::now();
         let mut tx = self.store.begin().await?;
-        tx.lock_run(run.id).await?;
-        let marked: Vec<TaskInstanceRow> =
-            tx.run_task_instances(run.id, Some(&task_ids)).await?.into_iter().filter(|ti| ti.state != state).collect();
+        let mut locked = tx.lock_run_excluding_claims(run.id).await?.ok_or_else(|| run_gone(dag_id, run_id))?;
+        let marked: Vec<TaskInstanceRow> = locked
+            .run_task_instances(run.id, Some(&task_ids))
+            .await?
+            .into_iter()
+            .filter(|ti| ti.state != state)
+            .collect();
         if dry_run {
             tx.rollback().await?;
             return Ok(marked);
         }
         let reason = format!("marked {} by a user", state.as_str());
-        for ti in marked.iter().filter(|ti| ti.state == TaskState::Running) {
-            tx.abandon_try(ti, &reason, now).await?;
-        }
-        let ids: Vec<_> = marked.iter().map(|ti| ti.id).collect();
-        let from: Vec<TaskState> = TaskState::ALL.into_iter().filter(|s| *s != state).collect();
-        tx.set_ti_states(&ids, &from, state, now).await?;
+        let (running, others): (Vec<_>, Vec<_>) = marked.iter().partition(|ti| ti.state == TaskState::Running);
+        let running: Vec<_> = running.iter().map(|ti| ti.id).collect();
+        locked.end_running(&running, state, &reason, now).await?;
+        let others: Vec<_> = others.iter().map(|ti| ti.id).collect();
+        let from: Vec<TaskState> =
+            TaskState::ALL.into_iter().filter(|s| *s != state && *s != TaskState::Running).collect();
+        locked.set_ti_states(&others, &from, state, now).await?;
 
         let mut downstream = BTreeSet::new();
         for ti in &marked {
             downstream.extend(dag.descendants(&ti.task_id).into_iter().map(String::from));
         }
         let downstream: Vec<String> = downstream.into_iter().filter(|id| !task_ids.contains(id)).collect();
-        let resumed: Vec<TaskInstanceRow> = tx
+        let resumed: Vec<TaskInstanceRow> = locked
             .run_task_instances(run.id, Some(&downstream))
             .await?
             .into_iter()
             .filter(|ti| FAILED.contains(&ti.state))
             .collect();
-        self.reset(&mut tx, &run, &dag, &resumed).await?;
+        self.reset(&mut locked, &dag, &resumed).await?;
         tx.commit().await?;
         tracing::info!(dag_id, run_id, state = state.as_str(), marked = marked.len(), "task instances marked");
         Ok(marked)
@@ -162,18 +167,18 @@ impl Engine {
         let (run, _) = self.locate(dag_id, run_id).await?;
         let now = Utc::now();
         let mut tx = self.store.begin().await?;
-        tx.lock_run(run.id).await?;
+        let mut locked = tx.lock_run_excluding_claims(run.id).await?.ok_or_else(|| run_gone(dag_id, run_id))?;
         if let Some(note) = &note {
-            tx.set_run_note(run.id, note.as_deref()).await?;
+            locked.set_run_note(note.as_deref()).await?;
         }
         match state {
-            Some(RunState::Queued) => tx.requeue_run(run.id, now).await?,
+            Some(RunState::Queued) => locked.requeue_run(now).await?,
             Some(RunState::Running) => {
                 return Err(EngineError::Invalid("a DAG run can be marked queued, success or failed".into()));
             }
             Some(target @ (RunState::Success | RunState::Failed)) => {
-                self.finish_unfinished(&mut tx, &run, target, now).await?;
-                tx.set_run_state(run.id, target, now).await?;
+                self.finish_unfinished(&mut locked, target, now).await?;
+                locked.set_run_state(target, now).await?;
             }
             None => {}
         }
@@ -181,38 +186,32 @@ impl Engine {
         if let Some(state) = state {
             tracing::info!(dag_id, run_id, state = state.as_str(), "DAG run marked");
         }
-        self.store
-            .get_run(dag_id, run_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("The DagRun `{run_id}` of `{dag_id}` was deleted")))
+        self.store.get_run(dag_id, run_id).await?.ok_or_else(|| run_gone(dag_id, run_id))
     }
 
     async fn finish_unfinished(
         &self,
-        tx: &mut Tx,
-        run: &DagRunRow,
+        tx: &mut RunTx<'_>,
         target: RunState,
         now: chrono::DateTime<Utc>,
     ) -> Result<(), EngineError> {
+        let run_pk = tx.run().id;
         let unfinished: Vec<TaskInstanceRow> = tx
-            .run_task_instances(run.id, None)
+            .run_task_instances(run_pk, None)
             .await?
             .into_iter()
             .filter(|ti| UNFINISHED.contains(&ti.state))
             .collect();
         let reason = format!("the DAG run was marked {} by a user", target.as_str());
-        let running: Vec<_> = unfinished.iter().filter(|ti| ti.state == TaskState::Running).collect();
-        for ti in &running {
-            tx.abandon_try(ti, &reason, now).await?;
-        }
         let (running_state, waiting_state) = match target {
             RunState::Failed => (TaskState::Failed, TaskState::Skipped),
             _ => (TaskState::Success, TaskState::Success),
         };
-        let running_ids: Vec<_> = running.iter().map(|ti| ti.id).collect();
-        tx.set_ti_states(&running_ids, &[TaskState::Running], running_state, now).await?;
+        let running: Vec<_> = unfinished.iter().filter(|ti| ti.state == TaskState::Running).map(|ti| ti.id).collect();
+        tx.end_running(&running, running_state, &reason, now).await?;
         let waiting: Vec<_> = unfinished.iter().filter(|ti| ti.state != TaskState::Running).map(|ti| ti.id).collect();
-        tx.set_ti_states(&waiting, &UNFINISHED, waiting_state, now).await?;
+        let from: Vec<TaskState> = UNFINISHED.into_iter().filter(|s| *s != TaskState::Running).collect();
+        tx.set_ti_states(&waiting, &from, waiting_state, now).await?;
         Ok(())
     }
 
@@ -220,8 +219,7 @@ impl Engine {
     /// reset.
     pub(super) async fn reset(
         &self,
-        tx: &mut Tx,
-        run: &DagRunRow,
+        tx: &mut RunTx<'_>,
         dag: &Dag,
         tis: &[TaskInstanceRow],
     ) -> Result<(), EngineError> {
@@ -231,8 +229,12 @@ impl Engine {
             any |= tx.reset_task_instance(ti.id, ti.try_number + retries, &CLEARABLE).await?;
         }
         if any {
-            tx.requeue_run(run.id, Utc::now()).await?;
+            tx.requeue_run(Utc::now()).await?;
         }
         Ok(())
     }
+}
+
+fn run_gone(dag_id: &str, run_id: &str) -> EngineError {
+    EngineError::NotFound(format!("The DagRun `{run_id}` of `{dag_id}` was deleted"))
 }

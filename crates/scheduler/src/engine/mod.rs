@@ -44,7 +44,8 @@ pub struct Engine {
     dags: DagCache,
     runs: RunCache,
     config: EngineConfig,
-    /// Signalled whenever task instances are queued, to wake long-polling workers at once.
+    /// Signalled whenever a transaction that queued task instances commits (the store raises it), to wake
+    /// long-polling workers at once.
     work_queued: Arc<Notify>,
     /// Set when the server shuts down, so long-polls answer at once instead of holding the shutdown up.
     stopping: Arc<AtomicBool>,
@@ -64,11 +65,11 @@ const WORKER_SEEN_EVERY: Duration = Duration::from_secs(5);
 impl Engine {
     pub fn new(store: Store, config: EngineConfig) -> Engine {
         Engine {
+            work_queued: store.work_signal(),
             store,
             dags: DagCache::default(),
             runs: RunCache::default(),
             config,
-            work_queued: Arc::new(Notify::new()),
             stopping: Arc::default(),
             workers_seen: Arc::default(),
             settling: Arc::default(),
@@ -109,12 +110,6 @@ impl Engine {
 
     fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Wakes the workers long-polling this process at once. Other servers learn from the notification that the
-    /// queueing transaction sent (see `evaluate_run`).
-    fn wake_workers(&self) {
-        self.work_queued.notify_waiters();
     }
 
     /// Wakes this process's long-polls whenever another process queues work (PostgreSQL `LISTEN`); runs until

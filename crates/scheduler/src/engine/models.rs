@@ -12,15 +12,16 @@ use chrono::{DateTime, Utc};
 use sluice_core::Dag;
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
-    MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, RegistryView, ReportRequest, TaskOutcome, VersionView,
+    DriftCheck, MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, MonitorReport, RegistryView, ReportRequest, TaskOutcome,
+    VersionView,
 };
-use sluice_store::{NewModelVersion, NewMonitorReport, SetStage, TaskInstanceRow, Tx};
+use sluice_store::{Claim, LeafTry, NewModelVersion, NewMonitorReport, RunTx, SetStage, StageRefusal, TaskInstanceRow};
 
 use crate::EngineError;
 
 /// The registry variables of a `train`, `deploy`, `score` or `monitor` try (none for other kinds).
 pub(super) async fn model_env(
-    tx: &mut Tx,
+    tx: &mut Claim<'_>,
     op: &OpSpec,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<String, String>, EngineError> {
@@ -30,7 +31,7 @@ pub(super) async fn model_env(
         env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
     }
     if let Some(model) = op.registry_model() {
-        let (versions, previous_production) = tx.model_versions_for_deploy(model).await?;
+        let (versions, previous_production) = tx.reads().model_versions_for_deploy(model).await?;
         let view = RegistryView {
             model: model.to_owned(),
             versions: versions
@@ -50,6 +51,47 @@ pub(super) async fn model_env(
     Ok(env)
 }
 
+/// The transaction that records a try's end: under its run's lock, or a leaf's own (see `Engine::report`).
+pub(super) enum EndTx<'a, 't> {
+    Run(&'a mut RunTx<'t>),
+    Leaf(&'a mut LeafTry),
+}
+
+impl EndTx<'_, '_> {
+    async fn register_model_version(
+        &mut self,
+        new: &NewModelVersion<'_>,
+        now: DateTime<Utc>,
+    ) -> sluice_store::Result<()> {
+        match self {
+            EndTx::Run(run) => run.register_model_version(new, now).await,
+            EndTx::Leaf(leaf) => leaf.register_model_version(new, now).await,
+        }
+    }
+
+    async fn set_model_stage(
+        &mut self,
+        change: &SetStage<'_>,
+        now: DateTime<Utc>,
+    ) -> sluice_store::Result<Result<(), StageRefusal>> {
+        match self {
+            EndTx::Run(run) => run.set_model_stage(change, now).await,
+            EndTx::Leaf(leaf) => leaf.set_model_stage(change, now).await,
+        }
+    }
+
+    async fn record_monitor_report(
+        &mut self,
+        new: &NewMonitorReport<'_>,
+        now: DateTime<Utc>,
+    ) -> sluice_store::Result<i64> {
+        match self {
+            EndTx::Run(run) => run.record_monitor_report(new, now).await,
+            EndTx::Leaf(leaf) => leaf.record_monitor_report(new, now).await,
+        }
+    }
+}
+
 /// What a try's report changed in the registry.
 #[derive(Debug, Default)]
 pub(super) struct ModelOutcome {
@@ -63,7 +105,7 @@ pub(super) struct ModelOutcome {
 /// Applies what a successful train, deploy or monitor try reports: registers its model version, changes a stage or
 /// stores its drift report.
 pub(super) async fn record_model(
-    tx: &mut Tx,
+    mut tx: EndTx<'_, '_>,
     dag: &Dag,
     ti: &TaskInstanceRow,
     report: &ReportRequest,
@@ -143,33 +185,28 @@ pub(super) async fn record_model(
         if monitor.drifted
             && let Some(dag_id) = spec.monitor.on_drift.as_ref().and_then(|d| d.trigger.clone())
         {
-            let drifted: Vec<&sluice_core::protocol::DriftCheck> =
-                monitor.checks.iter().filter(|c| c.drifted).collect();
-            let reason = drifted
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {} {:.4} (threshold {})",
-                        c.feature,
-                        c.statistic,
-                        c.value,
-                        c.threshold.unwrap_or(f64::NAN)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let conf = serde_json::json!({
-                "reason": format!("drift of {} version {}: {reason}", monitor.model, monitor.version),
-                "drifted_features": monitor.drifted_features,
-                "drift": drifted,
-                "model": monitor.model,
-                "version": monitor.version,
-                "monitor_report_id": id,
-            });
-            outcome.retrain = Some((id, dag_id, conf));
+            outcome.retrain = Some((id, dag_id, retrain_conf(monitor, id)));
         }
     }
     Ok(outcome)
+}
+
+/// The `conf` of the retraining run a drifted report starts: why, in words and as data.
+fn retrain_conf(monitor: &MonitorReport, report_id: i64) -> serde_json::Value {
+    let drifted: Vec<&DriftCheck> = monitor.checks.iter().filter(|c| c.drifted).collect();
+    let reason = drifted
+        .iter()
+        .map(|c| format!("{} {} {:.4} (threshold {})", c.feature, c.statistic, c.value, c.threshold.unwrap_or(f64::NAN)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    serde_json::json!({
+        "reason": format!("drift of {} version {}: {reason}", monitor.model, monitor.version),
+        "drifted_features": monitor.drifted_features,
+        "drift": drifted,
+        "model": monitor.model,
+        "version": monitor.version,
+        "monitor_report_id": report_id,
+    })
 }
 
 impl super::Engine {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use sluice_core::{Dag, DataInterval, RunState, Schedule, TaskState};
-use sluice_store::{DagRow, DagRunRow, NewRun, NewTaskInstance, Tx};
+use sluice_store::{DagRow, DagRunRow, NewRun, NewTaskInstance, RunTx, TaskInstanceRow};
 
 use super::Engine;
 use super::evaluate::Scope;
@@ -82,16 +82,14 @@ impl Engine {
             backfill_id: None,
         };
         let mut tx = self.store.begin().await?;
-        let run = tx.create_run(&new_run, &new_task_instances(&dag), None, now).await?.ok_or_else(|| {
+        let mut created = tx.create_run(&new_run, &new_task_instances(&dag), None, now).await?.ok_or_else(|| {
             EngineError::Conflict(format!(
                 "DAG run {run_id:?} of {dag_id:?} already exists (same dag_run_id or logical_date)"
             ))
         })?;
-        let outcome = self.evaluate_run(&mut tx, &run, &dag, Scope::All, now).await?;
+        self.evaluate_run(&mut created, &dag, Scope::All, now).await?;
+        let run = created.run().clone();
         tx.commit().await?;
-        if outcome.queued > 0 {
-            self.wake_workers();
-        }
         tracing::info!(dag_id, run_id = %run.run_id, "DAG run triggered");
         Ok(self.store.get_run(dag_id, &run.run_id).await?.unwrap_or(run))
     }
@@ -138,17 +136,14 @@ impl Engine {
             };
             let mut tx = self.store.begin().await?;
             let max_active = i64::from(dag.max_active_runs());
-            let Some(run) = tx.create_run(&new_run, &new_task_instances(&dag), Some(max_active), now).await? else {
+            let Some(mut run) = tx.create_run(&new_run, &new_task_instances(&dag), Some(max_active), now).await? else {
                 // Another scheduler created it, or max_active_runs is reached: the next pass goes on.
                 tx.rollback().await?;
                 break;
             };
-            let outcome = self.evaluate_run(&mut tx, &run, &dag, Scope::All, now).await?;
+            self.evaluate_run(&mut run, &dag, Scope::All, now).await?;
             tx.commit().await?;
-            if outcome.queued > 0 {
-                self.wake_workers();
-            }
-            tracing::info!(dag_id = %run.dag_id, run_id = %run.run_id, "scheduled DAG run created");
+            tracing::info!(dag_id = %new_run.dag_id, run_id = %new_run.run_id, "scheduled DAG run created");
             created += 1;
         }
         Ok(created)
@@ -188,18 +183,15 @@ impl Engine {
             backfill_id: None,
         };
         let max_active = i64::from(dag.max_active_runs());
-        let Some(run) = tx.create_run(&new_run, &new_task_instances(dag), Some(max_active), now).await? else {
+        let Some(mut run) = tx.create_run(&new_run, &new_task_instances(dag), Some(max_active), now).await? else {
             // max_active_runs is reached: the events stay unconsumed and trigger a run on a later pass.
             tx.rollback().await?;
             return Ok(0);
         };
-        tx.consume_asset_events(dag_id, &due).await?;
-        let outcome = self.evaluate_run(&mut tx, &run, dag, Scope::All, now).await?;
+        run.consume_asset_events(dag_id, &due).await?;
+        self.evaluate_run(&mut run, dag, Scope::All, now).await?;
         tx.commit().await?;
-        if outcome.queued > 0 {
-            self.wake_workers();
-        }
-        tracing::info!(dag_id, run_id = %run.run_id, assets = ?uris, "asset-triggered DAG run created");
+        tracing::info!(dag_id, run_id = %new_run.run_id, assets = ?uris, "asset-triggered DAG run created");
         Ok(1)
     }
 
@@ -207,46 +199,40 @@ impl Engine {
     /// room freed under `max_active_tasks`), finish the ones that are done. Returns how many runs it examined.
     pub async fn schedule_active_runs(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
         let mut tx = self.store.begin().await?;
-        let runs = tx.lock_runs_to_schedule(RUNS_PER_PASS).await?;
-        let mut queued = 0;
-        for run in &runs {
-            let dag = self.dags.get_in(&mut tx, run.version_id).await?;
-            if self.timed_out(&mut tx, run, &dag, now).await? {
+        let mut runs = tx.lock_runs_to_schedule(RUNS_PER_PASS).await?;
+        let examined = runs.len();
+        while let Some(mut run) = runs.next_run() {
+            let dag = self.dag_of(&mut run).await?;
+            if self.timed_out(&mut run, &dag, now).await? {
                 continue;
             }
-            queued += self.evaluate_run(&mut tx, run, &dag, Scope::All, now).await?.queued;
+            self.evaluate_run(&mut run, &dag, Scope::All, now).await?;
         }
         tx.commit().await?;
-        if queued > 0 {
-            self.wake_workers();
-        }
-        Ok(runs.len())
+        Ok(examined)
     }
 
     /// Fails a run that exceeded `dagrun_timeout`: its unfinished tasks are skipped (running ones lose their
     /// lease, so their workers kill them), as Airflow does.
-    async fn timed_out(
-        &self,
-        tx: &mut Tx,
-        run: &DagRunRow,
-        dag: &Dag,
-        now: DateTime<Utc>,
-    ) -> Result<bool, EngineError> {
+    async fn timed_out(&self, tx: &mut RunTx<'_>, dag: &Dag, now: DateTime<Utc>) -> Result<bool, EngineError> {
+        let run = tx.run().clone();
         let (Some(timeout), Some(started)) = (dag.spec.dagrun_timeout, run.start_date) else { return Ok(false) };
         let Ok(timeout) = chrono::Duration::from_std(timeout) else { return Ok(false) };
         if run.state != RunState::Running || started + timeout > now {
             return Ok(false);
         }
+        // Its queued tasks are taken back: no claim may start one between the read and the change.
+        tx.exclude_claims().await?;
         let tis = tx.run_task_instances(run.id, None).await?;
         let unfinished: Vec<_> = tis.iter().filter(|ti| !ti.state.is_finished()).collect();
-        for ti in unfinished.iter().filter(|ti| ti.state == TaskState::Running) {
-            tx.abandon_try(ti, "the DAG run exceeded its dagrun_timeout", now).await?;
-        }
-        let ids: Vec<_> = unfinished.iter().map(|ti| ti.id).collect();
-        let from =
-            [TaskState::None, TaskState::Scheduled, TaskState::Queued, TaskState::Running, TaskState::UpForRetry];
-        tx.set_ti_states(&ids, &from, TaskState::Skipped, now).await?;
-        tx.set_run_state(run.id, RunState::Failed, now).await?;
+        let (running, waiting): (Vec<&TaskInstanceRow>, Vec<_>) =
+            unfinished.into_iter().partition(|ti| ti.state == TaskState::Running);
+        let running: Vec<_> = running.iter().map(|ti| ti.id).collect();
+        tx.end_running(&running, TaskState::Skipped, "the DAG run exceeded its dagrun_timeout", now).await?;
+        let waiting: Vec<_> = waiting.iter().map(|ti| ti.id).collect();
+        let from = [TaskState::None, TaskState::Scheduled, TaskState::Queued, TaskState::UpForRetry];
+        tx.set_ti_states(&waiting, &from, TaskState::Skipped, now).await?;
+        tx.set_run_state(RunState::Failed, now).await?;
         tracing::warn!(dag_id = %run.dag_id, run_id = %run.run_id, "DAG run failed: dagrun_timeout exceeded");
         Ok(true)
     }

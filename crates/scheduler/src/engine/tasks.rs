@@ -11,13 +11,16 @@ use sluice_core::protocol::{
 };
 use sluice_core::template::{RenderedCommand, TemplateContext, render_command};
 use sluice_core::{Dag, TaskState};
-use sluice_store::{ClaimedTask, DagRunRow, LogEntry, NewAssetEvent, TaskInstanceRow, TryEnd, TryRef, Tx};
+use sluice_store::{
+    Claim, ClaimedTask, DagRunRow, LogEntry, NewAssetEvent, QualityEntry, Reads, RunTx, TaskInstanceRow, TryEnd,
+    TryRecord, TryRef,
+};
 use uuid::Uuid;
 
 use super::Engine;
 use super::data_env::data_task_env;
 use super::evaluate::Scope;
-use super::models::{model_env, record_model};
+use super::models::{EndTx, model_env, record_model};
 use crate::EngineError;
 
 /// Leases remembered for their reports at most (see `Engine::remember_leases`).
@@ -71,44 +74,48 @@ impl Engine {
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let mut tx = self.store.begin().await?;
-        let queued = tx.lock_queued(&request.queues, i64::from(request.slots)).await?;
+        let mut claim = tx.claim_queued(&request.queues, i64::from(request.slots)).await?;
+        let queued = claim.take_queued();
         let mut leased = Vec::with_capacity(queued.len());
         let mut started = Vec::with_capacity(queued.len());
-        let mut queued_more = false;
+        let mut unrenderable = Vec::new();
         for ti in queued {
-            let prepared = self.prepare(&mut tx, &ti).await?;
+            let prepared = self.prepare(&mut claim, &ti).await?;
             let rendered =
                 prepared.as_ref().map_or(Value::Null, |p| serde_json::to_value(&p.command).unwrap_or_default());
             let (worker, host) = (&request.worker, &request.hostname);
-            let Some(task) = tx.start_try(&ti, &rendered, worker, host, lease_until, now).await? else { continue };
+            let Some(task) = claim.start_try(ti, &rendered, worker, host, lease_until, now).await? else { continue };
             match prepared {
                 Ok(prepared) => {
                     started.push((task.lease_id, task.ti.run_pk, task.ti.task_id.clone()));
                     leased.push(self.leased_task(&task, prepared));
                 }
-                Err(message) => {
-                    // A template that cannot render fails the try like a task error, retries included.
-                    let ending = Ending { succeeded: false, exit_code: None, error: Some(message), output: None };
-                    if let Some(run) = tx.lock_run(task.ti.run_pk).await? {
-                        queued_more |= self.end_try(&mut tx, &run, &task.ti, ending, now).await?;
-                    }
-                }
+                Err(message) => unrenderable.push((task, message)),
             }
         }
         tx.commit().await?;
-        if queued_more {
-            self.wake_workers();
-        }
         for task in &leased {
             tracing::info!(dag_id = %task.dag_id, run_id = %task.dag_run_id, task_id = %task.task_id,
                 try_number = task.try_number, worker = %request.worker, "task leased");
         }
         self.remember_leases(&started);
+        // A template that cannot render fails the try like a task error, retries included. That is a decision
+        // about the run, made under its lock in a transaction of its own: the claim holds task instances, and
+        // locking a run after them is the order that deadlocks.
+        for (task, message) in unrenderable {
+            let ending = Ending { succeeded: false, exit_code: None, error: Some(message), output: None };
+            self.end_leased_try(&task.ti, ending, now, |_| true).await?;
+        }
         Ok(leased)
     }
 
     /// Renders the next try of a queued task into what its worker runs; `Err(message)` when its templates fail.
-    async fn prepare(&self, tx: &mut Tx, ti: &TaskInstanceRow) -> Result<Result<Prepared, String>, EngineError> {
+    async fn prepare(
+        &self,
+        claim: &mut Claim<'_>,
+        ti: &TaskInstanceRow,
+    ) -> Result<Result<Prepared, String>, EngineError> {
+        let tx = &mut claim.reads();
         let Some(run) = self.runs.get_in(tx, ti.run_pk).await? else {
             return Ok(Err(format!("DAG run of task {} is gone", ti.task_id)));
         };
@@ -127,7 +134,7 @@ impl Engine {
                 Ok(data_env) => env.extend(data_env),
                 Err(message) => return Ok(Err(message)),
             }
-            env.extend(model_env(tx, op, Utc::now()).await?);
+            env.extend(model_env(claim, op, Utc::now()).await?);
         }
         Ok(Ok(Prepared { command, env, execution_timeout: resolved.execution_timeout }))
     }
@@ -157,7 +164,7 @@ impl Engine {
 
     async fn template_context(
         &self,
-        tx: &mut Tx,
+        tx: &mut Reads<'_>,
         dag: &Dag,
         run: &DagRunRow,
         ti: &TaskInstanceRow,
@@ -232,33 +239,31 @@ impl Engine {
         // A leaf makes nothing ready, so its end is recorded without holding the run's lock, which would make
         // every report of a wide run wait for the others; the run is settled after the commit. Otherwise the run
         // is locked before the task instance, the order every path uses, so reports never deadlock with the loop.
-        let leaf = dag.downstream(&task_id).is_empty();
+        let version = run.version_id.to_string();
         let mut tx = self.store.begin().await?;
-        let locked_run = if leaf { None } else { Some(tx.lock_run(run_pk).await?.ok_or(EngineError::StaleLease)?) };
-        let ti = tx.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
-        tx.insert_log_lines(report.lease_id, &log_entries(&report.logs)).await?;
-        record_data(&mut tx, &dag, &ti, report, now).await?;
-        let models = record_model(&mut tx, &dag, &ti, report, &run.version_id.to_string(), now).await?;
-        if let Some(refused) = models.refused {
-            ending.succeeded = false;
-            ending.error = Some(refused);
-        }
-        let queued = match &locked_run {
-            Some(run) => self.end_try(&mut tx, run, &ti, ending, now).await?,
-            None => {
-                self.record_end(&mut tx, &dag, &ti, ending, now).await?;
-                false
+        if dag.downstream(&task_id).is_empty() {
+            let mut leaf = tx.lock_leaf_try(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
+            leaf.record_try(&try_record(&dag, leaf.ti(), report), now).await?;
+            let ti = leaf.ti().clone();
+            let models = record_model(EndTx::Leaf(&mut leaf), &dag, &ti, report, &version, now).await?;
+            refuse_if(&mut ending, models.refused);
+            let end = try_end(&dag, &ti, ending, now);
+            let ti = leaf.end_and_commit(&end, now).await?;
+            log_end(&ti, &end);
+            if let Some((report_id, dag_id, conf)) = models.retrain {
+                self.trigger_retraining(report_id, &dag_id, conf).await;
             }
-        };
+            return self.settle_run(ti.run_pk, &ti.task_id).await;
+        }
+        let mut run = tx.lock_run(run_pk).await?.ok_or(EngineError::StaleLease)?;
+        let ti = run.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
+        run.record_try(&try_record(&dag, &ti, report), now).await?;
+        let models = record_model(EndTx::Run(&mut run), &dag, &ti, report, &version, now).await?;
+        refuse_if(&mut ending, models.refused);
+        self.end_try(&mut run, &ti, ending, now).await?;
         tx.commit().await?;
         if let Some((report_id, dag_id, conf)) = models.retrain {
             self.trigger_retraining(report_id, &dag_id, conf).await;
-        }
-        if leaf {
-            return self.settle_run(ti.run_pk, &ti.task_id).await;
-        }
-        if queued {
-            self.wake_workers();
         }
         Ok(())
     }
@@ -334,13 +339,10 @@ impl Engine {
 
     async fn settle_pass(&self, run_pk: Uuid, leaf: &str) -> Result<(), EngineError> {
         let mut tx = self.store.begin().await?;
-        let Some(run) = tx.lock_run(run_pk).await? else { return Ok(()) };
-        let dag = self.dags.get_in(&mut tx, run.version_id).await?;
-        let outcome = self.evaluate_run(&mut tx, &run, &dag, Scope::DownstreamOf(leaf), Utc::now()).await?;
+        let Some(mut run) = tx.lock_run(run_pk).await? else { return Ok(()) };
+        let dag = self.dag_of(&mut run).await?;
+        self.evaluate_run(&mut run, &dag, Scope::DownstreamOf(leaf), Utc::now()).await?;
         tx.commit().await?;
-        if outcome.queued > 0 {
-            self.wake_workers();
-        }
         Ok(())
     }
 
@@ -349,107 +351,106 @@ impl Engine {
         let expired = self.store.expired_leases(now, 100).await?;
         let mut count = 0;
         for stale in expired {
-            let Some(lease_id) = stale.lease_id else { continue };
-            let mut tx = self.store.begin().await?;
-            let Some(run) = tx.lock_run(stale.run_pk).await? else { continue };
-            let Some(ti) = tx.lock_leased_ti(stale.id, lease_id).await? else { continue };
-            if ti.lease_until.is_some_and(|until| until >= now) {
-                continue; // a heartbeat arrived in between
+            let error = format!(
+                "lost: no heartbeat from worker {} since its lease ended",
+                stale.worker.as_deref().unwrap_or("?")
+            );
+            let ending = Ending { succeeded: false, exit_code: None, error: Some(error.clone()), output: None };
+            // A heartbeat that arrived in between keeps the lease.
+            let still_expired = |ti: &TaskInstanceRow| ti.lease_until.is_none_or(|until| until < now);
+            if self.end_leased_try(&stale, ending, now, still_expired).await? {
+                tracing::warn!(dag_id = %stale.dag_id, run_id = %stale.run_id, task_id = %stale.task_id, "{error}");
+                count += 1;
             }
-            let error =
-                format!("lost: no heartbeat from worker {} since its lease ended", ti.worker.as_deref().unwrap_or("?"));
-            tracing::warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, "{error}");
-            let ending = Ending { succeeded: false, exit_code: None, error: Some(error), output: None };
-            let queued = self.end_try(&mut tx, &run, &ti, ending, now).await?;
-            tx.commit().await?;
-            if queued {
-                self.wake_workers();
-            }
-            count += 1;
         }
         Ok(count)
     }
 
-    /// Ends the try holding `ti` and schedules its downstream tasks. Returns whether anything was queued.
-    async fn end_try(
+    /// Ends the try that holds `held` (as its lease was known) in a transaction of its own, run locked first, if
+    /// that lease still holds the task instance and `still` agrees. Returns whether it ended the try.
+    async fn end_leased_try(
         &self,
-        tx: &mut Tx,
-        run: &DagRunRow,
-        ti: &TaskInstanceRow,
+        held: &TaskInstanceRow,
         ending: Ending,
         now: DateTime<Utc>,
+        still: impl Fn(&TaskInstanceRow) -> bool,
     ) -> Result<bool, EngineError> {
-        let dag = self.dags.get_in(tx, run.version_id).await?;
-        if self.record_end(tx, &dag, ti, ending, now).await? == TaskState::UpForRetry {
+        let Some(lease_id) = held.lease_id else { return Ok(false) };
+        let mut tx = self.store.begin().await?;
+        let Some(mut run) = tx.lock_run(held.run_pk).await? else { return Ok(false) };
+        let Some(ti) = run.lock_leased_ti(held.id, lease_id).await? else { return Ok(false) };
+        if !still(&ti) {
             return Ok(false);
         }
-        let outcome = self.evaluate_run(tx, run, &dag, Scope::DownstreamOf(&ti.task_id), now).await?;
-        Ok(outcome.queued > 0)
+        self.end_try(&mut run, &ti, ending, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Records the end of the try holding `ti`: success, a retry after the task's delay, or failure. Returns the
-    /// task instance's new state.
-    async fn record_end(
+    /// Ends the try holding `ti` and schedules its downstream tasks; what is queued wakes the workers when the
+    /// transaction commits.
+    async fn end_try(
         &self,
-        tx: &mut Tx,
-        dag: &Dag,
+        run: &mut RunTx<'_>,
         ti: &TaskInstanceRow,
         ending: Ending,
         now: DateTime<Utc>,
-    ) -> Result<TaskState, EngineError> {
-        let can_retry = ti.try_number <= ti.max_tries;
-        let (ti_state, next_retry_at) = if ending.succeeded {
-            (TaskState::Success, None)
-        } else if can_retry {
-            let delay = dag
-                .resolved_task(&ti.task_id)
-                .map(|t| t.retry_delay_after(u32::try_from(ti.try_number).unwrap_or(1)))
-                .unwrap_or_default();
-            (TaskState::UpForRetry, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
-        } else {
-            (TaskState::Failed, None)
-        };
-        let end = TryEnd {
-            try_state: if ending.succeeded { TaskState::Success } else { TaskState::Failed },
-            ti_state,
-            exit_code: ending.exit_code,
-            error: ending.error,
-            output: ending.output,
-            next_retry_at,
-        };
-        tx.end_try(ti, &end, now).await?;
-        tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number,
-            state = %ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
-        Ok(ti_state)
+    ) -> Result<(), EngineError> {
+        let dag = self.dag_of(run).await?;
+        let end = try_end(&dag, ti, ending, now);
+        run.end_try(ti, &end, now).await?;
+        log_end(ti, &end);
+        if end.ti_state != TaskState::UpForRetry {
+            self.evaluate_run(run, &dag, Scope::DownstreamOf(&ti.task_id), now).await?;
+        }
+        Ok(())
     }
 }
 
-/// Stores what a try says about data, in the transaction that records its end: the quality reports whatever the
-/// outcome, and on success one asset event per output the task declares (with the stats the worker reported for
-/// it, if any: a command task's events have none).
-async fn record_data(
-    tx: &mut Tx,
-    dag: &Dag,
-    ti: &TaskInstanceRow,
-    report: &ReportRequest,
-    now: DateTime<Utc>,
-) -> Result<(), EngineError> {
-    let outputs = dag.task(&ti.task_id).map(|t| t.outputs.as_slice()).unwrap_or_default();
-    if report.quality.is_empty() && (outputs.is_empty() || report.outcome != TaskOutcome::Success) {
-        return Ok(());
+/// Fails a successful try whose report the registry refused (see `record_model`).
+fn refuse_if(ending: &mut Ending, refused: Option<String>) {
+    if let Some(refused) = refused {
+        ending.succeeded = false;
+        ending.error = Some(refused);
     }
-    let from = TryRef {
-        try_id: report.lease_id.to_string(),
-        dag_id: ti.dag_id.clone(),
-        run_id: ti.run_id.clone(),
-        task_id: ti.task_id.clone(),
-        try_number: ti.try_number,
+}
+
+/// How a try's end moves its task instance on: success, a retry after the task's delay, or failure.
+fn try_end(dag: &Dag, ti: &TaskInstanceRow, ending: Ending, now: DateTime<Utc>) -> TryEnd {
+    let can_retry = ti.try_number <= ti.max_tries;
+    let (ti_state, next_retry_at) = if ending.succeeded {
+        (TaskState::Success, None)
+    } else if can_retry {
+        let delay = dag
+            .resolved_task(&ti.task_id)
+            .map(|t| t.retry_delay_after(u32::try_from(ti.try_number).unwrap_or(1)))
+            .unwrap_or_default();
+        (TaskState::UpForRetry, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
+    } else {
+        (TaskState::Failed, None)
     };
-    for quality in &report.quality {
-        tx.record_quality_report(&from, &quality.uri, quality.status.as_str(), &quality.report, now).await?;
+    TryEnd {
+        try_state: if ending.succeeded { TaskState::Success } else { TaskState::Failed },
+        ti_state,
+        exit_code: ending.exit_code,
+        error: ending.error,
+        output: ending.output,
+        next_retry_at,
     }
-    if report.outcome == TaskOutcome::Success {
-        let events: Vec<NewAssetEvent> = outputs
+}
+
+fn log_end(ti: &TaskInstanceRow, end: &TryEnd) {
+    tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number,
+        state = %end.ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
+}
+
+/// What a report says about the try beyond its outcome, stored in the transaction that records its end: its
+/// last log lines, the quality reports whatever the outcome, and on success one asset event per output the task
+/// declares (with the stats the worker reported for it, if any: a command task's events have none).
+fn try_record(dag: &Dag, ti: &TaskInstanceRow, report: &ReportRequest) -> TryRecord {
+    let outputs = dag.task(&ti.task_id).map(|t| t.outputs.as_slice()).unwrap_or_default();
+    let events = if report.outcome == TaskOutcome::Success {
+        outputs
             .iter()
             .map(|uri| {
                 let written = report.assets.iter().find(|a| &a.uri == uri);
@@ -461,10 +462,32 @@ async fn record_data(
                     watermark: written.and_then(|w| w.watermark.clone()),
                 }
             })
-            .collect();
-        tx.record_asset_events(&from, dag.spec.owner.as_deref(), &events, now).await?;
+            .collect()
+    } else {
+        Vec::new()
+    };
+    TryRecord {
+        lease_id: report.lease_id,
+        from: TryRef {
+            try_id: report.lease_id.to_string(),
+            dag_id: ti.dag_id.clone(),
+            run_id: ti.run_id.clone(),
+            task_id: ti.task_id.clone(),
+            try_number: ti.try_number,
+        },
+        owner: dag.spec.owner.clone(),
+        logs: log_entries(&report.logs),
+        quality: report
+            .quality
+            .iter()
+            .map(|q| QualityEntry {
+                uri: q.uri.clone(),
+                status: q.status.as_str().to_owned(),
+                report: q.report.clone(),
+            })
+            .collect(),
+        events,
     }
-    Ok(())
 }
 
 /// Whether a task's templates may read `var`: most do not, and their claims skip loading every variable.
