@@ -74,6 +74,10 @@ pub struct LeasedTask {
     pub heartbeat_interval_ms: u64,
     /// How long the lease lasts after each heartbeat.
     pub lease_ms: u64,
+    /// The secrets this try was given (connection passwords, variables with a secret key, ...): the worker
+    /// replaces them with `***` in every log line, output and error it sends back (see [`crate::masking`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask: Vec<String>,
 }
 
 /// `POST /worker/v1/tasks/{ti_id}/heartbeat`. A 409 answer means the lease is lost: kill the task.

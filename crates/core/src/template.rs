@@ -4,15 +4,22 @@
 //! worker. The context uses Airflow's names (`ds`, `ts`, `logical_date`, `data_interval_start`, `dag_run`, `ti`,
 //! `params`, `var.value.x`, ...) plus `outputs.<task_id>`, the JSON outputs of upstream tasks. Undefined names are
 //! errors, not empty strings, so a typo fails the try with a message instead of running a wrong command.
+//!
+//! `var` and `conn` (connections, as Airflow's `{{ conn.my_db.password }}`) record what a rendering reads from
+//! them ([`Reads`]): those values are masked in what is shown of the try (see [`crate::masking`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::connection::Connection;
 use crate::dag::Dag;
+use crate::masking::{Confidential, SensitiveKeys};
 use crate::ops_spec::OpSpec;
 use crate::spec::ParamSpec;
 
@@ -31,7 +38,24 @@ pub struct TemplateContext {
     pub params: serde_json::Map<String, serde_json::Value>,
     pub try_number: u32,
     pub variables: BTreeMap<String, String>,
+    /// The connections templates may read as `conn.<conn_id>`; never serialized, as they hold passwords.
+    #[serde(skip)]
+    pub connections: BTreeMap<String, Connection>,
     pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// The variables (by key) and connections (by id) a rendering read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub variables: BTreeSet<String>,
+    pub connections: BTreeSet<String>,
+}
+
+/// A rendering, and what it read, also when it failed (its error message may quote what it read).
+#[derive(Debug)]
+pub struct Rendering {
+    pub command: Result<RenderedCommand, TemplateError>,
+    pub reads: Reads,
 }
 
 /// A task ready to run: a process (`argv`), or a built-in data task (`op`, with an empty `argv`).
@@ -138,6 +162,46 @@ impl TemplateContext {
         })
     }
 
+    /// The template context, with `var` and `conn` noting each variable and connection read into `variables`
+    /// and `connections`.
+    fn recording_context(
+        &self,
+        variables: &Arc<Mutex<BTreeSet<String>>>,
+        connections: &Arc<Mutex<BTreeSet<String>>>,
+    ) -> Value {
+        let mut context: BTreeMap<String, Value> = match self.to_value() {
+            serde_json::Value::Object(map) => map.into_iter().map(|(k, v)| (k, Value::from_serialize(v))).collect(),
+            _ => BTreeMap::new(),
+        };
+        let values = self.variables.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+        let json = self
+            .variables
+            .iter()
+            .filter_map(|(k, v)| serde_json::from_str::<serde_json::Value>(v).ok().map(|v| (k.clone(), v)))
+            .map(|(k, v)| (k, Value::from_serialize(v)))
+            .collect();
+        let var = BTreeMap::from([
+            ("value".to_owned(), Recorded::value(values, variables)),
+            ("json".to_owned(), Recorded::value(json, variables)),
+        ]);
+        context.insert("var".to_owned(), Value::from(var));
+        let conns = self.connections.iter().map(|(id, conn)| (id.clone(), connection_value(conn))).collect();
+        context.insert("conn".to_owned(), Recorded::value(conns, connections));
+        Value::from(context)
+    }
+
+    /// What of the values a rendering read must be masked: see [`Confidential`].
+    pub fn confidential(&self, reads: &Reads, keys: &SensitiveKeys) -> Confidential {
+        let mut confidential = Confidential::default();
+        for (key, text) in reads.variables.iter().filter_map(|k| self.variables.get_key_value(k)) {
+            confidential.add_variable(key, text, keys);
+        }
+        for conn in reads.connections.iter().filter_map(|id| self.connections.get(id)) {
+            confidential.add_connection(conn, keys);
+        }
+        confidential
+    }
+
     /// `SLUICE_*` environment variables describing the try, for the child process (as Airflow's `AIRFLOW_CTX_*`).
     pub fn sluice_env(&self) -> BTreeMap<String, String> {
         let date = self.logical_date.unwrap_or(self.run_after);
@@ -156,15 +220,74 @@ impl TemplateContext {
     }
 }
 
+/// A connection as templates see it: Airflow's fields, with `extra` as text and `extra_dejson` as an object.
+fn connection_value(conn: &Connection) -> Value {
+    let extra = conn.extra.clone().unwrap_or_default();
+    Value::from_serialize(json!({
+        "conn_type": conn.conn_type,
+        "host": conn.host,
+        "port": conn.port,
+        "login": conn.login,
+        "password": conn.password,
+        "schema": conn.schema,
+        "extra": serde_json::Value::Object(extra.clone()).to_string(),
+        "extra_dejson": extra,
+    }))
+}
+
+/// A map of the template context that notes the names read from it.
+#[derive(Debug)]
+struct Recorded {
+    entries: BTreeMap<String, Value>,
+    read: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Recorded {
+    fn value(entries: BTreeMap<String, Value>, read: &Arc<Mutex<BTreeSet<String>>>) -> Value {
+        Value::from_object(Recorded { entries, read: Arc::clone(read) })
+    }
+}
+
+impl Object for Recorded {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        let value = self.entries.get(name)?.clone();
+        self.read.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned());
+        Some(value)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.entries.keys().map(|k| Value::from(k.as_str())).collect())
+    }
+}
+
 /// Render a command task: `command` argv elements, or `script` as ["bash", "-c", script]; env = resolved env
 /// (defaults + task) rendered; cwd rendered.
 pub fn render_command(dag: &Dag, task_id: &str, ctx: &TemplateContext) -> Result<RenderedCommand, TemplateError> {
+    render_reading(dag, task_id, ctx).command
+}
+
+/// [`render_command`], also telling which variables and connections the templates read.
+pub fn render_reading(dag: &Dag, task_id: &str, ctx: &TemplateContext) -> Rendering {
+    let variables = Arc::new(Mutex::new(BTreeSet::new()));
+    let connections = Arc::new(Mutex::new(BTreeSet::new()));
+    let context = ctx.recording_context(&variables, &connections);
+    let command = render_in(dag, task_id, &context);
+    let taken =
+        |read: Arc<Mutex<BTreeSet<String>>>| std::mem::take(&mut *read.lock().unwrap_or_else(PoisonError::into_inner));
+    Rendering { command, reads: Reads { variables: taken(variables), connections: taken(connections) } }
+}
+
+fn render_in(dag: &Dag, task_id: &str, context: &Value) -> Result<RenderedCommand, TemplateError> {
     let task = dag.task(task_id).ok_or_else(|| TemplateError::UnknownTask(task_id.to_owned()))?;
     let resolved = task.resolved(&dag.spec.default_args);
     let env = environment();
-    let context = Value::from_serialize(ctx.to_value());
     let render = |field: String, source: &str| {
-        env.render_str(source, &context).map_err(|e| TemplateError::Render {
+        env.render_str(source, context).map_err(|e| TemplateError::Render {
             task_id: task_id.to_owned(),
             field,
             message: describe_render(&e, source),

@@ -124,6 +124,13 @@ impl Reads<'_> {
         let row = sqlx::query(&sql).bind(conn_id).fetch_optional(&mut *self.tx.inner).await?;
         row.as_ref().map(ConnectionRow::decode).transpose()
     }
+
+    /// Every connection, for templates that read `conn`.
+    pub async fn connections(&mut self) -> Result<Vec<ConnectionRow>> {
+        let sql = format!("SELECT {} FROM connections ORDER BY conn_id", ConnectionRow::COLUMNS);
+        let rows = sqlx::query(&sql).fetch_all(&mut *self.inner).await?;
+        rows.iter().map(ConnectionRow::decode).collect()
+    }
 }
 
 impl Store {

@@ -731,6 +731,7 @@ async fn leases_read_connections_and_watermarks(store: &Store) {
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.reads().connection("warehouse").await.unwrap().as_ref(), Some(&conn));
     assert_eq!(tx.reads().connection("nope").await.unwrap(), None);
+    assert_eq!(tx.reads().connections().await.unwrap(), std::slice::from_ref(&conn));
     assert_eq!(tx.reads().latest_watermark("lake://raw/w").await.unwrap(), None);
     let events = [marked(3, Some("3")), marked(2, Some("5")), marked(0, None)];
     for e in &events {

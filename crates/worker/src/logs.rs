@@ -8,8 +8,17 @@
 //!
 //! Logs are best effort: a batch that cannot be posted is dropped with a warning, and the try goes on. The outcome
 //! is what must not be lost (see the report in `task.rs`).
+//!
+//! Secrets the lease names ([`LeasedTask::mask`]) never leave the worker: the pumps mask each pipe as one stream
+//! (a secret written in two pieces, or cut where a long line is cut, is still caught), and the worker's own lines
+//! are masked whole.
+//!
+//! [`LeasedTask::mask`]: sluice_core::protocol::LeasedTask::mask
+
+use std::sync::Arc;
 
 use chrono::Utc;
+use sluice_core::masking::{Masker, StreamMasker};
 use sluice_core::protocol::{LogBatch, LogLine, LogStream};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -36,13 +45,15 @@ pub const MAX_LINE_BYTES: usize = MAX_OUTPUT_BYTES + 1024;
 #[derive(Debug, Clone)]
 pub struct LogSender {
     tx: mpsc::Sender<LogLine>,
+    /// The try's secrets.
+    masker: Arc<Masker>,
 }
 
 impl LogSender {
     /// A line written by the worker itself. Never blocks: when the channel is full (the server is slow), the line
     /// goes to the worker's own log only, so that logging never delays a kill.
     pub fn system(&self, line: impl Into<String>) {
-        let line = line.into();
+        let line = self.masker.mask(&line.into()).into_owned();
         tracing::info!("{line}");
         if self.tx.try_send(log_line(LogStream::System, line)).is_err() {
             tracing::warn!("log buffer full or closed: the line above is not sent to the server");
@@ -57,9 +68,9 @@ impl LogSender {
 
 /// A sender whose lines land in the returned receiver, for tests that look at what a try logs.
 #[cfg(test)]
-pub fn test_channel() -> (LogSender, mpsc::Receiver<LogLine>) {
+pub fn test_channel(masker: Masker) -> (LogSender, mpsc::Receiver<LogLine>) {
     let (tx, rx) = mpsc::channel(CHANNEL_LINES);
-    (LogSender { tx }, rx)
+    (LogSender { tx, masker: Arc::new(masker) }, rx)
 }
 
 fn log_line(stream: LogStream, line: String) -> LogLine {
@@ -74,10 +85,11 @@ pub struct LogShipper {
 }
 
 impl LogShipper {
-    pub fn start(client: Client, ti_id: Uuid, lease_id: Uuid) -> Self {
+    /// Ships the lines of try `lease_id`, with `masker`'s secrets masked.
+    pub fn start(client: Client, ti_id: Uuid, lease_id: Uuid, masker: Masker) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_LINES);
         let task = tokio::spawn(ship(client, ti_id, lease_id, rx));
-        LogShipper { sender: LogSender { tx }, task }
+        LogShipper { sender: LogSender { tx, masker: Arc::new(masker) }, task }
     }
 
     pub fn sender(&self) -> LogSender {
@@ -160,32 +172,77 @@ impl Poster {
     }
 }
 
-/// Reads `reader` line by line into `sink` until EOF. Returns the payload of the last `::output::` line (stdout only).
+/// Reads `reader` line by line into `sink` until EOF, masking the try's secrets. Returns the payload of the last
+/// `::output::` line (stdout only), masked too.
 ///
 /// Invalid UTF-8 is replaced rather than fatal (tasks print what they print), and a line longer than
 /// [`MAX_LINE_BYTES`] is cut into pieces so that a task printing without newlines cannot exhaust memory.
 pub async fn pump_lines(reader: impl AsyncRead + Unpin, stream: LogStream, sink: LogSender) -> Option<String> {
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();
+    let mut lines = Lines { masking: StreamMasker::new(Masker::clone(&sink.masker)), text: String::new() };
     let mut last_marker = None;
     loop {
         buf.clear();
         let limit = MAX_LINE_BYTES as u64;
-        match (&mut reader).take(limit).read_until(b'\n', &mut buf).await {
-            Ok(0) => return last_marker,
-            Ok(_) => {}
+        let read = (&mut reader).take(limit).read_until(b'\n', &mut buf).await;
+        let ended = match read {
+            Ok(0) => true,
+            Ok(_) => false,
             Err(e) => {
                 tracing::warn!(?stream, "reading the task's output failed: {e}");
+                true
+            }
+        };
+        let complete = if ended { lines.finish() } else { lines.push(&String::from_utf8_lossy(&buf)) };
+        for line in complete {
+            if let Some(payload) = marker_payload(&line).filter(|_| stream == LogStream::Stdout) {
+                last_marker = Some(payload.to_owned());
+            }
+            if !sink.send(stream, line).await {
                 return last_marker;
             }
         }
-        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_owned();
-        if let Some(payload) = marker_payload(&line).filter(|_| stream == LogStream::Stdout) {
-            last_marker = Some(payload.to_owned());
-        }
-        if !sink.send(stream, line).await {
+        if ended {
             return last_marker;
         }
+    }
+}
+
+/// A pipe's text, masked as one stream and cut into lines.
+struct Lines {
+    masking: StreamMasker,
+    /// Masked text of the line being read.
+    text: String,
+}
+
+impl Lines {
+    /// The lines that `piece` completes: those ended by a newline, and a piece too long to wait for its end.
+    fn push(&mut self, piece: &str) -> Vec<String> {
+        self.text.push_str(&self.masking.push(piece));
+        self.complete_lines()
+    }
+
+    fn complete_lines(&mut self) -> Vec<String> {
+        let mut complete = Vec::new();
+        while let Some(end) = self.text.find('\n') {
+            let rest = self.text.split_off(end + 1);
+            complete.push(std::mem::replace(&mut self.text, rest));
+        }
+        if self.text.len() >= MAX_LINE_BYTES {
+            complete.push(std::mem::take(&mut self.text));
+        }
+        complete.into_iter().map(|line| line.trim_end_matches(['\n', '\r']).to_owned()).collect()
+    }
+
+    /// The last lines, once the pipe is closed.
+    fn finish(&mut self) -> Vec<String> {
+        self.text.push_str(&self.masking.finish());
+        let mut complete = self.complete_lines();
+        if !self.text.is_empty() {
+            complete.push(std::mem::take(&mut self.text));
+        }
+        complete
     }
 }
 
@@ -201,7 +258,7 @@ mod tests {
     async fn a_try_shorter_than_the_flush_period_sends_its_lines_with_the_report() {
         // No server listens here: a batch posted on the way would be dropped, and missing from what is returned.
         let client = Client::new("http://127.0.0.1:9", "token").expect("client");
-        let shipper = LogShipper::start(client, Uuid::now_v7(), Uuid::now_v7());
+        let shipper = LogShipper::start(client, Uuid::now_v7(), Uuid::now_v7(), Masker::default());
         shipper.sender().system("started pid 42");
         tokio::time::sleep(FLUSH_EVERY / 2).await;
         shipper.sender().system("exit code 0");
@@ -211,7 +268,7 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_split_and_the_last_output_marker_is_kept() {
-        let (sink, mut rx) = test_channel();
+        let (sink, mut rx) = test_channel(Masker::default());
         let text = b"one\r\n::output::{\"a\": 1}\nbad \xff byte\n::output::2\nlast without newline";
         let marker = pump_lines(&text[..], LogStream::Stdout, sink).await;
         assert_eq!(marker.as_deref(), Some("2"));
@@ -221,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_huge_line_is_cut_into_pieces() {
-        let (sink, mut rx) = test_channel();
+        let (sink, mut rx) = test_channel(Masker::default());
         let text = format!("{}\nnext\n", "x".repeat(MAX_LINE_BYTES * 2 + 5));
         pump_lines(text.as_bytes(), LogStream::Stderr, sink).await;
         let lengths: Vec<usize> = drain(&mut rx).iter().map(String::len).collect();
@@ -231,10 +288,59 @@ mod tests {
     #[tokio::test]
     async fn system_lines_never_block() {
         let (tx, mut rx) = mpsc::channel(1);
-        let sink = LogSender { tx };
+        let sink = LogSender { tx, masker: Arc::default() };
         sink.system("started pid 1");
         sink.system("dropped: the channel is full");
         assert_eq!(drain(&mut rx), ["started pid 1"]);
+    }
+
+    /// A reader that gives its pieces one read at a time, as a pipe does when the task pauses between writes.
+    struct Pieces(std::collections::VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(piece) = self.0.pop_front() {
+                buf.put_slice(&piece);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn pieces(parts: &[&[u8]]) -> Pieces {
+        Pieces(parts.iter().map(|p| p.to_vec()).collect())
+    }
+
+    #[tokio::test]
+    async fn secrets_are_masked_also_when_written_in_pieces() {
+        let masker = Masker::new(["hunter2-secret".to_owned(), "line\nspanning-secret".to_owned()]);
+        let (sink, mut rx) = test_channel(masker);
+        let reader = pieces(&[
+            b"key=hunter2",
+            b"-secret and hunter2-secret\n",
+            b"a line\nspanning-",
+            b"secret\n",
+            b"end hunter2-sec",
+        ]);
+        let marker = pump_lines(reader, LogStream::Stdout, sink.clone()).await;
+        assert_eq!(marker, None);
+        sink.system("could not start \"hunter2-secret\"");
+        assert_eq!(drain(&mut rx), ["key=*** and ***", "a ***", "end hunter2-sec", "could not start \"***\""]);
+    }
+
+    #[tokio::test]
+    async fn a_secret_across_the_cut_of_a_huge_line_is_masked() {
+        let (sink, mut rx) = test_channel(Masker::new(["hunter2-secret".to_owned()]));
+        let text =
+            format!("{}hunter2-secret tail\n::output::{{\"k\": \"hunter2-secret\"}}\n", "x".repeat(MAX_LINE_BYTES - 4));
+        let marker = pump_lines(text.as_bytes(), LogStream::Stdout, sink).await;
+        assert_eq!(marker.as_deref(), Some("{\"k\": \"***\"}"));
+        let lines = drain(&mut rx);
+        assert!(lines.iter().all(|l| !l.contains("hunter2")), "a piece of the secret is shown");
+        assert_eq!(lines.concat(), format!("{}*** tail::output::{{\"k\": \"***\"}}", "x".repeat(MAX_LINE_BYTES - 4)));
     }
 
     #[test]

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use sluice_core::masking::Masker;
+
 use crate::client::{Backoff, Client, ClientError};
 use crate::guard::{GroupEvent, GuardLink, INSTANCE_ENV};
 use crate::logs::{LogSender, LogShipper, pump_lines};
@@ -53,7 +55,7 @@ pub async fn run_try(ctx: TryContext, task: LeasedTask) {
         try_number = task.try_number,
     );
     async move {
-        let logs = LogShipper::start(ctx.client.clone(), task.ti_id, task.lease_id);
+        let logs = LogShipper::start(ctx.client.clone(), task.ti_id, task.lease_id, masker(&task));
         let verdict = execute(&ctx, &task, logs.sender()).await;
         // The last lines travel with the report, so they are stored when the report makes the try final.
         let tail = logs.finish().await;
@@ -78,6 +80,15 @@ impl Verdict {
     fn failed(error: impl Into<String>) -> Self {
         Verdict { exit_code: None, pid: None, error: Some(error.into()), output: None }
     }
+
+    /// The verdict with the try's secrets masked in its error and output (a `$SLUICE_OUTPUT` file is read as is).
+    fn masked(self, masker: &Masker) -> Self {
+        Verdict {
+            error: self.error.map(|e| masker.mask(&e).into_owned()),
+            output: self.output.map(|o| masker.mask_json(&o)),
+            ..self
+        }
+    }
 }
 
 /// Why the try stopped.
@@ -98,7 +109,7 @@ enum End {
 async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<Verdict> {
     let name = format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id);
     let output_file = ctx.output_dir.join(name);
-    let verdict = run_process(ctx, task, &log, &output_file).await;
+    let verdict = run_process(ctx, task, &log, &output_file).await.map(|v| v.masked(&masker(task)));
     match tokio::fs::remove_file(&output_file).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             tracing::warn!("could not remove {}: {e}", output_file.display());
@@ -296,6 +307,11 @@ async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
     }
 }
 
+/// The secrets of a try, which nothing it sends to the server may show.
+fn masker(task: &LeasedTask) -> Masker {
+    Masker::new(task.mask.iter().cloned())
+}
+
 /// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
 /// the try as lost anyway.
 async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
@@ -393,16 +409,42 @@ mod tests {
                 execution_timeout_ms,
                 heartbeat_interval_ms: 60_000,
                 lease_ms: 60_000,
+                mask: Vec::new(),
             };
             Harness { ctx, kill_all, groups, task }
         }
 
         async fn run(&self) -> (Verdict, Vec<LogLine>) {
-            let (log, mut rx) = test_channel();
+            let (log, mut rx) = test_channel(Masker::new(self.task.mask.iter().cloned()));
             let verdict = execute(&self.ctx, &self.task, log).await.expect("a verdict to report");
             let lines = std::iter::from_fn(|| rx.try_recv().ok()).collect();
             (verdict, lines)
         }
+    }
+
+    #[tokio::test]
+    async fn the_secrets_of_the_lease_are_masked_in_logs_output_and_error() {
+        let mut h = Harness::new(r#"echo "key $SECRET"; echo "$SECRET" >&2; exit 3"#, None);
+        h.task.env.insert("SECRET".into(), "hunter2-secret".into());
+        h.task.mask = vec!["hunter2-secret".into()];
+        h.task.argv.push("task-named-hunter2-secret".into());
+        let (verdict, lines) = h.run().await;
+        assert!(has_line(&lines, LogStream::Stdout, "key ***"), "{lines:?}");
+        assert!(has_line(&lines, LogStream::Stderr, "***"), "{lines:?}");
+        assert!(lines.iter().all(|l| !l.line.contains("hunter2")), "{lines:?}");
+        assert_eq!(verdict.exit_code, Some(3));
+        let mut h = Harness::new(r#"printf '{"k": "%s"}' "$SECRET" > "$SLUICE_OUTPUT""#, None);
+        h.task.env.insert("SECRET".into(), "hunter2-secret".into());
+        h.task.mask = vec!["hunter2-secret".into()];
+        let (verdict, _) = h.run().await;
+        assert_eq!(verdict.output, Some(json!({"k": "***"})));
+        let mut h = Harness::new("", None);
+        h.task.argv = vec!["/no/such/hunter2-secret".into()];
+        h.task.mask = vec!["hunter2-secret".into()];
+        let (verdict, lines) = h.run().await;
+        let error = verdict.error.expect("failed");
+        assert!(error.contains("/no/such/***") && !error.contains("hunter2"), "{error}");
+        assert!(lines.iter().all(|l| !l.line.contains("hunter2")), "{lines:?}");
     }
 
     fn has_line(lines: &[LogLine], stream: LogStream, text: &str) -> bool {

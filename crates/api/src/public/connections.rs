@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_core::masking::{MASK, SensitiveKeys};
 use sluice_store::ConnectionRow;
 
 use super::UpdateMask;
@@ -13,23 +14,7 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
 /// What a redacted secret reads as; sending it back in a PATCH keeps the stored secret.
-const REDACTED: &str = "***";
-
-/// Keys of `extra` whose values are secrets, as Airflow's secrets masker decides (a key containing any of them).
-const SENSITIVE_KEYS: &[&str] = &[
-    "access_token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "passphrase",
-    "passwd",
-    "password",
-    "private_key",
-    "secret",
-    "token",
-    "keyfile_dict",
-    "service_account",
-];
+const REDACTED: &str = MASK;
 
 /// Airflow 3's `ConnectionResponse`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -63,9 +48,9 @@ impl From<ConnectionRow> for ConnectionResponse {
     }
 }
 
+/// Keys of `extra` whose values are secrets, as Airflow's secrets masker decides.
 fn is_sensitive(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    SENSITIVE_KEYS.iter().any(|s| key.contains(s))
+    SensitiveKeys::default().is_sensitive(key)
 }
 
 fn redact_value(value: Value) -> Value {

@@ -3,19 +3,54 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_core::TaskState;
+use sluice_core::masking::{SensitiveKeys, shown_rendering};
+use sluice_core::{Role, TaskState};
 use sluice_store::{DagRunRow, TaskInstanceRow, TaskTryRow, TiFilter};
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
+
+/// How much of what tries were given a caller is shown. Rendered fields keep the values read from variables and
+/// connections only for the roles that may read those (Op and above); secrets are masked for everyone (see
+/// `sluice_core::masking`).
+#[derive(Debug, Clone)]
+pub(crate) struct Shown {
+    may_read_values: bool,
+    keys: SensitiveKeys,
+}
+
+impl Shown {
+    /// For answers about changes (clears, marks), which do not look at the caller's role: what every role may
+    /// see, with Airflow's sensitive words.
+    fn to_anyone() -> Shown {
+        Shown { may_read_values: false, keys: SensitiveKeys::default() }
+    }
+
+    fn rendered(&self, stored: Option<Value>) -> Value {
+        stored.map_or_else(
+            || Value::Object(Default::default()),
+            |stored| shown_rendering(&stored, self.may_read_values, &self.keys),
+        )
+    }
+}
+
+impl FromRequestParts<AppState> for Shown {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        Ok(Shown { may_read_values: principal.role >= Role::Op, keys: state.engine.config().sensitive.clone() })
+    }
+}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskInstanceResponse {
@@ -57,7 +92,7 @@ fn duration(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Option<
     start.zip(end).map(|(s, e)| (e - s).num_milliseconds() as f64 / 1000.0)
 }
 
-fn response(ti: TaskInstanceRow, run: &DagRunRow) -> TaskInstanceResponse {
+fn response(ti: TaskInstanceRow, run: &DagRunRow, shown: &Shown) -> TaskInstanceResponse {
     TaskInstanceResponse {
         id: ti.id.to_string(),
         task_display_name: ti.task_id.clone(),
@@ -85,7 +120,7 @@ fn response(ti: TaskInstanceRow, run: &DagRunRow) -> TaskInstanceResponse {
         pid: ti.pid,
         executor: ti.worker,
         note: None,
-        rendered_fields: ti.rendered.unwrap_or(Value::Object(Default::default())),
+        rendered_fields: shown.rendered(ti.rendered),
         executor_config: NO_EXECUTOR_CONFIG.into(),
         output: ti.output,
     }
@@ -102,7 +137,11 @@ pub struct TaskInstanceCollection {
 /// Task instances of one run, answered with that run's dates.
 pub(crate) fn collection(tis: Vec<TaskInstanceRow>, run: &DagRunRow) -> TaskInstanceCollection {
     let total_entries = i64::try_from(tis.len()).unwrap_or(i64::MAX);
-    TaskInstanceCollection { task_instances: tis.into_iter().map(|ti| response(ti, run)).collect(), total_entries }
+    let shown = Shown::to_anyone();
+    TaskInstanceCollection {
+        task_instances: tis.into_iter().map(|ti| response(ti, run, &shown)).collect(),
+        total_entries,
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -138,6 +177,7 @@ fn parse_states(values: &[String]) -> Result<Vec<TaskState>, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
+    shown: Shown,
     Path((dag_id, run_id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<TaskInstanceCollection>, ApiError> {
@@ -166,7 +206,7 @@ pub async fn list(
             runs.insert(run.id, run);
         }
     }
-    page(&state, &filter, runs).await
+    page(&state, &filter, runs, &shown).await
 }
 
 /// A page of task instances, each answered with its run's dates (`runs`: those known already).
@@ -174,6 +214,7 @@ async fn page(
     state: &AppState,
     filter: &TiFilter,
     mut runs: HashMap<Uuid, DagRunRow>,
+    shown: &Shown,
 ) -> Result<Json<TaskInstanceCollection>, ApiError> {
     let store = state.engine.store();
     let (tis, total_entries) = store.list_task_instances(filter).await?;
@@ -184,7 +225,7 @@ async fn page(
             runs.insert(run.id, run);
         }
         let Some(run) = runs.get(&ti.run_pk) else { continue };
-        task_instances.push(response(ti, run));
+        task_instances.push(response(ti, run, shown));
     }
     Ok(Json(TaskInstanceCollection { task_instances, total_entries }))
 }
@@ -210,6 +251,7 @@ pub struct BatchBody {
 pub async fn list_batch(
     State(state): State<AppState>,
     principal: Principal,
+    shown: Shown,
     Path((dag_id, run_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Json<TaskInstanceCollection>, ApiError> {
@@ -236,7 +278,7 @@ pub async fn list_batch(
         hidden_dag_ids: principal.hidden_dags(state.engine.store()).await?,
         ..TiFilter::default()
     };
-    page(&state, &filter, HashMap::new()).await
+    page(&state, &filter, HashMap::new(), &shown).await
 }
 
 pub(crate) async fn find(
@@ -257,10 +299,11 @@ pub(crate) async fn find(
 #[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path)), responses((status = 200, body = TaskInstanceResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    shown: Shown,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
 ) -> Result<Json<TaskInstanceResponse>, ApiError> {
     let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
-    Ok(Json(response(ti, &run)))
+    Ok(Json(response(ti, &run, &shown)))
 }
 
 /// One try, shaped like Airflow's `TaskInstanceHistoryResponse`.
@@ -292,7 +335,7 @@ pub struct TryResponse {
     pub output: Option<Value>,
 }
 
-fn try_response(t: TaskTryRow, ti: &TaskInstanceRow) -> TryResponse {
+fn try_response(t: TaskTryRow, ti: &TaskInstanceRow, shown: &Shown) -> TryResponse {
     TryResponse {
         task_id: ti.task_id.clone(),
         dag_id: ti.dag_id.clone(),
@@ -315,7 +358,7 @@ fn try_response(t: TaskTryRow, ti: &TaskInstanceRow) -> TryResponse {
         executor: t.worker,
         exit_code: t.exit_code,
         error: t.error,
-        rendered_fields: t.rendered.unwrap_or(Value::Object(Default::default())),
+        rendered_fields: shown.rendered(t.rendered),
         executor_config: NO_EXECUTOR_CONFIG.into(),
         output: t.output,
     }
@@ -330,12 +373,16 @@ pub struct TryCollection {
 #[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path)), responses((status = 200, body = TryCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn tries(
     State(state): State<AppState>,
+    shown: Shown,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
 ) -> Result<Json<TryCollection>, ApiError> {
     let (_, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
     let tries = state.engine.store().list_tries(ti.id).await?;
     let total_entries = i64::try_from(tries.len()).unwrap_or(i64::MAX);
-    Ok(Json(TryCollection { task_instances: tries.into_iter().map(|t| try_response(t, &ti)).collect(), total_entries }))
+    Ok(Json(TryCollection {
+        task_instances: tries.into_iter().map(|t| try_response(t, &ti, &shown)).collect(),
+        total_entries,
+    }))
 }
 
 async fn find_try(
@@ -355,10 +402,11 @@ async fn find_try(
 #[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{task_try_number}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("task_try_number" = i64, Path)), responses((status = 200, body = TryResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn try_detail(
     State(state): State<AppState>,
+    shown: Shown,
     ApiPath(key): ApiPath<(String, String, String, i64)>,
 ) -> Result<Json<TryResponse>, ApiError> {
     let (ti, t) = find_try(&state, &key).await?;
-    Ok(Json(try_response(t, &ti)))
+    Ok(Json(try_response(t, &ti, &shown)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -128,6 +128,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<
             scheduler_tick_ms: 1000,
             dag_sync_secs: 3600,
             lease_secs: 30,
+            sensitive_fields: Vec::new(),
         },
         bind: listener.local_addr()?,
         worker_token: Some(TOKEN.into()),

@@ -174,7 +174,13 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
     let url = format!("http://{}", listener.local_addr()?);
     let args = ServerArgs {
         database: DatabaseArgs { database_url: Some(format!("sqlite://{}", home.join("test.db").display())) },
-        scheduling: SchedulingArgs { dags_folder, scheduler_tick_ms: 200, dag_sync_secs: 3600, lease_secs: 30 },
+        scheduling: SchedulingArgs {
+            dags_folder,
+            scheduler_tick_ms: 200,
+            dag_sync_secs: 3600,
+            lease_secs: 30,
+            sensitive_fields: Vec::new(),
+        },
         bind: listener.local_addr()?,
         worker_token: Some(token.clone()),
         no_scheduler: false,

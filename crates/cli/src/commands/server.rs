@@ -11,6 +11,7 @@ use sluice_api::AppState;
 use sluice_api::auth::{AuthConfig, SignInLimits, SignInThrottle};
 use sluice_api::serving::Serving;
 use sluice_core::Role;
+use sluice_core::masking::SensitiveKeys;
 use sluice_ops::Lake;
 use sluice_ops::model::LakeModelLoader;
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
@@ -41,6 +42,10 @@ pub struct SchedulingArgs {
     /// Seconds a task stays leased to its worker without a heartbeat; then it is failed as lost and retried.
     #[arg(long, env = "SLUICE_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// Words that make a variable's key or a connection's `extra` key secret, besides Airflow's (`password`,
+    /// `token`, `api_key`, …), comma-separated: the values are masked in task logs, outputs and rendered fields.
+    #[arg(long, env = "SLUICE_SENSITIVE_FIELDS", value_delimiter = ',')]
+    pub sensitive_fields: Vec<String>,
 }
 
 /// How users sign in to the REST API.
@@ -217,7 +222,11 @@ fn redact(url: &str) -> String {
 }
 
 fn engine_of(store: Store, scheduling: &SchedulingArgs) -> Engine {
-    let config = EngineConfig { lease: Duration::from_secs(scheduling.lease_secs.max(1)), ..EngineConfig::default() };
+    let config = EngineConfig {
+        lease: Duration::from_secs(scheduling.lease_secs.max(1)),
+        sensitive: SensitiveKeys::with_extra(&scheduling.sensitive_fields),
+        ..EngineConfig::default()
+    };
     Engine::new(store, config)
 }
 
@@ -304,6 +313,7 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         scheduler_tick_ms: 1000,
         dag_sync_secs: 5,
         lease_secs: 30,
+        sensitive_fields: Vec::new(),
     };
     let state = AppState {
         engine: engine_of(store, &scheduling),

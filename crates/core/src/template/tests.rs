@@ -19,6 +19,16 @@ fn ctx() -> TemplateContext {
         params: json!({"n": 3, "name": "x"}).as_object().cloned().unwrap_or_default(),
         try_number: 2,
         variables: BTreeMap::from([("bucket".into(), "s3://b".into()), ("cfg".into(), r#"{"depth": 4}"#.into())]),
+        connections: BTreeMap::from([(
+            "db".into(),
+            crate::connection::Connection {
+                conn_type: "postgres".into(),
+                host: Some("db.internal".into()),
+                password: Some("pg-secret-1".into()),
+                extra: crate::connection::Connection::parse_extra(r#"{"sslmode": "require"}"#).ok(),
+                ..Default::default()
+            },
+        )]),
         outputs: BTreeMap::from([("extract".into(), json!({"rows": 42}))]),
     }
 }
@@ -165,4 +175,55 @@ fn resolve_params_table() {
         Err("param `who` has no default and is not given in conf".to_owned())
     );
     assert!(resolve_params(&required, &json!({"who": "me"})).is_ok());
+}
+
+const READING: &str = r#"dag_id: reading
+tasks:
+  - id: plain
+    command: [echo, "{{ ds }}"]
+  - id: reads
+    command: [echo, "{{ var.value.bucket }}", "{{ var.json.cfg.depth }}", "{{ conn.db.password }}"]
+    env: {SSL: "{{ conn.db.extra_dejson.sslmode }}"}
+  - id: all
+    script: "echo {{ var.value }}"
+  - id: fails
+    script: "echo {{ conn.db.host }} {{ var.value.nope }}"
+"#;
+
+#[test]
+fn renderings_tell_which_variables_and_connections_they_read() {
+    let dag = load_dag("reading.yaml", READING).expect("loads");
+    let ctx = ctx();
+    let plain = render_reading(&dag, "plain", &ctx);
+    assert_eq!(plain.reads, Reads::default());
+
+    let reads = render_reading(&dag, "reads", &ctx);
+    let command = reads.command.expect("renders");
+    assert_eq!(command.argv, ["echo", "s3://b", "4", "pg-secret-1"]);
+    assert_eq!(command.env["SSL"], "require");
+    assert_eq!(reads.reads.variables, BTreeSet::from(["bucket".to_owned(), "cfg".to_owned()]));
+    assert_eq!(reads.reads.connections, BTreeSet::from(["db".to_owned()]));
+
+    let all = render_reading(&dag, "all", &ctx);
+    assert!(all.command.is_ok());
+    assert_eq!(all.reads.variables, BTreeSet::from(["bucket".to_owned(), "cfg".to_owned()]));
+
+    let fails = render_reading(&dag, "fails", &ctx);
+    assert!(fails.command.is_err());
+    assert_eq!(fails.reads.connections, BTreeSet::from(["db".to_owned()]));
+}
+
+#[test]
+fn confidential_values_are_those_read() {
+    let dag = load_dag("reading.yaml", READING).expect("loads");
+    let mut ctx = ctx();
+    ctx.variables.insert("api_key".into(), "k-0123456789".into());
+    let rendering = render_reading(&dag, "reads", &ctx);
+    let seen = ctx.confidential(&rendering.reads, &crate::masking::SensitiveKeys::default());
+    // The connection's password is secret; the variables read are not, and `api_key` was not read.
+    assert_eq!(seen.secrets, BTreeSet::from(["pg-secret-1".to_owned()]));
+    for value in ["s3://b", "4", "pg-secret-1", "db.internal", "require"] {
+        assert!(seen.restricted.contains(value), "{value}");
+    }
+    assert!(!seen.restricted.contains("k-0123456789"));
 }

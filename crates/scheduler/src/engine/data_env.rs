@@ -44,12 +44,17 @@ pub(super) async fn data_task_env(
 
 /// The connection in Airflow's JSON connection format.
 fn to_json(row: ConnectionRow) -> Result<String, String> {
+    serde_json::to_string(&to_connection(row)?).map_err(|e| e.to_string())
+}
+
+/// A stored connection as tasks receive it, or why it cannot be used.
+pub(super) fn to_connection(row: ConnectionRow) -> Result<Connection, String> {
     let port = row.port.map(|p| u16::try_from(p).map_err(|_| format!("port {p} is out of range"))).transpose()?;
     let extra = match row.extra.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(Connection::parse_extra(text)?),
     };
-    let conn = Connection {
+    Ok(Connection {
         conn_type: row.conn_type,
         host: row.host,
         port,
@@ -57,6 +62,5 @@ fn to_json(row: ConnectionRow) -> Result<String, String> {
         password: row.password,
         schema: row.schema,
         extra,
-    };
-    serde_json::to_string(&conn).map_err(|e| e.to_string())
+    })
 }

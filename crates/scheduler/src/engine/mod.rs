@@ -4,6 +4,7 @@ mod backfill;
 mod data_env;
 mod evaluate;
 mod manage;
+mod masking;
 mod models;
 mod runs;
 mod tasks;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sluice_core::masking::SensitiveKeys;
 use sluice_store::Store;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -29,11 +31,17 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// How long a lease request waits for work at most (the worker asks for less or equal).
     pub max_poll_wait: Duration,
+    /// Which variable and `extra` keys hold secrets, masked in what tasks log, output and show.
+    pub sensitive: SensitiveKeys,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { lease: Duration::from_secs(30), max_poll_wait: Duration::from_secs(30) }
+        EngineConfig {
+            lease: Duration::from_secs(30),
+            max_poll_wait: Duration::from_secs(30),
+            sensitive: SensitiveKeys::default(),
+        }
     }
 }
 

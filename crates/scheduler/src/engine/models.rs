@@ -196,7 +196,9 @@ fn retrain_conf(monitor: &MonitorReport, report_id: i64) -> serde_json::Value {
     let drifted: Vec<&DriftCheck> = monitor.checks.iter().filter(|c| c.drifted).collect();
     let reason = drifted
         .iter()
-        .map(|c| format!("{} {} {:.4} (threshold {})", c.feature, c.statistic, c.value, c.threshold.unwrap_or(f64::NAN)))
+        .map(|c| {
+            format!("{} {} {:.4} (threshold {})", c.feature, c.statistic, c.value, c.threshold.unwrap_or(f64::NAN))
+        })
         .collect::<Vec<_>>()
         .join("; ");
     serde_json::json!({

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sluice_core::masking::{Masker, stored_rendering};
 use sluice_core::protocol::{
     HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, ReportRequest, TaskOutcome,
 };
-use sluice_core::template::{RenderedCommand, TemplateContext, render_command};
+use sluice_core::template::{RenderedCommand, TemplateContext, render_reading};
 use sluice_core::{Dag, TaskState};
 use sluice_store::{
     Claim, ClaimedTask, DagRunRow, LogEntry, NewAssetEvent, QualityEntry, Reads, RunTx, TaskInstanceRow, TryEnd,
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use super::Engine;
 use super::data_env::data_task_env;
 use super::evaluate::Scope;
+use super::masking::{add_received_connections, masked, template_connections, templates_mention};
 use super::models::{EndTx, model_env, record_model};
 use crate::EngineError;
 
@@ -29,6 +31,10 @@ const MAX_REMEMBERED_LEASES: usize = 100_000;
 /// A task rendered for its next try.
 struct Prepared {
     command: RenderedCommand,
+    /// What is stored with the try as its rendered fields: `command` masked (see `sluice_core::masking`).
+    stored: Value,
+    /// The secrets the worker masks in what it sends back.
+    mask: Vec<String>,
     /// The `SLUICE_*` context variables, and a data task's connections and previous watermark: kept apart from
     /// `command`, which is stored with the try.
     env: BTreeMap<String, String>,
@@ -81,8 +87,7 @@ impl Engine {
         let mut unrenderable = Vec::new();
         for ti in queued {
             let prepared = self.prepare(&mut claim, &ti).await?;
-            let rendered =
-                prepared.as_ref().map_or(Value::Null, |p| serde_json::to_value(&p.command).unwrap_or_default());
+            let rendered = prepared.as_ref().map_or(Value::Null, |p| p.stored.clone());
             let (worker, host) = (&request.worker, &request.hostname);
             let Some(task) = claim.start_try(ti, &rendered, worker, host, lease_until, now).await? else { continue };
             match prepared {
@@ -124,24 +129,32 @@ impl Engine {
             return Ok(Err(format!("task {:?} is not in the DAG version of this run", ti.task_id)));
         };
         let context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1).await?;
-        let command = match render_command(&dag, &ti.task_id, &context) {
+        let rendering = render_reading(&dag, &ti.task_id, &context);
+        let keys = &self.config.sensitive;
+        let mut confidential = context.confidential(&rendering.reads, keys);
+        let command = match rendering.command {
             Ok(command) => command,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Err(masked(&confidential, &e.to_string()))),
         };
         let mut env = context.sluice_env();
         if let Some(op) = &command.op {
             match data_task_env(tx, op).await? {
-                Ok(data_env) => env.extend(data_env),
+                Ok(data_env) => {
+                    add_received_connections(&mut confidential, &data_env, keys);
+                    env.extend(data_env);
+                }
                 Err(message) => return Ok(Err(message)),
             }
             env.extend(model_env(claim, op, Utc::now()).await?);
         }
-        Ok(Ok(Prepared { command, env, execution_timeout: resolved.execution_timeout }))
+        let stored = stored_rendering(&serde_json::to_value(&command).unwrap_or_default(), &confidential);
+        let mask = Masker::new(confidential.secrets).secrets().to_vec();
+        Ok(Ok(Prepared { command, stored, mask, env, execution_timeout: resolved.execution_timeout }))
     }
 
     fn leased_task(&self, task: &ClaimedTask, prepared: Prepared) -> LeasedTask {
         let ti = &task.ti;
-        let Prepared { command, env: context_env, execution_timeout } = prepared;
+        let Prepared { command, env: context_env, execution_timeout, mask, .. } = prepared;
         let mut env = command.env;
         env.extend(context_env);
         LeasedTask {
@@ -159,6 +172,7 @@ impl Engine {
             execution_timeout_ms: execution_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             heartbeat_interval_ms: u64::try_from(self.config.lease.as_millis() / 3).unwrap_or(1000).max(100),
             lease_ms: u64::try_from(self.config.lease.as_millis()).unwrap_or(30_000),
+            mask,
         }
     }
 
@@ -187,8 +201,13 @@ impl Engine {
             conf: run.conf.clone(),
             params,
             try_number: u32::try_from(try_number).unwrap_or(1),
-            variables: if reads_variables(dag, &ti.task_id) {
+            variables: if templates_mention(dag, &ti.task_id, "var") {
                 tx.variables().await?.into_iter().collect()
+            } else {
+                BTreeMap::new()
+            },
+            connections: if templates_mention(dag, &ti.task_id, "conn") {
+                template_connections(tx).await?
             } else {
                 BTreeMap::new()
             },
@@ -488,22 +507,6 @@ fn try_record(dag: &Dag, ti: &TaskInstanceRow, report: &ReportRequest) -> TryRec
             .collect(),
         events,
     }
-}
-
-/// Whether a task's templates may read `var`: most do not, and their claims skip loading every variable.
-fn reads_variables(dag: &Dag, task_id: &str) -> bool {
-    let Some(task) = dag.task(task_id) else { return false };
-    let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
-    // A data task's configuration is templated too; its JSON form holds every text of it.
-    let op = task.op_spec().and_then(|op| serde_json::to_string(&op).ok());
-    task.command
-        .iter()
-        .flatten()
-        .chain(task.script.as_ref())
-        .chain(task.cwd.as_ref())
-        .chain(env.values())
-        .chain(op.as_ref())
-        .any(|template| template.contains("var"))
 }
 
 fn log_entries(lines: &[LogLine]) -> Vec<LogEntry> {

@@ -1,0 +1,79 @@
+//! What a leased try must not show: the secrets it is given and the values it read from variables and
+//! connections (see `sluice_core::masking`).
+//!
+//! The worker receives the secrets with the lease and masks them in the logs, output and error it sends back: it
+//! reads the task's output as one stream, where a secret written in two pieces is whole again, and it holds what
+//! masking needs for as long as the try runs, whichever server its requests reach. What the server stores of the
+//! rendering is masked here, before it is written.
+
+use std::collections::BTreeMap;
+
+use sluice_core::Dag;
+use sluice_core::connection::{CONNECTION_ENV_PREFIX, Connection};
+use sluice_core::masking::{Confidential, Masker, SensitiveKeys};
+use sluice_store::Tx;
+
+use super::data_env::to_connection;
+use crate::EngineError;
+
+/// Whether a task's templates may mention `word` (`var`, `conn`): most do not, and their claims skip loading
+/// every variable or connection.
+pub(super) fn templates_mention(dag: &Dag, task_id: &str, word: &str) -> bool {
+    let Some(task) = dag.task(task_id) else { return false };
+    let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
+    // A data task's configuration is templated too; its JSON form holds every text of it.
+    let op = task.op_spec().and_then(|op| serde_json::to_string(&op).ok());
+    task.command
+        .iter()
+        .flatten()
+        .chain(task.script.as_ref())
+        .chain(task.cwd.as_ref())
+        .chain(env.values())
+        .chain(op.as_ref())
+        .any(|template| template.contains(word))
+}
+
+/// The connections templates may read as `conn.<id>`; one that cannot be used is left out (reading it is then an
+/// undefined-value error).
+pub(super) async fn template_connections(tx: &mut Tx) -> Result<BTreeMap<String, Connection>, EngineError> {
+    let rows = tx.connections().await?;
+    Ok(rows.into_iter().filter_map(|row| Some((row.conn_id.clone(), to_connection(row).ok()?))).collect())
+}
+
+/// Adds the connections a data task receives in its environment.
+pub(super) fn add_received_connections(
+    confidential: &mut Confidential,
+    env: &BTreeMap<String, String>,
+    keys: &SensitiveKeys,
+) {
+    let received = env.iter().filter(|(name, _)| name.starts_with(CONNECTION_ENV_PREFIX));
+    for conn in received.filter_map(|(_, json)| serde_json::from_str::<Connection>(json).ok()) {
+        confidential.add_connection(&conn, keys);
+    }
+}
+
+/// `message` with the secrets masked: a template error may quote what it read.
+pub(super) fn masked(confidential: &Confidential, message: &str) -> String {
+    Masker::new(confidential.secrets.iter().cloned()).mask(message).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_connections_are_confidential() {
+        let keys = SensitiveKeys::default();
+        let conn =
+            r#"{"conn_type": "http", "host": "api.example", "password": "pw-123456", "extra": {"token": "t-abcdef"}}"#;
+        let env = BTreeMap::from([
+            ("SLUICE_CONN_API".to_owned(), conn.to_owned()),
+            ("SLUICE_DS".to_owned(), "2026-01-01".to_owned()),
+        ]);
+        let mut confidential = Confidential::default();
+        add_received_connections(&mut confidential, &env, &keys);
+        assert_eq!(confidential.secrets.iter().collect::<Vec<_>>(), ["pw-123456", "t-abcdef"]);
+        assert!(confidential.restricted.contains("api.example"));
+        assert_eq!(masked(&confidential, "bad pw-123456"), "bad ***");
+    }
+}

@@ -1,0 +1,106 @@
+//! Secrets that tasks are given never come back: connection passwords and variables with a secret key are masked
+//! in logs, outputs, errors and rendered fields for every role, and what came from any variable or connection is
+//! masked in rendered fields for the roles that may not read variables and connections.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sluice_tests::{Backend, Sluice};
+
+const PASSWORD: &str = "pg-pass-7f3a9c";
+const API_KEY: &str = "k-live-0123456789abcdef";
+const BUCKET: &str = "s3://landing-zone";
+
+const DAG: &str = r#"dag_id: masked
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: leaky
+    env:
+      PW: "{{ conn.warehouse.password }}"
+      KEY: "{{ var.value.api_key }}"
+      BUCKET: "{{ var.value.bucket }}"
+    script: |
+      echo "whole: $PW $KEY $BUCKET"
+      printf 'split: %s' "${KEY:0:9}"; sleep 1; printf '%s\n' "${KEY:9}"
+      printf 'pw: %s' "${PW:0:4}"; sleep 1; printf '%s\n' "${PW:4}"
+      echo "::output::{\"key\": \"$KEY\", \"pw\": \"$PW\", \"bucket\": \"$BUCKET\"}"
+  - id: missing
+    command: ["/no/such/{{ var.value.api_key }}"]
+    retries: 0
+"#;
+
+async fn get_as(sluice: &Sluice, token: &str, path: &str) -> Value {
+    let (status, body) = sluice.request_as(Some(token), Method::GET, &format!("/api/v2{path}"), None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in [PASSWORD, API_KEY] {
+        assert!(!text.contains(secret), "{what} shows a secret: {text}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_masked_in_logs_outputs_errors_and_rendered_fields() {
+    let sluice = Sluice::start(Backend::Postgres, &[("masked.yaml", DAG)], 1).await;
+    let conn =
+        json!({"connection_id": "warehouse", "conn_type": "postgres", "host": "db.internal", "password": PASSWORD});
+    assert_eq!(sluice.post("/connections", conn).await.0, 201);
+    for (key, value) in [("api_key", API_KEY), ("bucket", BUCKET)] {
+        assert_eq!(sluice.post("/variables", json!({"key": key, "value": value})).await.0, 201);
+    }
+    for (name, role) in [("viewer", "Viewer"), ("op", "Op")] {
+        sluice.create_user(name, role, &format!("{name}-password")).await;
+    }
+    let viewer = sluice.login("viewer", "viewer-password").await;
+    let op = sluice.login("op", "op-password").await;
+    let admin = sluice.token.clone().unwrap();
+
+    sluice.wait_dag("masked").await;
+    let run_id = sluice.trigger("masked", json!({})).await;
+    let run = sluice.wait_run_done("masked", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed", "the missing program fails its task");
+
+    let log = sluice.log("masked", &run_id, "leaky", 1).await;
+    assert_no_secret("the log", &log);
+    assert!(log.contains(&format!("whole: *** *** {BUCKET}")), "{log}");
+    assert!(log.contains("split: ***") && log.contains("pw: ***"), "{log}");
+
+    let leaky = format!("/dags/masked/dagRuns/{run_id}/taskInstances/leaky");
+    let ti = get_as(&sluice, &admin, &leaky).await;
+    assert_eq!(ti["state"], "success", "{ti}");
+    assert_eq!(ti["output"], json!({"key": "***", "pw": "***", "bucket": BUCKET}));
+    let xcom = get_as(&sluice, &admin, &format!("{leaky}/xcomEntries/return_value")).await;
+    assert_no_secret("the XCom entry", &xcom.to_string());
+
+    // Rendered fields: secrets masked for every role; the other variable's value only for Op and above.
+    for (token, bucket) in [(&admin, BUCKET), (&op, BUCKET), (&viewer, "***")] {
+        let ti = get_as(&sluice, token, &leaky).await;
+        let tries = get_as(&sluice, token, &format!("{leaky}/tries")).await;
+        let one = get_as(&sluice, token, &format!("{leaky}/tries/1")).await;
+        let listed = get_as(&sluice, token, &format!("/dags/masked/dagRuns/{run_id}/taskInstances")).await;
+        for (what, body) in [("TI", &ti), ("tries", &tries), ("try", &one), ("list", &listed)] {
+            assert_no_secret(what, &body.to_string());
+        }
+        let env = &one["rendered_fields"]["env"];
+        assert_eq!((&env["PW"], &env["KEY"], &env["BUCKET"]), (&json!("***"), &json!("***"), &json!(bucket)), "{one}");
+        assert_eq!(ti["rendered_fields"]["env"]["BUCKET"], bucket, "{ti}");
+        assert!(ti["rendered_fields"].get("restricted").is_none(), "{ti}");
+    }
+    let viewer_ti = get_as(&sluice, &viewer, &leaky).await;
+    assert!(!viewer_ti["rendered_fields"].to_string().contains(BUCKET), "{viewer_ti}");
+
+    // The error of a try names the program it could not start: masked too.
+    let missing =
+        get_as(&sluice, &admin, &format!("/dags/masked/dagRuns/{run_id}/taskInstances/missing/tries/1")).await;
+    let error = missing["error"].as_str().unwrap_or_default();
+    assert!(error.contains("/no/such/***"), "{missing}");
+    assert_no_secret("the error", &missing.to_string());
+    let log = sluice.log("masked", &run_id, "missing", 1).await;
+    assert_no_secret("the failed try's log", &log);
+}
