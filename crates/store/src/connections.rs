@@ -128,7 +128,7 @@ impl Reads<'_> {
     /// Every connection, for templates that read `conn`.
     pub async fn connections(&mut self) -> Result<Vec<ConnectionRow>> {
         let sql = format!("SELECT {} FROM connections ORDER BY conn_id", ConnectionRow::COLUMNS);
-        let rows = sqlx::query(&sql).fetch_all(&mut *self.inner).await?;
+        let rows = sqlx::query(&sql).fetch_all(&mut *self.tx.inner).await?;
         rows.iter().map(ConnectionRow::decode).collect()
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use sluice_core::Dag;
 use sluice_core::connection::{CONNECTION_ENV_PREFIX, Connection};
 use sluice_core::masking::{Confidential, Masker, SensitiveKeys};
-use sluice_store::Tx;
+use sluice_store::Reads;
 
 use super::data_env::to_connection;
 use crate::EngineError;
@@ -35,7 +35,7 @@ pub(super) fn templates_mention(dag: &Dag, task_id: &str, word: &str) -> bool {
 
 /// The connections templates may read as `conn.<id>`; one that cannot be used is left out (reading it is then an
 /// undefined-value error).
-pub(super) async fn template_connections(tx: &mut Tx) -> Result<BTreeMap<String, Connection>, EngineError> {
+pub(super) async fn template_connections(tx: &mut Reads<'_>) -> Result<BTreeMap<String, Connection>, EngineError> {
     let rows = tx.connections().await?;
     Ok(rows.into_iter().filter_map(|row| Some((row.conn_id.clone(), to_connection(row).ok()?))).collect())
 }
