@@ -316,3 +316,33 @@ async fn a_drifted_batch_is_reported_on_its_feature_and_triggers_retraining() {
     let (_, model) = sluice.get(&format!("/models/{MODEL}")).await;
     assert_eq!((model["latest_version"].as_i64(), model["production_version"].as_i64()), (Some(2), Some(1)), "{model}");
 }
+
+/// `sluice bench --scenarios train,predict`: the model selection's time and accuracy, then predictions from the
+/// server and from a `sluice serve` it starts, after training through the real pipeline (here on SQLite, with few
+/// requests).
+#[test]
+fn bench_measures_training_and_predictions_from_both_servers() {
+    let output = std::process::Command::new(sluice_tests::sluice_bin())
+        .args(["bench", "--sqlite", "--scenarios", "train,predict", "--predict-requests", "300"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let [train, server, serve] = lines.as_slice() else { panic!("three lines expected:\n{stdout}") };
+    assert_eq!(
+        (train["scenario"].as_str(), train["candidates"].as_u64(), train["folds"].as_u64()),
+        (Some("train"), Some(12), Some(5)),
+        "{train}"
+    );
+    assert!(train["seconds"].as_f64().unwrap() > 0.0, "{train}");
+    assert!(train["cv_accuracy"].as_f64().unwrap() > 0.98, "{train}");
+    for (line, target) in [(server, "server"), (serve, "serve")] {
+        assert_eq!((line["scenario"].as_str(), line["target"].as_str()), (Some("predict"), Some(target)), "{line}");
+        assert_eq!(line["requests"], 300, "{line}");
+        let (p50, p99) = (line["latency_ms_p50"].as_f64().unwrap(), line["latency_ms_p99"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= p99, "{line}");
+        assert!(line["requests_per_s"].as_f64().unwrap() > 0.0, "{line}");
+    }
+}

@@ -6,8 +6,12 @@
 //! - `trigger`: REST trigger → first task running, one run after the other.
 //! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second and peak
 //!   memory (see [`transform`]). It runs first, before the server starts, and needs no database.
+//! - `train`: the model selection of the example `penguins_train` DAG, in this process (see [`train`]). It runs
+//!   before the server starts too.
+//! - `predict`: `penguins_train` runs on real workers, then single-record predictions over HTTP from the server and
+//!   from a `sluice serve` process: latency and requests per second (see [`predict`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,7 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, serve};
 
+mod predict;
+mod train;
 mod transform;
+
+/// The example DAG that trains and deploys the penguins model, and its data, for `train` and `predict`.
+const PENGUINS_DAG: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dags/penguins_train.yaml"));
+const PENGUINS_CSV: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dags/data/penguins.csv"));
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -30,7 +40,7 @@ pub struct Args {
     #[arg(long)]
     pub sqlite: bool,
     /// Scenarios to run (default: all).
-    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger,transform")]
+    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger,transform,train,predict")]
     pub scenarios: Vec<String>,
     #[arg(long, default_value_t = 200)]
     pub chain_tasks: usize,
@@ -49,15 +59,27 @@ pub struct Args {
     /// Rows of the CSV the `transform` scenario generates.
     #[arg(long, default_value_t = 1_000_000)]
     pub transform_rows: usize,
+    /// Predict requests the `predict` scenario sends to each target.
+    #[arg(long, default_value_t = 20_000)]
+    pub predict_requests: usize,
+    /// Concurrent keep-alive connections the `predict` scenario sends them over.
+    #[arg(long, default_value_t = 16)]
+    pub predict_connections: usize,
 }
 
 const TOKEN: &str = "bench-worker-token";
+
+/// Scenarios measured in this process before the server starts.
+const IN_PROCESS: [&str; 2] = ["transform", "train"];
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.scenarios.iter().any(|s| s == "transform") {
         println!("{}", transform::run(args.transform_rows).await?);
     }
-    if args.scenarios.iter().all(|s| s == "transform") {
+    if args.scenarios.iter().any(|s| s == "train") {
+        println!("{}", train::run().await?);
+    }
+    if args.scenarios.iter().all(|s| IN_PROCESS.contains(&s.as_str())) {
         return Ok(ExitCode::SUCCESS);
     }
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", uuid::Uuid::now_v7().simple()));
@@ -72,7 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot create a database on {}", args.postgres))?
     };
-    let result = run_on(&args, &database_url, &dags).await;
+    let result = run_on(&args, &database_url, &dags, &dir.join("lake")).await;
     if !args.sqlite {
         sluice_store::drop_postgres_database(&args.postgres, &db_name).await.ok();
     }
@@ -111,6 +133,11 @@ fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
         let wide: String = (0..args.api_tasks).map(|i| format!("  - {{id: t{i}, command: [\"true\"]}}\n")).collect();
         std::fs::write(dags.join("wide.yaml"), format!("dag_id: bench_wide\ntasks:\n{wide}"))?;
     }
+    if args.scenarios.iter().any(|s| s == "predict") {
+        std::fs::create_dir_all(dags.join("data"))?;
+        std::fs::write(dags.join("penguins_train.yaml"), PENGUINS_DAG)?;
+        std::fs::write(dags.join("data/penguins.csv"), PENGUINS_CSV)?;
+    }
     std::fs::write(
         dags.join("trigger.yaml"),
         "dag_id: bench_trigger\nis_paused_upon_creation: false\ntasks:\n  - {id: only, command: [\"true\"]}\n",
@@ -118,9 +145,12 @@ fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<ExitCode> {
+async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
+    let auth = AuthArgs::private();
+    // A `sluice serve` started by the benchmark signs tokens with the same key, so the admin's token works there.
+    let secret_key = auth.secret_key.clone().context("no secret key")?;
     let server_args = ServerArgs {
         database: DatabaseArgs { database_url: Some(database_url.to_string()) },
         scheduling: SchedulingArgs {
@@ -133,8 +163,8 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<
         bind: listener.local_addr()?,
         worker_token: Some(TOKEN.into()),
         no_scheduler: false,
-        auth: AuthArgs::private(),
-        lake: LakeArgs { lake: None, home: dags.to_path_buf() },
+        auth,
+        lake: LakeArgs { lake: Some(lake.display().to_string()), home: dags.to_path_buf() },
     };
     let store = connect(&server_args.database).await?;
     let token = server_args.auth.local_admin_token(&store).await?;
@@ -143,7 +173,17 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path) -> anyhow::Result<
         let shutdown = shutdown.clone();
         async move { serve(&server_args, store, TOKEN.into(), listener, shutdown).await }
     });
-    let bench = Bench { http: reqwest::Client::new(), url, token };
+    let bench = Bench {
+        http: reqwest::Client::new(),
+        url,
+        token,
+        deployment: Deployment {
+            database_url: database_url.to_string(),
+            dags: dags.to_path_buf(),
+            lake: lake.to_path_buf(),
+            secret_key,
+        },
+    };
     let outcome = bench.all(args).await;
     shutdown.cancel();
     server.await.ok();
@@ -155,6 +195,15 @@ struct Bench {
     http: reqwest::Client,
     url: String,
     token: String,
+    deployment: Deployment,
+}
+
+/// What the processes the benchmark starts share with its server.
+struct Deployment {
+    database_url: String,
+    dags: PathBuf,
+    lake: PathBuf,
+    secret_key: String,
 }
 
 impl Bench {
@@ -168,9 +217,17 @@ impl Bench {
                 "fanout" => self.fanout().await?,
                 "trigger" => self.trigger(args.triggers).await?,
                 "api" => self.api_reads(args).await?,
+                "predict" => {
+                    for line in self.predict(args.predict_requests, args.predict_connections).await? {
+                        println!("{line}");
+                    }
+                    continue;
+                }
                 // Measured before the server started (see `run`).
-                "transform" => continue,
-                other => bail!("unknown scenario {other:?}: use chain, fanout, trigger, transform or api"),
+                "transform" | "train" => continue,
+                other => {
+                    bail!("unknown scenario {other:?}: use chain, fanout, trigger, transform, train, predict or api")
+                }
             };
             println!("{line}");
         }
@@ -260,6 +317,8 @@ impl Bench {
                         &format!("bench-{i}"),
                     ])
                     .env("SLUICE_WORKER_TOKEN", TOKEN)
+                    .env("SLUICE_LAKE", &self.deployment.lake)
+                    .env("SLUICE_DAGS_FOLDER", &self.deployment.dags)
                     .env("RUST_LOG", "warn")
                     .kill_on_drop(true)
                     .spawn()
@@ -278,7 +337,7 @@ impl Bench {
         let run_id = self.trigger_run(dag_id).await?;
         let run = self.wait_run(dag_id, &run_id, &progress).await?;
         progress.finish_and_clear();
-        stop_workers(children).await;
+        stop_processes(children).await;
         Ok((run, self.task_instances(dag_id, &run_id).await?))
     }
 
@@ -335,7 +394,7 @@ impl Bench {
             progress.inc(1);
         }
         progress.finish_and_clear();
-        stop_workers(children).await;
+        stop_processes(children).await;
         Ok(json!({
             "scenario": "trigger",
             "runs": latencies.len(),
@@ -378,7 +437,7 @@ impl Bench {
     }
 }
 
-async fn stop_workers(children: Vec<Child>) {
+async fn stop_processes(children: Vec<Child>) {
     for mut child in children {
         if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
