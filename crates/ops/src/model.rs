@@ -10,6 +10,7 @@
 
 mod deploy;
 mod monitor;
+mod records;
 mod serve;
 mod train;
 

@@ -74,54 +74,21 @@ impl ServedVersion {
         Ok(())
     }
 
-    /// The feature matrix of `records`, prepared as the training data was.
+    /// The feature matrix of `records`, prepared as the training data was: without a data frame when the
+    /// transform allows it (see [`records`](super::records)), else by polars.
     fn features(&self, records: &[Map<String, Value>]) -> Result<Array2<f64>, PredictError> {
-        let features = &self.signature.features;
-        if self.transform.is_none() {
-            return Ok(Array2::from_shape_fn((records.len(), features.len()), |(r, c)| {
-                records[r].get(&features[c]).and_then(Value::as_f64).unwrap_or(f64::NAN)
-            }));
+        if let Some(transform) = &self.transform
+            && let Some(matrix) = super::records::features(transform, &self.signature, records)
+        {
+            return Ok(matrix);
         }
-        let columns: Vec<Column> = self.signature.inputs.iter().map(|c| input_column(c, records)).collect();
-        let df = DataFrame::new(records.len(), columns).map_err(|e| PredictError::Broken(e.to_string()))?;
-        self.frame_features(df)
+        polars_features(self.transform.as_ref(), &self.signature, records)
     }
 
     /// The feature matrix of a frame of raw input columns (extra columns are ignored), prepared as the training
     /// data was.
-    pub fn frame_features(&self, mut df: DataFrame) -> Result<Array2<f64>, PredictError> {
-        let broken = |e: PolarsError| PredictError::Broken(e.to_string());
-        let rows = df.height();
-        if let Some(transform) = &self.transform {
-            // The transform was fitted on frames that had the target; new data has none, so it stands as unknown.
-            if let Some(target) = transform.input_schema.iter().find(|c| c.name == self.signature.target)
-                && df.column(&target.name).is_err()
-            {
-                let dtype = match request_dtype(&target.dtype) {
-                    "int" => DataType::Int64,
-                    "float" => DataType::Float64,
-                    "bool" => DataType::Boolean,
-                    _ => DataType::String,
-                };
-                df.with_column(Column::full_null(target.name.as_str().into(), rows, &dtype)).map_err(broken)?;
-            }
-            df = transform.apply(df).map_err(|e| PredictError::Invalid(format!("cannot prepare the data: {e}")))?;
-        }
-        let features = &self.signature.features;
-        let mut matrix = Array2::zeros((rows, features.len()));
-        for (c, name) in features.iter().enumerate() {
-            let column = df
-                .column(name)
-                .map_err(|_| PredictError::Invalid(format!("the data has no feature {name:?} after the transform")))?
-                .cast(&DataType::Float64)
-                .map_err(broken)?;
-            for (r, value) in column.f64().map_err(broken)?.iter().enumerate() {
-                matrix[[r, c]] = value.ok_or_else(|| {
-                    PredictError::Invalid(format!("row {r}: feature {name:?} is missing after the transform"))
-                })?;
-            }
-        }
-        Ok(matrix)
+    pub fn frame_features(&self, df: DataFrame) -> Result<Array2<f64>, PredictError> {
+        prepare(self.transform.as_ref(), &self.signature, df)
     }
 
     /// Predictions for a prepared feature matrix.
@@ -153,6 +120,63 @@ impl ServedModel for ServedVersion {
         self.check(records)?;
         self.predict_features(&self.features(records)?)
     }
+}
+
+/// The feature matrix of `records`, from a frame of them that `transform` prepares.
+pub(super) fn polars_features(
+    transform: Option<&FittedTransform>,
+    signature: &Signature,
+    records: &[Map<String, Value>],
+) -> Result<Array2<f64>, PredictError> {
+    let features = &signature.features;
+    if transform.is_none() {
+        return Ok(Array2::from_shape_fn((records.len(), features.len()), |(r, c)| {
+            records[r].get(&features[c]).and_then(Value::as_f64).unwrap_or(f64::NAN)
+        }));
+    }
+    let columns: Vec<Column> = signature.inputs.iter().map(|c| input_column(c, records)).collect();
+    let df = DataFrame::new(records.len(), columns).map_err(|e| PredictError::Broken(e.to_string()))?;
+    prepare(transform, signature, df)
+}
+
+/// The feature matrix of a frame of raw input columns, prepared by `transform`.
+fn prepare(
+    transform: Option<&FittedTransform>,
+    signature: &Signature,
+    mut df: DataFrame,
+) -> Result<Array2<f64>, PredictError> {
+    let broken = |e: PolarsError| PredictError::Broken(e.to_string());
+    let rows = df.height();
+    if let Some(transform) = transform {
+        // The transform was fitted on frames that had the target; new data has none, so it stands as unknown.
+        if let Some(target) = transform.input_schema.iter().find(|c| c.name == signature.target)
+            && df.column(&target.name).is_err()
+        {
+            let dtype = match request_dtype(&target.dtype) {
+                "int" => DataType::Int64,
+                "float" => DataType::Float64,
+                "bool" => DataType::Boolean,
+                _ => DataType::String,
+            };
+            df.with_column(Column::full_null(target.name.as_str().into(), rows, &dtype)).map_err(broken)?;
+        }
+        df = transform.apply(df).map_err(|e| PredictError::Invalid(format!("cannot prepare the data: {e}")))?;
+    }
+    let features = &signature.features;
+    let mut matrix = Array2::zeros((rows, features.len()));
+    for (c, name) in features.iter().enumerate() {
+        let column = df
+            .column(name)
+            .map_err(|_| PredictError::Invalid(format!("the data has no feature {name:?} after the transform")))?
+            .cast(&DataType::Float64)
+            .map_err(broken)?;
+        for (r, value) in column.f64().map_err(broken)?.iter().enumerate() {
+            matrix[[r, c]] = value.ok_or_else(|| {
+                PredictError::Invalid(format!("row {r}: feature {name:?} is missing after the transform"))
+            })?;
+        }
+    }
+    Ok(matrix)
 }
 
 /// Whether a JSON value may stand in a column of `dtype`; missing values (null) are the transform's business.
