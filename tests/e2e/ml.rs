@@ -180,6 +180,21 @@ async fn penguins_model_is_trained_promoted_served_and_gated() {
     let (_, model) = sluice.get(&format!("/models/{MODEL}")).await;
     assert_eq!((model["latest_version"].as_i64(), model["production_version"].as_i64()), (Some(2), Some(1)));
 
+    // A deploy of a version whose artifact is corrupt fails, and version 1 keeps serving.
+    let model_file = sluice.lake.path().join("models/penguins_species/2/model.json");
+    let intact = std::fs::read(&model_file).unwrap();
+    std::fs::write(&model_file, b"{\"not\": \"a model\"").unwrap();
+    sluice.add_dag("force_v2.yaml", FORCE_V2);
+    sluice.wait_dag("force_v2").await;
+    sluice.unpause("force_v2").await;
+    let (run_id, run) = run_to_end(&sluice, "force_v2", json!({})).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let log = sluice.log("force_v2", &run_id, "deploy", 1).await;
+    assert!(log.contains("corrupt model.json"), "{log}");
+    let (_, answer) = predict(json!({"records": records}), "").await;
+    assert_eq!((answer["version"].as_i64(), &answer["predictions"]), (Some(1), &json!(species)), "{answer}");
+    std::fs::write(&model_file, intact).unwrap();
+
     // Promotion by hand swaps the served version; a rollback brings the previous one back.
     let (status, body) =
         sluice.post(&format!("/models/{MODEL}/versions/2/stage"), json!({"stage": "production"})).await;
@@ -216,6 +231,16 @@ async fn penguins_model_is_trained_promoted_served_and_gated() {
     assert_eq!(back["predictions"], json!(species));
 }
 
+/// Promotes version 2 without a gate.
+const FORCE_V2: &str = "\
+dag_id: force_v2
+schedule: null
+tasks:
+  - id: deploy
+    kind: deploy
+    deploy: {model: penguins_species, version: 2, stage: production}
+";
+
 const CONSTANT: &str = "\
 dag_id: constant_target
 schedule: null
@@ -240,6 +265,7 @@ async fn a_train_on_unusable_data_fails_clearly_and_registers_nothing() {
     let sluice = start(&[("constant.yaml", CONSTANT)]).await;
     let csv: String = std::iter::once("x,label\n".to_owned()).chain((0..20).map(|i| format!("{i},yes\n"))).collect();
     sluice.add_data("constant.csv", &csv);
+    sluice.wait_dag("constant_target").await;
     sluice.unpause("constant_target").await;
     let (run_id, run) = run_to_end(&sluice, "constant_target", json!({})).await;
     assert_eq!(run["state"], "failed", "{run}");
