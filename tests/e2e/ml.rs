@@ -193,6 +193,9 @@ async fn penguins_model_is_trained_promoted_served_and_gated() {
     assert!(log.contains("corrupt model.json"), "{log}");
     let (_, answer) = predict(json!({"records": records}), "").await;
     assert_eq!((answer["version"].as_i64(), &answer["predictions"]), (Some(1), &json!(species)), "{answer}");
+    let (status, body) =
+        sluice.post(&format!("/models/{MODEL}/versions/2/stage"), json!({"stage": "production"})).await;
+    assert_eq!(status, 409, "nor is it promoted by hand: {body}");
     std::fs::write(&model_file, intact).unwrap();
 
     // Promotion by hand swaps the served version; a rollback brings the previous one back.

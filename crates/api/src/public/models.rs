@@ -260,6 +260,15 @@ async fn change_stage(
     reason: Option<&str>,
 ) -> Result<Json<ModelVersionResponse>, ApiError> {
     let store = state.engine.store();
+    if stage == "production" || stage == "staging" {
+        // A version that cannot be loaded never reaches a serving stage: the one there keeps answering.
+        if let Err(e) = state.serving.resolve(store, name, &Selector::Version(version)).await {
+            return Err(match e {
+                ApiError::Internal(why) => ApiError::Conflict(format!("{why}; it stays out of {stage}")),
+                other => other,
+            });
+        }
+    }
     let changed_by = format!("user:{}", principal.username);
     let change = SetStage { model: name, version, stage, changed_by: &changed_by, reason, expected_production: None };
     store.set_model_stage(&change, Utc::now()).await?.map_err(|refusal| ApiError::NotFound(refusal.to_string()))?;
