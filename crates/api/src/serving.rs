@@ -53,17 +53,22 @@ impl Serving {
 
     /// The version that answers for `name` and `selector`, loaded; 404 with what to do when there is none.
     pub async fn resolve(&self, store: &Store, name: &str, selector: &Selector) -> Result<Resolved, ApiError> {
+        // A version's artifact never changes once registered: a loaded version needs no registry read.
+        if let Selector::Version(version) = selector
+            && let Some(model) = self.loaded(name, *version)
+        {
+            return Ok(Resolved { version: *version, model });
+        }
         let (version, artifact_uri) = match selector {
             Selector::Version(version) => {
                 let row = store.get_model_version(name, *version).await?;
-                let row = row.ok_or_else(|| self.missing(name, format!("has no version {version}")))?;
+                let row = row.ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {version}")))?;
                 (row.version, row.artifact_uri)
             }
             Selector::Stage(stage) => self.stage_version(store, name, stage).await?,
         };
-        if let Some(model) = self.loaded.lock().unwrap_or_else(PoisonError::into_inner).get(&(name.to_owned(), version))
-        {
-            return Ok(Resolved { version, model: model.clone() });
+        if let Some(model) = self.loaded(name, version) {
+            return Ok(Resolved { version, model });
         }
         let loader = self.loader.clone();
         let model = tokio::task::spawn_blocking(move || loader.load(&artifact_uri))
@@ -110,8 +115,8 @@ impl Serving {
         }
     }
 
-    fn missing(&self, name: &str, what: String) -> ApiError {
-        ApiError::NotFound(format!("model {name:?} {what}"))
+    fn loaded(&self, name: &str, version: i64) -> Option<Arc<dyn ServedModel>> {
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).get(&(name.to_owned(), version)).cloned()
     }
 }
 

@@ -17,6 +17,7 @@ mod train;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sluice_core::protocol::{RegistryView, VersionView};
 use sluice_core::serving::InputColumn;
 
 use crate::error::{OpsError, Result};
@@ -51,6 +52,13 @@ pub struct Signature {
 /// The URI of a version's folder.
 pub fn artifact_uri(model: &str, version: i64) -> String {
     format!("lake://models/{model}/{version}")
+}
+
+/// A version the registry lists, or an error naming it.
+fn registered(registry: &RegistryView, version: i64) -> Result<&VersionView> {
+    registry
+        .version(version)
+        .ok_or_else(|| OpsError::Invalid(format!("model {} has no version {version}", registry.model)))
 }
 
 /// The folder of a version, and one of its files.

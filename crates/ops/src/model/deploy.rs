@@ -5,7 +5,7 @@
 use sluice_core::ops_spec::{DeployAction, DeploySpec, higher_is_better};
 use sluice_core::protocol::{RegistryView, StageChange, VersionView};
 
-use super::ServedVersion;
+use super::{ServedVersion, registered};
 use crate::error::{OpsError, Result};
 use crate::task::OpContext;
 
@@ -16,7 +16,7 @@ pub fn run_deploy(spec: &DeploySpec, ctx: &OpContext<'_>, registry: &RegistryVie
             let previous = registry.previous_production.ok_or_else(|| {
                 OpsError::Invalid(format!("{} has had no production version before the current one", spec.model))
             })?;
-            let version = find(registry, previous)?;
+            let version = registered(registry, previous)?;
             let from = production.map_or_else(|| "none".to_owned(), |p| format!("version {}", p.version));
             (version, format!("rollback from {from} to version {previous}"))
         }
@@ -24,7 +24,7 @@ pub fn run_deploy(spec: &DeploySpec, ctx: &OpContext<'_>, registry: &RegistryVie
             let version = match &spec.version {
                 Some(number) => {
                     let value = number.value("version").map_err(OpsError::Invalid)?;
-                    find(registry, value as i64)?
+                    registered(registry, value as i64)?
                 }
                 None => registry.versions.last().ok_or_else(|| {
                     OpsError::Invalid(format!("model {} has no version yet: train one first", spec.model))
@@ -45,12 +45,6 @@ pub fn run_deploy(spec: &DeploySpec, ctx: &OpContext<'_>, registry: &RegistryVie
         reason,
         expected_production: production.map(|p| p.version),
     })
-}
-
-fn find(registry: &RegistryView, version: i64) -> Result<&VersionView> {
-    registry
-        .version(version)
-        .ok_or_else(|| OpsError::Invalid(format!("model {} has no version {version}", registry.model)))
 }
 
 /// The gate's verdict: `Ok(why it passed)` or the error that fails the task, with the figures compared.

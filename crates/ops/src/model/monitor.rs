@@ -13,7 +13,7 @@ use sluice_core::ops_spec::{ModelRef, MonitorSpec};
 use sluice_core::protocol::{DriftCheck, MonitorReport, RegistryView, VersionView};
 use sluice_ml::drift;
 
-use super::{REFERENCE_FILE, ServedVersion, parse_artifact, read_artifact};
+use super::{REFERENCE_FILE, ServedVersion, parse_artifact, read_artifact, registered};
 use crate::error::{OpsError, Result};
 use crate::lake::WrittenPartition;
 use crate::task::OpContext;
@@ -52,10 +52,7 @@ impl Reference {
 /// The version a task asks for: `version`, or the one in `stage`.
 fn chosen<'a>(registry: &'a RegistryView, wanted: &ModelRef) -> Result<&'a VersionView> {
     if let Some(number) = &wanted.version {
-        let version = number.value("version").map_err(OpsError::Invalid)? as i64;
-        return registry
-            .version(version)
-            .ok_or_else(|| OpsError::Invalid(format!("model {} has no version {version}", wanted.model)));
+        return registered(registry, number.value("version").map_err(OpsError::Invalid)? as i64);
     }
     registry.versions.iter().rev().find(|v| v.stage == wanted.stage).ok_or_else(|| {
         OpsError::Invalid(format!("model {} has no version in {}: promote one first", wanted.model, wanted.stage))

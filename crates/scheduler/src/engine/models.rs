@@ -112,7 +112,9 @@ pub(super) async fn record_model(
     dag_version_id: &str,
     now: DateTime<Utc>,
 ) -> Result<ModelOutcome, EngineError> {
-    if report.outcome != TaskOutcome::Success {
+    // Every report passes here; only those of model tasks carry anything, and only they pay for the task's spec.
+    let carries_model = report.model.is_some() || report.stage_change.is_some() || report.monitor.is_some();
+    if report.outcome != TaskOutcome::Success || !carries_model {
         return Ok(ModelOutcome::default());
     }
     let refuse = |why: String| Ok(ModelOutcome { refused: Some(why), retrain: None });
