@@ -346,20 +346,26 @@ async fn a_drifted_batch_is_reported_on_its_feature_and_triggers_retraining() {
     assert_eq!((model["latest_version"].as_i64(), model["production_version"].as_i64()), (Some(2), Some(1)), "{model}");
 }
 
-/// `sluice bench --scenarios train,predict`: the model selection's time and accuracy, then predictions from the
-/// server and from a `sluice serve` it starts, after training through the real pipeline (here on SQLite, with few
-/// requests).
-#[test]
-fn bench_measures_training_and_predictions_from_both_servers() {
+/// The figures `sluice bench <args>` prints, one JSON object per line.
+fn bench(args: &[&str]) -> Vec<Value> {
     let output = std::process::Command::new(sluice_tests::sluice_bin())
-        .args(["bench", "--sqlite", "--scenarios", "train,predict", "--predict-requests", "300"])
+        .arg("bench")
+        .args(args)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let [train, server, serve] = lines.as_slice() else { panic!("three lines expected:\n{stdout}") };
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `sluice bench --scenarios train,predict`: the model selection's time and accuracy, then predictions from the
+/// server and from a `sluice serve` it starts, after training through the real pipeline (here on SQLite, with few
+/// requests).
+#[test]
+fn bench_measures_training_and_predictions_from_both_servers() {
+    let lines = bench(&["--sqlite", "--scenarios", "train,predict", "--predict-requests", "300"]);
+    let [train, server, serve] = lines.as_slice() else { panic!("three lines expected: {lines:?}") };
     assert_eq!(
         (train["scenario"].as_str(), train["candidates"].as_u64(), train["folds"].as_u64()),
         (Some("train"), Some(12), Some(5)),
@@ -374,4 +380,21 @@ fn bench_measures_training_and_predictions_from_both_servers() {
         assert!(0.0 < p50 && p50 <= p99, "{line}");
         assert!(line["requests_per_s"].as_f64().unwrap() > 0.0, "{line}");
     }
+}
+
+/// `sluice bench --scenarios score,monitor` on small batches: every row of the batch scored, and a drift report that
+/// names the two shifted features and no other (the scenario itself fails otherwise).
+#[test]
+fn bench_scores_a_batch_and_reports_its_drift() {
+    let lines = bench(&["--scenarios", "score,monitor", "--score-rows", "5000", "--monitor-rows", "50000"]);
+    let [score, monitor] = lines.as_slice() else { panic!("two lines expected: {lines:?}") };
+    assert_eq!((score["scenario"].as_str(), score["rows"].as_u64()), (Some("score"), Some(5000)), "{score}");
+    assert!(score["rows_per_s"].as_f64().unwrap() > 0.0 && score["peak_rss_mib"].as_f64().unwrap() > 0.0, "{score}");
+    assert_eq!(
+        (monitor["scenario"].as_str(), monitor["rows"].as_u64(), &monitor["drifted_features"]),
+        (Some("monitor"), Some(50_000), &serde_json::json!(["f00", "f01"])),
+        "{monitor}"
+    );
+    // PSI and KS for each of the 20 features, the predictions' PSI, accuracy and F1.
+    assert_eq!(monitor["checks"], 20 * 2 + 1 + 2, "{monitor}");
 }

@@ -1,4 +1,5 @@
-//! Killing things: a timed-out task's process tree, a worker, the server; a graceful worker stop.
+//! Killing things: a timed-out task's process tree, a worker (also while it trains a model), the server; a graceful
+//! worker stop.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
@@ -186,4 +187,91 @@ async fn standalone_runs_everything_in_one_command_and_stops_cleanly() {
     let output = standalone.output();
     assert!(output.contains("Sluice is running: dashboard http://"), "{output}");
     assert_eq!(output.matches("worker stopped").count(), 2, "both workers stopped: {output}");
+}
+
+const PENGUINS: &str = include_str!("../../dags/data/penguins.csv");
+
+/// A worker killed while it trains leaves no version behind, half-written or registered, and the retry on another
+/// worker registers one complete version. Enough random forests that training takes a while, so that the worker can
+/// be killed in the middle of it.
+const SLOW_TRAIN: &str = r#"
+dag_id: slow_train
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: data/penguins.csv}
+    outputs: [lake://raw/penguins]
+  - id: features
+    kind: transform
+    depends_on: [ingest]
+    inputs: [lake://raw/penguins]
+    outputs: [lake://features/penguins]
+    steps:
+      - select: [species, bill_length_mm, bill_depth_mm, flipper_length_mm]
+      - fill_missing: {columns: [bill_length_mm, bill_depth_mm, flipper_length_mm], strategy: median}
+  - id: train
+    kind: train
+    depends_on: [features]
+    inputs: [lake://features/penguins]
+    retries: 1
+    retry_delay: 0s
+    model:
+      name: slow_species
+      target: species
+      candidates:
+        - {algorithm: random_forest, grid: {n_trees: [400], max_depth: [4, 6, 8, 10, 12, 14]}}
+      cv: {folds: 5, seed: 1}
+"#;
+
+#[tokio::test]
+async fn worker_killed_while_training_leaves_no_version_and_the_retry_registers_one() {
+    let mut sluice = Sluice::new(Backend::Postgres, &[("slow_train.yaml", SLOW_TRAIN)]).await;
+    sluice.add_data("penguins.csv", PENGUINS);
+    sluice.start_server(&[]).await;
+    let first = sluice.spawn_worker(&["--slots", "1"]);
+    let run_id = sluice.trigger("slow_train", json!({})).await;
+    sluice.wait_task_state("slow_train", &run_id, "train", "running").await;
+    sluice
+        .eventually("the train task to start fitting", Duration::from_secs(30), || async {
+            sluice.log("slow_train", &run_id, "train", 1).await.contains("training slow_species").then_some(())
+        })
+        .await;
+    sluice.workers[first].kill_9();
+
+    // Nothing of the interrupted try: no version in the registry, no version folder in the lake.
+    let models = sluice.lake.path().join("models/slow_species");
+    let (status, versions) = sluice.get("/models/slow_species/versions").await;
+    assert_eq!((status, versions["total_entries"].as_i64()), (200, Some(0)), "{versions}");
+    // A version's model file is written last: a folder with one is a complete version.
+    let complete = || -> Vec<String> {
+        std::fs::read_dir(&models)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|e| e.path().join("model.json").is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(complete(), Vec::<String>::new(), "a version written by the killed try");
+
+    sluice.spawn_worker(&["--slots", "1"]);
+    let run = sluice.wait_run_done("slow_train", &run_id, Duration::from_secs(300)).await;
+    assert_eq!(run["state"], "success", "{}", sluice.all_output());
+    let tries = sluice.tries("slow_train", &run_id, "train").await;
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(tries[0]["error"].as_str().unwrap().contains("lost"), "{:?}", tries[0]);
+    assert_eq!(max_overlapping(&tries), 1, "never two tries at once: {tries:?}");
+
+    // Exactly one version, complete, from the retry.
+    let (_, versions) = sluice.get("/models/slow_species/versions").await;
+    let versions = versions["versions"].as_array().unwrap().clone();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    let version = versions[0]["version"].as_i64().unwrap();
+    for file in ["model.json", "signature.json", "reference.json"] {
+        assert!(models.join(version.to_string()).join(file).is_file(), "{file} of version {version}");
+    }
+    assert_eq!(complete(), vec![version.to_string()], "only the registered version is complete");
 }

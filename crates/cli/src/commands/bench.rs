@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, serve};
 
+mod monitor;
 mod predict;
+mod score;
+mod scratch;
 mod train;
 mod transform;
 
@@ -40,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     pub sqlite: bool,
     /// Scenarios to run (default: all).
-    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger,transform,train,predict")]
+    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger,transform,train,score,monitor,predict")]
     pub scenarios: Vec<String>,
     #[arg(long, default_value_t = 200)]
     pub chain_tasks: usize,
@@ -59,6 +62,12 @@ pub struct Args {
     /// Rows of the CSV the `transform` scenario generates.
     #[arg(long, default_value_t = 1_000_000)]
     pub transform_rows: usize,
+    /// Rows the `score` scenario predicts in one batch.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub score_rows: usize,
+    /// Rows of the batch the `monitor` scenario checks for drift.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub monitor_rows: usize,
     /// Predict requests the `predict` scenario sends to each target.
     #[arg(long, default_value_t = 20_000)]
     pub predict_requests: usize,
@@ -70,7 +79,7 @@ pub struct Args {
 const TOKEN: &str = "bench-worker-token";
 
 /// Scenarios measured in this process before the server starts.
-const IN_PROCESS: [&str; 2] = ["transform", "train"];
+const IN_PROCESS: [&str; 4] = ["transform", "train", "score", "monitor"];
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.scenarios.iter().any(|s| s == "transform") {
@@ -78,6 +87,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.scenarios.iter().any(|s| s == "train") {
         println!("{}", train::run().await?);
+    }
+    if args.scenarios.iter().any(|s| s == "score") {
+        println!("{}", score::run(args.score_rows).await?);
+    }
+    if args.scenarios.iter().any(|s| s == "monitor") {
+        println!("{}", monitor::run(args.monitor_rows).await?);
     }
     if args.scenarios.iter().all(|s| IN_PROCESS.contains(&s.as_str())) {
         return Ok(ExitCode::SUCCESS);
@@ -224,9 +239,11 @@ impl Bench {
                     continue;
                 }
                 // Measured before the server started (see `run`).
-                "transform" | "train" => continue,
+                "transform" | "train" | "score" | "monitor" => continue,
                 other => {
-                    bail!("unknown scenario {other:?}: use chain, fanout, trigger, transform, train, predict or api")
+                    bail!(
+                        "unknown scenario {other:?}: use chain, fanout, trigger, transform, train, score, monitor, predict or api"
+                    )
                 }
             };
             println!("{line}");

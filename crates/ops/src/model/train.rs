@@ -230,9 +230,7 @@ fn write_version(
     reference: &Reference,
     signature: &Signature,
 ) -> Result<()> {
-    let model_path = artifact_file(ctx.lake, uri, MODEL_FILE)?;
     let model = outcome.model.to_json().map_err(|e| OpsError::Invalid(format!("cannot serialise the model: {e}")))?;
-    ctx.lake.put(&model_path, model)?;
     if let Some(fitted) = transform {
         let path = artifact_file(ctx.lake, uri, TRANSFORM_FILE)?;
         ctx.lake.put(&path, json_bytes(fitted, &path)?)?;
@@ -240,5 +238,8 @@ fn write_version(
     let path = artifact_file(ctx.lake, uri, REFERENCE_FILE)?;
     ctx.lake.put(&path, serde_json::to_vec(reference).map_err(|e| OpsError::Invalid(format!("reference: {e}")))?)?;
     let path = artifact_file(ctx.lake, uri, SIGNATURE_FILE)?;
-    ctx.lake.put(&path, json_bytes(signature, &path)?)
+    ctx.lake.put(&path, json_bytes(signature, &path)?)?;
+    // Last, and each file whole (see `Lake::put`): a folder without its model is a write that was interrupted, on
+    // local disk and object stores alike. The registry only ever points at a folder after the try's report.
+    ctx.lake.put(&artifact_file(ctx.lake, uri, MODEL_FILE)?, model)
 }

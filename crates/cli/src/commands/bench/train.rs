@@ -7,57 +7,26 @@
 //! rows and writes the version's files. `seconds` is that task; `cv_accuracy` is the best candidate's accuracy, the
 //! mean over the folds.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use serde_json::{Value, json};
-use sluice_core::ops_spec::OpSpec;
-use sluice_ops::{Lake, OpContext, run_op};
+use sluice_ops::run_op;
 
-use super::{PENGUINS_CSV, PENGUINS_DAG};
+use super::scratch::{Scratch, op};
 
 pub async fn run() -> anyhow::Result<Value> {
     // The fits run on threads of their own; this keeps the async runtime's free.
-    tokio::task::spawn_blocking(|| {
-        let dir = std::env::temp_dir().join(format!("sluice-bench-train-{}", uuid::Uuid::now_v7().simple()));
-        let result = measure(&dir);
-        std::fs::remove_dir_all(&dir).ok();
-        result
-    })
-    .await?
+    tokio::task::spawn_blocking(measure).await?
 }
 
-fn measure(dir: &Path) -> anyhow::Result<Value> {
-    let dags = dir.join("dags");
-    std::fs::create_dir_all(dags.join("data"))?;
-    std::fs::write(dags.join("data/penguins.csv"), PENGUINS_CSV)?;
-    let dag = sluice_core::load_dag("penguins_train.yaml", PENGUINS_DAG).map_err(|errors| {
-        anyhow!("penguins_train.yaml: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-    })?;
-    let op = |task_id: &str| -> anyhow::Result<OpSpec> {
-        dag.task(task_id)
-            .and_then(|t| t.op_spec())
-            .with_context(|| format!("penguins_train has no data task {task_id}"))
-    };
-    let lake = Lake::new(dir.join("lake"));
-    let connections = BTreeMap::new();
-    let log = |_: &str| {};
-    let ctx = OpContext {
-        lake: &lake,
-        base_dir: &dags,
-        ds: chrono::Utc::now().date_naive(),
-        now: chrono::Utc::now(),
-        previous_watermark: None,
-        connections: &connections,
-        log: &log,
-        model_version: Some(1),
-        registry: None,
-    };
-    run_op(&op("ingest")?, &ctx)?;
-    run_op(&op("features")?, &ctx)?;
-    let train = op("train")?;
+fn measure() -> anyhow::Result<Value> {
+    let scratch = Scratch::new("train")?;
+    let dag = scratch.penguins()?;
+    let ctx = scratch.context(Some(1), None);
+    run_op(&op(&dag, "ingest")?, &ctx)?;
+    run_op(&op(&dag, "features")?, &ctx)?;
+    let train = op(&dag, "train")?;
     let start = Instant::now();
     let output = run_op(&train, &ctx)?;
     let seconds = start.elapsed().as_secs_f64();

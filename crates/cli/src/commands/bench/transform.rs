@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use super::round;
+use super::scratch::{memory_kib, reset_peak_memory};
 use sluice_core::ops_spec::{IngestSpec, TransformSpec};
 use sluice_ops::Lake;
 
@@ -148,18 +149,4 @@ fn random_row(rng: &mut SmallRng) -> String {
     row.pop();
     row.push('\n');
     row
-}
-
-/// Make `VmHWM` start again from the current resident set (Linux's `clear_refs`, value 5).
-fn reset_peak_memory() -> anyhow::Result<()> {
-    std::fs::write("/proc/self/clear_refs", "5").context("cannot reset the peak memory of the process")
-}
-
-/// A figure of `/proc/self/status`, in KiB.
-fn memory_kib(field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/self/status"))
 }
