@@ -104,3 +104,54 @@ async fn secrets_are_masked_in_logs_outputs_errors_and_rendered_fields() {
     let log = sluice.log("masked", &run_id, "missing", 1).await;
     assert_no_secret("the failed try's log", &log);
 }
+
+/// The sealed secrets of the database: connection passwords and extras, variable values.
+async fn stored_secrets(database_url: &str) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    let mut db = sqlx::PgConnection::connect(database_url).await.unwrap();
+    let sql = "SELECT password AS v FROM connections UNION ALL SELECT extra FROM connections
+               UNION ALL SELECT val FROM variables";
+    let rows = sqlx::query(sql).fetch_all(&mut db).await.unwrap();
+    rows.iter().filter_map(|r| r.try_get::<Option<String>, _>("v").unwrap()).collect()
+}
+
+/// The id of the key a sealed value names (`sluice:v1:<key id>:…`).
+fn key_id(sealed: &str) -> &str {
+    sealed.strip_prefix("sluice:v1:").and_then(|rest| rest.split(':').next()).unwrap_or_else(|| panic!("{sealed}"))
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_a_wrong_key_stops_the_server_and_keys_rotate() {
+    let mut sluice = Sluice::new(Backend::Postgres, &[]).await;
+    sluice.start_server(&[]).await;
+    let conn = json!({"connection_id": "warehouse", "conn_type": "postgres", "password": PASSWORD,
+                      "extra": format!(r#"{{"api_key": "{API_KEY}"}}"#)});
+    assert_eq!(sluice.post("/connections", conn).await.0, 201);
+    assert_eq!(sluice.post("/variables", json!({"key": "bucket", "value": BUCKET})).await.0, 201);
+    let stored = stored_secrets(&sluice.db.url).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    for value in &stored {
+        assert!(!value.contains(PASSWORD) && !value.contains(API_KEY) && !value.contains(BUCKET), "{value}");
+    }
+    let first_key = key_id(&stored[0]).to_owned();
+    assert!(stored.iter().all(|v| key_id(v) == first_key), "{stored:?}");
+    sluice.server.take().unwrap().kill_9();
+
+    // Another key: the server stops at once and says which key the database needs.
+    let other = "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1-f4CBgoM=";
+    let mut wrong = sluice.spawn("wrong-key", &["server", "--bind", "127.0.0.1:0", "--encryption-key", other]);
+    assert!(wrong.wait_exit(Duration::from_secs(30)).await.is_some_and(|code| code != 0), "{}", wrong.output());
+    let said = wrong.output();
+    assert!(said.contains(&first_key) && said.contains("SLUICE_ENCRYPTION_KEY"), "{said}");
+
+    // Rotation: the new key first, the old one after it; then the new key alone opens everything.
+    let both = format!("{other},{}", sluice_tests::ENCRYPTION_KEY);
+    let (code, said) = sluice.run_cli(&["rotate-key", "--encryption-key", &both]).await;
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("3 secrets sealed"), "{said}");
+    let stored = stored_secrets(&sluice.db.url).await;
+    assert!(stored.iter().all(|v| key_id(v) != first_key && !v.contains(BUCKET)), "{stored:?}");
+    sluice.start_server(&["--encryption-key", other]).await;
+    let (status, variable) = sluice.get("/variables/bucket").await;
+    assert_eq!((status, variable["value"].as_str()), (200, Some(BUCKET)), "{variable}");
+}

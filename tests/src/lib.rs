@@ -23,6 +23,8 @@ use sqlx::Connection;
 pub const WORKER_TOKEN: &str = "test-worker-token";
 /// `SLUICE_SECRET_KEY` of every process: tests sign their own tokens with it to test expiry.
 pub const SECRET_KEY: &str = "test-secret-key";
+/// `SLUICE_ENCRYPTION_KEY` of every process: connection secrets and variables are sealed in every test.
+pub const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 /// The database a test runs against.
@@ -222,6 +224,7 @@ impl Sluice {
             .env("SLUICE_LAKE", self.lake.path())
             .env("SLUICE_WORKER_TOKEN", WORKER_TOKEN)
             .env("SLUICE_SECRET_KEY", SECRET_KEY)
+            .env("SLUICE_ENCRYPTION_KEY", ENCRYPTION_KEY)
             .env("SLUICE_SCHEDULER_TICK_MS", "100")
             .env("SLUICE_DAG_SYNC_SECS", "1")
             .env("SLUICE_LEASE_SECS", "3")
@@ -254,6 +257,7 @@ impl Sluice {
         let output = tokio::process::Command::new(sluice_bin())
             .args(args)
             .env("SLUICE_DATABASE_URL", &self.db.url)
+            .env("SLUICE_ENCRYPTION_KEY", ENCRYPTION_KEY)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .output()

@@ -37,6 +37,8 @@ enum Command {
     /// Database administration.
     #[command(subcommand)]
     Db(db::Command),
+    /// Seal every secret in the database again with the first key of SLUICE_ENCRYPTION_KEY (`new,old`).
+    RotateKey(db::RotateKeyArgs),
     /// Create, list and delete the users who sign in to the REST API.
     #[command(subcommand)]
     Users(users::Command),
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(args).await,
             Command::Serve(args) => server::run_serve(args).await,
             Command::Db(cmd) => db::run(cmd).await,
+            Command::RotateKey(args) => db::rotate_key(args).await,
             Command::Dags(cmd) => dags::run(cmd).await,
             Command::Backfill(args) => backfill::run(args).await,
             Command::Login(args) => remote::login(args).await,

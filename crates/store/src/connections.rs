@@ -5,9 +5,10 @@ use sqlx::any::AnyRow;
 
 use crate::error::Result;
 use crate::rows::flag;
-use crate::{Reads, Store};
+use crate::{Reads, Secrets, Store};
 
-/// A connection as stored. The API redacts `password` and secret-looking `extra` keys before answering.
+/// A connection as the API and tasks see it. The API redacts `password` and secret-looking `extra` keys before
+/// answering; in the database both are sealed (see [`Secrets`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionRow {
     pub conn_id: String,
@@ -24,18 +25,31 @@ pub struct ConnectionRow {
 impl ConnectionRow {
     const COLUMNS: &'static str = "conn_id, conn_type, description, host, login, password, schema_name, port, extra";
 
-    fn decode(r: &AnyRow) -> Result<ConnectionRow> {
+    fn decode(r: &AnyRow, secrets: &Secrets) -> Result<ConnectionRow> {
+        let open = |column: &str| -> Result<Option<String>> {
+            let stored: Option<String> = r.try_get(column)?;
+            Ok(stored.map(|s| secrets.open(&s)).transpose()?)
+        };
         Ok(ConnectionRow {
             conn_id: r.try_get("conn_id")?,
             conn_type: r.try_get("conn_type")?,
             description: r.try_get("description")?,
             host: r.try_get("host")?,
             login: r.try_get("login")?,
-            password: r.try_get("password")?,
+            password: open("password")?,
             schema: r.try_get("schema_name")?,
             port: r.try_get("port")?,
-            extra: r.try_get("extra")?,
+            extra: open("extra")?,
         })
+    }
+
+    /// This connection as stored: its secrets sealed.
+    fn sealed(&self, secrets: &Secrets) -> ConnectionRow {
+        ConnectionRow {
+            password: self.password.as_deref().map(|p| secrets.seal(p)),
+            extra: self.extra.as_deref().map(|e| secrets.seal(e)),
+            ..self.clone()
+        }
     }
 
     fn bind<'q>(
@@ -122,14 +136,14 @@ impl Reads<'_> {
     pub async fn connection(&mut self, conn_id: &str) -> Result<Option<ConnectionRow>> {
         let sql = format!("SELECT {} FROM connections WHERE conn_id = $1", ConnectionRow::COLUMNS);
         let row = sqlx::query(&sql).bind(conn_id).fetch_optional(&mut *self.tx.inner).await?;
-        row.as_ref().map(ConnectionRow::decode).transpose()
+        row.as_ref().map(|r| ConnectionRow::decode(r, &self.tx.secrets)).transpose()
     }
 
     /// Every connection, for templates that read `conn`.
     pub async fn connections(&mut self) -> Result<Vec<ConnectionRow>> {
         let sql = format!("SELECT {} FROM connections ORDER BY conn_id", ConnectionRow::COLUMNS);
         let rows = sqlx::query(&sql).fetch_all(&mut *self.tx.inner).await?;
-        rows.iter().map(ConnectionRow::decode).collect()
+        rows.iter().map(|r| ConnectionRow::decode(r, &self.tx.secrets)).collect()
     }
 }
 
@@ -140,7 +154,8 @@ impl Store {
             "INSERT INTO connections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (conn_id) DO NOTHING",
             ConnectionRow::COLUMNS
         );
-        Ok(conn.bind(sqlx::query(&sql)).execute(self.pool()).await?.rows_affected() == 1)
+        let sealed = conn.sealed(self.secrets());
+        Ok(sealed.bind(sqlx::query(&sql)).execute(self.pool()).await?.rows_affected() == 1)
     }
 
     /// Replaces every field of an existing connection; `false` when there is none.
@@ -148,13 +163,14 @@ impl Store {
         let sql = "UPDATE connections SET conn_type = $2, description = $3, host = $4, login = $5, password = $6,
                           schema_name = $7, port = $8, extra = $9
                     WHERE conn_id = $1";
-        Ok(conn.bind(sqlx::query(sql)).execute(self.pool()).await?.rows_affected() == 1)
+        let sealed = conn.sealed(self.secrets());
+        Ok(sealed.bind(sqlx::query(sql)).execute(self.pool()).await?.rows_affected() == 1)
     }
 
     pub async fn get_connection(&self, conn_id: &str) -> Result<Option<ConnectionRow>> {
         let sql = format!("SELECT {} FROM connections WHERE conn_id = $1", ConnectionRow::COLUMNS);
         let row = sqlx::query(&sql).bind(conn_id).fetch_optional(self.pool()).await?;
-        row.as_ref().map(ConnectionRow::decode).transpose()
+        row.as_ref().map(|r| ConnectionRow::decode(r, self.secrets())).transpose()
     }
 
     pub async fn delete_connection(&self, conn_id: &str) -> Result<bool> {
@@ -171,7 +187,7 @@ impl Store {
             ConnectionRow::COLUMNS
         );
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        Ok((rows.iter().map(ConnectionRow::decode).collect::<Result<_>>()?, total))
+        Ok((rows.iter().map(|r| ConnectionRow::decode(r, self.secrets())).collect::<Result<_>>()?, total))
     }
 
     /// Creates a pool; `false`, changing nothing, when the name exists already.
@@ -204,5 +220,56 @@ impl Store {
         let sql = format!("{POOL_SELECT} ORDER BY p.name LIMIT {limit} OFFSET {offset}");
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
         Ok((rows.iter().map(decode_pool).collect::<Result<_>>()?, total))
+    }
+}
+
+/// The columns that hold secrets at rest: table, key column, secret column.
+const SECRET_COLUMNS: [(&str, &str, &str); 3] =
+    [("connections", "conn_id", "password"), ("connections", "conn_id", "extra"), ("variables", "key", "val")];
+
+/// What [`Store::check_secrets`] found in the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecretsCheck {
+    /// Values that `sluice rotate-key` would seal again: stored plain, or sealed with another key than the first.
+    pub to_reseal: usize,
+}
+
+impl Store {
+    /// Checks that every stored secret opens with the configured keys: a process started with the wrong key is
+    /// stopped at once with a message naming the key the database needs, not at the first task that reads one.
+    pub async fn check_secrets(&self) -> Result<SecretsCheck> {
+        let mut check = SecretsCheck::default();
+        for (table, _, column) in SECRET_COLUMNS {
+            let sql = format!("SELECT {column} AS v FROM {table} WHERE {column} IS NOT NULL");
+            for row in sqlx::query(&sql).fetch_all(self.pool()).await? {
+                let stored: String = row.try_get("v")?;
+                self.secrets().check(&stored)?;
+                check.to_reseal += usize::from(self.secrets().needs_reseal(&stored));
+            }
+        }
+        Ok(check)
+    }
+
+    /// Seals every stored secret again with the first configured key (`sluice rotate-key`), in one transaction;
+    /// how many values changed. A value edited meanwhile is left as its writer sealed it.
+    pub async fn reseal_secrets(&self) -> Result<usize> {
+        let mut tx = self.pool().begin().await?;
+        let mut resealed = 0;
+        for (table, key, column) in SECRET_COLUMNS {
+            let sql = format!("SELECT {key} AS k, {column} AS v FROM {table} WHERE {column} IS NOT NULL");
+            let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+            let update = format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND {column} = $3");
+            for row in rows {
+                let (id, stored): (String, String) = (row.try_get("k")?, row.try_get("v")?);
+                if !self.secrets().needs_reseal(&stored) {
+                    continue;
+                }
+                let sealed = self.secrets().seal(&self.secrets().open(&stored)?);
+                let done = sqlx::query(&update).bind(sealed).bind(id).bind(&stored).execute(&mut *tx).await?;
+                resealed += usize::try_from(done.rows_affected()).unwrap_or(0);
+            }
+        }
+        tx.commit().await?;
+        Ok(resealed)
     }
 }

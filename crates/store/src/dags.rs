@@ -418,7 +418,7 @@ impl Store {
              ON CONFLICT (key) DO UPDATE SET val = excluded.val, description = excluded.description",
         )
         .bind(key)
-        .bind(value)
+        .bind(self.secrets().seal(value))
         .bind(description)
         .execute(self.pool())
         .await?;
@@ -431,7 +431,7 @@ impl Store {
             "INSERT INTO variables (key, val, description) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
         )
         .bind(key)
-        .bind(value)
+        .bind(self.secrets().seal(value))
         .bind(description)
         .execute(self.pool())
         .await?;
@@ -443,10 +443,7 @@ impl Store {
             .bind(key)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|r| {
-            Ok(VariableRow { key: r.try_get("key")?, value: r.try_get("val")?, description: r.try_get("description")? })
-        })
-        .transpose()
+        row.map(|r| self.decode_variable(&r)).transpose()
     }
 
     /// Deletes a variable; `false` when there was none.
@@ -458,15 +455,16 @@ impl Store {
     pub async fn list_variables(&self) -> Result<Vec<VariableRow>> {
         let rows =
             sqlx::query("SELECT key, val, description FROM variables ORDER BY key").fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VariableRow {
-                    key: r.try_get("key")?,
-                    value: r.try_get("val")?,
-                    description: r.try_get("description")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| self.decode_variable(r)).collect()
+    }
+
+    fn decode_variable(&self, r: &sqlx::any::AnyRow) -> Result<VariableRow> {
+        let stored: String = r.try_get("val")?;
+        Ok(VariableRow {
+            key: r.try_get("key")?,
+            value: self.secrets().open(&stored)?,
+            description: r.try_get("description")?,
+        })
     }
 }
 

@@ -15,6 +15,9 @@ pub enum Error {
     /// A change that needs a stronger lock on its run than the one held: a bug in the caller.
     #[error("lock order: {0}")]
     LockOrder(&'static str),
+    /// A secret that cannot be opened with the configured keys.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,6 +20,7 @@ mod logs;
 mod models;
 mod rows;
 mod runs;
+mod secrets;
 mod tasks;
 mod time;
 mod tx;
@@ -36,7 +37,7 @@ pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, Quali
 pub use auth::{ApiKeyRow, NewApiKey, UserRow};
 pub use backfills::{BackfillRow, NewBackfill};
 pub use claim::{Claim, QueuedTi};
-pub use connections::{ConnectionRow, PoolRow, PoolSettings};
+pub use connections::{ConnectionRow, PoolRow, PoolSettings, SecretsCheck};
 pub use dags::{
     DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorFilter, ImportErrorRow, VariableRow, VersionSummary,
 };
@@ -48,6 +49,7 @@ pub use models::{
 };
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};
+pub use secrets::{Secrets, SecretsError};
 pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TryEnd, TryRecord};
 pub use time::{from_ms, now_ms, to_ms};
 pub use tx::{LockedRuns, Reads, RunTx, Tx};
@@ -128,6 +130,8 @@ pub struct Store {
     dialect: Dialect,
     /// Raised when a transaction that queued task instances commits (see [`Tx::commit`]).
     work: Arc<Notify>,
+    /// Seals and opens connection secrets and variable values (see [`secrets`]).
+    secrets: Arc<Secrets>,
 }
 
 impl Store {
@@ -167,7 +171,21 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, dialect, work: Arc::new(Notify::new()) })
+        Ok(Store { pool, dialect, work: Arc::new(Notify::new()), secrets: Arc::default() })
+    }
+
+    /// This store with the keys that seal and open secrets at rest; without them values are stored as they are.
+    pub fn with_secrets(self, secrets: Secrets) -> Store {
+        Store { secrets: Arc::new(secrets), ..self }
+    }
+
+    /// Whether secrets written now are sealed (a key is configured).
+    pub fn seals_secrets(&self) -> bool {
+        self.secrets.is_configured()
+    }
+
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -185,7 +203,7 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(Tx::new(self.pool.begin().await?, self.dialect, self.work.clone()))
+        Ok(Tx::new(self.pool.begin().await?, self.dialect, self.work.clone(), self.secrets.clone()))
     }
 
     /// Notified whenever a transaction of this store (or of a clone) that queued task instances commits: what

@@ -290,7 +290,12 @@ impl Reads<'_> {
 
     pub async fn variables(&mut self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT key, val FROM variables").fetch_all(&mut *self.tx.inner).await?;
-        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("val")?))).collect()
+        rows.iter()
+            .map(|r| {
+                let stored: String = r.try_get("val")?;
+                Ok((r.try_get("key")?, self.tx.secrets.open(&stored)?))
+            })
+            .collect()
     }
 }
 

@@ -36,13 +36,19 @@ pub struct Tx {
     pub(crate) dialect: Dialect,
     /// Raised on commit when this transaction queued task instances, or held a run that claims skipped.
     work: Arc<Notify>,
+    pub(crate) secrets: Arc<crate::Secrets>,
     queued_work: bool,
     excluded_claims: bool,
 }
 
 impl Tx {
-    pub(crate) fn new(inner: Transaction<'static, Any>, dialect: Dialect, work: Arc<Notify>) -> Tx {
-        Tx { inner, dialect, work, queued_work: false, excluded_claims: false }
+    pub(crate) fn new(
+        inner: Transaction<'static, Any>,
+        dialect: Dialect,
+        work: Arc<Notify>,
+        secrets: Arc<crate::Secrets>,
+    ) -> Tx {
+        Tx { inner, dialect, work, secrets, queued_work: false, excluded_claims: false }
     }
 
     /// Commits, then wakes the workers waiting in this process if task instances were queued (other processes

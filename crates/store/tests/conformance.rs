@@ -11,8 +11,8 @@ use serde_json::json;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
     AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, ImportErrorFilter, NewApiKey, NewAssetEvent, NewBackfill,
-    NewModelVersion, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter, SetStage, StageRefusal, Store,
-    TiFilter, TryEnd, TryRef,
+    NewModelVersion, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter, Secrets, SetStage,
+    StageRefusal, Store, TiFilter, TryEnd, TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -79,6 +79,7 @@ conformance!(
     logs_need_the_current_lease,
     import_errors_and_variables,
     connections_crud,
+    secrets_are_sealed_at_rest,
     pools_count_their_task_instances,
     pools_limit_what_is_queued,
     backfills_are_recorded_and_runs_found_by_date,
@@ -394,6 +395,43 @@ async fn connections_crud(store: &Store) {
     assert!(!store.delete_connection("api").await.unwrap());
     other.conn_id = "missing".into();
     assert!(!store.update_connection(&other).await.unwrap());
+}
+
+async fn secrets_are_sealed_at_rest(store: &Store) {
+    let keyed = |config: &str| store.clone().with_secrets(Secrets::from_config(config).unwrap());
+    let (old, new) = (Secrets::generate_key(), Secrets::generate_key());
+    store.set_variable("early", "written before a key was set", None).await.unwrap();
+    let sealing = keyed(&old);
+    assert!(sealing.create_connection(&warehouse()).await.unwrap());
+    sealing.set_variable("api_key", "hunter2", None).await.unwrap();
+    assert_eq!(sealing.get_connection("warehouse").await.unwrap(), Some(warehouse()));
+    assert_eq!(sealing.get_variable("api_key").await.unwrap().unwrap().value, "hunter2");
+    let mut tx = sealing.begin().await.unwrap();
+    let mut reads = tx.reads();
+    assert_eq!(reads.connection("warehouse").await.unwrap(), Some(warehouse()));
+    assert!(reads.variables().await.unwrap().contains(&("api_key".into(), "hunter2".into())));
+    tx.rollback().await.unwrap();
+    assert_eq!(sealing.check_secrets().await.unwrap().to_reseal, 1, "the value written before the key");
+
+    // Without the key, or with another one, the sealed values do not open, and the message names the key needed.
+    let old_id = Secrets::from_config(&old).unwrap().key_ids()[0].to_owned();
+    for wrong in [store.clone(), keyed(&new)] {
+        let refused = wrong.check_secrets().await.unwrap_err().to_string();
+        assert!(refused.contains(&old_id) && refused.contains("SLUICE_ENCRYPTION_KEY"), "{refused}");
+        assert!(wrong.get_variable("api_key").await.is_err());
+        assert!(wrong.get_connection("warehouse").await.is_err());
+    }
+
+    // Rotation: the new key first, the old one after it, then everything sealed again with the new one.
+    let rotating = keyed(&format!("{new},{old}"));
+    assert_eq!(rotating.check_secrets().await.unwrap().to_reseal, 4, "password, extra and two variables");
+    assert_eq!(rotating.reseal_secrets().await.unwrap(), 4);
+    assert_eq!(rotating.check_secrets().await.unwrap().to_reseal, 0);
+    let rotated = keyed(&new);
+    rotated.check_secrets().await.unwrap();
+    assert_eq!(rotated.get_connection("warehouse").await.unwrap(), Some(warehouse()));
+    assert_eq!(rotated.get_variable("early").await.unwrap().unwrap().value, "written before a key was set");
+    assert!(sealing.check_secrets().await.is_err(), "the old key alone no longer opens them");
 }
 
 async fn pools_count_their_task_instances(store: &Store) {

@@ -167,7 +167,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
     // A `sluice serve` started by the benchmark signs tokens with the same key, so the admin's token works there.
     let secret_key = auth.secret_key.clone().context("no secret key")?;
     let server_args = ServerArgs {
-        database: DatabaseArgs { database_url: Some(database_url.to_string()) },
+        database: DatabaseArgs::url(database_url.to_string()),
         scheduling: SchedulingArgs {
             dags_folder: dags.to_path_buf(),
             scheduler_tick_ms: 1000,

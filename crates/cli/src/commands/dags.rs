@@ -173,7 +173,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let args = ServerArgs {
-        database: DatabaseArgs { database_url: Some(format!("sqlite://{}", home.join("test.db").display())) },
+        database: DatabaseArgs::url(format!("sqlite://{}", home.join("test.db").display())),
         scheduling: SchedulingArgs {
             dags_folder,
             scheduler_tick_ms: 200,

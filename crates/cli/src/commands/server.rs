@@ -15,7 +15,7 @@ use sluice_core::masking::SensitiveKeys;
 use sluice_ops::Lake;
 use sluice_ops::model::LakeModelLoader;
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
-use sluice_store::Store;
+use sluice_store::{Secrets, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,16 @@ pub struct DatabaseArgs {
     /// `postgres://…` or `sqlite://path`.
     #[arg(long, env = "SLUICE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Keys that seal connection secrets and variables in the database: comma-separated, the first one seals,
+    /// every one opens (see `sluice rotate-key`). Without one, they are stored as they are.
+    #[arg(long, env = "SLUICE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn url(url: String) -> DatabaseArgs {
+        DatabaseArgs { database_url: Some(url), encryption_key: None }
+    }
 }
 
 /// Settings of the scheduler loop.
@@ -208,8 +218,16 @@ pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<Store> {
         .database_url
         .clone()
         .context("no database: set SLUICE_DATABASE_URL or --database-url (postgres://… or sqlite://…)")?;
+    let secrets = Secrets::from_config(database.encryption_key.as_deref().unwrap_or_default())?;
     let store = Store::connect(&url).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
+    let store = store.with_secrets(secrets);
+    let check = store.check_secrets().await?;
+    if check.to_reseal > 0 && store.seals_secrets() {
+        tracing::warn!(values = check.to_reseal, "secrets not sealed with the first key: run `sluice rotate-key`");
+    } else if !store.seals_secrets() {
+        tracing::warn!("SLUICE_ENCRYPTION_KEY is not set: connection secrets and variables are stored unencrypted");
+    }
     Ok(store)
 }
 

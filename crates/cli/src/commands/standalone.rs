@@ -3,7 +3,8 @@
 //!
 //! On its first start it creates the user `admin`, prints the password once and keeps it in
 //! `$SLUICE_HOME/passwords.json.generated` (as Airflow's simple auth manager does); the key that signs tokens is
-//! generated once too and kept in `$SLUICE_HOME/secret_key`, so tokens survive restarts.
+//! generated once too and kept in `$SLUICE_HOME/secret_key`, so tokens survive restarts, and so is the key that
+//! seals connection secrets and variables in the database, in `$SLUICE_HOME/encryption_key`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use sluice_core::Role;
-use sluice_store::Store;
+use sluice_store::{Secrets, Store};
 
 use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, random_secret, serve};
 
@@ -28,6 +29,10 @@ pub struct Args {
     /// Database (default: sqlite://$SLUICE_HOME/sluice.db).
     #[arg(long, env = "SLUICE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Keys that seal secrets in the database (default: one generated once and kept in
+    /// $SLUICE_HOME/encryption_key).
+    #[arg(long, env = "SLUICE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
     #[command(flatten)]
     pub scheduling: SchedulingArgs,
     #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:8080")]
@@ -52,10 +57,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let worker_token = args.worker_token.clone().unwrap_or_else(random_secret);
     let mut auth = args.auth.clone();
     if auth.secret_key.is_none() {
-        auth.secret_key = Some(kept_secret(&args.home.join("secret_key"))?);
+        auth.secret_key = Some(kept_secret(&args.home.join("secret_key"), random_secret)?);
     }
+    let encryption_key = match &args.encryption_key {
+        Some(key) => key.clone(),
+        None => kept_secret(&args.home.join("encryption_key"), Secrets::generate_key)?,
+    };
     let server_args = ServerArgs {
-        database: DatabaseArgs { database_url: Some(database_url.clone()) },
+        database: DatabaseArgs { database_url: Some(database_url.clone()), encryption_key: Some(encryption_key) },
         scheduling: args.scheduling.clone(),
         bind: args.bind,
         worker_token: Some(worker_token.clone()),
@@ -114,13 +123,13 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
 }
 
 /// The token-signing secret kept in `path`, created on first use.
-fn kept_secret(path: &Path) -> anyhow::Result<String> {
+fn kept_secret(path: &Path, generate: fn() -> String) -> anyhow::Result<String> {
     if let Ok(secret) = std::fs::read_to_string(path)
         && !secret.trim().is_empty()
     {
         return Ok(secret.trim().to_string());
     }
-    let secret = random_secret();
+    let secret = generate();
     write_private(path, &secret)?;
     Ok(secret)
 }
