@@ -3,8 +3,10 @@
 //!
 //! A train try gets a version number reserved for it and registers that version only if it succeeds; a deploy try
 //! sees the model's versions as they were at lease time and its stage change is applied only if production has not
-//! moved since, so two deploys deciding against the same production version cannot both win. A monitor try's report
-//! is stored with the try's end; the retraining run a drift asks for is triggered right after that commit.
+//! moved since, so two deploys deciding against the same production version cannot both win. A monitor try gets the
+//! labels fed back since the model's last report; its report is stored with the try's end, and the retraining run a
+//! drift asks for is requested in the same transaction, then created right after the commit (or, if the server
+//! stopped in between, by a scheduler pass: [`super::Engine::start_pending_retraining`]).
 
 use std::collections::BTreeMap;
 
