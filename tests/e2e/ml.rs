@@ -398,3 +398,264 @@ fn bench_scores_a_batch_and_reports_its_drift() {
     // PSI and KS for each of the 20 features, the predictions' PSI, accuracy and F1.
     assert_eq!(monitor["checks"], 20 * 2 + 1 + 2, "{monitor}");
 }
+
+/// Monitors a batch against the production model; fed-back labels are judged too, and a drift is posted to the
+/// `alerts` connection.
+const WATCH: &str = "\
+dag_id: penguins_watch
+schedule: null
+is_paused_upon_creation: false
+params:
+  batch: {type: string, default: data/penguins.csv}
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: '{{ params.batch }}'}
+    outputs: [lake://raw/penguins_watch]
+  - id: monitor
+    kind: monitor
+    depends_on: [ingest]
+    inputs: [lake://raw/penguins_watch]
+    monitor:
+      model: penguins_species
+      thresholds: {min_accuracy: 0.5}
+      on_drift: {webhook: {connection: alerts, endpoint: /hooks/drift}}
+";
+
+/// A local HTTP endpoint that answers 503 to its first request and 200 to the others, and keeps every body.
+async fn webhook_listener() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    tokio::spawn(async move {
+        for answered in 0.. {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Headers, then as many body bytes as Content-Length says.
+            let body = loop {
+                let n = stream.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                let Some(end) = text.find("\r\n\r\n") else { continue };
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break Some((text[..end].to_owned(), request[end + 4..end + 4 + length].to_vec()));
+                }
+            };
+            let Some((head, body)) = body else { continue };
+            let status = if answered == 0 { "503 Service Unavailable" } else { "200 OK" };
+            if answered > 0 {
+                let mut message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                message["_request_line"] = json!(head.lines().next().unwrap_or_default());
+                kept.lock().unwrap().push(message);
+            }
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (port, received)
+}
+
+#[tokio::test]
+async fn predictions_are_logged_labels_fed_back_are_judged_and_drift_is_posted() {
+    let mut sluice =
+        Sluice::new(Backend::Postgres, &[("penguins_train.yaml", TRAIN), ("penguins_watch.yaml", WATCH)]).await;
+    sluice.add_data("penguins.csv", PENGUINS);
+    sluice.env.push(("SLUICE_PREDICTION_LOG_FLUSH_SECS".into(), "1".into()));
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "2"]);
+    let (_, run) = run_to_end(&sluice, "penguins_train", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (port, posted) = webhook_listener().await;
+    let alerts = json!({"connection_id": "alerts", "conn_type": "http", "host": "127.0.0.1", "port": port});
+    assert_eq!(sluice.post("/connections", alerts).await.0, 201);
+
+    // Every prediction has a request id, in the body and the header; the protocol's `id` is the request id.
+    let records: Vec<Value> = known_rows().into_iter().map(|(r, _)| r).collect();
+    let token = sluice.token.clone().unwrap();
+    let response = sluice
+        .http
+        .post(format!("{}/api/v2/models/{MODEL}/predict", sluice.url))
+        .bearer_auth(&token)
+        .json(&json!({"records": records}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let answer: Value = response.json().await.unwrap();
+    let request_id = answer["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(header, request_id, "{answer}");
+    assert_eq!(&request_id[14..15], "7", "a UUIDv7: {request_id}");
+    let infer = json!({"id": "oip-1", "inputs": [
+        {"name": "island", "shape": [1], "datatype": "BYTES", "data": ["Torgersen"]},
+        {"name": "bill_length_mm", "shape": [1], "datatype": "FP64", "data": [39.1]},
+        {"name": "bill_depth_mm", "shape": [1], "datatype": "FP64", "data": [18.7]},
+        {"name": "flipper_length_mm", "shape": [1], "datatype": "INT64", "data": [181]},
+        {"name": "body_mass_g", "shape": [1], "datatype": "INT64", "data": [3750]},
+        {"name": "sex", "shape": [1], "datatype": "BYTES", "data": ["male"]}]});
+    let response = sluice
+        .http
+        .post(format!("{}/v2/models/{MODEL}/infer", sluice.url))
+        .bearer_auth(&token)
+        .json(&infer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "oip-1");
+
+    // Both are logged to the model's prediction log, an asset with an event per write.
+    let log_dir = sluice.lake.path().join(format!("predictions/{MODEL}"));
+    let (_, assets) = sluice
+        .eventually("the prediction log's asset", Duration::from_secs(30), || {
+            let sluice = &sluice;
+            async move {
+                let (status, assets) = sluice.get("/assets?limit=100").await;
+                let found =
+                    assets["assets"].as_array()?.iter().any(|a| a["uri"] == format!("lake://predictions/{MODEL}"));
+                found.then_some((status, assets))
+            }
+        })
+        .await;
+    let asset = assets["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["uri"] == format!("lake://predictions/{MODEL}"))
+        .unwrap();
+    let rows = sluice
+        .eventually("4 logged rows", Duration::from_secs(30), || {
+            let sluice = &sluice;
+            let id = asset["id"].as_i64().unwrap();
+            async move {
+                let (_, events) = sluice.get(&format!("/assets/events?asset_id={id}")).await;
+                let rows: i64 = events["asset_events"].as_array()?.iter().filter_map(|e| e["row_count"].as_i64()).sum();
+                (rows == 4).then_some(rows)
+            }
+        })
+        .await;
+    assert_eq!(rows, 4, "3 records and 1");
+    let parts: Vec<_> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.starts_with("part-") && f.ends_with(".parquet"))
+        .collect();
+    assert!(!parts.is_empty(), "partition files in {}", log_dir.display());
+
+    // Feedback: bad requests say what is wrong, and a Viewer may not give any.
+    let feedback = |body: Value| {
+        let sluice = &sluice;
+        async move { sluice.post(&format!("/models/{MODEL}/feedback"), body).await }
+    };
+    let (status, body) =
+        sluice.post("/models/no_such_model/feedback", json!({"feedback": [{"request_id": "a", "label": "x"}]})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = feedback(json!({"feedback": [{"request_id": "a"}]})).await;
+    assert!(status == 422 && body["detail"].as_str().unwrap().contains("label"), "{body}");
+    let (status, body) = feedback(json!({"feedback": [{"request_id": "a", "label": {"x": 1}}]})).await;
+    assert!(status == 422 && body["detail"].as_str().unwrap().contains("feedback[0]"), "{body}");
+    sluice.create_user("viewer", "Viewer", "viewer-password").await;
+    let viewer = sluice.login("viewer", "viewer-password").await;
+    let path = format!("/api/v2/models/{MODEL}/feedback");
+    let some = json!({"feedback": [{"request_id": "a", "label": "x"}]});
+    assert_eq!(sluice.request_as(Some(&viewer), Method::POST, &path, Some(some)).await.0, 403);
+
+    // Two right labels, one wrong, one for a request that was never logged.
+    let labels = json!({"feedback": [
+        {"request_id": request_id, "label": "Adelie"},
+        {"request_id": request_id, "record": 1, "label": "Adelie"},
+        {"request_id": "oip-1", "label": "Adelie"},
+        {"request_id": "never-made", "label": "Gentoo"}]});
+    let (status, body) = feedback(labels).await;
+    assert_eq!((status, body["recorded"].as_i64()), (200, Some(4)), "{body}");
+
+    // The next monitor report judges the model on them: 2 of 3 right, above the minimum of 0.5.
+    let (run_id, run) = run_to_end(&sluice, "penguins_watch", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (_, reports) = sluice.get(&format!("/models/{MODEL}/monitorReports")).await;
+    let report = reports["monitor_reports"][0].clone();
+    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["feedback"]["labels"], 4, "{report}");
+    assert_eq!(report["feedback"]["matched"], 3, "{report}");
+    let check = |report: &Value, statistic: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["feature"] == "feedback" && c["statistic"] == statistic)
+            .cloned()
+    };
+    let accuracy = check(&report, "accuracy").unwrap_or_else(|| panic!("feedback accuracy: {report}"));
+    assert!((accuracy["value"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9, "{accuracy}");
+    assert_eq!((accuracy["threshold"].as_f64(), accuracy["drifted"].as_bool()), (Some(0.5), Some(false)));
+    assert!(check(&report, "f1").is_some(), "{report}");
+    assert_eq!(report["drifted"], false, "{report}");
+    assert!(posted.lock().unwrap().is_empty(), "no drift, no message");
+
+    // Only labels given since that report count in the next one; heavier birds drift and the webhook is told,
+    // after its first answer (503) was retried.
+    let late = json!({"feedback": [{"request_id": "oip-1", "label": "Gentoo"}]});
+    assert_eq!(feedback(late).await.0, 200);
+    sluice.add_data("penguins_heavy.csv", &shifted_penguins(2000));
+    let (run_id, run) = run_to_end(&sluice, "penguins_watch", json!({"batch": "data/penguins_heavy.csv"})).await;
+    assert_eq!(run["state"], "success", "a webhook that fails once does not fail the report: {run}");
+    let (_, reports) = sluice.get(&format!("/models/{MODEL}/monitorReports")).await;
+    let report = reports["monitor_reports"][0].clone();
+    assert_eq!(
+        (report["feedback"]["labels"].as_i64(), report["feedback"]["matched"].as_i64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(check(&report, "accuracy").unwrap()["drifted"], true, "the one new label is wrong: {report}");
+    let messages = posted.lock().unwrap().clone();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    assert_eq!(message["_request_line"], "POST /hooks/drift HTTP/1.1");
+    assert_eq!((message["model"].as_str(), message["version"].as_i64()), (Some(MODEL), Some(1)), "{message}");
+    assert_eq!(
+        (message["dag_id"].as_str(), message["run_id"].as_str()),
+        (Some("penguins_watch"), Some(run_id.as_str()))
+    );
+    assert_eq!(message["drifted_features"], json!(["body_mass_g"]), "{message}");
+    let drift = message["drift"].as_array().unwrap();
+    assert!(
+        drift.iter().any(|d| d["feature"] == "body_mass_g" && d["statistic"] == "psi" && d["threshold"] == 0.2),
+        "{message}"
+    );
+    let log = sluice.log("penguins_watch", &run_id, "monitor", 1).await;
+    assert!(log.contains("HTTP 503") && log.contains("drift posted"), "{log}");
+
+    // Lineage: features → train → version 1 → the tasks that use the production version.
+    let (status, lineage) = sluice.get(&format!("/assets/lineage?model={MODEL}&version=1")).await;
+    assert_eq!(status, 200, "{lineage}");
+    assert_eq!(lineage["node"], json!({"type": "model", "name": MODEL, "version": 1}));
+    let train = json!({"type": "task", "dag_id": "penguins_train", "task_id": "train"});
+    let monitor = json!({"type": "task", "dag_id": "penguins_watch", "task_id": "monitor"});
+    assert!(lineage["upstream"].as_array().unwrap().contains(&train), "{lineage}");
+    assert!(
+        lineage["upstream"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "asset", "uri": "lake://features/penguins_species"}))
+    );
+    assert!(lineage["downstream"].as_array().unwrap().contains(&monitor), "{lineage}");
+    let (_, from_data) = sluice.get("/assets/lineage?uri=lake://features/penguins_species").await;
+    assert!(
+        from_data["edges"]
+            .as_array()
+            .unwrap()
+            .contains(&json!([train, {"type": "model", "name": MODEL, "version": 1}])),
+        "{from_data}"
+    );
+}

@@ -114,8 +114,9 @@ static RULES: &[Rule] = &[
     rule(On::Write, "/api/v2/pools/**", AtLeast(Op)),
     rule(On::Write, "/api/v2/assets/**", AtLeast(Op)),
     rule(On::Write, "/api/v2/backfills/**", AtLeast(Op)),
-    // Models: Viewer reads the registry, User predicts, Op promotes and rolls back.
+    // Models: Viewer reads the registry, User predicts and gives feedback, Op promotes and rolls back.
     rule(On::Post, "/api/v2/models/*/predict", AtLeast(User)),
+    rule(On::Post, "/api/v2/models/*/feedback", AtLeast(User)),
     rule(On::Write, "/api/v2/models/**", AtLeast(Op)),
     // The Open Inference Protocol: health is open as in KServe, inference is a User's.
     rule(On::Read, "/v2/health/**", Public),
@@ -419,6 +420,7 @@ mod tests {
             (Method::GET, "/auth/somethingElse", AtLeast(Admin)),
             (Method::GET, "/api/v2/models/m/versions", AtLeast(Viewer)),
             (Method::POST, "/api/v2/models/m/predict", AtLeast(User)),
+            (Method::POST, "/api/v2/models/m/feedback", AtLeast(User)),
             (Method::POST, "/api/v2/models/m/versions/2/stage", AtLeast(Op)),
             (Method::POST, "/api/v2/models/m/rollback", AtLeast(Op)),
             (Method::GET, "/v2/health/ready", Public),

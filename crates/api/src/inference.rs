@@ -1,17 +1,20 @@
 //! The Open Inference Protocol v2 (KServe, Triton, MLServer's REST protocol) in front of the model registry, so that
 //! existing inference clients call Sluice unchanged: `GET /v2/health/ready`, `GET /v2/models/{name}`,
 //! `POST /v2/models/{name}/infer` (and `/versions/{version}/…`). Each input tensor is one column of the model's
-//! signature, one element per record; the answer has a `predict` tensor and, for classifiers, `probabilities`.
+//! signature, one element per record; the answer has a `predict` tensor and, for classifiers, `probabilities`. The
+//! request's `id` (or a new one) identifies the prediction in the prediction log and for feedback, as on the records
+//! endpoint.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sluice_core::serving::InputColumn;
+use sluice_core::serving::{InputColumn, LoggedPrediction};
 
 use crate::extract::{ApiJson, ApiPath};
-use crate::serving::{Selector, predict_error};
+use crate::serving::{REQUEST_ID_HEADER, Selector, predict_error, request_id};
 use crate::{ApiError, AppState};
 
 pub fn router() -> axum::Router<AppState> {
@@ -81,31 +84,52 @@ struct InferRequest {
     inputs: Vec<RequestTensor>,
 }
 
+/// An answer with its request id in the `x-request-id` header too.
+type Answer = ([(&'static str, String); 1], Json<Value>);
+
 async fn infer(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<InferRequest>,
-) -> Result<Json<Value>, ApiError> {
-    answer(&state, name, Selector::Stage("production".into()), request).await
+) -> Result<Answer, ApiError> {
+    answer(&state, name, Selector::Stage("production".into()), &headers, request).await
 }
 
 async fn infer_version(
     State(state): State<AppState>,
     ApiPath((name, version)): ApiPath<(String, i64)>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<InferRequest>,
-) -> Result<Json<Value>, ApiError> {
-    answer(&state, name, Selector::Version(version), request).await
+) -> Result<Answer, ApiError> {
+    answer(&state, name, Selector::Version(version), &headers, request).await
 }
 
+/// The prediction's request id is the request's `id` (which the protocol echoes), else its `x-request-id` header,
+/// else a new one; an `id` that is not short printable text is echoed, and the prediction gets a new id.
 async fn answer(
     state: &AppState,
     name: String,
     selector: Selector,
+    headers: &HeaderMap,
     request: InferRequest,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Answer, ApiError> {
+    let header = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+    let id = request_id(request.id.as_deref().or(header));
     let resolved = state.serving.resolve(state.engine.store(), &name, &selector).await?;
     let records = records(&request.inputs, resolved.model.inputs())?;
     let prediction = resolved.model.predict(&records).map_err(predict_error)?;
+    if state.serving.logs_next() {
+        let logged = LoggedPrediction {
+            request_id: id.clone(),
+            at: chrono::Utc::now(),
+            version: resolved.version,
+            model: resolved.model.clone(),
+            records,
+            predictions: prediction.predictions.clone(),
+        };
+        state.serving.log(&name, logged);
+    }
     let rows = prediction.predictions.len();
     let numeric = prediction.predictions.iter().all(Value::is_number);
     let mut outputs = vec![json!({
@@ -120,12 +144,13 @@ async fn answer(
         outputs.push(json!({"name": "probabilities", "shape": [rows, classes], "datatype": "FP64", "data": flat,
             "parameters": {"classes": prediction.classes}}));
     }
-    Ok(Json(json!({
+    let body = json!({
         "model_name": name,
         "model_version": resolved.version.to_string(),
-        "id": request.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        "id": request.id.as_deref().unwrap_or(&id),
         "outputs": outputs,
-    })))
+    });
+    Ok(([(REQUEST_ID_HEADER, id)], Json(body)))
 }
 
 /// The records the tensors describe: tensor `c`'s element `r` is column `c` of record `r`. Numbers are given the

@@ -5,7 +5,8 @@
 //! - [`auth`]: `/auth` (tokens, API keys) and the rules that decide who may call what under `/api/v2`.
 //! - [`worker`]: the worker protocol under `/worker/v1` (lease, heartbeat, logs, report), behind the worker token.
 //! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`.
-//! - [`inference`]: the Open Inference Protocol v2 under `/v2`, predictions from the model registry ([`serving`]).
+//! - [`inference`]: the Open Inference Protocol v2 under `/v2`, predictions from the model registry ([`serving`]),
+//!   a sample of which is logged for monitoring ([`prediction_log`]).
 //!
 //! Handlers are thin: they check input, call the [`Engine`] or the store, and shape the answer.
 
@@ -15,6 +16,7 @@ mod error;
 mod extract;
 pub mod inference;
 pub mod openapi;
+pub mod prediction_log;
 pub mod public;
 pub mod serving;
 pub mod worker;

@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sluice_core::serving::{ModelLoader, ServedModel};
+use sluice_core::serving::{LoggedPrediction, ModelLoader, ServedModel};
 use sluice_store::Store;
 
 use crate::ApiError;
+use crate::prediction_log::PredictionLog;
 
 /// How long a stage's version is trusted before the registry is asked again.
 pub const RESOLVE_TTL: Duration = Duration::from_secs(1);
@@ -39,16 +40,49 @@ type StageKey = (String, String);
 /// When a stage's version was read, and that version with its artifact (none: the stage is empty).
 type StageEntry = (Instant, Option<(i64, String)>);
 
-/// The serving side of the registry: resolves and loads versions.
+/// The serving side of the registry: resolves and loads versions, and logs what they answer.
 pub struct Serving {
     loader: Arc<dyn ModelLoader>,
     stages: Mutex<HashMap<StageKey, StageEntry>>,
     loaded: Mutex<HashMap<(String, i64), Arc<dyn ServedModel>>>,
+    log: Option<PredictionLog>,
+}
+
+/// The header that carries a prediction's request id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Request ids given by callers are kept if at most this long.
+const MAX_REQUEST_ID: usize = 200;
+
+/// The id of a prediction request: the caller's own (`x-request-id`, or the Open Inference Protocol's `id`) when it is
+/// short printable text, else a new UUIDv7, whose time says when it was made.
+pub fn request_id(given: Option<&str>) -> String {
+    given
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
 impl Serving {
     pub fn new(loader: Arc<dyn ModelLoader>) -> Serving {
-        Serving { loader, stages: Mutex::new(HashMap::new()), loaded: Mutex::new(HashMap::new()) }
+        Serving { loader, stages: Mutex::new(HashMap::new()), loaded: Mutex::new(HashMap::new()), log: None }
+    }
+
+    /// Logs a sample of the predictions answered (see [`crate::prediction_log`]).
+    pub fn with_log(mut self, log: PredictionLog) -> Serving {
+        self.log = Some(log);
+        self
+    }
+
+    /// Whether the prediction about to be answered is to be logged: then the caller hands it to [`Serving::log`].
+    pub fn logs_next(&self) -> bool {
+        self.log.as_ref().is_some_and(PredictionLog::sampled)
+    }
+
+    /// Hands an answered prediction to the log, which writes it in the background.
+    pub fn log(&self, model: &str, prediction: LoggedPrediction) {
+        if let Some(log) = &self.log {
+            log.offer(model, prediction);
+        }
     }
 
     /// The version that answers for `name` and `selector`, loaded; 404 with what to do when there is none.

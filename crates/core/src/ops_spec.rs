@@ -27,8 +27,8 @@ pub use self::derive::check_sql_expression;
 pub use self::join::{Join, JoinHow, joined_assets};
 pub use self::model::{
     ALGORITHMS, CandidateGrid, CrossValidation, DeployAction, DeploySpec, DriftThresholds, Gate, METRICS, ModelRef,
-    ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, STAGES, ScoreSpec, TrainSpec, check_model_name,
-    higher_is_better,
+    ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, STAGES, ScoreSpec, TrainSpec, Webhook,
+    check_model_name, higher_is_better,
 };
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 
@@ -89,12 +89,12 @@ impl OpSpec {
         match self {
             OpSpec::Ingest(spec) => spec.source.connection().into_iter().collect(),
             OpSpec::Sql(spec) => vec![spec.connection.as_str()],
-            OpSpec::Quality(_)
-            | OpSpec::Transform(_)
-            | OpSpec::Train(_)
-            | OpSpec::Deploy(_)
-            | OpSpec::Score(_)
-            | OpSpec::Monitor(_) => Vec::new(),
+            OpSpec::Monitor(spec) => {
+                spec.monitor.on_drift.iter().flat_map(|d| &d.webhook).map(|w| w.connection.as_str()).collect()
+            }
+            OpSpec::Quality(_) | OpSpec::Transform(_) | OpSpec::Train(_) | OpSpec::Deploy(_) | OpSpec::Score(_) => {
+                Vec::new()
+            }
         }
     }
 }

@@ -33,6 +33,33 @@ pub const MODEL_VERSION_ENV: &str = "SLUICE_MODEL_VERSION";
 /// ([`RegistryView`], JSON).
 pub const MODEL_REGISTRY_ENV: &str = "SLUICE_MODEL_REGISTRY";
 
+/// The environment variable that hands a `monitor` task the true labels fed back for the model's predictions since
+/// its last report ([`FeedbackView`], JSON).
+pub const MODEL_FEEDBACK_ENV: &str = "SLUICE_MODEL_FEEDBACK";
+
+/// The fed-back labels a monitor try sees: the newest ones with an id above `after` (the mark of the model's last
+/// report), as many as fit in an environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackView {
+    /// The mark of the last report: labels at or below it were reported on.
+    pub after: Option<i64>,
+    /// The newest label's id: the mark this try's report moves to.
+    pub through: i64,
+    /// How many labels arrived since `after`, `labels` being the newest of them.
+    pub total: i64,
+    pub labels: Vec<FedBackLabel>,
+}
+
+/// A true label for one record of one prediction request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FedBackLabel {
+    pub request_id: String,
+    /// The record of the request, 0 for the first.
+    pub record: i64,
+    /// The label as text: what the model would have predicted, had it been right.
+    pub label: String,
+}
+
 /// `POST /worker/v1/lease`: ask for up to `slots` queued tasks of `queues`, waiting up to `wait_ms` for one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaseRequest {
@@ -230,12 +257,27 @@ pub struct MonitorReport {
     pub checks: Vec<DriftCheck>,
     /// The features that drifted, for the retraining run's `conf`.
     pub drifted_features: Vec<String>,
+    /// The fed-back labels the report judged the model on, when there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackSummary>,
+}
+
+/// How much feedback a monitor report used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackSummary {
+    /// Labels given since the last report.
+    pub labels: i64,
+    /// Those whose prediction was found in the model's prediction log: the accuracy and F1 are computed on them.
+    pub matched: i64,
+    /// The id of the newest label seen: the next report starts after it.
+    pub through: i64,
 }
 
 /// One statistic of a drift report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriftCheck {
-    /// A feature, `prediction`, or `label` (accuracy on fed-back labels).
+    /// A feature, `prediction`, `label` (accuracy on a label column of the input) or `feedback` (accuracy on labels
+    /// fed back through the API).
     pub feature: String,
     /// `psi`, `ks_p_value`, `ks_statistic`, `accuracy` or `f1`.
     pub statistic: String,

@@ -51,6 +51,39 @@ pub trait ModelLoader: Send + Sync {
     fn load(&self, artifact_uri: &str) -> Result<std::sync::Arc<dyn ServedModel>, String>;
 }
 
+/// One answered prediction request, as the prediction log keeps it for monitoring.
+pub struct LoggedPrediction {
+    pub request_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub version: i64,
+    /// The version that answered: its signature gives the logged columns their types.
+    pub model: std::sync::Arc<dyn ServedModel>,
+    pub records: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// One per record, in order.
+    pub predictions: Vec<serde_json::Value>,
+}
+
+/// What one write of the prediction log produced: an event of the log's asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogWrite {
+    pub uri: String,
+    pub rows: i64,
+    /// The columns as `[{"name": …, "dtype": …}]`.
+    pub schema: serde_json::Value,
+    pub content_hash: String,
+}
+
+/// Writes batches of logged predictions of one model where monitoring reads them (a lake asset per model): one
+/// write per day and version of the batch.
+pub trait PredictionSink: Send + Sync {
+    fn write(&self, model: &str, batch: &[LoggedPrediction]) -> Result<Vec<LogWrite>, String>;
+}
+
+/// The asset a model's predictions are logged to.
+pub fn prediction_log_uri(model: &str) -> String {
+    format!("lake://predictions/{model}")
+}
+
 /// The JSON type name of a value, for [`PredictError::WrongType`].
 pub fn json_type(value: &serde_json::Value) -> &'static str {
     match value {

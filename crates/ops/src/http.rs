@@ -64,6 +64,28 @@ pub(crate) fn read_http(
     records_frame(records)
 }
 
+/// `POST`s `body` as JSON to `endpoint` (joined to the connection's host, as a source's `url`), with the
+/// connection's credentials, retried as the module doc says.
+pub(crate) fn post_json(
+    endpoint: &str,
+    connection: NamedConnection<'_>,
+    body: &Value,
+    policy: RetryPolicy,
+    log: &dyn Fn(&str),
+) -> Result<()> {
+    let target = HttpSource {
+        url: endpoint.to_owned(),
+        connection: Some(connection.0.to_owned()),
+        records: None,
+        params: Default::default(),
+        headers: Default::default(),
+        pagination: None,
+    };
+    let client = Client::new(&target, Some(connection), policy, log)?;
+    block_on(client.send(&client.first_url, Some(body)))??;
+    Ok(())
+}
+
 enum Auth {
     None,
     Bearer(String),
@@ -187,15 +209,24 @@ impl<'a> Client<'a> {
 
     /// One `GET`, retried as the module doc says; the body as JSON.
     async fn get_json(&self, url: &Url) -> Result<Value> {
+        let response = self.send(url, None).await?;
+        self.json_body(response, url).await
+    }
+
+    /// One `GET`, or a `POST` of `body`, retried as the module doc says, until it succeeds.
+    async fn send(&self, url: &Url, body: Option<&Value>) -> Result<reqwest::Response> {
         let attempts = self.policy.attempts.max(1);
         let mut attempt = 1;
         loop {
-            let mut request = self.http.get(url.clone());
+            let mut request = match body {
+                Some(body) => self.http.post(url.clone()).json(body),
+                None => self.http.get(url.clone()),
+            };
             if url.origin() == self.first_url.origin() {
                 request = self.auth.apply(request);
             }
             let retry_in = match request.send().await {
-                Ok(response) if response.status().is_success() => return self.json_body(response, url).await,
+                Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => {
                     let status = response.status();
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();

@@ -65,6 +65,8 @@ pub fn ingest(
         log: &|_: &str| {},
         model_version: None,
         registry: None,
+        feedback: None,
+        run: None,
     };
     run_ingest(spec, &ctx)
 }

@@ -7,6 +7,10 @@
 //! bucket, each object is put whole, which S3 makes atomic. Either way readers see the old partition or the new one,
 //! never half of one, and a failed task leaves nothing behind. Re-running a date replaces its partition (idempotent
 //! retries and backfills).
+//!
+//! A log written a batch at a time (the prediction log of a model) adds files to a partition instead
+//! ([`Lake::append`]: `part-<ms>-<pid>-<n>.parquet`, each written the same way); reading such a partition reads
+//! all of its files.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -107,15 +111,85 @@ impl Lake {
         Ok(WrittenPartition { uri: uri.to_owned(), path, rows: df.height(), content_hash })
     }
 
-    /// Read the partition of `ds`.
+    /// Adds `df` to the partition of `ds` as a file of its own, atomically: the partition grows by one batch.
+    pub fn append(&self, uri: &str, ds: NaiveDate, df: &mut DataFrame) -> Result<WrittenPartition> {
+        static APPENDS: AtomicU64 = AtomicU64::new(0);
+        let n = APPENDS.fetch_add(1, Ordering::Relaxed);
+        let ms = chrono::Utc::now().timestamp_millis();
+        let name = format!("part-{ms:013}-{}-{n}.parquet", std::process::id());
+        let path = self.partition_dir(uri, ds)?.join(name);
+        let mut bytes = Vec::new();
+        encode_parquet(&mut bytes, df)?;
+        let content_hash = hex::encode(Sha256::digest(&bytes));
+        self.put(&path, bytes)?;
+        Ok(WrittenPartition { uri: uri.to_owned(), path, rows: df.height(), content_hash })
+    }
+
+    /// Read the partition of `ds`: its one file or, for a partition written by [`Lake::append`], all of them in
+    /// the order they were written.
     pub fn read(&self, uri: &str, ds: NaiveDate) -> Result<DataFrame> {
         let path = self.partition_file(uri, ds)?;
         let read = match &self.bucket {
             // In place: polars maps the file rather than holding a second copy of it.
-            None => ParquetReader::new(open_in_partition(uri, ds, &path)?).finish(),
-            Some(_) => ParquetReader::new(std::io::Cursor::new(self.get(uri, ds, &path)?)).finish(),
+            None => match open_in_partition(uri, ds, &path) {
+                Ok(file) => ParquetReader::new(file).finish(),
+                Err(OpsError::NoPartition { .. }) => return self.read_appended(uri, ds),
+                Err(e) => return Err(e),
+            },
+            Some(_) => match self.get(uri, ds, &path) {
+                Ok(bytes) => ParquetReader::new(std::io::Cursor::new(bytes)).finish(),
+                Err(OpsError::NoPartition { .. }) => return self.read_appended(uri, ds),
+                Err(e) => return Err(e),
+            },
         };
         read.map_err(|e| OpsError::Read { path, message: e.to_string() })
+    }
+
+    fn read_appended(&self, uri: &str, ds: NaiveDate) -> Result<DataFrame> {
+        let mut parts = self.read_parts(uri, ds)?.into_iter();
+        let Some(mut all) = parts.next() else {
+            return Err(no_partition(uri, ds, &self.partition_file(uri, ds)?));
+        };
+        for part in parts {
+            all.vstack_mut(&part).map_err(|e| OpsError::Read {
+                path: self.partition_dir(uri, ds).unwrap_or_default(),
+                message: format!("the files of the partition do not have the same columns: {e}"),
+            })?;
+        }
+        Ok(all)
+    }
+
+    /// Every file of the partition of `ds`, each as written, in the order they were written; none if there is no
+    /// such partition.
+    pub fn read_parts(&self, uri: &str, ds: NaiveDate) -> Result<Vec<DataFrame>> {
+        let dir = self.partition_dir(uri, ds)?;
+        let is_part = |name: &str| name.starts_with("part-") && name.ends_with(".parquet");
+        let mut names: Vec<String> = match &self.bucket {
+            Some(bucket) => {
+                let prefix = self.key(&dir)?;
+                let listed = block_on(bucket.list(Some(&prefix)).map_ok(|meta| meta.location).try_collect::<Vec<_>>())?;
+                let keys = listed.map_err(|e| OpsError::Read { path: dir.clone(), message: e.to_string() })?;
+                keys.iter().filter_map(|k| k.filename().map(str::to_owned)).filter(|n| is_part(n)).collect()
+            }
+            None => match fs::read_dir(&dir) {
+                Ok(entries) => {
+                    entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| is_part(n)).collect()
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(OpsError::io("cannot list", dir)(e)),
+            },
+        };
+        names.sort();
+        names
+            .iter()
+            .map(|name| {
+                let path = dir.join(name);
+                let bytes = self.get(uri, ds, &path)?;
+                ParquetReader::new(std::io::Cursor::new(bytes))
+                    .finish()
+                    .map_err(|e| OpsError::Read { path, message: e.to_string() })
+            })
+            .collect()
     }
 
     /// Read the partition of `ds` with its content hash, computed as [`Lake::write`] does.
@@ -148,7 +222,7 @@ impl Lake {
             return Ok(keys
                 .iter()
                 .filter_map(|key| match key.parts().skip(prefix_parts).collect::<Vec<_>>().as_slice() {
-                    [partition, file] if file.as_ref() == PART_FILE => date(partition.as_ref()),
+                    [partition, file] if is_part_file(file.as_ref()) => date(partition.as_ref()),
                     _ => None,
                 })
                 .collect());
@@ -162,7 +236,7 @@ impl Lake {
         for entry in entries {
             let entry = entry.map_err(OpsError::io("cannot list", &dir))?;
             if let Some(d) = entry.file_name().to_str().and_then(date)
-                && entry.path().join(PART_FILE).is_file()
+                && has_part_file(&entry.path())
             {
                 dates.push(d);
             }
@@ -217,6 +291,19 @@ impl Lake {
         key.and_then(|k| ObjectPath::parse(k).ok())
             .ok_or_else(|| OpsError::Invalid(format!("{text} is not an object of the lake at {}", self.root.display())))
     }
+}
+
+/// A file of a partition: the one a task writes, or one of those [`Lake::append`] adds (a write in progress is
+/// hidden behind a leading dot).
+fn is_part_file(name: &str) -> bool {
+    name == PART_FILE || (name.starts_with("part-") && name.ends_with(".parquet"))
+}
+
+fn has_part_file(dir: &Path) -> bool {
+    dir.join(PART_FILE).is_file()
+        || fs::read_dir(dir).is_ok_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_str().is_some_and(is_part_file))
+        })
 }
 
 fn no_partition(uri: &str, ds: NaiveDate, path: &Path) -> OpsError {

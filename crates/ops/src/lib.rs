@@ -41,7 +41,7 @@ pub use error::OpsError;
 pub use ingest::{ColumnInfo, IngestReport, ingest, run_ingest};
 pub use lake::{Lake, WrittenPartition};
 pub use quality::{CheckResult, QualityReport, run_checks, run_quality};
-pub use task::{OpContext, run_op};
+pub use task::{OpContext, TaskRun, run_op};
 pub use transform::{FittedStep, FittedTransform, TransformOutput, fit, run_transform};
 
 /// The data frame type this crate reads and writes.

@@ -9,6 +9,8 @@
 //! never meets a half-written version that the registry names.
 
 mod deploy;
+mod feedback;
+mod log;
 mod monitor;
 mod records;
 mod serve;
@@ -24,6 +26,7 @@ use crate::error::{OpsError, Result};
 use crate::lake::Lake;
 
 pub use self::deploy::run_deploy;
+pub use self::log::LakePredictionLog;
 pub use self::monitor::{Reference, run_monitor, run_score};
 pub use self::serve::{LakeModelLoader, ServedVersion};
 pub use self::train::run_train;

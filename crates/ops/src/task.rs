@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, Utc};
 use sluice_core::connection::Connection;
 use sluice_core::ops_spec::{OpSpec, Severity};
-use sluice_core::protocol::{AssetQuality, AssetWrite, OpOutput, QualityStatus, RegistryView};
+use sluice_core::protocol::{AssetQuality, AssetWrite, FeedbackView, OpOutput, QualityStatus, RegistryView};
 
 use crate::error::{OpsError, Result};
 use crate::ingest::{ColumnInfo, run_ingest};
@@ -41,6 +41,18 @@ pub struct OpContext<'a> {
     pub model_version: Option<i64>,
     /// `deploy`: the model's versions as the server saw them at lease time.
     pub registry: Option<&'a RegistryView>,
+    /// `monitor`: the labels fed back since the model's last report.
+    pub feedback: Option<&'a FeedbackView>,
+    /// The try's task and run, for what it tells others (a drift webhook).
+    pub run: Option<&'a TaskRun>,
+}
+
+/// Which task of which run a try belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRun {
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
 }
 
 /// A connection with its id, for messages.

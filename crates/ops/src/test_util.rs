@@ -64,5 +64,7 @@ pub(crate) fn context<'a>(lake: &'a Lake, base_dir: &'a Path) -> OpContext<'a> {
         log: &ignore,
         model_version: None,
         registry: None,
+        feedback: None,
+        run: None,
     }
 }

@@ -39,6 +39,10 @@ pub async fn run_scheduler(engine: Engine, config: SchedulerConfig, shutdown: im
             if let Err(e) = folder.sync(engine.store()).await {
                 tracing::error!(error = %e, "DAG folder sync failed");
             }
+            // Rare (a server stopped right after a drifted report's commit): as often as the DAG folder is read.
+            if let Err(e) = engine.start_pending_retraining().await {
+                tracing::error!(error = %e, "starting pending retraining runs failed");
+            }
             next_sync = Instant::now() + config.dag_sync_interval;
         }
         one_pass(&engine, &config).await;

@@ -1,5 +1,7 @@
-//! The lock order under real interleavings, on PostgreSQL: a worker's claim running while a decision about the
-//! same run (a manual mark, a timeout pass) holds the run's lock and then changes its task instances.
+//! The lock order under real interleavings, and what survives a stop, on PostgreSQL: a worker's claim running while a
+//! decision about the same run (a manual mark, a timeout pass) holds the run's lock and then changes its task
+//! instances; a claim of several train tries while another transaction locks the same models; a retraining run asked
+//! for by a report whose server stopped before creating it.
 //!
 //! The decision is written in SQL here, as the store issues it, so that the test reads the same against any
 //! version of the engine: lock the run's row, then update its task instances.
@@ -137,6 +139,139 @@ async fn a_claim_and_a_decision_about_the_same_run_never_deadlock() {
 
     observer.close().await.unwrap();
     decision.close().await.unwrap();
+    store.close().await;
+    db.drop().await;
+}
+
+/// Two train tasks of two models, the second model's first in the claim's order (its priority is higher).
+const TWO_MODELS: &str = r#"
+dag_id: two_models
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: train_b
+    kind: train
+    priority_weight: 10
+    inputs: [lake://features/x]
+    model: {name: m_b, target: y, candidates: [{algorithm: decision_tree}]}
+  - id: train_a
+    kind: train
+    inputs: [lake://features/x]
+    model: {name: m_a, target: y, candidates: [{algorithm: decision_tree}]}
+"#;
+
+/// A claim of several train tries reserves their versions in the order of the models' names, whatever the order of
+/// the tries: another transaction that locks the same models' rows in that order (as two claims would) waits for it
+/// or makes it wait, and neither is ever chosen as a deadlock's victim.
+#[tokio::test]
+async fn a_claim_reserves_the_versions_of_several_models_in_name_order() {
+    let db = Database::create().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let dags = tempfile::tempdir().unwrap();
+    std::fs::write(dags.path().join("two_models.yaml"), TWO_MODELS).unwrap();
+    let synced = DagFolder::new(dags.path().to_path_buf()).sync(&store).await.unwrap();
+    assert_eq!(synced.dags, ["two_models"], "{synced:?}");
+    let engine = Engine::new(store.clone(), EngineConfig::default());
+    let request = TriggerRequest { triggered_by: "test".into(), ..TriggerRequest::default() };
+    engine.trigger_run("two_models", request).await.unwrap();
+    let mut observer = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("INSERT INTO models (name, created_ms, updated_ms) VALUES ('m_a', 0, 0), ('m_b', 0, 0)")
+        .execute(&mut observer)
+        .await
+        .unwrap();
+
+    // Another claim, as it were, holds the first model by name.
+    let mut other = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT name FROM models WHERE name = 'm_a' FOR UPDATE").execute(&mut other).await.unwrap();
+
+    let claimer = engine.clone();
+    let claim = tokio::spawn(async move { claimer.lease(&lease_request()).await });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while waiting_for_locks(&mut observer, &db.name).await == 0 {
+        assert!(!claim.is_finished(), "the claim waits for m_a, which the other transaction holds");
+        assert!(tokio::time::Instant::now() < deadline, "the claim never waited");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // The other one goes on with the second model: the claim, waiting for the first, holds neither.
+    let locked = tokio::time::timeout(
+        WAIT,
+        sqlx::query("SELECT name FROM models WHERE name = 'm_b' FOR UPDATE").execute(&mut other),
+    )
+    .await
+    .expect("m_b is free while the claim waits for m_a");
+    locked.expect("no deadlock (SQLSTATE 40P01) between the claim and the other transaction");
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+    let leased = tokio::time::timeout(WAIT, claim).await.expect("the claim ends").unwrap().unwrap();
+    let mut versions: Vec<(String, String)> = leased
+        .iter()
+        .map(|t| (t.task_id.clone(), t.env.get(sluice_core::protocol::MODEL_VERSION_ENV).cloned().unwrap_or_default()))
+        .collect();
+    versions.sort();
+    assert_eq!(versions, [("train_a".to_owned(), "1".to_owned()), ("train_b".to_owned(), "1".to_owned())]);
+
+    observer.close().await.unwrap();
+    other.close().await.unwrap();
+    store.close().await;
+    db.drop().await;
+}
+
+const RETRAIN: &str = r#"
+dag_id: retrain
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: train
+    script: echo train
+"#;
+
+/// A drifted report asks for its retraining run in its own transaction: if the server stops before creating the
+/// run, a scheduler pass creates it, once, and a run asked of a DAG that is gone is given up.
+#[tokio::test]
+async fn a_retraining_run_asked_for_by_a_report_survives_a_stop_before_its_creation() {
+    let db = Database::create().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let dags = tempfile::tempdir().unwrap();
+    std::fs::write(dags.path().join("retrain.yaml"), RETRAIN).unwrap();
+    DagFolder::new(dags.path().to_path_buf()).sync(&store).await.unwrap();
+    let engine = Engine::new(store.clone(), EngineConfig::default());
+    let checks = serde_json::json!([]);
+    let report = sluice_store::NewMonitorReport {
+        model: "m",
+        version: 1,
+        input_uri: "lake://batch",
+        rows: 10,
+        drifted: true,
+        checks: &checks,
+        dag_id: "watch",
+        run_id: "r",
+        task_id: "monitor",
+        try_id: "t",
+        feedback: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.reserve_model_version("m", chrono::Utc::now()).await.unwrap();
+    let asked = tx.record_monitor_report(&report, chrono::Utc::now()).await.unwrap();
+    tx.request_retraining(asked, "retrain", "retrain__report_1", &serde_json::json!({"reason": "drift"}))
+        .await
+        .unwrap();
+    let gone = tx.record_monitor_report(&report, chrono::Utc::now()).await.unwrap();
+    tx.request_retraining(gone, "no_such_dag", "retrain__report_2", &serde_json::json!({})).await.unwrap();
+    tx.commit().await.unwrap();
+    // The server stops here, before creating the runs.
+
+    assert_eq!(engine.start_pending_retraining().await.unwrap(), 2);
+    let run = store.get_run("retrain", "retrain__report_1").await.unwrap().expect("the run was created");
+    assert_eq!(run.conf["reason"], "drift");
+    assert_eq!(engine.start_pending_retraining().await.unwrap(), 0, "nothing is pending any more");
+    let (reports, _) = store.list_monitor_reports("m", 10, 0).await.unwrap();
+    let named: Vec<Option<&str>> = reports.iter().map(|r| r.retrain_run_id.as_deref()).collect();
+    assert_eq!(named, [None, Some("retrain__report_1")], "the run of a DAG that is gone is given up");
+
     store.close().await;
     db.drop().await;
 }

@@ -16,6 +16,7 @@ mod claim;
 mod connections;
 mod dags;
 mod error;
+mod feedback;
 mod logs;
 mod models;
 mod rows;
@@ -42,10 +43,11 @@ pub use dags::{
     DagDeletion, DagFilter, DagOrder, DagUpsert, ImportErrorFilter, ImportErrorRow, VariableRow, VersionSummary,
 };
 pub use error::{Error, Result};
+pub use feedback::{FeedbackRow, FeedbackSince, ModelVersionOrigin, NewFeedback};
 pub use logs::{LogEntry, LogRow};
 pub use models::{
-    ModelRow, ModelVersionRow, MonitorReportRow, NewModelVersion, NewMonitorReport, SetStage, StageChangeRow,
-    StageRefusal,
+    FeedbackCounts, ModelRow, ModelVersionRow, MonitorReportRow, NewModelVersion, NewMonitorReport, SetStage,
+    StageChangeRow, StageRefusal,
 };
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};

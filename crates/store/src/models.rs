@@ -455,6 +455,16 @@ pub struct NewMonitorReport<'a> {
     pub run_id: &'a str,
     pub task_id: &'a str,
     pub try_id: &'a str,
+    /// The fed-back labels the report used: given, matched with a logged prediction, and the newest one's id.
+    pub feedback: Option<FeedbackCounts>,
+}
+
+/// How much feedback a monitor report used (see `sluice_core::protocol::FeedbackSummary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackCounts {
+    pub labels: i64,
+    pub matched: i64,
+    pub through: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -472,10 +482,17 @@ pub struct MonitorReportRow {
     pub try_id: String,
     pub retrain_dag_id: Option<String>,
     pub retrain_run_id: Option<String>,
+    /// Asked for and not created yet: the run's `conf`.
+    pub retrain_conf: Option<Value>,
+    pub feedback: Option<FeedbackCounts>,
     pub timestamp: DateTime<Utc>,
 }
 
 impl MonitorReportRow {
+    const COLUMNS: &'static str = "id, model_name, version, input_uri, row_count, drifted, checks, dag_id, run_id,
+        task_id, try_id, retrain_dag_id, retrain_run_id, retrain_conf, feedback_labels, feedback_matched,
+        feedback_through, ts_ms";
+
     fn decode(row: &AnyRow) -> Result<MonitorReportRow> {
         Ok(MonitorReportRow {
             id: row.try_get("id")?,
@@ -491,6 +508,15 @@ impl MonitorReportRow {
             try_id: row.try_get("try_id")?,
             retrain_dag_id: row.try_get("retrain_dag_id")?,
             retrain_run_id: row.try_get("retrain_run_id")?,
+            retrain_conf: crate::rows::opt_json(row, "retrain_conf")?,
+            feedback: match (
+                row.try_get::<Option<i64>, _>("feedback_labels")?,
+                row.try_get::<Option<i64>, _>("feedback_matched")?,
+                row.try_get::<Option<i64>, _>("feedback_through")?,
+            ) {
+                (Some(labels), Some(matched), Some(through)) => Some(FeedbackCounts { labels, matched, through }),
+                _ => None,
+            },
             timestamp: time(row, "ts_ms")?,
         })
     }
@@ -501,8 +527,8 @@ impl Tx {
     pub async fn record_monitor_report(&mut self, new: &NewMonitorReport<'_>, now: DateTime<Utc>) -> Result<i64> {
         let row = sqlx::query(
             "INSERT INTO monitor_reports (model_name, version, input_uri, row_count, drifted, checks, dag_id, run_id,
-                 task_id, try_id, ts_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                 task_id, try_id, ts_ms, feedback_labels, feedback_matched, feedback_through)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(new.model)
         .bind(new.version)
@@ -515,9 +541,28 @@ impl Tx {
         .bind(new.task_id)
         .bind(new.try_id)
         .bind(to_ms(now))
+        .bind(new.feedback.map(|f| f.labels))
+        .bind(new.feedback.map(|f| f.matched))
+        .bind(new.feedback.map(|f| f.through))
         .fetch_one(&mut *self.inner)
         .await?;
         Ok(row.try_get("id")?)
+    }
+
+    /// Asks for the retraining run of report `id`, in the transaction that stores the report, so that a crash
+    /// before the run is created cannot lose it: [`Store::pending_retraining`] finds it until
+    /// [`Store::retraining_done`].
+    pub async fn request_retraining(&mut self, id: i64, dag_id: &str, run_id: &str, conf: &Value) -> Result<()> {
+        sqlx::query(
+            "UPDATE monitor_reports SET retrain_dag_id = $1, retrain_run_id = $2, retrain_conf = $3 WHERE id = $4",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(conf.to_string())
+        .bind(id)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
     }
 }
 
@@ -529,11 +574,10 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<MonitorReportRow>, i64)> {
-        let rows = sqlx::query(
-            "SELECT id, model_name, version, input_uri, row_count, drifted, checks, dag_id, run_id, task_id, try_id,
-                    retrain_dag_id, retrain_run_id, ts_ms
-               FROM monitor_reports WHERE model_name = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM monitor_reports WHERE model_name = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+            MonitorReportRow::COLUMNS
+        ))
         .bind(model)
         .bind(limit)
         .bind(offset)
@@ -547,14 +591,27 @@ impl Store {
         Ok((rows.iter().map(MonitorReportRow::decode).collect::<Result<_>>()?, total))
     }
 
-    /// Notes the retraining run a drifted report triggered.
-    pub async fn set_monitor_retrain_run(&self, report_id: i64, dag_id: &str, run_id: &str) -> Result<()> {
-        sqlx::query("UPDATE monitor_reports SET retrain_dag_id = $1, retrain_run_id = $2 WHERE id = $3")
-            .bind(dag_id)
-            .bind(run_id)
-            .bind(report_id)
-            .execute(&self.pool)
-            .await?;
+    /// Reports whose retraining run is asked for and not created yet, oldest first.
+    pub async fn pending_retraining(&self, limit: i64) -> Result<Vec<MonitorReportRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM monitor_reports WHERE retrain_conf IS NOT NULL ORDER BY id LIMIT $1",
+            MonitorReportRow::COLUMNS
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(MonitorReportRow::decode).collect()
+    }
+
+    /// The retraining run of a report was created (`started`), or cannot be (its DAG is gone): either way it is no
+    /// longer pending, and only a started run stays named with the report.
+    pub async fn retraining_done(&self, report_id: i64, started: bool) -> Result<()> {
+        let sql = if started {
+            "UPDATE monitor_reports SET retrain_conf = NULL WHERE id = $1"
+        } else {
+            "UPDATE monitor_reports SET retrain_conf = NULL, retrain_run_id = NULL WHERE id = $1"
+        };
+        sqlx::query(sql).bind(report_id).execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -563,5 +620,10 @@ impl crate::LeafTry {
     /// Stores the drift report a leaf's monitor try reports (see [`Tx::record_monitor_report`]).
     pub async fn record_monitor_report(&mut self, new: &NewMonitorReport<'_>, now: DateTime<Utc>) -> Result<i64> {
         self.tx_mut().record_monitor_report(new, now).await
+    }
+
+    /// See [`Tx::request_retraining`].
+    pub async fn request_retraining(&mut self, id: i64, dag_id: &str, run_id: &str, conf: &Value) -> Result<()> {
+        self.tx_mut().request_retraining(id, dag_id, run_id, conf).await
     }
 }

@@ -10,9 +10,9 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
-    AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, ImportErrorFilter, NewApiKey, NewAssetEvent, NewBackfill,
-    NewModelVersion, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter, Secrets, SetStage,
-    StageRefusal, Store, TiFilter, TryEnd, TryRef,
+    AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, FeedbackCounts, ImportErrorFilter, NewApiKey, NewAssetEvent,
+    NewBackfill, NewFeedback, NewModelVersion, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter,
+    Secrets, SetStage, StageRefusal, Store, TiFilter, TryEnd, TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -883,14 +883,51 @@ async fn model_versions_and_stages(store: &Store) {
         run_id: "r1",
         task_id: "monitor",
         try_id: "t",
+        feedback: None,
     };
+    // Labels fed back before the first report are all above its (absent) mark.
+    let label =
+        |request_id: &str, label: &str| NewFeedback { request_id: request_id.into(), record: 0, label: label.into() };
+    let given = [label("a", "x"), label("b", "y"), label("c", "x")];
+    assert_eq!(store.record_feedback("m", &given, "user:u", Utc::now()).await.unwrap(), 3);
     let mut tx = store.begin().await.unwrap();
+    let since = tx.reads().feedback_since("m", 2).await.unwrap();
+    let newest: Vec<&str> = since.rows.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!((since.after, since.total, newest), (None, 3, vec!["c", "b"]), "the newest, within the limit");
+    let through = since.rows[0].id;
     let id = tx.record_monitor_report(&report, Utc::now()).await.unwrap();
+    let conf = json!({"reason": "drift"});
+    tx.request_retraining(id, "retrain", "retrain__report_1", &conf).await.unwrap();
     tx.commit().await.unwrap();
-    store.set_monitor_retrain_run(id, "retrain", "manual__1").await.unwrap();
+    let pending = store.pending_retraining(10).await.unwrap();
+    assert_eq!((pending.len(), pending[0].retrain_conf.as_ref()), (1, Some(&conf)), "asked for with the report");
+    store.retraining_done(id, true).await.unwrap();
+    assert!(store.pending_retraining(10).await.unwrap().is_empty());
     let (reports, total) = store.list_monitor_reports("m", 10, 0).await.unwrap();
     assert_eq!((total, reports[0].drifted, &reports[0].checks), (1, true, &checks));
-    assert_eq!(reports[0].retrain_run_id.as_deref(), Some("manual__1"));
+    assert_eq!(reports[0].retrain_run_id.as_deref(), Some("retrain__report_1"));
+
+    // The next report notes the labels it used; later ones start above its mark.
+    let counts = FeedbackCounts { labels: 3, matched: 2, through };
+    let mut tx = store.begin().await.unwrap();
+    let id =
+        tx.record_monitor_report(&NewMonitorReport { feedback: Some(counts), ..report }, Utc::now()).await.unwrap();
+    tx.request_retraining(id, "gone", "retrain__report_2", &conf).await.unwrap();
+    tx.commit().await.unwrap();
+    store.retraining_done(id, false).await.unwrap();
+    let (reports, _) = store.list_monitor_reports("m", 10, 0).await.unwrap();
+    assert_eq!((reports[0].feedback, reports[0].retrain_run_id.as_deref()), (Some(counts), None));
+    store.record_feedback("m", &[label("d", "y")], "user:u", Utc::now()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let since = tx.reads().feedback_since("m", 10).await.unwrap();
+    tx.rollback().await.unwrap();
+    let ids: Vec<&str> = since.rows.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!((since.after, since.total, ids), (Some(through), 1, vec!["d"]));
+    let origins = store.model_version_origins().await.unwrap();
+    assert_eq!(
+        origins.iter().map(|o| (o.version, o.stage.as_str())).collect::<Vec<_>>(),
+        [(1, "archived"), (2, "production")]
+    );
 }
 
 async fn queued_tasks_are_taken_back_only_with_claims_excluded(store: &Store) {

@@ -4,7 +4,8 @@
 //! Assets, events and their query parameters are shaped like Airflow 3's (`AssetResponse`,
 //! `AssetEventResponse`, `source_dag_id`, …); Sluice adds what a data catalog needs on top (row count, schema,
 //! content hash, quality status, owner). Lineage has no Airflow counterpart: `GET /assets/lineage?uri=…` (or
-//! `?dag_id=…&task_id=…`) answers everything upstream and downstream of an asset or a task, across DAGs.
+//! `?dag_id=…&task_id=…`, or `?model=…&version=…`) answers everything upstream and downstream of an asset, a task or
+//! a model version, across DAGs.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_core::Dag;
-use sluice_core::lineage::{Lineage, LineageNode, LineageView};
+use sluice_core::lineage::{Lineage, LineageNode, LineageView, ModelVersionRef};
 use sluice_core::spec::ScheduleSpec;
 use sluice_store::{AssetEventFilter, AssetEventRow, AssetRow, DagFilter, QualityReportRow};
 
@@ -251,6 +252,9 @@ pub struct LineageQuery {
     uri: Option<String>,
     dag_id: Option<String>,
     task_id: Option<String>,
+    /// A model, with `version` (absent: a model no version of which is registered yet).
+    model: Option<String>,
+    version: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -260,8 +264,9 @@ pub struct LineageResponse {
     pub view: LineageView,
 }
 
-/// Everything upstream and downstream of an asset (`?uri=`) or a task (`?dag_id=&task_id=`), across the DAGs the
-/// caller may read: a task of another DAG is not in the graph (and asking for one answers 404).
+/// Everything upstream and downstream of an asset (`?uri=`), a task (`?dag_id=&task_id=`) or a model version
+/// (`?model=&version=`), across the DAGs the caller may read: a task of another DAG is not in the graph (and asking
+/// for one answers 404). Model versions sit between the task that trained them and the tasks that use them.
 #[utoipa::path(get, path = "/assets/lineage", tag = "Asset", params(LineageQuery),
     responses((status = 200, body = LineageResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn lineage(
@@ -270,14 +275,37 @@ pub async fn lineage(
     ApiQuery(query): ApiQuery<LineageQuery>,
 ) -> Result<Json<LineageResponse>, ApiError> {
     let node = match query {
-        LineageQuery { uri: Some(uri), dag_id: None, task_id: None } => LineageNode::Asset { uri },
-        LineageQuery { uri: None, dag_id: Some(dag_id), task_id: Some(task_id) } => {
+        LineageQuery { uri: Some(uri), dag_id: None, task_id: None, model: None, version: None } => {
+            LineageNode::Asset { uri }
+        }
+        LineageQuery { uri: None, dag_id: Some(dag_id), task_id: Some(task_id), model: None, version: None } => {
             LineageNode::Task { dag_id, task_id }
         }
-        _ => return Err(ApiError::Unprocessable("give either `uri`, or both `dag_id` and `task_id`".into())),
+        LineageQuery { uri: None, dag_id: None, task_id: None, model: Some(name), version } => {
+            LineageNode::Model { name, version }
+        }
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "give either `uri`, both `dag_id` and `task_id`, or `model` (and `version`)".into(),
+            ));
+        }
     };
     let dags = current_dags(&state, &principal.hidden_dags(state.engine.store()).await?).await?;
-    let lineage = Lineage::from_dags(dags.iter().map(|dag| &dag.spec));
+    let versions: Vec<ModelVersionRef> = state
+        .engine
+        .store()
+        .model_version_origins()
+        .await?
+        .into_iter()
+        .map(|v| ModelVersionRef {
+            name: v.model,
+            version: v.version,
+            stage: v.stage,
+            dag_id: v.dag_id,
+            task_id: v.task_id,
+        })
+        .collect();
+    let lineage = Lineage::from_dags(dags.iter().map(|dag| &dag.spec)).with_models(&versions);
     let view = lineage
         .around(&node)
         .ok_or_else(|| ApiError::NotFound(format!("no DAG reads or writes {}", describe(&node))))?;
@@ -288,6 +316,8 @@ fn describe(node: &LineageNode) -> String {
     match node {
         LineageNode::Asset { uri } => format!("asset `{uri}`"),
         LineageNode::Task { dag_id, task_id } => format!("task `{task_id}` of DAG `{dag_id}` (no such task)"),
+        LineageNode::Model { name, version: Some(version) } => format!("version {version} of model `{name}`"),
+        LineageNode::Model { name, version: None } => format!("model `{name}` (with no version registered)"),
     }
 }
 

@@ -76,6 +76,7 @@ pub fn models_router() -> OpenApiRouter<AppState> {
         .routes(routes!(models::set_stage))
         .routes(routes!(models::rollback))
         .routes(routes!(models::predict))
+        .routes(routes!(models::feedback))
 }
 
 /// `limit` and `offset`, as every Airflow list endpoint takes them.

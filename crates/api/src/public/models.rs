@@ -4,16 +4,17 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sluice_core::ops_spec::check_model_name;
-use sluice_store::{ModelRow, ModelVersionRow, MonitorReportRow, SetStage, StageChangeRow};
-use uuid::Uuid;
+use sluice_core::serving::LoggedPrediction;
+use sluice_store::{ModelRow, ModelVersionRow, MonitorReportRow, NewFeedback, SetStage, StageChangeRow};
 
 use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::serving::Selector;
+use crate::serving::{REQUEST_ID_HEADER, Selector, request_id};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -311,8 +312,9 @@ pub struct PredictBody {
 pub struct PredictResponse {
     pub model: String,
     pub version: i64,
-    /// Identifies this prediction, e.g. to send the true labels later.
-    pub request_id: Uuid,
+    /// Identifies this prediction, e.g. to send the true labels later (`POST /models/{name}/feedback`): the
+    /// request's `x-request-id` header if it had one, else a new UUIDv7. Also answered in `x-request-id`.
+    pub request_id: String,
     /// The predicted class or value of each record, in order.
     pub predictions: Vec<Value>,
     /// Classification: each record's probability of each class, in the order of `classes`.
@@ -323,36 +325,139 @@ pub struct PredictResponse {
 /// Records above this many are predicted on a blocking thread rather than the request's.
 const INLINE_RECORDS: usize = 64;
 
-/// Real-time predictions: the records are prepared by the version's fitted transform, then predicted.
+/// Real-time predictions: the records are prepared by the version's fitted transform, then predicted. The answer
+/// carries a request id, and a sample of the answers is logged with their inputs (`lake://predictions/{name}`).
 #[utoipa::path(post, path = "/models/{name}/predict", tag = "Model", params(("name" = String, Path), Which),
     request_body = PredictBody,
-    responses((status = 200, body = PredictResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+    responses((status = 200, body = PredictResponse,
+        headers(("x-request-id" = String, description = "The prediction's request id"))),
+        (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn predict(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(which): ApiQuery<Which>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<PredictBody>,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Result<([(&'static str, String); 1], Json<PredictResponse>), ApiError> {
     check_model_name(&name).map_err(ApiError::NotFound)?;
+    let request_id = request_id(headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()));
     let resolved = state.serving.resolve(state.engine.store(), &name, &which.selector()?).await?;
     let records = body.records;
-    let prediction = if records.len() <= INLINE_RECORDS {
-        resolved.model.predict(&records)
+    let (records, prediction) = if records.len() <= INLINE_RECORDS {
+        let prediction = resolved.model.predict(&records);
+        (records, prediction)
     } else {
         let model = resolved.model.clone();
-        tokio::task::spawn_blocking(move || model.predict(&records))
-            .await
-            .map_err(|e| ApiError::Internal(format!("prediction failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let prediction = model.predict(&records);
+            (records, prediction)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("prediction failed: {e}")))?
+    };
+    let prediction = prediction.map_err(crate::serving::predict_error)?;
+    if state.serving.logs_next() {
+        let logged = LoggedPrediction {
+            request_id: request_id.clone(),
+            at: Utc::now(),
+            version: resolved.version,
+            model: resolved.model.clone(),
+            records,
+            predictions: prediction.predictions.clone(),
+        };
+        state.serving.log(&name, logged);
     }
-    .map_err(crate::serving::predict_error)?;
-    Ok(Json(PredictResponse {
+    let answer = PredictResponse {
         model: name,
         version: resolved.version,
-        request_id: Uuid::now_v7(),
+        request_id: request_id.clone(),
         predictions: prediction.predictions,
         probabilities: prediction.probabilities,
         classes: prediction.classes,
-    }))
+    };
+    Ok(([(REQUEST_ID_HEADER, request_id)], Json(answer)))
+}
+
+/// True labels of predictions, by the request ids the predictions answered with.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackBody {
+    pub feedback: Vec<FeedbackItem>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackItem {
+    pub request_id: String,
+    /// The true class (or value): a string, number or boolean.
+    #[schema(value_type = Object)]
+    pub label: Value,
+    /// Which record of the request, 0 (the first) by default.
+    #[serde(default)]
+    pub record: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeedbackResponse {
+    pub model: String,
+    /// Labels stored.
+    pub recorded: usize,
+}
+
+/// Labels in one request at most.
+const MAX_FEEDBACK: usize = 10_000;
+
+/// Labels and request ids longer than this are refused.
+const MAX_FEEDBACK_TEXT: usize = 200;
+
+impl FeedbackItem {
+    fn checked(self, index: usize) -> Result<NewFeedback, ApiError> {
+        let invalid = |why: String| ApiError::Unprocessable(format!("feedback[{index}]: {why}"));
+        if self.request_id.is_empty() || self.request_id.len() > MAX_FEEDBACK_TEXT {
+            return Err(invalid(format!("request_id must be 1 to {MAX_FEEDBACK_TEXT} characters")));
+        }
+        if self.record < 0 {
+            return Err(invalid("record must not be negative".into()));
+        }
+        let label = match self.label {
+            Value::String(text) => text,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(invalid(format!(
+                    "label must be a string, number or boolean, got {}",
+                    sluice_core::serving::json_type(&other)
+                )));
+            }
+        };
+        if label.len() > MAX_FEEDBACK_TEXT {
+            return Err(invalid(format!("label is longer than {MAX_FEEDBACK_TEXT} characters")));
+        }
+        Ok(NewFeedback { request_id: self.request_id, record: self.record, label })
+    }
+}
+
+/// Records the true labels of earlier predictions (User): the next `monitor` task of the model reports its
+/// accuracy and F1 on them, matched with the logged predictions by request id.
+#[utoipa::path(post, path = "/models/{name}/feedback", tag = "Model", params(("name" = String, Path)),
+    request_body = FeedbackBody,
+    responses((status = 200, body = FeedbackResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<FeedbackBody>,
+) -> Result<Json<FeedbackResponse>, ApiError> {
+    check_model_name(&name).map_err(ApiError::NotFound)?;
+    existing_model(&state, &name).await?;
+    if body.feedback.is_empty() || body.feedback.len() > MAX_FEEDBACK {
+        return Err(ApiError::Unprocessable(format!("`feedback` must list 1 to {MAX_FEEDBACK} labels")));
+    }
+    let labels =
+        body.feedback.into_iter().enumerate().map(|(i, item)| item.checked(i)).collect::<Result<Vec<_>, _>>()?;
+    let given_by = format!("user:{}", principal.username);
+    let recorded = state.engine.store().record_feedback(&name, &labels, &given_by, Utc::now()).await?;
+    Ok(Json(FeedbackResponse { model: name, recorded }))
 }
 
 /// A monitor task's drift report on a model version.
@@ -363,8 +468,11 @@ pub struct MonitorReportResponse {
     pub input_uri: String,
     pub rows: i64,
     pub drifted: bool,
-    /// Every check: `feature`, `statistic` (psi, ks_p_value, accuracy, f1), `value`, `threshold`, `drifted`.
+    /// Every check: `feature` (a feature, `prediction`, `label` or `feedback`), `statistic` (psi, ks_p_value,
+    /// accuracy, f1), `value`, `threshold`, `drifted`.
     pub checks: Value,
+    /// The labels fed back since the previous report that this one judged the model on, if any.
+    pub feedback: Option<FeedbackUsed>,
     pub dag_id: String,
     pub run_id: String,
     pub task_id: String,
@@ -372,6 +480,17 @@ pub struct MonitorReportResponse {
     pub retrain_dag_id: Option<String>,
     pub retrain_run_id: Option<String>,
     pub timestamp: DateTime<Utc>,
+}
+
+/// How much feedback a monitor report used.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeedbackUsed {
+    /// Labels given since the previous report.
+    pub labels: i64,
+    /// Those matched with a logged prediction: the accuracy and F1 are computed on them.
+    pub matched: i64,
+    /// The id of the newest label seen: the next report starts after it.
+    pub through: i64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -388,6 +507,7 @@ fn monitor_response(row: MonitorReportRow) -> MonitorReportResponse {
         rows: row.rows,
         drifted: row.drifted,
         checks: row.checks,
+        feedback: row.feedback.map(|f| FeedbackUsed { labels: f.labels, matched: f.matched, through: f.through }),
         dag_id: row.dag_id,
         run_id: row.run_id,
         task_id: row.task_id,

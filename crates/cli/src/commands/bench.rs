@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, serve};
+use super::server::{AuthArgs, DatabaseArgs, LakeArgs, PredictionLogArgs, SchedulingArgs, ServerArgs, connect, serve};
 
 mod monitor;
 mod predict;
@@ -180,6 +180,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
         no_scheduler: false,
         auth,
         lake: LakeArgs { lake: Some(lake.display().to_string()), home: dags.to_path_buf() },
+        prediction_log: PredictionLogArgs::default(),
     };
     let store = connect(&server_args.database).await?;
     let token = server_args.auth.local_admin_token(&store).await?;

@@ -168,7 +168,9 @@ async fn test(dag_id: &str, conf: Value, dags_folder: PathBuf) -> anyhow::Result
 }
 
 async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -> anyhow::Result<ExitCode> {
-    use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, serve};
+    use super::server::{
+        AuthArgs, DatabaseArgs, LakeArgs, PredictionLogArgs, SchedulingArgs, ServerArgs, connect, serve,
+    };
     let token = uuid::Uuid::now_v7().to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -186,6 +188,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         no_scheduler: false,
         auth: AuthArgs::private(),
         lake: LakeArgs { lake: None, home: home.to_path_buf() },
+        prediction_log: PredictionLogArgs::default(),
     };
     let store = connect(&args.database).await?;
     let api_token = args.auth.local_admin_token(&store).await?;

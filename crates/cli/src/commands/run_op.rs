@@ -17,9 +17,10 @@ use chrono::{NaiveDate, Utc};
 use sluice_core::connection::{Connection, connection_env_var};
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
-    MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, OP_SPEC_ENV, OpOutput, PREVIOUS_WATERMARK_ENV, QualityStatus, RegistryView,
+    FeedbackView, MODEL_FEEDBACK_ENV, MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, OP_SPEC_ENV, OpOutput,
+    PREVIOUS_WATERMARK_ENV, QualityStatus, RegistryView,
 };
-use sluice_ops::{Lake, OpContext, run_op};
+use sluice_ops::{Lake, OpContext, TaskRun, run_op};
 
 use super::server::LakeArgs;
 
@@ -51,6 +52,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(json) => Some(serde_json::from_str(&json).with_context(|| format!("${MODEL_REGISTRY_ENV}"))?),
         Err(_) => None,
     };
+    let feedback: Option<FeedbackView> = match std::env::var(MODEL_FEEDBACK_ENV) {
+        Ok(json) => Some(serde_json::from_str(&json).with_context(|| format!("${MODEL_FEEDBACK_ENV}"))?),
+        Err(_) => None,
+    };
+    let run = match (std::env::var("SLUICE_DAG_ID"), std::env::var("SLUICE_RUN_ID"), std::env::var("SLUICE_TASK_ID")) {
+        (Ok(dag_id), Ok(run_id), Ok(task_id)) => Some(TaskRun { dag_id, run_id, task_id }),
+        _ => None,
+    };
     if let OpSpec::Ingest(spec) = &op
         && let Some(column) = &spec.watermark
     {
@@ -73,6 +82,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             log: &log,
             model_version,
             registry: registry.as_ref(),
+            feedback: feedback.as_ref(),
+            run: run.as_ref(),
         };
         run_op(&op, &ctx)
     })

@@ -9,11 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 use sluice_api::AppState;
 use sluice_api::auth::{AuthConfig, SignInLimits, SignInThrottle};
+use sluice_api::prediction_log::{LogSettings, LogWriter, PredictionLog};
 use sluice_api::serving::Serving;
 use sluice_core::Role;
 use sluice_core::masking::SensitiveKeys;
 use sluice_ops::Lake;
-use sluice_ops::model::LakeModelLoader;
+use sluice_ops::model::{LakeModelLoader, LakePredictionLog};
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
 use sluice_store::{Secrets, Store};
 use tokio::net::TcpListener;
@@ -163,10 +164,53 @@ impl LakeArgs {
         self.lake.clone().unwrap_or_else(|| self.home.join("lake").display().to_string())
     }
 
-    /// What answers predictions: versions loaded from this lake.
-    fn serving(&self) -> anyhow::Result<Arc<Serving>> {
+    /// What answers predictions: versions loaded from this lake, and the writer of their log in it, which the
+    /// caller finishes after the last request.
+    fn serving(&self, store: &Store, log: &PredictionLogArgs) -> anyhow::Result<(Arc<Serving>, Option<LogWriter>)> {
         let lake = Lake::open(&self.location())?;
-        Ok(Arc::new(Serving::new(Arc::new(LakeModelLoader { lake }))))
+        let serving = Serving::new(Arc::new(LakeModelLoader { lake: lake.clone() }));
+        if log.prediction_log_sample <= 0.0 {
+            return Ok((Arc::new(serving), None));
+        }
+        let settings = LogSettings {
+            sample: log.prediction_log_sample,
+            flush_rows: log.prediction_log_flush_rows.max(1),
+            flush_every: Duration::from_secs(log.prediction_log_flush_secs.max(1)),
+            ..LogSettings::default()
+        };
+        let (log, writer) = PredictionLog::start(Arc::new(LakePredictionLog { lake }), store.clone(), settings);
+        Ok((Arc::new(serving.with_log(log)), Some(writer)))
+    }
+}
+
+/// How predictions are logged to `lake://predictions/<model>` for monitoring.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PredictionLogArgs {
+    /// The share of prediction requests logged with their inputs, from 0 (none) to 1 (all).
+    #[arg(long, env = "SLUICE_PREDICTION_LOG_SAMPLE", default_value_t = 1.0, value_parser = parse_share)]
+    pub prediction_log_sample: f64,
+    /// A model's logged rows are written once this many wait...
+    #[arg(long, env = "SLUICE_PREDICTION_LOG_FLUSH_ROWS", default_value_t = 10_000)]
+    pub prediction_log_flush_rows: usize,
+    /// ... or every this many seconds.
+    #[arg(long, env = "SLUICE_PREDICTION_LOG_FLUSH_SECS", default_value_t = 5)]
+    pub prediction_log_flush_secs: u64,
+}
+
+impl Default for PredictionLogArgs {
+    fn default() -> Self {
+        PredictionLogArgs {
+            prediction_log_sample: 1.0,
+            prediction_log_flush_rows: 10_000,
+            prediction_log_flush_secs: 5,
+        }
+    }
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{text:?} is not a number from 0 to 1")),
     }
 }
 
@@ -189,6 +233,8 @@ pub struct ServerArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub prediction_log: PredictionLogArgs,
 }
 
 /// `sluice serve`: predictions only.
@@ -203,6 +249,8 @@ pub struct ServeArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub lake: LakeArgs,
+    #[command(flatten)]
+    pub prediction_log: PredictionLogArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -286,11 +334,12 @@ pub async fn serve(
         stop_signal.cancelled().await;
         stopping.stop_waiting();
     });
+    let (serving, log_writer) = args.lake.serving(engine.store(), &args.prediction_log)?;
     let state = AppState {
         engine,
         worker_token: Arc::from(worker_token),
         auth: Arc::new(args.auth.config()),
-        serving: args.lake.serving()?,
+        serving,
         sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),
     };
     // The peer address of each connection travels with its requests: sign-in limits count per client address.
@@ -300,6 +349,9 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
         .context("server failed")?;
+    if let Some(writer) = log_writer {
+        writer.finish().await;
+    }
     if let Some(handle) = scheduler {
         handle.await.ok();
     }
@@ -333,18 +385,22 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         lease_secs: 30,
         sensitive_fields: Vec::new(),
     };
+    let (serving, log_writer) = args.lake.serving(&store, &args.prediction_log)?;
     let state = AppState {
         engine: engine_of(store, &scheduling),
         // No worker is ever told this one: the worker protocol is not served.
         worker_token: Arc::from(random_secret()),
         auth: Arc::new(args.auth.config()),
-        serving: args.lake.serving()?,
+        serving,
         sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),
     };
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     tracing::info!(address = %listener.local_addr()?, lake = %args.lake.location(), "serving models");
     let app = sluice_api::serving_router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()).await.context("server failed")?;
+    if let Some(writer) = log_writer {
+        writer.finish().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

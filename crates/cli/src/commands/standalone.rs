@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use sluice_core::Role;
 use sluice_store::{Secrets, Store};
 
-use super::server::{AuthArgs, DatabaseArgs, LakeArgs, SchedulingArgs, ServerArgs, connect, random_secret, serve};
+use super::server::{
+    AuthArgs, DatabaseArgs, LakeArgs, PredictionLogArgs, SchedulingArgs, ServerArgs, connect, random_secret, serve,
+};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -48,6 +50,8 @@ pub struct Args {
     pub worker_slots: u32,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub prediction_log: PredictionLogArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -71,6 +75,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         no_scheduler: false,
         auth,
         lake: LakeArgs { lake: None, home: args.home.clone() },
+        prediction_log: args.prediction_log.clone(),
     };
     let store = connect(&server_args.database).await?;
     create_first_admin(&store, &args.home).await?;

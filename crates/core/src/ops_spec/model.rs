@@ -213,6 +213,19 @@ pub struct OnDrift {
     /// A DAG to trigger (the retraining DAG), with the report's findings in its `conf`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
+    /// An HTTP endpoint told of the drift: a JSON message is posted to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+}
+
+/// Where a drift message is posted: an HTTP connection's host (with its credentials) and a path on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub connection: String,
+    /// Joined to the connection's host; absent: the host itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// `kind: deploy` — the `deploy:` block.
@@ -362,8 +375,10 @@ impl MonitorConfig {
         if !(t.psi > 0.0 && t.prediction_psi > 0.0 && t.ks_p_value > 0.0 && t.ks_p_value < 1.0) {
             problems.push("drift thresholds must be positive, and ks_p_value below 1".to_owned());
         }
-        if t.min_accuracy.is_some() && self.label.is_none() {
-            problems.push("`min_accuracy` needs `label`, the column of true labels".to_owned());
+        if let Some(webhook) = self.on_drift.as_ref().and_then(|d| d.webhook.as_ref())
+            && webhook.connection.trim().is_empty()
+        {
+            problems.push("`on_drift.webhook.connection` must name an HTTP connection".to_owned());
         }
         problems
     }

@@ -88,3 +88,27 @@ fn latest_partition_at_or_before_a_date() {
     let err = lake.read_hashed("lake://ref/t", day(3)).unwrap_err();
     assert!(matches!(err, OpsError::NoPartition { .. }), "{err}");
 }
+
+#[test]
+fn appended_batches_are_files_of_one_partition_read_together() {
+    let dir = TempDir::new();
+    let lake = Lake::new(dir.path());
+    let uri = "lake://predictions/m";
+    assert!(lake.read_parts(uri, ds()).unwrap().is_empty(), "no partition yet: no part");
+    let mut first = df!("a" => [1i64, 2]).unwrap();
+    let mut second = df!("a" => [3i64]).unwrap();
+    let written = lake.append(uri, ds(), &mut first).unwrap();
+    lake.append(uri, ds(), &mut second).unwrap();
+    assert_eq!((written.rows, written.content_hash.len()), (2, 64));
+    assert!(written.path.file_name().unwrap().to_string_lossy().starts_with("part-"), "{}", written.path.display());
+    assert_eq!(lake.read_parts(uri, ds()).unwrap(), [first.clone(), second.clone()], "in the order written");
+    assert_eq!(lake.read(uri, ds()).unwrap(), df!("a" => [1i64, 2, 3]).unwrap());
+    assert_eq!(lake.latest_partition(uri, ds()).unwrap(), Some(ds()));
+    let temporary = lake
+        .partition_dir(uri, ds())
+        .unwrap()
+        .read_dir()
+        .unwrap()
+        .any(|f| f.unwrap().file_name().to_string_lossy().starts_with('.'));
+    assert!(!temporary, "no temporary file is left behind");
+}

@@ -1,20 +1,23 @@
 //! `kind: monitor` and `kind: score`: a model version applied to recent data. Monitoring compares the data, prepared
 //! by the version's transform, with the version's training reference — per feature the population stability index
-//! and the Kolmogorov–Smirnov test, the distribution of predictions, and accuracy and F1 on labels in the data —
-//! and reports each check with its threshold. Scoring writes every row with its prediction.
+//! and the Kolmogorov–Smirnov test, the distribution of predictions, accuracy and F1 on labels in the data and on
+//! labels fed back through the API — reports each check with its threshold, and tells the drift to a webhook if the
+//! task names one. Scoring writes every row with its prediction.
 
 use std::collections::BTreeMap;
 
 use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sluice_core::ops_spec::{ModelRef, MonitorSpec};
+use serde_json::{Value, json};
+use sluice_core::ops_spec::{ModelRef, MonitorSpec, Webhook};
 use sluice_core::protocol::{DriftCheck, MonitorReport, RegistryView, VersionView};
 use sluice_ml::drift;
 
+use super::feedback::feedback_checks;
 use super::{REFERENCE_FILE, ServedVersion, parse_artifact, read_artifact, registered};
 use crate::error::{OpsError, Result};
+use crate::http::{RetryPolicy, post_json};
 use crate::lake::WrittenPartition;
 use crate::task::OpContext;
 
@@ -60,7 +63,7 @@ fn chosen<'a>(registry: &'a RegistryView, wanted: &ModelRef) -> Result<&'a Versi
 }
 
 fn texts(prediction: &sluice_core::serving::Prediction) -> Vec<String> {
-    prediction.predictions.iter().map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned)).collect()
+    prediction.predictions.iter().map(super::log::text).collect()
 }
 
 fn predict_error(e: sluice_core::serving::PredictError) -> OpsError {
@@ -125,9 +128,22 @@ pub fn run_monitor(spec: &MonitorSpec, ctx: &OpContext<'_>, registry: &RegistryV
             drifted: false,
         });
     }
+    let feedback = match ctx.feedback {
+        Some(view) => {
+            let (found, summary) =
+                feedback_checks(ctx.lake, &config.model, view, thresholds.min_accuracy, ctx.now.date_naive())?;
+            (ctx.log)(&format!(
+                "{} labels fed back since the last report, {} matched with logged predictions",
+                summary.labels, summary.matched
+            ));
+            checks.extend(found);
+            Some(summary)
+        }
+        None => None,
+    };
     let mut drifted_features: Vec<String> = checks
         .iter()
-        .filter(|c| c.drifted && c.feature != "prediction" && c.feature != "label")
+        .filter(|c| c.drifted && !["prediction", "label", "feedback"].contains(&c.feature.as_str()))
         .map(|c| c.feature.clone())
         .collect();
     drifted_features.dedup();
@@ -137,7 +153,7 @@ pub fn run_monitor(spec: &MonitorSpec, ctx: &OpContext<'_>, registry: &RegistryV
     }) {
         (ctx.log)(&line);
     }
-    Ok(MonitorReport {
+    let report = MonitorReport {
         model: config.model.clone(),
         version: version.version,
         input_uri: input.clone(),
@@ -145,7 +161,49 @@ pub fn run_monitor(spec: &MonitorSpec, ctx: &OpContext<'_>, registry: &RegistryV
         drifted: checks.iter().any(|c| c.drifted),
         checks,
         drifted_features,
-    })
+        feedback,
+    };
+    if let Some(webhook) = config.on_drift.as_ref().and_then(|d| d.webhook.as_ref())
+        && report.drifted
+    {
+        tell_webhook(webhook, &report, ctx, RetryPolicy::default());
+    }
+    Ok(report)
+}
+
+/// Posts the drift to the webhook. A failure, retried first, is logged and does not fail the report: the drift is
+/// recorded, and its retraining run triggered, whether or not the message got through.
+fn tell_webhook(webhook: &Webhook, report: &MonitorReport, ctx: &OpContext<'_>, policy: RetryPolicy) {
+    let drift: Vec<Value> = report
+        .checks
+        .iter()
+        .filter(|c| c.drifted)
+        .map(|c| json!({"feature": c.feature, "statistic": c.statistic, "value": c.value, "threshold": c.threshold}))
+        .collect();
+    let run = ctx.run;
+    let message = json!({
+        "event": "drift",
+        "model": report.model,
+        "version": report.version,
+        "dag_id": run.map(|r| r.dag_id.as_str()),
+        "run_id": run.map(|r| r.run_id.as_str()),
+        "task_id": run.map(|r| r.task_id.as_str()),
+        "input_uri": report.input_uri,
+        "rows": report.rows,
+        "drifted_features": report.drifted_features,
+        "drift": drift,
+    });
+    let endpoint = webhook.endpoint.as_deref().unwrap_or("/");
+    let posted = ctx
+        .connection(&webhook.connection)
+        .and_then(|connection| post_json(endpoint, connection, &message, policy, ctx.log));
+    match posted {
+        Ok(()) => (ctx.log)(&format!("drift posted to the webhook of connection {:?}", webhook.connection)),
+        Err(e) => (ctx.log)(&format!(
+            "WARNING: the drift could not be posted to the webhook of connection {:?}: {e}",
+            webhook.connection
+        )),
+    }
 }
 
 fn check(feature: &str, statistic: &str, value: f64, threshold: f64, drifted: bool) -> DriftCheck {
@@ -162,7 +220,7 @@ fn label_texts(df: &DataFrame, column: &str) -> Result<Vec<String>> {
 }
 
 /// F1 averaged over the classes seen in the labels or the predictions.
-fn macro_f1(labels: &[String], predicted: &[String]) -> f64 {
+pub(super) fn macro_f1(labels: &[String], predicted: &[String]) -> f64 {
     let mut classes: Vec<&String> = labels.iter().chain(predicted).collect();
     classes.sort();
     classes.dedup();

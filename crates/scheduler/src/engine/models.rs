@@ -3,8 +3,10 @@
 //!
 //! A train try gets a version number reserved for it and registers that version only if it succeeds; a deploy try
 //! sees the model's versions as they were at lease time and its stage change is applied only if production has not
-//! moved since, so two deploys deciding against the same production version cannot both win. A monitor try's report
-//! is stored with the try's end; the retraining run a drift asks for is triggered right after that commit.
+//! moved since, so two deploys deciding against the same production version cannot both win. A monitor try gets the
+//! labels fed back since the model's last report; its report is stored with the try's end, and the retraining run a
+//! drift asks for is requested in the same transaction, then created right after the commit (or, if the server
+//! stopped in between, by a scheduler pass: [`super::Engine::start_pending_retraining`]).
 
 use std::collections::BTreeMap;
 
@@ -12,23 +14,49 @@ use chrono::{DateTime, Utc};
 use sluice_core::Dag;
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
-    DriftCheck, MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, MonitorReport, RegistryView, ReportRequest, TaskOutcome,
-    VersionView,
+    DriftCheck, FedBackLabel, FeedbackView, MODEL_FEEDBACK_ENV, MODEL_REGISTRY_ENV, MonitorReport, RegistryView,
+    ReportRequest, TaskOutcome, VersionView,
 };
-use sluice_store::{Claim, LeafTry, NewModelVersion, NewMonitorReport, RunTx, SetStage, StageRefusal, TaskInstanceRow};
+use sluice_store::{
+    Claim, FeedbackCounts, FeedbackSince, LeafTry, NewModelVersion, NewMonitorReport, RunTx, SetStage, StageRefusal,
+    TaskInstanceRow,
+};
 
 use crate::EngineError;
 
-/// The registry variables of a `train`, `deploy`, `score` or `monitor` try (none for other kinds).
-pub(super) async fn model_env(
+/// Labels read for a monitor try at most; the newest are kept.
+const FEEDBACK_ROWS: i64 = 2_000;
+
+/// The bytes of labels a monitor try is given at most: they travel in one environment variable, and Linux refuses
+/// to start a process with a variable over 128 KiB.
+const FEEDBACK_BYTES: usize = 100_000;
+
+/// Reserves the version numbers of a claim's `train` tries, one per `(model, index of the try)`, in the order of the
+/// models' names: each reservation locks its model's row until the claim commits, and two claims taking two models'
+/// rows in different orders would deadlock.
+pub(super) async fn reserve_versions(
     tx: &mut Claim<'_>,
-    op: &OpSpec,
+    mut trains: Vec<(String, usize)>,
     now: DateTime<Utc>,
-) -> Result<BTreeMap<String, String>, EngineError> {
+) -> Result<Vec<(usize, i64)>, EngineError> {
+    trains.sort();
+    let mut reserved = Vec::with_capacity(trains.len());
+    for (model, index) in trains {
+        reserved.push((index, tx.reserve_model_version(&model, now).await?));
+    }
+    Ok(reserved)
+}
+
+/// The registry variables of a `deploy`, `score` or `monitor` try (none for other kinds; a `train` try's version is
+/// reserved by [`reserve_versions`]), and a monitor try's fed-back labels.
+pub(super) async fn model_env(tx: &mut Claim<'_>, op: &OpSpec) -> Result<BTreeMap<String, String>, EngineError> {
     let mut env = BTreeMap::new();
-    if let OpSpec::Train(train) = op {
-        let version = tx.reserve_model_version(&train.model.name, now).await?;
-        env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
+    if let OpSpec::Monitor(spec) = op {
+        let since = tx.reads().feedback_since(&spec.monitor.model, FEEDBACK_ROWS).await?;
+        if let Some(view) = feedback_view(since) {
+            let json = serde_json::to_string(&view).map_err(|e| EngineError::Invalid(format!("feedback: {e}")))?;
+            env.insert(MODEL_FEEDBACK_ENV.to_owned(), json);
+        }
     }
     if let Some(model) = op.registry_model() {
         let (versions, previous_production) = tx.reads().model_versions_for_deploy(model).await?;
@@ -49,6 +77,23 @@ pub(super) async fn model_env(
         env.insert(MODEL_REGISTRY_ENV.to_owned(), json);
     }
     Ok(env)
+}
+
+/// The labels above the last report's mark that fit in [`FEEDBACK_BYTES`], newest first; none when there are none.
+fn feedback_view(since: FeedbackSince) -> Option<FeedbackView> {
+    let through = since.rows.first()?.id;
+    let mut bytes = 0;
+    let labels = since
+        .rows
+        .into_iter()
+        .take_while(|row| {
+            // The JSON of one label: its texts, escaped at worst to twice their length, and the field names.
+            bytes += 2 * (row.request_id.len() + row.label.len()) + 64;
+            bytes <= FEEDBACK_BYTES
+        })
+        .map(|row| FedBackLabel { request_id: row.request_id, record: row.record, label: row.label })
+        .collect();
+    Some(FeedbackView { after: since.after, through, total: since.total, labels })
 }
 
 /// The transaction that records a try's end: under its run's lock, or a leaf's own (see `Engine::report`).
@@ -90,6 +135,28 @@ impl EndTx<'_, '_> {
             EndTx::Leaf(leaf) => leaf.record_monitor_report(new, now).await,
         }
     }
+
+    async fn request_retraining(
+        &mut self,
+        id: i64,
+        dag_id: &str,
+        run_id: &str,
+        conf: &serde_json::Value,
+    ) -> sluice_store::Result<()> {
+        match self {
+            EndTx::Run(run) => run.request_retraining(id, dag_id, run_id, conf).await,
+            EndTx::Leaf(leaf) => leaf.request_retraining(id, dag_id, run_id, conf).await,
+        }
+    }
+}
+
+/// A retraining run asked for by a drifted report, to create after the report's commit.
+#[derive(Debug)]
+pub(super) struct Retraining {
+    pub report_id: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub conf: serde_json::Value,
 }
 
 /// What a try's report changed in the registry.
@@ -98,8 +165,8 @@ pub(super) struct ModelOutcome {
     /// Why the try must fail instead, having changed nothing: a report about another model than the task's, or a
     /// promotion decided against a production version that has changed since.
     pub refused: Option<String>,
-    /// A drifted monitor report whose task asks for a retraining run: the report's id, the DAG and its `conf`.
-    pub retrain: Option<(i64, String, serde_json::Value)>,
+    /// A drifted monitor report whose task asks for a retraining run: asked for in the report's transaction.
+    pub retrain: Option<Retraining>,
 }
 
 /// Applies what a successful train, deploy or monitor try reports: registers its model version, changes a stage or
@@ -182,12 +249,26 @@ pub(super) async fn record_model(
             run_id: &ti.run_id,
             task_id: &ti.task_id,
             try_id: &report.lease_id.to_string(),
+            feedback: monitor.feedback.map(|f| FeedbackCounts {
+                labels: f.labels,
+                matched: f.matched,
+                through: f.through,
+            }),
         };
         let id = tx.record_monitor_report(&new, now).await?;
         if monitor.drifted
             && let Some(dag_id) = spec.monitor.on_drift.as_ref().and_then(|d| d.trigger.clone())
         {
-            outcome.retrain = Some((id, dag_id, retrain_conf(monitor, id)));
+            // Named after the report, so that creating it twice (after the commit, and by a scheduler that finds it
+            // still pending) creates it once.
+            let retraining = Retraining {
+                report_id: id,
+                dag_id,
+                run_id: format!("retrain__report_{id}"),
+                conf: retrain_conf(monitor, id),
+            };
+            tx.request_retraining(id, &retraining.dag_id, &retraining.run_id, &retraining.conf).await?;
+            outcome.retrain = Some(retraining);
         }
     }
     Ok(outcome)
@@ -213,12 +294,17 @@ fn retrain_conf(monitor: &MonitorReport, report_id: i64) -> serde_json::Value {
     })
 }
 
+/// Reports whose retraining runs a scheduler pass creates at most.
+const PENDING_RETRAINING: i64 = 20;
+
 impl super::Engine {
-    /// Starts the retraining run a drifted monitor report asks for, and notes it with the report. A failure is
-    /// logged, not returned: the report is recorded either way, and says whether a run was started.
-    pub(super) async fn trigger_retraining(&self, report_id: i64, dag_id: &str, conf: serde_json::Value) {
+    /// Creates the retraining run a drifted monitor report asked for. A failure is logged, not returned: the report
+    /// is recorded either way, and the run stays asked for (until its DAG is found gone), so that a later scheduler
+    /// pass creates it.
+    pub(super) async fn start_retraining(&self, retraining: Retraining) {
+        let Retraining { report_id, dag_id, run_id, conf } = retraining;
         let request = super::runs::TriggerRequest {
-            dag_run_id: None,
+            dag_run_id: Some(run_id.clone()),
             logical_date: None,
             data_interval: None,
             conf: Some(conf),
@@ -226,13 +312,63 @@ impl super::Engine {
             // Airflow names a run started by another DAG's task (TriggerDagRunOperator) so.
             triggered_by: "operator".to_owned(),
         };
-        match self.trigger_run(dag_id, request).await {
-            Ok(run) => {
-                if let Err(e) = self.store.set_monitor_retrain_run(report_id, dag_id, &run.run_id).await {
-                    tracing::warn!(report_id, "cannot note the retraining run with its report: {e}");
-                }
+        let started = match self.trigger_run(&dag_id, request).await {
+            Ok(_) => true,
+            // Created already: by this process before a crash, or by another scheduler.
+            Err(EngineError::Conflict(_)) if self.store.get_run(&dag_id, &run_id).await.ok().flatten().is_some() => {
+                true
             }
-            Err(e) => tracing::error!(report_id, dag_id, "cannot trigger the retraining run: {e}"),
+            Err(e @ (EngineError::NotFound(_) | EngineError::Invalid(_))) => {
+                tracing::error!(report_id, dag_id, "the retraining DAG cannot be triggered: {e}");
+                false
+            }
+            Err(e) => {
+                tracing::error!(report_id, dag_id, "cannot trigger the retraining run yet, will retry: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.store.retraining_done(report_id, started).await {
+            tracing::warn!(report_id, "cannot note the retraining run with its report: {e}");
         }
+    }
+
+    /// Creates the retraining runs that drifted reports asked for and that do not exist yet: those whose server
+    /// stopped between the report's commit and the run's creation. Returns how many reports were pending.
+    pub async fn start_pending_retraining(&self) -> Result<usize, EngineError> {
+        let pending = self.store.pending_retraining(PENDING_RETRAINING).await?;
+        let count = pending.len();
+        for report in pending {
+            let (Some(dag_id), Some(run_id), Some(conf)) =
+                (report.retrain_dag_id, report.retrain_run_id, report.retrain_conf)
+            else {
+                continue;
+            };
+            self.start_retraining(Retraining { report_id: report.id, dag_id, run_id, conf }).await;
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_store::FeedbackRow;
+
+    use super::*;
+
+    fn row(id: i64, label: &str) -> FeedbackRow {
+        FeedbackRow { id, request_id: format!("r{id}"), record: 0, label: label.to_owned() }
+    }
+
+    #[test]
+    fn a_monitor_try_gets_the_newest_labels_that_fit_in_its_environment() {
+        assert_eq!(feedback_view(FeedbackSince { after: Some(3), total: 0, rows: Vec::new() }), None);
+        let long = "x".repeat(10_000);
+        let rows: Vec<FeedbackRow> = (1..=20).rev().map(|id| row(id, &long)).collect();
+        let view = feedback_view(FeedbackSince { after: Some(0), total: 20, rows }).unwrap();
+        assert_eq!((view.after, view.through, view.total), (Some(0), 20, 20));
+        let ids: Vec<&str> = view.labels.iter().map(|l| l.request_id.as_str()).collect();
+        assert_eq!(ids, ["r20", "r19", "r18", "r17"], "the newest, as many as fit");
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(json.len() <= FEEDBACK_BYTES, "{}", json.len());
     }
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::masking::{Masker, stored_rendering};
+use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
-    HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, ReportRequest, TaskOutcome,
+    HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, MODEL_VERSION_ENV, ReportRequest,
+    TaskOutcome,
 };
 use sluice_core::template::{RenderedCommand, TemplateContext, render_reading};
 use sluice_core::{Dag, TaskState};
@@ -22,7 +24,7 @@ use super::Engine;
 use super::data_env::data_task_env;
 use super::evaluate::Scope;
 use super::masking::{add_received_connections, masked, template_connections, templates_mention};
-use super::models::{EndTx, model_env, record_model};
+use super::models::{EndTx, model_env, record_model, reserve_versions};
 use crate::EngineError;
 
 /// Leases remembered for their reports at most (see `Engine::remember_leases`).
@@ -85,6 +87,7 @@ impl Engine {
         let mut leased = Vec::with_capacity(queued.len());
         let mut started = Vec::with_capacity(queued.len());
         let mut unrenderable = Vec::new();
+        let mut trains = Vec::new();
         for ti in queued {
             let prepared = self.prepare(&mut claim, &ti).await?;
             let rendered = prepared.as_ref().map_or(Value::Null, |p| p.stored.clone());
@@ -92,11 +95,17 @@ impl Engine {
             let Some(task) = claim.start_try(ti, &rendered, worker, host, lease_until, now).await? else { continue };
             match prepared {
                 Ok(prepared) => {
+                    if let Some(OpSpec::Train(train)) = &prepared.command.op {
+                        trains.push((train.model.name.clone(), leased.len()));
+                    }
                     started.push((task.lease_id, task.ti.run_pk, task.ti.task_id.clone()));
                     leased.push(self.leased_task(&task, prepared));
                 }
                 Err(message) => unrenderable.push((task, message)),
             }
+        }
+        for (index, version) in reserve_versions(&mut claim, trains, now).await? {
+            leased[index].env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
         }
         tx.commit().await?;
         for task in &leased {
@@ -145,7 +154,7 @@ impl Engine {
                 }
                 Err(message) => return Ok(Err(message)),
             }
-            env.extend(model_env(claim, op, Utc::now()).await?);
+            env.extend(model_env(claim, op).await?);
         }
         let stored = stored_rendering(&serde_json::to_value(&command).unwrap_or_default(), &confidential);
         let mask = Masker::new(confidential.secrets).secrets().to_vec();
@@ -269,8 +278,8 @@ impl Engine {
             let end = try_end(&dag, &ti, ending, now);
             let ti = leaf.end_and_commit(&end, now).await?;
             log_end(&ti, &end);
-            if let Some((report_id, dag_id, conf)) = models.retrain {
-                self.trigger_retraining(report_id, &dag_id, conf).await;
+            if let Some(retraining) = models.retrain {
+                self.start_retraining(retraining).await;
             }
             return self.settle_run(ti.run_pk, &ti.task_id).await;
         }
@@ -281,8 +290,8 @@ impl Engine {
         refuse_if(&mut ending, models.refused);
         self.end_try(&mut run, &ti, ending, now).await?;
         tx.commit().await?;
-        if let Some((report_id, dag_id, conf)) = models.retrain {
-            self.trigger_retraining(report_id, &dag_id, conf).await;
+        if let Some(retraining) = models.retrain {
+            self.start_retraining(retraining).await;
         }
         Ok(())
     }

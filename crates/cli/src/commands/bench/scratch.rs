@@ -48,6 +48,8 @@ impl Scratch {
             log: &quiet,
             model_version,
             registry,
+            feedback: None,
+            run: None,
         }
     }
 
