@@ -1,7 +1,7 @@
 //! The model registry's part in a task's path: what a `train` or `deploy` try receives at lease time, and what its
 //! report changes in the registry, in the transaction that records the try's end.
 //!
-//! A train try gets a version number reserved for it and registers that version only if it succeeds; a deploy try
+//! A train try (or a command task's with `registers:`) gets a version number reserved for it and registers that version only if it succeeds; a deploy try
 //! sees the model's versions as they were at lease time and its stage change is applied only if production has not
 //! moved since, so two deploys deciding against the same production version cannot both win. A monitor try's report
 //! is stored with the try's end; the retraining run a drift asks for is triggered right after that commit.
@@ -26,8 +26,8 @@ pub(super) async fn model_env(
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<String, String>, EngineError> {
     let mut env = BTreeMap::new();
-    if let OpSpec::Train(train) = op {
-        let version = tx.reserve_model_version(&train.model.name, now).await?;
+    if let Some(model) = op.trained_model() {
+        let version = tx.reserve_model_version(model, now).await?;
         env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
     }
     if let Some(model) = op.registry_model() {
@@ -102,7 +102,7 @@ pub(super) struct ModelOutcome {
     pub retrain: Option<(i64, String, serde_json::Value)>,
 }
 
-/// Applies what a successful train, deploy or monitor try reports: registers its model version, changes a stage or
+/// Applies what a successful train (or registering command), deploy or monitor try reports: registers its model version, changes a stage or
 /// stores its drift report.
 pub(super) async fn record_model(
     mut tx: EndTx<'_, '_>,
@@ -120,11 +120,11 @@ pub(super) async fn record_model(
     let refuse = |why: String| Ok(ModelOutcome { refused: Some(why), retrain: None });
     let op = dag.task(&ti.task_id).and_then(|t| t.op_spec());
     if let Some(model) = &report.model {
-        let Some(OpSpec::Train(train)) = &op else {
-            return refuse("only a train task registers model versions".to_owned());
+        let Some(trained) = op.as_ref().and_then(OpSpec::trained_model) else {
+            return refuse("only a train task, or a command task with `registers`, registers model versions".into());
         };
-        if train.model.name != model.name {
-            return refuse(format!("the task trains {:?}, not {:?}", train.model.name, model.name));
+        if trained != model.name {
+            return refuse(format!("the task trains {trained:?}, not {:?}", model.name));
         }
         let new = NewModelVersion {
             model: &model.name,
