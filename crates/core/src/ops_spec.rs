@@ -26,9 +26,9 @@ pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Sever
 pub use self::derive::check_sql_expression;
 pub use self::join::{Join, JoinHow, joined_assets};
 pub use self::model::{
-    ALGORITHMS, CandidateGrid, CommandSpec, CrossValidation, DeployAction, DeploySpec, DriftThresholds, Gate, METRICS, ModelRef,
-    ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, RegistersSpec, STAGES, ScoreSpec, TrainSpec, check_model_name,
-    higher_is_better,
+    ALGORITHMS, CandidateGrid, CommandSpec, CrossValidation, DeployAction, DeploySpec, DriftThresholds, Gate, METRICS,
+    ModelRef, ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, RegistersSpec, STAGES, ScoreSpec,
+    TrainSpec, check_model_name, higher_is_better,
 };
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 

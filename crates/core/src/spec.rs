@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
 use crate::ops_spec::{
-    Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec, RegistersSpec, ScoreSpec,
-    Source, SqlSpec, Step, TrainSpec, TransformSpec,
+    Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
+    RegistersSpec, ScoreSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
 };
 use crate::trigger::TriggerRule;
 

@@ -323,4 +323,3 @@ fn floats(value: &TValue, rows: usize) -> Result<Array2<f64>, MlError> {
     Array2::from_shape_vec((rows, columns), data.to_vec())
         .map_err(|_| MlError::Onnx(format!("an output has {} values for {rows} rows", data.len())))
 }
-

@@ -71,7 +71,9 @@ fn train_and_publish(
     let registers = &spec.registers;
     let inputs = input_files(ctx, &spec.inputs, &staging.scratch)?;
     let (input, input_file, content_hash) = inputs.first().ok_or_else(|| {
-        OpsError::Invalid("a command task that registers a model needs `inputs`: the first is its training asset".into())
+        OpsError::Invalid(
+            "a command task that registers a model needs `inputs`: the first is its training asset".into(),
+        )
     })?;
     run(spec, &inputs, &staging.dir, version, ctx)?;
 
@@ -340,14 +342,18 @@ fn onnx_signature(
 fn training_matrix(input: &str, file: &Path, features: &[String]) -> Result<Array2<f64>> {
     use polars::prelude::*;
     let reader = fs::File::open(file).map_err(OpsError::io("cannot open", file))?;
-    let df = ParquetReader::new(reader).finish().map_err(|e| OpsError::Read { path: file.into(), message: e.to_string() })?;
+    let df = ParquetReader::new(reader)
+        .finish()
+        .map_err(|e| OpsError::Read { path: file.into(), message: e.to_string() })?;
     let present = || df.get_column_names().iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let mut columns = Vec::with_capacity(features.len());
     for name in features {
-        let column = df.column(name).map_err(|_| OpsError::Invalid(format!(
-            "the ONNX model reads feature {name:?}, which {input} does not have (it has {})",
-            present().join(", ")
-        )))?;
+        let column = df.column(name).map_err(|_| {
+            OpsError::Invalid(format!(
+                "the ONNX model reads feature {name:?}, which {input} does not have (it has {})",
+                present().join(", ")
+            ))
+        })?;
         columns.push(feature_values(name, column.as_materialized_series())?);
     }
     Ok(Array2::from_shape_fn((df.height(), features.len()), |(r, c)| columns[c][r]))

@@ -240,10 +240,12 @@ pub struct LakeModelLoader {
 
 impl ModelLoader for LakeModelLoader {
     fn load(&self, artifact_uri: &str) -> std::result::Result<Arc<dyn ServedModel>, LoadError> {
-        ServedVersion::load(&self.lake, artifact_uri).map(|v| Arc::new(v) as Arc<dyn ServedModel>).map_err(|e| match e {
-            OpsError::NotServed(why) => LoadError::NotServed(why),
-            other => LoadError::Broken(other.to_string()),
-        })
+        ServedVersion::load(&self.lake, artifact_uri).map(|v| Arc::new(v) as Arc<dyn ServedModel>).map_err(
+            |e| match e {
+                OpsError::NotServed(why) => LoadError::NotServed(why),
+                other => LoadError::Broken(other.to_string()),
+            },
+        )
     }
 }
 
