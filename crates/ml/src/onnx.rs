@@ -319,7 +319,7 @@ fn read_outputs(model: &TypedModel, classifier: bool) -> Result<Outputs, MlError
 fn floats(value: &TValue, rows: usize) -> Result<Array2<f64>, MlError> {
     let tensor = value.cast_to::<f64>().map_err(|e| MlError::Onnx(e.to_string()))?;
     let data = tensor.as_slice::<f64>().map_err(|e| MlError::Onnx(e.to_string()))?;
-    let columns = if rows == 0 { 0 } else { data.len() / rows };
+    let columns = data.len().checked_div(rows).unwrap_or(0);
     Array2::from_shape_vec((rows, columns), data.to_vec())
         .map_err(|_| MlError::Onnx(format!("an output has {} values for {rows} rows", data.len())))
 }
