@@ -45,9 +45,10 @@ ensure_postgres() {
   exit 1
 }
 
-# The REST API's black-box tests use Airflow's own Python client and schemathesis, from PyPI. Their venv lives
+# The REST API's black-box tests use Airflow's own Python client and schemathesis, from PyPI; the S3 lake's, moto;
+# dags/penguins_sklearn.py, scikit-learn with its ONNX export (and pyarrow to read the lake). Their venv lives
 # outside the clone, so a fresh clone reuses it; it is rebuilt when the pinned versions change.
-PYTHON_TOOLS="apache-airflow-client==3.3.2 schemathesis==4.32.5 moto[server]==5.2.5"
+PYTHON_TOOLS="apache-airflow-client==3.3.2 schemathesis==4.32.5 moto[server]==5.2.5 scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 pyarrow==26.0.1"
 ensure_python_tools() {
   local venv="$HOME/.cache/sluice-python"
   if [ "$(cat "$venv/.sluice-tools" 2>/dev/null)" != "$PYTHON_TOOLS" ]; then

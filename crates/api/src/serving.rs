@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sluice_core::serving::{LoggedPrediction, ModelLoader, ServedModel};
+use sluice_core::serving::{LoadError, LoggedPrediction, ModelLoader, ServedModel};
 use sluice_store::Store;
 
 use crate::ApiError;
@@ -108,7 +108,12 @@ impl Serving {
         let model = tokio::task::spawn_blocking(move || loader.load(&artifact_uri))
             .await
             .map_err(|e| ApiError::Internal(format!("loading the model failed: {e}")))?
-            .map_err(|e| ApiError::Internal(format!("version {version} of model {name:?} cannot be loaded: {e}")))?;
+            .map_err(|e| match e {
+                LoadError::NotServed(why) => ApiError::Conflict(format!("version {version} of model {name:?}: {why}")),
+                LoadError::Broken(why) => {
+                    ApiError::Internal(format!("version {version} of model {name:?} cannot be loaded: {why}"))
+                }
+            })?;
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
         if loaded.len() >= MAX_LOADED {
             loaded.clear();

@@ -26,9 +26,9 @@ pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Sever
 pub use self::derive::check_sql_expression;
 pub use self::join::{Join, JoinHow, joined_assets};
 pub use self::model::{
-    ALGORITHMS, CandidateGrid, CrossValidation, DeployAction, DeploySpec, DriftThresholds, Gate, METRICS, ModelRef,
-    ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, STAGES, ScoreSpec, TrainSpec, Webhook,
-    check_model_name, higher_is_better,
+    ALGORITHMS, CandidateGrid, CommandSpec, CrossValidation, DeployAction, DeploySpec, DriftThresholds, Gate, METRICS,
+    ModelRef, ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, RegistersSpec, STAGES, ScoreSpec,
+    TrainSpec, Webhook, check_model_name, higher_is_better,
 };
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 
@@ -61,6 +61,8 @@ pub enum OpSpec {
     Deploy(DeploySpec),
     Score(ScoreSpec),
     Monitor(MonitorSpec),
+    /// A `command` task that registers the model its own code trains.
+    Command(CommandSpec),
 }
 
 impl OpSpec {
@@ -74,13 +76,28 @@ impl OpSpec {
         }
     }
 
+    /// The model a `train` task, or a `command` task with `registers`, adds a version to: a version number is
+    /// reserved for each of its tries.
+    pub fn trained_model(&self) -> Option<&str> {
+        match self {
+            OpSpec::Train(spec) => Some(&spec.model.name),
+            OpSpec::Command(spec) => Some(&spec.registers.model),
+            _ => None,
+        }
+    }
+
     /// The asset URIs the task writes.
     pub fn outputs(&self) -> &[String] {
         match self {
             OpSpec::Ingest(spec) => &spec.outputs,
             OpSpec::Transform(spec) => &spec.outputs,
             OpSpec::Score(spec) => &spec.outputs,
-            OpSpec::Quality(_) | OpSpec::Sql(_) | OpSpec::Train(_) | OpSpec::Deploy(_) | OpSpec::Monitor(_) => &[],
+            OpSpec::Quality(_)
+            | OpSpec::Sql(_)
+            | OpSpec::Train(_)
+            | OpSpec::Deploy(_)
+            | OpSpec::Monitor(_)
+            | OpSpec::Command(_) => &[],
         }
     }
 
@@ -92,9 +109,12 @@ impl OpSpec {
             OpSpec::Monitor(spec) => {
                 spec.monitor.on_drift.iter().flat_map(|d| &d.webhook).map(|w| w.connection.as_str()).collect()
             }
-            OpSpec::Quality(_) | OpSpec::Transform(_) | OpSpec::Train(_) | OpSpec::Deploy(_) | OpSpec::Score(_) => {
-                Vec::new()
-            }
+            OpSpec::Quality(_)
+            | OpSpec::Transform(_)
+            | OpSpec::Train(_)
+            | OpSpec::Deploy(_)
+            | OpSpec::Score(_)
+            | OpSpec::Command(_) => Vec::new(),
         }
     }
 }

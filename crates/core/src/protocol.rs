@@ -25,8 +25,9 @@ pub const OP_SPEC_ENV: &str = "SLUICE_OP_SPEC";
 /// one recorded with an event of its (first) output asset.
 pub const PREVIOUS_WATERMARK_ENV: &str = "SLUICE_PREVIOUS_WATERMARK";
 
-/// The environment variable that hands a `train` task the model version the server reserved for its try: the model
-/// is written to `lake://models/<name>/<version>/` and registered under that number if the try succeeds.
+/// The environment variable that hands a `train` task (or a `command` task with `registers:`) the model version the
+/// server reserved for its try: the model is written to `lake://models/<name>/<version>/` and registered under that
+/// number if the try succeeds.
 pub const MODEL_VERSION_ENV: &str = "SLUICE_MODEL_VERSION";
 
 /// The environment variable that hands a `deploy` task the model's versions as the server saw them at lease time
@@ -169,7 +170,8 @@ pub struct ReportRequest {
     /// A quality task's reports, stored whatever the outcome.
     #[serde(default)]
     pub quality: Vec<AssetQuality>,
-    /// A `train` task's model: registered as a new version when the try succeeded.
+    /// A `train` task's model (or a registering `command` task's): registered as a new version when the try
+    /// succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelWrite>,
     /// A `deploy` task's decision: applied when the try succeeded.

@@ -46,9 +46,21 @@ pub trait ServedModel: Send + Sync {
     fn predict(&self, records: &[serde_json::Map<String, serde_json::Value>]) -> Result<Prediction, PredictError>;
 }
 
+/// Why a version cannot answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The version is registered but Sluice does not serve it: a model that users' own code wrote without an ONNX
+    /// export. Asking it is the caller's mistake, and the message says what would make it servable.
+    #[error("{0}")]
+    NotServed(String),
+    /// A missing or corrupt artifact.
+    #[error("{0}")]
+    Broken(String),
+}
+
 /// Loads model versions from where `train` wrote them (`lake://models/<name>/<version>`).
 pub trait ModelLoader: Send + Sync {
-    fn load(&self, artifact_uri: &str) -> Result<std::sync::Arc<dyn ServedModel>, String>;
+    fn load(&self, artifact_uri: &str) -> Result<std::sync::Arc<dyn ServedModel>, LoadError>;
 }
 
 /// One answered prediction request, as the prediction log keeps it for monitoring.

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
 use crate::ops_spec::{
-    Check, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec, ScoreSpec,
-    Source, SqlSpec, Step, TrainSpec, TransformSpec,
+    Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
+    RegistersSpec, ScoreSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
 };
 use crate::trigger::TriggerRule;
 
@@ -247,6 +247,9 @@ pub struct TaskSpec {
     /// `kind: monitor`: the model watched, and the thresholds of drift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<MonitorConfig>,
+    /// `kind: command`: the model the command trains, registered as a new version when it succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registers: Option<RegistersSpec>,
 }
 
 fn default_kind() -> String {
@@ -286,10 +289,12 @@ impl TaskSpec {
             deploy: None,
             score: None,
             monitor: None,
+            registers: None,
         }
     }
 
-    /// The configuration of a built-in data task, `None` for `command` tasks (and for a data task missing a
+    /// The configuration of a built-in data task, or of a `command` task that registers a model (its `argv` is
+    /// filled in when the command is rendered); `None` for other `command` tasks (and for a data task missing a
     /// required field, which validation reports).
     pub fn op_spec(&self) -> Option<OpSpec> {
         match self.kind.as_str() {
@@ -317,6 +322,11 @@ impl TaskSpec {
             "monitor" => {
                 Some(OpSpec::Monitor(MonitorSpec { inputs: self.inputs.clone(), monitor: self.monitor.clone()? }))
             }
+            DEFAULT_TASK_KIND => Some(OpSpec::Command(CommandSpec {
+                argv: Vec::new(),
+                inputs: self.inputs.clone(),
+                registers: self.registers.clone()?,
+            })),
             _ => None,
         }
     }

@@ -303,7 +303,7 @@ fn render_in(dag: &Dag, task_id: &str, context: &Value) -> Result<RenderedComman
         (None, None) if task.kind != crate::spec::DEFAULT_TASK_KIND => Vec::new(),
         (None, None) => return Err(TemplateError::NoCommand(task_id.to_owned())),
     };
-    let op = match task.op_spec() {
+    let mut op = match task.op_spec() {
         Some(op) => {
             let value = serde_json::to_value(&op).unwrap_or_default();
             let rendered = render_strings(value, &|text| render("configuration".to_owned(), text))?;
@@ -316,6 +316,11 @@ fn render_in(dag: &Dag, task_id: &str, context: &Value) -> Result<RenderedComman
         }
         None => None,
     };
+    // A command that registers a model runs inside `sluice run-op`, which needs the command itself.
+    let mut argv = argv;
+    if let Some(OpSpec::Command(command)) = &mut op {
+        command.argv = std::mem::take(&mut argv);
+    }
     let env = resolved
         .env
         .iter()

@@ -28,6 +28,9 @@ pub enum MlError {
     /// Rows handed to `Model::predict` do not have the model's columns.
     #[error("the model expects {expected} feature columns ({names}), got {got}")]
     ColumnCount { expected: usize, got: usize, names: String },
+    /// An ONNX model that cannot be read or run, and why.
+    #[error("{0}")]
+    Onnx(String),
     /// A stored model could not be read or written.
     #[error("model JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -4,7 +4,8 @@
 //!
 //! Pure compute on `ndarray` and the linfa crates (pure Rust, no BLAS): no data frames and no IO beyond a
 //! model's JSON. The data tasks in `sluice-ops` read the lake, build a [`Dataset`] and call [`train`]; the
-//! store keeps [`Model::to_json`]; serving calls [`Model::predict`].
+//! store keeps [`Model::to_json`]; serving calls [`Model::predict`], or [`OnnxModel::predict`] for a model that
+//! users' own code exported to ONNX.
 
 use ndarray::Array2;
 
@@ -14,11 +15,13 @@ mod folds;
 mod forest;
 pub mod metrics;
 mod model;
+mod onnx;
 mod params;
 mod train;
 
 pub use error::MlError;
 pub use model::{Model, Predictions};
+pub use onnx::OnnxModel;
 pub use params::{Algorithm, Candidate, Metric, expand_grid};
 pub use train::{CandidateResult, CvMetrics, TrainOutcome, TrainSpec, train};
 

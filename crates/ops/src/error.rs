@@ -19,6 +19,9 @@ pub enum OpsError {
     BadUri { uri: String, reason: &'static str },
     #[error("asset {uri} has no partition for {ds} (expected {path})")]
     NoPartition { uri: String, ds: chrono::NaiveDate, path: PathBuf },
+    /// A model version that is registered but not served (no ONNX export): what would make it servable.
+    #[error("{0}")]
+    NotServed(String),
     /// A step or check that cannot run on this data, e.g. `standardize` on a text column.
     #[error("{0}")]
     Invalid(String),

@@ -68,6 +68,11 @@ impl Lake {
         Ok(Lake { root: PathBuf::from(location.trim_end_matches('/')), bucket: Some(Arc::new(store)) })
     }
 
+    /// Whether the lake is a local folder (not a bucket).
+    pub(crate) fn is_local(&self) -> bool {
+        self.bucket.is_none()
+    }
+
     /// The folder or bucket URL.
     pub fn root(&self) -> &Path {
         &self.root

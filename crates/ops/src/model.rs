@@ -7,7 +7,11 @@
 //! and its signature (`signature.json`: the columns a request must carry, the features, the classes).
 //! The signature is written last; a version is registered only when the try that wrote it succeeded, so a reader
 //! never meets a half-written version that the registry names.
+//!
+//! A `command` task with `registers:` fills a folder with its own files instead (`command.rs`): `metrics.json`,
+//! optionally `params.json`, its model, and `model.onnx` if it exported one, which Sluice then serves.
 
+mod command;
 mod deploy;
 mod feedback;
 mod log;
@@ -24,7 +28,9 @@ use sluice_core::serving::InputColumn;
 
 use crate::error::{OpsError, Result};
 use crate::lake::Lake;
+use crate::transform::FittedTransform;
 
+pub use self::command::run_command;
 pub use self::deploy::run_deploy;
 pub use self::log::LakePredictionLog;
 pub use self::monitor::{Reference, run_monitor, run_score};
@@ -32,6 +38,10 @@ pub use self::serve::{LakeModelLoader, ServedVersion};
 pub use self::train::run_train;
 
 const MODEL_FILE: &str = "model.json";
+/// A model that users' own code exported to ONNX.
+const ONNX_FILE: &str = "model.onnx";
+/// The names of the columns of an ONNX model's one `[N, F]` input, in order.
+const FEATURES_FILE: &str = "features.json";
 const TRANSFORM_FILE: &str = "fitted_transform.json";
 const SIGNATURE_FILE: &str = "signature.json";
 /// A sample of the training data, prepared, with the model's predictions on it: the reference of drift checks.
@@ -50,6 +60,21 @@ pub struct Signature {
     pub classes: Option<Vec<String>>,
     /// Whether `fitted_transform.json` is part of the version.
     pub has_transform: bool,
+    #[serde(default)]
+    pub format: ModelFormat,
+}
+
+/// What predicts for a version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFormat {
+    /// A model `train` fitted (`model.json`).
+    #[default]
+    Sluice,
+    /// An ONNX model that a command task exported (`model.onnx`).
+    Onnx,
+    /// A command task's own files, which Sluice registers but does not serve.
+    External,
 }
 
 /// The URI of a version's folder.
@@ -81,6 +106,19 @@ fn parse_artifact<T: for<'de> Deserialize<'de>>(bytes: &[u8], artifact_uri: &str
 
 fn json_bytes(value: &impl Serialize, what: &Path) -> Result<Vec<u8>> {
     serde_json::to_vec_pretty(value).map_err(|e| OpsError::Invalid(format!("cannot write {}: {e}", what.display())))
+}
+
+/// The columns a request must carry: the raw columns the transform was fitted on (but the target), or, without a
+/// transform, the features themselves.
+fn request_inputs(transform: Option<&FittedTransform>, target: &str, features: &[String]) -> Vec<InputColumn> {
+    match transform {
+        Some(fitted) if !fitted.input_schema.is_empty() => fitted
+            .required_inputs(target)
+            .into_iter()
+            .map(|c| InputColumn { dtype: request_dtype(&c.dtype).to_owned(), name: c.name })
+            .collect(),
+        _ => features.iter().map(|f| InputColumn { name: f.clone(), dtype: "float".to_owned() }).collect(),
+    }
 }
 
 /// The column type of a lake column (`ColumnInfo::dtype`, polars' name) as a request's values must have it.

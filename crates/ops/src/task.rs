@@ -16,7 +16,7 @@ use sluice_core::protocol::{AssetQuality, AssetWrite, FeedbackView, OpOutput, Qu
 use crate::error::{OpsError, Result};
 use crate::ingest::{ColumnInfo, run_ingest};
 use crate::lake::{Lake, WrittenPartition};
-use crate::model::{run_deploy, run_monitor, run_score, run_train};
+use crate::model::{run_command, run_deploy, run_monitor, run_score, run_train};
 use crate::postgres::run_sql;
 use crate::quality::{QualityReport, run_quality};
 use crate::transform::run_transform;
@@ -74,6 +74,12 @@ fn registry<'a>(ctx: &OpContext<'a>) -> Result<&'a RegistryView> {
         .ok_or_else(|| OpsError::Invalid("the registry did not come with this try ($SLUICE_MODEL_REGISTRY)".into()))
 }
 
+/// The version number the server reserved for a try that registers one.
+fn reserved_version(ctx: &OpContext<'_>) -> Result<i64> {
+    ctx.model_version
+        .ok_or_else(|| OpsError::Invalid("no model version was reserved for this try ($SLUICE_MODEL_VERSION)".into()))
+}
+
 /// Runs `op`.
 pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
     match op {
@@ -102,10 +108,10 @@ pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
             Ok(OpOutput::default())
         }
         OpSpec::Train(spec) => {
-            let version = ctx.model_version.ok_or_else(|| {
-                OpsError::Invalid("no model version was reserved for this try ($SLUICE_MODEL_VERSION)".into())
-            })?;
-            Ok(OpOutput { model: Some(run_train(spec, ctx, version)?), ..OpOutput::default() })
+            Ok(OpOutput { model: Some(run_train(spec, ctx, reserved_version(ctx)?)?), ..OpOutput::default() })
+        }
+        OpSpec::Command(spec) => {
+            Ok(OpOutput { model: Some(run_command(spec, ctx, reserved_version(ctx)?)?), ..OpOutput::default() })
         }
         OpSpec::Deploy(spec) => {
             Ok(OpOutput { stage_change: Some(run_deploy(spec, ctx, registry(ctx)?)?), ..OpOutput::default() })

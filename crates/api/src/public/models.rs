@@ -265,7 +265,9 @@ async fn change_stage(
         // A version that cannot be loaded never reaches a serving stage: the one there keeps answering.
         if let Err(e) = state.serving.resolve(store, name, &Selector::Version(version)).await {
             return Err(match e {
-                ApiError::Internal(why) => ApiError::Conflict(format!("{why}; it stays out of {stage}")),
+                ApiError::Internal(why) | ApiError::Conflict(why) => {
+                    ApiError::Conflict(format!("{why}; it stays out of {stage}"))
+                }
                 other => other,
             });
         }

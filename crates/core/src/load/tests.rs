@@ -444,3 +444,35 @@ tasks:
         ]
     );
 }
+
+#[test]
+fn a_command_that_registers_a_model_loads_and_its_mistakes_are_located() {
+    let dag = load_dag("penguins_sklearn.yaml", include_str!("../../../../dags/penguins_sklearn.yaml")).expect("loads");
+    let Some(crate::ops_spec::OpSpec::Command(command)) = dag.task("train").unwrap().op_spec() else {
+        panic!("a command that registers a model")
+    };
+    assert_eq!((command.registers.model.as_str(), command.inputs.len()), ("penguins_sklearn", 1));
+    assert!(dag.task("ingest").unwrap().op_spec().is_some_and(|op| op.trained_model().is_none()));
+
+    let broken = "dag_id: m
+tasks:
+  - id: fit
+    command: [python3, fit.py]
+    registers: {model: bad name, target: y}
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: a.csv}
+    outputs: [lake://raw/a]
+    registers: {model: m, target: y}
+";
+    assert_eq!(
+        errors(broken),
+        [
+            "dag.yaml:5:16: task `fit`: model name \"bad name\" must be 1–200 letters, digits, '_', '-' or '.', not \
+             starting with '.'",
+            "dag.yaml:5:16: task `fit`: a command task that registers a model needs `inputs`: the first is the asset \
+             it trains on",
+            "dag.yaml:10:5: task `ingest`: `registers` is not read by tasks of kind ingest",
+        ]
+    );
+}

@@ -265,6 +265,7 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
         let data_only =
             ["source", "watermark", "checks", "steps", "connection", "sql", "model", "deploy", "score", "monitor"];
         check_fields_absent(i, task, &data_only, loc, errors);
+        check_registers(i, task, loc, errors);
     }
     if task.kind == DEFAULT_TASK_KIND && !unread {
         match (&task.command, &task.script) {
@@ -316,7 +317,7 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 15] = [
+const KIND_SPECIFIC: [&str; 16] = [
     "command",
     "script",
     "cwd",
@@ -332,6 +333,7 @@ const KIND_SPECIFIC: [&str; 15] = [
     "deploy",
     "score",
     "monitor",
+    "registers",
 ];
 
 fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
@@ -399,6 +401,15 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     }
 }
 
+/// A command task's `registers:` block.
+fn check_registers(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    if let Some(crate::ops_spec::OpSpec::Command(command)) = task.op_spec() {
+        for message in command.problems() {
+            errors.push(loc.task(i, &[Seg::Key("registers")]), format!("task `{}`: {message}", task.id));
+        }
+    }
+}
+
 /// `problems`, and one more if a task that reads exactly one input asset has `inputs` other ones.
 fn one_input(inputs: usize, mut problems: Vec<String>) -> Vec<String> {
     if inputs != 1 {
@@ -438,6 +449,7 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "command" => task.command.is_some(),
         "script" => task.script.is_some(),
         "cwd" => task.cwd.is_some(),
+        "registers" => task.registers.is_some(),
         _ => false,
     }
 }

@@ -136,6 +136,41 @@ pub struct ModelRef {
     pub version: Option<Number>,
 }
 
+/// The `registers:` block of a `command` task: the task trains a model with its own code, and each success is
+/// registered as a new version of `model`.
+///
+/// ```yaml
+/// - id: train
+///   command: [python, penguins_sklearn.py]
+///   inputs: [lake://features/penguins_species]
+///   registers: {model: penguins_sklearn, target: species, algorithm: sklearn.RandomForestClassifier}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistersSpec {
+    pub model: String,
+    /// The column the model predicts: a request carries the training asset's columns but this one.
+    pub target: String,
+    /// What the code trains, in words (`sklearn.RandomForestClassifier`); absent: `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A `command` task with `registers:` as a worker runs it: `sluice run-op` starts `argv` with its inputs and an
+/// empty model folder in its environment, and registers what the folder holds when the command succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    /// The rendered command (`command:`, or `bash -c` with `script:`).
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// The assets the command reads; the first is the training asset the version's lineage names.
+    pub inputs: Vec<String>,
+    pub registers: RegistersSpec,
+}
+
 /// `kind: score` as a worker runs it: predictions for every row of the one input, written to the outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -332,6 +367,19 @@ impl ModelSpec {
         }
         if self.features.as_ref().is_some_and(|f| f.contains(&self.target)) {
             problems.push(format!("the target `{}` cannot also be a feature", self.target));
+        }
+        problems
+    }
+}
+
+impl CommandSpec {
+    /// What is wrong with the configuration, found before any run.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = check_model_name(&self.registers.model).err().into_iter().collect();
+        if self.inputs.is_empty() {
+            problems.push(
+                "a command task that registers a model needs `inputs`: the first is the asset it trains on".into(),
+            );
         }
         problems
     }

@@ -227,3 +227,17 @@ fn confidential_values_are_those_read() {
     }
     assert!(!seen.restricted.contains("k-0123456789"));
 }
+
+#[test]
+fn a_registering_command_runs_its_rendered_argv_inside_run_op() {
+    let dag = load_dag(
+        "d.yaml",
+        "dag_id: d\ntasks:\n  - id: fit\n    command: [python3, \"{{ ds }}.py\"]\n    inputs: [lake://f/a]\n    \
+         registers: {model: m, target: y}\n",
+    )
+    .unwrap();
+    let rendered = render_command(&dag, "fit", &ctx()).unwrap();
+    assert!(rendered.argv.is_empty(), "the worker starts run-op: {rendered:?}");
+    let Some(OpSpec::Command(command)) = rendered.op else { panic!("{rendered:?}") };
+    assert_eq!(command.argv, ["python3", "2026-01-01.py"]);
+}

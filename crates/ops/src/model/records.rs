@@ -248,7 +248,14 @@ mod tests {
             .into_iter()
             .map(|c| InputColumn { name: c.name, dtype: request_dtype(&c.dtype).to_owned() })
             .collect();
-        let signature = Signature { inputs, features, target: "species".into(), classes: None, has_transform: true };
+        let signature = Signature {
+            inputs,
+            features,
+            target: "species".into(),
+            classes: None,
+            has_transform: true,
+            format: super::super::ModelFormat::Sluice,
+        };
         (transform, signature)
     }
 

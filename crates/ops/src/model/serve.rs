@@ -1,37 +1,67 @@
 //! A model version loaded for predictions: records are checked against the signature, prepared by the version's
-//! fitted transform (the same preparation as the training data) and passed to the model.
+//! fitted transform (the same preparation as the training data) and passed to the model — Sluice's own, or the
+//! ONNX model a command task exported. A command task's version without one loads as [`OpsError::NotServed`].
 
 use std::sync::Arc;
 
 use ndarray::Array2;
 use polars::prelude::*;
 use serde_json::{Map, Value};
-use sluice_core::serving::{InputColumn, ModelLoader, PredictError, Prediction, ServedModel, json_type};
-use sluice_ml::Model;
+use sluice_core::serving::{InputColumn, LoadError, ModelLoader, PredictError, Prediction, ServedModel, json_type};
+use sluice_ml::{Model, OnnxModel, Predictions};
 
-use super::{MODEL_FILE, SIGNATURE_FILE, Signature, TRANSFORM_FILE, parse_artifact, read_artifact, request_dtype};
-use crate::error::Result;
+use super::{
+    MODEL_FILE, ModelFormat, ONNX_FILE, SIGNATURE_FILE, Signature, TRANSFORM_FILE, parse_artifact, read_artifact,
+    request_dtype,
+};
+use crate::error::{OpsError, Result};
 use crate::lake::Lake;
 use crate::transform::FittedTransform;
 
 /// One version, ready to answer.
 pub struct ServedVersion {
-    model: Model,
+    model: Predictor,
     transform: Option<FittedTransform>,
     signature: Signature,
     /// The inputs' names, for messages.
     expected: String,
 }
 
+/// What computes the predictions.
+enum Predictor {
+    Sluice(Model),
+    Onnx(OnnxModel),
+}
+
+impl Predictor {
+    fn predict(&self, features: &Array2<f64>) -> std::result::Result<Predictions, sluice_ml::MlError> {
+        match self {
+            Predictor::Sluice(model) => model.predict(features.view()),
+            Predictor::Onnx(model) => model.predict(features.view()),
+        }
+    }
+}
+
 impl ServedVersion {
-    /// Reads the version at `artifact_uri`; fails if a file is missing or corrupt.
+    /// Reads the version at `artifact_uri`; fails if a file is missing or corrupt, or if the version is not served.
     pub fn load(lake: &Lake, artifact_uri: &str) -> Result<ServedVersion> {
         let signature: Signature =
             parse_artifact(&read_artifact(lake, artifact_uri, SIGNATURE_FILE)?, artifact_uri, SIGNATURE_FILE)?;
-        let model_bytes = read_artifact(lake, artifact_uri, MODEL_FILE)?;
-        let model = Model::from_json(&model_bytes).map_err(|e| {
-            crate::OpsError::Invalid(format!("the model version {artifact_uri} has a corrupt {MODEL_FILE}: {e}"))
-        })?;
+        let corrupt = |file: &str, e: sluice_ml::MlError| {
+            OpsError::Invalid(format!("the model version {artifact_uri} has a corrupt {file}: {e}"))
+        };
+        let model = match signature.format {
+            ModelFormat::Sluice => {
+                let bytes = read_artifact(lake, artifact_uri, MODEL_FILE)?;
+                Predictor::Sluice(Model::from_json(&bytes).map_err(|e| corrupt(MODEL_FILE, e))?)
+            }
+            ModelFormat::Onnx => {
+                let bytes = read_artifact(lake, artifact_uri, ONNX_FILE)?;
+                let onnx = OnnxModel::from_bytes(&bytes, Some(&signature.features));
+                Predictor::Onnx(onnx.map_err(|e| corrupt(ONNX_FILE, e))?)
+            }
+            ModelFormat::External => return Err(OpsError::NotServed(not_served(artifact_uri))),
+        };
         let transform = if signature.has_transform {
             let mut fitted: FittedTransform =
                 parse_artifact(&read_artifact(lake, artifact_uri, TRANSFORM_FILE)?, artifact_uri, TRANSFORM_FILE)?;
@@ -93,7 +123,7 @@ impl ServedVersion {
 
     /// Predictions for a prepared feature matrix.
     pub fn predict_features(&self, features: &Array2<f64>) -> Result<Prediction, PredictError> {
-        let out = self.model.predict(features.view()).map_err(|e| PredictError::Broken(e.to_string()))?;
+        let out = self.model.predict(features).map_err(|e| PredictError::Broken(e.to_string()))?;
         let predictions = match (&out.labels, &out.values) {
             (Some(labels), _) => labels.iter().map(|l| Value::from(l.as_str())).collect(),
             (None, Some(values)) => values.iter().map(|v| Value::from(*v)).collect(),
@@ -209,9 +239,20 @@ pub struct LakeModelLoader {
 }
 
 impl ModelLoader for LakeModelLoader {
-    fn load(&self, artifact_uri: &str) -> std::result::Result<Arc<dyn ServedModel>, String> {
-        ServedVersion::load(&self.lake, artifact_uri)
-            .map(|v| Arc::new(v) as Arc<dyn ServedModel>)
-            .map_err(|e| e.to_string())
+    fn load(&self, artifact_uri: &str) -> std::result::Result<Arc<dyn ServedModel>, LoadError> {
+        ServedVersion::load(&self.lake, artifact_uri).map(|v| Arc::new(v) as Arc<dyn ServedModel>).map_err(
+            |e| match e {
+                OpsError::NotServed(why) => LoadError::NotServed(why),
+                other => LoadError::Broken(other.to_string()),
+            },
+        )
     }
+}
+
+/// Why a command task's version without `model.onnx` answers no prediction, and what would change that.
+pub(super) fn not_served(artifact_uri: &str) -> String {
+    format!(
+        "{artifact_uri} is registered but not served: the command task that trained it wrote no {ONNX_FILE}. \
+         Export the model to ONNX (for scikit-learn, with skl2onnx) as {ONNX_FILE} in $SLUICE_MODEL_DIR to serve it"
+    )
 }

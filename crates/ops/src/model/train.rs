@@ -7,16 +7,14 @@ use polars::prelude::*;
 use serde_json::json;
 use sluice_core::ops_spec::{ModelSpec, Problem, TrainSpec};
 use sluice_core::protocol::ModelWrite;
-use sluice_core::serving::InputColumn;
 use sluice_ml::{Algorithm, Dataset, Metric, Target, TrainOutcome};
 
 use super::monitor::Reference;
 use super::{
-    MODEL_FILE, REFERENCE_FILE, SIGNATURE_FILE, Signature, TRANSFORM_FILE, artifact_file, artifact_uri, json_bytes,
-    request_dtype,
+    MODEL_FILE, ModelFormat, REFERENCE_FILE, SIGNATURE_FILE, Signature, TRANSFORM_FILE, artifact_file, artifact_uri,
+    json_bytes, request_inputs,
 };
 use crate::error::{OpsError, Result};
-use crate::ingest::ColumnInfo;
 use crate::task::OpContext;
 use crate::transform::FittedTransform;
 
@@ -50,15 +48,8 @@ pub fn run_train(spec: &TrainSpec, ctx: &OpContext<'_>, version: i64) -> Result<
     let outcome = sluice_ml::train(&dataset, &train_spec).map_err(|e| OpsError::Invalid(e.to_string()))?;
     log_candidates(ctx, &outcome, train_spec.metric);
 
-    let inputs = match &transform {
-        Some(fitted) if !fitted.input_schema.is_empty() => fitted.required_inputs(&model.target),
-        _ => dataset.feature_names.iter().map(|f| ColumnInfo { name: f.clone(), dtype: "f64".into() }).collect(),
-    };
     let signature = Signature {
-        inputs: inputs
-            .iter()
-            .map(|c| InputColumn { name: c.name.clone(), dtype: request_dtype(&c.dtype).to_owned() })
-            .collect(),
+        inputs: request_inputs(transform.as_ref(), &model.target, &dataset.feature_names),
         features: dataset.feature_names.clone(),
         target: model.target.clone(),
         classes: match &dataset.target {
@@ -66,6 +57,7 @@ pub fn run_train(spec: &TrainSpec, ctx: &OpContext<'_>, version: i64) -> Result<
             Target::Values(_) => None,
         },
         has_transform: transform.is_some(),
+        format: ModelFormat::Sluice,
     };
     let uri = artifact_uri(&model.name, version);
     let reference = reference(&dataset, &outcome)?;
@@ -129,7 +121,7 @@ fn dataset(df: &DataFrame, model: &ModelSpec) -> Result<Dataset> {
     Ok(Dataset { features, feature_names, target: target_values(&target, model.problem)? })
 }
 
-fn feature_values(name: &str, series: &Series) -> Result<Vec<f64>> {
+pub(super) fn feature_values(name: &str, series: &Series) -> Result<Vec<f64>> {
     let dtype = series.dtype();
     if !(dtype.is_primitive_numeric() || dtype.is_bool()) {
         return Err(OpsError::Invalid(format!(

@@ -1,7 +1,7 @@
 //! The model registry's part in a task's path: what a `train` or `deploy` try receives at lease time, and what its
 //! report changes in the registry, in the transaction that records the try's end.
 //!
-//! A train try gets a version number reserved for it and registers that version only if it succeeds; a deploy try
+//! A train try (or a command task's with `registers:`) gets a version number reserved for it and registers that version only if it succeeds; a deploy try
 //! sees the model's versions as they were at lease time and its stage change is applied only if production has not
 //! moved since, so two deploys deciding against the same production version cannot both win. A monitor try gets the
 //! labels fed back since the model's last report; its report is stored with the try's end, and the retraining run a
@@ -169,7 +169,7 @@ pub(super) struct ModelOutcome {
     pub retrain: Option<Retraining>,
 }
 
-/// Applies what a successful train, deploy or monitor try reports: registers its model version, changes a stage or
+/// Applies what a successful train (or registering command), deploy or monitor try reports: registers its model version, changes a stage or
 /// stores its drift report.
 pub(super) async fn record_model(
     mut tx: EndTx<'_, '_>,
@@ -187,11 +187,11 @@ pub(super) async fn record_model(
     let refuse = |why: String| Ok(ModelOutcome { refused: Some(why), retrain: None });
     let op = dag.task(&ti.task_id).and_then(|t| t.op_spec());
     if let Some(model) = &report.model {
-        let Some(OpSpec::Train(train)) = &op else {
-            return refuse("only a train task registers model versions".to_owned());
+        let Some(trained) = op.as_ref().and_then(OpSpec::trained_model) else {
+            return refuse("only a train task, or a command task with `registers`, registers model versions".into());
         };
-        if train.model.name != model.name {
-            return refuse(format!("the task trains {:?}, not {:?}", train.model.name, model.name));
+        if trained != model.name {
+            return refuse(format!("the task trains {trained:?}, not {:?}", model.name));
         }
         let new = NewModelVersion {
             model: &model.name,

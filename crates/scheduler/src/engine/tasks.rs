@@ -95,8 +95,8 @@ impl Engine {
             let Some(task) = claim.start_try(ti, &rendered, worker, host, lease_until, now).await? else { continue };
             match prepared {
                 Ok(prepared) => {
-                    if let Some(OpSpec::Train(train)) = &prepared.command.op {
-                        trains.push((train.model.name.clone(), leased.len()));
+                    if let Some(model) = prepared.command.op.as_ref().and_then(OpSpec::trained_model) {
+                        trains.push((model.to_owned(), leased.len()));
                     }
                     started.push((task.lease_id, task.ti.run_pk, task.ti.task_id.clone()));
                     leased.push(self.leased_task(&task, prepared));
