@@ -191,7 +191,7 @@ async fn finished_runs_in_every_view(backend: Backend) {
     }
     assert_eq!(grid["total_runs"], 2);
     let (_, page) = sluice.get("/ui/grid/diamond?limit=1&offset=1").await;
-    assert_eq!(ids(&page, "runs", "run_id"), [first.clone()]);
+    assert_eq!(ids(&page, "runs", "run_id"), [first.as_str()]);
     assert_eq!(sluice.get("/ui/grid/nope").await.0, 404);
 
     // Laid out left to right: every edge goes from a column to a later one, and the long edge bends around join.
@@ -237,7 +237,7 @@ async fn finished_runs_in_every_view(backend: Backend) {
         (&diamond["dag_id"], &diamond["tags"], &diamond["owners"]),
         (&json!("diamond"), &json!(["etl", "nightly"]), &json!(["data-team"]))
     );
-    assert_eq!(ids(diamond, "latest_dag_runs", "run_id"), [second.clone()]);
+    assert_eq!(ids(diamond, "latest_dag_runs", "run_id"), [second.as_str()]);
     let (_, list) = sluice.get("/ui/dags?runs=5&filter=failing").await;
     assert_eq!(ids(&list, "dags", "dag_id"), ["failing"]);
     assert_eq!(list["dags"][0]["latest_dag_runs"][0]["state"], "failed");
