@@ -25,6 +25,7 @@ mod secrets;
 mod tasks;
 mod time;
 mod tx;
+mod ui;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub use secrets::{Secrets, SecretsError};
 pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TryEnd, TryRecord};
 pub use time::{from_ms, now_ms, to_ms};
 pub use tx::{LockedRuns, Reads, RunTx, Tx};
+pub use ui::{Changes, GridCell, RunChange, TiChange, TryTimes};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
