@@ -12,6 +12,8 @@ const toasts = /** @type {HTMLElement} */ (document.querySelector("#toasts"));
 
 /** @param {string} message */
 function toast(message) {
+  // The same failure repeated (a stream that keeps failing) is one toast.
+  if ([...toasts.querySelectorAll(".toast span")].some((el) => el.textContent === message)) return;
   const close = h("button", { type: "button", class: "link", "aria-label": "Dismiss", text: "✕" });
   const item = h("div", { class: "toast", role: "alert" }, h("span", { text: message }), close);
   close.addEventListener("click", () => item.remove());

@@ -46,7 +46,7 @@ export function mount(root, params) {
     load().catch(report);
     events = stream(() => `/ui/events${query({ dag_id: dagId })}`, {
       onEvent: (name) => {
-        if (name !== "dag_run") return;
+        if (name !== "dag_run" && name !== "resync") return;
         clearTimeout(timer);
         timer = window.setTimeout(() => load().catch(report), 300);
       },

@@ -295,6 +295,7 @@ export function mount(root, params) {
     },
     onEvent: (name, data) => {
       if (name === "dag_run") onRun(data);
+      else if (name === "resync") load().catch(report);
     },
     onStatus: (on) => live.classList.toggle("on", on),
   });

@@ -176,10 +176,15 @@ export function mount(root, params) {
   }
   const refresh = () => Promise.all([loadRun(), loadTis(), loadGantt()]);
 
+  let opened = false;
   const events = stream(() => `/ui/events${query({ dag_id: dagId, run_id: runId })}`, {
-    onOpen: soon,
-    onEvent: (_name, data) => {
-      if (data.run_id === runId) soon();
+    // After a reconnection, what changed meanwhile was not streamed.
+    onOpen: () => {
+      if (opened) soon();
+      opened = true;
+    },
+    onEvent: (name, data) => {
+      if (name === "resync" || data.run_id === runId) soon();
     },
     onStatus: (on) => live.classList.toggle("on", on),
   });

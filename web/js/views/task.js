@@ -112,8 +112,8 @@ export function mount(root, params) {
         h(
           "div",
           { class: "card" },
-          h("h3", { text: `Try #${t.try_number}: rendered` }),
-          h("pre", { class: "code rendered", text: JSON.stringify(t.rendered_fields ?? {}, null, 2) }),
+          h("h3", { text: `Try #${t.try_number}: command` }),
+          h("pre", { class: "code rendered", text: rendered(t.rendered_fields) }),
         ),
         h(
           "div",
@@ -329,7 +329,7 @@ export function mount(root, params) {
       opened = true;
     },
     onEvent: (name, data) => {
-      if (name !== "task_instance" || data.task_id !== taskId) return;
+      if (name !== "resync" && (name !== "task_instance" || data.task_id !== taskId)) return;
       clearTimeout(timer);
       timer = window.setTimeout(() => refresh().catch(report), 200);
     },
@@ -346,3 +346,18 @@ export function mount(root, params) {
     },
   };
 }
+
+/**
+ * The rendered command as a person would type it: a shell script as itself, other argv quoted where needed, then
+ * the environment the task set; anything else (data tasks) as JSON.
+ * @param {any} fields
+ */
+export function rendered(fields) {
+  const argv = fields?.argv;
+  if (!Array.isArray(argv)) return JSON.stringify(fields ?? {}, null, 2);
+  const quote = (/** @type {string} */ a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+  const command = argv.length === 3 && argv[1] === "-c" ? argv[2] : argv.map(quote).join(" ");
+  const env = Object.entries(fields.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  return [...env, command, fields.cwd ? `(in ${fields.cwd})` : ""].filter(Boolean).join("\n");
+}
+

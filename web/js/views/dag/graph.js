@@ -94,7 +94,8 @@ export function mount(root, dag, params) {
       opened = true;
     },
     onEvent: (name, data) => {
-      if (name === "task_instance" && data.run_id === runId) {
+      if (name === "resync") load().catch(report);
+      else if (name === "task_instance" && data.run_id === runId) {
         const rect = shapes.get(data.task_id);
         rect?.setAttribute("class", fillOf(data.state));
         rect?.parentElement?.querySelector("title")?.replaceChildren(`${data.task_id}: ${data.state ?? "no status"}`);

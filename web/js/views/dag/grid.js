@@ -229,6 +229,7 @@ export function mount(root, dag) {
     onEvent: (name, data) => {
       if (name === "task_instance") onTaskInstance(data);
       else if (name === "dag_run") onRun(data);
+      else if (name === "resync") reload();
     },
     onStatus: (on) => live.classList.toggle("on", on),
   });
