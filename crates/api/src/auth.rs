@@ -127,6 +127,11 @@ static RULES: &[Rule] = &[
     rule(On::Post, "/api/v2/dags/~/dagRuns/~/taskInstances/list", AtLeast(Viewer)),
     dag_rule(On::Read, "/api/v2/dags/{dag_id}/**", Viewer, DagAction::CanRead),
     dag_rule(On::Read, "/api/v2/dagSources/{dag_id}", Viewer, DagAction::CanRead),
+    // The dashboard's views of one DAG; its lists and event stream filter in their handlers.
+    dag_rule(On::Read, "/api/v2/ui/grid/{dag_id}", Viewer, DagAction::CanRead),
+    dag_rule(On::Read, "/api/v2/ui/structure/{dag_id}", Viewer, DagAction::CanRead),
+    dag_rule(On::Read, "/api/v2/ui/gantt/{dag_id}/**", Viewer, DagAction::CanRead),
+    dag_rule(On::Read, "/api/v2/ui/logs/{dag_id}/**", Viewer, DagAction::CanRead),
     dag_rule(On::Delete, "/api/v2/dags/{dag_id}", User, DagAction::CanDelete),
     dag_rule(On::Write, "/api/v2/dags/{dag_id}/**", User, DagAction::CanEdit),
     // Pausing several DAGs at once: the handler checks each DAG with `Principal::may_on_dag`.
@@ -448,6 +453,17 @@ mod tests {
         assert_eq!(decide(Method::DELETE, "/api/v2/dags/etl").1, Some(DagAction::CanDelete));
         assert_eq!(decide(Method::DELETE, "/api/v2/dags/etl/dagRuns/r1").1, Some(DagAction::CanEdit));
         assert_eq!(decide(Method::GET, "/api/v2/dagSources/etl").2.as_deref(), Some("etl"));
+        for path in
+            ["/api/v2/ui/grid/etl", "/api/v2/ui/structure/etl", "/api/v2/ui/gantt/etl/r1", "/api/v2/ui/logs/etl/r1/t/1"]
+        {
+            assert_eq!(
+                decide(Method::GET, path),
+                (AtLeast(Viewer), Some(DagAction::CanRead), Some("etl".into())),
+                "{path}"
+            );
+        }
+        assert_eq!(decide(Method::GET, "/api/v2/ui/dags"), (AtLeast(Viewer), None, None));
+        assert_eq!(decide(Method::GET, "/api/v2/ui/events"), (AtLeast(Viewer), None, None));
         // An escaped id is checked as the handler reads it, and empty segments cannot dodge the rule.
         assert_eq!(decide(Method::GET, "/api/v2/dags/e%74l").2.as_deref(), Some("etl"));
         assert_eq!(decide(Method::GET, "/api/v2//dags/etl").2.as_deref(), Some("etl"));

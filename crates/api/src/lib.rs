@@ -4,7 +4,8 @@
 //!   Airflow users' scripts and clients keep working.
 //! - [`auth`]: `/auth` (tokens, API keys) and the rules that decide who may call what under `/api/v2`.
 //! - [`worker`]: the worker protocol under `/worker/v1` (lease, heartbeat, logs, report), behind the worker token.
-//! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`.
+//! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`, and [`ui`], the API it reads under
+//!   `/api/v2/ui`.
 //! - [`inference`]: the Open Inference Protocol v2 under `/v2`, predictions from the model registry ([`serving`]).
 //!
 //! Handlers are thin: they check input, call the [`Engine`] or the store, and shape the answer.
@@ -17,6 +18,7 @@ pub mod inference;
 pub mod openapi;
 pub mod public;
 pub mod serving;
+pub mod ui;
 pub mod worker;
 
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub serving: Arc<serving::Serving>,
     /// Failed sign-ins counted against their limits.
     pub sign_in: Arc<auth::SignInThrottle>,
+    /// Runs and task instances changing state, for the dashboard's event streams.
+    pub feed: Arc<ui::ChangeFeed>,
 }
 
 /// Request bodies larger than this are refused with 413 (log batches are the largest legitimate ones).

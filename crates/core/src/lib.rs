@@ -12,6 +12,7 @@ pub mod access;
 pub mod connection;
 pub mod dag;
 pub mod duration;
+pub mod layout;
 pub mod lineage;
 pub mod load;
 pub mod masking;

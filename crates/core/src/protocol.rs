@@ -39,8 +39,12 @@ pub struct LeaseRequest {
     pub worker: String,
     pub hostname: String,
     pub queues: Vec<String>,
+    /// Free slots now: how many tasks the worker asks for.
     pub slots: u32,
     pub wait_ms: u64,
+    /// All of the worker's slots, busy or not, for the list of workers (older workers do not send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -61,7 +61,14 @@ async fn waiting_for_locks(observer: &mut PgConnection, database: &str) -> i64 {
 
 /// Two slots, no waiting: the claim's answer is whatever it could take at once.
 fn lease_request() -> LeaseRequest {
-    LeaseRequest { worker: "w1".into(), hostname: "host".into(), queues: vec!["default".into()], slots: 2, wait_ms: 0 }
+    LeaseRequest {
+        worker: "w1".into(),
+        hostname: "host".into(),
+        queues: vec!["default".into()],
+        slots: 2,
+        wait_ms: 0,
+        capacity: None,
+    }
 }
 
 async fn state_of(conn: &mut PgConnection, run_pk: &str, task_id: &str) -> String {

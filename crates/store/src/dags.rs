@@ -46,6 +46,8 @@ pub struct DagFilter {
     pub descending: bool,
     /// DAGs left out, whatever else matches: those the caller may not read.
     pub hidden_dag_ids: Vec<String>,
+    /// Only DAGs whose newest run (by `run_after`) failed.
+    pub failing: bool,
 }
 
 /// The orders a DAG list can be sorted in (ties broken by `dag_id`).
@@ -249,6 +251,13 @@ impl Store {
         }
         if !owner_conditions.is_empty() {
             conditions.push(format!("({})", owner_conditions.join(" OR ")));
+        }
+        if filter.failing {
+            conditions.push(
+                "(SELECT r.state FROM dag_runs r WHERE r.dag_id = dags.dag_id
+                   ORDER BY r.run_after_ms DESC, r.id DESC LIMIT 1) = 'failed'"
+                    .into(),
+            );
         }
         push_hidden("dag_id", &filter.hidden_dag_ids, &mut conditions, &mut binds);
         let where_clause = conditions.join(" AND ");

@@ -23,6 +23,7 @@ mod runs;
 mod tasks;
 mod time;
 mod tx;
+mod ui;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, T
 pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TryEnd, TryRecord};
 pub use time::{from_ms, now_ms, to_ms};
 pub use tx::{LockedRuns, Reads, RunTx, Tx};
+pub use ui::{Changes, GridCell, RunChange, TiChange, TryTimes};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

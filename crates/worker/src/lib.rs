@@ -173,6 +173,7 @@ fn lease_request(config: &WorkerConfig, slots: u32) -> LeaseRequest {
         queues: config.queues.clone(),
         slots,
         wait_ms: u64::try_from(config.poll_wait.as_millis()).unwrap_or(u64::MAX),
+        capacity: Some(config.slots),
     }
 }
 

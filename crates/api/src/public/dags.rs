@@ -1,6 +1,6 @@
 //! `/api/v2/dags`: list, get, details, pause and unpause (one or many), delete, and `/dagSources`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use axum::Json;
@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sluice_core::{Dag, DataInterval, RunState};
+use sluice_core::{Dag, DataInterval, ParamSpec, RunState};
 use sluice_store::{DagDeletion, DagFilter, DagOrder, DagRow, RunFilter};
 
 use sluice_core::DagAction;
@@ -137,6 +137,7 @@ impl ListQuery {
             order,
             descending,
             hidden_dag_ids: Vec::new(),
+            failing: false,
         })
     }
 }
@@ -200,7 +201,7 @@ async fn latest(state: &AppState, row: &DagRow) -> Result<Option<Arc<Dag>>, ApiE
 }
 
 /// Files with an import error now: their DAGs run their last good version.
-async fn broken_files(state: &AppState) -> Result<HashSet<String>, ApiError> {
+pub(crate) async fn broken_files(state: &AppState) -> Result<HashSet<String>, ApiError> {
     let every = sluice_store::ImportErrorFilter { limit: i64::MAX, ..Default::default() };
     let (errors, _) = state.engine.store().list_import_errors(&every).await?;
     Ok(errors.into_iter().map(|e| e.filename).collect())
@@ -309,7 +310,7 @@ pub async fn details(
         start_date: spec.start_date.as_ref().map(|d| d.resolve(tz)),
         end_date: spec.end_date.as_ref().map(|d| d.resolve(tz)),
         is_paused_upon_creation: Some(dag.is_paused_upon_creation()),
-        params: serde_json::to_value(&spec.params).unwrap_or(Value::Null),
+        params: airflow_params(&spec.params),
         render_template_as_native_obj: false,
         template_search_path: None,
         timezone: Some(tz.name().to_owned()),
@@ -321,6 +322,37 @@ pub async fn details(
         dag: respond(&state, row, &broken_files(&state).await?).await?,
     };
     Ok(Json(details))
+}
+
+/// The DAG's params as Airflow 3 serialises a `ParamsDict` (`Param.dump()`): for each name its default as
+/// `value`, its JSON Schema as `schema` and its `description`, which is what trigger forms are generated from.
+fn airflow_params(params: &BTreeMap<String, ParamSpec>) -> Value {
+    let dumped = params
+        .iter()
+        .map(|(name, p)| {
+            let mut schema = serde_json::Map::new();
+            let fields = [
+                ("type", p.r#type.clone().map(Value::from)),
+                ("enum", p.r#enum.clone().map(Value::from)),
+                ("minimum", p.minimum.map(Value::from)),
+                ("maximum", p.maximum.map(Value::from)),
+            ];
+            for (key, value) in fields {
+                if let Some(value) = value {
+                    schema.insert(key.to_owned(), value);
+                }
+            }
+            let param = serde_json::json!({
+                "__class": "airflow.sdk.definitions.param.Param",
+                "value": p.default.clone().unwrap_or(Value::Null),
+                "schema": schema,
+                "description": p.description,
+                "source": null,
+            });
+            (name.clone(), param)
+        })
+        .collect();
+    Value::Object(dumped)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

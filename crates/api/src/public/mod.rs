@@ -4,12 +4,12 @@ mod assets;
 mod backfills;
 mod clear;
 mod connections;
-mod dags;
+pub(crate) mod dags;
 mod models;
 mod monitor;
 mod pools;
-mod runs;
-mod tasks;
+pub(crate) mod runs;
+pub(crate) mod tasks;
 mod variables;
 mod xcom;
 
@@ -62,6 +62,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(monitor::import_error))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))
+        .merge(crate::ui::router())
 }
 
 /// The model registry and predictions: part of `/api/v2`, and all that `sluice serve` answers of it.

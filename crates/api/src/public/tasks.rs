@@ -385,7 +385,7 @@ pub async fn tries(
     }))
 }
 
-async fn find_try(
+pub(crate) async fn find_try(
     state: &AppState,
     (dag_id, run_id, task_id, try_number): &(String, String, String, i64),
 ) -> Result<(TaskInstanceRow, TaskTryRow), ApiError> {
@@ -418,10 +418,14 @@ pub struct LogQuery {
     #[serde(default)]
     full_content: Option<bool>,
     map_index: Option<i64>,
+    /// Lines per page (at most and by default 10,000); ignored with `full_content`.
+    limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LogLine {
+    /// Increasing within the try: a line's id is a continuation token that reads on after it.
+    pub id: i64,
     pub timestamp: DateTime<Utc>,
     pub event: String,
     pub stream: String,
@@ -455,7 +459,14 @@ pub async fn logs(
         }
         None => 0,
     };
-    let limit = if q.full_content.unwrap_or(false) { i64::MAX } else { LOG_PAGE };
+    let limit = match (q.full_content.unwrap_or(false), q.limit) {
+        (true, _) => i64::MAX,
+        (false, None) => LOG_PAGE,
+        (false, Some(limit)) if (1..=LOG_PAGE).contains(&limit) => limit,
+        (false, Some(limit)) => {
+            return Err(ApiError::Unprocessable(format!("limit {limit} must be between 1 and {LOG_PAGE}")));
+        }
+    };
     let rows = state.engine.store().read_logs(t.id, after, limit).await?;
     let continuation_token = rows.last().map(|r| r.id.to_string()).or(q.token);
     let plain = headers
@@ -466,7 +477,9 @@ pub async fn logs(
         let text: String = rows.iter().map(|r| format!("{}\n", r.line)).collect();
         return Ok(text.into_response());
     }
-    let content =
-        rows.into_iter().map(|r| LogLine { timestamp: r.timestamp, event: r.line, stream: r.stream }).collect();
+    let content = rows
+        .into_iter()
+        .map(|r| LogLine { id: r.id, timestamp: r.timestamp, event: r.line, stream: r.stream })
+        .collect();
     Ok(Json(LogResponse { content, continuation_token }).into_response())
 }

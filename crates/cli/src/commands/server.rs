@@ -274,6 +274,7 @@ pub async fn serve(
         auth: Arc::new(args.auth.config()),
         serving: args.lake.serving()?,
         sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),
+        feed: Arc::default(),
     };
     // The peer address of each connection travels with its requests: sign-in limits count per client address.
     let app = sluice_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -322,6 +323,7 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         auth: Arc::new(args.auth.config()),
         serving: args.lake.serving()?,
         sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),
+        feed: Arc::default(),
     };
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     tracing::info!(address = %listener.local_addr()?, lake = %args.lake.location(), "serving models");

@@ -116,7 +116,8 @@ impl Engine {
         self.work_queued.notify_waiters();
     }
 
-    fn is_stopping(&self) -> bool {
+    /// Whether the server is shutting down: long-lived answers (long-polls, event streams) end.
+    pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 

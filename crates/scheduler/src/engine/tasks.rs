@@ -53,7 +53,7 @@ impl Engine {
     /// Hands up to `slots` queued tasks to a worker, waiting up to `wait_ms` for one to be queued.
     pub async fn lease(&self, request: &LeaseRequest) -> Result<Vec<LeasedTask>, EngineError> {
         if self.worker_due_for_touch(&request.worker) {
-            let slots = i64::from(request.slots);
+            let slots = i64::from(request.capacity.unwrap_or(request.slots));
             self.store.touch_worker(&request.worker, &request.hostname, &request.queues, slots).await?;
         }
         let wait = Duration::from_millis(request.wait_ms).min(self.config.max_poll_wait);
