@@ -142,21 +142,21 @@ export function mount(root, params) {
     if (!event?.quality_status) return;
     const tryPath = `/dags/${seg(event.source_dag_id)}/dagRuns/${seg(event.source_run_id)}/taskInstances/${seg(event.source_task_id)}/tries/${event.source_try_number}`;
     const reports = await api(`${tryPath}/quality`, { signal: controller.signal });
-    const report = /** @type {any[]} */ (reports.reports).find((/** @type {any} */ r) => r.uri === uri);
-    if (!report) return;
+    const found = /** @type {any[]} */ (reports.reports).find((/** @type {any} */ r) => r.uri === uri);
+    if (!found) return;
     /** @type {any[]} */
-    const results = Array.isArray(report.results) ? report.results : [];
+    const results = Array.isArray(found.results) ? found.results : [];
     fill(
       quality,
-      h("h2", { text: `Quality of ${uri}: ${report.status}` }),
+      h("h2", { text: `Quality of ${uri}: ${found.status}` }),
       h(
         "p",
         { class: "muted" },
         "Checked by ",
         h("a", { href: `#/dags/${enc(event.source_dag_id)}/runs/${enc(event.source_run_id)}/tasks/${enc(event.source_task_id)}`, text: `${event.source_dag_id}.${event.source_task_id}` }),
         " on ",
-        time(report.timestamp),
-        report.rows !== null && report.rows !== undefined ? ` · ${report.rows} rows` : "",
+        time(found.timestamp),
+        found.rows !== null && found.rows !== undefined ? ` · ${found.rows} rows` : "",
       ),
       h(
         "div",
