@@ -104,7 +104,7 @@ export function mount(root, params) {
                 { dataset: { task: ti.task_id } },
                 h("td", {}, h("a", { href: `#/dags/${enc(dagId)}/runs/${enc(runId)}/tasks/${enc(ti.task_id)}`, text: ti.task_display_name || ti.task_id })),
                 h("td", {}, badge(ti.state)),
-                h("td", { text: `${ti.try_number} / ${ti.max_tries}` }),
+                h("td", { text: String(ti.try_number) }),
                 h("td", {}, time(ti.start_date)),
                 h("td", { text: duration(ti.duration ?? between(ti.start_date, ti.end_date)) }),
                 h("td", { class: "mono", text: ti.operator }),

@@ -51,7 +51,8 @@ export function mount(root, params) {
     fill(
       summary,
       h("span", {}, "State ", badge(ti.state)),
-      h("span", {}, "Try ", h("b", { text: `${ti.try_number} of ${ti.max_tries}` })),
+      h("span", {}, "Try ", h("b", { text: String(ti.try_number) })),
+      h("span", {}, "Retries ", h("b", { text: String(ti.max_tries) })),
       h("span", {}, "Operator ", h("b", { class: "mono", text: ti.operator })),
       h("span", {}, "Pool ", h("b", { text: ti.pool })),
       h("span", {}, "Queue ", h("b", { text: ti.queue })),
@@ -210,7 +211,9 @@ export function mount(root, params) {
         ts.className = "ts";
         ts.textContent = l.ts ? new Date(l.ts).toLocaleTimeString() : "";
         ts.title = l.ts ?? "";
-        row.append(ts, l.line);
+        const text = document.createElement("span");
+        text.textContent = l.line;
+        row.append(ts, text);
         rows.push(row);
       }
       inner.replaceChildren(...rows);

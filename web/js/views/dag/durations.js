@@ -46,7 +46,9 @@ export function mount(root, dag) {
       const link = s(
         "a",
         { href: `#/dags/${enc(dag.dag_id)}/runs/${enc(r.run.dag_run_id)}` },
-        s("rect", { x, width: bw, y: y(r.queued + r.ran), height: Math.max(0, (r.queued / max) * H), class: `fill-${r.run.state}`, opacity: 0.35 }),
+        r.queued > 0
+          ? s("rect", { x, width: bw, y: y(r.queued + r.ran), height: (r.queued / max) * H, class: `fill-${r.run.state}`, opacity: 0.35 })
+          : null,
         s("rect", { x, width: bw, y: y(r.ran), height: Math.max(1, (r.ran / max) * H), class: `fill-${r.run.state}` }),
         title,
       );
