@@ -2,6 +2,7 @@
 // A DAG: its facts, pause and trigger, and tabs for the grid, the graph, the run durations, the source and the
 // trigger form. Each tab is its own module under dag/, mounted and unmounted with the tab.
 
+import { pauseSwitch } from "../actions.js";
 import { api, can, report, seg } from "../api.js";
 import { fill, h, enc, time } from "../dom.js";
 
@@ -50,22 +51,9 @@ export function mount(root, params) {
   /** @param {any} dag */
   function header(dag) {
     const mayEdit = can("User");
-    const toggle = /** @type {HTMLInputElement} */ (
-      h("input", { type: "checkbox", role: "switch", checked: !dag.is_paused, disabled: !mayEdit, "aria-label": "Active" })
-    );
     const label = h("span", { text: dag.is_paused ? "paused" : "active" });
-    toggle.addEventListener("change", async () => {
-      toggle.disabled = true;
-      try {
-        const answer = await api(`/dags/${seg(dagId)}`, { method: "PATCH", body: { is_paused: !toggle.checked } });
-        dag.is_paused = answer.is_paused;
-        label.textContent = dag.is_paused ? "paused" : "active";
-      } catch (error) {
-        toggle.checked = !dag.is_paused;
-        report(error);
-      } finally {
-        toggle.disabled = false;
-      }
+    const toggle = pauseSwitch(dag, "Active", () => {
+      label.textContent = dag.is_paused ? "paused" : "active";
     });
     fill(
       head,

@@ -2,7 +2,8 @@
 // The DAGs: search by id and tag, filter, page through thousands; the last runs as squares kept live by the event
 // stream; pause and trigger for those allowed; the import errors of broken DAG files.
 
-import { api, can, query, report, seg, stream } from "../api.js";
+import { pauseSwitch } from "../actions.js";
+import { api, can, query, report, stream } from "../api.js";
 import { empty, enc, fill, h, legend, stateClass, time, timeText } from "../dom.js";
 
 const PAGE = 50;
@@ -139,29 +140,7 @@ export function mount(root, params) {
     drawSquares(squares, dag);
     shown.set(dag.dag_id, { row: dag, squares });
     const mayEdit = can("User");
-    const toggle = /** @type {HTMLInputElement} */ (
-      h("input", {
-        type: "checkbox",
-        role: "switch",
-        checked: !dag.is_paused,
-        disabled: !mayEdit,
-        "aria-label": `${dag.dag_id} active`,
-        title: dag.is_paused ? "Paused: click to unpause" : "Active: click to pause",
-      })
-    );
-    toggle.addEventListener("change", async () => {
-      toggle.disabled = true;
-      try {
-        const answer = await api(`/dags/${seg(dag.dag_id)}`, { method: "PATCH", body: { is_paused: !toggle.checked } });
-        dag.is_paused = answer.is_paused;
-        toggle.title = dag.is_paused ? "Paused: click to unpause" : "Active: click to pause";
-      } catch (error) {
-        toggle.checked = !dag.is_paused;
-        report(error);
-      } finally {
-        toggle.disabled = false;
-      }
-    });
+    const toggle = pauseSwitch(dag, `${dag.dag_id} active`);
     return h(
       "tr",
       { dataset: { dag: dag.dag_id } },

@@ -3,7 +3,8 @@
 // and the run's actions: mark success or failed, clear the failed tasks. The event stream keeps it live.
 
 import { api, can, query, report, seg, stream } from "../api.js";
-import { badge, between, busy, confirmAction, duration, empty, enc, fill, h, legend, s, time, timeText } from "../dom.js";
+import { confirmButton } from "../actions.js";
+import { badge, between, duration, empty, enc, fill, h, legend, s, time, timeText } from "../dom.js";
 
 /** @param {HTMLElement} root @param {Record<string, string>} params */
 export function mount(root, params) {
@@ -51,17 +52,7 @@ export function mount(root, params) {
       return;
     }
     /** @param {string} label @param {string} question @param {() => Promise<unknown>} fn @param {string} [cls] */
-    const button = (label, question, fn, cls = "") => {
-      const b = /** @type {HTMLButtonElement} */ (h("button", { type: "button", class: cls, text: label }));
-      b.addEventListener("click", () => {
-        if (!confirmAction(question)) return;
-        busy(b, async () => {
-          await fn();
-          await refresh();
-        }, report);
-      });
-      return b;
-    };
+    const button = (label, question, fn, cls = "") => confirmButton(label, question, fn, refresh, cls);
     fill(
       actions,
       button("Clear failed tasks", `Clear the failed tasks of ${runId} so they run again?`, () =>

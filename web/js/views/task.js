@@ -4,7 +4,8 @@
 // tens of thousands of them stay smooth; clear (with downstream or upstream) and mark.
 
 import { api, can, query, report, seg, stream } from "../api.js";
-import { badge, busy, confirmAction, duration, empty, enc, fill, h, time } from "../dom.js";
+import { confirmButton } from "../actions.js";
+import { badge, duration, empty, enc, fill, h, time } from "../dom.js";
 
 const LINE = 18;
 
@@ -139,17 +140,7 @@ export function mount(root, params) {
     const downstream = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", checked: true }));
     const upstream = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox" }));
     /** @param {string} label @param {string} question @param {() => Promise<unknown>} fn @param {string} [cls] */
-    const button = (label, question, fn, cls = "") => {
-      const b = /** @type {HTMLButtonElement} */ (h("button", { type: "button", class: cls, text: label }));
-      b.addEventListener("click", () => {
-        if (!confirmAction(question)) return;
-        busy(b, async () => {
-          await fn();
-          await refresh();
-        }, report);
-      });
-      return b;
-    };
+    const button = (label, question, fn, cls = "") => confirmButton(label, question, fn, refresh, cls);
     const scope = () => ({ include_downstream: downstream.checked, include_upstream: upstream.checked });
     fill(
       actions,
