@@ -57,7 +57,7 @@ export function mount(root, dag) {
       );
       return;
     }
-    const longest = Math.max(1, ...runs.map((r) => between(r.start_date, r.end_date) ?? 0));
+    const longest = Math.max(0.001, ...runs.map((r) => between(r.start_date, r.end_date) ?? 0));
     const table = document.createElement("table");
     table.className = "grid";
     const head = table.createTHead().insertRow();
