@@ -2,7 +2,7 @@
 // Assets: the catalog (schema, owner, rows, last update, quality) and, for the chosen asset, its lineage across
 // DAGs drawn as a layered graph; a node opens its asset or its task's DAG.
 
-import { api, query, report, seg } from "../api.js";
+import { api, query, report } from "../api.js";
 import { empty, enc, fill, h, s, time } from "../dom.js";
 
 /**
@@ -41,10 +41,7 @@ export function mount(root, params) {
   let chosen = params.uri ?? "";
   const catalog = h("div", {}, h("p", { class: "muted", text: "Loading…" }));
   const lineage = h("div", {});
-  const quality = h("div", {});
-  root.append(h("h1", { text: "Assets" }), catalog, lineage, quality);
-  /** @type {Map<string, number>} */
-  const ids = new Map();
+  root.append(h("h1", { text: "Assets" }), catalog, lineage);
 
   async function loadCatalog() {
     const answer = await api(`/assets${query({ limit: 1000 })}`, { signal: controller.signal });
@@ -55,7 +52,6 @@ export function mount(root, params) {
       return;
     }
     if (!chosen) chosen = assets[0].uri;
-    for (const a of assets) ids.set(a.uri, a.id);
     fill(
       catalog,
       h(
@@ -125,66 +121,8 @@ export function mount(root, params) {
       return;
     }
     drawLineage(uri, view);
-    await showQuality(uri);
   }
 
-  /** The quality report of the asset's latest event, when that event was checked. @param {string} uri */
-  async function showQuality(uri) {
-    fill(quality);
-    const id = ids.get(uri);
-    if (id === undefined) return;
-    const first = await api(`/assets/events${query({ asset_id: id, limit: 1 })}`, { signal: controller.signal });
-    if (!first.total_entries) return;
-    const last = await api(`/assets/events${query({ asset_id: id, limit: 1, offset: first.total_entries - 1 })}`, {
-      signal: controller.signal,
-    });
-    const event = last.asset_events?.[0];
-    if (!event?.quality_status) return;
-    const tryPath = `/dags/${seg(event.source_dag_id)}/dagRuns/${seg(event.source_run_id)}/taskInstances/${seg(event.source_task_id)}/tries/${event.source_try_number}`;
-    const reports = await api(`${tryPath}/quality`, { signal: controller.signal });
-    const found = /** @type {any[]} */ (reports.reports).find((/** @type {any} */ r) => r.uri === uri);
-    if (!found) return;
-    /** @type {any[]} */
-    const results = Array.isArray(found.results) ? found.results : [];
-    fill(
-      quality,
-      h("h2", { text: `Quality of ${uri}: ${found.status}` }),
-      h(
-        "p",
-        { class: "muted" },
-        "Checked by ",
-        h("a", { href: `#/dags/${enc(event.source_dag_id)}/runs/${enc(event.source_run_id)}/tasks/${enc(event.source_task_id)}`, text: `${event.source_dag_id}.${event.source_task_id}` }),
-        " on ",
-        time(found.timestamp),
-        found.rows !== null && found.rows !== undefined ? ` · ${found.rows} rows` : "",
-      ),
-      h(
-        "div",
-        { class: "table-wrap" },
-        h(
-          "table",
-          { class: "quality" },
-          h("thead", {}, h("tr", {}, ["Check", "Column", "Observed", "Threshold", "Severity", "Result"].map((t) => h("th", { text: t })))),
-          h(
-            "tbody",
-            {},
-            results.map((r) =>
-              h(
-                "tr",
-                {},
-                h("td", { class: "mono", text: r.check }),
-                h("td", { class: "mono", text: r.column ?? "—" }),
-                h("td", { class: "mono", text: JSON.stringify(r.observed) }),
-                h("td", { class: "mono", text: JSON.stringify(r.threshold) }),
-                h("td", { text: r.severity ?? "" }),
-                h("td", {}, h("span", { class: `badge ${r.passed ? "st-success" : "st-failed"}`, text: r.passed ? "passed" : "failed" })),
-              ),
-            ),
-          ),
-        ),
-      ),
-    );
-  }
 
   /** @param {string} uri @param {any} view */
   function drawLineage(uri, view) {
