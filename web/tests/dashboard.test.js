@@ -195,8 +195,15 @@ test("trigger from the generated form; the grid turns green live", async () => {
   noConsoleErrors(errors, "trigger and grid");
 });
 
-test("the graph, run durations and source of a DAG", async () => {
+test("the grid by keyboard; the graph, run durations and source of a DAG", async () => {
   const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/dags/ui_demo/grid`);
+  const first = page.locator('table.grid a.cell[tabindex="0"]');
+  await first.focus();
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/tasks\/slow$/);
+  await page.locator(".tries").waitFor();
   await page.goto(`${sluice.url}/#/dags/ui_demo/graph`);
   await page.locator(".graph-wrap svg .node").first().waitFor();
   assert.equal(await page.locator(".graph-wrap svg .node").count(), 3);
