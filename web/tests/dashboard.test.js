@@ -146,6 +146,11 @@ test("find a DAG by search and unpause it", async () => {
   await toggle.click();
   await sluice.until("ui_demo to be unpaused", async () => !(await sluice.api("GET", "/dags/ui_demo")).is_paused, 5000);
   await page.getByLabel("Search DAGs").fill("");
+  await page.getByLabel("Show").selectOption("paused");
+  await page.getByText("No DAG matches").waitFor();
+  await page.getByLabel("Show").selectOption("active");
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 4);
+  await page.getByLabel("Show").selectOption("all");
   await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length >= 4);
   await shot(page, "dags");
   noConsoleErrors(errors, "search and unpause");
