@@ -41,7 +41,10 @@ export function mount(root, params) {
   let chosen = params.uri ?? "";
   const catalog = h("div", {}, h("p", { class: "muted", text: "Loading…" }));
   const lineage = h("div", {});
-  root.append(h("h1", { text: "Assets" }), catalog, lineage);
+  const quality = h("div", {});
+  root.append(h("h1", { text: "Assets" }), catalog, lineage, quality);
+  /** The catalog's assets by URI. @type {Map<string, any>} */
+  const known = new Map();
 
   async function loadCatalog() {
     const answer = await api(`/assets${query({ limit: 1000 })}`, { signal: controller.signal });
@@ -52,6 +55,7 @@ export function mount(root, params) {
       return;
     }
     if (!chosen) chosen = assets[0].uri;
+    for (const a of assets) known.set(a.uri, a);
     fill(
       catalog,
       h(
@@ -121,6 +125,55 @@ export function mount(root, params) {
       return;
     }
     drawLineage(uri, view);
+    await showQuality(known.get(uri));
+  }
+
+  /** The report behind an asset's quality status. @param {any} asset */
+  async function showQuality(asset) {
+    fill(quality);
+    if (!asset?.quality_status) return;
+    const judged = await api(`/assets/${asset.id}/quality`, { signal: controller.signal });
+    const found = judged.report;
+    /** @type {any[]} */
+    const results = Array.isArray(found.results) ? found.results : [];
+    fill(
+      quality,
+      h("h2", { text: `Quality of ${asset.uri}: ${found.status}` }),
+      h(
+        "p",
+        { class: "muted" },
+        "Checked by ",
+        h("a", { href: `#/dags/${enc(judged.dag_id)}/runs/${enc(judged.dag_run_id)}/tasks/${enc(judged.task_id)}`, text: `${judged.dag_id}.${judged.task_id}` }),
+        " on ",
+        time(found.timestamp),
+        found.rows === null || found.rows === undefined ? "" : ` · ${found.rows} rows`,
+      ),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "quality" },
+          h("thead", {}, h("tr", {}, ["Check", "Column", "Observed", "Threshold", "Severity", "Result"].map((t) => h("th", { text: t })))),
+          h(
+            "tbody",
+            {},
+            results.map((r) =>
+              h(
+                "tr",
+                {},
+                h("td", { class: "mono", text: r.check }),
+                h("td", { class: "mono", text: r.column ?? "—" }),
+                h("td", { class: "mono", text: JSON.stringify(r.observed) }),
+                h("td", { class: "mono", text: JSON.stringify(r.threshold) }),
+                h("td", { text: r.severity ?? "" }),
+                h("td", {}, h("span", { class: `badge ${r.passed ? "st-success" : "st-failed"}`, text: r.passed ? "passed" : "failed" })),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
   }
 
 
