@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Sluice test on a Debian machine with Rust: starts PostgreSQL (installing it if missing), builds the
-# workspace and runs the unit, conformance and end-to-end tests.
+# workspace and runs the unit, conformance and end-to-end tests, then the dashboard in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
