@@ -15,8 +15,9 @@ use tokio::sync::mpsc;
 /// extract → left, right → join → report, and extract → report: a long edge across two columns.
 const DIAMOND: &str = "dag_id: diamond
 schedule: null
+is_paused_upon_creation: false
 tags: [etl, nightly]
-owners: [data-team]
+owner: data-team
 tasks:
   - id: extract
     script: echo extracted
@@ -36,6 +37,7 @@ tasks:
 
 const FAILING: &str = "dag_id: failing
 schedule: null
+is_paused_upon_creation: false
 tasks:
   - id: boom
     script: exit 3
@@ -44,6 +46,7 @@ tasks:
 /// Writes a line every 300 ms for about 2 seconds.
 const CHATTY: &str = "dag_id: chatty
 schedule: null
+is_paused_upon_creation: false
 tasks:
   - id: talk
     script: for i in 1 2 3 4 5 6 7; do echo line-$i; sleep 0.3; done
@@ -51,12 +54,14 @@ tasks:
 
 const LONG_LOG: &str = "dag_id: long_log
 schedule: null
+is_paused_upon_creation: false
 tasks:
   - id: print
     script: seq 1 50000
 ";
 
-const OPEN: &str = "dag_id: open\nschedule: null\ntasks:\n  - id: a\n    script: echo a\n";
+const OPEN: &str =
+    "dag_id: open\nschedule: null\nis_paused_upon_creation: false\ntasks:\n  - id: a\n    script: echo a\n";
 /// Readable by Op only.
 const PRIVATE: &str =
     "dag_id: private\nschedule: null\naccess_control:\n  Op: [can_read]\ntasks:\n  - id: a\n    script: echo a\n";
@@ -154,8 +159,17 @@ fn ids(list: &Value, key: &str, field: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn the_grid_structure_gantt_and_dag_list_show_a_finished_run() {
-    let sluice = Sluice::start(Backend::Postgres, &[("diamond.yaml", DIAMOND), ("failing.yaml", FAILING)], 1).await;
+async fn the_grid_structure_gantt_and_dag_list_show_finished_runs_postgres() {
+    finished_runs_in_every_view(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_grid_structure_gantt_and_dag_list_show_finished_runs_sqlite() {
+    finished_runs_in_every_view(Backend::Sqlite).await;
+}
+
+async fn finished_runs_in_every_view(backend: Backend) {
+    let sluice = Sluice::start(backend, &[("diamond.yaml", DIAMOND), ("failing.yaml", FAILING)], 1).await;
     let first = sluice.trigger("diamond", json!({})).await;
     sluice.wait_run_done("diamond", &first, Duration::from_secs(60)).await;
     let second = sluice.trigger("diamond", json!({})).await;
@@ -177,11 +191,11 @@ async fn the_grid_structure_gantt_and_dag_list_show_a_finished_run() {
     }
     assert_eq!(grid["total_runs"], 2);
     let (_, page) = sluice.get("/ui/grid/diamond?limit=1&offset=1").await;
-    assert_eq!(ids(&page, "runs", "run_id"), [first.clone()]);
+    assert_eq!(ids(&page, "runs", "run_id"), [first.as_str()]);
     assert_eq!(sluice.get("/ui/grid/nope").await.0, 404);
 
     // Laid out left to right: every edge goes from a column to a later one, and the long edge bends around join.
-    let (status, structure) = sluice.get(&format!("/ui/structure/diamond?run_id={second}")).await;
+    let (status, structure) = sluice.get(&format!("/ui/structure/diamond?run_id={}", second.replace('+', "%2B"))).await;
     assert_eq!(status, 200, "{structure}");
     let nodes = structure["nodes"].as_array().unwrap();
     let node = |id: &str| nodes.iter().find(|n| n["id"] == id).unwrap().clone();
@@ -223,7 +237,7 @@ async fn the_grid_structure_gantt_and_dag_list_show_a_finished_run() {
         (&diamond["dag_id"], &diamond["tags"], &diamond["owners"]),
         (&json!("diamond"), &json!(["etl", "nightly"]), &json!(["data-team"]))
     );
-    assert_eq!(ids(diamond, "latest_dag_runs", "run_id"), [second.clone()]);
+    assert_eq!(ids(diamond, "latest_dag_runs", "run_id"), [second.as_str()]);
     let (_, list) = sluice.get("/ui/dags?runs=5&filter=failing").await;
     assert_eq!(ids(&list, "dags", "dag_id"), ["failing"]);
     assert_eq!(list["dags"][0]["latest_dag_runs"][0]["state"], "failed");
@@ -231,7 +245,9 @@ async fn the_grid_structure_gantt_and_dag_list_show_a_finished_run() {
     assert_eq!(ids(&list, "dags", "dag_id"), ["diamond"]);
     assert_eq!(list["dags"][0]["latest_dag_runs"].as_array().unwrap().len(), 2);
     let (_, list) = sluice.get("/ui/dags?filter=paused").await;
-    assert_eq!(list["total_entries"], 2, "DAGs start paused: {list}");
+    assert_eq!(list["total_entries"], 0, "{list}");
+    let (_, list) = sluice.get("/ui/dags?filter=active").await;
+    assert_eq!(list["total_entries"], 2, "{list}");
     assert_eq!(sluice.get("/ui/dags?filter=sleepy").await.0, 422);
 
     let (status, workers) = sluice.get("/ui/workers").await;
