@@ -2,7 +2,7 @@
 //! of a run, the workers' load, and the change feed (rows whose `updated_ms` moved).
 //!
 //! Each answer is one or two statements whatever the number of DAGs, runs or tasks shown. "The newest runs of
-//! each DAG" is a `UNION ALL` of one small indexed range read per DAG (`dag_runs_dag_recent`), which both
+//! each DAG" is one small indexed range read per DAG (`dag_runs_dag_recent`) within one statement, which both
 //! databases answer without reading older runs.
 //!
 //! `updated_ms` is kept by database triggers (migration 0013) whenever a run's or a task instance's state, try
@@ -18,11 +18,11 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use crate::Store;
 use crate::dags::placeholders;
 use crate::error::{Error, Result};
 use crate::rows::{DagRunRow, uuid};
 use crate::time::{from_ms, opt_from_ms};
+use crate::{Dialect, Store};
 
 /// The grid's cell of one task instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,13 +97,24 @@ fn opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(opt_from_ms(row.try_get::<Option<i64>, _>(col)?))
 }
 
-/// `SELECT * FROM (<select> WHERE dag_id = $i <tail>) UNION ALL …`, one member per DAG: each member is an indexed
-/// range read, where one statement over all the DAGs' rows would read their whole history.
-fn each_dag(select: &str, tail: &str, dag_count: usize) -> String {
-    (0..dag_count)
-        .map(|i| format!("SELECT * FROM ({select} WHERE dag_id = ${} {tail}) AS d{i}", i + 1))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+/// `<select> WHERE dag_id = $i <tail>` for each of `dag_count` DAGs, as one statement: each DAG's rows are an
+/// indexed range read, where one statement over all the DAGs' rows would read their whole history. PostgreSQL
+/// joins a list of ids laterally (planning a `UNION ALL` of a thousand members takes it a second); SQLite, which
+/// has no `LATERAL`, plans a `UNION ALL` quickly.
+fn each_dag(dialect: Dialect, select: &str, tail: &str, dag_count: usize) -> String {
+    match dialect {
+        Dialect::Postgres => {
+            let ids = (1..=dag_count).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+            format!(
+                "SELECT x.* FROM (VALUES {ids}) AS d (wanted) CROSS JOIN LATERAL \
+                 ({select} WHERE dag_id = d.wanted {tail}) AS x"
+            )
+        }
+        Dialect::Sqlite => (1..=dag_count)
+            .map(|i| format!("SELECT * FROM ({select} WHERE dag_id = ${i} {tail})"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL "),
+    }
 }
 
 impl Store {
@@ -114,7 +125,7 @@ impl Store {
         }
         let select = format!("SELECT {} FROM dag_runs", DagRunRow::COLUMNS);
         let tail = format!("ORDER BY run_after_ms DESC, id DESC LIMIT {per_dag}");
-        let sql = each_dag(&select, &tail, dag_ids.len());
+        let sql = each_dag(self.dialect(), &select, &tail, dag_ids.len());
         let rows = bind_ids(sqlx::query(&sql), dag_ids).fetch_all(self.pool()).await?;
         let mut runs = rows.iter().map(DagRunRow::decode).collect::<Result<Vec<_>>>()?;
         runs.sort_by(|a, b| (&a.dag_id, b.run_after, b.id).cmp(&(&b.dag_id, a.run_after, a.id)));
@@ -131,7 +142,7 @@ impl Store {
         }
         let select = "SELECT dag_id, data_interval_start_ms, data_interval_end_ms FROM dag_runs";
         let tail = "AND run_type = 'scheduled' AND logical_date_ms IS NOT NULL ORDER BY logical_date_ms DESC LIMIT 1";
-        let sql = each_dag(select, tail, dag_ids.len());
+        let sql = each_dag(self.dialect(), select, tail, dag_ids.len());
         let rows = bind_ids(sqlx::query(&sql), dag_ids).fetch_all(self.pool()).await?;
         let mut intervals = HashMap::new();
         for row in &rows {
