@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Sluice test on a Debian machine with Rust: starts PostgreSQL (installing it if missing), builds the
-# workspace and runs the unit, conformance and end-to-end tests.
+# workspace and runs the unit, conformance and end-to-end tests, then the dashboard in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,3 +66,20 @@ ensure_postgres
 ensure_python_tools
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
+
+# The dashboard in a real browser: Debian's Chromium driven by playwright-core (from npm, pinned by
+# web/tests/package-lock.json) against a `sluice standalone` the tests start.
+ensure_browser_tools() {
+  if ! command -v npm >/dev/null; then
+    echo "Node.js is not installed: installing it"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "Chromium is not installed: installing it"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+}
+ensure_browser_tools
+(cd web/tests && npm ci --no-audit --no-fund --silent && SLUICE_BIN="$CARGO_TARGET_DIR/debug/sluice" npm test)

@@ -110,6 +110,12 @@ async fn penguins_etl_records_assets_and_triggers_its_consumer() {
     let raw_asset = assets["assets"].as_array().unwrap().iter().find(|a| a["uri"] == "lake://raw/penguins").unwrap();
     assert_eq!(raw_asset["quality_status"], "warn", "{raw_asset}");
     assert_eq!(raw_asset["owner"], "data-team");
+    // The report behind that status, found from the asset: the quality task's try wrote it, not the producer's.
+    let (status, judged) = sluice.get(&format!("/assets/{}/quality", raw_asset["id"])).await;
+    assert_eq!(status, 200, "{judged}");
+    assert_eq!((judged["task_id"].as_str(), judged["try_number"].as_i64()), (Some("quality"), Some(1)), "{judged}");
+    assert_eq!(judged["dag_run_id"], run_id.as_str());
+    assert_eq!((judged["report"]["status"].as_str(), judged["report"]["rows"].as_i64()), (Some("warn"), Some(344)));
     let feature_id = features["asset_id"].as_i64().unwrap();
     let (_, asset) = sluice.get(&format!("/assets/{feature_id}")).await;
     assert_eq!(asset["producing_tasks"], json!([{"dag_id": "penguins_etl", "task_id": "features"}]), "{asset}");

@@ -101,6 +101,24 @@ pub struct QualityReportRow {
     pub timestamp: DateTime<Utc>,
 }
 
+const QUALITY_COLUMNS: &str = "id, dag_id, run_id, task_id, try_number, asset_uri, status, report, ts_ms";
+
+impl QualityReportRow {
+    fn decode(r: &AnyRow) -> Result<QualityReportRow> {
+        Ok(QualityReportRow {
+            id: r.try_get("id")?,
+            dag_id: r.try_get("dag_id")?,
+            run_id: r.try_get("run_id")?,
+            task_id: r.try_get("task_id")?,
+            try_number: r.try_get("try_number")?,
+            uri: r.try_get("asset_uri")?,
+            status: r.try_get("status")?,
+            report: crate::rows::json(r, "report")?,
+            timestamp: time(r, "ts_ms")?,
+        })
+    }
+}
+
 /// Which events to list; `None` fields do not filter. Newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AssetEventFilter {
@@ -349,30 +367,29 @@ impl Store {
         task_id: &str,
         try_number: i64,
     ) -> Result<Vec<QualityReportRow>> {
-        let rows = sqlx::query(
-            "SELECT id, dag_id, run_id, task_id, try_number, asset_uri, status, report, ts_ms FROM quality_reports
-              WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4 ORDER BY id",
-        )
-        .bind(dag_id)
-        .bind(run_id)
-        .bind(task_id)
-        .bind(try_number)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QualityReportRow {
-                    id: r.try_get("id")?,
-                    dag_id: r.try_get("dag_id")?,
-                    run_id: r.try_get("run_id")?,
-                    task_id: r.try_get("task_id")?,
-                    try_number: r.try_get("try_number")?,
-                    uri: r.try_get("asset_uri")?,
-                    status: r.try_get("status")?,
-                    report: crate::rows::json(r, "report")?,
-                    timestamp: time(r, "ts_ms")?,
-                })
-            })
-            .collect()
+        let sql = format!(
+            "SELECT {QUALITY_COLUMNS} FROM quality_reports
+              WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4 ORDER BY id"
+        );
+        let rows =
+            sqlx::query(&sql).bind(dag_id).bind(run_id).bind(task_id).bind(try_number).fetch_all(self.pool()).await?;
+        rows.iter().map(QualityReportRow::decode).collect()
+    }
+
+    /// The newest quality report on `uri` by a task of a DAG not in `hidden_dag_ids`.
+    pub async fn latest_quality_report(
+        &self,
+        uri: &str,
+        hidden_dag_ids: &[String],
+    ) -> Result<Option<QualityReportRow>> {
+        let mut conditions = vec!["asset_uri = $1".to_string()];
+        let mut binds = vec![Bind::Text(uri.to_owned())];
+        crate::dags::push_hidden("dag_id", hidden_dag_ids, &mut conditions, &mut binds);
+        let sql = format!(
+            "SELECT {QUALITY_COLUMNS} FROM quality_reports WHERE {} ORDER BY id DESC LIMIT 1",
+            conditions.join(" AND ")
+        );
+        let row = bind_all(sqlx::query(&sql), &binds).fetch_optional(self.pool()).await?;
+        row.as_ref().map(QualityReportRow::decode).transpose()
     }
 }

@@ -342,6 +342,42 @@ pub struct QualityReportCollection {
     pub reports: Vec<QualityReportResponse>,
 }
 
+/// The newest quality report on an asset, and the try of the quality task that wrote it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AssetQualityResponse {
+    pub dag_id: String,
+    pub dag_run_id: String,
+    pub task_id: String,
+    pub try_number: i64,
+    pub report: QualityReportResponse,
+}
+
+/// The newest quality report on an asset (what the catalog's quality status says), from a DAG the caller may read;
+/// 404 when no quality task has judged it.
+#[utoipa::path(get, path = "/assets/{asset_id}/quality", tag = "Asset", params(("asset_id" = i64, Path)),
+    responses((status = 200, body = AssetQualityResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn asset_quality(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(asset_id): ApiPath<i64>,
+) -> Result<Json<AssetQualityResponse>, ApiError> {
+    let hidden_dag_ids = principal.hidden_dags(state.engine.store()).await?;
+    let asset = find(&state, asset_id, &hidden_dag_ids).await?;
+    let row = state
+        .engine
+        .store()
+        .latest_quality_report(&asset.uri, &hidden_dag_ids)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no quality task has checked `{}` yet", asset.uri)))?;
+    Ok(Json(AssetQualityResponse {
+        dag_id: row.dag_id.clone(),
+        dag_run_id: row.run_id.clone(),
+        task_id: row.task_id.clone(),
+        try_number: row.try_number,
+        report: report_response(row),
+    }))
+}
+
 fn report_response(row: QualityReportRow) -> QualityReportResponse {
     QualityReportResponse {
         uri: row.uri,

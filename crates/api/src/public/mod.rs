@@ -57,6 +57,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assets::lineage))
         .routes(routes!(assets::get))
         .routes(routes!(assets::quality))
+        .routes(routes!(assets::asset_quality))
         .merge(models_router())
         .routes(routes!(monitor::import_errors))
         .routes(routes!(monitor::import_error))

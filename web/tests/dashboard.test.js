@@ -1,0 +1,408 @@
+// @ts-check
+// The dashboard in Chromium against a real `sluice standalone`: every view, its live updates, its forms and its
+// speed budgets. Screenshots of every view land in screenshots/ (not committed); any console error fails.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SCREENSHOTS, openPage, startBrowser, startSluice } from "./harness.js";
+
+const DEMO = `dag_id: ui_demo
+description: Extract, a slow step that logs as it goes, and a load.
+owner: web-team
+tags: [demo, ui]
+schedule: null
+start_date: 2026-01-01
+params:
+  rows: {type: integer, default: 5, minimum: 1, maximum: 1000, description: how many rows to extract}
+  mode: {type: string, default: fast, enum: [fast, thorough]}
+tasks:
+  - id: extract
+    inputs: [s3://demo/raw]
+    script: echo "extracting {{ params.rows }} rows"
+  - id: slow
+    depends_on: [extract]
+    script: |
+      for i in $(seq 1 30); do echo "progress line $i"; sleep 0.1; done
+  - id: load
+    depends_on: [slow]
+    outputs: [s3://demo/clean]
+    script: echo loaded
+`;
+
+/** @param {string} marker */
+const flaky = (marker) => `dag_id: flaky
+owner: web-team
+tags: [demo]
+schedule: null
+start_date: 2026-01-01
+is_paused_upon_creation: false
+tasks:
+  - id: fragile
+    script: |
+      if [ -f ${marker} ]; then echo "fixed, all good"; else echo "the input is missing" >&2; exit 3; fi
+`;
+
+const BACKFILL = `dag_id: daily_numbers
+owner: web-team
+tags: [demo]
+schedule: "@daily"
+start_date: 2026-01-01
+catchup: false
+is_paused_upon_creation: false
+tasks:
+  - id: count
+    script: echo "counting {{ ds }}"
+`;
+
+const BIG_LOG = `dag_id: big_log
+schedule: null
+start_date: 2026-01-01
+is_paused_upon_creation: false
+tasks:
+  - id: chatty
+    script: seq 1 50000
+`;
+
+/** A DAG of `n` independent tasks in a chain of groups, for the grid budget. @param {number} n */
+function wideDag(n) {
+  const tasks = [];
+  for (let i = 0; i < n; i += 1) {
+    tasks.push(`  - id: t${String(i).padStart(3, "0")}\n    script: echo ${i}${i >= 10 ? `\n    depends_on: [t${String(i % 10).padStart(3, "0")}]` : ""}`);
+  }
+  return `dag_id: wide\nschedule: null\nstart_date: 2026-01-01\ntasks:\n${tasks.join("\n")}\n`;
+}
+
+/** @type {Awaited<ReturnType<typeof startSluice>>} */
+let sluice;
+/** @type {import("playwright-core").Browser} */
+let browser;
+/** @type {Awaited<ReturnType<typeof openPage>>} */
+let admin;
+const marker = join(process.env.TMPDIR ?? "/tmp", `sluice-ui-flaky-${process.pid}`);
+
+before(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  sluice = await startSluice({
+    "ui_demo.yaml": DEMO,
+    "flaky.yaml": flaky(marker),
+    "daily_numbers.yaml": BACKFILL,
+    "big_log.yaml": BIG_LOG,
+    "broken.yaml": "dag_id: broken\ntasks:\n  - id: a\n    script: [unclosed\n",
+  });
+  await sluice.until("the DAGs to be read", async () => (await sluice.api("GET", "/dags")).total_entries >= 4);
+  await sluice.api("POST", "/auth/users", { username: "viewer", password: "viewer-password-1", role: "Viewer" });
+  browser = await startBrowser();
+  admin = await openPage(browser);
+});
+
+after(async () => {
+  await browser?.close();
+  await sluice?.stop();
+});
+
+/** @param {import("playwright-core").Page} page @param {string} name */
+async function shot(page, name) {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: false });
+}
+
+/** Fails on console errors so far, naming the step. @param {string[]} errors @param {string} step */
+function noConsoleErrors(errors, step) {
+  const seen = errors.splice(0);
+  assert.deepEqual(seen, [], `console errors during ${step}`);
+}
+
+/** @param {import("playwright-core").Page} page @param {string} username @param {string} password */
+async function signIn(page, username, password) {
+  await page.goto(`${sluice.url}/`);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("table.dags").waitFor();
+}
+
+test("sign in", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/`);
+  await page.getByRole("heading", { name: "Sign in to Sluice" }).waitFor();
+  await shot(page, "signin");
+  await signIn(page, "admin", sluice.password);
+  await page.locator(".who .user").getByText("admin (Admin)").waitFor();
+  noConsoleErrors(errors, "sign in");
+});
+
+test("find a DAG by search and unpause it", async () => {
+  const { page, errors } = admin;
+  await page.getByLabel("Search DAGs").fill("ui_de");
+  await page.locator("table.dags tbody tr").first().waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 1);
+  const row = page.locator('tr[data-dag="ui_demo"]');
+  await row.waitFor();
+  await page.getByLabel("Search DAGs").fill("tag:ui");
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 1);
+  const toggle = row.getByRole("switch");
+  assert.equal(await toggle.isChecked(), false, "ui_demo starts paused");
+  await toggle.click();
+  await sluice.until("ui_demo to be unpaused", async () => !(await sluice.api("GET", "/dags/ui_demo")).is_paused, 5000);
+  await page.getByLabel("Search DAGs").fill("");
+  await page.getByLabel("Show").selectOption("paused");
+  await page.getByText("No DAG matches").waitFor();
+  await page.getByLabel("Show").selectOption("active");
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 4);
+  await page.getByLabel("Show").selectOption("all");
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length >= 4);
+  await shot(page, "dags");
+  noConsoleErrors(errors, "search and unpause");
+});
+
+test("an import error names the file, line and column", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/dags`);
+  const banner = page.locator(".banner");
+  await banner.waitFor();
+  await banner.locator("summary").click();
+  await banner.locator("b").getByText("broken.yaml").waitFor();
+  const trace = await banner.locator("pre").first().textContent();
+  assert.match(trace ?? "", /broken\.yaml:\d+:\d+: /, `the message locates the error: ${trace}`);
+  await shot(page, "import-errors");
+  noConsoleErrors(errors, "import errors");
+});
+
+test("trigger from the generated form; the grid turns green live", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/dags/ui_demo/trigger`);
+  const rows = page.getByLabel("rows", { exact: true });
+  await rows.waitFor();
+  assert.equal(await rows.inputValue(), "5", "the default is filled in");
+  await rows.fill("5000");
+  await page.getByRole("button", { name: "Trigger run" }).click();
+  await page.locator("#param-rows-error").getByText("at most 1000").waitFor();
+  assert.equal(await rows.getAttribute("aria-invalid"), "true");
+  assert.match(page.url(), /trigger$/, "a refused value does not trigger");
+  await shot(page, "trigger");
+  await rows.fill("7");
+  await page.getByLabel("mode").selectOption({ label: "thorough" });
+  await page.getByRole("button", { name: "Trigger run" }).click();
+  await page.waitForURL(/#\/dags\/ui_demo\/grid$/);
+  await page.locator("table.grid").waitFor();
+  // From here on the page is not reloaded: the colours come from the event stream.
+  await page.evaluate(() => Object.assign(window, { sameDocument: true }));
+  await page.locator("table.grid a.cell.st-success").first().waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => document.querySelectorAll("table.grid tbody a.cell.st-success").length === 3, null, {
+    timeout: 30000,
+  });
+  await page.locator("table.grid a.runbar.st-success").waitFor({ timeout: 10000 });
+  assert.equal(await page.evaluate(() => "sameDocument" in window), true, "the grid was not reloaded");
+  const runs = await sluice.api("GET", "/dags/ui_demo/dagRuns");
+  assert.deepEqual(runs.dag_runs[0].conf, { rows: 7, mode: "thorough" });
+  await shot(page, "grid");
+  noConsoleErrors(errors, "trigger and grid");
+});
+
+test("the grid by keyboard; the graph, run durations and source of a DAG", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/dags/ui_demo/grid`);
+  const first = page.locator('table.grid a.cell[tabindex="0"]');
+  await first.focus();
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/tasks\/slow$/);
+  await page.locator(".tries").waitFor();
+  await page.goto(`${sluice.url}/#/dags/ui_demo/graph`);
+  await page.locator(".graph-wrap svg .node").first().waitFor();
+  assert.equal(await page.locator(".graph-wrap svg .node").count(), 3);
+  await page.locator(".graph-wrap svg rect.fill-success").first().waitFor();
+  await shot(page, "graph");
+  await page.getByRole("link", { name: "Run durations" }).click();
+  await page.locator(".chart-wrap svg a").first().waitFor();
+  await shot(page, "durations");
+  await page.getByRole("link", { name: "Source" }).click();
+  await page.locator("pre.source").getByText("progress line").waitFor();
+  await shot(page, "source");
+  noConsoleErrors(errors, "graph, durations, source");
+});
+
+test("a running task's log lines arrive live", async () => {
+  const { page, errors } = admin;
+  const run = await sluice.api("POST", "/dags/ui_demo/dagRuns", { conf: {} });
+  await page.goto(`${sluice.url}/#/dags/ui_demo/runs/${encodeURIComponent(run.dag_run_id)}/tasks/slow`);
+  const log = page.locator(".log");
+  await log.getByText("progress line 1", { exact: true }).waitFor({ timeout: 30000 });
+  const early = await page.locator(".log .line").count();
+  await log.getByText("progress line 30", { exact: true }).waitFor({ timeout: 30000 });
+  const late = await page.locator(".log .line").count();
+  assert.ok(late > early, `lines arrived while the page was open (${early} then ${late})`);
+  await page.locator(".tries .badge.st-success").waitFor({ timeout: 15000 });
+  await page.getByLabel("Search the log").fill("line 2");
+  await page.locator(".log .line.current").waitFor();
+  await shot(page, "task");
+  await page.goto(`${sluice.url}/#/dags/ui_demo/runs/${encodeURIComponent(run.dag_run_id)}`);
+  await page.locator(".chart-wrap svg a").first().waitFor();
+  await page.locator("table.tis .badge.st-success").nth(2).waitFor({ timeout: 15000 });
+  await shot(page, "run");
+  noConsoleErrors(errors, "live log");
+});
+
+test("a failed task, cleared, runs again", async () => {
+  const { page, errors } = admin;
+  const run = await sluice.api("POST", "/dags/flaky/dagRuns", { conf: {} });
+  await page.goto(`${sluice.url}/#/dags/flaky/runs/${encodeURIComponent(run.dag_run_id)}/tasks/fragile`);
+  await page.locator(".tries .badge.st-failed").waitFor({ timeout: 30000 });
+  assert.equal((await page.locator(".tries .exit-code").first().textContent())?.trim(), "3");
+  await page.locator(".log").getByText("the input is missing").waitFor();
+  writeFileSync(marker, "fixed");
+  await page.getByRole("button", { name: "Clear", exact: true }).click();
+  await page.locator(".tries tbody tr").nth(1).waitFor({ timeout: 30000 });
+  await page.locator(".tries tbody tr").nth(1).locator(".badge.st-success").waitFor({ timeout: 30000 });
+  await page.locator(".log").getByText("fixed, all good").waitFor({ timeout: 10000 });
+  noConsoleErrors(errors, "clear and retry");
+});
+
+test("a backfill shows its progress", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/backfills?dag=daily_numbers`);
+  await page.locator("form.backfill-form").waitFor();
+  await page.locator("#bf-from").fill("2026-02-01");
+  await page.locator("#bf-to").fill("2026-02-03");
+  await page.getByRole("button", { name: "Preview dates" }).click();
+  await page.getByText("3 logical dates would run").waitFor();
+  await page.getByRole("button", { name: "Start backfill" }).click();
+  await page.locator("table.backfills tbody tr").first().waitFor();
+  await page.locator(".progress-text").getByText("3 of 3 runs done").waitFor({ timeout: 45000 });
+  await page.locator(".backfill-status").getByText("complete").waitFor({ timeout: 15000 });
+  await shot(page, "backfills");
+  noConsoleErrors(errors, "backfill");
+});
+
+test("assets, admin and models views", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/assets`);
+  await page.locator("table.assets").waitFor();
+  await page.locator(".graph-wrap svg").waitFor();
+  await shot(page, "assets");
+  for (const section of ["workers", "pools", "variables", "connections", "users", "api-keys"]) {
+    await page.goto(`${sluice.url}/#/admin/${section}`);
+    await page.locator(`main .tabs a[aria-current="page"]`).waitFor();
+    await page.locator("main table, main .empty").first().waitFor();
+    await shot(page, `admin-${section}`);
+  }
+  await page.goto(`${sluice.url}/#/admin/workers`);
+  await page.locator("table.workers").getByText("standalone-worker-1").waitFor();
+  await page.goto(`${sluice.url}/#/admin/variables`);
+  await page.getByRole("button", { name: "New variable" }).click();
+  await page.getByLabel("Key").fill("ui_greeting");
+  await page.getByLabel("Value").fill("hello");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("table.variables").getByText("ui_greeting").waitFor();
+  await page.goto(`${sluice.url}/#/admin/connections`);
+  await page.getByRole("button", { name: "New connection" }).click();
+  await page.getByLabel("Connection id").fill("warehouse");
+  await page.getByLabel("Type").fill("postgres");
+  await page.getByLabel("Password").fill("s3cret-value");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("table.connections").getByText("warehouse").waitFor();
+  assert.equal(await page.locator("table.connections").getByText("s3cret-value").count(), 0, "secrets are masked");
+  await page.goto(`${sluice.url}/#/models`);
+  await page.locator("main .empty, main table").first().waitFor();
+  await shot(page, "models");
+  noConsoleErrors(errors, "assets, admin, models");
+});
+
+test("a 50,000-line log opens without freezing the tab", async () => {
+  const { page, errors } = admin;
+  const run = await sluice.api("POST", "/dags/big_log/dagRuns", { conf: {} });
+  await sluice.until(
+    "the chatty task to finish",
+    async () => (await sluice.api("GET", `/dags/big_log/dagRuns/${encodeURIComponent(run.dag_run_id)}`)).state === "success",
+  );
+  await page.goto(`${sluice.url}/#/dags/big_log/runs/${encodeURIComponent(run.dag_run_id)}/tasks/chatty`);
+  const start = Date.now();
+  await page.locator(".log-tools").getByText(/^500\d\d lines/).waitFor({ timeout: 20000 });
+  const loaded = Date.now() - start;
+  // The page answers at once while holding every line: only a window of them is in the DOM.
+  const t0 = Date.now();
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(null))));
+  assert.ok(Date.now() - t0 < 200, "a frame is drawn promptly");
+  assert.ok((await page.locator(".log .line").count()) < 200, "the log is windowed");
+  await page.locator(".log").getByText("50000", { exact: true }).waitFor();
+  assert.ok(loaded < 5000, `50,000 lines loaded in ${loaded} ms`);
+  noConsoleErrors(errors, "big log");
+});
+
+test("a Viewer sees no trigger, pause or clear", async () => {
+  const viewer = await openPage(browser);
+  const { page, errors } = viewer;
+  await signIn(page, "viewer", "viewer-password-1");
+  await page.locator('tr[data-dag="ui_demo"]').waitFor();
+  assert.equal(await page.locator("a.trigger").count(), 0, "no trigger button");
+  assert.equal(await page.locator('tr[data-dag="ui_demo"]').getByRole("switch").isDisabled(), true, "no pause");
+  await page.goto(`${sluice.url}/#/dags/ui_demo/grid`);
+  await page.locator("table.grid").waitFor();
+  assert.equal(await page.locator("a.trigger").count(), 0);
+  assert.equal(await page.getByRole("link", { name: "Trigger" }).count(), 0);
+  const runs = await sluice.api("GET", "/dags/flaky/dagRuns");
+  await page.goto(`${sluice.url}/#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}/tasks/fragile`);
+  await page.locator(".tries").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Clear" }).count(), 0, "no clear button");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in to Sluice" }).waitFor();
+  noConsoleErrors(errors, "viewer");
+  await viewer.context.close();
+});
+
+test("a narrow window", async () => {
+  const narrow = await openPage(browser, { width: 390, height: 844 });
+  const { page, errors } = narrow;
+  await signIn(page, "admin", sluice.password);
+  await shot(page, "narrow-dags");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the DAG list fits a narrow window (overflow ${overflow}px)`);
+  await page.goto(`${sluice.url}/#/dags/ui_demo/grid`);
+  await page.locator("table.grid").waitFor();
+  await shot(page, "narrow-grid");
+  noConsoleErrors(errors, "narrow window");
+  await narrow.context.close();
+});
+
+test("budgets: 2,000 DAGs listed and a 25 × 200 grid, each under a second", async () => {
+  const { page, errors } = admin;
+  for (let i = 0; i < 2000; i += 1) {
+    const id = `perf_${String(i).padStart(4, "0")}`;
+    sluice.addDag(`${id}.yaml`, `dag_id: ${id}\nowner: perf\ntags: [perf, batch${i % 7}]\nschedule: "@daily"\nstart_date: 2026-01-01\ntasks:\n  - id: only\n    script: echo ${i}\n`);
+  }
+  sluice.addDag("wide.yaml", wideDag(200));
+  await sluice.until("2,000 more DAGs to be read", async () => (await sluice.api("GET", "/dags?limit=1")).total_entries >= 2005, 180000);
+  for (let i = 0; i < 25; i += 1) {
+    const run = await sluice.api("POST", "/dags/wide/dagRuns", { conf: {}, dag_run_id: `perf_${i}` });
+    await sluice.api("PATCH", `/dags/wide/dagRuns/${run.dag_run_id}`, { state: i % 5 === 4 ? "failed" : "success" });
+  }
+
+  await page.goto(`${sluice.url}/#/backfills`);
+  await page.locator("h1").getByText("Backfills").waitFor();
+  let start = Date.now();
+  await page.goto(`${sluice.url}/#/dags`);
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 50);
+  const list = Date.now() - start;
+  start = Date.now();
+  await page.getByLabel("Search DAGs").fill("perf_19");
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 50 && document.querySelector('tr[data-dag="perf_1900"]'));
+  const search = Date.now() - start - 200; // the search waits 200 ms for the typing to stop
+  start = Date.now();
+  await page.getByRole("button", { name: "Next →" }).click();
+  await page.waitForFunction(() => document.querySelector('tr[data-dag="perf_1950"]'));
+  const nextPage = Date.now() - start;
+  console.log(`2,000 DAGs: list ${list} ms, search ${search} ms, next page ${nextPage} ms`);
+  assert.ok(list < 1000, `the DAG list took ${list} ms`);
+  assert.ok(search < 1000, `a search took ${search} ms`);
+  assert.ok(nextPage < 1000, `the next page took ${nextPage} ms`);
+
+  start = Date.now();
+  await page.goto(`${sluice.url}/#/dags/wide/grid`);
+  await page.waitForFunction(() => document.querySelectorAll("table.grid tbody a.cell").length === 5000);
+  const grid = Date.now() - start;
+  console.log(`25 × 200 grid: ${grid} ms`);
+  assert.ok(grid < 1000, `the grid took ${grid} ms`);
+  assert.equal(await page.locator("table.grid tbody a.cell.st-success").count(), 4000);
+  noConsoleErrors(errors, "budgets");
+});
