@@ -283,9 +283,10 @@ async fn the_dashboard_is_served_from_the_binary() {
     let page = sluice.http.get(format!("{}/", sluice.url)).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(page.text().await.unwrap().contains("<script type=\"module\" src=\"app.js\">"));
-    let script = sluice.http.get(format!("{}/app.js", sluice.url)).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("<script type=\"module\" src=\"js/app.js\">"));
+    let script = sluice.http.get(format!("{}/js/api.js", sluice.url)).send().await.unwrap();
     assert_eq!(script.status().as_u16(), 200);
+    assert!(script.headers()["content-type"].to_str().unwrap().contains("javascript"));
     assert!(script.text().await.unwrap().contains("/api/v2"));
     let (status, body) = sluice.request(reqwest::Method::GET, "/nothing-here.css", None).await;
     assert_eq!(status, 404, "{body}");

@@ -221,8 +221,8 @@ tasks:
       name: slow_species
       target: species
       candidates:
-        - {algorithm: random_forest, grid: {n_trees: [400], max_depth: [4, 6, 8, 10, 12, 14]}}
-      cv: {folds: 5, seed: 1}
+        - {algorithm: random_forest, grid: {n_trees: [3000], max_depth: [4, 6, 8, 10, 12, 14]}}
+      cv: {folds: 10, seed: 1}
 "#;
 
 #[tokio::test]

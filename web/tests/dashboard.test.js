@@ -275,6 +275,32 @@ test("a backfill shows its progress", async () => {
   noConsoleErrors(errors, "backfill");
 });
 
+test("a backfill is paused, resumed and cancelled", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/backfills?dag=daily_numbers`);
+  await page.locator("form.backfill-form").waitFor();
+  await page.locator("#bf-from").fill("2026-03-01");
+  await page.locator("#bf-to").fill("2026-04-30");
+  await page.locator("#bf-max").fill("1");
+  await page.getByRole("button", { name: "Start backfill" }).click();
+  const running = page.locator("table.backfills tbody tr", {
+    has: page.locator(".backfill-status", { hasText: "running" }),
+  });
+  await running.waitFor();
+  const id = await running.getAttribute("data-backfill");
+  const row = page.locator(`table.backfills tbody tr[data-backfill="${id}"]`);
+  await row.getByRole("button", { name: "Pause" }).click();
+  await row.locator(".backfill-status").getByText("paused").waitFor();
+  await row.getByRole("button", { name: "Resume" }).click();
+  await row.locator(".backfill-status").getByText("running").waitFor();
+  await row.getByRole("button", { name: "Cancel" }).click();
+  await row.locator(".backfill-status").getByText("complete").waitFor({ timeout: 15000 });
+  assert.equal(await row.getByRole("button").count(), 0, "a finished backfill offers no actions");
+  const backfill = await sluice.api("GET", `/backfills/${id}`);
+  assert.ok(backfill.completed_at, JSON.stringify(backfill));
+  noConsoleErrors(errors, "backfill controls");
+});
+
 test("assets, admin and models views", async () => {
   const { page, errors } = admin;
   await page.goto(`${sluice.url}/#/assets`);

@@ -11,6 +11,17 @@ pub struct ErrorBody {
     pub detail: String,
 }
 
+/// One event of a `text/event-stream` answer, as a client reads it off the stream: its name, and its `data`, the JSON
+/// text of the body the route names for that event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServerSentEvent {
+    pub event: Option<String>,
+    pub data: String,
+    /// Where a reconnecting client resumes (`Last-Event-ID`), on streams that number their events.
+    pub id: Option<String>,
+    pub retry: Option<u64>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(

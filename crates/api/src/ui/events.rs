@@ -147,7 +147,7 @@ impl Subscription {
 }
 
 /// Changes of runs and task instances, from now on, as Server-Sent Events.
-#[utoipa::path(get, path = "/ui/events", tag = "Dashboard", params(EventsQuery), responses((status = 200, description = "`event: dag_run` (data: DagRunEvent), `event: task_instance` (data: TaskInstanceEvent), `event: resync` (the stream dropped changes: reload), and `: keep-alive` comments every 15 s", content_type = "text/event-stream", body = String), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/ui/events", tag = "Dashboard", params(EventsQuery), responses((status = 200, description = "`event: dag_run` (data: DagRunEvent), `event: task_instance` (data: TaskInstanceEvent), `event: resync` (the stream dropped changes: reload), and `: keep-alive` comments every 15 s", content_type = "text/event-stream", body = crate::openapi::ServerSentEvent), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,

@@ -107,7 +107,7 @@ impl Tail {
 
 /// A try's log as Server-Sent Events: `event: line` for each line after `after`, while the try runs too, then
 /// `event: end` with the try's state.
-#[utoipa::path(get, path = "/ui/logs/{dag_id}/{run_id}/{task_id}/{try_number}", tag = "Dashboard", params(("dag_id" = String, Path), ("run_id" = String, Path), ("task_id" = String, Path), ("try_number" = i64, Path), LogStreamQuery), responses((status = 200, description = "`event: line` (data: LogLineEvent) for every line, then `event: end` (data: LogEndEvent) once the try has ended; `: keep-alive` comments every 15 s", content_type = "text/event-stream", body = String), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/ui/logs/{dag_id}/{run_id}/{task_id}/{try_number}", tag = "Dashboard", params(("dag_id" = String, Path), ("run_id" = String, Path), ("task_id" = String, Path), ("try_number" = i64, Path), LogStreamQuery), responses((status = 200, description = "`event: line` (data: LogLineEvent) for every line, then `event: end` (data: LogEndEvent) once the try has ended; `: keep-alive` comments every 15 s", content_type = "text/event-stream", body = crate::openapi::ServerSentEvent), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<(String, String, String, i64)>,
