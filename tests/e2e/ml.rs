@@ -45,6 +45,24 @@ fn known_rows() -> Vec<(Value, &'static str)> {
     ]
 }
 
+/// The same journey in `sluice standalone` (SQLite, and the worker processes it starts): the model is trained,
+/// promoted, and predicts known rows.
+#[tokio::test]
+async fn penguins_model_is_trained_and_served_in_standalone() {
+    let mut sluice = Sluice::new(Backend::Sqlite, &[("penguins_train.yaml", TRAIN)]).await;
+    sluice.add_data("penguins.csv", PENGUINS);
+    let home = tempfile::tempdir().unwrap();
+    let (standalone, _) = sluice.start_standalone(home.path()).await;
+    sluice.extra.push(standalone);
+    let (_, run) = run_to_end(&sluice, "penguins_train", json!({})).await;
+    assert_eq!(run["state"], "success", "{}", sluice.all_output());
+    let (status, model) = sluice.get(&format!("/models/{MODEL}")).await;
+    assert_eq!((status, model["production_version"].as_i64()), (200, Some(1)), "{model}");
+    let (records, species): (Vec<Value>, Vec<&str>) = known_rows().into_iter().unzip();
+    let (status, answer) = sluice.post(&format!("/models/{MODEL}/predict"), json!({"records": records})).await;
+    assert_eq!((status, &answer["predictions"]), (200, &json!(species)), "{answer}");
+}
+
 #[tokio::test]
 async fn penguins_model_is_trained_promoted_served_and_gated() {
     let mut sluice = start(&[("penguins_train.yaml", TRAIN)]).await;

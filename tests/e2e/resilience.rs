@@ -167,15 +167,9 @@ async fn sigterm_lets_the_running_task_finish_then_the_worker_exits() {
 async fn standalone_runs_everything_in_one_command_and_stops_cleanly() {
     let mut sluice = Sluice::new(Backend::Sqlite, &[("chain.yaml", CHAIN)]).await;
     let home = tempfile::tempdir().unwrap();
-    let bind = format!("127.0.0.1:{}", sluice.port);
-    let home_arg = home.path().display().to_string();
-    let mut standalone = sluice.spawn("standalone", &["standalone", "--bind", &bind, "--home", &home_arg]);
-    sluice.wait_healthy().await;
     // The first start creates `admin`, prints its password once and keeps it in the home folder.
-    let saved = std::fs::read_to_string(home.path().join("passwords.json.generated")).unwrap();
-    let password = serde_json::from_str::<serde_json::Value>(&saved).unwrap()["admin"].as_str().unwrap().to_string();
+    let (mut standalone, password) = sluice.start_standalone(home.path()).await;
     assert!(standalone.output().contains(&format!("password: {password}")), "{}", standalone.output());
-    sluice.token = Some(sluice.login("admin", &password).await);
     let run_id = sluice.trigger("chain", json!({})).await;
     let run = sluice.wait_run_done("chain", &run_id, Duration::from_secs(60)).await;
     assert_eq!(run["state"], "success", "{}", standalone.output());

@@ -306,6 +306,19 @@ impl Sluice {
         }
     }
 
+    /// Starts `sluice standalone` with its state in `home` on this deployment's port, and signs in as the `admin`
+    /// its first start creates; the process and the admin's generated password.
+    pub async fn start_standalone(&mut self, home: &std::path::Path) -> (Proc, String) {
+        let bind = format!("127.0.0.1:{}", self.port);
+        let home_arg = home.display().to_string();
+        let standalone = self.spawn("standalone", &["standalone", "--bind", &bind, "--home", &home_arg]);
+        self.wait_healthy().await;
+        let saved = std::fs::read_to_string(home.join("passwords.json.generated")).unwrap();
+        let password = serde_json::from_str::<Value>(&saved).unwrap()["admin"].as_str().unwrap().to_string();
+        self.token = Some(self.login("admin", &password).await);
+        (standalone, password)
+    }
+
     pub fn server_output(&self) -> String {
         self.server.as_ref().map(Proc::output).unwrap_or_default()
     }

@@ -31,6 +31,10 @@ pub struct Args {
     /// Database (default: sqlite://$SLUICE_HOME/sluice.db).
     #[arg(long, env = "SLUICE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Where `lake://` assets and model versions live: a folder or `s3://bucket/prefix` (default:
+    /// $SLUICE_HOME/lake). The server and the worker processes use the same one.
+    #[arg(long, env = "SLUICE_LAKE")]
+    pub lake: Option<String>,
     /// Keys that seal secrets in the database (default: one generated once and kept in
     /// $SLUICE_HOME/encryption_key).
     #[arg(long, env = "SLUICE_ENCRYPTION_KEY", hide_env_values = true)]
@@ -74,7 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         worker_token: Some(worker_token.clone()),
         no_scheduler: false,
         auth,
-        lake: LakeArgs { lake: None, home: args.home.clone() },
+        lake: LakeArgs { lake: args.lake.clone(), home: args.home.clone() },
         prediction_log: args.prediction_log.clone(),
     };
     let store = connect(&server_args.database).await?;
@@ -90,6 +94,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             server: url.clone(),
             token: worker_token.clone(),
             slots: args.worker_slots,
+            lake: server_args.lake.location(),
+            dags_folder: args.scheduling.dags_folder.clone(),
         };
         supervisors.push(tokio::spawn(worker.supervise(shutdown.clone())));
     }
@@ -163,6 +169,10 @@ struct WorkerProcess {
     server: String,
     token: String,
     slots: u32,
+    /// Data tasks run in the worker's child processes: they must read and write the server's lake, and read
+    /// relative source paths from the same DAG folder, whatever flags or variables gave them.
+    lake: String,
+    dags_folder: PathBuf,
 }
 
 impl WorkerProcess {
@@ -171,6 +181,8 @@ impl WorkerProcess {
         Command::new(exe)
             .args(["worker", "--server", &self.server, "--name", &self.name, "--slots", &self.slots.to_string()])
             .env("SLUICE_WORKER_TOKEN", &self.token)
+            .env("SLUICE_LAKE", &self.lake)
+            .env("SLUICE_DAGS_FOLDER", &self.dags_folder)
             .kill_on_drop(true)
             .spawn()
             .context("cannot start a worker process")
