@@ -4,7 +4,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SCREENSHOTS, openPage, startBrowser, startSluice } from "./harness.js";
 
@@ -257,6 +257,34 @@ test("a failed task, cleared, runs again", async () => {
   await page.locator(".tries tbody tr").nth(1).locator(".badge.st-success").waitFor({ timeout: 30000 });
   await page.locator(".log").getByText("fixed, all good").waitFor({ timeout: 10000 });
   noConsoleErrors(errors, "clear and retry");
+});
+
+test("a task and its run are marked, and a log is downloaded", async () => {
+  const { page, errors } = admin;
+  const run = await sluice.api("POST", "/dags/daily_numbers/dagRuns", { conf: {} });
+  const runPath = `/dags/daily_numbers/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+  await sluice.until("the run to succeed", async () => (await sluice.api("GET", runPath)).state === "success");
+  await page.goto(`${sluice.url}/#/dags/daily_numbers/runs/${encodeURIComponent(run.dag_run_id)}/tasks/count`);
+  await page.locator(".tries .badge.st-success").waitFor({ timeout: 15000 });
+  await page.locator(".log").getByText("counting").waitFor();
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: "Download" }).click(),
+  ]);
+  const saved = await download.path();
+  assert.match(readFileSync(saved, "utf8"), /counting \d{4}-\d{2}-\d{2}/);
+
+  await page.getByRole("button", { name: "Mark failed" }).click();
+  await sluice.until(
+    "the task to be failed",
+    async () => (await sluice.api("GET", `${runPath}/taskInstances/count`)).state === "failed",
+  );
+  await page.goto(`${sluice.url}/#/dags/daily_numbers/runs/${encodeURIComponent(run.dag_run_id)}`);
+  await page.getByRole("button", { name: "Mark failed" }).click();
+  await sluice.until("the run to be marked failed", async () => (await sluice.api("GET", runPath)).state === "failed");
+  await page.getByRole("button", { name: "Mark success" }).click();
+  await sluice.until("the run to be marked success", async () => (await sluice.api("GET", runPath)).state === "success");
+  noConsoleErrors(errors, "marks and download");
 });
 
 test("a backfill shows its progress", async () => {
