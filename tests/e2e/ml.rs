@@ -92,29 +92,11 @@ async fn penguins_model_is_trained_promoted_served_and_gated() {
     assert_eq!(change["changed_by"], format!("run:penguins_train/{run_id}/deploy"));
 
     // Known rows are predicted correctly over both protocols, from the server and from `sluice serve`.
-    let serve_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let serve_bind = format!("127.0.0.1:{serve_port}");
-    let serve = sluice.spawn("serve", &["serve", "--bind", &serve_bind]);
-    sluice.extra.push(serve);
+    let serve_url = sluice.start_serve();
     let records: Vec<Value> = known_rows().into_iter().map(|(r, _)| r).collect();
     let species: Vec<&str> = known_rows().into_iter().map(|(_, s)| s).collect();
-    let serve_url = format!("http://{serve_bind}");
     for base in [sluice.url.clone(), serve_url.clone()] {
-        let answer = sluice
-            .eventually("a prediction", Duration::from_secs(30), || {
-                let http = sluice.http.clone();
-                let url = format!("{base}/api/v2/models/{MODEL}/predict");
-                let token = sluice.token.clone().unwrap();
-                let body = json!({"records": records});
-                async move {
-                    let response = http.post(url).bearer_auth(token).json(&body).send().await.ok()?;
-                    (response.status() == 200).then_some(response.json::<Value>().await.ok()?)
-                }
-            })
-            .await;
+        let answer = sluice.predict_eventually(&base, MODEL, json!({"records": records})).await;
         assert_eq!(answer["predictions"], json!(species), "{base}: {answer}");
         assert_eq!(answer["version"], 1);
         assert!(answer["request_id"].is_string());

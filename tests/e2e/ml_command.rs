@@ -94,26 +94,10 @@ async fn a_scikit_learn_model_is_registered_promoted_and_served_from_onnx() {
     assert_eq!(names, ["1"], "nothing but the version is left in the model's folder");
 
     // Known rows are predicted correctly from the ONNX model over both protocols, by both servers.
-    let serve_bind = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
-    };
-    let serve = sluice.spawn("serve", &["serve", "--bind", &serve_bind]);
-    sluice.extra.push(serve);
+    let serve_url = sluice.start_serve();
     let (records, species) = known_rows();
-    for base in [sluice.url.clone(), format!("http://{serve_bind}")] {
-        let answer = sluice
-            .eventually("a prediction", Duration::from_secs(30), || {
-                let http = sluice.http.clone();
-                let url = format!("{base}/api/v2/models/{MODEL}/predict");
-                let token = sluice.token.clone().unwrap();
-                let body = json!({"records": records});
-                async move {
-                    let response = http.post(url).bearer_auth(token).json(&body).send().await.ok()?;
-                    (response.status() == 200).then_some(response.json::<Value>().await.ok()?)
-                }
-            })
-            .await;
+    for base in [sluice.url.clone(), serve_url.clone()] {
+        let answer = sluice.predict_eventually(&base, MODEL, json!({"records": records})).await;
         assert_eq!((&answer["predictions"], answer["version"].as_i64()), (&json!(species), Some(1)), "{answer}");
         assert_eq!(answer["classes"], json!(["Adelie", "Chinstrap", "Gentoo"]), "{answer}");
         for p in answer["probabilities"].as_array().unwrap() {

@@ -319,6 +319,31 @@ impl Sluice {
         (standalone, password)
     }
 
+    /// Starts `sluice serve` on a free port, kept with this deployment's processes; its base URL.
+    pub fn start_serve(&mut self) -> String {
+        let bind = format!("127.0.0.1:{}", free_port());
+        let serve = self.spawn("serve", &["serve", "--bind", &bind]);
+        self.extra.push(serve);
+        format!("http://{bind}")
+    }
+
+    /// The answer of `POST {base}/api/v2/models/{model}/predict` with `body`, asked again until the server at `base`
+    /// is up and serves the model.
+    pub async fn predict_eventually(&self, base: &str, model: &str, body: Value) -> Value {
+        self.eventually("a prediction", Duration::from_secs(30), || {
+            let request = self
+                .http
+                .post(format!("{base}/api/v2/models/{model}/predict"))
+                .bearer_auth(self.token.clone().unwrap_or_default())
+                .json(&body);
+            async move {
+                let response = request.send().await.ok()?;
+                (response.status() == 200).then_some(response.json::<Value>().await.ok()?)
+            }
+        })
+        .await
+    }
+
     pub fn server_output(&self) -> String {
         self.server.as_ref().map(Proc::output).unwrap_or_default()
     }

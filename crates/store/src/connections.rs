@@ -44,12 +44,12 @@ impl ConnectionRow {
     }
 
     /// This connection as stored: its secrets sealed.
-    fn sealed(&self, secrets: &Secrets) -> ConnectionRow {
-        ConnectionRow {
-            password: self.password.as_deref().map(|p| secrets.seal(p)),
-            extra: self.extra.as_deref().map(|e| secrets.seal(e)),
+    fn sealed(&self, secrets: &Secrets) -> Result<ConnectionRow> {
+        Ok(ConnectionRow {
+            password: self.password.as_deref().map(|p| secrets.seal(p)).transpose()?,
+            extra: self.extra.as_deref().map(|e| secrets.seal(e)).transpose()?,
             ..self.clone()
-        }
+        })
     }
 
     fn bind<'q>(
@@ -154,7 +154,7 @@ impl Store {
             "INSERT INTO connections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (conn_id) DO NOTHING",
             ConnectionRow::COLUMNS
         );
-        let sealed = conn.sealed(self.secrets());
+        let sealed = conn.sealed(self.secrets())?;
         Ok(sealed.bind(sqlx::query(&sql)).execute(self.pool()).await?.rows_affected() == 1)
     }
 
@@ -163,7 +163,7 @@ impl Store {
         let sql = "UPDATE connections SET conn_type = $2, description = $3, host = $4, login = $5, password = $6,
                           schema_name = $7, port = $8, extra = $9
                     WHERE conn_id = $1";
-        let sealed = conn.sealed(self.secrets());
+        let sealed = conn.sealed(self.secrets())?;
         Ok(sealed.bind(sqlx::query(sql)).execute(self.pool()).await?.rows_affected() == 1)
     }
 
@@ -264,7 +264,7 @@ impl Store {
                 if !self.secrets().needs_reseal(&stored) {
                     continue;
                 }
-                let sealed = self.secrets().seal(&self.secrets().open(&stored)?);
+                let sealed = self.secrets().seal(&self.secrets().open(&stored)?)?;
                 let done = sqlx::query(&update).bind(sealed).bind(id).bind(&stored).execute(&mut *tx).await?;
                 resealed += usize::try_from(done.rows_affected()).unwrap_or(0);
             }

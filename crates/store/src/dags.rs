@@ -427,7 +427,7 @@ impl Store {
              ON CONFLICT (key) DO UPDATE SET val = excluded.val, description = excluded.description",
         )
         .bind(key)
-        .bind(self.secrets().seal(value))
+        .bind(self.secrets().seal(value)?)
         .bind(description)
         .execute(self.pool())
         .await?;
@@ -440,7 +440,7 @@ impl Store {
             "INSERT INTO variables (key, val, description) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
         )
         .bind(key)
-        .bind(self.secrets().seal(value))
+        .bind(self.secrets().seal(value)?)
         .bind(description)
         .execute(self.pool())
         .await?;

@@ -38,6 +38,8 @@ pub enum SecretsError {
     UnknownKey { key_id: String, configured: String },
     #[error("a secret sealed with key {key_id} does not open with it: the stored value was changed or damaged")]
     Damaged { key_id: String },
+    #[error("a secret could not be sealed with key {key_id}")]
+    Seal { key_id: String },
 }
 
 /// One key: what seals and opens, and its id.
@@ -93,14 +95,14 @@ impl Secrets {
     }
 
     /// `plain` sealed with the first key; as it is when no key is configured.
-    pub fn seal(&self, plain: &str) -> String {
-        let Some(key) = self.keys.first() else { return plain.to_owned() };
+    pub fn seal(&self, plain: &str) -> Result<String, SecretsError> {
+        let Some(key) = self.keys.first() else { return Ok(plain.to_owned()) };
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        // Encryption in memory with a valid key and nonce cannot fail; the plain value is never stored instead.
-        let sealed = key.cipher.encrypt(&nonce, plain.as_bytes()).unwrap_or_default();
+        let sealed =
+            key.cipher.encrypt(&nonce, plain.as_bytes()).map_err(|_| SecretsError::Seal { key_id: key.id.clone() })?;
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
-        format!("{PREFIX}{}:{}", key.id, URL_SAFE_NO_PAD.encode(bytes))
+        Ok(format!("{PREFIX}{}:{}", key.id, URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// The plain text of a stored value; a value that was never sealed is returned as it is.
@@ -161,9 +163,9 @@ mod tests {
     fn sealed_values_open_with_their_key_only() {
         let key = Secrets::generate_key();
         let secrets = Secrets::from_config(&key).unwrap();
-        let sealed = secrets.seal("hunter2");
+        let sealed = secrets.seal("hunter2").unwrap();
         assert!(sealed.starts_with(PREFIX) && !sealed.contains("hunter2"), "{sealed}");
-        assert_ne!(sealed, secrets.seal("hunter2"), "a fresh nonce per value");
+        assert_ne!(sealed, secrets.seal("hunter2").unwrap(), "a fresh nonce per value");
         assert_eq!(secrets.open(&sealed).unwrap(), "hunter2");
 
         let other = Secrets::from_config(&Secrets::generate_key()).unwrap();
@@ -176,7 +178,7 @@ mod tests {
     #[test]
     fn a_changed_value_is_refused() {
         let secrets = Secrets::from_config(&Secrets::generate_key()).unwrap();
-        let sealed = secrets.seal("hunter2");
+        let sealed = secrets.seal("hunter2").unwrap();
         let last = sealed.chars().last().unwrap();
         let flipped = format!("{}{}", &sealed[..sealed.len() - 1], if last == 'A' { 'B' } else { 'A' });
         assert!(matches!(secrets.open(&flipped), Err(SecretsError::Damaged { .. })));
@@ -190,11 +192,11 @@ mod tests {
     fn old_keys_open_and_only_the_first_seals() {
         let (old, new) = (Secrets::generate_key(), Secrets::generate_key());
         let before = Secrets::from_config(&old).unwrap();
-        let sealed_old = before.seal("a");
+        let sealed_old = before.seal("a").unwrap();
         let both = Secrets::from_config(&format!("{new}, {old}")).unwrap();
         assert_eq!(both.open(&sealed_old).unwrap(), "a");
         assert!(both.needs_reseal(&sealed_old) && both.needs_reseal("plain"));
-        let resealed = both.seal("a");
+        let resealed = both.seal("a").unwrap();
         assert!(!both.needs_reseal(&resealed));
         assert_eq!(Secrets::from_config(&new).unwrap().open(&resealed).unwrap(), "a");
     }
@@ -203,7 +205,7 @@ mod tests {
     fn without_keys_values_stay_as_they_are() {
         let none = Secrets::from_config(" ").unwrap();
         assert!(!none.is_configured());
-        assert_eq!(none.seal("x"), "x");
+        assert_eq!(none.seal("x").unwrap(), "x");
         assert_eq!(none.open("x").unwrap(), "x");
         assert!(!none.needs_reseal("x"));
     }
