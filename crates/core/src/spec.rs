@@ -17,6 +17,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
+use crate::mapping::{MapArgs, MapSource};
 use crate::ops_spec::{
     Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
     RegistersSpec, ScoreSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
@@ -146,6 +147,26 @@ impl<'de> Deserialize<'de> for ScheduleSpec {
     }
 }
 
+/// Airflow's BashOperator skips a task that exits with this code.
+pub const DEFAULT_SKIP_EXIT_CODE: i64 = 99;
+
+/// `skip_on_exit_code:` — one exit code or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExitCodes {
+    One(i64),
+    Many(Vec<i64>),
+}
+
+impl ExitCodes {
+    pub fn contains(&self, code: i64) -> bool {
+        match self {
+            ExitCodes::One(one) => *one == code,
+            ExitCodes::Many(many) => many.contains(&code),
+        }
+    }
+}
+
 /// Settings shared by tasks: `default_args` in the DAG, and the same fields on each task (the task wins).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,6 +203,37 @@ pub struct TaskSpec {
     pub depends_on: Vec<String>,
     #[serde(default)]
     pub trigger_rule: TriggerRule,
+    /// The task's output names the downstream tasks to follow (a task id, a list of them, or null for none); the
+    /// other tasks directly downstream are skipped, as Airflow's branch operators do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub branch: bool,
+    /// A false output (Python's falsiness: false, null, 0, "", [], {}) skips the tasks downstream, as Airflow's
+    /// ShortCircuitOperator does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub short_circuit: bool,
+    /// With `short_circuit`: `true` (the default) skips every task downstream whatever its trigger rule; `false`
+    /// skips only the direct downstream tasks and lets the trigger rules decide the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_downstream_trigger_rules: Option<bool>,
+    /// Exit codes that end a `command` task as skipped instead of failed; 99 when absent, as Airflow's BashOperator,
+    /// and `[]` for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_on_exit_code: Option<ExitCodes>,
+    /// One task instance per element (Airflow's dynamic task mapping): argument name → a list, or `{output:
+    /// <task id>}` for an upstream task's output that is one; several arguments map over their cross product.
+    /// Templates read an instance's arguments as `{{ args.<name> }}`.
+    #[serde(default, skip_serializing_if = "MapArgs::is_empty")]
+    pub expand: MapArgs,
+    /// One task instance per set of arguments (Airflow's `expand_kwargs`): a list of objects, or an upstream output
+    /// that is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expand_kwargs: Option<MapSource>,
+    /// Fixed arguments beside the mapped ones (Airflow's `partial`), in `args` too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partial: BTreeMap<String, serde_json::Value>,
+    /// The most instances the task may be expanded into; 1024 when absent (Airflow's `max_map_length`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_map_length: Option<u32>,
     // The TaskArgs fields, repeated because serde's flatten does not combine with deny_unknown_fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
@@ -264,6 +316,14 @@ impl TaskSpec {
             kind: default_kind(),
             depends_on: Vec::new(),
             trigger_rule: TriggerRule::default(),
+            branch: false,
+            short_circuit: false,
+            ignore_downstream_trigger_rules: None,
+            skip_on_exit_code: None,
+            expand: MapArgs::default(),
+            expand_kwargs: None,
+            partial: BTreeMap::new(),
+            max_map_length: None,
             retries: None,
             retry_delay: None,
             retry_exponential_backoff: None,
@@ -329,6 +389,13 @@ impl TaskSpec {
             })),
             _ => None,
         }
+    }
+
+    /// Whether a try that exited with `code` ends the task as skipped rather than failed. Only `command` tasks
+    /// choose their exit codes: a data task's come from Sluice.
+    pub fn skips_on_exit_code(&self, code: i64) -> bool {
+        self.kind == DEFAULT_TASK_KIND
+            && self.skip_on_exit_code.as_ref().map_or(code == DEFAULT_SKIP_EXIT_CODE, |codes| codes.contains(code))
     }
 
     /// Every asset the task reads: its `inputs`, and the assets its transform steps join.

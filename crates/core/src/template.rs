@@ -42,6 +42,10 @@ pub struct TemplateContext {
     #[serde(skip)]
     pub connections: BTreeMap<String, Connection>,
     pub outputs: BTreeMap<String, serde_json::Value>,
+    /// The instance of a mapped task (0, 1, ...); -1 for a task that is not mapped, as in Airflow.
+    pub map_index: i64,
+    /// A mapped task's arguments for this instance (`partial` and one element of each list), as `args`.
+    pub args: BTreeMap<String, serde_json::Value>,
 }
 
 /// The variables (by key) and connections (by id) a rendering read.
@@ -132,6 +136,7 @@ impl TemplateContext {
             "task_id": self.task_id,
             "dag_id": self.dag_id,
             "run_id": self.run_id,
+            "map_index": self.map_index,
         });
         json!({
             "ds": date.format("%Y-%m-%d").to_string(),
@@ -159,6 +164,7 @@ impl TemplateContext {
             "dag": { "dag_id": self.dag_id },
             "var": { "value": self.variables, "json": var_json },
             "outputs": self.outputs,
+            "args": self.args,
         })
     }
 
@@ -215,6 +221,9 @@ impl TemplateContext {
         ]);
         if let Some(logical_date) = self.logical_date {
             env.insert("SLUICE_LOGICAL_DATE".to_owned(), iso(logical_date));
+        }
+        if self.map_index >= 0 {
+            env.insert("SLUICE_MAP_INDEX".to_owned(), self.map_index.to_string());
         }
         env
     }

@@ -302,14 +302,19 @@ impl Tx {
         rows.iter().map(|row| Ok(row.try_get("task_id")?)).collect()
     }
 
-    /// Whether any task instance of the run is not finished yet.
-    pub async fn has_unfinished_tis(&mut self, run_pk: Uuid) -> Result<bool> {
+    /// Whether any task instance of the run (of one of its tasks, with `task_id`) is not finished yet.
+    pub async fn has_unfinished_tis(&mut self, run_pk: Uuid, task_id: Option<&str>) -> Result<bool> {
         let unfinished = unfinished_states();
+        let first_state = if task_id.is_some() { 3 } else { 2 };
         let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM task_instances WHERE run_pk = $1 AND state IN ({})) AS unfinished",
-            placeholders(2, unfinished.len())
+            "SELECT EXISTS (SELECT 1 FROM task_instances WHERE run_pk = $1{} AND state IN ({})) AS unfinished",
+            if task_id.is_some() { " AND task_id = $2" } else { "" },
+            placeholders(first_state, unfinished.len()),
         );
         let mut query = sqlx::query(&sql).bind(run_pk.to_string());
+        if let Some(task_id) = task_id {
+            query = query.bind(task_id);
+        }
         for state in &unfinished {
             query = query.bind(*state);
         }

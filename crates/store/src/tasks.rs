@@ -273,17 +273,28 @@ impl LeafTry {
 
 impl Reads<'_> {
     /// Upstream outputs for templates: `task_id → output` of the finished task instances of a run.
-    pub async fn run_outputs(&mut self, run_pk: Uuid) -> Result<Vec<(String, Value)>> {
-        let rows = sqlx::query("SELECT task_id, output FROM task_instances WHERE run_pk = $1 AND output IS NOT NULL")
-            .bind(run_pk.to_string())
-            .fetch_all(&mut *self.tx.inner)
-            .await?;
+    /// The outputs of `task_ids` in a run, as `(task_id, map_index, output)` in task and `map_index` order: a
+    /// mapped task has one per instance that produced one.
+    pub async fn run_outputs(&mut self, run_pk: Uuid, task_ids: &[&str]) -> Result<Vec<(String, i64, Value)>> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT task_id, map_index, output FROM task_instances
+              WHERE run_pk = $1 AND output IS NOT NULL AND task_id IN ({})
+              ORDER BY task_id, map_index",
+            placeholders(2, task_ids.len())
+        );
+        let mut query = sqlx::query(&sql).bind(run_pk.to_string());
+        for task_id in task_ids {
+            query = query.bind(*task_id);
+        }
+        let rows = query.fetch_all(&mut *self.tx.inner).await?;
         rows.iter()
             .map(|r| {
-                let task_id: String = r.try_get("task_id")?;
                 let text: String = r.try_get("output")?;
                 let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                Ok((task_id, value))
+                Ok((r.try_get("task_id")?, r.try_get("map_index")?, value))
             })
             .collect()
     }
@@ -333,6 +344,63 @@ impl Store {
 }
 
 impl RunTx<'_> {
+    /// Expands a mapped task: its placeholder instance (`map_index` -1, state `none`) becomes instance 0 and
+    /// instances 1..`length` are added beside it, all scheduled, with the placeholder's settings. Returns whether
+    /// the placeholder was still waiting (if not, nothing changes).
+    pub async fn expand_mapped(
+        &mut self,
+        placeholder: &TaskInstanceRow,
+        length: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let scheduled = TaskState::Scheduled.as_str();
+        let done = sqlx::query(
+            "UPDATE task_instances SET map_index = 0, state = $1, scheduled_ms = $2
+              WHERE id = $3 AND run_pk = $4 AND map_index = -1 AND state = $5",
+        )
+        .bind(scheduled)
+        .bind(to_ms(now))
+        .bind(placeholder.id.to_string())
+        .bind(self.run.id.to_string())
+        .bind(TaskState::None.as_str())
+        .execute(&mut *self.tx.inner)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // Chunks stay below SQLite's limit of bound parameters.
+        const COLS: usize = 12;
+        let indexes: Vec<i64> = (1..length).collect();
+        for chunk in indexes.chunks(1000) {
+            let values = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO task_instances (id, run_pk, dag_id, run_id, task_id, map_index, state, scheduled_ms, \
+                     max_tries, priority_weight, queue, pool) VALUES {values}"
+            );
+            let mut query = sqlx::query(&sql);
+            for map_index in chunk {
+                query = query
+                    .bind(Uuid::now_v7().to_string())
+                    .bind(self.run.id.to_string())
+                    .bind(&placeholder.dag_id)
+                    .bind(&placeholder.run_id)
+                    .bind(&placeholder.task_id)
+                    .bind(*map_index)
+                    .bind(scheduled)
+                    .bind(to_ms(now))
+                    .bind(placeholder.max_tries)
+                    .bind(placeholder.priority_weight)
+                    .bind(&placeholder.queue)
+                    .bind(&placeholder.pool);
+            }
+            query.execute(&mut *self.tx.inner).await?;
+        }
+        Ok(true)
+    }
+
     /// Queues up to `limit` scheduled task instances of this run, highest priority first, within the open slots of
     /// their pools (Airflow's rule: a pool's queued and running task instances never exceed its slots; a task
     /// naming a pool that does not exist waits until it does), and announces the work (see [`Tx::commit`]).

@@ -92,6 +92,7 @@ conformance!(
     leases_read_connections_and_watermarks,
     model_versions_and_stages,
     queued_tasks_are_taken_back_only_with_claims_excluded,
+    a_mapped_task_is_expanded_once_in_place_of_its_placeholder,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -280,8 +281,11 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     };
     run.end_try(&ti, &end, Utc::now()).await.unwrap();
     assert!(run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().is_none(), "an ended try holds nothing");
-    assert_eq!(tx.reads().run_outputs(run_pk).await.unwrap(), vec![("t1".to_string(), json!({"n": 1}))]);
-    assert!(tx.has_unfinished_tis(run_pk).await.unwrap());
+    let outputs = tx.reads().run_outputs(run_pk, &["t0", "t1"]).await.unwrap();
+    assert_eq!(outputs, vec![("t1".to_string(), -1, json!({"n": 1}))]);
+    assert_eq!(tx.reads().run_outputs(run_pk, &["t0"]).await.unwrap(), vec![], "only the tasks asked for");
+    assert!(tx.has_unfinished_tis(run_pk, None).await.unwrap());
+    assert!(!tx.has_unfinished_tis(run_pk, Some("t1")).await.unwrap(), "t1 has ended");
     assert_eq!(tx.count_active_tis_of_dag("d", 16).await.unwrap(), 1, "t0 is still queued");
     tx.commit().await.unwrap();
     assert_eq!(store.run_progress(run_pk).await.unwrap(), (true, false), "unfinished, none waiting for room");
@@ -987,4 +991,54 @@ mod postgres_interleavings {
         assert_eq!(claim_beside(2).await, ["t1"]);
         fresh.finish().await;
     }
+}
+
+async fn a_mapped_task_is_expanded_once_in_place_of_its_placeholder(store: &Store) {
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let now = Utc::now();
+    let mut run = tx.create_run(&new_run("d", version, "r1", 1), &tasks(2), None, now).await.unwrap().unwrap();
+    let run_pk = run.run().id;
+    let tis = run.run_task_instances(run_pk, Some(&["t1".to_string()])).await.unwrap();
+    let placeholder = tis[0].clone();
+    assert_eq!(placeholder.map_index, -1);
+    // Past a chunk of inserted rows, so that the statement is split as SQLite's parameter limit needs.
+    assert!(run.expand_mapped(&placeholder, 1500, now).await.unwrap());
+    assert!(!run.expand_mapped(&placeholder, 1500, now).await.unwrap(), "a placeholder expands once");
+    let expanded = run.run_task_instances(run_pk, Some(&["t1".to_string()])).await.unwrap();
+    assert_eq!(expanded.len(), 1500);
+    let mut indexes: Vec<i64> = expanded.iter().map(|ti| ti.map_index).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..1500).collect::<Vec<_>>());
+    assert!(expanded.iter().all(|ti| ti.state == TaskState::Scheduled && ti.pool == placeholder.pool));
+    assert!(expanded.iter().any(|ti| ti.id == placeholder.id && ti.map_index == 0), "the placeholder is instance 0");
+    assert_eq!(run.queue_scheduled(10_000, now).await.unwrap().len(), 128, "the default pool's slots");
+    tx.commit().await.unwrap();
+
+    // Outputs of the instances come back in map_index order, whatever order they ended in.
+    let mut tx = store.begin().await.unwrap();
+    let mut claimed = claim(&mut tx, 3, "w1", now + Duration::seconds(30), now).await;
+    tx.commit().await.unwrap();
+    claimed.sort_by_key(|c| std::cmp::Reverse(c.ti.map_index));
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    for task in &claimed {
+        let ti = run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().unwrap();
+        let end = TryEnd {
+            try_state: TaskState::Success,
+            ti_state: TaskState::Success,
+            exit_code: Some(0),
+            error: None,
+            output: Some(json!(ti.map_index)),
+            next_retry_at: None,
+        };
+        run.end_try(&ti, &end, now).await.unwrap();
+    }
+    let outputs = tx.reads().run_outputs(run_pk, &["t1"]).await.unwrap();
+    let mut want: Vec<i64> = claimed.iter().map(|c| c.ti.map_index).collect();
+    want.sort_unstable();
+    let got: Vec<i64> = outputs.iter().map(|(_, i, _)| *i).collect();
+    assert_eq!(got, want);
+    assert!(outputs.iter().all(|(task, i, v)| task == "t1" && *v == json!(i)));
+    tx.commit().await.unwrap();
 }

@@ -1,10 +1,13 @@
 //! Changing task instances by hand: mark one (with its upstream or downstream tasks) and clear tasks so that they
 //! run again, as Airflow's `PATCH .../taskInstances/{task_id}` and `POST /dags/{dag_id}/clearTaskInstances` do.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::Value;
 use sluice_core::TaskState;
 use sluice_scheduler::TaskSelection;
 use sluice_store::{Compare, RunFilter, RunTime, TaskInstanceRow, TimeBound};
@@ -50,6 +53,7 @@ async fn mark(
     let run = super::runs::find(state, &dag_id, &run_id).await?;
     let selection = TaskSelection {
         task_ids: Some(vec![task_id]),
+        map_indexes: Default::default(),
         include_upstream: body.include_upstream,
         include_downstream: body.include_downstream,
     };
@@ -101,7 +105,9 @@ pub async fn patch_dry_run(
 pub struct ClearBody {
     #[serde(default = "yes")]
     dry_run: bool,
-    task_ids: Option<Vec<String>>,
+    /// Task ids, or `[task_id, map_index]` pairs for single instances of mapped tasks.
+    #[schema(value_type = Option<Vec<Object>>)]
+    task_ids: Option<Vec<Value>>,
     dag_run_id: Option<String>,
     /// With no `dag_run_id`: the runs whose logical date is in `[start_date, end_date]`.
     start_date: Option<DateTime<Utc>>,
@@ -124,6 +130,40 @@ pub struct ClearBody {
 
 fn yes() -> bool {
     true
+}
+
+/// Mapped tasks of a clear of which only some instances are named: task id → map indexes.
+type Instances = BTreeMap<String, Vec<i64>>;
+
+/// `task_ids` of a clear: each a task id, or Airflow's `[task_id, map_index]` for one instance of a mapped task.
+fn task_ids_and_instances(items: &[Value]) -> Result<(Vec<String>, Instances), ApiError> {
+    let (mut ids, mut whole) = (Vec::new(), Vec::new());
+    let mut instances = Instances::new();
+    for item in items {
+        match item {
+            Value::String(id) => {
+                ids.push(id.clone());
+                whole.push(id);
+            }
+            Value::Array(pair) => match pair.as_slice() {
+                [Value::String(id), index] if index.is_i64() => {
+                    ids.push(id.clone());
+                    instances.entry(id.clone()).or_default().extend(index.as_i64());
+                }
+                _ => return Err(bad_task_id(item)),
+            },
+            _ => return Err(bad_task_id(item)),
+        }
+    }
+    // A task named whole is cleared whole, even if one of its instances is named too.
+    for id in whole {
+        instances.remove(id);
+    }
+    Ok((ids, instances))
+}
+
+fn bad_task_id(item: &Value) -> ApiError {
+    ApiError::Unprocessable(format!("task_ids: {item} is neither a task id nor a [task_id, map_index] pair"))
 }
 
 /// A clear request touches at most this many DAG runs.
@@ -163,8 +203,16 @@ pub async fn clear_task_instances(
             state.engine.store().list_runs(&filter).await?.0
         }
     };
+    let (task_ids, map_indexes) = match &body.task_ids {
+        Some(items) => {
+            let (ids, indexes) = task_ids_and_instances(items)?;
+            (Some(ids), indexes)
+        }
+        None => (None, BTreeMap::new()),
+    };
     let selection = TaskSelection {
-        task_ids: body.task_ids.clone(),
+        task_ids,
+        map_indexes,
         include_upstream: body.include_upstream,
         include_downstream: body.include_downstream,
     };

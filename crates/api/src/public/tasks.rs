@@ -286,14 +286,22 @@ pub(crate) async fn find(
     dag_id: &str,
     run_id: &str,
     task_id: &str,
+    map_index: i64,
 ) -> Result<(DagRunRow, TaskInstanceRow), ApiError> {
     let run = super::runs::find(state, dag_id, run_id).await?;
-    let ti = state.engine.store().get_task_instance(run.id, task_id, -1).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `-1` was not found"
-        ))
-    })?;
-    Ok((run, ti))
+    let store = state.engine.store();
+    if let Some(ti) = store.get_task_instance(run.id, task_id, map_index).await? {
+        return Ok((run, ti));
+    }
+    // Airflow's answer when a mapped task is asked for as if it were not mapped.
+    if map_index == -1 && store.get_task_instance(run.id, task_id, 0).await?.is_some() {
+        return Err(ApiError::NotFound(format!(
+            "Task Instance `{task_id}` is mapped, add the map_index value to the URL"
+        )));
+    }
+    Err(ApiError::NotFound(format!(
+        "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `{map_index}` was not found"
+    )))
 }
 
 #[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path)), responses((status = 200, body = TaskInstanceResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
@@ -302,8 +310,43 @@ pub async fn get(
     shown: Shown,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
 ) -> Result<Json<TaskInstanceResponse>, ApiError> {
-    let (run, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti) = find(&state, &dag_id, &run_id, &task_id, -1).await?;
     Ok(Json(response(ti, &run, &shown)))
+}
+
+/// One instance of a mapped task.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("map_index" = i64, Path)), responses((status = 200, body = TaskInstanceResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn get_mapped(
+    State(state): State<AppState>,
+    shown: Shown,
+    ApiPath((dag_id, run_id, task_id, map_index)): ApiPath<(String, String, String, i64)>,
+) -> Result<Json<TaskInstanceResponse>, ApiError> {
+    let (run, ti) = find(&state, &dag_id, &run_id, &task_id, map_index).await?;
+    Ok(Json(response(ti, &run, &shown)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MappedQuery {
+    #[serde(default = "super::default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+/// The instances of a mapped task in `map_index` order.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/listMapped", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), MappedQuery), responses((status = 200, body = TaskInstanceCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn list_mapped(
+    State(state): State<AppState>,
+    shown: Shown,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    ApiQuery(q): ApiQuery<MappedQuery>,
+) -> Result<Json<TaskInstanceCollection>, ApiError> {
+    let (limit, offset) = super::Page { limit: q.limit, offset: q.offset }.checked()?;
+    let run = super::runs::find(&state, &dag_id, &run_id).await?;
+    let filter = TiFilter { run_pk: Some(run.id), task_ids: vec![task_id], limit, offset, ..TiFilter::default() };
+    page(&state, &filter, HashMap::from([(run.id, run)]), &shown).await
 }
 
 /// One try, shaped like Airflow's `TaskInstanceHistoryResponse`.
@@ -376,11 +419,25 @@ pub async fn tries(
     shown: Shown,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
 ) -> Result<Json<TryCollection>, ApiError> {
-    let (_, ti) = find(&state, &dag_id, &run_id, &task_id).await?;
+    let (_, ti) = find(&state, &dag_id, &run_id, &task_id, -1).await?;
+    try_collection(&state, ti, &shown).await
+}
+
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/tries", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("map_index" = i64, Path)), responses((status = 200, body = TryCollection), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn mapped_tries(
+    State(state): State<AppState>,
+    shown: Shown,
+    ApiPath((dag_id, run_id, task_id, map_index)): ApiPath<(String, String, String, i64)>,
+) -> Result<Json<TryCollection>, ApiError> {
+    let (_, ti) = find(&state, &dag_id, &run_id, &task_id, map_index).await?;
+    try_collection(&state, ti, &shown).await
+}
+
+async fn try_collection(state: &AppState, ti: TaskInstanceRow, shown: &Shown) -> Result<Json<TryCollection>, ApiError> {
     let tries = state.engine.store().list_tries(ti.id).await?;
     let total_entries = i64::try_from(tries.len()).unwrap_or(i64::MAX);
     Ok(Json(TryCollection {
-        task_instances: tries.into_iter().map(|t| try_response(t, &ti, &shown)).collect(),
+        task_instances: tries.into_iter().map(|t| try_response(t, &ti, shown)).collect(),
         total_entries,
     }))
 }
@@ -388,8 +445,9 @@ pub async fn tries(
 pub(crate) async fn find_try(
     state: &AppState,
     (dag_id, run_id, task_id, try_number): &(String, String, String, i64),
+    map_index: i64,
 ) -> Result<(TaskInstanceRow, TaskTryRow), ApiError> {
-    let (_, ti) = find(state, dag_id, run_id, task_id).await?;
+    let (_, ti) = find(state, dag_id, run_id, task_id, map_index).await?;
     let found = state.engine.store().get_try(ti.id, *try_number).await?;
     let t = found.ok_or_else(|| {
         ApiError::NotFound(format!(
@@ -405,7 +463,17 @@ pub async fn try_detail(
     shown: Shown,
     ApiPath(key): ApiPath<(String, String, String, i64)>,
 ) -> Result<Json<TryResponse>, ApiError> {
-    let (ti, t) = find_try(&state, &key).await?;
+    let (ti, t) = find_try(&state, &key, -1).await?;
+    Ok(Json(try_response(t, &ti, &shown)))
+}
+
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/tries/{task_try_number}", tag = "TaskInstance", params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("map_index" = i64, Path), ("task_try_number" = i64, Path)), responses((status = 200, body = TryResponse), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn mapped_try_detail(
+    State(state): State<AppState>,
+    shown: Shown,
+    ApiPath((dag_id, run_id, task_id, map_index, try_number)): ApiPath<(String, String, String, i64, i64)>,
+) -> Result<Json<TryResponse>, ApiError> {
+    let (ti, t) = find_try(&state, &(dag_id, run_id, task_id, try_number), map_index).await?;
     Ok(Json(try_response(t, &ti, &shown)))
 }
 
@@ -449,10 +517,7 @@ pub async fn logs(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
-    if q.map_index.is_some_and(|m| m != -1) {
-        return Err(ApiError::NotFound("mapped task instances are not supported yet".into()));
-    }
-    let (_, t) = find_try(&state, &key).await?;
+    let (_, t) = find_try(&state, &key, q.map_index.unwrap_or(-1)).await?;
     let after = match &q.token {
         Some(token) => {
             token.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid continuation token {token:?}")))?

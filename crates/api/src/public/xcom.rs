@@ -71,11 +71,8 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<XComCollection>, ApiError> {
     super::Page { limit: q.limit, offset: q.offset }.checked()?;
-    let (run, ti) = super::tasks::find(&state, &dag_id, &run_id, &task_id).await?;
-    let wanted = q.xcom_key.as_deref().is_none_or(|k| k == RETURN_VALUE)
-        && q.map_index.is_none_or(|m| m == ti.map_index)
-        && q.offset == 0
-        && q.limit > 0;
+    let (run, ti) = super::tasks::find(&state, &dag_id, &run_id, &task_id, q.map_index.unwrap_or(-1)).await?;
+    let wanted = q.xcom_key.as_deref().is_none_or(|k| k == RETURN_VALUE) && q.offset == 0 && q.limit > 0;
     let xcom_entries: Vec<_> = entry(&run, &ti).filter(|_| wanted).into_iter().collect();
     let total_entries = i64::try_from(xcom_entries.len()).unwrap_or(0);
     Ok(Json(XComCollection { xcom_entries, total_entries }))
@@ -105,9 +102,9 @@ pub async fn get(
     Path((dag_id, run_id, task_id, key)): Path<(String, String, String, String)>,
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> Result<Json<XComResponse>, ApiError> {
-    let (run, ti) = super::tasks::find(&state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti) = super::tasks::find(&state, &dag_id, &run_id, &task_id, q.map_index).await?;
     let missing = || ApiError::NotFound(format!("XCom entry with key: `{key}` not found"));
-    if key != RETURN_VALUE || q.map_index != ti.map_index {
+    if key != RETURN_VALUE {
         return Err(missing());
     }
     let mut found = entry(&run, &ti).ok_or_else(missing)?;

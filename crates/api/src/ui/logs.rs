@@ -113,14 +113,11 @@ pub async fn stream(
     ApiPath(key): ApiPath<(String, String, String, i64)>,
     ApiQuery(q): ApiQuery<LogStreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    if q.map_index.is_some_and(|m| m != -1) {
-        return Err(ApiError::NotFound("mapped task instances are not supported yet".into()));
-    }
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::Unprocessable("after must not be negative".into()));
     }
-    let (ti, t) = crate::public::tasks::find_try(&state, &key).await?;
+    let (ti, t) = crate::public::tasks::find_try(&state, &key, q.map_index.unwrap_or(-1)).await?;
     let tail = Tail {
         engine: state.engine.clone(),
         ti_id: ti.id,

@@ -3,6 +3,8 @@
 //!
 //! - `chain`: 200 no-op tasks in a chain, 1 worker: task-to-task latency (one task's end to the next's start).
 //! - `fanout`: 2,000 independent no-op tasks, 4 workers × 4 slots: tasks per second.
+//! - `map`: one task mapped over a list of 10,000 elements, 4 workers × 4 slots: seconds from the upstream task's
+//!   end to the first and the last mapped start, and tasks per second.
 //! - `trigger`: REST trigger → first task running, one run after the other.
 //! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second and peak
 //!   memory (see [`transform`]). It runs first, before the server starts, and needs no database.
@@ -43,12 +45,19 @@ pub struct Args {
     #[arg(long)]
     pub sqlite: bool,
     /// Scenarios to run (default: all).
-    #[arg(long, value_delimiter = ',', default_value = "chain,fanout,trigger,transform,train,score,monitor,predict")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "chain,fanout,map,trigger,transform,train,score,monitor,predict"
+    )]
     pub scenarios: Vec<String>,
     #[arg(long, default_value_t = 200)]
     pub chain_tasks: usize,
     #[arg(long, default_value_t = 2000)]
     pub fanout_tasks: usize,
+    /// Instances the `map` scenario expands one task into.
+    #[arg(long, default_value_t = 10_000)]
+    pub map_tasks: usize,
     #[arg(long, default_value_t = 30)]
     pub triggers: usize,
     /// DAGs the `api` scenario lists (it also reads a run of `api_tasks` task instances).
@@ -134,6 +143,17 @@ fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
         format!(
             "dag_id: bench_fanout\nis_paused_upon_creation: false\nmax_active_tasks: {}\ntasks:\n{fanout}",
             args.fanout_tasks
+        ),
+    )?;
+    // One upstream task outputs the list 0..n; the mapped task has one no-op instance per element.
+    std::fs::write(
+        dags.join("map.yaml"),
+        format!(
+            "dag_id: bench_map\nis_paused_upon_creation: false\nmax_active_tasks: {n}\ntasks:\n\
+             - {{id: list, script: 'echo \"::output::[$(seq -s, 0 {last})]\"'}}\n\
+             - {{id: each, expand: {{n: {{output: list}}}}, max_map_length: {n}, command: [\"true\"]}}\n",
+            n = args.map_tasks.max(1),
+            last = args.map_tasks.max(1) - 1,
         ),
     )?;
     if args.scenarios.iter().any(|s| s == "api") {
@@ -224,13 +244,14 @@ struct Deployment {
 
 impl Bench {
     async fn all(&self, args: &Args) -> anyhow::Result<()> {
-        for dag in ["bench_chain", "bench_fanout", "bench_trigger"] {
+        for dag in ["bench_chain", "bench_fanout", "bench_map", "bench_trigger"] {
             self.wait_for_dag(dag).await?;
         }
         for scenario in &args.scenarios {
             let line = match scenario.as_str() {
                 "chain" => self.chain().await?,
                 "fanout" => self.fanout().await?,
+                "map" => self.map().await?,
                 "trigger" => self.trigger(args.triggers).await?,
                 "api" => self.api_reads(args).await?,
                 "predict" => {
@@ -243,7 +264,7 @@ impl Bench {
                 "transform" | "train" | "score" | "monitor" => continue,
                 other => {
                     bail!(
-                        "unknown scenario {other:?}: use chain, fanout, trigger, transform, train, score, monitor, predict or api"
+                        "unknown scenario {other:?}: use chain, fanout, map, trigger, transform, train, score, monitor, predict or api"
                     )
                 }
             };
@@ -392,6 +413,32 @@ impl Bench {
             "slots_per_worker": 4,
             "seconds": round(seconds),
             "tasks_per_s": round(tis.len() as f64 / seconds.max(0.001)),
+        }))
+    }
+
+    /// One task expanded into many instances on 4 workers × 4 slots: how long after its upstream task ended the
+    /// first and the last instance started, and the instances' throughput (comparable with `fanout`'s).
+    async fn map(&self) -> anyhow::Result<Value> {
+        let (_, tis) = self.run_with_workers("bench_map", 4, 4).await?;
+        let upstream_end = tis.iter().find(|t| t["task_id"] == "list").and_then(|t| time(&t["end_date"]));
+        let mapped: Vec<&Value> = tis.iter().filter(|t| t["task_id"] == "each").collect();
+        let starts: Vec<DateTime<Utc>> = mapped.iter().filter_map(|t| time(&t["start_date"])).collect();
+        let ends = mapped.iter().filter_map(|t| time(&t["end_date"]));
+        let (Some(upstream_end), Some(first), Some(last_start), Some(last_end)) =
+            (upstream_end, starts.iter().min(), starts.iter().max(), ends.max())
+        else {
+            bail!("map recorded no task times")
+        };
+        let seconds = millis(last_end - *first) / 1000.0;
+        Ok(json!({
+            "scenario": "map",
+            "tasks": mapped.len(),
+            "workers": 4,
+            "slots_per_worker": 4,
+            "upstream_end_to_first_start_s": round(millis(*first - upstream_end) / 1000.0),
+            "upstream_end_to_last_start_s": round(millis(*last_start - upstream_end) / 1000.0),
+            "seconds": round(seconds),
+            "tasks_per_s": round(mapped.len() as f64 / seconds.max(0.001)),
         }))
     }
 

@@ -476,3 +476,26 @@ tasks:
         ]
     );
 }
+
+#[test]
+fn every_shipped_dag_file_loads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dags");
+    let mut folders = vec![root];
+    let mut loaded = 0;
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("the dags folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let source = std::fs::read_to_string(&path).expect("a readable DAG file");
+                let name = path.display().to_string();
+                if let Err(errors) = load_dag(&name, &source) {
+                    panic!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+                }
+                loaded += 1;
+            }
+        }
+    }
+    assert!(loaded >= 8, "{loaded} DAG files");
+}

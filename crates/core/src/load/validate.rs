@@ -12,6 +12,7 @@ use super::DagError;
 use super::node::{Loc, Node, Seg};
 use super::suggest;
 use crate::dag::Dag;
+use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
 use crate::schedule::{Schedule, Timetable, parse_schedule};
 use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
 
@@ -252,6 +253,90 @@ fn check_tasks(spec: &DagSpec, loc: &Locator<'_>, header_ok: bool, unread_ids: &
                 );
             }
         }
+        check_skipping(i, task, spec, loc, errors);
+        check_mapping(i, task, &known, loc, errors);
+    }
+}
+
+/// `expand`, `expand_kwargs`, `partial` and `max_map_length`: what can be known before a run.
+fn check_mapping(i: usize, task: &TaskSpec, known: &[&str], loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    let id = &task.id;
+    if !task.expand.is_empty() && task.expand_kwargs.is_some() {
+        let at = loc.task(i, &[Seg::Key("expand_kwargs")]);
+        errors.push(at, format!("task `{id}` has both `expand` and `expand_kwargs`; keep one"));
+    }
+    if !task.is_mapped() {
+        for field in ["partial", "max_map_length"] {
+            let set = if field == "partial" { !task.partial.is_empty() } else { task.max_map_length.is_some() };
+            if set {
+                let at = loc.task(i, &[Seg::Key(field)]);
+                errors.push(at, format!("task `{id}`: `{field}` needs `expand` or `expand_kwargs`"));
+            }
+        }
+        return;
+    }
+    let max = task.max_map_length.map_or(DEFAULT_MAX_MAP_LENGTH, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let named = task.expand.0.iter().map(|(name, source)| (Seg::Key("expand"), Some(name.as_str()), source));
+    let sources = named.chain(task.expand_kwargs.iter().map(|source| (Seg::Key("expand_kwargs"), None, source)));
+    for (field, name, source) in sources {
+        let path: Vec<Seg<'_>> = [Some(field), name.map(Seg::Key)].into_iter().flatten().collect();
+        let at = loc.task(i, &path);
+        let what = name.map_or_else(|| "`expand_kwargs`".to_owned(), |n| format!("`expand.{n}`"));
+        if let Some(name) = name.filter(|n| !valid_arg_name(n)) {
+            errors.push(at, format!("task `{id}`: invalid argument name {name:?}: use letters, digits and `_`"));
+        }
+        match source {
+            MapSource::Literal(values) if values.len() > max => errors
+                .push(at, format!("task `{id}`: {what} has {} values, more than max_map_length {max}", values.len())),
+            MapSource::Literal(values) if name.is_none() && !values.iter().all(serde_json::Value::is_object) => {
+                errors.push(at, format!("task `{id}`: `expand_kwargs` must list objects (one set of arguments each)"))
+            }
+            MapSource::Output { output } if !known.contains(&output.as_str()) => errors.push(
+                at,
+                format!(
+                    "task `{id}`: {what} reads the output of `{output}`, which is not a task of this DAG{}",
+                    suggest::hint(output, known.iter().copied())
+                ),
+            ),
+            MapSource::Output { output } if output == id => {
+                errors.push(at, format!("task `{id}`: {what} cannot read the task's own output"))
+            }
+            _ => {}
+        }
+    }
+    for name in task.partial.keys().filter(|n| task.expand.0.iter().any(|(e, _)| e == *n)) {
+        let at = loc.task(i, &[Seg::Key("partial"), Seg::Key(name)]);
+        errors.push(at, format!("task `{id}`: argument `{name}` is both in `partial` and in `expand`"));
+    }
+}
+
+/// Mapped arguments are template variables (`args.<name>`) and Python keyword arguments.
+fn valid_arg_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `branch` and `short_circuit` decide about the tasks downstream, so a task with either needs some, and one task
+/// cannot do both.
+fn check_skipping(i: usize, task: &TaskSpec, spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    let id = &task.id;
+    if task.is_mapped() && (task.branch || task.short_circuit) {
+        let field = if task.branch { "branch" } else { "short_circuit" };
+        errors.push(loc.task(i, &[Seg::Key(field)]), format!("task `{id}` is mapped: it cannot have `{field}`"));
+    }
+    if task.branch && task.short_circuit {
+        let at = loc.task(i, &[Seg::Key("short_circuit")]);
+        errors.push(at, format!("task `{id}` has both `branch` and `short_circuit`; keep one"));
+    }
+    if task.ignore_downstream_trigger_rules.is_some() && !task.short_circuit {
+        let at = loc.task(i, &[Seg::Key("ignore_downstream_trigger_rules")]);
+        errors.push(at, format!("task `{id}`: `ignore_downstream_trigger_rules` needs `short_circuit: true`"));
+    }
+    for (field, set) in [("branch", task.branch), ("short_circuit", task.short_circuit)] {
+        if set && !spec.tasks.iter().any(|t| t.depends_on.contains(id) || t.map_upstreams().any(|u| u == id)) {
+            let at = loc.task(i, &[Seg::Key(field)]);
+            errors.push(at, format!("task `{id}` has `{field}` but no task depends on it: there is nothing to skip"));
+        }
     }
 }
 
@@ -317,7 +402,7 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 16] = [
+const KIND_SPECIFIC: [&str; 17] = [
     "command",
     "script",
     "cwd",
@@ -334,6 +419,7 @@ const KIND_SPECIFIC: [&str; 16] = [
     "score",
     "monitor",
     "registers",
+    "skip_on_exit_code",
 ];
 
 fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
@@ -450,6 +536,7 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "script" => task.script.is_some(),
         "cwd" => task.cwd.is_some(),
         "registers" => task.registers.is_some(),
+        "skip_on_exit_code" => task.skip_on_exit_code.is_some(),
         _ => false,
     }
 }
@@ -485,7 +572,8 @@ fn build_graph(
         let Some(&down) = index.get(&task.id) else {
             continue;
         };
-        for dep in &task.depends_on {
+        // Expanding over a task's output makes it upstream, as in Airflow.
+        for dep in task.depends_on.iter().map(String::as_str).chain(task.map_upstreams()) {
             if let Some(&up) = index.get(dep)
                 && !graph.contains_edge(up, down)
             {

@@ -30,6 +30,8 @@ fn ctx() -> TemplateContext {
             },
         )]),
         outputs: BTreeMap::from([("extract".into(), json!({"rows": 42}))]),
+        map_index: -1,
+        args: BTreeMap::new(),
     }
 }
 

@@ -1,12 +1,14 @@
 //! Deciding a run's next steps: which task instances are ready, skipped or upstream-failed under their trigger
 //! rules, which scheduled ones to queue, and whether the run is over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sluice_core::{Dag, Readiness, RunState, TaskState, run_outcome, trigger_satisfied};
-use sluice_store::{RunTx, TaskInstanceRow};
+use serde_json::Value;
+use sluice_core::mapping::map_length;
+use sluice_core::{Dag, Readiness, RunState, TaskSpec, TaskState, run_outcome, trigger_satisfied};
+use sluice_store::{Reads, RunTx, TaskInstanceRow};
 use uuid::Uuid;
 
 use super::Engine;
@@ -16,8 +18,9 @@ use crate::EngineError;
 pub(crate) enum Scope<'a> {
     /// Every task that waits for a decision (new runs and the scheduler loop).
     All,
-    /// The tasks downstream of one that just finished (a worker's report): the cheap path of every task end.
-    DownstreamOf(&'a str),
+    /// The tasks downstream of those that just finished (a worker's report, and the tasks a branch skipped): the
+    /// cheap path of every task end.
+    DownstreamOf(&'a [&'a str]),
 }
 
 impl Engine {
@@ -49,17 +52,25 @@ impl Engine {
 
         // Only the candidates and their upstream tasks are read: a wide run that is under way has thousands of task
         // instances, and few or none of them wait for a decision.
-        let candidates: Vec<String> = match scope {
+        let mut candidates: Vec<String> = match scope {
             Scope::All => tx.waiting_task_ids(run_pk).await?,
-            Scope::DownstreamOf(task_id) => dag.downstream(task_id).into_iter().map(String::from).collect(),
+            Scope::DownstreamOf(finished) => downstream_of(dag, finished.iter().copied()),
         };
-        let mut needed: HashSet<String> = candidates.iter().cloned().collect();
-        for c in &candidates {
-            needed.extend(dag.upstream(c).into_iter().map(String::from));
+        loop {
+            let mut needed: HashSet<String> = candidates.iter().cloned().collect();
+            for c in &candidates {
+                needed.extend(dag.upstream(c).into_iter().map(String::from));
+            }
+            let needed: Vec<String> = needed.into_iter().collect();
+            let tis = tx.run_task_instances(run_pk, Some(&needed)).await?;
+            let settled = self.decide_readiness(tx, dag, &tis, &candidates, now).await?;
+            // Every waiting task was a candidate of `All`, in topological order: nothing is left to propagate to.
+            if matches!(scope, Scope::All) || settled.is_empty() {
+                break;
+            }
+            // A task skipped or upstream-failed is finished too: its own downstream tasks may now be decided.
+            candidates = downstream_of(dag, settled.iter().map(String::as_str));
         }
-        let needed: Vec<String> = needed.into_iter().collect();
-        let tis = tx.run_task_instances(run_pk, Some(&needed)).await?;
-        self.decide_readiness(tx, dag, &tis, &candidates, now).await?;
 
         let mut queued = 0;
         if !dag_row.is_paused {
@@ -69,7 +80,7 @@ impl Engine {
         }
 
         // Tasks just queued are unfinished: the run cannot be over, and the question costs a round trip.
-        if queued == 0 && !tx.has_unfinished_tis(run_pk).await? {
+        if queued == 0 && !tx.has_unfinished_tis(run_pk, None).await? {
             let leaves: Vec<String> = dag.leaves().into_iter().map(String::from).collect();
             let leaf_states: Vec<TaskState> =
                 tx.run_task_instances(run_pk, Some(&leaves)).await?.iter().map(|ti| ti.state).collect();
@@ -97,7 +108,8 @@ impl Engine {
     }
 
     /// Applies the trigger rules to the candidate tasks in topological order, so that a skip or an upstream
-    /// failure propagates down a whole chain in one pass.
+    /// failure propagates down a whole chain of candidates in one pass, and expands the mapped tasks that become
+    /// ready. Returns the tasks it skipped or upstream-failed.
     async fn decide_readiness(
         &self,
         tx: &mut RunTx<'_>,
@@ -105,41 +117,122 @@ impl Engine {
         tis: &[TaskInstanceRow],
         candidates: &[String],
         now: DateTime<Utc>,
-    ) -> Result<(), EngineError> {
-        let mut states: HashMap<&str, TaskState> = tis.iter().map(|ti| (ti.task_id.as_str(), ti.state)).collect();
-        let by_task: HashMap<&str, &TaskInstanceRow> = tis.iter().map(|ti| (ti.task_id.as_str(), ti)).collect();
+    ) -> Result<Vec<String>, EngineError> {
+        // A mapped task has one instance per map_index: its downstream tasks see every instance's state.
+        let mut instances: HashMap<&str, Vec<&TaskInstanceRow>> = HashMap::new();
+        for ti in tis {
+            instances.entry(ti.task_id.as_str()).or_default().push(ti);
+        }
+        let mut states: HashMap<&str, Vec<TaskState>> =
+            instances.iter().map(|(id, tis)| (*id, tis.iter().map(|ti| ti.state).collect())).collect();
         let candidates: HashSet<&str> = candidates.iter().map(String::as_str).collect();
         let (mut ready, mut skip, mut upstream_failed, mut retry) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut settled = Vec::new();
 
         for task_id in dag.topological_order() {
             if !candidates.contains(task_id) {
                 continue;
             }
-            let Some(ti) = by_task.get(task_id) else { continue };
-            match states.get(task_id).copied() {
-                Some(TaskState::None) => {}
-                Some(TaskState::UpForRetry) if ti.next_retry_at.is_none_or(|at| at <= now) => {
-                    retry.push(ti.id);
-                    continue;
-                }
-                _ => continue,
-            }
-            let Some(spec) = dag.task(task_id) else { continue };
-            let upstream: Vec<TaskState> =
-                dag.upstream(task_id).iter().map(|u| states.get(u).copied().unwrap_or(TaskState::None)).collect();
-            let (list, new_state): (&mut Vec<Uuid>, TaskState) = match trigger_satisfied(spec.trigger_rule, &upstream) {
-                Readiness::Ready => (&mut ready, TaskState::Scheduled),
-                Readiness::Skip => (&mut skip, TaskState::Skipped),
-                Readiness::UpstreamFailed => (&mut upstream_failed, TaskState::UpstreamFailed),
+            let Some(tis) = instances.get(task_id) else { continue };
+            let due = |ti: &&&TaskInstanceRow| ti.next_retry_at.is_none_or(|at| at <= now);
+            retry.extend(tis.iter().filter(|ti| ti.state == TaskState::UpForRetry).filter(due).map(|ti| ti.id));
+            let waiting: Vec<&TaskInstanceRow> = tis.iter().copied().filter(|ti| ti.state == TaskState::None).collect();
+            let Some(spec) = dag.task(task_id).filter(|_| !waiting.is_empty()) else { continue };
+            let upstream: Vec<TaskState> = dag
+                .upstream(task_id)
+                .iter()
+                .flat_map(|u| states.get(u).cloned().unwrap_or_else(|| vec![TaskState::None]))
+                .collect();
+            let mut new_states = match trigger_satisfied(spec.trigger_rule, &upstream) {
+                Readiness::Ready => vec![TaskState::Scheduled; waiting.len()],
+                Readiness::Skip => vec![TaskState::Skipped; waiting.len()],
+                Readiness::UpstreamFailed => vec![TaskState::UpstreamFailed; waiting.len()],
                 Readiness::Waiting => continue,
             };
-            list.push(ti.id);
-            states.insert(task_id, new_state);
+            let placeholder = waiting.iter().find(|ti| ti.map_index == -1 && spec.is_mapped());
+            if let (Some(placeholder), TaskState::Scheduled) = (placeholder, new_states[0]) {
+                new_states = self.expand(tx, dag, placeholder, now).await?;
+            } else {
+                for (ti, state) in waiting.iter().zip(&new_states) {
+                    match state {
+                        TaskState::Scheduled => ready.push(ti.id),
+                        TaskState::Skipped => skip.push(ti.id),
+                        _ => upstream_failed.push(ti.id),
+                    }
+                }
+            }
+            if new_states.iter().any(|s| matches!(s, TaskState::Skipped | TaskState::UpstreamFailed)) {
+                settled.push(task_id.to_owned());
+            }
+            let unchanged = tis.iter().filter(|ti| ti.state != TaskState::None).map(|ti| ti.state);
+            states.insert(task_id, unchanged.chain(new_states).collect());
         }
         tx.set_ti_states(&ready, &[TaskState::None], TaskState::Scheduled, now).await?;
         tx.set_ti_states(&retry, &[TaskState::UpForRetry], TaskState::Scheduled, now).await?;
         tx.set_ti_states(&skip, &[TaskState::None], TaskState::Skipped, now).await?;
         tx.set_ti_states(&upstream_failed, &[TaskState::None], TaskState::UpstreamFailed, now).await?;
-        Ok(())
+        Ok(settled)
     }
+
+    /// Replaces a ready mapped task's placeholder with one scheduled instance per element of its lists; skips it
+    /// when they are empty, as Airflow does. Returns the states of its instances.
+    async fn expand(
+        &self,
+        tx: &mut RunTx<'_>,
+        dag: &Dag,
+        placeholder: &TaskInstanceRow,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskState>, EngineError> {
+        let task_id = placeholder.task_id.as_str();
+        let Some(spec) = dag.task(task_id) else { return Ok(vec![TaskState::None]) };
+        let outputs = upstream_outputs(&mut tx.reads(), dag, placeholder.run_pk, task_id).await?;
+        let (run_id, dag_id) = (&placeholder.run_id, &placeholder.dag_id);
+        let state = match map_length(spec, &outputs) {
+            Ok(0) => TaskState::Skipped,
+            Ok(length) => {
+                let length = i64::try_from(length).unwrap_or(i64::MAX);
+                tx.expand_mapped(placeholder, length, now).await?;
+                tracing::info!(dag_id, run_id, task_id, length, "mapped task expanded");
+                return Ok(vec![TaskState::Scheduled; usize::try_from(length).unwrap_or(0)]);
+            }
+            // The outputs of a mapped upstream task make a list longer than this task allows: nothing can run.
+            Err(e) => {
+                tracing::warn!(dag_id, run_id, task_id, "cannot expand the mapped task: {e}");
+                TaskState::UpstreamFailed
+            }
+        };
+        tx.set_ti_states(&[placeholder.id], &[TaskState::None], state, now).await?;
+        Ok(vec![state])
+    }
+}
+
+/// The outputs of a task's upstream tasks, direct or not, for its templates and its mapping: a mapped task's
+/// outputs as one list in `map_index` order (Airflow's reduce), empty when none of its instances output anything.
+pub(crate) async fn upstream_outputs(
+    tx: &mut Reads<'_>,
+    dag: &Dag,
+    run_pk: Uuid,
+    task_id: &str,
+) -> Result<BTreeMap<String, Value>, EngineError> {
+    let ancestors = dag.ancestors(task_id);
+    let mut outputs: BTreeMap<String, Value> = ancestors
+        .iter()
+        .filter(|id| dag.task(id).is_some_and(TaskSpec::is_mapped))
+        .map(|id| ((*id).to_owned(), Value::Array(Vec::new())))
+        .collect();
+    for (id, map_index, value) in tx.run_outputs(run_pk, &ancestors).await? {
+        match outputs.get_mut(&id) {
+            Some(Value::Array(list)) if map_index >= 0 => list.push(value),
+            _ => {
+                outputs.insert(id, value);
+            }
+        }
+    }
+    Ok(outputs)
+}
+
+/// The tasks directly downstream of `finished`, each once.
+fn downstream_of<'a>(dag: &Dag, finished: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    finished.flat_map(|id| dag.downstream(id)).filter(|id| seen.insert(*id)).map(String::from).collect()
 }

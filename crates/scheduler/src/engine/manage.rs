@@ -5,7 +5,7 @@
 //! to no state with fresh retries and re-queues their run. A running task is never cleared (it would run twice at
 //! once while its worker notices); marking it takes its lease away, so its worker kills it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use sluice_core::{Dag, RunState, TaskState};
@@ -19,6 +19,8 @@ use crate::EngineError;
 pub struct TaskSelection {
     /// `None` selects every task of the run.
     pub task_ids: Option<Vec<String>>,
+    /// Mapped tasks of `task_ids` of which only these instances are selected (by `map_index`), not all.
+    pub map_indexes: BTreeMap<String, Vec<i64>>,
     pub include_upstream: bool,
     pub include_downstream: bool,
 }
@@ -42,6 +44,11 @@ impl TaskSelection {
             }
         }
         Ok(chosen.into_iter().collect())
+    }
+
+    /// Whether a task instance of a selected task is selected: all of them, unless only some instances were named.
+    fn keeps(&self, ti: &TaskInstanceRow) -> bool {
+        self.map_indexes.get(&ti.task_id).is_none_or(|indexes| indexes.contains(&ti.map_index))
     }
 }
 
@@ -86,7 +93,7 @@ impl Engine {
             .run_task_instances(run.id, Some(&task_ids))
             .await?
             .into_iter()
-            .filter(|ti| states.contains(&ti.state))
+            .filter(|ti| states.contains(&ti.state) && selection.keeps(ti))
             .collect();
         if dry_run {
             tx.rollback().await?;
@@ -123,7 +130,7 @@ impl Engine {
             .run_task_instances(run.id, Some(&task_ids))
             .await?
             .into_iter()
-            .filter(|ti| ti.state != state)
+            .filter(|ti| ti.state != state && selection.keeps(ti))
             .collect();
         if dry_run {
             tx.rollback().await?;

@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sluice_core::mapping::{check_mapped_outputs, mapped_args};
 use sluice_core::masking::{Masker, stored_rendering};
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
     HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, MODEL_VERSION_ENV, ReportRequest,
     TaskOutcome,
 };
+use sluice_core::skip::skipped_after;
 use sluice_core::template::{RenderedCommand, TemplateContext, render_reading};
-use sluice_core::{Dag, TaskState};
+use sluice_core::{Dag, TaskSpec, TaskState};
 use sluice_store::{
     Claim, ClaimedTask, DagRunRow, LogEntry, NewAssetEvent, QualityEntry, Reads, RunTx, TaskInstanceRow, TryEnd,
     TryRecord, TryRef,
@@ -22,7 +24,7 @@ use uuid::Uuid;
 
 use super::Engine;
 use super::data_env::data_task_env;
-use super::evaluate::Scope;
+use super::evaluate::{Scope, upstream_outputs};
 use super::masking::{add_received_connections, masked, template_connections, templates_mention};
 use super::models::{EndTx, model_env, record_model, reserve_versions};
 use crate::EngineError;
@@ -137,7 +139,15 @@ impl Engine {
         let Some(resolved) = dag.resolved_task(&ti.task_id) else {
             return Ok(Err(format!("task {:?} is not in the DAG version of this run", ti.task_id)));
         };
-        let context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1).await?;
+        let mut context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1).await?;
+        if let Some(task) = dag.task(&ti.task_id).filter(|t| t.is_mapped())
+            && let Ok(map_index) = usize::try_from(ti.map_index)
+        {
+            match mapped_args(task, &context.outputs, map_index) {
+                Ok(args) => context.args = args,
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+        }
         let rendering = render_reading(&dag, &ti.task_id, &context);
         let keys = &self.config.sensitive;
         let mut confidential = context.confidential(&rendering.reads, keys);
@@ -194,11 +204,7 @@ impl Engine {
         try_number: i64,
     ) -> Result<TemplateContext, EngineError> {
         let params = sluice_core::template::resolve_params(&dag.spec.params, &run.conf).unwrap_or_default();
-        let outputs = if dag.upstream(&ti.task_id).is_empty() {
-            BTreeMap::new()
-        } else {
-            tx.run_outputs(run.id).await?.into_iter().collect()
-        };
+        let outputs = upstream_outputs(tx, dag, run.id, &ti.task_id).await?;
         Ok(TemplateContext {
             dag_id: run.dag_id.clone(),
             task_id: ti.task_id.clone(),
@@ -221,6 +227,8 @@ impl Engine {
                 BTreeMap::new()
             },
             outputs,
+            map_index: ti.map_index,
+            args: BTreeMap::new(),
         })
     }
 
@@ -369,7 +377,7 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         let Some(mut run) = tx.lock_run(run_pk).await? else { return Ok(()) };
         let dag = self.dag_of(&mut run).await?;
-        self.evaluate_run(&mut run, &dag, Scope::DownstreamOf(leaf), Utc::now()).await?;
+        self.evaluate_run(&mut run, &dag, Scope::DownstreamOf(&[leaf]), Utc::now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -415,23 +423,51 @@ impl Engine {
         Ok(true)
     }
 
-    /// Ends the try holding `ti` and schedules its downstream tasks; what is queued wakes the workers when the
-    /// transaction commits.
+    /// Ends the try holding `ti`, skips what a branch or short-circuit task chose to skip, and schedules the
+    /// downstream tasks; what is queued wakes the workers when the transaction commits.
     async fn end_try(
         &self,
         run: &mut RunTx<'_>,
         ti: &TaskInstanceRow,
-        ending: Ending,
+        mut ending: Ending,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let dag = self.dag_of(run).await?;
+        let mut skipped = Vec::new();
+        if ending.succeeded {
+            let output = ending.output.as_ref();
+            let decided = check_mapped_outputs(&dag, &ti.task_id, output)
+                .map_err(|e| e.to_string())
+                .and_then(|()| skipped_after(&dag, &ti.task_id, output).map_err(|e| e.to_string()));
+            match decided {
+                Ok(chosen) => skipped = chosen,
+                // Nothing is skipped or expanded: the try fails as if the task had raised, and its retries decide.
+                Err(message) => refuse_if(&mut ending, Some(message)),
+            }
+        }
         let end = try_end(&dag, ti, ending, now);
         run.end_try(ti, &end, now).await?;
         log_end(ti, &end);
-        if end.ti_state != TaskState::UpForRetry {
-            self.evaluate_run(run, &dag, Scope::DownstreamOf(&ti.task_id), now).await?;
+        if end.ti_state == TaskState::UpForRetry {
+            return Ok(());
         }
-        Ok(())
+        if !skipped.is_empty() {
+            let tis = run.run_task_instances(ti.run_pk, Some(&skipped)).await?;
+            let ids: Vec<Uuid> = tis.iter().map(|t| t.id).collect();
+            run.set_ti_states(&ids, &[TaskState::None], TaskState::Skipped, now).await?;
+            tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, ?skipped,
+                "downstream tasks skipped");
+        }
+        // Until the last instance of a mapped task ends, its downstream tasks are decided by the scheduler loop:
+        // reading thousands of instances at each end would make a wide map quadratic.
+        if dag.task(&ti.task_id).is_some_and(TaskSpec::is_mapped)
+            && run.has_unfinished_tis(ti.run_pk, Some(&ti.task_id)).await?
+        {
+            return Ok(());
+        }
+        let finished: Vec<&str> =
+            std::iter::once(ti.task_id.as_str()).chain(skipped.iter().map(String::as_str)).collect();
+        self.evaluate_run(run, &dag, Scope::DownstreamOf(&finished), now).await
     }
 }
 
@@ -444,10 +480,16 @@ fn refuse_if(ending: &mut Ending, refused: Option<String>) {
 }
 
 /// How a try's end moves its task instance on: success, a retry after the task's delay, or failure.
-fn try_end(dag: &Dag, ti: &TaskInstanceRow, ending: Ending, now: DateTime<Utc>) -> TryEnd {
+fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Utc>) -> TryEnd {
     let can_retry = ti.try_number <= ti.max_tries;
+    let skip_code = ending
+        .exit_code
+        .filter(|code| !ending.succeeded && dag.task(&ti.task_id).is_some_and(|t| t.skips_on_exit_code(*code)));
     let (ti_state, next_retry_at) = if ending.succeeded {
         (TaskState::Success, None)
+    } else if let Some(code) = skip_code {
+        ending.error = Some(format!("skipped: the command exited with code {code}, one of its skip_on_exit_code"));
+        (TaskState::Skipped, None)
     } else if can_retry {
         let delay = dag
             .resolved_task(&ti.task_id)
@@ -458,7 +500,10 @@ fn try_end(dag: &Dag, ti: &TaskInstanceRow, ending: Ending, now: DateTime<Utc>) 
         (TaskState::Failed, None)
     };
     TryEnd {
-        try_state: if ending.succeeded { TaskState::Success } else { TaskState::Failed },
+        try_state: match ti_state {
+            TaskState::Success | TaskState::Skipped => ti_state,
+            _ => TaskState::Failed,
+        },
         ti_state,
         exit_code: ending.exit_code,
         error: ending.error,
