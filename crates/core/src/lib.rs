@@ -18,6 +18,7 @@ pub mod load;
 pub mod masking;
 pub mod ops_spec;
 pub mod protocol;
+pub mod python;
 pub mod schedule;
 pub mod serving;
 pub mod spec;
