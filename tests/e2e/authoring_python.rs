@@ -109,7 +109,8 @@ async fn taskflow(backend: Backend) {
     assert!(report.contains(&format!("344 penguins on {day}, mostly Adelie and Gentoo")), "{report}");
 }
 
-const CHECKS_PY: &str = r#"import sys
+const CHECKS_PY: &str = r#"import asyncio
+import sys
 
 
 def interpreter():
@@ -125,6 +126,11 @@ def count(species):
         return lookup(species)
     except KeyError:
         raise ValueError(f"no count for {species}") from None
+
+
+async def later(ds):
+    await asyncio.sleep(0.01)
+    return f"awaited on {ds}"
 
 
 def species():
@@ -163,6 +169,9 @@ tasks:
   - id: no_module
     kind: python
     callable: no_such.module:run
+  - id: awaited
+    kind: python
+    callable: checks:later
   - id: not_json
     kind: python
     callable: checks:species
@@ -201,6 +210,7 @@ async fn failures(backend: Backend) {
     assert_eq!(run["state"], "failed", "{run}");
     let states = sluice.task_states("python_checks", &run_id).await;
     let expected = [
+        ("awaited", "success"),
         ("interpreter", "success"),
         ("no_function", "failed"),
         ("no_module", "failed"),
@@ -241,6 +251,10 @@ async fn failures(backend: Backend) {
     let not_json = log("not_json").await;
     assert!(not_json.contains("which is JSON: Object of type set is not JSON serializable"), "{not_json}");
     assert!(ti(&sluice, "python_checks", &run_id, "not_json").await["output"].is_null());
+
+    // An `async def` function is awaited.
+    let awaited = ti(&sluice, "python_checks", &run_id, "awaited").await;
+    assert!(awaited["output"].as_str().unwrap().starts_with("awaited on 20"), "{awaited}");
 
     // None is no output; the task succeeds.
     assert!(log("nothing").await.contains("nothing to return"));

@@ -11,6 +11,7 @@ the runner builds it (once per host, under a file lock) and executes itself agai
 Only the standard library is used: it runs in whatever interpreter the task names.
 """
 
+import asyncio
 import fcntl
 import hashlib
 import importlib
@@ -53,6 +54,9 @@ def main():
     kwargs = keyword_arguments(function, context, call.get("op_kwargs") or {})
     try:
         result = function(**kwargs)
+        if inspect.iscoroutine(result):
+            # An `async def` function, as Airflow 3 runs them: to its end on an event loop of its own.
+            result = asyncio.run(result)
     except Exception as error:
         # The traceback starts at the user's function: the runner's own frame says nothing.
         traceback.print_exception(type(error), error, error.__traceback__.tb_next)
