@@ -19,6 +19,7 @@ pub mod mapping;
 pub mod masking;
 pub mod ops_spec;
 pub mod protocol;
+pub mod python;
 pub mod schedule;
 pub mod serving;
 pub mod skip;

@@ -39,9 +39,20 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// Airflow's `max_retry_delay` default when exponential backoff is on.
 pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TASK_KIND: &str = "command";
-/// Every task kind: `command` runs a process, the others are Sluice's built-in data tasks.
-pub const TASK_KINDS: [&str; 9] =
-    [DEFAULT_TASK_KIND, "ingest", "quality", "transform", "sql", "train", "deploy", "score", "monitor"];
+/// Every task kind: `command` runs a process, `python` a Python function, the others are Sluice's built-in data
+/// tasks.
+pub const TASK_KINDS: [&str; 10] = [
+    DEFAULT_TASK_KIND,
+    "ingest",
+    "quality",
+    "transform",
+    "sql",
+    "train",
+    "deploy",
+    "score",
+    "monitor",
+    crate::python::PYTHON_KIND,
+];
 
 /// One DAG file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,6 +313,22 @@ pub struct TaskSpec {
     /// `kind: command`: the model the command trains, registered as a new version when it succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registers: Option<RegistersSpec>,
+    /// `kind: python`: the function to call, `module:function`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callable: Option<String>,
+    /// `kind: python`: keyword arguments of the function; every string in them is a template.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub op_kwargs: BTreeMap<String, serde_json::Value>,
+    /// `kind: python`: the interpreter (a name on the worker's `PATH` or a path); `python3` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    /// `kind: python`: what pip installs in the virtualenv the function runs in (lines of a requirements file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<String>,
+    /// `kind: python` with `requirements`: whether the virtualenv sees the interpreter's own packages (default true,
+    /// as Airflow's `PythonVirtualenvOperator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_site_packages: Option<bool>,
 }
 
 fn default_kind() -> String {
@@ -350,6 +377,11 @@ impl TaskSpec {
             score: None,
             monitor: None,
             registers: None,
+            callable: None,
+            op_kwargs: BTreeMap::new(),
+            interpreter: None,
+            requirements: Vec::new(),
+            system_site_packages: None,
         }
     }
 

@@ -1,9 +1,10 @@
 //! Rendering task commands with Jinja templates, and resolving run params.
 //!
-//! Commands, scripts, `env` values, `cwd` and every text of a data task's configuration are minijinja templates rendered just before a try is handed to a
-//! worker. The context uses Airflow's names (`ds`, `ts`, `logical_date`, `data_interval_start`, `dag_run`, `ti`,
-//! `params`, `var.value.x`, ...) plus `outputs.<task_id>`, the JSON outputs of upstream tasks. Undefined names are
-//! errors, not empty strings, so a typo fails the try with a message instead of running a wrong command.
+//! Commands, scripts, `env` values, `cwd`, a python task's `op_kwargs` and every text of a data task's configuration
+//! are minijinja templates rendered just before a try is handed to a worker. The context uses Airflow's names
+//! (`ds`, `ts`, `logical_date`, `data_interval_start`, `dag_run`, `ti`, `params`, `var.value.x`, ...) plus
+//! `outputs.<task_id>`, the JSON outputs of upstream tasks. Undefined names are errors, not empty strings, so a typo
+//! fails the try with a message instead of running a wrong command.
 //!
 //! `var` and `conn` (connections, as Airflow's `{{ conn.my_db.password }}`) record what a rendering reads from
 //! them ([`Reads`]): those values are masked in what is shown of the try (see [`crate::masking`]).
@@ -309,6 +310,18 @@ fn render_in(dag: &Dag, task_id: &str, context: &Value) -> Result<RenderedComman
             .map(|(i, arg)| render(format!("command[{i}]"), arg))
             .collect::<Result<Vec<_>, _>>()?,
         (None, Some(script)) => vec!["bash".to_owned(), "-c".to_owned(), render("script".to_owned(), script)?],
+        (None, None) if task.kind == crate::python::PYTHON_KIND => {
+            // A mapped instance's arguments are keyword arguments too, as `expand` passes them to a TaskFlow
+            // function; `op_kwargs` of the same name win.
+            let mut kwargs = match context.get_attr("args").ok().map(|args| serde_json::to_value(&args)) {
+                Some(Ok(serde_json::Value::Object(args))) => args,
+                _ => serde_json::Map::new(),
+            };
+            for (k, v) in &task.op_kwargs {
+                kwargs.insert(k.clone(), render_strings(v.clone(), &|text| render(format!("op_kwargs.{k}"), text))?);
+            }
+            crate::python::argv(task, kwargs)
+        }
         (None, None) if task.kind != crate::spec::DEFAULT_TASK_KIND => Vec::new(),
         (None, None) => return Err(TemplateError::NoCommand(task_id.to_owned())),
     };

@@ -308,7 +308,7 @@ tasks:
         [
             "dag.yaml:5:13: unknown field `pth`, did you mean `path`?",
             "dag.yaml:6:15: task `ingest`: invalid asset URI \"raw/penguins\": it must start with lake://",
-            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql, train, deploy, score, monitor)",
+            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql, train, deploy, score, monitor, python)",
             "dag.yaml:12:15: unknown field `max_mising_rate`, did you mean `max_missing_rate`?",
             "dag.yaml:13:9: task `features` of kind transform needs `outputs`",
             "dag.yaml:16:5: task `features`: `command` is not read by tasks of kind transform",
@@ -498,4 +498,56 @@ fn every_shipped_dag_file_loads() {
         }
     }
     assert!(loaded >= 8, "{loaded} DAG files");
+}
+
+#[test]
+fn python_tasks_load_and_their_mistakes_are_located() {
+    for (file, source) in [
+        ("python_taskflow.yaml", include_str!("../../../../dags/examples/python_taskflow.yaml")),
+        ("python_requirements.yaml", include_str!("../../../../dags/examples/python_requirements.yaml")),
+    ] {
+        let dag = load_dag(file, source).unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert!(dag.spec.tasks.iter().any(|t| t.kind == "python" && t.callable.is_some()), "{file}");
+    }
+
+    let broken = r#"dag_id: p
+tasks:
+  - id: dotted
+    kind: python
+    callable: etl.extract
+  - id: nothing
+    kind: python
+    op_kwargs: {day: "{{ ds }"}
+  - id: mixed
+    kind: python
+    callable: etl:extract
+    command: [echo]
+    interpreter: ""
+    requirements: [six, " "]
+  - id: stray
+    kind: python
+    callable: etl:extract
+    system_site_packages: false
+  - id: shell
+    command: [echo]
+    callable: etl:extract
+    requirements: [six]
+"#;
+    assert_eq!(
+        errors(broken),
+        [
+            "dag.yaml:5:15: task `dotted`: `callable` must be `module:function` (a module importable from the DAG \
+             folder, a function in it), got \"etl.extract\", did you mean `etl:extract`?",
+            "dag.yaml:6:9: task `nothing` of kind python needs `callable`",
+            "dag.yaml:8:22: template error in task `nothing` op_kwargs.day: syntax error: unexpected `}`, expected end \
+             of variable block",
+            "dag.yaml:12:5: task `mixed`: `command` is not read by tasks of kind python",
+            "dag.yaml:13:18: task `mixed`: `interpreter` must not be empty",
+            "dag.yaml:14:25: task `mixed`: a requirement must not be empty",
+            "dag.yaml:18:5: task `stray`: `system_site_packages` is read only with `requirements` (it shapes their \
+             virtualenv)",
+            "dag.yaml:21:5: task `shell`: `callable` is not read by tasks of kind command",
+            "dag.yaml:22:5: task `shell`: `requirements` is not read by tasks of kind command",
+        ]
+    );
 }

@@ -13,6 +13,7 @@ use super::node::{Loc, Node, Seg};
 use super::suggest;
 use crate::dag::Dag;
 use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
+use crate::python::PYTHON_KIND;
 use crate::schedule::{Schedule, Timetable, parse_schedule};
 use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
 
@@ -347,9 +348,8 @@ fn check_task_body(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     if task.kind != DEFAULT_TASK_KIND {
         check_data_task(i, task, loc, errors);
     } else {
-        let data_only =
-            ["source", "watermark", "checks", "steps", "connection", "sql", "model", "deploy", "score", "monitor"];
-        check_fields_absent(i, task, &data_only, loc, errors);
+        let other_kinds = KIND_SPECIFIC.into_iter().filter(|f| !COMMAND_FIELDS.contains(f)).collect::<Vec<_>>();
+        check_fields_absent(i, task, &other_kinds, loc, errors);
         check_registers(i, task, loc, errors);
     }
     if task.kind == DEFAULT_TASK_KIND && !unread {
@@ -397,12 +397,30 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "deploy" => Some(&["deploy"]),
         "score" => Some(&["inputs", "outputs", "score"]),
         "monitor" => Some(&["inputs", "monitor"]),
+        PYTHON_KIND => Some(&["callable"]),
         _ => None,
     }
 }
 
+/// The fields a kind may set besides those it needs.
+fn optional_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "ingest" => &["watermark"],
+        PYTHON_KIND => &PYTHON_OPTIONAL,
+        _ => &[],
+    }
+}
+
+/// What a `command` task reads of the [`KIND_SPECIFIC`] fields.
+const COMMAND_FIELDS: [&str; 6] = ["command", "script", "cwd", "inputs", "outputs", "registers"];
+
+/// What a `python` task may set besides `callable`: like a command, it runs in a working directory and may declare
+/// assets for lineage.
+const PYTHON_OPTIONAL: [&str; 7] =
+    ["op_kwargs", "interpreter", "requirements", "system_site_packages", "cwd", "inputs", "outputs"];
+
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 17] = [
+const KIND_SPECIFIC: [&str; 22] = [
     "command",
     "script",
     "cwd",
@@ -420,6 +438,11 @@ const KIND_SPECIFIC: [&str; 17] = [
     "monitor",
     "registers",
     "skip_on_exit_code",
+    "callable",
+    "op_kwargs",
+    "interpreter",
+    "requirements",
+    "system_site_packages",
 ];
 
 fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
@@ -442,7 +465,7 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
     for field in needed.iter().filter(|f| !field_set(task, f) && !loc.task_dropped_like(i, &[**f])) {
         errors.push(loc.task(i, &[Seg::Key("id")]), format!("task `{id}` of kind {kind} needs `{field}`"));
     }
-    let allowed = |f: &str| needed.contains(&f) || (kind == "ingest" && f == "watermark");
+    let allowed = |f: &str| needed.contains(&f) || optional_fields(kind).contains(&f);
     let unused: Vec<&str> = KIND_SPECIFIC.into_iter().filter(|f| !allowed(f)).collect();
     check_fields_absent(i, task, &unused, loc, errors);
     if kind == "transform" && task.inputs.len() > 1 {
@@ -462,6 +485,9 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
         }
     }
     steps::check_steps(i, task, loc, errors);
+    if kind == PYTHON_KIND {
+        check_python(i, task, loc, errors);
+    }
     if let Some(op) = task.op_spec() {
         if let crate::ops_spec::OpSpec::Ingest(ingest) = &op
             && let Err(message) = ingest.source.check_location()
@@ -483,6 +509,39 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
         let at = loc.task(i, &[Seg::Key("id")]);
         for text in crate::template::json_strings(&serde_json::to_value(&op).unwrap_or_default()) {
             check_template(text, &format!("task `{id}` configuration"), at, errors);
+        }
+    }
+}
+
+/// A python task's callable, interpreter, requirements and the templates of its `op_kwargs`.
+fn check_python(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    let id = &task.id;
+    if let Some(callable) = &task.callable
+        && let Err(message) = crate::python::check_callable(callable)
+    {
+        errors.push(loc.task(i, &[Seg::Key("callable")]), format!("task `{id}`: {message}"));
+    }
+    if task.interpreter.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        errors.push(loc.task(i, &[Seg::Key("interpreter")]), format!("task `{id}`: `interpreter` must not be empty"));
+    }
+    for (j, line) in task.requirements.iter().enumerate() {
+        if line.trim().is_empty() {
+            let at = loc.task(i, &[Seg::Key("requirements"), Seg::Index(j)]);
+            errors.push(at, format!("task `{id}`: a requirement must not be empty"));
+        }
+    }
+    if task.system_site_packages.is_some() && task.requirements.is_empty() {
+        errors.push(
+            loc.key(&[Seg::Key("tasks"), Seg::Index(loc.task_index(i)), Seg::Key("system_site_packages")]),
+            format!(
+                "task `{id}`: `system_site_packages` is read only with `requirements` (it shapes their virtualenv)"
+            ),
+        );
+    }
+    for (key, value) in &task.op_kwargs {
+        let at = loc.task(i, &[Seg::Key("op_kwargs"), Seg::Key(key)]);
+        for text in crate::template::json_strings(value) {
+            check_template(text, &format!("task `{id}` op_kwargs.{key}"), at, errors);
         }
     }
 }
@@ -537,6 +596,11 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "cwd" => task.cwd.is_some(),
         "registers" => task.registers.is_some(),
         "skip_on_exit_code" => task.skip_on_exit_code.is_some(),
+        "callable" => task.callable.is_some(),
+        "op_kwargs" => !task.op_kwargs.is_empty(),
+        "interpreter" => task.interpreter.is_some(),
+        "requirements" => !task.requirements.is_empty(),
+        "system_site_packages" => task.system_site_packages.is_some(),
         _ => false,
     }
 }

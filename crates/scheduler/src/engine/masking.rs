@@ -21,8 +21,9 @@ use crate::EngineError;
 pub(super) fn templates_mention(dag: &Dag, task_id: &str, word: &str) -> bool {
     let Some(task) = dag.task(task_id) else { return false };
     let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
-    // A data task's configuration is templated too; its JSON form holds every text of it.
+    // A data task's configuration and a python task's op_kwargs are templated too; their JSON holds every text.
     let op = task.op_spec().and_then(|op| serde_json::to_string(&op).ok());
+    let op_kwargs = serde_json::to_string(&task.op_kwargs).ok();
     task.command
         .iter()
         .flatten()
@@ -30,6 +31,7 @@ pub(super) fn templates_mention(dag: &Dag, task_id: &str, word: &str) -> bool {
         .chain(task.cwd.as_ref())
         .chain(env.values())
         .chain(op.as_ref())
+        .chain(op_kwargs.as_ref())
         .any(|template| template.contains(word))
 }
 

@@ -156,6 +156,7 @@ impl Engine {
             Err(e) => return Ok(Err(masked(&confidential, &e.to_string()))),
         };
         let mut env = context.sluice_env();
+        env.extend(sluice_core::python::lease_env(&dag, &ti.task_id, &context));
         if let Some(op) = &command.op {
             match data_task_env(tx, op).await? {
                 Ok(data_env) => {
