@@ -92,10 +92,14 @@ export function mount(root, dag, params) {
     }
     for (const node of layout.nodes) {
       const rect = s("rect", { x: node.x, y: node.y, width: node.width, height: node.height, rx: 5, class: fillOf(node.state) });
-      const label = s("text", { x: node.x + node.width / 2, y: node.y + node.height / 2 + 4, "text-anchor": "middle", text: node.label });
-      const title = s("title", { text: `${node.id} (${node.kind}): ${node.state ?? "no status"}` });
       const folded = node.kind === "group";
+      // A task of a group is labelled with its short id, under its group's id in small print.
+      const caption = node.group_id && !folded;
+      const mid = node.x + node.width / 2;
+      const label = s("text", { x: mid, y: node.y + node.height / 2 + (caption ? 8 : 4), "text-anchor": "middle", text: node.label });
+      const title = s("title", { text: `${node.id} (${node.kind}): ${node.state ?? "no status"}` });
       const group = s("g", { class: folded ? "node group" : "node" }, rect, label, title);
+      if (caption) group.append(s("text", { x: mid, y: node.y + 12, "text-anchor": "middle", class: "caption", text: node.group_id }));
       const target = folded
         ? s("a", { href: "#", "data-group": node.id, "aria-label": `Expand group ${node.id}: ${node.state ?? "no status"}`, onclick: (/** @type {Event} */ e) => { e.preventDefault(); setCollapsed(node.id, false); } }, group)
         : runId
