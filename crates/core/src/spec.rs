@@ -3,7 +3,9 @@
 //! These types are plain data with serde on both sides. [`crate::load`] reads them from YAML (with locations for
 //! errors), and the server stores a DAG version as JSON and reads it back with serde_json, so every type here must
 //! round-trip through JSON unchanged: durations are written in their human form, dates keep the text the user
-//! wrote. Every struct denies unknown fields so that a typo is an error, not a silently ignored setting.
+//! wrote. Every struct denies unknown fields so that a typo is an error, not a silently ignored setting. Task groups
+//! are the one place where the spec differs from the file: the loader flattens the file's nested `groups:` into
+//! `tasks` (full ids, resolved dependencies, merged settings) and [`DagSpec::groups`].
 //!
 //! Defaults follow Airflow's: `max_active_runs` 16, `max_active_tasks` 16, `is_paused_upon_creation` true,
 //! `catchup` false, timezone UTC, `retries` 0, `retry_delay` 300s, queue `default`, pool `default_pool`,

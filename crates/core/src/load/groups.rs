@@ -184,12 +184,12 @@ impl<'a> Walk<'a, '_> {
         self.items(node, &path, Some(index));
     }
 
-    /// The groups `group` is in, innermost first, itself included.
+    /// `group` and the groups around it, innermost first.
     fn chain(&self, group: Option<usize>) -> impl Iterator<Item = usize> + '_ {
         std::iter::successors(group, |g| self.groups[*g].parent)
     }
 
-    /// Whether `r` is `group`'s or inside it (a group is not inside itself).
+    /// Whether `r` is inside `group`: one of its tasks, or a group or task further in (a group is not inside itself).
     fn inside(&self, r: &Ref, group: usize) -> bool {
         match r {
             Ref::Task(t) => self.chain(self.tasks[*t].group).any(|g| g == group),
