@@ -65,6 +65,28 @@ tasks:
     script: seq 1 50000
 `;
 
+const GROUPED = `dag_id: grouped
+schedule: null
+start_date: 2026-01-01
+is_paused_upon_creation: false
+tasks:
+  - id: start
+    script: echo start
+  - id: report
+    depends_on: [transform]
+    script: echo report
+groups:
+  - id: transform
+    description: Clean, then check
+    depends_on: [start]
+    tasks:
+      - id: clean
+        script: echo clean
+      - id: check
+        depends_on: [clean]
+        script: echo check
+`;
+
 /** A DAG of `n` independent tasks in a chain of groups, for the grid budget. @param {number} n */
 function wideDag(n) {
   const tasks = [];
@@ -89,9 +111,10 @@ before(async () => {
     "flaky.yaml": flaky(marker),
     "daily_numbers.yaml": BACKFILL,
     "big_log.yaml": BIG_LOG,
+    "grouped.yaml": GROUPED,
     "broken.yaml": "dag_id: broken\ntasks:\n  - id: a\n    script: [unclosed\n",
   });
-  await sluice.until("the DAGs to be read", async () => (await sluice.api("GET", "/dags")).total_entries >= 4);
+  await sluice.until("the DAGs to be read", async () => (await sluice.api("GET", "/dags")).total_entries >= 5);
   await sluice.api("POST", "/auth/users", { username: "viewer", password: "viewer-password-1", role: "Viewer" });
   browser = await startBrowser();
   admin = await openPage(browser);
@@ -149,9 +172,9 @@ test("find a DAG by search and unpause it", async () => {
   await page.getByLabel("Show").selectOption("paused");
   await page.getByText("No DAG matches").waitFor();
   await page.getByLabel("Show").selectOption("active");
-  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 4);
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length === 5);
   await page.getByLabel("Show").selectOption("all");
-  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length >= 4);
+  await page.waitForFunction(() => document.querySelectorAll("table.dags tbody tr").length >= 5);
   await shot(page, "dags");
   noConsoleErrors(errors, "search and unpause");
 });
@@ -221,6 +244,28 @@ test("the grid by keyboard; the graph, run durations and source of a DAG", async
   await page.locator("pre.source").getByText("progress line").waitFor();
   await shot(page, "source");
   noConsoleErrors(errors, "graph, durations, source");
+});
+
+test("the graph collapses a task group to one node and expands it; the grid shows a task's group", async () => {
+  const { page, errors } = admin;
+  const run = await sluice.api("POST", "/dags/grouped/dagRuns", { conf: {} });
+  const path = `/dags/grouped/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+  await sluice.until("the grouped run to succeed", async () => (await sluice.api("GET", path)).state === "success");
+  await page.goto(`${sluice.url}/#/dags/grouped/graph`);
+  await page.locator(".graph-wrap svg rect.fill-success").first().waitFor();
+  assert.equal(await page.locator(".graph-wrap svg .node").count(), 4);
+  await page.getByLabel("Collapse transform").check();
+  await page.locator(".graph-wrap svg .node.group rect.fill-success").waitFor();
+  assert.equal(await page.locator(".graph-wrap svg .node").count(), 3);
+  await shot(page, "graph-collapsed");
+  await page.getByRole("link", { name: /Expand group transform/ }).click();
+  await page.waitForFunction(() => document.querySelectorAll(".graph-wrap svg .node").length === 4);
+  assert.equal(await page.getByLabel("Collapse transform").isChecked(), false);
+  await page.locator(".graph-wrap svg text.caption").getByText("transform").first().waitFor();
+  await shot(page, "graph-groups");
+  await page.goto(`${sluice.url}/#/dags/grouped/grid`);
+  await page.locator('table.grid th[title="transform.clean"]').getByText("transform.").waitFor();
+  noConsoleErrors(errors, "task groups");
 });
 
 test("a running task's log lines arrive live", async () => {

@@ -32,7 +32,7 @@ pub struct ServerSentEvent {
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     tags(
-        (name = "DAG"), (name = "DagSource"), (name = "DagRun"), (name = "Backfill"), (name = "TaskInstance"), (name = "XCom"),
+        (name = "DAG"), (name = "DagSource"), (name = "DagRun"), (name = "Backfill"), (name = "Task"), (name = "TaskInstance"), (name = "XCom"),
         (name = "Variable"), (name = "Connection"), (name = "Pool"), (name = "Asset"), (name = "ImportError"),
         (name = "Monitor"), (name = "Version"), (name = "Auth"),
         (name = "Dashboard", description = "What the web dashboard reads: views in one call, and live updates as Server-Sent Events")

@@ -12,7 +12,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::load::DagError;
 use crate::load::validate::{self, Locator};
 use crate::schedule::Timetable;
-use crate::spec::{DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec, ResolvedTask, TaskSpec};
+use crate::spec::{DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec, ResolvedTask, TaskGroup, TaskSpec};
 
 #[derive(Debug, Clone)]
 pub struct Dag {
@@ -37,7 +37,7 @@ impl Dag {
     /// does but with line 0.
     pub fn from_spec(spec: DagSpec) -> Result<Dag, Vec<DagError>> {
         let file = spec.dag_id.clone();
-        validate::check(spec, &file, &Locator::new(None, Vec::new()), true, &[])
+        validate::check(spec, &file, &Locator::new(None, Vec::new(), Vec::new()), true, &[])
     }
 
     pub fn dag_id(&self) -> &str {
@@ -139,6 +139,85 @@ impl Dag {
             .filter(|n| self.graph.neighbors_directed(*n, Direction::Incoming).next().is_none())
             .map(|n| self.graph[n].as_str())
             .collect()
+    }
+
+    /// The task groups, parents before their children.
+    pub fn groups(&self) -> &[TaskGroup] {
+        &self.spec.groups
+    }
+
+    pub fn group(&self, group_id: &str) -> Option<&TaskGroup> {
+        self.spec.groups.iter().find(|g| g.id == group_id)
+    }
+
+    /// The innermost group `task_id` is in.
+    pub fn group_of(&self, task_id: &str) -> Option<&str> {
+        self.task(task_id)?.group.as_deref()
+    }
+
+    /// The task's id within its group, as written in the file (the whole id of a task outside groups).
+    pub fn task_label<'a>(&self, task_id: &'a str) -> &'a str {
+        self.group_of(task_id).and_then(|g| task_id.strip_prefix(g)?.strip_prefix('.')).unwrap_or(task_id)
+    }
+
+    /// Every task in the group, directly or in a group inside it, in file order (empty for an unknown group).
+    pub fn group_tasks(&self, group_id: &str) -> Vec<&str> {
+        let prefix = format!("{group_id}.");
+        self.spec
+            .tasks
+            .iter()
+            .filter(|t| t.group.as_deref().is_some_and(|g| g == group_id || g.starts_with(&prefix)))
+            .map(|t| t.id.as_str())
+            .collect()
+    }
+
+    /// The group's tasks with no upstream task in the group, in file order: a group's `depends_on` applies to them.
+    pub fn group_roots(&self, group_id: &str) -> Vec<&str> {
+        self.group_ends(group_id, Direction::Incoming)
+    }
+
+    /// The group's tasks with no downstream task in the group, in file order: depending on a group means depending on
+    /// them.
+    pub fn group_leaves(&self, group_id: &str) -> Vec<&str> {
+        self.group_ends(group_id, Direction::Outgoing)
+    }
+
+    fn group_ends(&self, group_id: &str, direction: Direction) -> Vec<&str> {
+        let members = self.group_tasks(group_id);
+        members.iter().copied().filter(|t| self.neighbors(t, direction).iter().all(|n| !members.contains(n))).collect()
+    }
+
+    /// The task graph with each group of `collapsed` drawn as one node (weight: the group id) in place of its tasks,
+    /// at the place of its first task; an edge joins two nodes when one of their tasks depends on the other's. A
+    /// collapsed group inside another collapsed group is part of the outer one.
+    pub fn collapsed_graph(&self, collapsed: &[&str]) -> DiGraph<String, ()> {
+        let node_of = |task: &TaskSpec| -> String {
+            let outermost = std::iter::successors(task.group.as_deref(), |g| self.group(g)?.parent.as_deref())
+                .filter(|g| collapsed.contains(g))
+                .last();
+            outermost.unwrap_or(task.id.as_str()).to_owned()
+        };
+        let mut graph = DiGraph::new();
+        let mut index: HashMap<String, NodeIndex> = HashMap::new();
+        let node: HashMap<&str, NodeIndex> = self
+            .spec
+            .tasks
+            .iter()
+            .map(|t| {
+                let id = node_of(t);
+                (t.id.as_str(), *index.entry(id.clone()).or_insert_with(|| graph.add_node(id)))
+            })
+            .collect();
+        for edge in self.graph.raw_edges() {
+            let ends = (node.get(self.graph[edge.source()].as_str()), node.get(self.graph[edge.target()].as_str()));
+            if let (Some(&up), Some(&down)) = ends
+                && up != down
+                && !graph.contains_edge(up, down)
+            {
+                graph.add_edge(up, down, ());
+            }
+        }
+        graph
     }
 
     pub fn timetable(&self) -> &Timetable {

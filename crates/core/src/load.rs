@@ -8,6 +8,7 @@
 //! They name paths in the spec, which are turned into locations by looking the path up in the tree; for a spec read
 //! back from JSON ([`crate::Dag::from_spec`]) there is no tree and locations are 0.
 
+mod groups;
 mod node;
 mod suggest;
 pub(crate) mod validate;
@@ -15,7 +16,7 @@ pub(crate) mod validate;
 use std::fmt;
 
 use crate::dag::Dag;
-use crate::spec::{DagSpec, TaskSpec};
+use crate::spec::DagSpec;
 
 use self::node::{Kind, Loc, Node, NodeError};
 use self::validate::Locator;
@@ -48,7 +49,6 @@ pub fn load_dag(file: &str, source: &str) -> Result<Dag, Vec<DagError>> {
         Err(e) => return Err(vec![syntax_error(file, &e)]),
     };
     let mut errors: Vec<NodeError> = Vec::new();
-    let mut extra: Vec<DagError> = Vec::new();
     let Kind::Map(entries) = &root.kind else {
         return Err(vec![DagError::new(
             file,
@@ -57,53 +57,42 @@ pub fn load_dag(file: &str, source: &str) -> Result<Dag, Vec<DagError>> {
         )]);
     };
 
-    // The header is read with an empty task list so that bad tasks do not hide header errors, and vice versa.
+    // The header is read without its tasks and groups so that bad tasks do not hide header errors, and vice versa.
     let mut header_entries = entries.clone();
-    let mut task_items: &[Node] = &[];
-    if let Some(i) = header_entries.iter().position(|(k, _)| k.as_str() == Some("tasks")) {
-        let value = &entries[i].1;
-        match &value.kind {
-            Kind::Seq(items) => task_items = items,
-            _ => extra.push(DagError::new(file, value.loc, "`tasks` must be a list of tasks")),
+    let mut tasks_read = true;
+    for (key, value) in &mut header_entries {
+        if matches!(key.as_str(), Some("tasks" | "groups")) {
+            tasks_read &= key.as_str() != Some("tasks") || matches!(value.kind, Kind::Seq(_));
+            *value = Node { kind: Kind::Seq(Vec::new()), ..value.clone() };
         }
-        header_entries[i].1 = Node { kind: Kind::Seq(Vec::new()), ..value.clone() };
+    }
+    if root.get("tasks").is_none() && root.get("groups").is_some() {
+        // A DAG may hold all its tasks in groups.
+        let empty = Node { kind: Kind::Seq(Vec::new()), ..root.clone() };
+        header_entries.push((Node { kind: Kind::Str("tasks".to_owned()), ..root.clone() }, empty));
     }
     let header_node = Node { kind: Kind::Map(header_entries), ..root.clone() };
     let mut header = node::deserialize_collecting::<DagSpec>(&header_node, &mut errors);
-    if !extra.is_empty() {
+    if !tasks_read {
         // `tasks` was not a list: that is reported already, not also as "no tasks".
         header.dropped.push("tasks".to_owned());
     }
-
-    let mut tasks: Vec<TaskSpec> = Vec::new();
-    let mut task_nodes: Vec<usize> = Vec::new();
-    let mut task_dropped: Vec<Vec<String>> = Vec::new();
-    let mut unread_ids: Vec<String> = Vec::new();
-    for (i, item) in task_items.iter().enumerate() {
-        let task = node::deserialize_collecting::<TaskSpec>(item, &mut errors);
-        match task.value {
-            Some(value) => {
-                tasks.push(value);
-                task_nodes.push(i);
-                task_dropped.push(task.dropped);
-            }
-            // Keep the id of a task that could not be read, so that tasks depending on it get no false "unknown task".
-            None => unread_ids.extend(item.get("id").and_then(Node::as_str).map(str::to_owned)),
-        }
-    }
+    let (flat, extra) = groups::read(file, &root, &mut errors);
 
     // Checks still run on what could be read, minus the fields that had errors, so that one pass reports as much as
     // possible; the header's own checks need at least the header.
     let header_ok = header.value.is_some();
     let mut spec = header.value.unwrap_or_else(|| DagSpec::new("", Vec::new()));
-    spec.tasks = tasks;
-    let locator = Locator::new(Some(&root), task_nodes).with_dropped(header.dropped, task_dropped);
+    spec.tasks = flat.tasks;
+    spec.groups = flat.groups;
+    let locator =
+        Locator::new(Some(&root), flat.task_paths, flat.group_paths).with_dropped(header.dropped, flat.task_dropped);
     let mut all: Vec<DagError> = errors
         .into_iter()
         .map(|e| DagError::new(file, e.loc.unwrap_or(root.loc), with_hint(e.message)))
         .chain(extra)
         .collect();
-    let checked = validate::check(spec, file, &locator, header_ok, &unread_ids);
+    let checked = validate::check(spec, file, &locator, header_ok, &flat.unread_ids);
     match checked {
         Ok(dag) if all.is_empty() => Ok(dag),
         Ok(_) => {
@@ -135,7 +124,7 @@ const TASK_ARG_FIELDS: [&str; 9] = [
     "env",
 ];
 
-/// Adds a hint to an unknown-field error for a task setting written at the top of the file.
+/// Adds a hint to an unknown-field error for a task setting written at the top of the file or on a group.
 fn with_hint(message: String) -> String {
     let Some(field) = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next()) else {
         return message;

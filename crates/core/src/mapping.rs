@@ -149,7 +149,20 @@ impl TaskSpec {
 
     /// The upstream tasks whose outputs the task expands over.
     pub fn map_upstreams(&self) -> impl Iterator<Item = &str> {
-        self.expand.0.iter().map(|(_, source)| source).chain(&self.expand_kwargs).filter_map(MapSource::upstream)
+        self.map_sources().filter_map(MapSource::upstream)
+    }
+
+    /// Where the lists come from: `expand` in order, then `expand_kwargs`.
+    pub fn map_sources(&self) -> impl Iterator<Item = &MapSource> {
+        self.expand.0.iter().map(|(_, source)| source).chain(&self.expand_kwargs)
+    }
+
+    /// Names the task whose output the `k`th of [`Self::map_sources`] is (a task group's loader gives full ids).
+    pub(crate) fn set_map_upstream(&mut self, k: usize, task_id: String) {
+        let mut sources = self.expand.0.iter_mut().map(|(_, source)| source).chain(&mut self.expand_kwargs);
+        if let Some(MapSource::Output { output }) = sources.nth(k) {
+            *output = task_id;
+        }
     }
 
     fn max_map_length(&self) -> usize {
@@ -160,8 +173,7 @@ impl TaskSpec {
 /// The lists a mapped task expands over, in `expand` order (`expand_kwargs` is one list), read from `outputs`
 /// (upstream task id → output; a mapped upstream's outputs as one list in `map_index` order).
 fn lists<'a>(task: &'a TaskSpec, outputs: &'a BTreeMap<String, Value>) -> Result<Vec<&'a [Value]>, MapError> {
-    let sources = task.expand.0.iter().map(|(_, source)| source).chain(&task.expand_kwargs);
-    sources
+    task.map_sources()
         .map(|source| match source {
             MapSource::Literal(values) => Ok(values.as_slice()),
             MapSource::Output { output } => match outputs.get(output) {
@@ -346,6 +358,15 @@ tasks:
         let bad_shape = "dag_id: m\ntasks:\n  - id: b\n    expand: {x: 3}\n    script: \"true\"\n";
         let errors = load_dag("m.yaml", bad_shape).expect_err("not a list");
         assert!(errors[0].to_string().contains("a list of values, or {output: <upstream task id>}"), "{errors:?}");
+    }
+
+    #[test]
+    fn inside_a_task_group_an_output_is_named_as_depends_on_names_tasks() {
+        let source = "dag_id: g\ntasks:\n  - {id: top, script: \"true\"}\ngroups:\n  - id: files\n    tasks:\n      - {id: list, script: \"true\"}\n      - id: each\n        expand: {path: {output: list}, other: {output: top}}\n        script: \"true\"\n";
+        let dag = load_dag("g.yaml", source).expect("valid DAG");
+        let each = dag.task("files.each").expect("the mapped task");
+        assert_eq!(each.map_upstreams().collect::<Vec<_>>(), ["files.list", "top"]);
+        assert_eq!(dag.upstream("files.each"), ["top", "files.list"]);
     }
 
     #[test]

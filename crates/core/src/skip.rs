@@ -1,5 +1,7 @@
 //! What a successful task skips downstream: a branch task's choice and a short-circuit task's false output.
 //!
+//! A branch names the tasks it follows by id, or a task group by its id, which stands for the group's roots.
+//!
 //! This follows Airflow 3's `SkipMixin.skip_all_except` (branches) and `ShortCircuitOperator`. A branch skips the
 //! direct downstream tasks it did not choose, except those that are also downstream of a chosen one (the "empty
 //! branch" of a diamond: `branch → join` beside `branch → a → join` keeps `join` when `a` is chosen); the trigger
@@ -54,6 +56,11 @@ fn branch_skips(dag: &Dag, task_id: &str, output: &Value) -> Result<Vec<String>,
         Value::Array(many) => many.iter().map(|v| v.as_str().ok_or_else(not_ids)).collect::<Result<_, _>>()?,
         _ => return Err(not_ids()),
     };
+    // A task group's id stands for its roots, as in Airflow.
+    let chosen: Vec<&str> = chosen
+        .into_iter()
+        .flat_map(|id| if dag.group(id).is_some() { dag.group_roots(id) } else { vec![id] })
+        .collect();
     let downstream = dag.downstream(task_id);
     let mut followed: BTreeSet<&str> = BTreeSet::new();
     for id in chosen {
@@ -150,6 +157,14 @@ mod tests {
             t.ignore_downstream_trigger_rules = Some(false);
         });
         assert_eq!(skipped_after(&dag, "branch", Some(&json!(false))), Ok(vec!["a".into(), "b".into(), "join".into()]));
+    }
+
+    #[test]
+    fn a_branch_may_choose_a_task_group_by_its_roots() {
+        let source = "dag_id: g\ntasks:\n  - {id: choose, branch: true, script: \"true\"}\n  - {id: other, depends_on: [choose], script: \"true\"}\ngroups:\n  - id: side\n    depends_on: [choose]\n    tasks:\n      - {id: a, script: \"true\"}\n      - {id: b, script: \"true\"}\n      - {id: c, depends_on: [a, b], script: \"true\"}\n";
+        let dag = crate::load_dag("g.yaml", source).expect("valid DAG");
+        assert_eq!(skipped_after(&dag, "choose", Some(&json!("side"))), Ok(vec!["other".to_owned()]));
+        assert_eq!(skipped_after(&dag, "choose", Some(&json!("other"))), Ok(vec!["side.a".into(), "side.b".into()]));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! These types are plain data with serde on both sides. [`crate::load`] reads them from YAML (with locations for
 //! errors), and the server stores a DAG version as JSON and reads it back with serde_json, so every type here must
 //! round-trip through JSON unchanged: durations are written in their human form, dates keep the text the user
-//! wrote. Every struct denies unknown fields so that a typo is an error, not a silently ignored setting.
+//! wrote. Every struct denies unknown fields so that a typo is an error, not a silently ignored setting. Task groups
+//! are the one place where the spec differs from the file: the loader flattens the file's nested `groups:` into
+//! `tasks` (full ids, resolved dependencies, merged settings) and [`DagSpec::groups`].
 //!
 //! Defaults follow Airflow's: `max_active_runs` 16, `max_active_tasks` 16, `is_paused_upon_creation` true,
 //! `catchup` false, timezone UTC, `retries` 0, `retry_delay` 300s, queue `default`, pool `default_pool`,
@@ -92,6 +94,10 @@ pub struct DagSpec {
     /// Roles allowed to read, edit or delete this DAG; absent: every role, within its rights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_control: Option<AccessControl>,
+    /// The task groups, parents before their children. A file nests them (`groups:` with their own `tasks`); the
+    /// loader lists them here and moves their tasks into `tasks`, so a stored spec only has this flat form.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<TaskGroup>,
     pub tasks: Vec<TaskSpec>,
 }
 
@@ -115,8 +121,31 @@ impl DagSpec {
             params: BTreeMap::new(),
             default_args: TaskArgs::default(),
             access_control: None,
+            groups: Vec::new(),
             tasks,
         }
+    }
+}
+
+/// A task group as stored: Airflow's TaskGroup, which prefixes the ids of what it holds with its own and lets a
+/// dependency name all of it at once. Its tasks carry its id in [`TaskSpec::group`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskGroup {
+    /// The full id, prefixed with the enclosing groups' (`outer.inner`).
+    pub id: String,
+    /// The full id of the enclosing group, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Shown with the group in the dashboard (Airflow's `tooltip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl TaskGroup {
+    /// The id within the enclosing group, as written in the file.
+    pub fn label(&self) -> &str {
+        self.parent.as_deref().and_then(|p| self.id.strip_prefix(p)?.strip_prefix('.')).unwrap_or(&self.id)
     }
 }
 
@@ -202,6 +231,25 @@ pub struct TaskArgs {
     pub env: BTreeMap<String, String>,
 }
 
+impl TaskArgs {
+    /// These settings where set, else `fallback`'s; `env` merges both maps, these entries winning.
+    pub fn or(&self, fallback: &TaskArgs) -> TaskArgs {
+        let mut env = fallback.env.clone();
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        TaskArgs {
+            retries: self.retries.or(fallback.retries),
+            retry_delay: self.retry_delay.or(fallback.retry_delay),
+            retry_exponential_backoff: self.retry_exponential_backoff.or(fallback.retry_exponential_backoff),
+            max_retry_delay: self.max_retry_delay.or(fallback.max_retry_delay),
+            execution_timeout: self.execution_timeout.or(fallback.execution_timeout),
+            queue: self.queue.clone().or_else(|| fallback.queue.clone()),
+            pool: self.pool.clone().or_else(|| fallback.pool.clone()),
+            priority_weight: self.priority_weight.or(fallback.priority_weight),
+            env,
+        }
+    }
+}
+
 /// One task of a DAG file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -264,6 +312,9 @@ pub struct TaskSpec {
     pub priority_weight: Option<i32>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The full id of the task group the task is in; set by the loader from where the task is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The program and its arguments (each element is a template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -360,6 +411,7 @@ impl TaskSpec {
             pool: None,
             priority_weight: None,
             env: BTreeMap::new(),
+            group: None,
             command: None,
             script: None,
             cwd: None,
@@ -451,24 +503,33 @@ impl TaskSpec {
         }
     }
 
+    /// Replaces the task-level settings with `args`.
+    pub fn set_task_args(&mut self, args: TaskArgs) {
+        self.retries = args.retries;
+        self.retry_delay = args.retry_delay;
+        self.retry_exponential_backoff = args.retry_exponential_backoff;
+        self.max_retry_delay = args.max_retry_delay;
+        self.execution_timeout = args.execution_timeout;
+        self.queue = args.queue;
+        self.pool = args.pool;
+        self.priority_weight = args.priority_weight;
+        self.env = args.env;
+    }
+
     /// The effective settings: the task's own, else the DAG's `default_args`, else Airflow's defaults. `env` merges
     /// both maps, the task's entries winning.
     pub fn resolved(&self, defaults: &TaskArgs) -> ResolvedTask {
-        let mut env = defaults.env.clone();
-        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let args = self.task_args().or(defaults);
         ResolvedTask {
-            retries: self.retries.or(defaults.retries).unwrap_or(0),
-            retry_delay: self.retry_delay.or(defaults.retry_delay).unwrap_or(DEFAULT_RETRY_DELAY),
-            retry_exponential_backoff: self
-                .retry_exponential_backoff
-                .or(defaults.retry_exponential_backoff)
-                .unwrap_or(false),
-            max_retry_delay: self.max_retry_delay.or(defaults.max_retry_delay),
-            execution_timeout: self.execution_timeout.or(defaults.execution_timeout),
-            queue: self.queue.clone().or_else(|| defaults.queue.clone()).unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
-            pool: self.pool.clone().or_else(|| defaults.pool.clone()).unwrap_or_else(|| DEFAULT_POOL.to_owned()),
-            priority_weight: self.priority_weight.or(defaults.priority_weight).unwrap_or(1),
-            env,
+            retries: args.retries.unwrap_or(0),
+            retry_delay: args.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
+            retry_exponential_backoff: args.retry_exponential_backoff.unwrap_or(false),
+            max_retry_delay: args.max_retry_delay,
+            execution_timeout: args.execution_timeout,
+            queue: args.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
+            pool: args.pool.unwrap_or_else(|| DEFAULT_POOL.to_owned()),
+            priority_weight: args.priority_weight.unwrap_or(1),
+            env: args.env,
         }
     }
 }

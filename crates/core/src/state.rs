@@ -82,6 +82,25 @@ impl TaskState {
                 | TaskState::Removed
         )
     }
+
+    /// The state a task group shows for its tasks' states: the one that most needs attention, in the order of
+    /// Airflow's grid (`state_priority`): failures first, then work in progress, then what ended well. `None` for
+    /// no state at all.
+    pub fn of_group(states: impl IntoIterator<Item = TaskState>) -> Option<TaskState> {
+        let rank = |state: &TaskState| match state {
+            TaskState::Failed => 0,
+            TaskState::UpstreamFailed => 1,
+            TaskState::UpForRetry => 2,
+            TaskState::Running => 3,
+            TaskState::Queued => 4,
+            TaskState::Scheduled => 5,
+            TaskState::None => 6,
+            TaskState::Success => 7,
+            TaskState::Skipped => 8,
+            TaskState::Removed => 9,
+        };
+        states.into_iter().min_by_key(rank)
+    }
 }
 
 impl fmt::Display for TaskState {
@@ -214,6 +233,24 @@ mod tests {
         ];
         for (leaves, expected) in rows {
             assert_eq!(run_outcome(leaves), *expected, "{leaves:?}");
+        }
+    }
+
+    #[test]
+    fn a_group_shows_the_state_that_most_needs_attention() {
+        use TaskState::*;
+        let rows: &[(&[TaskState], Option<TaskState>)] = &[
+            (&[], Option::None),
+            (&[Success, Skipped], Some(Success)),
+            (&[Skipped, Removed], Some(Skipped)),
+            (&[Success, None], Some(None)),
+            (&[Success, Queued, Running], Some(Running)),
+            (&[Scheduled, Queued], Some(Queued)),
+            (&[Running, UpForRetry], Some(UpForRetry)),
+            (&[Success, UpstreamFailed, Failed], Some(Failed)),
+        ];
+        for (states, expected) in rows {
+            assert_eq!(TaskState::of_group(states.iter().copied()), *expected, "{states:?}");
         }
     }
 }

@@ -200,6 +200,14 @@ async fn latest(state: &AppState, row: &DagRow) -> Result<Option<Arc<Dag>>, ApiE
     Ok(Some(engine.dags().get(engine.store(), version_id).await?))
 }
 
+/// The latest version of the DAG that loaded; 404 for an unknown DAG and for one whose versions never loaded.
+pub(crate) async fn latest_dag(state: &AppState, dag_id: &str) -> Result<Arc<Dag>, ApiError> {
+    let row = find(state, dag_id).await?;
+    latest(state, &row)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("The DAG `{dag_id}` has no version that loaded")))
+}
+
 /// Files with an import error now: their DAGs run their last good version.
 pub(crate) async fn broken_files(state: &AppState) -> Result<HashSet<String>, ApiError> {
     let every = sluice_store::ImportErrorFilter { limit: i64::MAX, ..Default::default() };
@@ -326,7 +334,7 @@ pub async fn details(
 
 /// The DAG's params as Airflow 3 serialises a `ParamsDict` (`Param.dump()`): for each name its default as
 /// `value`, its JSON Schema as `schema` and its `description`, which is what trigger forms are generated from.
-fn airflow_params(params: &BTreeMap<String, ParamSpec>) -> Value {
+pub(crate) fn airflow_params(params: &BTreeMap<String, ParamSpec>) -> Value {
     let dumped = params
         .iter()
         .map(|(name, p)| {

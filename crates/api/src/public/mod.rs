@@ -4,6 +4,7 @@ mod assets;
 mod backfills;
 mod clear;
 mod connections;
+mod dag_tasks;
 pub(crate) mod dags;
 mod models;
 mod monitor;
@@ -26,6 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dags::get, dags::patch, dags::delete))
         .routes(routes!(dags::details))
         .routes(routes!(dags::source))
+        .routes(routes!(dag_tasks::list))
+        .routes(routes!(dag_tasks::get))
         .routes(routes!(clear::clear_task_instances))
         .routes(routes!(runs::list, runs::trigger))
         .routes(routes!(runs::list_batch))

@@ -36,10 +36,11 @@ fn default_runs() -> i64 {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GridTask {
     pub task_id: String,
+    /// The id within its task group.
     pub label: String,
     /// `command`, or the built-in kind of a data task (`ingest`, `transform`, …).
     pub kind: String,
-    /// Task groups are not supported yet: always `null`.
+    /// The innermost task group the task is in.
     pub group_id: Option<String>,
 }
 
@@ -99,9 +100,9 @@ pub async fn grid(
                 .into_iter()
                 .map(|id| GridTask {
                     task_id: id.to_owned(),
-                    label: id.to_owned(),
+                    label: dag.task_label(id).to_owned(),
                     kind: dag.task(id).map_or_else(|| "command".to_owned(), |t| t.kind.clone()),
-                    group_id: None,
+                    group_id: dag.group_of(id).map(str::to_owned),
                 })
                 .collect()
         }

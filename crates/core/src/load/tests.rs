@@ -49,7 +49,7 @@ tasks:
             "dag.yaml:5:10: invalid type: string \"maybe\", expected a boolean",
             "dag.yaml:8:5: unknown field `comand`, did you mean `command`?",
             "dag.yaml:9:14: invalid value: integer `-1`, expected u32",
-            "dag.yaml:11:21: task `b` depends on `c`, which is not a task of this DAG",
+            "dag.yaml:11:21: task `b` depends on `c`, which is not a task or task group of this DAG",
             "dag.yaml:12:21: template error in task `b` command[1]: syntax error: unexpected `}`, expected end of variable block",
             "dag.yaml:13:19: unknown value `all_sucess`, did you mean `all_success`? (expected one of all_success, all_failed, all_done, all_skipped, one_success, one_failed, one_done, none_failed, none_failed_min_one_success, none_skipped, always)",
             "dag.yaml:14:9: duplicate task id `b` (first defined on line 10)",
@@ -81,7 +81,7 @@ fn error_table() {
         ("dag_id: x\ntasks:\n  - id: a\n    command: [x]\n    depends_on: [a]\n", "5:17: cycle: a -> a"),
         (
             "dag_id: x\ntasks:\n  - id: load\n    command: [x]\n    depends_on: [lod]\n",
-            "5:18: task `load` depends on `lod`, which is not a task of this DAG, did you mean `load`?",
+            "5:18: task `load` depends on `lod`, which is not a task or task group of this DAG, did you mean `load`?",
         ),
         (
             "dag_id: x\nschedule: '0 25 * * *'\nstart_date: 2026-01-01\ntasks:\n  - id: a\n    command: [x]\n",
@@ -551,3 +551,5 @@ tasks:
         ]
     );
 }
+
+mod groups;

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+mod groups;
 mod steps;
 
 use super::DagError;
+use super::groups::Path;
 use super::node::{Loc, Node, Seg};
 use super::suggest;
 use crate::dag::Dag;
@@ -20,16 +22,18 @@ use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KI
 /// Turns paths in the spec into locations in the file.
 pub(crate) struct Locator<'a> {
     root: Option<&'a Node>,
-    /// For each task of the spec, its index in the file's `tasks` list (they differ when a task failed to read).
-    task_nodes: Vec<usize>,
+    /// For each task of the spec, where it is in the file (in a `tasks` list at the top or in a group).
+    task_paths: Vec<Path>,
+    /// For each group of the spec, where it is in the file.
+    group_paths: Vec<Path>,
     /// Fields left out of the header and of each task because they had errors: checks about them are skipped.
     header_dropped: Vec<String>,
     task_dropped: Vec<Vec<String>>,
 }
 
 impl<'a> Locator<'a> {
-    pub fn new(root: Option<&'a Node>, task_nodes: Vec<usize>) -> Locator<'a> {
-        Locator { root, task_nodes, header_dropped: Vec::new(), task_dropped: Vec::new() }
+    pub fn new(root: Option<&'a Node>, task_paths: Vec<Path>, group_paths: Vec<Path>) -> Locator<'a> {
+        Locator { root, task_paths, group_paths, header_dropped: Vec::new(), task_dropped: Vec::new() }
     }
 
     pub fn with_dropped(mut self, header: Vec<String>, tasks: Vec<Vec<String>>) -> Locator<'a> {
@@ -64,13 +68,26 @@ impl<'a> Locator<'a> {
         self.root.and_then(|root| root.find(parent).entry(last)).map_or_else(|| self.at(path), |(key, _)| key.loc)
     }
 
-    /// The index in the file's `tasks` list of the spec's task `i`.
-    fn task_index(&self, i: usize) -> usize {
-        self.task_nodes.get(i).copied().unwrap_or(i)
+    /// The path of `rest` under the spec's task `i`.
+    fn task_path<'p>(&self, i: usize, rest: &[Seg<'p>]) -> Vec<Seg<'p>> {
+        let mut path: Vec<Seg<'p>> =
+            self.task_paths.get(i).cloned().unwrap_or_else(|| vec![Seg::Key("tasks"), Seg::Index(i)]);
+        path.extend_from_slice(rest);
+        path
     }
 
     fn task(&self, i: usize, rest: &[Seg<'_>]) -> Loc {
-        let mut path = vec![Seg::Key("tasks"), Seg::Index(self.task_index(i))];
+        self.at(&self.task_path(i, rest))
+    }
+
+    /// The location of the key `field` of the spec's task `i`.
+    fn task_key(&self, i: usize, field: &str) -> Loc {
+        self.key(&self.task_path(i, &[Seg::Key(field)]))
+    }
+
+    fn group(&self, g: usize, rest: &[Seg<'_>]) -> Loc {
+        let mut path: Vec<Seg<'_>> =
+            self.group_paths.get(g).cloned().unwrap_or_else(|| vec![Seg::Key("groups"), Seg::Index(g)]);
         path.extend_from_slice(rest);
         self.at(&path)
     }
@@ -99,6 +116,7 @@ pub(crate) fn check(
     let mut errors = Errors { file, list: Vec::new() };
     let timetable = if header_ok { check_header(&spec, loc, &mut errors) } else { None };
     check_tasks(&spec, loc, header_ok, unread_ids, &mut errors);
+    groups::check_groups(&spec, loc, &mut errors);
     let (graph, index) = build_graph(&spec, loc, &mut errors);
     match timetable {
         Some(timetable) if errors.list.is_empty() => Ok(Dag::new(spec, graph, index, timetable)),
@@ -247,7 +265,7 @@ fn check_tasks(spec: &DagSpec, loc: &Locator<'_>, header_ok: bool, unread_ids: &
                 errors.push(
                     loc.task(i, &[Seg::Key("depends_on"), Seg::Index(j)]),
                     format!(
-                        "task `{}` depends on `{dep}`, which is not a task of this DAG{}",
+                        "task `{}` depends on `{dep}`, which is not a task or task group of this DAG{}",
                         task.id,
                         suggest::hint(dep, known.iter().copied())
                     ),
@@ -532,7 +550,7 @@ fn check_python(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Error
     }
     if task.system_site_packages.is_some() && task.requirements.is_empty() {
         errors.push(
-            loc.key(&[Seg::Key("tasks"), Seg::Index(loc.task_index(i)), Seg::Key("system_site_packages")]),
+            loc.task_key(i, "system_site_packages"),
             format!(
                 "task `{id}`: `system_site_packages` is read only with `requirements` (it shapes their virtualenv)"
             ),
@@ -609,7 +627,7 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
 fn check_fields_absent(i: usize, task: &TaskSpec, fields: &[&str], loc: &Locator<'_>, errors: &mut Errors<'_>) {
     for field in fields.iter().filter(|f| field_set(task, f)) {
         errors.push(
-            loc.key(&[Seg::Key("tasks"), Seg::Index(loc.task_index(i)), Seg::Key(field)]),
+            loc.task_key(i, field),
             format!("task `{}`: `{field}` is not read by tasks of kind {}", task.id, task.kind),
         );
     }

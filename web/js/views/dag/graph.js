@@ -1,6 +1,7 @@
 // @ts-check
 // The graph: the DAG as the server laid it out (left to right), drawn as SVG, its nodes coloured by the states of
-// the chosen run and kept live by the event stream. A node opens its task instance.
+// the chosen run and kept live by the event stream. A node opens its task instance. Task groups can be collapsed
+// to one node each: the server lays the DAG out again with them folded.
 
 import { api, query, report, seg, stream } from "../../api.js";
 import { empty, enc, fill, h, legend, s, timeText } from "../../dom.js";
@@ -12,9 +13,12 @@ export function mount(root, dag, params) {
   let runId = params.run ?? "";
   const picker = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": "Run" }));
   const live = h("span", { class: "live", text: "live" });
+  const groupBar = h("span", { class: "groups" });
   const wrap = h("div", { class: "graph-wrap" }, h("p", { class: "muted", text: "Loading…" }));
+  /** Ids of the task groups drawn as one node. @type {Set<string>} */
+  const collapsed = new Set();
   root.append(
-    h("div", { class: "toolbar" }, h("label", { class: "check" }, "Run", picker), h("span", { class: "grow" }), live),
+    h("div", { class: "toolbar" }, h("label", { class: "check" }, "Run", picker), groupBar, h("span", { class: "grow" }), live),
     legend(),
     wrap,
   );
@@ -38,8 +42,30 @@ export function mount(root, dag, params) {
   }
 
   async function load() {
-    const layout = await api(`/ui/structure/${seg(dagId)}${query({ run_id: runId })}`, { signal: controller.signal });
+    const layout = await api(`/ui/structure/${seg(dagId)}${query({ run_id: runId, collapsed: [...collapsed] })}`, {
+      signal: controller.signal,
+    });
+    drawGroups(layout.groups);
     draw(layout);
+  }
+
+  /** @param {string} id @param {boolean} fold */
+  function setCollapsed(id, fold) {
+    if (fold) collapsed.add(id);
+    else collapsed.delete(id);
+    load().catch(report);
+  }
+
+  /** A checkbox per task group: checked, the group is one node. @param {{id: string, description: string | null}[]} groups */
+  function drawGroups(groups) {
+    fill(
+      groupBar,
+      groups.map((g) => {
+        const box = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", checked: collapsed.has(g.id) }));
+        box.addEventListener("change", () => setCollapsed(g.id, box.checked));
+        return h("label", { class: "check", title: g.description ?? "" }, box, `Collapse ${g.id}`);
+      }),
+    );
   }
 
   /** @param {any} layout */
@@ -66,12 +92,19 @@ export function mount(root, dag, params) {
     }
     for (const node of layout.nodes) {
       const rect = s("rect", { x: node.x, y: node.y, width: node.width, height: node.height, rx: 5, class: fillOf(node.state) });
-      const label = s("text", { x: node.x + node.width / 2, y: node.y + node.height / 2 + 4, "text-anchor": "middle", text: node.label });
+      const folded = node.kind === "group";
+      // A task of a group is labelled with its short id, under its group's id in small print.
+      const caption = node.group_id && !folded;
+      const mid = node.x + node.width / 2;
+      const label = s("text", { x: mid, y: node.y + node.height / 2 + (caption ? 8 : 4), "text-anchor": "middle", text: node.label });
       const title = s("title", { text: `${node.id} (${node.kind}): ${node.state ?? "no status"}` });
-      const group = s("g", { class: "node" }, rect, label, title);
-      const target = runId
-        ? s("a", { href: `#/dags/${enc(dagId)}/runs/${enc(runId)}/tasks/${enc(node.id)}`, "data-task": node.id, "aria-label": `${node.id}: ${node.state ?? "no status"}` }, group)
-        : group;
+      const group = s("g", { class: folded ? "node group" : "node" }, rect, label, title);
+      if (caption) group.append(s("text", { x: mid, y: node.y + 12, "text-anchor": "middle", class: "caption", text: node.group_id }));
+      const target = folded
+        ? s("a", { href: "#", "data-group": node.id, "aria-label": `Expand group ${node.id}: ${node.state ?? "no status"}`, onclick: (/** @type {Event} */ e) => { e.preventDefault(); setCollapsed(node.id, false); } }, group)
+        : runId
+          ? s("a", { href: `#/dags/${enc(dagId)}/runs/${enc(runId)}/tasks/${enc(node.id)}`, "data-task": node.id, "aria-label": `${node.id}: ${node.state ?? "no status"}` }, group)
+          : group;
       svg.append(target);
       shapes.set(node.id, rect);
     }
@@ -97,6 +130,8 @@ export function mount(root, dag, params) {
       if (name === "resync") load().catch(report);
       else if (name === "task_instance" && data.run_id === runId) {
         const rect = shapes.get(data.task_id);
+        // A task inside a collapsed group has no node of its own: the group's state is the server's to say.
+        if (!rect && collapsed.size) load().catch(report);
         rect?.setAttribute("class", fillOf(data.state));
         rect?.parentElement?.querySelector("title")?.replaceChildren(`${data.task_id}: ${data.state ?? "no status"}`);
       } else if (name === "dag_run" && !runId) {

@@ -86,7 +86,9 @@ export function mount(root, dag) {
       const th = document.createElement("th");
       th.className = "task";
       th.scope = "row";
-      th.textContent = task.label || task.task_id;
+      // A task of a group shows the group's part of its id muted, so that a group's rows read as one.
+      if (task.group_id) th.append(h("span", { class: "muted", text: `${task.group_id}.` }));
+      th.append(task.label || task.task_id);
       th.title = task.task_id;
       tr.append(th);
       runs.forEach((run, r) => {
