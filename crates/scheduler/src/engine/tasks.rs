@@ -143,7 +143,12 @@ impl Engine {
         if let Some(task) = dag.task(&ti.task_id).filter(|t| t.is_mapped())
             && let Ok(map_index) = usize::try_from(ti.map_index)
         {
-            match mapped_args(task, &context.outputs, map_index) {
+            let args = if reads_outputs(&dag, &ti.task_id) {
+                mapped_args(task, &context.outputs, map_index)
+            } else {
+                mapped_args(task, &upstream_outputs(tx, &dag, run.id, &ti.task_id).await?, map_index)
+            };
+            match args {
                 Ok(args) => context.args = args,
                 Err(e) => return Ok(Err(e.to_string())),
             }
@@ -205,7 +210,12 @@ impl Engine {
         try_number: i64,
     ) -> Result<TemplateContext, EngineError> {
         let params = sluice_core::template::resolve_params(&dag.spec.params, &run.conf).unwrap_or_default();
-        let outputs = upstream_outputs(tx, dag, run.id, &ti.task_id).await?;
+        // Read only for the tasks that use them: the instances of a wide map would each read the whole list.
+        let outputs = if reads_outputs(dag, &ti.task_id) {
+            upstream_outputs(tx, dag, run.id, &ti.task_id).await?
+        } else {
+            BTreeMap::new()
+        };
         Ok(TemplateContext {
             dag_id: run.dag_id.clone(),
             task_id: ti.task_id.clone(),
@@ -470,6 +480,12 @@ impl Engine {
             std::iter::once(ti.task_id.as_str()).chain(skipped.iter().map(String::as_str)).collect();
         self.evaluate_run(run, &dag, Scope::DownstreamOf(&finished), now).await
     }
+}
+
+/// Whether a task reads its upstream tasks' outputs: in its templates, or as a Python function's arguments.
+fn reads_outputs(dag: &Dag, task_id: &str) -> bool {
+    dag.task(task_id).is_some_and(|task| task.kind == sluice_core::python::PYTHON_KIND)
+        || templates_mention(dag, task_id, "outputs")
 }
 
 /// Fails a successful try whose report the registry refused (see `record_model`).
