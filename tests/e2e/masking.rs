@@ -155,3 +155,46 @@ async fn secrets_are_sealed_at_rest_a_wrong_key_stops_the_server_and_keys_rotate
     let (status, variable) = sluice.get("/variables/bucket").await;
     assert_eq!((status, variable["value"].as_str()), (200, Some(BUCKET)), "{variable}");
 }
+
+/// Connections and variables from a secrets file and the server's environment, searched before the database's.
+const BACKENDS_DAG: &str = r#"
+dag_id: backends
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: show
+    script: |
+      echo "region={{ var.value.region }} bucket={{ var.value.bucket }} host={{ conn.warehouse.host }} login={{ conn.api.login }}"
+      echo "key={{ var.value.api_key }}"
+"#;
+
+#[tokio::test]
+async fn secrets_backends_are_read_before_the_database() {
+    let mut sluice = Sluice::new(Backend::Postgres, &[("backends.yaml", BACKENDS_DAG)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.yaml");
+    std::fs::write(&file, "connections:\n  api: {conn_type: http, host: api.example.com, login: bot}\nvariables:\n  bucket: s3://from-file\n").unwrap();
+    let env = [
+        ("SLUICE_SECRETS_FILE", file.display().to_string()),
+        ("SLUICE_VAR_REGION", "eu".to_owned()),
+        ("SLUICE_VAR_API_KEY", "k-123-from-env".to_owned()),
+        ("SLUICE_CONN_WAREHOUSE", "postgres://ana:pw-from-env@db.internal:5432/sales".to_owned()),
+    ];
+    sluice.env.extend(env.map(|(k, v)| (k.to_owned(), v)));
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "1"]);
+    for (key, value) in [("region", "from-the-database"), ("bucket", "s3://from-the-database")] {
+        let (status, body) = sluice.post("/variables", json!({"key": key, "value": value})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    sluice.wait_dag("backends").await;
+    let run_id = sluice.trigger("backends", json!({})).await;
+    let run = sluice.wait_run_done("backends", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let log = sluice.log("backends", &run_id, "show", 1).await;
+    assert!(log.contains("region=eu bucket=s3://from-file host=db.internal login=bot"), "{log}");
+    assert!(log.contains("key=***") && !log.contains("k-123-from-env"), "a secret-looking variable is masked: {log}");
+    // The API lists what the database holds, as Airflow's does.
+    let (_, variables) = sluice.get("/variables").await;
+    assert_eq!(variables["total_entries"], 2, "{variables}");
+}

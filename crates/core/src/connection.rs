@@ -48,6 +48,34 @@ impl Connection {
         }
     }
 
+    /// A connection written as Airflow's URI form, `postgres://login:password@host:5432/schema?key=value`, or as
+    /// its JSON form (text starting with `{`). In the URI the scheme is the type (`-` read as `_`), the path the
+    /// schema, query parameters the `extra`, and percent-escapes are decoded, as Airflow's `Connection(uri=…)`.
+    pub fn parse(text: &str) -> Result<Connection, String> {
+        let text = text.trim();
+        if text.starts_with('{') {
+            return serde_json::from_str(text).map_err(|e| format!("not a JSON connection: {e}"));
+        }
+        let url = url::Url::parse(text).map_err(|e| format!("not a connection URI: {e}"))?;
+        // As Python's `unquote`: a `+` stays a `+`.
+        let decoded = |s: &str| -> Option<String> {
+            let text = percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            (!text.is_empty()).then_some(text)
+        };
+        let path = url.path().trim_start_matches('/');
+        let extra: serde_json::Map<String, serde_json::Value> =
+            url.query_pairs().map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned()))).collect();
+        Ok(Connection {
+            conn_type: url.scheme().replace('-', "_"),
+            host: url.host_str().map(str::to_owned).filter(|h| !h.is_empty()),
+            port: url.port(),
+            login: decoded(url.username()),
+            password: url.password().and_then(decoded),
+            schema: decoded(path),
+            extra: (!extra.is_empty()).then_some(extra),
+        })
+    }
+
     /// `extra` as stored (a JSON text), or why it is not a JSON object.
     pub fn parse_extra(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
         match serde_json::from_str(text) {
@@ -90,6 +118,24 @@ impl fmt::Debug for Connection {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn uri_and_json_forms_are_read_as_airflow_reads_them() {
+        let conn =
+            super::Connection::parse("postgres-x://ana%40corp:p%2Bss+w%2Fd@db.internal:5433/sales?sslmode=require&x=1")
+                .expect("a URI");
+        assert_eq!(conn.conn_type, "postgres_x");
+        assert_eq!((conn.host.as_deref(), conn.port), (Some("db.internal"), Some(5433)));
+        assert_eq!((conn.login.as_deref(), conn.password.as_deref()), (Some("ana@corp"), Some("p+ss+w/d")));
+        assert_eq!(conn.schema.as_deref(), Some("sales"));
+        assert_eq!(conn.extra_str("sslmode").as_deref(), Some("require"));
+        let bare = super::Connection::parse("http://api.example.com").expect("a URI");
+        assert_eq!((bare.login, bare.password, bare.schema, bare.extra), (None, None, None, None));
+        let json = super::Connection::parse(r#" {"conn_type": "http", "host": "h", "extra": {"token": "t"}} "#);
+        assert_eq!(json.expect("JSON").extra_str("token").as_deref(), Some("t"));
+        assert!(super::Connection::parse("not a uri").expect_err("neither").contains("not a connection URI"));
+        assert!(super::Connection::parse("{nope").expect_err("bad JSON").contains("not a JSON connection"));
+    }
+
     use super::*;
 
     #[test]

@@ -132,18 +132,29 @@ fn decode_pool(r: &AnyRow) -> Result<PoolRow> {
 }
 
 impl Reads<'_> {
-    /// A connection, read in the transaction that leases the task using it.
+    /// A connection, read in the transaction that leases the task using it: from a secrets backend if one has
+    /// it, else from the database.
     pub async fn connection(&mut self, conn_id: &str) -> Result<Option<ConnectionRow>> {
+        if let Some(conn) = self.tx.backends.connection(conn_id)? {
+            return Ok(Some(conn));
+        }
         let sql = format!("SELECT {} FROM connections WHERE conn_id = $1", ConnectionRow::COLUMNS);
         let row = sqlx::query(&sql).bind(conn_id).fetch_optional(&mut *self.tx.inner).await?;
         row.as_ref().map(|r| ConnectionRow::decode(r, &self.tx.secrets)).transpose()
     }
 
-    /// Every connection, for templates that read `conn`.
+    /// Every connection, for templates that read `conn`: the secrets backends' and the database's, a backend's
+    /// winning for an id both have.
     pub async fn connections(&mut self) -> Result<Vec<ConnectionRow>> {
         let sql = format!("SELECT {} FROM connections ORDER BY conn_id", ConnectionRow::COLUMNS);
         let rows = sqlx::query(&sql).fetch_all(&mut *self.tx.inner).await?;
-        rows.iter().map(|r| ConnectionRow::decode(r, &self.tx.secrets)).collect()
+        let mut all = std::collections::BTreeMap::new();
+        for row in rows {
+            let conn = ConnectionRow::decode(&row, &self.tx.secrets)?;
+            all.insert(conn.conn_id.clone(), conn);
+        }
+        all.extend(self.tx.backends.connections()?);
+        Ok(all.into_values().collect())
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Error {
     /// A secret that cannot be opened with the configured keys.
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
+    /// A secrets backend that cannot be read.
+    #[error(transparent)]
+    Backend(#[from] crate::backends::BackendError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,6 +11,7 @@
 
 mod assets;
 mod auth;
+pub mod backends;
 mod backfills;
 mod claim;
 mod connections;
@@ -37,6 +38,7 @@ use tokio::sync::Notify;
 
 pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, QualityReportRow, TryRef};
 pub use auth::{ApiKeyRow, NewApiKey, UserRow};
+pub use backends::SecretsBackends;
 pub use backfills::{BackfillRow, NewBackfill};
 pub use claim::{Claim, QueuedTi};
 pub use connections::{ConnectionRow, PoolRow, PoolSettings, SecretsCheck};
@@ -136,6 +138,8 @@ pub struct Store {
     work: Arc<Notify>,
     /// Seals and opens connection secrets and variable values (see [`secrets`]).
     secrets: Arc<Secrets>,
+    /// Where connections and variables are looked up before the database (see [`backends`]).
+    backends: Arc<SecretsBackends>,
 }
 
 impl Store {
@@ -175,12 +179,17 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, dialect, work: Arc::new(Notify::new()), secrets: Arc::default() })
+        Ok(Store { pool, dialect, work: Arc::new(Notify::new()), secrets: Arc::default(), backends: Arc::default() })
     }
 
     /// This store with the keys that seal and open secrets at rest; without them values are stored as they are.
     pub fn with_secrets(self, secrets: Secrets) -> Store {
         Store { secrets: Arc::new(secrets), ..self }
+    }
+
+    /// This store with the secrets backends that tasks' connections and variables are read from first.
+    pub fn with_backends(self, backends: SecretsBackends) -> Store {
+        Store { backends: Arc::new(backends), ..self }
     }
 
     /// Whether secrets written now are sealed (a key is configured).
@@ -207,7 +216,13 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(Tx::new(self.pool.begin().await?, self.dialect, self.work.clone(), self.secrets.clone()))
+        Ok(Tx::new(
+            self.pool.begin().await?,
+            self.dialect,
+            self.work.clone(),
+            self.secrets.clone(),
+            self.backends.clone(),
+        ))
     }
 
     /// Notified whenever a transaction of this store (or of a clone) that queued task instances commits: what

@@ -299,14 +299,17 @@ impl Reads<'_> {
             .collect()
     }
 
+    /// Every variable, for templates that read `var`: the secrets backends' and the database's, a backend's
+    /// winning for a key both have.
     pub async fn variables(&mut self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT key, val FROM variables").fetch_all(&mut *self.tx.inner).await?;
-        rows.iter()
-            .map(|r| {
-                let stored: String = r.try_get("val")?;
-                Ok((r.try_get("key")?, self.tx.secrets.open(&stored)?))
-            })
-            .collect()
+        let mut all = std::collections::BTreeMap::new();
+        for row in rows {
+            let stored: String = row.try_get("val")?;
+            all.insert(row.try_get::<String, _>("key")?, self.tx.secrets.open(&stored)?);
+        }
+        all.extend(self.tx.backends.variables()?);
+        Ok(all.into_iter().collect())
     }
 }
 

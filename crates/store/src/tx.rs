@@ -37,6 +37,7 @@ pub struct Tx {
     /// Raised on commit when this transaction queued task instances, or held a run that claims skipped.
     work: Arc<Notify>,
     pub(crate) secrets: Arc<crate::Secrets>,
+    pub(crate) backends: Arc<crate::SecretsBackends>,
     queued_work: bool,
     excluded_claims: bool,
 }
@@ -47,8 +48,9 @@ impl Tx {
         dialect: Dialect,
         work: Arc<Notify>,
         secrets: Arc<crate::Secrets>,
+        backends: Arc<crate::SecretsBackends>,
     ) -> Tx {
-        Tx { inner, dialect, work, secrets, queued_work: false, excluded_claims: false }
+        Tx { inner, dialect, work, secrets, backends, queued_work: false, excluded_claims: false }
     }
 
     /// Commits, then wakes the workers waiting in this process if task instances were queued (other processes

@@ -16,7 +16,7 @@ use sluice_core::masking::SensitiveKeys;
 use sluice_ops::Lake;
 use sluice_ops::model::{LakeModelLoader, LakePredictionLog};
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
-use sluice_store::{Secrets, Store};
+use sluice_store::{Secrets, SecretsBackends, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -30,11 +30,15 @@ pub struct DatabaseArgs {
     /// every one opens (see `sluice rotate-key`). Without one, they are stored as they are.
     #[arg(long, env = "SLUICE_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
+    /// A YAML or JSON file of `connections:` and `variables:` that tasks read before the database's (after it, the
+    /// `SLUICE_CONN_<ID>` and `SLUICE_VAR_<KEY>` environment variables).
+    #[arg(long, env = "SLUICE_SECRETS_FILE")]
+    pub secrets_file: Option<std::path::PathBuf>,
 }
 
 impl DatabaseArgs {
     pub fn url(url: String) -> DatabaseArgs {
-        DatabaseArgs { database_url: Some(url), encryption_key: None }
+        DatabaseArgs { database_url: Some(url), encryption_key: None, secrets_file: None }
     }
 }
 
@@ -269,7 +273,10 @@ pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<Store> {
     let secrets = Secrets::from_config(database.encryption_key.as_deref().unwrap_or_default())?;
     let store = Store::connect(&url).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
-    let store = store.with_secrets(secrets);
+    // Environment variables that are not UTF-8 cannot be connections or variables.
+    let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let store =
+        store.with_secrets(secrets).with_backends(SecretsBackends::standard(database.secrets_file.clone(), env));
     let check = store.check_secrets().await?;
     if check.to_reseal > 0 && store.seals_secrets() {
         tracing::warn!(values = check.to_reseal, "secrets not sealed with the first key: run `sluice rotate-key`");

@@ -39,6 +39,9 @@ pub struct Args {
     /// $SLUICE_HOME/encryption_key).
     #[arg(long, env = "SLUICE_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
+    /// A YAML or JSON file of `connections:` and `variables:` that tasks read before the database's.
+    #[arg(long, env = "SLUICE_SECRETS_FILE")]
+    pub secrets_file: Option<PathBuf>,
     #[command(flatten)]
     pub scheduling: SchedulingArgs,
     #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:8080")]
@@ -72,7 +75,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => kept_secret(&args.home.join("encryption_key"), Secrets::generate_key)?,
     };
     let server_args = ServerArgs {
-        database: DatabaseArgs { database_url: Some(database_url.clone()), encryption_key: Some(encryption_key) },
+        database: DatabaseArgs {
+            database_url: Some(database_url.clone()),
+            encryption_key: Some(encryption_key),
+            secrets_file: args.secrets_file.clone(),
+        },
         scheduling: args.scheduling.clone(),
         bind: args.bind,
         worker_token: Some(worker_token.clone()),
