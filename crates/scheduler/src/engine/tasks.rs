@@ -81,10 +81,12 @@ impl Engine {
     }
 
     async fn claim(&self, request: &LeaseRequest) -> Result<Vec<LeasedTask>, EngineError> {
-        let now = Utc::now();
-        let lease_until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let mut tx = self.store.begin().await?;
         let mut claim = tx.claim_queued(&request.queues, i64::from(request.slots)).await?;
+        // Read after the claim: a task queued while it waited for a connection or a lock then never seems to start
+        // before it was queued.
+        let now = Utc::now();
+        let lease_until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
         let queued = claim.take_queued();
         let mut leased = Vec::with_capacity(queued.len());
         let mut started = Vec::with_capacity(queued.len());
