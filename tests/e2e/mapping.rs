@@ -53,6 +53,19 @@ async fn a_map_over_fifty_files_is_reduced(backend: Backend) {
     let text = log["content"].to_string();
     assert!(text.contains("instance 7: ") && text.contains("part_8.txt has 8 lines"), "{text}");
 
+    // The CLI reads one instance's log too.
+    let output = std::process::Command::new(sluice_tests::sluice_bin())
+        .args(["tasks", "logs", DAG, &run_id, "count_lines", "--map-index", "9"])
+        .env("SLUICE_SERVER", &sluice.url)
+        .env("SLUICE_TOKEN", sluice.token.as_deref().unwrap())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && printed.contains("instance 9: ") && printed.contains("has 10 lines"),
+        "{printed}"
+    );
+
     // The reduce sees the 50 outputs as one list in map_index order; mapping over a mapped task's outputs works.
     assert!(sluice.log(DAG, &run_id, "total", 1).await.contains("50 files, 1275 lines in all"));
     let doubled = instances(&sluice, &run_id, "double").await;

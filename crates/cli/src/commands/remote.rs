@@ -85,7 +85,7 @@ pub enum RunsCommand {
 }
 
 const RUN_COLUMNS: [&str; 6] = ["dag_id", "dag_run_id", "run_type", "state", "logical_date", "start_date"];
-const TI_COLUMNS: [&str; 5] = ["task_id", "state", "try_number", "start_date", "end_date"];
+const TI_COLUMNS: [&str; 6] = ["task_id", "map_index", "state", "try_number", "start_date", "end_date"];
 
 fn run_path(dag_id: &str, run_id: &str) -> String {
     format!("/dags/{}/dagRuns/{}", segment(dag_id), segment(run_id))
@@ -140,6 +140,9 @@ pub enum TasksCommand {
         /// Which try (default: the latest).
         #[arg(long = "try")]
         try_number: Option<u32>,
+        /// Which instance of a mapped task.
+        #[arg(long)]
+        map_index: Option<i64>,
         #[arg(long)]
         follow: bool,
         #[command(flatten)]
@@ -150,6 +153,9 @@ pub enum TasksCommand {
         dag_id: String,
         run_id: String,
         task_id: String,
+        /// Only this instance of a mapped task.
+        #[arg(long)]
+        map_index: Option<i64>,
         #[arg(long)]
         downstream: bool,
         #[arg(long)]
@@ -172,12 +178,14 @@ pub async fn tasks(command: TasksCommand) -> anyhow::Result<ExitCode> {
                 .await?;
             api.print(&page, Some("task_instances"), &TI_COLUMNS);
         }
-        TasksCommand::Logs { dag_id, run_id, task_id, try_number, follow, api } => {
-            logs(&api, &dag_id, &run_id, &task_id, try_number, follow).await?;
+        TasksCommand::Logs { dag_id, run_id, task_id, try_number, map_index, follow, api } => {
+            let task = Instance { dag_id: &dag_id, run_id: &run_id, task_id: &task_id, map_index };
+            logs(&api, &task, try_number, follow).await?;
         }
-        TasksCommand::Clear { dag_id, run_id, task_id, downstream, upstream, all_states, dry_run, api } => {
+        TasksCommand::Clear { dag_id, run_id, task_id, map_index, downstream, upstream, all_states, dry_run, api } => {
+            let task = map_index.map_or_else(|| json!(task_id), |index| json!([task_id, index]));
             let body = json!({
-                "dag_run_id": run_id, "task_ids": [task_id], "include_downstream": downstream,
+                "dag_run_id": run_id, "task_ids": [task], "include_downstream": downstream,
                 "include_upstream": upstream, "only_failed": !all_states, "dry_run": dry_run,
             });
             let answer =
@@ -191,15 +199,20 @@ pub async fn tasks(command: TasksCommand) -> anyhow::Result<ExitCode> {
 /// How often `--follow` asks for new lines.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
-async fn logs(
-    api: &ApiArgs,
-    dag_id: &str,
-    run_id: &str,
-    task_id: &str,
-    try_number: Option<u32>,
-    follow: bool,
-) -> anyhow::Result<()> {
-    let ti_path = format!("{}/taskInstances/{}", run_path(dag_id, run_id), segment(task_id));
+/// One task instance: a task of a run, and which instance of it if it is mapped.
+struct Instance<'a> {
+    dag_id: &'a str,
+    run_id: &'a str,
+    task_id: &'a str,
+    map_index: Option<i64>,
+}
+
+async fn logs(api: &ApiArgs, task: &Instance<'_>, try_number: Option<u32>, follow: bool) -> anyhow::Result<()> {
+    let task_path = format!("{}/taskInstances/{}", run_path(task.dag_id, task.run_id), segment(task.task_id));
+    let ti_path = match task.map_index {
+        Some(index) => format!("{task_path}/{index}"),
+        None => task_path.clone(),
+    };
     let try_number = match try_number {
         Some(n) => n,
         None => {
@@ -212,7 +225,7 @@ async fn logs(
         // Whether the try had ended is read before the lines, so that the last read holds every line.
         let ended = follow
             && !api.call(Method::GET, &format!("{ti_path}/tries/{try_number}"), None).await?["end_date"].is_null();
-        token = print_log_page(api, &ti_path, try_number, token).await?;
+        token = print_log_page(api, &task_path, task.map_index, try_number, token).await?;
         if !follow || ended {
             return Ok(());
         }
@@ -223,11 +236,15 @@ async fn logs(
 /// Prints the log lines after `token` and answers the token to continue from.
 async fn print_log_page(
     api: &ApiArgs,
-    ti_path: &str,
+    task_path: &str,
+    map_index: Option<i64>,
     try_number: u32,
     token: Option<String>,
 ) -> anyhow::Result<Option<String>> {
-    let mut path = format!("{ti_path}/logs/{try_number}?full_content=true");
+    let mut path = format!("{task_path}/logs/{try_number}?full_content=true");
+    if let Some(index) = map_index {
+        path += &format!("&map_index={index}");
+    }
     if let Some(t) = &token {
         path += &format!("&token={}", segment(t));
     }
