@@ -52,6 +52,13 @@ pub struct SensorContext {
     pub timezone: String,
 }
 
+impl SensorContext {
+    /// The DAG's timezone.
+    pub fn tz(&self) -> Result<chrono_tz::Tz, String> {
+        self.timezone.parse().map_err(|_| format!("unknown timezone {:?}", self.timezone))
+    }
+}
+
 /// How a sensor's try ended without its condition holding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "end", rename_all = "snake_case")]

@@ -22,8 +22,7 @@ use crate::access::AccessControl;
 use crate::mapping::{MapArgs, MapSource};
 use crate::ops_spec::{
     Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
-    RegistersSpec, ScoreSpec, SensorCondition, SensorMode, SensorSpec, Source, SqlSpec, Step, TrainSpec,
-    TransformSpec,
+    RegistersSpec, ScoreSpec, SensorCondition, SensorMode, SensorSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
 };
 use crate::trigger::TriggerRule;
 
@@ -54,7 +53,7 @@ pub const TASK_KINDS: [&str; 11] = [
     "deploy",
     "score",
     "monitor",
-    "sensor",
+    crate::ops_spec::SENSOR_KIND,
     crate::python::PYTHON_KIND,
 ];
 
@@ -496,7 +495,7 @@ impl TaskSpec {
             "monitor" => {
                 Some(OpSpec::Monitor(MonitorSpec { inputs: self.inputs.clone(), monitor: self.monitor.clone()? }))
             }
-            "sensor" => Some(OpSpec::Sensor(SensorSpec {
+            crate::ops_spec::SENSOR_KIND => Some(OpSpec::Sensor(SensorSpec {
                 sensor: self.sensor.clone()?,
                 mode: self.mode.unwrap_or_default(),
                 poke_interval: self.poke_interval.unwrap_or(crate::ops_spec::DEFAULT_POKE_INTERVAL),

@@ -34,13 +34,15 @@ pub struct ClaimedTask {
 /// How a try ended and what that makes of its task instance.
 #[derive(Debug, Clone)]
 pub struct TryEnd {
-    /// `success` or `failed`: the try's own outcome.
+    /// `success`, `failed` or `skipped`: the try's own outcome; `up_for_reschedule` while a sensor's try waits for
+    /// its next poke.
     pub try_state: TaskState,
-    /// The task instance's next state: `success`, `failed` or `up_for_retry`.
+    /// The task instance's next state: `success`, `failed`, `skipped`, `up_for_retry` or `up_for_reschedule`.
     pub ti_state: TaskState,
     pub exit_code: Option<i64>,
     pub error: Option<String>,
     pub output: Option<Value>,
+    /// When the next try (or a sensor's next poke) is due.
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 

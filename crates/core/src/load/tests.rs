@@ -557,7 +557,8 @@ mod groups;
 #[test]
 fn sensors_load_and_their_mistakes_are_located() {
     let dag = load_dag("sensors.yaml", include_str!("../../../../dags/examples/sensors.yaml")).expect("loads");
-    let Some(crate::ops_spec::OpSpec::Sensor(sensor)) = dag.task("wait_for_file").and_then(crate::TaskSpec::op_spec) else {
+    let Some(crate::ops_spec::OpSpec::Sensor(sensor)) = dag.task("wait_for_file").and_then(crate::TaskSpec::op_spec)
+    else {
         panic!("a sensor")
     };
     assert_eq!(sensor.mode, crate::ops_spec::SensorMode::Reschedule);

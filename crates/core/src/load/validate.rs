@@ -15,6 +15,7 @@ use super::node::{Loc, Node, Seg};
 use super::suggest;
 use crate::dag::Dag;
 use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
+use crate::ops_spec::SENSOR_KIND;
 use crate::python::PYTHON_KIND;
 use crate::schedule::{Schedule, Timetable, parse_schedule};
 use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
@@ -416,7 +417,7 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "score" => Some(&["inputs", "outputs", "score"]),
         "monitor" => Some(&["inputs", "monitor"]),
         PYTHON_KIND => Some(&["callable"]),
-        "sensor" => Some(&["sensor"]),
+        SENSOR_KIND => Some(&["sensor"]),
         _ => None,
     }
 }
@@ -426,7 +427,7 @@ fn optional_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         "ingest" => &["watermark"],
         PYTHON_KIND => &PYTHON_OPTIONAL,
-        "sensor" => &SENSOR_OPTIONAL,
+        SENSOR_KIND => &SENSOR_OPTIONAL,
         _ => &[],
     }
 }

@@ -12,6 +12,8 @@ use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+/// The `kind` of sensor tasks.
+pub const SENSOR_KIND: &str = "sensor";
 /// Airflow's default `poke_interval`.
 pub const DEFAULT_POKE_INTERVAL: Duration = Duration::from_secs(60);
 /// Airflow's default sensor `timeout`: 7 days.

@@ -1,0 +1,146 @@
+//! Sensors end to end on real workers, on PostgreSQL and SQLite: a reschedule-mode file sensor that frees the only
+//! worker slot while it waits (another task runs meanwhile), a poke-mode time sensor, and timeouts that skip with
+//! `soft_fail` and fail without a retry otherwise.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde_json::{Value, json};
+use sluice_tests::{Backend, Sluice};
+
+const EXAMPLE: &str = include_str!("../../dags/examples/sensors.yaml");
+const DAG: &str = "example_sensors";
+
+const TIMEOUTS: &str = r#"dag_id: sensor_timeouts
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: soft
+    kind: sensor
+    sensor: {type: file, path: never/there.csv}
+    mode: reschedule
+    poke_interval: 1s
+    timeout: 2s
+    soft_fail: true
+  - id: after_soft
+    depends_on: [soft]
+    script: echo "never runs"
+  # A sensor's timeout fails it at once: its retries are not used, as in Airflow.
+  - id: hard
+    kind: sensor
+    sensor: {type: file, path: never/there.csv}
+    poke_interval: 1s
+    timeout: 2s
+    retries: 2
+    retry_delay: 1s
+"#;
+
+fn time(ti: &Value, field: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(ti[field].as_str().unwrap_or_else(|| panic!("{field} of {ti}"))).unwrap()
+}
+
+fn expected(rows: &[(&str, &str)]) -> BTreeMap<String, String> {
+    rows.iter().map(|(task, state)| (task.to_string(), state.to_string())).collect()
+}
+
+async fn task_instance(sluice: &Sluice, run_id: &str, task_id: &str) -> Value {
+    let (status, ti) = sluice.get(&format!("/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}")).await;
+    assert_eq!(status, 200, "{ti}");
+    ti
+}
+
+async fn a_reschedule_sensor_frees_the_only_slot_while_it_waits(backend: Backend) {
+    let mut sluice = Sluice::new(backend, &[("sensors.yaml", EXAMPLE)]).await;
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "1"]);
+    let run_id = sluice.trigger(DAG, json!({})).await;
+    let file_due = tokio::time::Instant::now() + Duration::from_secs(3);
+
+    // The sensor waits without its slot: the API shows it up for reschedule, and the other task runs to its end on
+    // that one slot before the file exists.
+    let waiting = sluice.wait_task_state(DAG, &run_id, "wait_for_file", "up_for_reschedule").await;
+    assert_eq!(waiting["try_number"], 1, "{waiting}");
+    sluice.wait_task_state(DAG, &run_id, "other_work", "success").await;
+    let sensor = task_instance(&sluice, &run_id, "wait_for_file").await;
+    assert_ne!(sensor["state"], "success", "{sensor}");
+
+    // The file the sensor waits for comes 3 seconds after the trigger.
+    tokio::time::sleep_until(file_due).await;
+    let incoming = sluice.dags.path().join("data/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(incoming.join("ready.csv"), "a,b\n1,2\n").unwrap();
+    let file_written = Utc::now();
+
+    let run = sluice.wait_run_done(DAG, &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let want = expected(&[
+        ("wait_for_file", "success"),
+        ("other_work", "success"),
+        ("process", "success"),
+        ("settle", "success"),
+    ]);
+    assert_eq!(sluice.task_states(DAG, &run_id).await, want);
+
+    let sensor = task_instance(&sluice, &run_id, "wait_for_file").await;
+    let other = task_instance(&sluice, &run_id, "other_work").await;
+    // The sensor took the slot first, then let the other task have it, and ended only after the file came.
+    assert!(time(&other, "start_date") > time(&sensor, "start_date"), "{other}\n{sensor}");
+    assert!(time(&other, "end_date") < file_written, "{other}");
+    assert!(time(&sensor, "end_date") > file_written, "{sensor}");
+
+    // The pokes are one try: Airflow keeps try_number across reschedules, and the log goes on.
+    assert_eq!(sensor["try_number"], 1, "{sensor}");
+    let tries = sluice.tries(DAG, &run_id, "wait_for_file").await;
+    assert_eq!(tries.len(), 1, "{tries:?}");
+    assert_eq!(tries[0]["state"], "success", "{tries:?}");
+    let log = sluice.log(DAG, &run_id, "wait_for_file", 1).await;
+    assert!(log.matches("not yet: rescheduled").count() >= 2, "{log}");
+    assert!(log.contains("the condition holds"), "{log}");
+
+    // The time sensor pokes in its try, holding the slot, until 8 s after the run's data interval end (its
+    // `run_after` for a run triggered without a logical date).
+    let settle = task_instance(&sluice, &run_id, "settle").await;
+    let base = if run["data_interval_end"].is_string() { "data_interval_end" } else { "run_after" };
+    assert!(time(&settle, "end_date") >= time(&run, base) + Duration::from_secs(8), "{settle}\n{run}");
+    let log = sluice.log(DAG, &run_id, "settle", 1).await;
+    assert!(log.contains("not yet: next poke in 1s"), "{log}");
+}
+
+async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(backend: Backend) {
+    let sluice = Sluice::start(backend, &[("timeouts.yaml", TIMEOUTS)], 1).await;
+    let run_id = sluice.trigger("sensor_timeouts", json!({})).await;
+    let run = sluice.wait_run_done("sensor_timeouts", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed", "{run}\n{}", sluice.all_output());
+    let want = expected(&[("soft", "skipped"), ("after_soft", "skipped"), ("hard", "failed")]);
+    assert_eq!(sluice.task_states("sensor_timeouts", &run_id).await, want);
+
+    let tries = sluice.tries("sensor_timeouts", &run_id, "hard").await;
+    assert_eq!(tries.len(), 1, "a sensor's timeout is not retried: {tries:?}");
+    let log = sluice.log("sensor_timeouts", &run_id, "hard", 1).await;
+    assert!(log.contains("did not hold within its timeout (2s)"), "{log}");
+    let soft = sluice.log("sensor_timeouts", &run_id, "soft", 1).await;
+    assert!(soft.contains("not yet: rescheduled"), "{soft}");
+}
+
+#[tokio::test]
+async fn a_reschedule_sensor_frees_the_only_slot_while_it_waits_on_postgres() {
+    a_reschedule_sensor_frees_the_only_slot_while_it_waits(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_reschedule_sensor_frees_the_only_slot_while_it_waits_on_sqlite() {
+    a_reschedule_sensor_frees_the_only_slot_while_it_waits(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise_on_postgres() {
+    a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise_on_sqlite() {
+    a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(Backend::Sqlite).await;
+}
