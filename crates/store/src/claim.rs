@@ -169,8 +169,10 @@ impl Claim<'_> {
     /// `try_number` across reschedules), and its log goes on. `None`, changing nothing, when the task instance has
     /// no such try: [`Claim::start_try`] starts a new one.
     ///
-    /// The lease id stays the try's id, as everywhere: a poke's calls are fenced against every other try, and
-    /// against an earlier poke of the same try once it ended, because only `running` task instances accept them.
+    /// The lease id stays the try's id, as everywhere, so a poke's calls are fenced against every other try. Pokes
+    /// of one try share it: a late call of an earlier poke is refused while the task instance waits (only a
+    /// `running` one accepts calls), but one that arrives while a later poke runs (a report retried for longer than
+    /// the poke interval) is taken as that poke's. Its worst outcome is a poke more or less.
     /// A cleared task instance has no due time any more (the clear resets it) and starts a new try.
     pub async fn resume_try(
         &mut self,
