@@ -1,6 +1,6 @@
 //! Sensors end to end on real workers, on PostgreSQL and SQLite: a reschedule-mode file sensor that frees the only
-//! worker slot while it waits (another task runs meanwhile), a poke-mode time sensor, and timeouts that skip with
-//! `soft_fail` and fail without a retry otherwise.
+//! worker slot while it waits (another task runs meanwhile) and whose wait survives a server restart, a poke-mode
+//! time sensor, and timeouts that skip with `soft_fail` and fail without a retry otherwise.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
@@ -109,6 +109,28 @@ async fn a_reschedule_sensor_frees_the_only_slot_while_it_waits(backend: Backend
     assert!(log.contains("not yet: next poke in 1s"), "{log}");
 }
 
+async fn a_waiting_sensor_survives_a_server_restart(backend: Backend) {
+    let mut sluice = Sluice::new(backend, &[("sensors.yaml", EXAMPLE)]).await;
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "1"]);
+    let run_id = sluice.trigger(DAG, json!({"file": "data/late.csv"})).await;
+    sluice.wait_task_state(DAG, &run_id, "wait_for_file", "up_for_reschedule").await;
+
+    // The wait is in the database: a new server pokes again where the killed one left off.
+    if let Some(server) = sluice.server.as_mut() {
+        server.kill_9();
+    }
+    sluice.start_server(&[]).await;
+    sluice.add_data("late.csv", "a\n1\n");
+
+    let run = sluice.wait_run_done(DAG, &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let tries = sluice.tries(DAG, &run_id, "wait_for_file").await;
+    assert_eq!(tries.len(), 1, "{tries:?}");
+    let log = sluice.log(DAG, &run_id, "wait_for_file", 1).await;
+    assert!(log.contains("late.csv") && log.contains("the condition holds"), "{log}");
+}
+
 async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(backend: Backend) {
     let sluice = Sluice::start(backend, &[("timeouts.yaml", TIMEOUTS)], 1).await;
     let run_id = sluice.trigger("sensor_timeouts", json!({})).await;
@@ -143,4 +165,14 @@ async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise
 #[tokio::test]
 async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise_on_sqlite() {
     a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_waiting_sensor_survives_a_server_restart_on_postgres() {
+    a_waiting_sensor_survives_a_server_restart(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_waiting_sensor_survives_a_server_restart_on_sqlite() {
+    a_waiting_sensor_survives_a_server_restart(Backend::Sqlite).await;
 }
