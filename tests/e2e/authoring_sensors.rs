@@ -38,6 +38,34 @@ tasks:
     retry_delay: 1s
 "#;
 
+const PRODUCER: &str = r#"dag_id: producer
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: produce
+    script: sleep 2; echo produced
+"#;
+
+// Waits for the producer's task, and for its whole run, of the same logical date.
+const CONSUMER: &str = r#"dag_id: consumer
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: wait_for_task
+    kind: sensor
+    sensor: {type: external_task, external_dag_id: producer, external_task_id: produce}
+    poke_interval: 1s
+    timeout: 1m
+  - id: wait_for_run
+    kind: sensor
+    sensor: {type: external_task, external_dag_id: producer, allowed_states: [success]}
+    poke_interval: 1s
+    timeout: 1m
+  - id: consume
+    depends_on: [wait_for_task, wait_for_run]
+    script: echo consumed
+"#;
+
 fn time(ti: &Value, field: &str) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(ti[field].as_str().unwrap_or_else(|| panic!("{field} of {ti}"))).unwrap()
 }
@@ -131,6 +159,37 @@ async fn a_waiting_sensor_survives_a_server_restart(backend: Backend) {
     assert!(log.contains("late.csv") && log.contains("the condition holds"), "{log}");
 }
 
+async fn trigger_at(sluice: &Sluice, dag_id: &str, logical_date: &str) -> String {
+    sluice.wait_dag(dag_id).await;
+    let body = json!({"logical_date": logical_date, "conf": {}});
+    let (status, run) = sluice.post(&format!("/dags/{dag_id}/dagRuns"), body).await;
+    assert_eq!(status, 200, "{run}");
+    run["dag_run_id"].as_str().unwrap().to_owned()
+}
+
+async fn an_external_task_sensor_waits_for_another_dags_task_and_run(backend: Backend) {
+    let sluice = Sluice::start(backend, &[("producer.yaml", PRODUCER), ("consumer.yaml", CONSUMER)], 1).await;
+    let date = "2026-05-01T00:00:00Z";
+    let consumer = trigger_at(&sluice, "consumer", date).await;
+    // Nothing of the producer exists yet at that date: the sensors wait, without a slot.
+    sluice.wait_task_state("consumer", &consumer, "wait_for_task", "up_for_reschedule").await;
+    let producer = trigger_at(&sluice, "producer", date).await;
+
+    let run = sluice.wait_run_done("consumer", &consumer, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (_, produced) = sluice.get(&format!("/dags/producer/dagRuns/{producer}")).await;
+    assert_eq!(produced["state"], "success", "{produced}");
+    let tis = sluice.task_instances("producer", &producer).await;
+    let consumed = sluice.task_instances("consumer", &consumer).await;
+    let end = |tis: &[Value], task: &str| time(tis.iter().find(|t| t["task_id"] == task).unwrap(), "end_date");
+    // Each sensor ended after what it waited for.
+    assert!(end(&consumed, "wait_for_task") > end(&tis, "produce"));
+    assert!(end(&consumed, "wait_for_run") > time(&produced, "end_date"));
+    let log = sluice.log("consumer", &consumer, "wait_for_run", 1).await;
+    assert!(log.contains("poking the run of DAG producer for the same logical date: none yet"), "{log}");
+    assert!(log.contains("the condition holds"), "{log}");
+}
+
 async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(backend: Backend) {
     let sluice = Sluice::start(backend, &[("timeouts.yaml", TIMEOUTS)], 1).await;
     let run_id = sluice.trigger("sensor_timeouts", json!({})).await;
@@ -175,4 +234,14 @@ async fn a_waiting_sensor_survives_a_server_restart_on_postgres() {
 #[tokio::test]
 async fn a_waiting_sensor_survives_a_server_restart_on_sqlite() {
     a_waiting_sensor_survives_a_server_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_external_task_sensor_waits_for_another_dags_task_and_run_on_postgres() {
+    an_external_task_sensor_waits_for_another_dags_task_and_run(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn an_external_task_sensor_waits_for_another_dags_task_and_run_on_sqlite() {
+    an_external_task_sensor_waits_for_another_dags_task_and_run(Backend::Sqlite).await;
 }

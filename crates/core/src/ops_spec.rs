@@ -34,7 +34,7 @@ pub use self::model::{
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 pub use self::sensor::{
     DEFAULT_POKE_INTERVAL, DEFAULT_SENSOR_TIMEOUT, SENSOR_KIND, SensorCondition, SensorMode, SensorSpec,
-    parse_time_of_day, time_target,
+    external_states_hold, parse_time_of_day, time_target,
 };
 
 /// The scheme of assets stored in Sluice's lake.

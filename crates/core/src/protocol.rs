@@ -50,6 +50,10 @@ pub struct SensorContext {
     pub interval_end: DateTime<Utc>,
     /// The DAG's timezone (IANA name): the day of a time sensor's `target_time`.
     pub timezone: String,
+    /// An external-task sensor's answer, read by the server when it handed the poke out: the states of the other
+    /// DAG's task instances (or its run's state) for the run's logical date; empty when there are none yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_states: Vec<crate::state::TaskState>,
 }
 
 impl SensorContext {

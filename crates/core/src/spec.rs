@@ -384,7 +384,7 @@ pub struct TaskSpec {
     /// `kind: sensor`: what it waits for (`{type: file, path: …}`, `{type: time, …}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensor: Option<SensorCondition>,
-    /// `kind: sensor`: `poke` (default) or `reschedule`.
+    /// `kind: sensor`: `poke` (default) or `reschedule` (always, for `external_task`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<SensorMode>,
     /// `kind: sensor`: the wait between pokes; 60s when absent, as in Airflow.
@@ -496,8 +496,8 @@ impl TaskSpec {
                 Some(OpSpec::Monitor(MonitorSpec { inputs: self.inputs.clone(), monitor: self.monitor.clone()? }))
             }
             crate::ops_spec::SENSOR_KIND => Some(OpSpec::Sensor(SensorSpec {
+                mode: self.mode.unwrap_or(self.sensor.as_ref()?.default_mode()),
                 sensor: self.sensor.clone()?,
-                mode: self.mode.unwrap_or_default(),
                 poke_interval: self.poke_interval.unwrap_or(crate::ops_spec::DEFAULT_POKE_INTERVAL),
                 timeout: self.timeout.unwrap_or(crate::ops_spec::DEFAULT_SENSOR_TIMEOUT),
                 soft_fail: self.soft_fail.unwrap_or(false),

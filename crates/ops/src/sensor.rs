@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use sluice_core::format_duration;
-use sluice_core::ops_spec::{SensorCondition, SensorMode, SensorSpec, time_target};
+use sluice_core::ops_spec::{SensorCondition, SensorMode, SensorSpec, external_states_hold, time_target};
 use sluice_core::protocol::{SensorContext, SensorEnd};
 
 use crate::error::{OpsError, Result};
@@ -68,6 +68,19 @@ fn poke(condition: &SensorCondition, ctx: &OpContext<'_>, sensor: &SensorContext
             (ctx.log)(&format!("waiting until {}", target.to_rfc3339()));
             Ok(now >= target)
         }
+        SensorCondition::ExternalTask { external_dag_id, external_task_id, allowed_states, failed_states } => {
+            let what = match external_task_id {
+                Some(task_id) => format!("task {task_id} of DAG {external_dag_id}"),
+                None => format!("the run of DAG {external_dag_id}"),
+            };
+            let states: Vec<&str> = sensor.external_states.iter().map(|s| s.as_str()).collect();
+            (ctx.log)(&format!(
+                "poking {what} for the same logical date: {}",
+                if states.is_empty() { "none yet".to_owned() } else { states.join(", ") }
+            ));
+            external_states_hold(allowed_states, failed_states, &sensor.external_states)
+                .map_err(|state| OpsError::Invalid(format!("{what} is {state}, one of the sensor's failed_states")))
+        }
     }
 }
 
@@ -92,7 +105,7 @@ mod tests {
     }
 
     fn sensor_context(first_poke: DateTime<Utc>) -> SensorContext {
-        SensorContext { first_poke, interval_end: first_poke, timezone: "UTC".into() }
+        SensorContext { first_poke, interval_end: first_poke, timezone: "UTC".into(), external_states: Vec::new() }
     }
 
     #[test]

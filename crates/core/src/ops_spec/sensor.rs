@@ -12,6 +12,8 @@ use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::state::{RunState, TaskState};
+
 /// The `kind` of sensor tasks.
 pub const SENSOR_KIND: &str = "sensor";
 /// Airflow's default `poke_interval`.
@@ -45,6 +47,46 @@ pub enum SensorCondition {
         #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
         delta: Option<Duration>,
     },
+    /// Another DAG's task (every instance of it), or its whole run without `external_task_id`, for the same logical
+    /// date is in one of `allowed_states` (Airflow's ExternalTaskSensor). One in `failed_states` fails the poke.
+    /// The server reads the states when it hands each poke to a worker, so this type always pokes in `reschedule`
+    /// mode.
+    ExternalTask {
+        external_dag_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_task_id: Option<String>,
+        #[serde(default = "default_allowed_states")]
+        allowed_states: Vec<TaskState>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed_states: Vec<TaskState>,
+    },
+}
+
+fn default_allowed_states() -> Vec<TaskState> {
+    vec![TaskState::Success]
+}
+
+impl SensorCondition {
+    /// The mode a sensor of this condition takes when the file does not say.
+    pub fn default_mode(&self) -> SensorMode {
+        match self {
+            SensorCondition::ExternalTask { .. } => SensorMode::Reschedule,
+            SensorCondition::File { .. } | SensorCondition::Time { .. } => SensorMode::Poke,
+        }
+    }
+}
+
+/// Whether an external-task sensor's condition holds for the `states` found (one per task instance, or the run's):
+/// `Ok(true)` when there are some and all are allowed, `Err` naming the state when one is a failed state.
+pub fn external_states_hold(
+    allowed: &[TaskState],
+    failed: &[TaskState],
+    states: &[TaskState],
+) -> Result<bool, TaskState> {
+    if let Some(state) = states.iter().find(|s| failed.contains(s)) {
+        return Err(*state);
+    }
+    Ok(!states.is_empty() && states.iter().all(|s| allowed.contains(s)))
 }
 
 /// A sensor as a worker runs it.
@@ -96,6 +138,26 @@ impl SensorSpec {
             && path.trim().is_empty()
         {
             problems.push("a file sensor's `path` must not be empty".to_owned());
+        }
+        if let SensorCondition::ExternalTask { external_task_id, allowed_states, failed_states, .. } = &self.sensor {
+            if self.mode == SensorMode::Poke {
+                problems.push(
+                    "an external_task sensor pokes in `reschedule` mode: the server answers each poke when it \
+                     hands it to a worker"
+                        .to_owned(),
+                );
+            }
+            let run_states = RunState::ALL.map(|s| s.as_str());
+            let not_run_state = allowed_states.iter().chain(failed_states).find(|s| !run_states.contains(&s.as_str()));
+            if let (None, Some(state)) = (external_task_id, not_run_state) {
+                problems.push(format!(
+                    "without `external_task_id` the sensor waits for a DAG run, which is never {state} (run states: {})",
+                    run_states.join(", ")
+                ));
+            }
+            if allowed_states.is_empty() {
+                problems.push("`allowed_states` must name at least one state".to_owned());
+            }
         }
         problems
     }
@@ -234,6 +296,32 @@ mod tests {
         // 02:30 does not exist in Paris on 2026-03-29: an hour later.
         let spring = at("2026-03-29T10:00:00Z");
         assert_eq!(time_target(Some("02:30"), None, spring, end, paris), Ok(at("2026-03-29T01:30:00Z")));
+    }
+
+    #[test]
+    fn external_states_hold_when_all_are_allowed_and_fail_on_a_failed_one() {
+        use TaskState::*;
+        let (allowed, failed) = ([Success, Skipped], [Failed]);
+        let rows: &[(&[TaskState], Result<bool, TaskState>)] = &[
+            (&[], Ok(false)),
+            (&[Running], Ok(false)),
+            (&[Success, Running], Ok(false)),
+            (&[Success, Skipped], Ok(true)),
+            (&[Success, Failed], Err(Failed)),
+        ];
+        for (states, expected) in rows {
+            assert_eq!(external_states_hold(&allowed, &failed, states), *expected, "{states:?}");
+        }
+        let mut s = sensor(false);
+        s.sensor = SensorCondition::ExternalTask {
+            external_dag_id: "other".into(),
+            external_task_id: Option::None,
+            allowed_states: vec![UpstreamFailed],
+            failed_states: Vec::new(),
+        };
+        let problems = s.problems();
+        assert!(problems.iter().any(|p| p.contains("`reschedule` mode")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("never upstream_failed")), "{problems:?}");
     }
 
     #[test]

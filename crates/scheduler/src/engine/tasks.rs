@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::mapping::{check_mapped_outputs, mapped_args};
 use sluice_core::masking::{Masker, stored_rendering};
-use sluice_core::ops_spec::OpSpec;
+use sluice_core::ops_spec::{OpSpec, SensorCondition};
 use sluice_core::protocol::{
     HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, MODEL_VERSION_ENV, ReportRequest,
     SENSOR_CONTEXT_ENV, SensorContext, SensorEnd, TaskOutcome,
@@ -192,11 +192,15 @@ impl Engine {
             }
             env.extend(model_env(claim, op).await?);
         }
-        let sensor = matches!(command.op, Some(OpSpec::Sensor(_))).then(|| SensorContext {
-            first_poke: Utc::now(),
-            interval_end: run.data_interval_end.unwrap_or(run.run_after),
-            timezone: dag.timezone().name().to_owned(),
-        });
+        let sensor = match &command.op {
+            Some(OpSpec::Sensor(spec)) => Some(SensorContext {
+                first_poke: Utc::now(),
+                interval_end: run.data_interval_end.unwrap_or(run.run_after),
+                timezone: dag.timezone().name().to_owned(),
+                external_states: external_states(&mut claim.reads(), &spec.sensor, run.logical_date).await?,
+            }),
+            _ => None,
+        };
         let stored = stored_rendering(&serde_json::to_value(&command).unwrap_or_default(), &confidential);
         let mask = Masker::new(confidential.secrets).secrets().to_vec();
         Ok(Ok(Prepared { command, stored, mask, env, execution_timeout: resolved.execution_timeout, sensor }))
@@ -511,6 +515,21 @@ impl Engine {
         let finished: Vec<&str> =
             std::iter::once(ti.task_id.as_str()).chain(skipped.iter().map(String::as_str)).collect();
         self.evaluate_run(run, &dag, Scope::DownstreamOf(&finished), now).await
+    }
+}
+
+/// What an external-task sensor's poke finds: the other DAG's states at the run's logical date (none for a run
+/// without one, whose sensor then waits until its timeout).
+async fn external_states(
+    tx: &mut Reads<'_>,
+    condition: &SensorCondition,
+    logical_date: Option<DateTime<Utc>>,
+) -> Result<Vec<TaskState>, EngineError> {
+    match (condition, logical_date) {
+        (SensorCondition::ExternalTask { external_dag_id, external_task_id, .. }, Some(date)) => {
+            Ok(tx.external_states(external_dag_id, external_task_id.as_deref(), date).await?)
+        }
+        _ => Ok(Vec::new()),
     }
 }
 
