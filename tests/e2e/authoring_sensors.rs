@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Value, json};
-use sluice_tests::{Backend, Sluice};
+use sluice_tests::{Backend, Sluice, TestDb};
+use sqlx::Connection as _;
 
 const EXAMPLE: &str = include_str!("../../dags/examples/sensors.yaml");
 const DAG: &str = "example_sensors";
@@ -64,6 +65,18 @@ tasks:
   - id: consume
     depends_on: [wait_for_task, wait_for_run]
     script: echo consumed
+"#;
+
+const SQL: &str = r#"dag_id: sql_sensor
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: wait_for_flag
+    kind: sensor
+    sensor: {type: sql, connection: warehouse, sql: "SELECT ready FROM flags WHERE day = '{{ ds }}'"}
+    mode: reschedule
+    poke_interval: 1s
+    timeout: 1m
 "#;
 
 fn time(ti: &Value, field: &str) -> DateTime<FixedOffset> {
@@ -190,6 +203,38 @@ async fn an_external_task_sensor_waits_for_another_dags_task_and_run(backend: Ba
     assert!(log.contains("the condition holds"), "{log}");
 }
 
+async fn a_sql_sensor_waits_for_a_true_first_cell(backend: Backend) {
+    let warehouse = TestDb::new(Backend::Postgres).await;
+    let mut db = sqlx::PgConnection::connect(&warehouse.url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE flags (day text, ready boolean)").execute(&mut db).await.unwrap();
+    let sluice = Sluice::start(backend, &[("sql.yaml", SQL)], 1).await;
+    let url = reqwest::Url::parse(&warehouse.url).unwrap();
+    let connection = json!({
+        "connection_id": "warehouse", "conn_type": "postgres", "host": url.host_str(), "port": url.port(),
+        "login": url.username(), "password": url.password(), "schema": url.path().trim_start_matches('/')
+    });
+    let (status, created) = sluice.post("/connections", connection).await;
+    assert_eq!(status, 201, "{created}");
+
+    let run_id = sluice.trigger("sql_sensor", json!({})).await;
+    sluice.wait_task_state("sql_sensor", &run_id, "wait_for_flag", "up_for_reschedule").await;
+    let day = Utc::now().format("%Y-%m-%d").to_string();
+    // A false first cell is not enough; a true one is.
+    sqlx::query("INSERT INTO flags VALUES ($1, false)").bind(&day).execute(&mut db).await.unwrap();
+    let log = sluice
+        .eventually("a poke that sees the false flag", Duration::from_secs(30), || async {
+            let log = sluice.log("sql_sensor", &run_id, "wait_for_flag", 1).await;
+            log.contains("returned false").then_some(log)
+        })
+        .await;
+    assert!(!log.contains("the condition holds"), "{log}");
+    sqlx::query("UPDATE flags SET ready = true WHERE day = $1").bind(&day).execute(&mut db).await.unwrap();
+    let run = sluice.wait_run_done("sql_sensor", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let log = sluice.log("sql_sensor", &run_id, "wait_for_flag", 1).await;
+    assert!(log.contains("returned true") && log.contains("the condition holds"), "{log}");
+}
+
 async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(backend: Backend) {
     let sluice = Sluice::start(backend, &[("timeouts.yaml", TIMEOUTS)], 1).await;
     let run_id = sluice.trigger("sensor_timeouts", json!({})).await;
@@ -244,4 +289,14 @@ async fn an_external_task_sensor_waits_for_another_dags_task_and_run_on_postgres
 #[tokio::test]
 async fn an_external_task_sensor_waits_for_another_dags_task_and_run_on_sqlite() {
     an_external_task_sensor_waits_for_another_dags_task_and_run(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_sql_sensor_waits_for_a_true_first_cell_on_postgres() {
+    a_sql_sensor_waits_for_a_true_first_cell(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_sql_sensor_waits_for_a_true_first_cell_on_sqlite() {
+    a_sql_sensor_waits_for_a_true_first_cell(Backend::Sqlite).await;
 }

@@ -34,7 +34,7 @@ pub use self::model::{
 pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
 pub use self::sensor::{
     DEFAULT_POKE_INTERVAL, DEFAULT_SENSOR_TIMEOUT, SENSOR_KIND, SensorCondition, SensorMode, SensorSpec,
-    external_states_hold, parse_time_of_day, time_target,
+    external_states_hold, first_cell_holds, parse_time_of_day, time_target,
 };
 
 /// The scheme of assets stored in Sluice's lake.
@@ -114,6 +114,9 @@ impl OpSpec {
         match self {
             OpSpec::Ingest(spec) => spec.source.connection().into_iter().collect(),
             OpSpec::Sql(spec) => vec![spec.connection.as_str()],
+            OpSpec::Sensor(SensorSpec { sensor: SensorCondition::Sql { connection, .. }, .. }) => {
+                vec![connection.as_str()]
+            }
             OpSpec::Monitor(spec) => {
                 spec.monitor.on_drift.iter().flat_map(|d| &d.webhook).map(|w| w.connection.as_str()).collect()
             }

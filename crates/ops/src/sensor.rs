@@ -9,7 +9,9 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use sluice_core::format_duration;
-use sluice_core::ops_spec::{SensorCondition, SensorMode, SensorSpec, external_states_hold, time_target};
+use sluice_core::ops_spec::{
+    SensorCondition, SensorMode, SensorSpec, external_states_hold, first_cell_holds, time_target,
+};
 use sluice_core::protocol::{SensorContext, SensorEnd};
 
 use crate::error::{OpsError, Result};
@@ -67,6 +69,15 @@ fn poke(condition: &SensorCondition, ctx: &OpContext<'_>, sensor: &SensorContext
                 .map_err(OpsError::Invalid)?;
             (ctx.log)(&format!("waiting until {}", target.to_rfc3339()));
             Ok(now >= target)
+        }
+        SensorCondition::Sql { connection, sql } => {
+            let (conn_id, conn) = ctx.connection(connection)?;
+            let cell = crate::postgres::first_cell(conn_id, conn, sql)?;
+            (ctx.log)(&format!(
+                "the query on connection {conn_id:?} returned {}",
+                cell.as_deref().unwrap_or("no value")
+            ));
+            Ok(first_cell_holds(cell.as_deref()))
         }
         SensorCondition::ExternalTask { external_dag_id, external_task_id, allowed_states, failed_states } => {
             let what = match external_task_id {

@@ -47,6 +47,9 @@ pub enum SensorCondition {
         #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
         delta: Option<Duration>,
     },
+    /// A query on a PostgreSQL connection returns a first cell that is true in Python's sense (not null, `0`,
+    /// `false` or empty; Airflow's SqlSensor). `sql` is a template.
+    Sql { connection: String, sql: String },
     /// Another DAG's task (every instance of it), or its whole run without `external_task_id`, for the same logical
     /// date is in one of `allowed_states` (Airflow's ExternalTaskSensor). One in `failed_states` fails the poke.
     /// The server reads the states when it hands each poke to a worker, so this type always pokes in `reschedule`
@@ -71,7 +74,9 @@ impl SensorCondition {
     pub fn default_mode(&self) -> SensorMode {
         match self {
             SensorCondition::ExternalTask { .. } => SensorMode::Reschedule,
-            SensorCondition::File { .. } | SensorCondition::Time { .. } => SensorMode::Poke,
+            SensorCondition::File { .. } | SensorCondition::Time { .. } | SensorCondition::Sql { .. } => {
+                SensorMode::Poke
+            }
         }
     }
 }
@@ -139,6 +144,11 @@ impl SensorSpec {
         {
             problems.push("a file sensor's `path` must not be empty".to_owned());
         }
+        if let SensorCondition::Sql { connection, sql } = &self.sensor
+            && (connection.trim().is_empty() || sql.trim().is_empty())
+        {
+            problems.push("a sql sensor needs a `connection` and a query in `sql`".to_owned());
+        }
         if let SensorCondition::ExternalTask { external_task_id, allowed_states, failed_states, .. } = &self.sensor {
             if self.mode == SensorMode::Poke {
                 problems.push(
@@ -190,6 +200,14 @@ impl SensorSpec {
     pub fn timed_out(&self, elapsed: Duration) -> bool {
         elapsed > self.timeout
     }
+}
+
+/// Whether a SQL sensor's first cell, as text (`None` for no row or null), is true in Python's sense.
+pub fn first_cell_holds(cell: Option<&str>) -> bool {
+    cell.is_some_and(|text| {
+        let text = text.trim();
+        !(text.is_empty() || text.eq_ignore_ascii_case("false") || text == "f" || text.parse::<f64>() == Ok(0.0))
+    })
 }
 
 /// `HH:MM` or `HH:MM:SS`.
@@ -322,6 +340,25 @@ mod tests {
         let problems = s.problems();
         assert!(problems.iter().any(|p| p.contains("`reschedule` mode")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("never upstream_failed")), "{problems:?}");
+    }
+
+    #[test]
+    fn a_first_cell_holds_when_python_would_call_it_true() {
+        let rows = [
+            (None, false),
+            (Some(""), false),
+            (Some("0"), false),
+            (Some("0.0"), false),
+            (Some("false"), false),
+            (Some("f"), false),
+            (Some("1"), true),
+            (Some("t"), true),
+            (Some("true"), true),
+            (Some("ready"), true),
+        ];
+        for (cell, holds) in rows {
+            assert_eq!(first_cell_holds(cell), holds, "{cell:?}");
+        }
     }
 
     #[test]
