@@ -5,7 +5,14 @@
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Json, State};
+use axum::http::StatusCode;
+use axum::routing::get;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Value, json};
@@ -78,6 +85,31 @@ tasks:
     poke_interval: 1s
     timeout: 1m
 "#;
+
+/// A job API: 404 on the first call, then the job running, then done.
+async fn job(State(calls): State<Arc<AtomicUsize>>) -> (StatusCode, Json<Value>) {
+    match calls.fetch_add(1, Ordering::SeqCst) {
+        0 => (StatusCode::NOT_FOUND, Json(json!({"detail": "no such job yet"}))),
+        1 => (StatusCode::OK, Json(json!({"job": {"state": "running"}}))),
+        _ => (StatusCode::OK, Json(json!({"job": {"state": "done"}}))),
+    }
+}
+
+fn http_dag(url: &str) -> String {
+    format!(
+        "dag_id: http_sensor
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: wait_for_job
+    kind: sensor
+    sensor: {{type: http, url: '{url}/jobs/{{{{ ds }}}}', field: job.state, equals: done}}
+    mode: reschedule
+    poke_interval: 1s
+    timeout: 1m
+"
+    )
+}
 
 fn time(ti: &Value, field: &str) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(ti[field].as_str().unwrap_or_else(|| panic!("{field} of {ti}"))).unwrap()
@@ -235,6 +267,24 @@ async fn a_sql_sensor_waits_for_a_true_first_cell(backend: Backend) {
     assert!(log.contains("returned true") && log.contains("the condition holds"), "{log}");
 }
 
+async fn an_http_sensor_waits_for_a_field_of_the_response(backend: Backend) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().route("/jobs/{day}", get(job)).with_state(calls.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let sluice = Sluice::start(backend, &[("http.yaml", &http_dag(&url))], 1).await;
+
+    let run_id = sluice.trigger("http_sensor", json!({})).await;
+    let run = sluice.wait_run_done("http_sensor", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    // A 404 and a job still running were pokes that did not hold; the third holds.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let log = sluice.log("http_sensor", &run_id, "wait_for_job", 1).await;
+    assert!(log.contains("HTTP 404 Not Found from") && log.contains("the condition holds"), "{log}");
+    assert_eq!(log.matches("not yet: rescheduled").count(), 2, "{log}");
+}
+
 async fn a_sensor_timeout_skips_with_soft_fail_and_fails_without_retry_otherwise(backend: Backend) {
     let sluice = Sluice::start(backend, &[("timeouts.yaml", TIMEOUTS)], 1).await;
     let run_id = sluice.trigger("sensor_timeouts", json!({})).await;
@@ -299,4 +349,14 @@ async fn a_sql_sensor_waits_for_a_true_first_cell_on_postgres() {
 #[tokio::test]
 async fn a_sql_sensor_waits_for_a_true_first_cell_on_sqlite() {
     a_sql_sensor_waits_for_a_true_first_cell(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_http_sensor_waits_for_a_field_of_the_response_on_postgres() {
+    an_http_sensor_waits_for_a_field_of_the_response(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn an_http_sensor_waits_for_a_field_of_the_response_on_sqlite() {
+    an_http_sensor_waits_for_a_field_of_the_response(Backend::Sqlite).await;
 }

@@ -31,10 +31,10 @@ pub use self::model::{
     ModelRef, ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, RegistersSpec, STAGES, ScoreSpec,
     TrainSpec, Webhook, check_model_name, higher_is_better,
 };
-pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
+pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec, json_pointer};
 pub use self::sensor::{
     DEFAULT_POKE_INTERVAL, DEFAULT_SENSOR_TIMEOUT, SENSOR_KIND, SensorCondition, SensorMode, SensorSpec,
-    external_states_hold, first_cell_holds, parse_time_of_day, time_target,
+    external_states_hold, first_cell_holds, parse_time_of_day, response_holds, time_target,
 };
 
 /// The scheme of assets stored in Sluice's lake.

@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use sluice_core::format_duration;
 use sluice_core::ops_spec::{
-    SensorCondition, SensorMode, SensorSpec, external_states_hold, first_cell_holds, time_target,
+    SensorCondition, SensorMode, SensorSpec, external_states_hold, first_cell_holds, response_holds, time_target,
 };
 use sluice_core::protocol::{SensorContext, SensorEnd};
 
@@ -78,6 +78,17 @@ fn poke(condition: &SensorCondition, ctx: &OpContext<'_>, sensor: &SensorContext
                 cell.as_deref().unwrap_or("no value")
             ));
             Ok(first_cell_holds(cell.as_deref()))
+        }
+        SensorCondition::Http { url, connection, field, equals } => {
+            let connection = connection.as_deref().map(|id| ctx.connection(id)).transpose()?;
+            let (status, body) = crate::http::get_once(url, connection, ctx.log)?;
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Ok(false);
+            }
+            if !status.is_success() {
+                return Err(OpsError::Http(format!("the sensor's request answered HTTP {status}")));
+            }
+            Ok(response_holds(body.as_ref(), field.as_deref(), equals.as_ref()))
         }
         SensorCondition::ExternalTask { external_dag_id, external_task_id, allowed_states, failed_states } => {
             let what = match external_task_id {

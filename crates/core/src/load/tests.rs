@@ -593,7 +593,7 @@ tasks:
     assert_eq!(
         errors(broken),
         [
-            "dag.yaml:5:20: unknown value `s4` (expected one of file, time, sql, external_task)",
+            "dag.yaml:5:20: unknown value `s4` (expected one of file, time, sql, http, external_task)",
             "dag.yaml:8:13: task `both`: `poke_interval` must be longer than zero",
             "dag.yaml:8:13: task `both`: a time sensor needs exactly one of `target_time` (a time of day) and \
              `delta` (a duration)",

@@ -50,6 +50,19 @@ pub enum SensorCondition {
     /// A query on a PostgreSQL connection returns a first cell that is true in Python's sense (not null, `0`,
     /// `false` or empty; Airflow's SqlSensor). `sql` is a template.
     Sql { connection: String, sql: String },
+    /// A `GET` of `url` (a template; a path is joined to the connection's host, which also gives the credentials)
+    /// answers with a success status and, with `field` (a JSON pointer or dotted path into the body), that field
+    /// equal to `equals`, or true in Python's sense without it (Airflow's HttpSensor with a response check). A 404
+    /// means "not yet"; another error status fails the poke.
+    Http {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        equals: Option<serde_json::Value>,
+    },
     /// Another DAG's task (every instance of it), or its whole run without `external_task_id`, for the same logical
     /// date is in one of `allowed_states` (Airflow's ExternalTaskSensor). One in `failed_states` fails the poke.
     /// The server reads the states when it hands each poke to a worker, so this type always pokes in `reschedule`
@@ -74,9 +87,10 @@ impl SensorCondition {
     pub fn default_mode(&self) -> SensorMode {
         match self {
             SensorCondition::ExternalTask { .. } => SensorMode::Reschedule,
-            SensorCondition::File { .. } | SensorCondition::Time { .. } | SensorCondition::Sql { .. } => {
-                SensorMode::Poke
-            }
+            SensorCondition::File { .. }
+            | SensorCondition::Time { .. }
+            | SensorCondition::Sql { .. }
+            | SensorCondition::Http { .. } => SensorMode::Poke,
         }
     }
 }
@@ -149,6 +163,14 @@ impl SensorSpec {
         {
             problems.push("a sql sensor needs a `connection` and a query in `sql`".to_owned());
         }
+        if let SensorCondition::Http { url, field, equals, .. } = &self.sensor {
+            if url.trim().is_empty() {
+                problems.push("an http sensor needs a `url`".to_owned());
+            }
+            if equals.is_some() && field.is_none() {
+                problems.push("`equals` compares a `field` of the response: name the field".to_owned());
+            }
+        }
         if let SensorCondition::ExternalTask { external_task_id, allowed_states, failed_states, .. } = &self.sensor {
             if self.mode == SensorMode::Poke {
                 problems.push(
@@ -208,6 +230,29 @@ pub fn first_cell_holds(cell: Option<&str>) -> bool {
         let text = text.trim();
         !(text.is_empty() || text.eq_ignore_ascii_case("false") || text == "f" || text.parse::<f64>() == Ok(0.0))
     })
+}
+
+/// Whether an HTTP sensor's response body holds: its `field` equal to `equals`, or true in Python's sense (not
+/// null, false, 0, "", [] or {}) without `equals`; any body without `field`.
+pub fn response_holds(
+    body: Option<&serde_json::Value>,
+    field: Option<&str>,
+    equals: Option<&serde_json::Value>,
+) -> bool {
+    use serde_json::Value;
+    let Some(field) = field else { return true };
+    let Some(value) = body.and_then(|b| b.pointer(&super::json_pointer(field))) else { return false };
+    match equals {
+        Some(expected) => value == expected,
+        None => match value {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+        },
+    }
 }
 
 /// `HH:MM` or `HH:MM:SS`.
@@ -359,6 +404,23 @@ mod tests {
         for (cell, holds) in rows {
             assert_eq!(first_cell_holds(cell), holds, "{cell:?}");
         }
+    }
+
+    #[test]
+    fn a_response_holds_when_its_field_is_as_asked() {
+        let body = serde_json::json!({"job": {"state": "done", "rows": 0, "tags": ["a"]}});
+        let rows = [
+            (None, None, true),
+            (Some("job.state"), Some(serde_json::json!("done")), true),
+            (Some("/job/state"), Some(serde_json::json!("running")), false),
+            (Some("job.rows"), None, false),
+            (Some("job.tags"), None, true),
+            (Some("job.missing"), None, false),
+        ];
+        for (field, equals, holds) in rows {
+            assert_eq!(response_holds(Some(&body), field, equals.as_ref()), holds, "{field:?} {equals:?}");
+        }
+        assert!(!response_holds(None, Some("job"), None));
     }
 
     #[test]
