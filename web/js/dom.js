@@ -82,6 +82,7 @@ export const STATES = [
   ["success", "success"],
   ["failed", "failed"],
   ["up_for_retry", "up for retry"],
+  ["up_for_reschedule", "up for reschedule"],
   ["upstream_failed", "upstream failed"],
   ["skipped", "skipped"],
   ["removed", "removed"],

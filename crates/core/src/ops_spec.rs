@@ -1,5 +1,5 @@
-//! The configuration of Sluice's built-in tasks — `ingest`, `quality`, `transform`, `sql`, `train` and `deploy` — as
-//! users write it.
+//! The configuration of Sluice's built-in tasks — `ingest`, `quality`, `transform`, `sql`, `train`, `deploy` and
+//! `sensor` among them — as users write it.
 //!
 //! Plain serde data like [`crate::spec`]: no polars here, so the core (and the DAG validator) builds fast and can
 //! check a task's configuration without the data engine. `crates/ops` executes these specs. Every struct denies
@@ -21,6 +21,7 @@ mod derive;
 mod join;
 mod model;
 mod remote;
+mod sensor;
 
 pub use self::check::{Bounds, Check, CheckRule, Freshness, RowCountBounds, Severity};
 pub use self::derive::check_sql_expression;
@@ -30,7 +31,11 @@ pub use self::model::{
     ModelRef, ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, RegistersSpec, STAGES, ScoreSpec,
     TrainSpec, Webhook, check_model_name, higher_is_better,
 };
-pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec};
+pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec, json_pointer};
+pub use self::sensor::{
+    DEFAULT_POKE_INTERVAL, DEFAULT_SENSOR_TIMEOUT, SENSOR_KIND, SensorCondition, SensorMode, SensorSpec,
+    external_states_hold, first_cell_holds, parse_time_of_day, response_holds, time_target,
+};
 
 /// The scheme of assets stored in Sluice's lake.
 pub const LAKE_SCHEME: &str = "lake://";
@@ -63,6 +68,8 @@ pub enum OpSpec {
     Monitor(MonitorSpec),
     /// A `command` task that registers the model its own code trains.
     Command(CommandSpec),
+    /// `kind: sensor`: waits for a condition.
+    Sensor(SensorSpec),
 }
 
 impl OpSpec {
@@ -97,7 +104,8 @@ impl OpSpec {
             | OpSpec::Train(_)
             | OpSpec::Deploy(_)
             | OpSpec::Monitor(_)
-            | OpSpec::Command(_) => &[],
+            | OpSpec::Command(_)
+            | OpSpec::Sensor(_) => &[],
         }
     }
 
@@ -106,6 +114,9 @@ impl OpSpec {
         match self {
             OpSpec::Ingest(spec) => spec.source.connection().into_iter().collect(),
             OpSpec::Sql(spec) => vec![spec.connection.as_str()],
+            OpSpec::Sensor(SensorSpec { sensor: SensorCondition::Sql { connection, .. }, .. }) => {
+                vec![connection.as_str()]
+            }
             OpSpec::Monitor(spec) => {
                 spec.monitor.on_drift.iter().flat_map(|d| &d.webhook).map(|w| w.connection.as_str()).collect()
             }
@@ -114,7 +125,8 @@ impl OpSpec {
             | OpSpec::Train(_)
             | OpSpec::Deploy(_)
             | OpSpec::Score(_)
-            | OpSpec::Command(_) => Vec::new(),
+            | OpSpec::Command(_)
+            | OpSpec::Sensor(_) => Vec::new(),
         }
     }
 }

@@ -38,6 +38,44 @@ pub const MODEL_REGISTRY_ENV: &str = "SLUICE_MODEL_REGISTRY";
 /// its last report ([`FeedbackView`], JSON).
 pub const MODEL_FEEDBACK_ENV: &str = "SLUICE_MODEL_FEEDBACK";
 
+/// The environment variable that hands a `sensor` try its [`SensorContext`] (JSON).
+pub const SENSOR_CONTEXT_ENV: &str = "SLUICE_SENSOR_CONTEXT";
+
+/// What a sensor's poke needs to know beyond its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorContext {
+    /// When the try's first poke started: the timeout counts from here, across the pokes of `reschedule` mode.
+    pub first_poke: DateTime<Utc>,
+    /// The run's data interval end (its `run_after` without one): where a time sensor's `delta` counts from.
+    pub interval_end: DateTime<Utc>,
+    /// The DAG's timezone (IANA name): the day of a time sensor's `target_time`.
+    pub timezone: String,
+    /// An external-task sensor's answer, read by the server when it handed the poke out: the states of the other
+    /// DAG's task instances (or its run's state) for the run's logical date; empty when there are none yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_states: Vec<crate::state::TaskState>,
+}
+
+impl SensorContext {
+    /// The DAG's timezone.
+    pub fn tz(&self) -> Result<chrono_tz::Tz, String> {
+        self.timezone.parse().map_err(|_| format!("unknown timezone {:?}", self.timezone))
+    }
+}
+
+/// How a sensor's try ended without its condition holding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "end", rename_all = "snake_case")]
+pub enum SensorEnd {
+    /// `reschedule` mode: the condition is false; poke again at `at`. The task instance waits in
+    /// `up_for_reschedule` without a worker slot, and the poke does not count as a try.
+    Reschedule { at: DateTime<Utc> },
+    /// The timeout passed with `soft_fail`: the task is skipped.
+    Skipped { reason: String },
+    /// The timeout passed: the task fails without a retry, as Airflow's `AirflowSensorTimeout`.
+    TimedOut { reason: String },
+}
+
 /// The fed-back labels a monitor try sees: the newest ones with an id above `after` (the mark of the model's last
 /// report), as many as fit in an environment variable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -184,6 +222,9 @@ pub struct ReportRequest {
     /// A `monitor` task's drift report: stored when the try succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<MonitorReport>,
+    /// A sensor's end without its condition: reschedule, skip or time out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<SensorEnd>,
 }
 
 /// One asset a successful try wrote: an asset event. Data tasks fill every field; a command task declaring
@@ -248,6 +289,8 @@ pub struct OpOutput {
     pub stage_change: Option<StageChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<MonitorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<SensorEnd>,
 }
 
 /// A `monitor` try's comparison of recent data with a model version's training data.

@@ -22,7 +22,7 @@ use crate::access::AccessControl;
 use crate::mapping::{MapArgs, MapSource};
 use crate::ops_spec::{
     Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
-    RegistersSpec, ScoreSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
+    RegistersSpec, ScoreSpec, SensorCondition, SensorMode, SensorSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
 };
 use crate::trigger::TriggerRule;
 
@@ -43,7 +43,7 @@ pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TASK_KIND: &str = "command";
 /// Every task kind: `command` runs a process, `python` a Python function, the others are Sluice's built-in data
 /// tasks.
-pub const TASK_KINDS: [&str; 10] = [
+pub const TASK_KINDS: [&str; 11] = [
     DEFAULT_TASK_KIND,
     "ingest",
     "quality",
@@ -53,6 +53,7 @@ pub const TASK_KINDS: [&str; 10] = [
     "deploy",
     "score",
     "monitor",
+    crate::ops_spec::SENSOR_KIND,
     crate::python::PYTHON_KIND,
 ];
 
@@ -380,6 +381,27 @@ pub struct TaskSpec {
     /// as Airflow's `PythonVirtualenvOperator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_site_packages: Option<bool>,
+    /// `kind: sensor`: what it waits for (`{type: file, path: …}`, `{type: time, …}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<SensorCondition>,
+    /// `kind: sensor`: `poke` (default) or `reschedule` (always, for `external_task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SensorMode>,
+    /// `kind: sensor`: the wait between pokes; 60s when absent, as in Airflow.
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
+    pub poke_interval: Option<Duration>,
+    /// `kind: sensor`: how long it may wait from its first poke; 7 days when absent, as in Airflow.
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// `kind: sensor`: skip instead of failing at the timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_fail: Option<bool>,
+    /// `kind: sensor`: double the wait after each poke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exponential_backoff: Option<bool>,
+    /// `kind: sensor` with `exponential_backoff`: the longest wait between pokes.
+    #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<Duration>,
 }
 
 fn default_kind() -> String {
@@ -434,6 +456,13 @@ impl TaskSpec {
             interpreter: None,
             requirements: Vec::new(),
             system_site_packages: None,
+            sensor: None,
+            mode: None,
+            poke_interval: None,
+            timeout: None,
+            soft_fail: None,
+            exponential_backoff: None,
+            max_wait: None,
         }
     }
 
@@ -466,6 +495,15 @@ impl TaskSpec {
             "monitor" => {
                 Some(OpSpec::Monitor(MonitorSpec { inputs: self.inputs.clone(), monitor: self.monitor.clone()? }))
             }
+            crate::ops_spec::SENSOR_KIND => Some(OpSpec::Sensor(SensorSpec {
+                mode: self.mode.unwrap_or(self.sensor.as_ref()?.default_mode()),
+                sensor: self.sensor.clone()?,
+                poke_interval: self.poke_interval.unwrap_or(crate::ops_spec::DEFAULT_POKE_INTERVAL),
+                timeout: self.timeout.unwrap_or(crate::ops_spec::DEFAULT_SENSOR_TIMEOUT),
+                soft_fail: self.soft_fail.unwrap_or(false),
+                exponential_backoff: self.exponential_backoff.unwrap_or(false),
+                max_wait: self.max_wait,
+            })),
             DEFAULT_TASK_KIND => Some(OpSpec::Command(CommandSpec {
                 argv: Vec::new(),
                 inputs: self.inputs.clone(),

@@ -33,6 +33,9 @@ pub enum TaskState {
     Failed,
     /// The try failed and another try is due after the retry delay.
     UpForRetry,
+    /// A sensor in `reschedule` mode found its condition false: it holds no worker slot until its next poke, due
+    /// at the time kept in the database, and the poke does not count as a try.
+    UpForReschedule,
     /// An upstream task failed, so this one will not run.
     UpstreamFailed,
     Skipped,
@@ -42,7 +45,7 @@ pub enum TaskState {
 
 impl TaskState {
     /// Every state, in lifecycle order.
-    pub const ALL: [TaskState; 10] = [
+    pub const ALL: [TaskState; 11] = [
         TaskState::None,
         TaskState::Scheduled,
         TaskState::Queued,
@@ -50,6 +53,7 @@ impl TaskState {
         TaskState::Success,
         TaskState::Failed,
         TaskState::UpForRetry,
+        TaskState::UpForReschedule,
         TaskState::UpstreamFailed,
         TaskState::Skipped,
         TaskState::Removed,
@@ -64,6 +68,7 @@ impl TaskState {
             TaskState::Success => "success",
             TaskState::Failed => "failed",
             TaskState::UpForRetry => "up_for_retry",
+            TaskState::UpForReschedule => "up_for_reschedule",
             TaskState::UpstreamFailed => "upstream_failed",
             TaskState::Skipped => "skipped",
             TaskState::Removed => "removed",
@@ -71,7 +76,7 @@ impl TaskState {
     }
 
     /// Whether the task instance will not change state again on its own (Airflow's `State.finished`).
-    /// `up_for_retry` is not finished: another try follows.
+    /// `up_for_retry` and `up_for_reschedule` are not finished: another try or poke follows.
     pub fn is_finished(&self) -> bool {
         matches!(
             self,
@@ -91,13 +96,14 @@ impl TaskState {
             TaskState::Failed => 0,
             TaskState::UpstreamFailed => 1,
             TaskState::UpForRetry => 2,
-            TaskState::Running => 3,
-            TaskState::Queued => 4,
-            TaskState::Scheduled => 5,
-            TaskState::None => 6,
-            TaskState::Success => 7,
-            TaskState::Skipped => 8,
-            TaskState::Removed => 9,
+            TaskState::UpForReschedule => 3,
+            TaskState::Running => 4,
+            TaskState::Queued => 5,
+            TaskState::Scheduled => 6,
+            TaskState::None => 7,
+            TaskState::Success => 8,
+            TaskState::Skipped => 9,
+            TaskState::Removed => 10,
         };
         states.into_iter().min_by_key(rank)
     }
@@ -191,6 +197,7 @@ mod tests {
         }
         assert_eq!(TaskState::UpForRetry.as_str(), "up_for_retry");
         assert_eq!(TaskState::UpstreamFailed.as_str(), "upstream_failed");
+        assert_eq!(TaskState::UpForReschedule.as_str(), "up_for_reschedule");
     }
 
     #[test]
@@ -247,6 +254,8 @@ mod tests {
             (&[Success, Queued, Running], Some(Running)),
             (&[Scheduled, Queued], Some(Queued)),
             (&[Running, UpForRetry], Some(UpForRetry)),
+            (&[Running, UpForReschedule, Queued], Some(UpForReschedule)),
+            (&[UpForReschedule, UpForRetry], Some(UpForRetry)),
             (&[Success, UpstreamFailed, Failed], Some(Failed)),
         ];
         for (states, expected) in rows {

@@ -17,7 +17,7 @@ use polars::prelude::*;
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 use sluice_core::connection::Connection;
-use sluice_core::ops_spec::{HttpSource, Pagination};
+use sluice_core::ops_spec::{HttpSource, Pagination, json_pointer};
 
 use crate::error::{OpsError, Result};
 use crate::runtime::block_on;
@@ -84,6 +84,37 @@ pub(crate) fn post_json(
     let client = Client::new(&target, Some(connection), policy, log)?;
     block_on(client.send(&client.first_url, Some(body)))??;
     Ok(())
+}
+
+/// One `GET` of `url` (joined to the connection's host, with its credentials), not retried: an HTTP sensor's
+/// poke, which pokes again anyway. The status, and the body when it is JSON.
+pub(crate) fn get_once(
+    url: &str,
+    connection: Option<NamedConnection<'_>>,
+    log: &dyn Fn(&str),
+) -> Result<(StatusCode, Option<Value>)> {
+    let target = HttpSource {
+        url: url.to_owned(),
+        connection: connection.map(|(id, _)| id.to_owned()),
+        records: None,
+        params: Default::default(),
+        headers: Default::default(),
+        pagination: None,
+    };
+    let client = Client::new(&target, connection, RetryPolicy::default(), log)?;
+    let url = client.first_url.clone();
+    block_on(async {
+        let response = client
+            .auth
+            .apply(client.http.get(url.clone()))
+            .send()
+            .await
+            .map_err(|e| OpsError::Http(format!("cannot reach {}: {}", shown(&url), describe(e))))?;
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        log(&format!("HTTP {status} from {}", shown(&url)));
+        Ok::<_, OpsError>((status, serde_json::from_slice(&bytes).ok()))
+    })?
 }
 
 enum Auth {
@@ -415,14 +446,6 @@ fn records_frame(records: Vec<Value>) -> Result<DataFrame> {
         .map_err(|e| OpsError::Invalid(format!("cannot re-encode the records: {e}")))?;
     // Every record is read to infer the schema: a key that first appears late must not be dropped.
     Ok(JsonReader::new(Cursor::new(json)).with_json_format(JsonFormat::Json).infer_schema_len(None).finish()?)
-}
-
-/// A JSON pointer (`/data/items`) as given, or one made from a dotted path (`data.items`).
-fn json_pointer(path: &str) -> String {
-    if path.is_empty() || path.starts_with('/') {
-        return path.to_owned();
-    }
-    path.split('.').map(|key| format!("/{}", key.replace('~', "~0").replace('/', "~1"))).collect()
 }
 
 /// How long `Retry-After` asks to wait: seconds, or an HTTP date.

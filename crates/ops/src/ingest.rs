@@ -67,6 +67,7 @@ pub fn ingest(
         registry: None,
         feedback: None,
         run: None,
+        sensor: None,
     };
     run_ingest(spec, &ctx)
 }

@@ -32,6 +32,7 @@ mod postgres;
 pub mod quality;
 pub mod read;
 mod runtime;
+mod sensor;
 pub mod task;
 #[cfg(test)]
 mod test_util;

@@ -1,4 +1,4 @@
-//! PostgreSQL through a connection: the `postgres` ingest source and `kind: sql`.
+//! PostgreSQL through a connection: the `postgres` ingest source, `kind: sql` and SQL sensors.
 //!
 //! A source query is read with `COPY (query) TO STDOUT (FORMAT csv, HEADER)` — PostgreSQL's fastest way out, and
 //! polars' fastest way in — and typed from the query's own result columns (prepared first), so that a text column
@@ -83,6 +83,21 @@ pub(crate) fn run_sql(spec: &SqlSpec, conn: &Connection, log: &dyn Fn(&str)) -> 
         tx.commit().await.map_err(db_error)?;
         log(&format!("committed on connection {conn_id:?}: {total} rows affected in all"));
         Ok::<u64, OpsError>(total)
+    })?
+}
+
+/// The first cell of a query's first row, as text; `None` for no row or null (a SQL sensor's poke).
+pub(crate) fn first_cell(conn_id: &str, conn: &Connection, query: &str) -> Result<Option<String>> {
+    let db_error = |e: sqlx::Error| OpsError::Database { connection: conn_id.to_owned(), message: e.to_string() };
+    let query = trimmed(query);
+    block_on(async {
+        let mut db = connect(conn_id, conn).await?;
+        let statement = db.prepare(query).await.map_err(db_error)?;
+        let Some(first) = statement.columns().first() else { return Ok(None) };
+        // Cast in the database: the column may be of any type, and its text is what is judged.
+        let sql = format!("SELECT {}::text AS cell FROM ({query}) AS sensor LIMIT 1", quote_identifier(first.name()));
+        let row: Option<(Option<String>,)> = sqlx::query_as(&sql).fetch_optional(&mut db).await.map_err(db_error)?;
+        Ok::<_, OpsError>(row.and_then(|(cell,)| cell))
     })?
 }
 

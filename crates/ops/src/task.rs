@@ -11,7 +11,9 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, Utc};
 use sluice_core::connection::Connection;
 use sluice_core::ops_spec::{OpSpec, Severity};
-use sluice_core::protocol::{AssetQuality, AssetWrite, FeedbackView, OpOutput, QualityStatus, RegistryView};
+use sluice_core::protocol::{
+    AssetQuality, AssetWrite, FeedbackView, OpOutput, QualityStatus, RegistryView, SensorContext,
+};
 
 use crate::error::{OpsError, Result};
 use crate::ingest::{ColumnInfo, run_ingest};
@@ -19,6 +21,7 @@ use crate::lake::{Lake, WrittenPartition};
 use crate::model::{run_command, run_deploy, run_monitor, run_score, run_train};
 use crate::postgres::run_sql;
 use crate::quality::{QualityReport, run_quality};
+use crate::sensor::run_sensor;
 use crate::transform::run_transform;
 
 /// Where and when a data task runs.
@@ -45,6 +48,8 @@ pub struct OpContext<'a> {
     pub feedback: Option<&'a FeedbackView>,
     /// The try's task and run, for what it tells others (a drift webhook).
     pub run: Option<&'a TaskRun>,
+    /// `sensor`: when its first poke started, and what a time sensor counts from.
+    pub sensor: Option<&'a SensorContext>,
 }
 
 /// Which task of which run a try belongs to.
@@ -123,6 +128,7 @@ pub fn run_op(op: &OpSpec, ctx: &OpContext<'_>) -> Result<OpOutput> {
         OpSpec::Monitor(spec) => {
             Ok(OpOutput { monitor: Some(run_monitor(spec, ctx, registry(ctx)?)?), ..OpOutput::default() })
         }
+        OpSpec::Sensor(spec) => Ok(OpOutput { sensor: run_sensor(spec, ctx)?, ..OpOutput::default() }),
     }
 }
 

@@ -66,5 +66,6 @@ pub(crate) fn context<'a>(lake: &'a Lake, base_dir: &'a Path) -> OpContext<'a> {
         registry: None,
         feedback: None,
         run: None,
+        sensor: None,
     }
 }

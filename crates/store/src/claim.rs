@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::dags::placeholders;
 use crate::error::Result;
-use crate::rows::TaskInstanceRow;
+use crate::rows::{TaskInstanceRow, uuid};
 use crate::tasks::ClaimedTask;
 use crate::time::{from_ms, to_ms};
 use crate::{Reads, Tx};
@@ -160,6 +160,72 @@ impl Claim<'_> {
             next_retry_at: None,
             rendered: Some(rendered.clone()),
             ..ti
+        };
+        Ok(Some(ClaimedTask { ti, lease_id }))
+    }
+
+    /// Resumes the try of a sensor in `reschedule` mode whose last poke found its condition false: the task
+    /// instance runs again under that same try (its number and the start of its first poke kept, as Airflow keeps
+    /// `try_number` across reschedules), and its log goes on. `None`, changing nothing, when the task instance has
+    /// no such try: [`Claim::start_try`] starts a new one.
+    ///
+    /// The lease id stays the try's id, as everywhere, so a poke's calls are fenced against every other try. Pokes
+    /// of one try share it: a late call of an earlier poke is refused while the task instance waits (only a
+    /// `running` one accepts calls), but one that arrives while a later poke runs (a report retried for longer than
+    /// the poke interval) is taken as that poke's. Its worst outcome is a poke more or less.
+    /// A cleared task instance has no due time any more (the clear resets it) and starts a new try.
+    pub async fn resume_try(
+        &mut self,
+        ti: &QueuedTi,
+        worker: &str,
+        hostname: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ClaimedTask>> {
+        if ti.next_retry_at.is_none() {
+            return Ok(None);
+        }
+        let open = sqlx::query("SELECT id FROM task_tries WHERE ti_id = $1 AND try_number = $2 AND state = $3")
+            .bind(ti.id.to_string())
+            .bind(ti.try_number)
+            .bind(TaskState::UpForReschedule.as_str())
+            .fetch_optional(&mut *self.tx.inner)
+            .await?;
+        let Some(open) = open else { return Ok(None) };
+        let lease_id = uuid(&open, "id")?;
+        let resumed = sqlx::query(
+            "UPDATE task_instances SET state = $1, lease_id = $2, lease_until_ms = $3, worker = $4, hostname = $5,
+                    pid = NULL, end_ms = NULL, next_retry_ms = NULL
+              WHERE id = $6 AND state = $7",
+        )
+        .bind(TaskState::Running.as_str())
+        .bind(lease_id.to_string())
+        .bind(to_ms(lease_until))
+        .bind(worker)
+        .bind(hostname)
+        .bind(ti.id.to_string())
+        .bind(TaskState::Queued.as_str())
+        .execute(&mut *self.tx.inner)
+        .await?;
+        if resumed.rows_affected() != 1 {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE task_tries SET state = $1, end_ms = NULL, worker = $2, hostname = $3 WHERE id = $4")
+            .bind(TaskState::Running.as_str())
+            .bind(worker)
+            .bind(hostname)
+            .bind(lease_id.to_string())
+            .execute(&mut *self.tx.inner)
+            .await?;
+        let ti = TaskInstanceRow {
+            state: TaskState::Running,
+            lease_id: Some(lease_id),
+            lease_until: Some(from_ms(to_ms(lease_until))),
+            worker: Some(worker.to_string()),
+            hostname: Some(hostname.to_string()),
+            pid: None,
+            end_date: None,
+            next_retry_at: None,
+            ..ti.0.clone()
         };
         Ok(Some(ClaimedTask { ti, lease_id }))
     }

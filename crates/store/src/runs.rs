@@ -291,12 +291,14 @@ impl Tx {
         rows.iter().map(TaskInstanceRow::decode).collect()
     }
 
-    /// The tasks of a run that wait for a decision: not started yet (no state) or up for retry.
+    /// The tasks of a run that wait for a decision: not started yet (no state), up for retry, or a sensor up for
+    /// its next poke.
     pub async fn waiting_task_ids(&mut self, run_pk: Uuid) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT task_id FROM task_instances WHERE run_pk = $1 AND state IN ($2, $3)")
+        let rows = sqlx::query("SELECT task_id FROM task_instances WHERE run_pk = $1 AND state IN ($2, $3, $4)")
             .bind(run_pk.to_string())
             .bind(TaskState::None.as_str())
             .bind(TaskState::UpForRetry.as_str())
+            .bind(TaskState::UpForReschedule.as_str())
             .fetch_all(&mut *self.inner)
             .await?;
         rows.iter().map(|row| Ok(row.try_get("task_id")?)).collect()

@@ -34,13 +34,15 @@ pub struct ClaimedTask {
 /// How a try ended and what that makes of its task instance.
 #[derive(Debug, Clone)]
 pub struct TryEnd {
-    /// `success` or `failed`: the try's own outcome.
+    /// `success`, `failed` or `skipped`: the try's own outcome; `up_for_reschedule` while a sensor's try waits for
+    /// its next poke.
     pub try_state: TaskState,
-    /// The task instance's next state: `success`, `failed` or `up_for_retry`.
+    /// The task instance's next state: `success`, `failed`, `skipped`, `up_for_retry` or `up_for_reschedule`.
     pub ti_state: TaskState,
     pub exit_code: Option<i64>,
     pub error: Option<String>,
     pub output: Option<Value>,
+    /// When the next try (or a sensor's next poke) is due.
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 
@@ -486,6 +488,37 @@ impl RunTx<'_> {
 }
 
 impl Reads<'_> {
+    /// The states of a DAG's task instances of `task_id` (every map index), or without it the state of its run, at
+    /// `logical_date`: what an external-task sensor waits for.
+    pub async fn external_states(
+        &mut self,
+        dag_id: &str,
+        task_id: Option<&str>,
+        logical_date: DateTime<Utc>,
+    ) -> Result<Vec<TaskState>> {
+        let query = match task_id {
+            Some(task_id) => sqlx::query(
+                "SELECT ti.state AS state FROM task_instances ti JOIN dag_runs r ON r.id = ti.run_pk
+                  WHERE r.dag_id = $1 AND r.logical_date_ms = $2 AND ti.task_id = $3",
+            )
+            .bind(dag_id)
+            .bind(to_ms(logical_date))
+            .bind(task_id),
+            None => sqlx::query("SELECT state FROM dag_runs WHERE dag_id = $1 AND logical_date_ms = $2")
+                .bind(dag_id)
+                .bind(to_ms(logical_date)),
+        };
+        let rows = query.fetch_all(&mut *self.tx.inner).await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                state
+                    .parse()
+                    .map_err(|e: sluice_core::state::UnknownState| crate::Error::corrupt("state", e.to_string()))
+            })
+            .collect()
+    }
+
     pub async fn get_run_by_pk(&mut self, run_pk: Uuid) -> Result<Option<crate::DagRunRow>> {
         let sql = format!("SELECT {} FROM dag_runs WHERE id = $1", crate::DagRunRow::COLUMNS);
         let row = sqlx::query(&sql).bind(run_pk.to_string()).fetch_optional(&mut *self.tx.inner).await?;

@@ -93,6 +93,7 @@ conformance!(
     model_versions_and_stages,
     queued_tasks_are_taken_back_only_with_claims_excluded,
     a_mapped_task_is_expanded_once_in_place_of_its_placeholder,
+    a_rescheduled_try_resumes_with_its_number_and_lease,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -295,6 +296,58 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     assert_eq!(tries.len(), 1);
     assert_eq!(tries[0].state, TaskState::Success);
     assert_eq!(tries[0].exit_code, Some(0));
+}
+
+async fn a_rescheduled_try_resumes_with_its_number_and_lease(store: &Store) {
+    let run_pk = queued_run(store, 1).await;
+    let started = Utc::now() - Duration::seconds(10);
+    let mut tx = store.begin().await.unwrap();
+    let first = claim(&mut tx, 1, "w1", started + Duration::seconds(30), started).await.remove(0);
+    tx.commit().await.unwrap();
+
+    // The poke found its condition false: the task instance waits for its next poke, the try stays open.
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    let ti = run.lock_leased_ti(first.ti.id, first.lease_id).await.unwrap().unwrap();
+    let end = TryEnd {
+        try_state: TaskState::UpForReschedule,
+        ti_state: TaskState::UpForReschedule,
+        exit_code: Some(0),
+        error: None,
+        output: None,
+        next_retry_at: Some(Utc::now() - Duration::seconds(1)),
+    };
+    run.end_try(&ti, &end, Utc::now()).await.unwrap();
+    assert_eq!(run.waiting_task_ids(run_pk).await.unwrap(), vec!["t0".to_string()]);
+    let from = [TaskState::UpForReschedule];
+    assert_eq!(run.set_ti_states(&[ti.id], &from, TaskState::Scheduled, Utc::now()).await.unwrap(), 1);
+    assert_eq!(run.queue_scheduled(10, Utc::now()).await.unwrap().len(), 1);
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let mut claim = tx.claim_queued(&["default".into()], 1).await.unwrap();
+    let queued = claim.take_queued().remove(0);
+    let until = Utc::now() + Duration::seconds(30);
+    let resumed = claim.resume_try(&queued, "w2", "host2", until).await.unwrap().expect("the open try resumes");
+    tx.commit().await.unwrap();
+    assert_eq!(resumed.lease_id, first.lease_id, "the same try");
+    assert_eq!((resumed.ti.try_number, resumed.ti.state), (1, TaskState::Running));
+    assert_eq!(resumed.ti.start_date, first.ti.start_date, "the first poke's start is kept");
+    let stored = store.get_task_instance_by_id(first.ti.id).await.unwrap().unwrap();
+    assert_eq!(stored, resumed.ti, "the resumed row is what the database holds");
+    let tries = store.list_tries(first.ti.id).await.unwrap();
+    assert_eq!(tries.len(), 1);
+    assert_eq!((tries[0].state, tries[0].worker.as_deref()), (TaskState::Running, Some("w2")));
+
+    // What an external-task sensor reads: the task's instances, or the run, at the run's logical date.
+    let mut tx = store.begin().await.unwrap();
+    let run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    let date = run.run().logical_date.unwrap();
+    let mut reads = tx.reads();
+    assert_eq!(reads.external_states("d", Some("t0"), date).await.unwrap(), vec![TaskState::Running]);
+    assert_eq!(reads.external_states("d", None, date).await.unwrap(), vec![TaskState::Queued]);
+    assert_eq!(reads.external_states("d", Some("t0"), date + Duration::days(1)).await.unwrap(), vec![]);
+    assert_eq!(reads.external_states("other", None, date).await.unwrap(), vec![]);
 }
 
 async fn concurrent_claims_never_share_a_task(store: &Store) {

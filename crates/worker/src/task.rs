@@ -336,6 +336,7 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<
         model: op_output.model,
         stage_change: op_output.stage_change,
         monitor: op_output.monitor,
+        sensor: op_output.sensor,
     };
     let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
     let mut backoff = Backoff::new();

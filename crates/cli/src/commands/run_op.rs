@@ -1,5 +1,5 @@
-//! `sluice run-op` (hidden): runs one built-in data task (`ingest`, `quality`, `transform`, `sql`) as a worker's
-//! child.
+//! `sluice run-op` (hidden): runs one built-in data task (`ingest`, `quality`, `transform`, `sql`, a sensor's
+//! pokes, ...) as a worker's child.
 //!
 //! A worker starts this for a leased data task instead of a command, with the rendered configuration in
 //! `$SLUICE_OP_SPEC`, the run's context in the `SLUICE_*` variables, the connections the task names in
@@ -18,7 +18,7 @@ use sluice_core::connection::{Connection, connection_env_var};
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
     FeedbackView, MODEL_FEEDBACK_ENV, MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, OP_SPEC_ENV, OpOutput,
-    PREVIOUS_WATERMARK_ENV, QualityStatus, RegistryView,
+    PREVIOUS_WATERMARK_ENV, QualityStatus, RegistryView, SENSOR_CONTEXT_ENV, SensorContext, SensorEnd,
 };
 use sluice_ops::{Lake, OpContext, TaskRun, run_op};
 
@@ -56,6 +56,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(json) => Some(serde_json::from_str(&json).with_context(|| format!("${MODEL_FEEDBACK_ENV}"))?),
         Err(_) => None,
     };
+    let sensor: Option<SensorContext> = match std::env::var(SENSOR_CONTEXT_ENV) {
+        Ok(json) => Some(serde_json::from_str(&json).with_context(|| format!("${SENSOR_CONTEXT_ENV}"))?),
+        Err(_) => None,
+    };
     let run = match (std::env::var("SLUICE_DAG_ID"), std::env::var("SLUICE_RUN_ID"), std::env::var("SLUICE_TASK_ID")) {
         (Ok(dag_id), Ok(run_id), Ok(task_id)) => Some(TaskRun { dag_id, run_id, task_id }),
         _ => None,
@@ -84,6 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             registry: registry.as_ref(),
             feedback: feedback.as_ref(),
             run: run.as_ref(),
+            sensor: sensor.as_ref(),
         };
         run_op(&op, &ctx)
     })
@@ -94,6 +99,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         output.quality.iter().filter(|q| q.status == QualityStatus::Failed).map(|q| q.uri.as_str()).collect();
     if !failed.is_empty() {
         eprintln!("error: data quality checks of severity error failed for {}", failed.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(SensorEnd::TimedOut { reason }) = &output.sensor {
+        eprintln!("error: {reason}");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -308,7 +308,7 @@ tasks:
         [
             "dag.yaml:5:13: unknown field `pth`, did you mean `path`?",
             "dag.yaml:6:15: task `ingest`: invalid asset URI \"raw/penguins\": it must start with lake://",
-            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql, train, deploy, score, monitor, python)",
+            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql, train, deploy, score, monitor, sensor, python)",
             "dag.yaml:12:15: unknown field `max_mising_rate`, did you mean `max_missing_rate`?",
             "dag.yaml:13:9: task `features` of kind transform needs `outputs`",
             "dag.yaml:16:5: task `features`: `command` is not read by tasks of kind transform",
@@ -553,3 +553,55 @@ tasks:
 }
 
 mod groups;
+
+#[test]
+fn sensors_load_and_their_mistakes_are_located() {
+    let dag = load_dag("sensors.yaml", include_str!("../../../../dags/examples/sensors.yaml")).expect("loads");
+    let Some(crate::ops_spec::OpSpec::Sensor(sensor)) = dag.task("wait_for_file").and_then(crate::TaskSpec::op_spec)
+    else {
+        panic!("a sensor")
+    };
+    assert_eq!(sensor.mode, crate::ops_spec::SensorMode::Reschedule);
+    assert_eq!(sensor.poke_interval, std::time::Duration::from_secs(1));
+    let Some(crate::ops_spec::OpSpec::Sensor(settle)) = dag.task("settle").and_then(crate::TaskSpec::op_spec) else {
+        panic!("a sensor")
+    };
+    // Airflow's defaults.
+    assert_eq!(settle.mode, crate::ops_spec::SensorMode::Poke);
+    assert_eq!(settle.timeout, std::time::Duration::from_secs(7 * 24 * 3600));
+    assert!(!settle.soft_fail && !settle.exponential_backoff);
+
+    let broken = r#"dag_id: s
+tasks:
+  - id: unknown
+    kind: sensor
+    sensor: {type: s4, path: x}
+  - id: both
+    kind: sensor
+    sensor: {type: time, target_time: "10:00", delta: 1h}
+    poke_interval: 0s
+  - id: bad_mode
+    kind: sensor
+    sensor: {type: file, path: "{{ ds }"}
+    mode: sometimes
+  - id: shell
+    command: [echo]
+    soft_fail: true
+  - id: nothing
+    kind: sensor
+"#;
+    assert_eq!(
+        errors(broken),
+        [
+            "dag.yaml:5:20: unknown value `s4` (expected one of file, time, sql, http, external_task)",
+            "dag.yaml:8:13: task `both`: `poke_interval` must be longer than zero",
+            "dag.yaml:8:13: task `both`: a time sensor needs exactly one of `target_time` (a time of day) and \
+             `delta` (a duration)",
+            "dag.yaml:10:9: template error in task `bad_mode` configuration: syntax error: unexpected `}`, expected \
+             end of variable block",
+            "dag.yaml:13:11: unknown value `sometimes` (expected one of poke, reschedule)",
+            "dag.yaml:16:5: task `shell`: `soft_fail` is not read by tasks of kind command",
+            "dag.yaml:17:9: task `nothing` of kind sensor needs `sensor`",
+        ]
+    );
+}

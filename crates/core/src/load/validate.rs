@@ -15,6 +15,7 @@ use super::node::{Loc, Node, Seg};
 use super::suggest;
 use crate::dag::Dag;
 use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
+use crate::ops_spec::SENSOR_KIND;
 use crate::python::PYTHON_KIND;
 use crate::schedule::{Schedule, Timetable, parse_schedule};
 use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
@@ -416,6 +417,7 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "score" => Some(&["inputs", "outputs", "score"]),
         "monitor" => Some(&["inputs", "monitor"]),
         PYTHON_KIND => Some(&["callable"]),
+        SENSOR_KIND => Some(&["sensor"]),
         _ => None,
     }
 }
@@ -425,6 +427,7 @@ fn optional_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         "ingest" => &["watermark"],
         PYTHON_KIND => &PYTHON_OPTIONAL,
+        SENSOR_KIND => &SENSOR_OPTIONAL,
         _ => &[],
     }
 }
@@ -437,8 +440,11 @@ const COMMAND_FIELDS: [&str; 6] = ["command", "script", "cwd", "inputs", "output
 const PYTHON_OPTIONAL: [&str; 7] =
     ["op_kwargs", "interpreter", "requirements", "system_site_packages", "cwd", "inputs", "outputs"];
 
+/// What a `sensor` task may set besides `sensor`: Airflow's sensor arguments.
+const SENSOR_OPTIONAL: [&str; 6] = ["mode", "poke_interval", "timeout", "soft_fail", "exponential_backoff", "max_wait"];
+
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 22] = [
+const KIND_SPECIFIC: [&str; 29] = [
     "command",
     "script",
     "cwd",
@@ -461,6 +467,13 @@ const KIND_SPECIFIC: [&str; 22] = [
     "interpreter",
     "requirements",
     "system_site_packages",
+    "sensor",
+    "mode",
+    "poke_interval",
+    "timeout",
+    "soft_fail",
+    "exponential_backoff",
+    "max_wait",
 ];
 
 fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
@@ -519,6 +532,7 @@ fn check_data_task(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Er
             crate::ops_spec::OpSpec::Monitor(monitor) => {
                 ("monitor", one_input(monitor.inputs.len(), monitor.monitor.problems()))
             }
+            crate::ops_spec::OpSpec::Sensor(sensor) => ("sensor", sensor.problems()),
             _ => ("id", Vec::new()),
         };
         for message in problems {
@@ -619,6 +633,13 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "interpreter" => task.interpreter.is_some(),
         "requirements" => !task.requirements.is_empty(),
         "system_site_packages" => task.system_site_packages.is_some(),
+        "sensor" => task.sensor.is_some(),
+        "mode" => task.mode.is_some(),
+        "poke_interval" => task.poke_interval.is_some(),
+        "timeout" => task.timeout.is_some(),
+        "soft_fail" => task.soft_fail.is_some(),
+        "exponential_backoff" => task.exponential_backoff.is_some(),
+        "max_wait" => task.max_wait.is_some(),
         _ => false,
     }
 }

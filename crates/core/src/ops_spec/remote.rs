@@ -122,3 +122,11 @@ pub struct SqlSpec {
     /// One or more statements separated by `;`.
     pub sql: String,
 }
+
+/// A JSON pointer (`/data/items`) as it is, or a dotted path (`data.items`) as one.
+pub fn json_pointer(path: &str) -> String {
+    if path.is_empty() || path.starts_with('/') {
+        return path.to_owned();
+    }
+    path.split('.').map(|key| format!("/{}", key.replace('~', "~0").replace('/', "~1"))).collect()
+}

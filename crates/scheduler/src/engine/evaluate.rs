@@ -135,7 +135,9 @@ impl Engine {
             }
             let Some(tis) = instances.get(task_id) else { continue };
             let due = |ti: &&&TaskInstanceRow| ti.next_retry_at.is_none_or(|at| at <= now);
-            retry.extend(tis.iter().filter(|ti| ti.state == TaskState::UpForRetry).filter(due).map(|ti| ti.id));
+            let waits_for_a_try =
+                |ti: &&&TaskInstanceRow| matches!(ti.state, TaskState::UpForRetry | TaskState::UpForReschedule);
+            retry.extend(tis.iter().filter(waits_for_a_try).filter(due).map(|ti| ti.id));
             let waiting: Vec<&TaskInstanceRow> = tis.iter().copied().filter(|ti| ti.state == TaskState::None).collect();
             let Some(spec) = dag.task(task_id).filter(|_| !waiting.is_empty()) else { continue };
             let upstream: Vec<TaskState> = dag
@@ -168,7 +170,8 @@ impl Engine {
             states.insert(task_id, unchanged.chain(new_states).collect());
         }
         tx.set_ti_states(&ready, &[TaskState::None], TaskState::Scheduled, now).await?;
-        tx.set_ti_states(&retry, &[TaskState::UpForRetry], TaskState::Scheduled, now).await?;
+        tx.set_ti_states(&retry, &[TaskState::UpForRetry, TaskState::UpForReschedule], TaskState::Scheduled, now)
+            .await?;
         tx.set_ti_states(&skip, &[TaskState::None], TaskState::Skipped, now).await?;
         tx.set_ti_states(&upstream_failed, &[TaskState::None], TaskState::UpstreamFailed, now).await?;
         Ok(settled)

@@ -52,18 +52,25 @@ impl TaskSelection {
     }
 }
 
-/// States a clear resets: finished ones and those waiting for a retry.
-pub(super) const CLEARABLE: [TaskState; 6] = [
+/// States a clear resets: finished ones and those waiting for a retry or a sensor's next poke.
+pub(super) const CLEARABLE: [TaskState; 7] = [
     TaskState::Success,
     TaskState::Failed,
     TaskState::UpForRetry,
+    TaskState::UpForReschedule,
     TaskState::UpstreamFailed,
     TaskState::Skipped,
     TaskState::Removed,
 ];
 const FAILED: [TaskState; 2] = [TaskState::Failed, TaskState::UpstreamFailed];
-const UNFINISHED: [TaskState; 5] =
-    [TaskState::None, TaskState::Scheduled, TaskState::Queued, TaskState::Running, TaskState::UpForRetry];
+const UNFINISHED: [TaskState; 6] = [
+    TaskState::None,
+    TaskState::Scheduled,
+    TaskState::Queued,
+    TaskState::Running,
+    TaskState::UpForRetry,
+    TaskState::UpForReschedule,
+];
 
 impl Engine {
     async fn locate(&self, dag_id: &str, run_id: &str) -> Result<(DagRunRow, std::sync::Arc<Dag>), EngineError> {

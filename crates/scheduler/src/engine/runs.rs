@@ -230,7 +230,13 @@ impl Engine {
         let running: Vec<_> = running.iter().map(|ti| ti.id).collect();
         tx.end_running(&running, TaskState::Skipped, "the DAG run exceeded its dagrun_timeout", now).await?;
         let waiting: Vec<_> = waiting.iter().map(|ti| ti.id).collect();
-        let from = [TaskState::None, TaskState::Scheduled, TaskState::Queued, TaskState::UpForRetry];
+        let from = [
+            TaskState::None,
+            TaskState::Scheduled,
+            TaskState::Queued,
+            TaskState::UpForRetry,
+            TaskState::UpForReschedule,
+        ];
         tx.set_ti_states(&waiting, &from, TaskState::Skipped, now).await?;
         tx.set_run_state(RunState::Failed, now).await?;
         tracing::warn!(dag_id = %run.dag_id, run_id = %run.run_id, "DAG run failed: dagrun_timeout exceeded");

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::mapping::{check_mapped_outputs, mapped_args};
 use sluice_core::masking::{Masker, stored_rendering};
-use sluice_core::ops_spec::OpSpec;
+use sluice_core::ops_spec::{OpSpec, SensorCondition};
 use sluice_core::protocol::{
     HeartbeatResponse, LeaseRequest, LeasedTask, LogBatch, LogLine, LogStream, MODEL_VERSION_ENV, ReportRequest,
-    TaskOutcome,
+    SENSOR_CONTEXT_ENV, SensorContext, SensorEnd, TaskOutcome,
 };
 use sluice_core::skip::skipped_after;
 use sluice_core::template::{RenderedCommand, TemplateContext, render_reading};
@@ -43,6 +43,8 @@ struct Prepared {
     /// `command`, which is stored with the try.
     env: BTreeMap<String, String>,
     execution_timeout: Option<Duration>,
+    /// A sensor's context, its first poke's start filled in once the try has started or resumed.
+    sensor: Option<SensorContext>,
 }
 
 /// How a try ended, from a worker's report or from the server itself (lost lease, template error).
@@ -51,6 +53,14 @@ struct Ending {
     exit_code: Option<i64>,
     error: Option<String>,
     output: Option<Value>,
+    /// A sensor's end without its condition (read only from the reports of sensor tasks).
+    sensor: Option<SensorEnd>,
+}
+
+impl Ending {
+    fn failed(error: String) -> Ending {
+        Ending { succeeded: false, exit_code: None, error: Some(error), output: None, sensor: None }
+    }
 }
 
 impl Engine {
@@ -96,7 +106,18 @@ impl Engine {
             let prepared = self.prepare(&mut claim, &ti).await?;
             let rendered = prepared.as_ref().map_or(Value::Null, |p| p.stored.clone());
             let (worker, host) = (&request.worker, &request.hostname);
-            let Some(task) = claim.start_try(ti, &rendered, worker, host, lease_until, now).await? else { continue };
+            // Only a sensor's try can be waiting for its next poke: other tasks never pay for the question.
+            let resumed = match &prepared {
+                Ok(p) if p.sensor.is_some() => claim.resume_try(&ti, worker, host, lease_until).await?,
+                _ => None,
+            };
+            let task = match resumed {
+                Some(task) => task,
+                None => match claim.start_try(ti, &rendered, worker, host, lease_until, now).await? {
+                    Some(task) => task,
+                    None => continue,
+                },
+            };
             match prepared {
                 Ok(prepared) => {
                     if let Some(model) = prepared.command.op.as_ref().and_then(OpSpec::trained_model) {
@@ -121,8 +142,7 @@ impl Engine {
         // about the run, made under its lock in a transaction of its own: the claim holds task instances, and
         // locking a run after them is the order that deadlocks.
         for (task, message) in unrenderable {
-            let ending = Ending { succeeded: false, exit_code: None, error: Some(message), output: None };
-            self.end_leased_try(&task.ti, ending, now, |_| true).await?;
+            self.end_leased_try(&task.ti, Ending::failed(message), now, |_| true).await?;
         }
         Ok(leased)
     }
@@ -174,16 +194,30 @@ impl Engine {
             }
             env.extend(model_env(claim, op).await?);
         }
+        let sensor = match &command.op {
+            Some(OpSpec::Sensor(spec)) => Some(SensorContext {
+                first_poke: Utc::now(),
+                interval_end: run.data_interval_end.unwrap_or(run.run_after),
+                timezone: dag.timezone().name().to_owned(),
+                external_states: external_states(&mut claim.reads(), &spec.sensor, run.logical_date).await?,
+            }),
+            _ => None,
+        };
         let stored = stored_rendering(&serde_json::to_value(&command).unwrap_or_default(), &confidential);
         let mask = Masker::new(confidential.secrets).secrets().to_vec();
-        Ok(Ok(Prepared { command, stored, mask, env, execution_timeout: resolved.execution_timeout }))
+        Ok(Ok(Prepared { command, stored, mask, env, execution_timeout: resolved.execution_timeout, sensor }))
     }
 
     fn leased_task(&self, task: &ClaimedTask, prepared: Prepared) -> LeasedTask {
         let ti = &task.ti;
-        let Prepared { command, env: context_env, execution_timeout, mask, .. } = prepared;
+        let Prepared { command, env: context_env, execution_timeout, mask, sensor, .. } = prepared;
         let mut env = command.env;
         env.extend(context_env);
+        if let Some(mut sensor) = sensor {
+            // The start of the try's first poke: the timeout counts from there across reschedules.
+            sensor.first_poke = ti.start_date.unwrap_or(sensor.first_poke);
+            env.insert(SENSOR_CONTEXT_ENV.to_owned(), serde_json::to_string(&sensor).unwrap_or_default());
+        }
         LeasedTask {
             ti_id: ti.id,
             lease_id: task.lease_id,
@@ -279,11 +313,13 @@ impl Engine {
         };
         let run = self.runs.get(&self.store, run_pk).await?.ok_or(EngineError::StaleLease)?;
         let dag = self.dags.get(&self.store, run.version_id).await?;
+        let is_sensor = dag.task(&task_id).is_some_and(|t| t.kind == sluice_core::ops_spec::SENSOR_KIND);
         let mut ending = Ending {
             succeeded: report.outcome == TaskOutcome::Success,
             exit_code: report.exit_code.map(i64::from),
             error: report.error.clone(),
             output: report.output.clone(),
+            sensor: report.sensor.clone().filter(|_| is_sensor),
         };
         // A leaf makes nothing ready, so its end is recorded without holding the run's lock, which would make
         // every report of a wide run wait for the others; the run is settled after the commit. Otherwise the run
@@ -404,7 +440,7 @@ impl Engine {
                 "lost: no heartbeat from worker {} since its lease ended",
                 stale.worker.as_deref().unwrap_or("?")
             );
-            let ending = Ending { succeeded: false, exit_code: None, error: Some(error.clone()), output: None };
+            let ending = Ending::failed(error.clone());
             // A heartbeat that arrived in between keeps the lease.
             let still_expired = |ti: &TaskInstanceRow| ti.lease_until.is_none_or(|until| until < now);
             if self.end_leased_try(&stale, ending, now, still_expired).await? {
@@ -461,7 +497,7 @@ impl Engine {
         let end = try_end(&dag, ti, ending, now);
         run.end_try(ti, &end, now).await?;
         log_end(ti, &end);
-        if end.ti_state == TaskState::UpForRetry {
+        if matches!(end.ti_state, TaskState::UpForRetry | TaskState::UpForReschedule) {
             return Ok(());
         }
         if !skipped.is_empty() {
@@ -484,6 +520,21 @@ impl Engine {
     }
 }
 
+/// What an external-task sensor's poke finds: the other DAG's states at the run's logical date (none for a run
+/// without one, whose sensor then waits until its timeout).
+async fn external_states(
+    tx: &mut Reads<'_>,
+    condition: &SensorCondition,
+    logical_date: Option<DateTime<Utc>>,
+) -> Result<Vec<TaskState>, EngineError> {
+    match (condition, logical_date) {
+        (SensorCondition::ExternalTask { external_dag_id, external_task_id, .. }, Some(date)) => {
+            Ok(tx.external_states(external_dag_id, external_task_id.as_deref(), date).await?)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// Whether a task reads its upstream tasks' outputs: in its templates, or as a Python function's arguments.
 fn reads_outputs(dag: &Dag, task_id: &str) -> bool {
     dag.task(task_id).is_some_and(|task| task.kind == sluice_core::python::PYTHON_KIND)
@@ -498,14 +549,23 @@ fn refuse_if(ending: &mut Ending, refused: Option<String>) {
     }
 }
 
-/// How a try's end moves its task instance on: success, a retry after the task's delay, or failure.
+/// How a try's end moves its task instance on: success, a retry after the task's delay, or failure; for a sensor
+/// also its next poke, a skip at its timeout with `soft_fail`, or a failure without retry at its timeout.
 fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Utc>) -> TryEnd {
-    let can_retry = ti.try_number <= ti.max_tries;
+    let sensor = ending.sensor.take();
+    let can_retry = ti.try_number <= ti.max_tries && !matches!(sensor, Some(SensorEnd::TimedOut { .. }));
     let skip_code = ending
         .exit_code
         .filter(|code| !ending.succeeded && dag.task(&ti.task_id).is_some_and(|t| t.skips_on_exit_code(*code)));
     let (ti_state, next_retry_at) = if ending.succeeded {
-        (TaskState::Success, None)
+        match sensor {
+            Some(SensorEnd::Reschedule { at }) => (TaskState::UpForReschedule, Some(at)),
+            Some(SensorEnd::Skipped { reason }) => {
+                ending.error = Some(reason);
+                (TaskState::Skipped, None)
+            }
+            Some(SensorEnd::TimedOut { .. }) | None => (TaskState::Success, None),
+        }
     } else if let Some(code) = skip_code {
         ending.error = Some(format!("skipped: the command exited with code {code}, one of its skip_on_exit_code"));
         (TaskState::Skipped, None)
@@ -520,7 +580,7 @@ fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Ut
     };
     TryEnd {
         try_state: match ti_state {
-            TaskState::Success | TaskState::Skipped => ti_state,
+            TaskState::Success | TaskState::Skipped | TaskState::UpForReschedule => ti_state,
             _ => TaskState::Failed,
         },
         ti_state,

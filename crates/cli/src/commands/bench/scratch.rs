@@ -50,6 +50,7 @@ impl Scratch {
             registry,
             feedback: None,
             run: None,
+            sensor: None,
         }
     }
 
