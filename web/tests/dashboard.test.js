@@ -408,6 +408,151 @@ test("assets, admin and models views", async () => {
   noConsoleErrors(errors, "assets, admin, models");
 });
 
+test("hover tips, the legend, a task's rendered command and the lineage graph's links", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/dags/ui_demo/grid`);
+  const legend = page.locator("ul.legend");
+  await legend.waitFor();
+  for (const state of ["success", "failed", "running", "queued"]) {
+    assert.equal(await legend.locator(`.sq.st-${state}`).count(), 1, `the legend shows ${state}`);
+  }
+  await page.locator("table.grid tbody a.cell.st-success").first().hover();
+  const tip = page.getByRole("tooltip");
+  await tip.waitFor();
+  const text = (await tip.textContent()) ?? "";
+  assert.match(text, /state: success/);
+  assert.match(text, /started: .+\d/);
+  assert.match(text, /duration: \d+(\.\d+)? (ms|s)/, text);
+
+  const runs = await sluice.api("GET", "/dags/ui_demo/dagRuns");
+  const run = runs.dag_runs.find((/** @type {any} */ r) => r.conf.rows === 7);
+  await page.goto(`${sluice.url}/#/dags/ui_demo/runs/${encodeURIComponent(run.dag_run_id)}/tasks/extract`);
+  await page.locator("pre.rendered").getByText('echo "extracting 7 rows"').waitFor();
+
+  await page.goto(`${sluice.url}/#/assets`);
+  await page.locator(".graph-wrap svg").waitFor();
+  await page.locator('.graph-wrap svg a[aria-label="asset s3://demo/clean"]').click();
+  await page.getByRole("heading", { name: "Lineage of s3://demo/clean" }).waitFor();
+  await page.locator('.graph-wrap svg a[aria-label="task ui_demo.load"]').click();
+  await page.waitForURL(/#\/dags\/ui_demo\/graph$/);
+  noConsoleErrors(errors, "details");
+});
+
+test("times show in the browser's timezone, with UTC on hover", async () => {
+  const context = await browser.newContext({ timezoneId: "Asia/Kolkata", locale: "en-US" });
+  const page = await context.newPage();
+  await page.goto(`${sluice.url}/`);
+  await page.evaluate((t) => sessionStorage.setItem("sluice-token", t), sluice.token);
+  await page.goto(`${sluice.url}/#/admin/workers`);
+  await page.reload();
+  const first = page.locator("table.workers time").first();
+  await first.waitFor();
+  const utc = (await first.getAttribute("title")) ?? "";
+  assert.match(utc, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
+  const at = new Date(`${utc.replace(" UTC", "Z").replace(" ", "T")}`);
+  const local = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "medium", timeZone: "Asia/Kolkata" }).format(at);
+  assert.equal(await first.textContent(), local, "shown in the browser's timezone (UTC+5:30)");
+  await context.close();
+});
+
+test("no request storm: one event stream per page and no polling", async () => {
+  const { page, errors } = admin;
+  /** @type {string[]} */
+  const requests = [];
+  const record = (/** @type {import("playwright-core").Request} */ r) => {
+    if (new URL(r.url()).pathname.startsWith("/api/")) requests.push(new URL(r.url()).pathname);
+  };
+  page.on("request", record);
+  for (const view of ["#/dags", "#/dags/ui_demo/grid", "#/dags/ui_demo/graph"]) {
+    await page.goto(`${sluice.url}/${view}`);
+    await page.locator("main table, main svg").first().waitFor();
+    await page.waitForTimeout(500);
+    requests.length = 0;
+    await page.waitForTimeout(4000);
+    assert.deepEqual(requests, [], `${view} asked nothing more while idle`);
+  }
+  // A run changing state: the open stream brings it; the views ask for nothing per row.
+  requests.length = 0;
+  await page.goto(`${sluice.url}/#/dags`);
+  await page.locator("table.dags tbody tr").first().waitFor();
+  const run = await sluice.api("POST", "/dags/ui_demo/dagRuns", { conf: {} });
+  const path = `/dags/ui_demo/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+  await sluice.until("the run to succeed", async () => (await sluice.api("GET", path)).state === "success");
+  await page.waitForTimeout(1500);
+  page.off("request", record);
+  const streams = requests.filter((r) => r.endsWith("/ui/events"));
+  assert.equal(streams.length, 1, `one event stream: ${requests.join(", ")}`);
+  assert.ok(requests.length <= 12, `${requests.length} requests for a run of 3 tasks: ${requests.join(", ")}`);
+  noConsoleErrors(errors, "request storm");
+});
+
+test("an Admin manages users and API keys", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await page.getByRole("button", { name: "New user" }).click();
+  const newUser = page.getByRole("form", { name: "New user" });
+  await newUser.getByLabel("Username").fill("grace");
+  await newUser.getByLabel("Role").selectOption("User");
+  await newUser.getByLabel("Password").fill("compilers-1952");
+  await newUser.getByRole("button", { name: "Save" }).click();
+  const grace = page.locator("table.users tbody tr", { hasText: "grace" });
+  await grace.getByRole("cell", { name: "User", exact: true }).waitFor();
+  const own = page.locator("table.users tbody tr").filter({ has: page.getByRole("cell", { name: "admin", exact: true }) });
+  assert.equal(await own.getByRole("button").count(), 0, "an Admin neither deletes nor demotes themselves");
+
+  await grace.getByRole("button", { name: "Change role" }).click();
+  const roleForm = page.getByRole("form", { name: "Role of grace" });
+  assert.equal(await roleForm.getByLabel("Role").inputValue(), "User", "the form starts from the current role");
+  await roleForm.getByLabel("Role").selectOption("Op");
+  await roleForm.getByRole("button", { name: "Save" }).click();
+  await grace.getByRole("cell", { name: "Op", exact: true }).waitFor();
+  const users = await sluice.api("GET", "/auth/users");
+  assert.equal(users.users.find((/** @type {any} */ u) => u.username === "grace").role, "Op");
+  await shot(page, "admin-users-edit");
+
+  // A key for grace, then one of the admin's own: each secret is shown once and works at once.
+  await page.goto(`${sluice.url}/#/admin/api-keys`);
+  await page.locator('header nav a[aria-current="page"]').getByText("Admin").waitFor();
+  /** @param {string} name @param {string} owner @param {string} role */
+  const newKey = async (name, owner, role) => {
+    await page.getByRole("button", { name: "New API key" }).click();
+    const form = page.getByRole("form", { name: "New API key" });
+    await form.getByLabel("Name").fill(name);
+    await form.getByLabel("Owner", { exact: true }).selectOption(owner);
+    await form.getByLabel(/^Role/).selectOption(role);
+    await form.getByRole("button", { name: "Save" }).click();
+    await page.locator("table.api-keys tbody tr", { hasText: name }).waitFor();
+    const key = (await page.locator("pre.api-key").textContent()) ?? "";
+    assert.match(key, /^sluice_[0-9a-f]{32}_[0-9a-f]+$/);
+    return key;
+  };
+  /** @param {string} key @param {string} path */
+  const statusWith = async (key, path) => (await fetch(`${sluice.url}/api/v2${path}`, { headers: { Authorization: `Bearer ${key}` } })).status;
+  const deployKey = await newKey("deploy-bot", "grace", "User");
+  const deployRow = page.locator("table.api-keys tbody tr", { hasText: "deploy-bot" });
+  assert.equal(await deployRow.getByRole("cell", { name: "grace", exact: true }).count(), 1);
+  assert.equal(await statusWith(deployKey, "/dags"), 200);
+  assert.equal(await statusWith(deployKey, "/variables"), 403, "the key acts as User, below grace's Op");
+  await newKey("nightly", "admin", "Viewer");
+  assert.equal(await page.locator("pre.api-key").count(), 1, "only the newest key is shown");
+  await shot(page, "admin-api-keys-new");
+  await deployRow.getByRole("button", { name: "Revoke" }).click();
+  await page.waitForFunction(() => !document.querySelector("pre.api-key"));
+  assert.equal(await deployRow.getByRole("button", { name: "Revoke" }).count(), 0);
+  assert.equal(await statusWith(deployKey, "/dags"), 401, "a revoked key stops working");
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await page.goto(`${sluice.url}/#/admin/api-keys`);
+  await page.locator("table.api-keys").waitFor();
+  assert.equal(await page.locator("pre.api-key").count(), 0, "a key's secret is not shown again");
+
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await grace.getByRole("button", { name: "Delete" }).click();
+  await grace.waitFor({ state: "detached" });
+  const left = await sluice.api("GET", "/auth/users");
+  assert.deepEqual(left.users.map((/** @type {any} */ u) => u.username), ["admin", "viewer"]);
+  noConsoleErrors(errors, "users and API keys");
+});
+
 test("a 50,000-line log opens without freezing the tab", async () => {
   const { page, errors } = admin;
   const run = await sluice.api("POST", "/dags/big_log/dagRuns", { conf: {} });
@@ -444,10 +589,96 @@ test("a Viewer sees no trigger, pause or clear", async () => {
   await page.goto(`${sluice.url}/#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}/tasks/fragile`);
   await page.locator(".tries").waitFor();
   assert.equal(await page.getByRole("button", { name: "Clear" }).count(), 0, "no clear button");
+  // Users are Admin's; API keys, each user's own.
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await page.locator('main .tabs a[aria-current="page"]').getByText("Workers").waitFor();
+  assert.deepEqual(await page.locator("main .tabs a").allTextContents(), ["Workers", "Pools", "API keys"]);
+  assert.equal(await page.locator("table.users").count(), 0);
+  await page.goto(`${sluice.url}/#/admin/api-keys`);
+  await page.getByText("No API keys").waitFor();
+  assert.equal(await page.getByText("nightly").count(), 0, "another user's keys are not listed");
+  await page.getByRole("button", { name: "New API key" }).click();
+  const form = page.getByRole("form", { name: "New API key" });
+  assert.equal(await form.getByLabel("Owner", { exact: true }).count(), 0, "no choice of owner");
+  assert.deepEqual(await form.getByLabel(/^Role/).locator("option").allTextContents(), ["Viewer"]);
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in to Sluice" }).waitFor();
   noConsoleErrors(errors, "viewer");
   await viewer.context.close();
+});
+
+/**
+ * Presses Tab through the whole page: every action in `main` (link, button, field, focusable region) must get the
+ * focus, each showing it; what was not reached or did not show its focus.
+ * @param {import("playwright-core").Page} page
+ */
+async function tabThrough(page) {
+  const count = await page.evaluate(() => {
+    const actions = [...document.querySelectorAll("main a[href], main button, main input, main select, main textarea, main [tabindex]")]
+      .filter((el) => el instanceof HTMLElement || el instanceof SVGElement)
+      .filter((el) => /** @type {HTMLElement} */ (el).tabIndex >= 0 && !el.matches(":disabled") && el.getClientRects().length > 0);
+    actions.forEach((el, i) => el.setAttribute("data-kb", String(i)));
+    /** @type {HTMLElement} */ (document.activeElement)?.blur();
+    return actions.length;
+  });
+  assert.ok(count > 0, "the page has actions");
+  const reached = new Set();
+  /** @type {string[]} */
+  const unseen = [];
+  const all = await page.evaluate(() => document.querySelectorAll("a[href], button, input, select, textarea, [tabindex]").length);
+  for (let i = 0; i < all + 5; i += 1) {
+    await page.keyboard.press("Tab");
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      const rect = el instanceof SVGElement ? el.querySelector("rect") : null;
+      const shown = getComputedStyle(el).outlineStyle !== "none" || (rect !== null && getComputedStyle(rect).strokeWidth === "3px");
+      return { kb: el.getAttribute("data-kb"), shown, name: `${el.tagName}#${el.id} ${(el.textContent ?? "").trim().slice(0, 30) || el.getAttribute("aria-label")}` };
+    });
+    if (!focus) continue;
+    if (focus.kb !== null) reached.add(focus.kb);
+    if (!focus.shown) unseen.push(focus.name);
+  }
+  const missed = await page.evaluate(
+    (seen) => [...document.querySelectorAll("[data-kb]")].filter((el) => !seen.includes(el.getAttribute("data-kb") ?? "")).map((el) => `${el.tagName} ${(el.textContent ?? "").trim().slice(0, 30)}`),
+    [...reached],
+  );
+  return { count, missed, unseen };
+}
+
+test("every action is reachable by Tab, with a visible focus, and works with Enter", async () => {
+  const { page, errors } = admin;
+  const runs = await sluice.api("GET", "/dags/flaky/dagRuns");
+  const task = `#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}/tasks/fragile`;
+  for (const [view, ready] of [
+    ["#/dags", "table.dags tbody tr"],
+    ["#/dags/ui_demo/graph", ".graph-wrap svg .node"],
+    [task, ".tries tbody tr"],
+    ["#/backfills?dag=daily_numbers", "form.backfill-form"],
+    ["#/admin/users", "table.users"],
+  ]) {
+    await page.goto(`${sluice.url}/${view}`);
+    await page.locator(ready).first().waitFor();
+    const { count, missed, unseen } = await tabThrough(page);
+    assert.deepEqual(missed, [], `${view}: ${missed.length} of ${count} actions not reached by Tab`);
+    assert.deepEqual(unseen, [], `${view}: focus not shown`);
+  }
+  // The grid is one Tab stop, its cells reached by the arrows (tested above); a form opens and is sent by keyboard.
+  await page.goto(`${sluice.url}/#/admin/variables`);
+  const opener = page.getByRole("button", { name: "New variable" });
+  await opener.waitFor();
+  await opener.focus();
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("by_keyboard");
+  assert.equal(await page.getByLabel("Key").inputValue(), "by_keyboard", "the form's first field has the focus");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("typed");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  await page.locator("table.variables").getByText("by_keyboard").waitFor();
+  assert.equal((await sluice.api("GET", "/variables/by_keyboard")).value, "typed");
+  noConsoleErrors(errors, "keyboard");
 });
 
 test("a narrow window", async () => {
