@@ -408,6 +408,73 @@ test("assets, admin and models views", async () => {
   noConsoleErrors(errors, "assets, admin, models");
 });
 
+test("a run live: the graph colours, the log follows until scrolled up, failed tasks cleared, a clear with upstream", async () => {
+  const { page, errors } = admin;
+  const fixed = `${marker}-chain`;
+  sluice.addDag(
+    "chain_live.yaml",
+    `dag_id: chain_live
+schedule: null
+start_date: 2026-01-01
+is_paused_upon_creation: false
+tasks:
+  - id: first
+    script: sleep 1; echo one
+  - id: second
+    depends_on: [first]
+    script: for i in $(seq 1 300); do echo "row $i"; sleep 0.03; done
+  - id: third
+    depends_on: [second]
+    script: test -f ${fixed}
+`,
+  );
+  await sluice.until("chain_live to be read", async () => (await sluice.api("GET", "/dags/chain_live")).dag_id);
+  // The graph of a DAG without runs follows its first run as it starts.
+  await page.goto(`${sluice.url}/#/dags/chain_live/graph`);
+  await page.locator(".graph-wrap svg .node").first().waitFor();
+  await page.evaluate(() => Object.assign(window, { sameDocument: true }));
+  const run = await sluice.api("POST", "/dags/chain_live/dagRuns", { conf: {} });
+  const runPath = `/dags/chain_live/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+  await page.locator('.graph-wrap svg a[data-task="first"] rect.fill-success').waitFor({ timeout: 30000 });
+  await page.locator('.graph-wrap svg a[data-task="second"] rect.fill-running').waitFor({ timeout: 15000 });
+  assert.equal(await page.evaluate(() => "sameDocument" in window), true, "the graph was not reloaded");
+
+  await page.locator('.graph-wrap svg a[data-task="second"]').click();
+  const log = page.locator(".log");
+  await log.getByText("row 20", { exact: true }).waitFor({ timeout: 15000 });
+  const atEnd = () => log.evaluate((el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 30);
+  await page.waitForFunction(() => document.querySelectorAll(".log .line").length > 0);
+  await sluice.until("the log to scroll past a screen", async () => (await log.evaluate((el) => el.scrollHeight > el.clientHeight * 1.5)) || null, 20000);
+  assert.equal(await atEnd(), true, "the log follows its new lines");
+  await log.evaluate((el) => {
+    el.scrollTop = 0;
+    el.dispatchEvent(new Event("scroll"));
+  });
+  const before = await page.locator(".log-tools").textContent();
+  await page.waitForFunction((b) => document.querySelector(".log-tools")?.textContent !== b, before, { timeout: 10000 });
+  assert.equal(await log.evaluate((el) => el.scrollTop), 0, "scrolled up, the log stays where the user is");
+  await page.getByRole("button", { name: "Follow" }).click();
+  assert.equal(await atEnd(), true, "Follow goes back to the end");
+
+  await sluice.until("the run to fail", async () => (await sluice.api("GET", runPath)).state === "failed", 60000);
+  await page.goto(`${sluice.url}/#/dags/chain_live/runs/${encodeURIComponent(run.dag_run_id)}`);
+  await page.locator("table.tis .badge.st-failed").waitFor();
+  writeFileSync(fixed, "fixed");
+  await page.getByRole("button", { name: "Clear failed tasks" }).click();
+  await sluice.until("the run to succeed", async () => (await sluice.api("GET", runPath)).state === "success", 60000);
+  const tries = async (/** @type {string} */ task) => (await sluice.api("GET", `${runPath}/taskInstances/${task}`)).try_number;
+  assert.deepEqual([await tries("first"), await tries("second"), await tries("third")], [1, 1, 2], "only the failed task ran again");
+
+  await page.goto(`${sluice.url}/#/dags/chain_live/runs/${encodeURIComponent(run.dag_run_id)}/tasks/third`);
+  await page.locator(".tries .badge.st-success").first().waitFor();
+  await page.getByLabel("with upstream").check();
+  await page.getByRole("button", { name: "Clear", exact: true }).click();
+  await sluice.until("first to run again", async () => (await tries("first")) === 2, 30000);
+  await sluice.until("the run to succeed again", async () => (await sluice.api("GET", runPath)).state === "success", 60000);
+  assert.deepEqual([await tries("first"), await tries("second"), await tries("third")], [2, 2, 3], "upstream tasks ran again");
+  noConsoleErrors(errors, "a run live");
+});
+
 test("hover tips, the legend, a task's rendered command and the lineage graph's links", async () => {
   const { page, errors } = admin;
   await page.goto(`${sluice.url}/#/dags/ui_demo/grid`);
