@@ -206,6 +206,13 @@ test("trigger from the generated form; the grid turns green live", async () => {
   await shot(page, "trigger");
   await rows.fill("7");
   await page.getByLabel("mode").selectOption({ label: "thorough" });
+  // The rest of conf, as JSON: a mistake is shown next to it too.
+  const conf = page.getByLabel("More conf (JSON object)");
+  await conf.fill('{"region": "eu"');
+  await page.getByRole("button", { name: "Trigger run" }).click();
+  await page.locator("#conf-error").getByText(/^conf .+/).waitFor();
+  assert.match(page.url(), /trigger$/);
+  await conf.fill('{"region": "eu", "rows": 1}');
   await page.getByRole("button", { name: "Trigger run" }).click();
   await page.waitForURL(/#\/dags\/ui_demo\/grid$/);
   await page.locator("table.grid").waitFor();
@@ -218,7 +225,7 @@ test("trigger from the generated form; the grid turns green live", async () => {
   await page.locator("table.grid a.runbar.st-success").waitFor({ timeout: 10000 });
   assert.equal(await page.evaluate(() => "sameDocument" in window), true, "the grid was not reloaded");
   const runs = await sluice.api("GET", "/dags/ui_demo/dagRuns");
-  assert.deepEqual(runs.dag_runs[0].conf, { rows: 7, mode: "thorough" });
+  assert.deepEqual(runs.dag_runs[0].conf, { region: "eu", rows: 7, mode: "thorough" }, "the params win over the JSON");
   await shot(page, "grid");
   noConsoleErrors(errors, "trigger and grid");
 });
@@ -388,6 +395,20 @@ test("assets, admin and models views", async () => {
   }
   await page.goto(`${sluice.url}/#/admin/workers`);
   await page.locator("table.workers").getByText("standalone-worker-1").waitFor();
+  await page.goto(`${sluice.url}/#/admin/pools`);
+  await page.getByRole("button", { name: "New pool" }).click();
+  const newPool = page.getByRole("form", { name: "New pool" });
+  await newPool.getByLabel("Name").fill("etl_pool");
+  await newPool.getByLabel("Slots").fill("3");
+  await newPool.getByRole("button", { name: "Save" }).click();
+  const pool = page.locator("table.pools tbody tr", { hasText: "etl_pool" });
+  await pool.waitFor();
+  await pool.getByRole("button", { name: "Edit" }).click();
+  const editPool = page.getByRole("form", { name: "Edit pool etl_pool" });
+  await editPool.getByLabel("Slots").fill("5");
+  await editPool.getByRole("button", { name: "Save" }).click();
+  await pool.locator("td:nth-child(2)", { hasText: /^5$/ }).waitFor();
+  assert.equal((await sluice.api("GET", "/pools/etl_pool")).slots, 5);
   await page.goto(`${sluice.url}/#/admin/variables`);
   await page.getByRole("button", { name: "New variable" }).click();
   await page.getByLabel("Key").fill("ui_greeting");
@@ -551,6 +572,59 @@ test("no request storm: one event stream per page and no polling", async () => {
   assert.equal(streams.length, 1, `one event stream: ${requests.join(", ")}`);
   assert.ok(requests.length <= 12, `${requests.length} requests for a run of 3 tasks: ${requests.join(", ")}`);
   noConsoleErrors(errors, "request storm");
+});
+
+test("a model: its versions with metrics, stage history and a chart per drifted feature", async () => {
+  const { page, errors } = admin;
+  const repo = join(import.meta.dirname, "..", "..", "dags");
+  const penguins = readFileSync(join(repo, "data", "penguins.csv"), "utf8");
+  // Heavier birds: body mass drifts.
+  const [header, ...rows] = penguins.trim().split("\n");
+  const mass = header.split(",").indexOf("body_mass_g");
+  const heavy = rows.map((row) => {
+    const cells = row.split(",");
+    if (/^\d+$/.test(cells[mass])) cells[mass] = String(Number(cells[mass]) + 2000);
+    return cells.join(",");
+  });
+  mkdirSync(join(sluice.dagsDir, "data"), { recursive: true });
+  writeFileSync(join(sluice.dagsDir, "data", "penguins.csv"), penguins);
+  writeFileSync(join(sluice.dagsDir, "data", "penguins_heavy.csv"), `${[header, ...heavy].join("\n")}\n`);
+  sluice.addDag("penguins_train.yaml", readFileSync(join(repo, "penguins_train.yaml"), "utf8"));
+  sluice.addDag("penguins_monitor.yaml", readFileSync(join(repo, "penguins_monitor.yaml"), "utf8"));
+  await sluice.until("the penguin DAGs to be read", async () => (await sluice.api("GET", "/dags/penguins_monitor")).dag_id);
+  /** @param {string} dag @param {unknown} conf */
+  const runToEnd = async (dag, conf) => {
+    const run = await sluice.api("POST", `/dags/${dag}/dagRuns`, { conf });
+    const path = `/dags/${dag}/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+    return sluice.until(`${dag} to finish`, async () => {
+      const state = (await sluice.api("GET", path)).state;
+      return state === "success" || state === "failed" ? state : null;
+    }, 300000);
+  };
+  assert.equal(await runToEnd("penguins_train", {}), "success");
+  assert.equal(await runToEnd("penguins_monitor", { batch: "data/penguins_heavy.csv" }), "success");
+  // The drift triggers a retraining: let it end, so that later tests measure a quiet server.
+  await sluice.until("the retraining to end", async () => {
+    const runs = (await sluice.api("GET", "/dags/penguins_train/dagRuns")).dag_runs;
+    return runs.length === 2 && runs.every((/** @type {any} */ r) => r.state === "success" || r.state === "failed");
+  }, 300000);
+
+  await page.goto(`${sluice.url}/#/models`);
+  await page.locator("table.models").getByRole("link", { name: "penguins_species" }).click();
+  await page.waitForURL(/#\/models\/penguins_species$/);
+  const versions = page.locator("table.versions tbody tr");
+  await versions.first().waitFor();
+  assert.ok((await versions.count()) >= 1);
+  await page.locator("table.versions .badge").getByText("production").first().waitFor();
+  const accuracy = page.locator("table.versions thead th").getByText("accuracy", { exact: true });
+  assert.equal(await accuracy.count(), 1, "a column per metric");
+  assert.match((await page.locator("table.versions tbody tr").first().textContent()) ?? "", /0\.\d{4}|1\.0000/);
+  assert.ok((await page.locator("table.stages tbody tr").count()) >= 1, "the promotion is in the stage history");
+  await page.locator(".drift-chart h3").getByText(/^body_mass_g · /).first().waitFor();
+  await page.locator(".drift-chart svg circle.fill-failed").first().waitFor();
+  await page.locator("table.reports .badge").getByText("drifted", { exact: true }).waitFor();
+  await shot(page, "model");
+  noConsoleErrors(errors, "models");
 });
 
 test("an Admin manages users and API keys", async () => {
