@@ -822,6 +822,32 @@ test("every action is reachable by Tab, with a visible focus, and works with Ent
   noConsoleErrors(errors, "keyboard");
 });
 
+test("empty states say what to do", async () => {
+  const bare = await startSluice({});
+  const fresh = await openPage(browser);
+  const { page, errors } = fresh;
+  try {
+    await page.goto(`${bare.url}/`);
+    await page.getByLabel("Username").fill("admin");
+    await page.getByLabel("Password").fill(bare.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("main .empty").getByText("No DAGs yet: put a YAML file in the DAGs folder").waitFor();
+    for (const [view, advice] of [
+      ["#/assets", /^No assets yet: a task that declares/],
+      ["#/models", /^No models yet: a DAG task with `train:`/],
+      ["#/admin/variables", /^No variables yet/],
+      ["#/admin/api-keys", /^No API keys/],
+    ]) {
+      await page.goto(`${bare.url}/${view}`);
+      await page.locator("main .empty").first().getByText(advice).waitFor();
+    }
+    noConsoleErrors(errors, "empty states");
+  } finally {
+    await fresh.context.close();
+    await bare.stop();
+  }
+});
+
 test("a narrow window", async () => {
   const narrow = await openPage(browser, { width: 390, height: 844 });
   const { page, errors } = narrow;
