@@ -730,6 +730,14 @@ test("a Viewer sees no trigger, pause or clear", async () => {
   await page.goto(`${sluice.url}/#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}/tasks/fragile`);
   await page.locator(".tries").waitFor();
   assert.equal(await page.getByRole("button", { name: "Clear" }).count(), 0, "no clear button");
+  assert.equal(await page.getByRole("button", { name: /^Mark / }).count(), 0, "no mark buttons");
+  await page.goto(`${sluice.url}/#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}`);
+  await page.locator("table.tis").waitFor();
+  assert.equal(await page.locator("main .actions button").count(), 0, "no clear or mark on a run");
+  await page.goto(`${sluice.url}/#/backfills?dag=daily_numbers`);
+  await page.locator("table.backfills").waitFor();
+  assert.equal(await page.locator("form.backfill-form").count(), 0, "no backfill form");
+  assert.equal(await page.locator("table.backfills button").count(), 0, "no pause, resume or cancel");
   // Users are Admin's; API keys, each user's own.
   await page.goto(`${sluice.url}/#/admin/users`);
   await page.locator('main .tabs a[aria-current="page"]').getByText("Workers").waitFor();
