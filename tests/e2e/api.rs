@@ -266,6 +266,7 @@ async fn the_openapi_document_describes_every_route_and_renders_at_docs() {
         ("/api/v2/assets/lineage", "get"),
         ("/auth/token", "post"),
         ("/auth/api-keys/{id}", "delete"),
+        ("/auth/users/{username}", "patch"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
     }

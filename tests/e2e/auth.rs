@@ -273,6 +273,23 @@ async fn admin_manages_users_over_the_api_and_no_one_else_may() {
     let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!(names, ["admin", "grace"]);
 
+    // A new role applies at once to the token grace already holds.
+    let (status, _) = sluice.request_as(Some(&grace), Method::GET, "/api/v2/variables", None).await;
+    assert_eq!(status, 403, "variables are Op's");
+    let (status, changed) = sluice.request(Method::PATCH, "/auth/users/grace", Some(json!({"role": "Op"}))).await;
+    assert_eq!((status, changed["role"].as_str()), (200, Some("Op")), "{changed}");
+    let (status, _) = sluice.request_as(Some(&grace), Method::GET, "/api/v2/variables", None).await;
+    assert_eq!(status, 200, "grace is Op now");
+    let (status, body) =
+        sluice.request_as(Some(&grace), Method::PATCH, "/auth/users/grace", Some(json!({"role": "Admin"}))).await;
+    assert_eq!(status, 403, "only Admin changes roles: {body}");
+    let (status, body) = sluice.request(Method::PATCH, "/auth/users/admin", Some(json!({"role": "Viewer"}))).await;
+    assert_eq!(status, 409, "not your own role: {body}");
+    let (status, body) = sluice.request(Method::PATCH, "/auth/users/nobody", Some(json!({"role": "Op"}))).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = sluice.request(Method::PATCH, "/auth/users/grace", Some(json!({"role": "root"}))).await;
+    assert_eq!(status, 422, "{body}");
+
     assert_eq!(sluice.request(Method::DELETE, "/auth/users/admin", None).await.0, 409, "not yourself");
     assert_eq!(sluice.request(Method::DELETE, "/auth/users/grace", None).await.0, 204);
     assert_eq!(sluice.request(Method::DELETE, "/auth/users/grace", None).await.0, 404);

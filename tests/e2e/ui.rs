@@ -94,10 +94,10 @@ struct Received {
 
 /// Opens a Server-Sent Events stream as the dashboard does (`fetch` with the token), and passes its events on as
 /// they arrive; the status if it is not a stream.
-async fn open_stream(sluice: &Sluice, token: &str, path: &str) -> Result<mpsc::UnboundedReceiver<Received>, u16> {
+async fn open_stream(base: &str, token: &str, path: &str) -> Result<mpsc::UnboundedReceiver<Received>, u16> {
     // No overall timeout: the stream stays open for the whole test.
     let client = reqwest::Client::new();
-    let mut response = client.get(format!("{}{path}", sluice.url)).bearer_auth(token).send().await.unwrap();
+    let mut response = client.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
     if response.status() != 200 {
         return Err(response.status().as_u16());
     }
@@ -265,7 +265,7 @@ async fn the_event_stream_brings_changes_within_two_seconds() {
     let sluice = Sluice::start(Backend::Postgres, &[("chatty.yaml", CHATTY), ("open.yaml", OPEN)], 1).await;
     sluice.wait_dag("chatty").await;
     let token = sluice.token.clone().unwrap();
-    let mut events = open_stream(&sluice, &token, "/api/v2/ui/events?dag_id=chatty").await.unwrap();
+    let mut events = open_stream(&sluice.url, &token, "/api/v2/ui/events?dag_id=chatty").await.unwrap();
     let run_id = sluice.trigger("chatty", json!({})).await;
     sluice.trigger("open", json!({})).await;
 
@@ -293,6 +293,52 @@ async fn the_event_stream_brings_changes_within_two_seconds() {
     }
 }
 
+#[tokio::test]
+async fn a_stream_from_one_server_brings_changes_made_through_another() {
+    let mut sluice = Sluice::start(Backend::Postgres, &[("chatty.yaml", CHATTY)], 1).await;
+    sluice.wait_dag("chatty").await;
+    // Server B only serves: the run is triggered on A, scheduled by A's scheduler and run by A's worker, so B
+    // learns of it through the database alone.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (bind, b) = (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}"));
+    let server_b = sluice.spawn("server-b", &["server", "--bind", &bind, "--no-scheduler"]);
+    sluice.extra.push(server_b);
+    sluice
+        .eventually("server B to answer", Duration::from_secs(60), || async {
+            let response = sluice.http.get(format!("{b}/health")).send().await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+    let token = sluice.token.clone().unwrap();
+    let mut events = open_stream(&b, &token, "/api/v2/ui/events?dag_id=chatty").await.unwrap();
+    let run_id = sluice.trigger("chatty", json!({})).await;
+
+    let mut task_states = Vec::new();
+    let done = loop {
+        let event = next_matching(&mut events, Duration::from_secs(30), "the run's changes on B", |e| {
+            e.data["run_id"] == json!(run_id)
+        })
+        .await;
+        match (event.event.as_str(), event.data["state"].as_str().unwrap()) {
+            ("task_instance", state) => {
+                if state == "running" {
+                    let late = event.at - time(&event.data["start_date"]);
+                    assert!(late < chrono::Duration::seconds(3), "B saw the task start {late} after A");
+                }
+                task_states.push(state.to_owned());
+            }
+            ("dag_run", "success") => break event,
+            _ => {}
+        }
+    };
+    let late = done.at - time(&done.data["end_date"]);
+    assert!(late < chrono::Duration::seconds(3), "B saw the run end {late} after A");
+    let running = task_states.iter().position(|s| s == "running").unwrap_or_else(|| panic!("{task_states:?}"));
+    assert!(task_states[running..].contains(&"success".to_owned()), "{task_states:?}");
+    let (_, run) = sluice.get(&format!("/dags/chatty/dagRuns/{run_id}")).await;
+    assert_eq!(run["state"], "success", "A agrees");
+}
+
 /// The one run of the DAG `open`.
 async fn sluice_open_run(sluice: &Sluice) -> String {
     let (_, runs) = sluice.get("/dags/open/dagRuns").await;
@@ -306,7 +352,7 @@ async fn the_log_stream_brings_a_running_tries_lines_then_its_end() {
     let run_id = sluice.trigger("chatty", json!({})).await;
     sluice.wait_task_state("chatty", &run_id, "talk", "running").await;
     let path = format!("/api/v2/ui/logs/chatty/{run_id}/talk/1");
-    let mut events = open_stream(&sluice, &token, &path).await.unwrap();
+    let mut events = open_stream(&sluice.url, &token, &path).await.unwrap();
     let first = next_matching(&mut events, Duration::from_secs(10), "a line", |e| e.event == "line").await;
     let (_, ti) = sluice.get(&format!("/dags/chatty/dagRuns/{run_id}/taskInstances/talk")).await;
     assert_eq!(ti["state"], "running", "the first line arrived while the task ran");
@@ -328,7 +374,7 @@ async fn the_log_stream_brings_a_running_tries_lines_then_its_end() {
 
     // After a line: only what follows it, then the end at once for a finished try.
     let third = lines.iter().find(|l| l["line"] == "line-3").unwrap()["id"].as_i64().unwrap();
-    let mut rest = open_stream(&sluice, &token, &format!("{path}?after={third}")).await.unwrap();
+    let mut rest = open_stream(&sluice.url, &token, &format!("{path}?after={third}")).await.unwrap();
     let mut after = Vec::new();
     while let Some(event) = rest.recv().await {
         after.push((event.event, event.data["line"].as_str().unwrap_or_default().to_owned()));
@@ -340,7 +386,10 @@ async fn the_log_stream_brings_a_running_tries_lines_then_its_end() {
         .chain([("end".into(), String::new())])
         .collect();
     assert_eq!(after, expected);
-    assert_eq!(open_stream(&sluice, &token, &format!("/api/v2/ui/logs/chatty/{run_id}/talk/2")).await.err(), Some(404));
+    assert_eq!(
+        open_stream(&sluice.url, &token, &format!("/api/v2/ui/logs/chatty/{run_id}/talk/2")).await.err(),
+        Some(404)
+    );
 
     // A 50,000-line log pages through the JSON endpoint by continuation token.
     let run_id = sluice.trigger("long_log", json!({})).await;
@@ -404,8 +453,8 @@ async fn a_viewer_sees_nothing_of_a_dag_it_may_not_read() {
     assert_eq!(sluice.request_as(Some(&viewer), Method::GET, "/api/v2/ui/grid/open", None).await.0, 200);
 
     // Unfiltered streams: the admin's sees both DAGs' new runs, the viewer's only the open one's.
-    let mut seen_by_viewer = open_stream(&sluice, &viewer, "/api/v2/ui/events").await.unwrap();
-    let mut seen_by_admin = open_stream(&sluice, &admin, "/api/v2/ui/events").await.unwrap();
+    let mut seen_by_viewer = open_stream(&sluice.url, &viewer, "/api/v2/ui/events").await.unwrap();
+    let mut seen_by_admin = open_stream(&sluice.url, &admin, "/api/v2/ui/events").await.unwrap();
     let private_run = sluice.trigger("private", json!({})).await;
     let open_run = sluice.trigger("open", json!({})).await;
     next_matching(&mut seen_by_admin, Duration::from_secs(10), "the private run", |e| e.data["run_id"] == private_run)

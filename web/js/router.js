@@ -83,9 +83,11 @@ export function startRouter(root, routes, fallback, onError) {
 
 /** Marks the navigation link of the current area. @param {string} path */
 function markNav(path) {
-  for (const a of document.querySelectorAll("nav a")) {
-    const target = (a.getAttribute("href") ?? "").replace(/^#/, "");
-    if (path === target || path.startsWith(`${target}/`)) a.setAttribute("aria-current", "page");
+  // The header's links only: views mark their own tabs. A link stands for its whole area (`Admin` goes to
+  // `/admin/workers` and is current on every admin page), so the first segments are compared.
+  const area = (/** @type {string} */ p) => p.split("/").filter(Boolean)[0];
+  for (const a of document.querySelectorAll("header nav a")) {
+    if (area((a.getAttribute("href") ?? "").replace(/^#/, "")) === area(path)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
 }

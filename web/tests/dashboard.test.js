@@ -206,6 +206,13 @@ test("trigger from the generated form; the grid turns green live", async () => {
   await shot(page, "trigger");
   await rows.fill("7");
   await page.getByLabel("mode").selectOption({ label: "thorough" });
+  // The rest of conf, as JSON: a mistake is shown next to it too.
+  const conf = page.getByLabel("More conf (JSON object)");
+  await conf.fill('{"region": "eu"');
+  await page.getByRole("button", { name: "Trigger run" }).click();
+  await page.locator("#conf-error").getByText(/^conf .+/).waitFor();
+  assert.match(page.url(), /trigger$/);
+  await conf.fill('{"region": "eu", "rows": 1}');
   await page.getByRole("button", { name: "Trigger run" }).click();
   await page.waitForURL(/#\/dags\/ui_demo\/grid$/);
   await page.locator("table.grid").waitFor();
@@ -218,7 +225,7 @@ test("trigger from the generated form; the grid turns green live", async () => {
   await page.locator("table.grid a.runbar.st-success").waitFor({ timeout: 10000 });
   assert.equal(await page.evaluate(() => "sameDocument" in window), true, "the grid was not reloaded");
   const runs = await sluice.api("GET", "/dags/ui_demo/dagRuns");
-  assert.deepEqual(runs.dag_runs[0].conf, { rows: 7, mode: "thorough" });
+  assert.deepEqual(runs.dag_runs[0].conf, { region: "eu", rows: 7, mode: "thorough" }, "the params win over the JSON");
   await shot(page, "grid");
   noConsoleErrors(errors, "trigger and grid");
 });
@@ -388,6 +395,20 @@ test("assets, admin and models views", async () => {
   }
   await page.goto(`${sluice.url}/#/admin/workers`);
   await page.locator("table.workers").getByText("standalone-worker-1").waitFor();
+  await page.goto(`${sluice.url}/#/admin/pools`);
+  await page.getByRole("button", { name: "New pool" }).click();
+  const newPool = page.getByRole("form", { name: "New pool" });
+  await newPool.getByLabel("Name").fill("etl_pool");
+  await newPool.getByLabel("Slots").fill("3");
+  await newPool.getByRole("button", { name: "Save" }).click();
+  const pool = page.locator("table.pools tbody tr", { hasText: "etl_pool" });
+  await pool.waitFor();
+  await pool.getByRole("button", { name: "Edit" }).click();
+  const editPool = page.getByRole("form", { name: "Edit pool etl_pool" });
+  await editPool.getByLabel("Slots").fill("5");
+  await editPool.getByRole("button", { name: "Save" }).click();
+  await pool.locator("td:nth-child(2)", { hasText: /^5$/ }).waitFor();
+  assert.equal((await sluice.api("GET", "/pools/etl_pool")).slots, 5);
   await page.goto(`${sluice.url}/#/admin/variables`);
   await page.getByRole("button", { name: "New variable" }).click();
   await page.getByLabel("Key").fill("ui_greeting");
@@ -406,6 +427,271 @@ test("assets, admin and models views", async () => {
   await page.locator("main .empty, main table").first().waitFor();
   await shot(page, "models");
   noConsoleErrors(errors, "assets, admin, models");
+});
+
+test("a run live: the graph colours, the log follows until scrolled up, failed tasks cleared, a clear with upstream", async () => {
+  const { page, errors } = admin;
+  const fixed = `${marker}-chain`;
+  sluice.addDag(
+    "chain_live.yaml",
+    `dag_id: chain_live
+schedule: null
+start_date: 2026-01-01
+is_paused_upon_creation: false
+tasks:
+  - id: first
+    script: sleep 1; echo one
+  - id: second
+    depends_on: [first]
+    script: for i in $(seq 1 300); do echo "row $i"; sleep 0.03; done
+  - id: third
+    depends_on: [second]
+    script: test -f ${fixed}
+`,
+  );
+  await sluice.until("chain_live to be read", async () => (await sluice.api("GET", "/dags/chain_live")).dag_id);
+  // The graph of a DAG without runs follows its first run as it starts.
+  await page.goto(`${sluice.url}/#/dags/chain_live/graph`);
+  await page.locator(".graph-wrap svg .node").first().waitFor();
+  await page.evaluate(() => Object.assign(window, { sameDocument: true }));
+  const run = await sluice.api("POST", "/dags/chain_live/dagRuns", { conf: {} });
+  const runPath = `/dags/chain_live/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+  await page.locator('.graph-wrap svg a[data-task="first"] rect.fill-success').waitFor({ timeout: 30000 });
+  await page.locator('.graph-wrap svg a[data-task="second"] rect.fill-running').waitFor({ timeout: 15000 });
+  assert.equal(await page.evaluate(() => "sameDocument" in window), true, "the graph was not reloaded");
+
+  await page.locator('.graph-wrap svg a[data-task="second"]').click();
+  const log = page.locator(".log");
+  await log.getByText("row 20", { exact: true }).waitFor({ timeout: 15000 });
+  const atEnd = () => log.evaluate((el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 30);
+  await page.waitForFunction(() => document.querySelectorAll(".log .line").length > 0);
+  await sluice.until("the log to scroll past a screen", async () => (await log.evaluate((el) => el.scrollHeight > el.clientHeight * 1.5)) || null, 20000);
+  assert.equal(await atEnd(), true, "the log follows its new lines");
+  await log.evaluate((el) => {
+    el.scrollTop = 0;
+    el.dispatchEvent(new Event("scroll"));
+  });
+  const before = await page.locator(".log-tools").textContent();
+  await page.waitForFunction((b) => document.querySelector(".log-tools")?.textContent !== b, before, { timeout: 10000 });
+  assert.equal(await log.evaluate((el) => el.scrollTop), 0, "scrolled up, the log stays where the user is");
+  await page.getByRole("button", { name: "Follow" }).click();
+  assert.equal(await atEnd(), true, "Follow goes back to the end");
+
+  await sluice.until("the run to fail", async () => (await sluice.api("GET", runPath)).state === "failed", 60000);
+  await page.goto(`${sluice.url}/#/dags/chain_live/runs/${encodeURIComponent(run.dag_run_id)}`);
+  await page.locator("table.tis .badge.st-failed").waitFor();
+  writeFileSync(fixed, "fixed");
+  await page.getByRole("button", { name: "Clear failed tasks" }).click();
+  await sluice.until("the run to succeed", async () => (await sluice.api("GET", runPath)).state === "success", 60000);
+  const tries = async (/** @type {string} */ task) => (await sluice.api("GET", `${runPath}/taskInstances/${task}`)).try_number;
+  assert.deepEqual([await tries("first"), await tries("second"), await tries("third")], [1, 1, 2], "only the failed task ran again");
+
+  await page.goto(`${sluice.url}/#/dags/chain_live/runs/${encodeURIComponent(run.dag_run_id)}/tasks/third`);
+  await page.locator(".tries .badge.st-success").first().waitFor();
+  await page.getByLabel("with upstream").check();
+  await page.getByRole("button", { name: "Clear", exact: true }).click();
+  await sluice.until("first to run again", async () => (await tries("first")) === 2, 30000);
+  await sluice.until("the run to succeed again", async () => (await sluice.api("GET", runPath)).state === "success", 60000);
+  assert.deepEqual([await tries("first"), await tries("second"), await tries("third")], [2, 2, 3], "upstream tasks ran again");
+  noConsoleErrors(errors, "a run live");
+});
+
+test("hover tips, the legend, a task's rendered command and the lineage graph's links", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/dags/ui_demo/grid`);
+  const legend = page.locator("ul.legend");
+  await legend.waitFor();
+  for (const state of ["success", "failed", "running", "queued"]) {
+    assert.equal(await legend.locator(`.sq.st-${state}`).count(), 1, `the legend shows ${state}`);
+  }
+  await page.locator("table.grid tbody a.cell.st-success").first().hover();
+  const tip = page.getByRole("tooltip");
+  await tip.waitFor();
+  const text = (await tip.textContent()) ?? "";
+  assert.match(text, /state: success/);
+  assert.match(text, /started: .+\d/);
+  assert.match(text, /duration: \d+(\.\d+)? (ms|s)/, text);
+
+  const runs = await sluice.api("GET", "/dags/ui_demo/dagRuns");
+  const run = runs.dag_runs.find((/** @type {any} */ r) => r.conf.rows === 7);
+  await page.goto(`${sluice.url}/#/dags/ui_demo/runs/${encodeURIComponent(run.dag_run_id)}/tasks/extract`);
+  await page.locator("pre.rendered").getByText('echo "extracting 7 rows"').waitFor();
+
+  await page.goto(`${sluice.url}/#/assets`);
+  await page.locator(".graph-wrap svg").waitFor();
+  await page.locator('.graph-wrap svg a[aria-label="asset s3://demo/clean"]').click();
+  await page.getByRole("heading", { name: "Lineage of s3://demo/clean" }).waitFor();
+  await page.locator('.graph-wrap svg a[aria-label="task ui_demo.load"]').click();
+  await page.waitForURL(/#\/dags\/ui_demo\/graph$/);
+  noConsoleErrors(errors, "details");
+});
+
+test("times show in the browser's timezone, with UTC on hover", async () => {
+  const context = await browser.newContext({ timezoneId: "Asia/Kolkata", locale: "en-US" });
+  const page = await context.newPage();
+  await page.goto(`${sluice.url}/`);
+  await page.evaluate((t) => sessionStorage.setItem("sluice-token", t), sluice.token);
+  await page.goto(`${sluice.url}/#/admin/workers`);
+  await page.reload();
+  const first = page.locator("table.workers time").first();
+  await first.waitFor();
+  const utc = (await first.getAttribute("title")) ?? "";
+  assert.match(utc, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
+  const at = new Date(`${utc.replace(" UTC", "Z").replace(" ", "T")}`);
+  const local = new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "medium", timeZone: "Asia/Kolkata" }).format(at);
+  assert.equal(await first.textContent(), local, "shown in the browser's timezone (UTC+5:30)");
+  await context.close();
+});
+
+test("no request storm: one event stream per page and no polling", async () => {
+  const { page, errors } = admin;
+  /** @type {string[]} */
+  const requests = [];
+  const record = (/** @type {import("playwright-core").Request} */ r) => {
+    if (new URL(r.url()).pathname.startsWith("/api/")) requests.push(new URL(r.url()).pathname);
+  };
+  page.on("request", record);
+  for (const view of ["#/dags", "#/dags/ui_demo/grid", "#/dags/ui_demo/graph"]) {
+    await page.goto(`${sluice.url}/${view}`);
+    await page.locator("main table, main svg").first().waitFor();
+    await page.waitForTimeout(500);
+    requests.length = 0;
+    await page.waitForTimeout(4000);
+    assert.deepEqual(requests, [], `${view} asked nothing more while idle`);
+  }
+  // A run changing state: the open stream brings it; the views ask for nothing per row.
+  requests.length = 0;
+  await page.goto(`${sluice.url}/#/dags`);
+  await page.locator("table.dags tbody tr").first().waitFor();
+  const run = await sluice.api("POST", "/dags/ui_demo/dagRuns", { conf: {} });
+  const path = `/dags/ui_demo/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+  await sluice.until("the run to succeed", async () => (await sluice.api("GET", path)).state === "success");
+  await page.waitForTimeout(1500);
+  page.off("request", record);
+  const streams = requests.filter((r) => r.endsWith("/ui/events"));
+  assert.equal(streams.length, 1, `one event stream: ${requests.join(", ")}`);
+  assert.ok(requests.length <= 12, `${requests.length} requests for a run of 3 tasks: ${requests.join(", ")}`);
+  noConsoleErrors(errors, "request storm");
+});
+
+test("a model: its versions with metrics, stage history and a chart per drifted feature", async () => {
+  const { page, errors } = admin;
+  const repo = join(import.meta.dirname, "..", "..", "dags");
+  const penguins = readFileSync(join(repo, "data", "penguins.csv"), "utf8");
+  // Heavier birds: body mass drifts.
+  const [header, ...rows] = penguins.trim().split("\n");
+  const mass = header.split(",").indexOf("body_mass_g");
+  const heavy = rows.map((row) => {
+    const cells = row.split(",");
+    if (/^\d+$/.test(cells[mass])) cells[mass] = String(Number(cells[mass]) + 2000);
+    return cells.join(",");
+  });
+  mkdirSync(join(sluice.dagsDir, "data"), { recursive: true });
+  writeFileSync(join(sluice.dagsDir, "data", "penguins.csv"), penguins);
+  writeFileSync(join(sluice.dagsDir, "data", "penguins_heavy.csv"), `${[header, ...heavy].join("\n")}\n`);
+  sluice.addDag("penguins_train.yaml", readFileSync(join(repo, "penguins_train.yaml"), "utf8"));
+  sluice.addDag("penguins_monitor.yaml", readFileSync(join(repo, "penguins_monitor.yaml"), "utf8"));
+  await sluice.until("the penguin DAGs to be read", async () => (await sluice.api("GET", "/dags/penguins_monitor")).dag_id);
+  /** @param {string} dag @param {unknown} conf */
+  const runToEnd = async (dag, conf) => {
+    const run = await sluice.api("POST", `/dags/${dag}/dagRuns`, { conf });
+    const path = `/dags/${dag}/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+    return sluice.until(`${dag} to finish`, async () => {
+      const state = (await sluice.api("GET", path)).state;
+      return state === "success" || state === "failed" ? state : null;
+    }, 300000);
+  };
+  assert.equal(await runToEnd("penguins_train", {}), "success");
+  assert.equal(await runToEnd("penguins_monitor", { batch: "data/penguins_heavy.csv" }), "success");
+  // The drift triggers a retraining: let it end, so that later tests measure a quiet server.
+  await sluice.until("the retraining to end", async () => {
+    const runs = (await sluice.api("GET", "/dags/penguins_train/dagRuns")).dag_runs;
+    return runs.length === 2 && runs.every((/** @type {any} */ r) => r.state === "success" || r.state === "failed");
+  }, 300000);
+
+  await page.goto(`${sluice.url}/#/models`);
+  await page.locator("table.models").getByRole("link", { name: "penguins_species" }).click();
+  await page.waitForURL(/#\/models\/penguins_species$/);
+  const versions = page.locator("table.versions tbody tr");
+  await versions.first().waitFor();
+  assert.ok((await versions.count()) >= 1);
+  await page.locator("table.versions .badge").getByText("production").first().waitFor();
+  const accuracy = page.locator("table.versions thead th").getByText("accuracy", { exact: true });
+  assert.equal(await accuracy.count(), 1, "a column per metric");
+  assert.match((await page.locator("table.versions tbody tr").first().textContent()) ?? "", /0\.\d{4}|1\.0000/);
+  assert.ok((await page.locator("table.stages tbody tr").count()) >= 1, "the promotion is in the stage history");
+  await page.locator(".drift-chart h3").getByText(/^body_mass_g · /).first().waitFor();
+  await page.locator(".drift-chart svg circle.fill-failed").first().waitFor();
+  await page.locator("table.reports .badge").getByText("drifted", { exact: true }).waitFor();
+  await shot(page, "model");
+  noConsoleErrors(errors, "models");
+});
+
+test("an Admin manages users and API keys", async () => {
+  const { page, errors } = admin;
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await page.getByRole("button", { name: "New user" }).click();
+  const newUser = page.getByRole("form", { name: "New user" });
+  await newUser.getByLabel("Username").fill("grace");
+  await newUser.getByLabel("Role").selectOption("User");
+  await newUser.getByLabel("Password").fill("compilers-1952");
+  await newUser.getByRole("button", { name: "Save" }).click();
+  const grace = page.locator("table.users tbody tr", { hasText: "grace" });
+  await grace.getByRole("cell", { name: "User", exact: true }).waitFor();
+  const own = page.locator("table.users tbody tr").filter({ has: page.getByRole("cell", { name: "admin", exact: true }) });
+  assert.equal(await own.getByRole("button").count(), 0, "an Admin neither deletes nor demotes themselves");
+
+  await grace.getByRole("button", { name: "Change role" }).click();
+  const roleForm = page.getByRole("form", { name: "Role of grace" });
+  assert.equal(await roleForm.getByLabel("Role").inputValue(), "User", "the form starts from the current role");
+  await roleForm.getByLabel("Role").selectOption("Op");
+  await roleForm.getByRole("button", { name: "Save" }).click();
+  await grace.getByRole("cell", { name: "Op", exact: true }).waitFor();
+  const users = await sluice.api("GET", "/auth/users");
+  assert.equal(users.users.find((/** @type {any} */ u) => u.username === "grace").role, "Op");
+  await shot(page, "admin-users-edit");
+
+  // A key for grace, then one of the admin's own: each secret is shown once and works at once.
+  await page.goto(`${sluice.url}/#/admin/api-keys`);
+  await page.locator('header nav a[aria-current="page"]').getByText("Admin").waitFor();
+  /** @param {string} name @param {string} owner @param {string} role */
+  const newKey = async (name, owner, role) => {
+    await page.getByRole("button", { name: "New API key" }).click();
+    const form = page.getByRole("form", { name: "New API key" });
+    await form.getByLabel("Name").fill(name);
+    await form.getByLabel("Owner", { exact: true }).selectOption(owner);
+    await form.getByLabel(/^Role/).selectOption(role);
+    await form.getByRole("button", { name: "Save" }).click();
+    await page.locator("table.api-keys tbody tr", { hasText: name }).waitFor();
+    const key = (await page.locator("pre.api-key").textContent()) ?? "";
+    assert.match(key, /^sluice_[0-9a-f]{32}_[0-9a-f]+$/);
+    return key;
+  };
+  /** @param {string} key @param {string} path */
+  const statusWith = async (key, path) => (await fetch(`${sluice.url}/api/v2${path}`, { headers: { Authorization: `Bearer ${key}` } })).status;
+  const deployKey = await newKey("deploy-bot", "grace", "User");
+  const deployRow = page.locator("table.api-keys tbody tr", { hasText: "deploy-bot" });
+  assert.equal(await deployRow.getByRole("cell", { name: "grace", exact: true }).count(), 1);
+  assert.equal(await statusWith(deployKey, "/dags"), 200);
+  assert.equal(await statusWith(deployKey, "/variables"), 403, "the key acts as User, below grace's Op");
+  await newKey("nightly", "admin", "Viewer");
+  assert.equal(await page.locator("pre.api-key").count(), 1, "only the newest key is shown");
+  await shot(page, "admin-api-keys-new");
+  await deployRow.getByRole("button", { name: "Revoke" }).click();
+  await page.waitForFunction(() => !document.querySelector("pre.api-key"));
+  assert.equal(await deployRow.getByRole("button", { name: "Revoke" }).count(), 0);
+  assert.equal(await statusWith(deployKey, "/dags"), 401, "a revoked key stops working");
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await page.goto(`${sluice.url}/#/admin/api-keys`);
+  await page.locator("table.api-keys").waitFor();
+  assert.equal(await page.locator("pre.api-key").count(), 0, "a key's secret is not shown again");
+
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await grace.getByRole("button", { name: "Delete" }).click();
+  await grace.waitFor({ state: "detached" });
+  const left = await sluice.api("GET", "/auth/users");
+  assert.deepEqual(left.users.map((/** @type {any} */ u) => u.username), ["admin", "viewer"]);
+  noConsoleErrors(errors, "users and API keys");
 });
 
 test("a 50,000-line log opens without freezing the tab", async () => {
@@ -444,10 +730,130 @@ test("a Viewer sees no trigger, pause or clear", async () => {
   await page.goto(`${sluice.url}/#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}/tasks/fragile`);
   await page.locator(".tries").waitFor();
   assert.equal(await page.getByRole("button", { name: "Clear" }).count(), 0, "no clear button");
+  assert.equal(await page.getByRole("button", { name: /^Mark / }).count(), 0, "no mark buttons");
+  await page.goto(`${sluice.url}/#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}`);
+  await page.locator("table.tis").waitFor();
+  assert.equal(await page.locator("main .actions button").count(), 0, "no clear or mark on a run");
+  await page.goto(`${sluice.url}/#/backfills?dag=daily_numbers`);
+  await page.locator("table.backfills").waitFor();
+  assert.equal(await page.locator("form.backfill-form").count(), 0, "no backfill form");
+  assert.equal(await page.locator("table.backfills button").count(), 0, "no pause, resume or cancel");
+  // Users are Admin's; API keys, each user's own.
+  await page.goto(`${sluice.url}/#/admin/users`);
+  await page.locator('main .tabs a[aria-current="page"]').getByText("Workers").waitFor();
+  assert.deepEqual(await page.locator("main .tabs a").allTextContents(), ["Workers", "Pools", "API keys"]);
+  assert.equal(await page.locator("table.users").count(), 0);
+  await page.goto(`${sluice.url}/#/admin/api-keys`);
+  await page.getByText("No API keys").waitFor();
+  assert.equal(await page.getByText("nightly").count(), 0, "another user's keys are not listed");
+  await page.getByRole("button", { name: "New API key" }).click();
+  const form = page.getByRole("form", { name: "New API key" });
+  assert.equal(await form.getByLabel("Owner", { exact: true }).count(), 0, "no choice of owner");
+  assert.deepEqual(await form.getByLabel(/^Role/).locator("option").allTextContents(), ["Viewer"]);
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in to Sluice" }).waitFor();
   noConsoleErrors(errors, "viewer");
   await viewer.context.close();
+});
+
+/**
+ * Presses Tab through the whole page: every action in `main` (link, button, field, focusable region) must get the
+ * focus, each showing it; what was not reached or did not show its focus.
+ * @param {import("playwright-core").Page} page
+ */
+async function tabThrough(page) {
+  const count = await page.evaluate(() => {
+    const actions = [...document.querySelectorAll("main a[href], main button, main input, main select, main textarea, main [tabindex]")]
+      .filter((el) => el instanceof HTMLElement || el instanceof SVGElement)
+      .filter((el) => /** @type {HTMLElement} */ (el).tabIndex >= 0 && !el.matches(":disabled") && el.getClientRects().length > 0);
+    actions.forEach((el, i) => el.setAttribute("data-kb", String(i)));
+    /** @type {HTMLElement} */ (document.activeElement)?.blur();
+    return actions.length;
+  });
+  assert.ok(count > 0, "the page has actions");
+  const reached = new Set();
+  /** @type {string[]} */
+  const unseen = [];
+  const all = await page.evaluate(() => document.querySelectorAll("a[href], button, input, select, textarea, [tabindex]").length);
+  for (let i = 0; i < all + 5; i += 1) {
+    await page.keyboard.press("Tab");
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      const rect = el instanceof SVGElement ? el.querySelector("rect") : null;
+      const shown = getComputedStyle(el).outlineStyle !== "none" || (rect !== null && getComputedStyle(rect).strokeWidth === "3px");
+      return { kb: el.getAttribute("data-kb"), shown, name: `${el.tagName}#${el.id} ${(el.textContent ?? "").trim().slice(0, 30) || el.getAttribute("aria-label")}` };
+    });
+    if (!focus) continue;
+    if (focus.kb !== null) reached.add(focus.kb);
+    if (!focus.shown) unseen.push(focus.name);
+  }
+  const missed = await page.evaluate(
+    (seen) => [...document.querySelectorAll("[data-kb]")].filter((el) => !seen.includes(el.getAttribute("data-kb") ?? "")).map((el) => `${el.tagName} ${(el.textContent ?? "").trim().slice(0, 30)}`),
+    [...reached],
+  );
+  return { count, missed, unseen };
+}
+
+test("every action is reachable by Tab, with a visible focus, and works with Enter", async () => {
+  const { page, errors } = admin;
+  const runs = await sluice.api("GET", "/dags/flaky/dagRuns");
+  const task = `#/dags/flaky/runs/${encodeURIComponent(runs.dag_runs[0].dag_run_id)}/tasks/fragile`;
+  for (const [view, ready] of [
+    ["#/dags", "table.dags tbody tr"],
+    ["#/dags/ui_demo/graph", ".graph-wrap svg .node"],
+    [task, ".tries tbody tr"],
+    ["#/backfills?dag=daily_numbers", "form.backfill-form"],
+    ["#/admin/users", "table.users"],
+  ]) {
+    await page.goto(`${sluice.url}/${view}`);
+    await page.locator(ready).first().waitFor();
+    const { count, missed, unseen } = await tabThrough(page);
+    assert.deepEqual(missed, [], `${view}: ${missed.length} of ${count} actions not reached by Tab`);
+    assert.deepEqual(unseen, [], `${view}: focus not shown`);
+  }
+  // The grid is one Tab stop, its cells reached by the arrows (tested above); a form opens and is sent by keyboard.
+  await page.goto(`${sluice.url}/#/admin/variables`);
+  const opener = page.getByRole("button", { name: "New variable" });
+  await opener.waitFor();
+  await opener.focus();
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("by_keyboard");
+  assert.equal(await page.getByLabel("Key").inputValue(), "by_keyboard", "the form's first field has the focus");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("typed");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  await page.locator("table.variables").getByText("by_keyboard").waitFor();
+  assert.equal((await sluice.api("GET", "/variables/by_keyboard")).value, "typed");
+  noConsoleErrors(errors, "keyboard");
+});
+
+test("empty states say what to do", async () => {
+  const bare = await startSluice({});
+  const fresh = await openPage(browser);
+  const { page, errors } = fresh;
+  try {
+    await page.goto(`${bare.url}/`);
+    await page.getByLabel("Username").fill("admin");
+    await page.getByLabel("Password").fill(bare.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("main .empty").getByText("No DAGs yet: put a YAML file in the DAGs folder").waitFor();
+    for (const [view, advice] of [
+      ["#/assets", /^No assets yet: a task that declares/],
+      ["#/models", /^No models yet: a DAG task with `train:`/],
+      ["#/admin/variables", /^No variables yet/],
+      ["#/admin/api-keys", /^No API keys/],
+    ]) {
+      await page.goto(`${bare.url}/${view}`);
+      await page.locator("main .empty").first().getByText(advice).waitFor();
+    }
+    noConsoleErrors(errors, "empty states");
+  } finally {
+    await fresh.context.close();
+    await bare.stop();
+  }
 });
 
 test("a narrow window", async () => {

@@ -307,7 +307,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(users::list, users::create))
-        .routes(routes!(users::delete))
+        .routes(routes!(users::update, users::delete))
 }
 
 /// Airflow's `LoginBody`.

@@ -125,6 +125,19 @@ impl Store {
         rows.iter().map(decode_user).collect()
     }
 
+    /// Gives a user another role, at once for their tokens and API keys; `None` when there is no such user.
+    pub async fn set_user_role(&self, username: &str, role: Role) -> Result<Option<UserRow>> {
+        let done = sqlx::query("UPDATE users SET role = $1 WHERE username = $2")
+            .bind(role.as_str())
+            .bind(username)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get_user_by_name(username).await
+    }
+
     /// Deletes a user and their API keys; `false` when there was no such user.
     pub async fn delete_user(&self, username: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM users WHERE username = $1").bind(username).execute(self.pool()).await?;

@@ -84,7 +84,7 @@ conformance!(
     pools_limit_what_is_queued,
     backfills_are_recorded_and_runs_found_by_date,
     a_backfill_owns_its_runs_until_cancelled,
-    users_are_unique_by_name,
+    users_are_unique_by_name_and_change_role,
     api_keys_act_for_their_owner_until_revoked,
     access_control_hides_dags_from_lists,
     asset_events_and_quality_reports,
@@ -610,7 +610,7 @@ async fn a_backfill_owns_its_runs_until_cancelled(store: &Store) {
     assert!(stored.is_paused && stored.cancelled_at.is_some());
 }
 
-async fn users_are_unique_by_name(store: &Store) {
+async fn users_are_unique_by_name_and_change_role(store: &Store) {
     let alice = store.create_user("alice", "hash-a", Role::Op).await.unwrap().unwrap();
     assert_eq!((alice.username.as_str(), alice.password_hash.as_str(), alice.role), ("alice", "hash-a", Role::Op));
     assert!(store.create_user("alice", "other", Role::Admin).await.unwrap().is_none(), "name taken");
@@ -618,6 +618,10 @@ async fn users_are_unique_by_name(store: &Store) {
     assert_eq!(store.get_user(alice.id).await.unwrap().unwrap().password_hash, "hash-a");
     let names: Vec<_> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
     assert_eq!(names, ["alice", "bob"]);
+    let promoted = store.set_user_role("bob", Role::Admin).await.unwrap().unwrap();
+    assert_eq!((promoted.role, promoted.password_hash.as_str()), (Role::Admin, "hash-b"));
+    assert_eq!(store.get_user_by_name("bob").await.unwrap().unwrap().role, Role::Admin);
+    assert!(store.set_user_role("carol", Role::Op).await.unwrap().is_none(), "no such user");
     assert!(store.delete_user("alice").await.unwrap());
     assert!(!store.delete_user("alice").await.unwrap());
     assert!(store.get_user_by_name("alice").await.unwrap().is_none());

@@ -2,7 +2,7 @@
 // Administration: workers, pools, variables, connections (secrets masked by the server), users and API keys.
 // Sections and edit forms appear for the roles the server allows them to.
 
-import { ApiError, api, can, me, report, seg } from "../api.js";
+import { ApiError, ROLES, api, can, me, report, seg } from "../api.js";
 import { busy, confirmAction, empty, fill, h, time } from "../dom.js";
 
 /**
@@ -352,7 +352,22 @@ async function users(box, signal) {
           h("td", { text: u.username }),
           h("td", { text: u.role }),
           h("td", {}, time(u.created)),
-          h("td", {}, u.username === self ? null : danger("Delete", `Delete the user ${u.username}?`, () => api(`/auth/users/${seg(u.username)}`, { method: "DELETE" }))),
+          h(
+            "td",
+            {},
+            // The server refuses both for oneself, so that an Admin is always left.
+            u.username === self
+              ? null
+              : [
+                  opener(slot, "Change role", () =>
+                    editor(`Role of ${u.username}`, [{ name: "role", label: "Role", options: ROLES }], u, (v) =>
+                      api(`/auth/users/${seg(u.username)}`, { method: "PATCH", body: { role: v.role } }),
+                    ),
+                  ),
+                  " ",
+                  danger("Delete", `Delete the user ${u.username}?`, () => api(`/auth/users/${seg(u.username)}`, { method: "DELETE" })),
+                ],
+          ),
         ),
       ),
       "users",
@@ -365,7 +380,7 @@ async function users(box, signal) {
           "New user",
           [
             { name: "username", label: "Username", required: true },
-            { name: "role", label: "Role", options: ["Viewer", "User", "Op", "Admin"] },
+            { name: "role", label: "Role", options: ROLES },
             { name: "password", label: "Password", type: "password", required: true },
           ],
           { role: "Viewer" },
@@ -379,10 +394,19 @@ async function users(box, signal) {
 
 /** @param {HTMLElement} box @param {AbortSignal} signal */
 async function apiKeys(box, signal) {
-  const answer = await api("/auth/api-keys", { signal });
+  // Admin may create keys for others, so is offered every user as the owner.
+  const [answer, people] = await Promise.all([
+    api("/auth/api-keys", { signal }),
+    can("Admin") ? api("/auth/users", { signal }) : null,
+  ]);
+  const self = me()?.username ?? "";
+  /** @type {Field[]} */
+  const owner = people ? [{ name: "username", label: "Owner", options: people.users.map((/** @type {any} */ u) => u.username) }] : [];
   const slot = h("div");
   const secret = h("div", { role: "status" });
   if (newKey) fill(secret, h("div", { class: "card" }, h("p", { text: "The new key, shown once: copy it now." }), h("pre", { class: "code api-key", text: newKey })));
+  // The server keeps only the key's hash: once shown, it is gone from the dashboard too.
+  newKey = null;
   fill(
     box,
     secret,
@@ -413,11 +437,12 @@ async function apiKeys(box, signal) {
           "New API key",
           [
             { name: "name", label: "Name", required: true },
-            { name: "role", label: "Role (at most yours)", options: ["Viewer", "User", "Op", "Admin"].filter((r) => can(r)) },
+            ...owner,
+            { name: "role", label: "Role (at most the owner's)", options: ROLES.filter((r) => can(r)) },
           ],
-          { role: me()?.role },
+          { role: me()?.role, username: self },
           async (v) => {
-            const key = await api("/auth/api-keys", { method: "POST", body: { name: v.name, role: v.role } });
+            const key = await api("/auth/api-keys", { method: "POST", body: { name: v.name, role: v.role, username: v.username ?? self } });
             newKey = key.key ?? null;
           },
         ),

@@ -3,7 +3,11 @@
 //! Routes (Admin only, by the rule table):
 //! - `GET /auth/users` → every user, by name;
 //! - `POST /auth/users` `{"username", "password", "role"}` → 201; 409 when the name is taken;
-//! - `DELETE /auth/users/{username}` → 204, with their API keys; Admin cannot delete themselves (409).
+//! - `PATCH /auth/users/{username}` `{"role"}` → the user; their tokens and keys act with it at once;
+//! - `DELETE /auth/users/{username}` → 204, with their API keys.
+//!
+//! Admin cannot change their own role nor delete themselves (409), so that an Admin is always left to undo a
+//! mistake.
 
 use axum::Json;
 use axum::extract::State;
@@ -87,6 +91,35 @@ pub async fn create(
         .ok_or_else(|| ApiError::Conflict(format!("The user `{}` exists already", body.username)))?;
     tracing::info!(username = %user.username, role = %user.role, by = %principal.username, "user created");
     Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    role: Role,
+}
+
+/// Gives a user another role; requests with their tokens and API keys are judged by it from now on.
+#[utoipa::path(patch, path = "/users/{username}", tag = "Auth", params(("username" = String, Path)),
+    request_body = UpdateUserBody, responses((status = 200, body = UserResponse),
+    (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(username): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
+) -> Result<Json<UserResponse>, ApiError> {
+    if username == principal.username {
+        return Err(ApiError::Conflict("you cannot change your own role: ask another Admin".into()));
+    }
+    let user = state
+        .engine
+        .store()
+        .set_user_role(&username, body.role)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("The user `{username}` was not found")))?;
+    tracing::info!(%username, role = %user.role, by = %principal.username, "user role changed");
+    Ok(Json(user.into()))
 }
 
 /// Deletes a user and their API keys; their tokens stop working at once.
