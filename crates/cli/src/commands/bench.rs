@@ -5,6 +5,8 @@
 //! - `fanout`: 2,000 independent no-op tasks, 4 workers × 4 slots: tasks per second.
 //! - `map`: one task mapped over a list of 10,000 elements, 4 workers × 4 slots: seconds from the upstream task's
 //!   end to the first and the last mapped start, and tasks per second.
+//! - `sensors`: 1,000 reschedule-mode sensors true 5 s after the trigger, 2 workers × 2 slots: seconds from the
+//!   run's start to the last sensor's end.
 //! - `trigger`: REST trigger → first task running, one run after the other.
 //! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second and peak
 //!   memory (see [`transform`]). It runs first, before the server starts, and needs no database.
@@ -58,6 +60,9 @@ pub struct Args {
     /// Instances the `map` scenario expands one task into.
     #[arg(long, default_value_t = 10_000)]
     pub map_tasks: usize,
+    /// Reschedule-mode sensors of the `sensors` scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub sensor_tasks: usize,
     #[arg(long, default_value_t = 30)]
     pub triggers: usize,
     /// DAGs the `api` scenario lists (it also reads a run of `api_tasks` task instances).
@@ -156,6 +161,22 @@ fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
             last = args.map_tasks.max(1) - 1,
         ),
     )?;
+    // Sensors whose condition holds 5 s after the run was triggered, each poking once a second without holding a
+    // slot in between.
+    let sensors: String = (0..args.sensor_tasks)
+        .map(|i| {
+            format!(
+                "  - {{id: s{i}, kind: sensor, sensor: {{type: time, delta: 5s}}, mode: reschedule, poke_interval: 1s}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(
+        dags.join("sensors.yaml"),
+        format!(
+            "dag_id: bench_sensors\nis_paused_upon_creation: false\nmax_active_tasks: {}\ntasks:\n{sensors}",
+            args.sensor_tasks.max(1)
+        ),
+    )?;
     if args.scenarios.iter().any(|s| s == "api") {
         // Many small DAGs for the list, and one wide DAG whose run has many task instances.
         let many = dags.join("many");
@@ -244,7 +265,7 @@ struct Deployment {
 
 impl Bench {
     async fn all(&self, args: &Args) -> anyhow::Result<()> {
-        for dag in ["bench_chain", "bench_fanout", "bench_map", "bench_trigger"] {
+        for dag in ["bench_chain", "bench_fanout", "bench_map", "bench_sensors", "bench_trigger"] {
             self.wait_for_dag(dag).await?;
         }
         for scenario in &args.scenarios {
@@ -252,6 +273,7 @@ impl Bench {
                 "chain" => self.chain().await?,
                 "fanout" => self.fanout().await?,
                 "map" => self.map().await?,
+                "sensors" => self.sensors().await?,
                 "trigger" => self.trigger(args.triggers).await?,
                 "api" => self.api_reads(args).await?,
                 "predict" => {
@@ -264,7 +286,7 @@ impl Bench {
                 "transform" | "train" | "score" | "monitor" => continue,
                 other => {
                     bail!(
-                        "unknown scenario {other:?}: use chain, fanout, map, trigger, transform, train, score, monitor, predict or api"
+                        "unknown scenario {other:?}: use chain, fanout, map, sensors, trigger, transform, train, score, monitor, predict or api"
                     )
                 }
             };
@@ -439,6 +461,25 @@ impl Bench {
             "upstream_end_to_last_start_s": round(millis(*last_start - upstream_end) / 1000.0),
             "seconds": round(seconds),
             "tasks_per_s": round(mapped.len() as f64 / seconds.max(0.001)),
+        }))
+    }
+
+    /// Many reschedule-mode sensors on 2 workers × 2 slots, true 5 s after the trigger: seconds from the run's
+    /// start to the last sensor's end (Airflow's poke mode would hold one slot per sensor).
+    async fn sensors(&self) -> anyhow::Result<Value> {
+        let (run, tis) = self.run_with_workers("bench_sensors", 2, 2).await?;
+        let Some(started) = time(&run["start_date"]) else { bail!("the sensors' run recorded no start") };
+        let ends: Vec<DateTime<Utc>> = tis.iter().filter_map(|t| time(&t["end_date"])).collect();
+        let succeeded = tis.iter().filter(|t| t["state"] == "success").count();
+        let Some(last) = ends.iter().max() else { bail!("sensors recorded no task times") };
+        Ok(json!({
+            "scenario": "sensors",
+            "sensors": tis.len(),
+            "succeeded": succeeded,
+            "workers": 2,
+            "slots_per_worker": 2,
+            "condition_true_after_s": 5,
+            "run_start_to_last_end_s": round(millis(*last - started) / 1000.0),
         }))
     }
 
