@@ -314,3 +314,37 @@ async fn a_run_keeps_the_dag_version_it_started_with() {
         assert!(log.contains(expected), "{run_id}: {log}");
     }
 }
+
+const EVERY: &str = r#"
+dag_id: every_two_seconds
+schedule: {every: 2s}
+start_date: 2026-01-01
+is_paused_upon_creation: false
+tasks:
+  - id: work
+    script: echo "{{ data_interval_start }} {{ data_interval_end }}"
+"#;
+
+#[tokio::test]
+async fn an_every_schedule_runs_back_to_back_intervals() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("every.yaml", EVERY)], 1).await;
+    let runs = sluice
+        .eventually("three scheduled runs", Duration::from_secs(30), || async {
+            let runs = runs_of(&sluice, "every_two_seconds").await;
+            (runs.len() >= 3).then_some(runs)
+        })
+        .await;
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let mut intervals: Vec<_> =
+        runs.iter().map(|r| (time(&r["data_interval_start"]), time(&r["data_interval_end"]))).collect();
+    intervals.sort();
+    for (start, end) in &intervals {
+        assert_eq!(*end - *start, chrono::Duration::seconds(2), "{runs:?}");
+    }
+    for pair in intervals.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "back to back, each from the previous one's end: {runs:?}");
+    }
+    assert!(runs.iter().all(|r| r["run_type"] == "scheduled"), "{runs:?}");
+    let (_, dag) = sluice.get("/dags/every_two_seconds").await;
+    assert_eq!(dag["timetable_summary"], "every 2s", "{dag}");
+}

@@ -28,6 +28,8 @@ pub enum Schedule {
     Once,
     /// A cron expression or preset; [`CronExpr::source`] keeps the expression and `preset` the preset name if any.
     Cron(Cron),
+    /// `{every: 30m}`: back-to-back intervals of this length from `start_date` (Airflow's `timedelta` schedule).
+    Every(std::time::Duration),
     /// Runs are triggered when these assets are updated (outside the timetable).
     Assets(Vec<String>),
 }
@@ -119,7 +121,16 @@ impl Timetable {
 
     /// Whether runs are created by time (cron or `@once`), as opposed to by hand or by assets.
     pub fn is_time_based(&self) -> bool {
-        matches!(self.schedule, Schedule::Once | Schedule::Cron(_))
+        matches!(self.schedule, Schedule::Once | Schedule::Cron(_) | Schedule::Every(_))
+    }
+
+    /// How a periodic schedule steps through time; None for the others.
+    fn steps(&self) -> Option<Steps<'_>> {
+        match &self.schedule {
+            Schedule::Cron(cron) => Some(Steps::Cron(Ticks { cron: &cron.expr, tz: self.tz })),
+            Schedule::Every(every) => Duration::from_std(*every).ok().map(Steps::Every),
+            Schedule::Manual | Schedule::Once | Schedule::Assets(_) => None,
+        }
     }
 
     /// The data interval of the next scheduled run to create, given the interval of the latest scheduled run (None if
@@ -138,41 +149,36 @@ impl Timetable {
             Schedule::Once => {
                 return self.within_end_date(start_date).then_some(DataInterval { start: start_date, end: start_date });
             }
-            Schedule::Cron(cron) => {
-                let cron = Ticks { cron: &cron.expr, tz: self.tz };
-                let mut earliest = cron.align_to_next(start_date)?;
+            Schedule::Cron(_) | Schedule::Every(_) => {
+                let steps = self.steps()?;
+                let mut earliest = steps.align_to_next(start_date)?;
                 if !self.catchup {
                     // Airflow's _skip_to_latest: the start of the latest complete interval.
-                    if let Some(latest) = cron.align_to_prev(now).and_then(|end| cron.prev(end)) {
+                    if let Some(latest) = steps.latest_end(now).and_then(|end| steps.prev(end)) {
                         earliest = earliest.max(latest);
                     }
                 }
                 match last {
                     None => earliest,
-                    Some(last) => cron.align_to_prev(last.end)?.max(earliest),
+                    Some(last) => steps.align_to_prev(last.end)?.max(earliest),
                 }
             }
-        };
-        let Schedule::Cron(cron) = &self.schedule else {
-            return None;
         };
         if !self.within_end_date(start) {
             return None;
         }
-        let end = Ticks { cron: &cron.expr, tz: self.tz }.next(start)?;
+        let end = self.steps()?.next(start)?;
         Some(DataInterval { start, end })
     }
 
     /// The data interval of a run triggered by hand at `run_after`: for a cron, the latest complete interval (as
     /// Airflow's `infer_manual_data_interval`); otherwise the empty interval at `run_after`.
     pub fn infer_manual_data_interval(&self, run_after: DateTime<Utc>) -> DataInterval {
-        if let Schedule::Cron(cron) = &self.schedule {
-            let ticks = Ticks { cron: &cron.expr, tz: self.tz };
-            if let Some(end) = ticks.align_to_prev(run_after)
-                && let Some(start) = ticks.prev(end)
-            {
-                return DataInterval { start, end };
-            }
+        if let Some(steps) = self.steps()
+            && let Some(end) = steps.align_to_prev(run_after)
+            && let Some(start) = steps.prev(end)
+        {
+            return DataInterval { start, end };
         }
         DataInterval { start: run_after, end: run_after }
     }
@@ -181,8 +187,7 @@ impl Timetable {
     /// a backfill creates them: by the cron alone, whatever `start_date`, `end_date` and `catchup` say. Empty for
     /// schedules that are not a cron.
     pub fn intervals_between(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Vec<DataInterval> {
-        let Schedule::Cron(cron) = &self.schedule else { return Vec::new() };
-        let ticks = Ticks { cron: &cron.expr, tz: self.tz };
+        let Some(ticks) = self.steps() else { return Vec::new() };
         let mut intervals = Vec::new();
         let mut start = ticks.align_to_next(from);
         while let Some(at) = start.filter(|at| *at <= to && intervals.len() < limit) {
@@ -195,7 +200,7 @@ impl Timetable {
 
     /// Whether runs follow a cron (Airflow's `timetable.periodic`, which is also what makes a DAG backfillable).
     pub fn is_periodic(&self) -> bool {
-        matches!(self.schedule, Schedule::Cron(_))
+        matches!(self.schedule, Schedule::Cron(_) | Schedule::Every(_))
     }
 
     /// The schedule as Airflow shows it: `"0 3 * * *"`, `"@daily"`, `"@once"`, `"None"`, or the assets.
@@ -204,12 +209,63 @@ impl Timetable {
             Schedule::Manual => "None".to_owned(),
             Schedule::Once => "@once".to_owned(),
             Schedule::Cron(cron) => cron.preset.clone().unwrap_or_else(|| cron.expr.source().to_owned()),
+            Schedule::Every(every) => format!("every {}", crate::format_duration(*every)),
             Schedule::Assets(assets) => format!("assets: {}", assets.join(", ")),
         }
     }
 
     fn within_end_date(&self, logical_date: DateTime<Utc>) -> bool {
         self.end_date.is_none_or(|end| logical_date <= end)
+    }
+}
+
+/// How a periodic schedule steps through time: a cron's ticks, or a fixed interval (which, as Airflow's
+/// `DeltaDataIntervalTimetable`, aligns to nothing: its intervals start at `start_date`).
+enum Steps<'a> {
+    Cron(Ticks<'a>),
+    Every(Duration),
+}
+
+impl Steps<'_> {
+    fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Steps::Cron(ticks) => ticks.next(t),
+            Steps::Every(every) => t.checked_add_signed(*every),
+        }
+    }
+
+    fn prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Steps::Cron(ticks) => ticks.prev(t),
+            Steps::Every(every) => t.checked_sub_signed(*every),
+        }
+    }
+
+    fn align_to_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Steps::Cron(ticks) => ticks.align_to_next(t),
+            Steps::Every(_) => Some(t),
+        }
+    }
+
+    fn align_to_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Steps::Cron(ticks) => ticks.align_to_prev(t),
+            Steps::Every(_) => Some(t),
+        }
+    }
+
+    /// The end of the latest complete interval at `now`, for a DAG without catchup: a fixed interval rounds `now`
+    /// down to a multiple of itself since the epoch, as Airflow's `_round` does, so that a late scheduler pass does
+    /// not shift every later interval.
+    fn latest_end(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Steps::Cron(ticks) => ticks.align_to_prev(now),
+            Steps::Every(every) => {
+                let length = every.num_milliseconds().max(1);
+                now.checked_sub_signed(Duration::milliseconds(now.timestamp_millis().rem_euclid(length)))
+            }
+        }
     }
 }
 

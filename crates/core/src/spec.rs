@@ -150,20 +150,29 @@ impl TaskGroup {
     }
 }
 
-/// `schedule:` — a cron expression or preset (`"0 3 * * *"`, `"@daily"`, `"@once"`), or `{assets: [...]}` for a DAG
-/// triggered when assets are updated.
+/// `schedule:` — a cron expression or preset (`"0 3 * * *"`, `"@daily"`, `"@once"`), `{every: 30m}` for runs at a
+/// fixed interval from `start_date` (Airflow's `timedelta` schedule), or `{assets: [...]}` for a DAG triggered when
+/// assets are updated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ScheduleSpec {
     Expr(String),
-    Assets { assets: Vec<String> },
+    Every {
+        #[serde(with = "crate::duration::serde")]
+        every: Duration,
+    },
+    Assets {
+        assets: Vec<String>,
+    },
 }
 
-/// The mapping form of [`ScheduleSpec`], read on its own so that unknown keys are reported by name.
+/// The mapping forms of [`ScheduleSpec`], read on their own so that unknown keys are reported by name.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AssetsForm {
-    assets: Vec<String>,
+struct MappingForm {
+    #[serde(default, with = "crate::duration::serde_opt")]
+    every: Option<Duration>,
+    assets: Option<Vec<String>>,
 }
 
 impl<'de> Deserialize<'de> for ScheduleSpec {
@@ -174,14 +183,18 @@ impl<'de> Deserialize<'de> for ScheduleSpec {
         impl<'de> Visitor<'de> for V {
             type Value = ScheduleSpec;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a cron expression, a preset like \"@daily\", or a mapping {assets: [...]}")
+                f.write_str("a cron expression, a preset like \"@daily\", {every: <duration>} or {assets: [...]}")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ScheduleSpec, E> {
                 Ok(ScheduleSpec::Expr(v.to_owned()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ScheduleSpec, A::Error> {
-                let form = AssetsForm::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(ScheduleSpec::Assets { assets: form.assets })
+                let form = MappingForm::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                match (form.every, form.assets) {
+                    (Some(every), None) => Ok(ScheduleSpec::Every { every }),
+                    (None, Some(assets)) => Ok(ScheduleSpec::Assets { assets }),
+                    _ => Err(de::Error::custom("a schedule mapping has either `every` or `assets`")),
+                }
             }
         }
         d.deserialize_any(V)

@@ -146,6 +146,11 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
                 None
             }
         },
+        Some(ScheduleSpec::Every { every }) if every.is_zero() => {
+            errors.push(loc.at(&[Seg::Key("schedule"), Seg::Key("every")]), "`schedule.every` must be above 0");
+            None
+        }
+        Some(ScheduleSpec::Every { every }) => Some(Schedule::Every(*every)),
         Some(ScheduleSpec::Assets { assets }) => {
             if assets.is_empty() || assets.iter().any(|a| a.trim().is_empty()) {
                 errors.push(
@@ -159,16 +164,15 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
     let start = spec.start_date.as_ref().map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
     let end = spec.end_date.as_ref().map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
     let start_missing = start.is_none() && !loc.header_dropped("start_date");
-    if matches!(schedule, Some(Schedule::Cron(_) | Schedule::Once)) && start_missing {
+    if matches!(schedule, Some(Schedule::Cron(_) | Schedule::Once | Schedule::Every(_))) && start_missing {
+        let written = match &spec.schedule {
+            Some(ScheduleSpec::Expr(e)) => format!("{e:?}"),
+            Some(ScheduleSpec::Every { every }) => format!("every {}", crate::format_duration(*every)),
+            _ => String::new(),
+        };
         errors.push(
             loc.at(&[Seg::Key("schedule")]),
-            format!(
-                "schedule {:?} needs a `start_date`: runs cover the data intervals from start_date on",
-                spec.schedule.as_ref().map_or("", |s| match s {
-                    ScheduleSpec::Expr(e) => e.as_str(),
-                    ScheduleSpec::Assets { .. } => "",
-                })
-            ),
+            format!("schedule {written} needs a `start_date`: runs cover the data intervals from start_date on"),
         );
     }
     if let (Some(start), Some(end)) = (start, end)

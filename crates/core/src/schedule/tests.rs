@@ -250,3 +250,64 @@ fn backfill_intervals_follow_the_cron_between_the_dates_in_the_dags_timezone() {
     let manual = Timetable::new(Schedule::Manual, Tz::UTC, None, None, false);
     assert!(manual.intervals_between(utc("2026-01-01T00:00:00Z"), utc("2026-02-01T00:00:00Z"), 10).is_empty());
 }
+
+fn every(minutes: u64, start: &str, catchup: bool) -> Timetable {
+    let schedule = Schedule::Every(std::time::Duration::from_secs(minutes * 60));
+    Timetable::new(schedule, Paris, Some(utc(start)), None, catchup)
+}
+
+#[test]
+fn an_every_schedule_steps_from_start_date_as_airflows_delta_timetable() {
+    // With catchup: back-to-back intervals from start_date itself, not aligned to the clock or the timezone.
+    let tt = every(30, "2026-03-01T00:10:00Z", true);
+    assert_eq!(
+        due_sequence(&tt, "2026-03-01T01:20:00Z", 10),
+        ["2026-03-01T00:10:00+00:00 2026-03-01T00:40:00+00:00", "2026-03-01T00:40:00+00:00 2026-03-01T01:10:00+00:00",]
+    );
+    // Across a DST change the interval keeps its length in real time.
+    let tt = every(60, "2026-03-29T00:30:00Z", true);
+    let got = intervals(&tt, 3);
+    assert!(got.iter().all(|i| i.end - i.start == Duration::hours(1)), "{got:?}");
+    // Without catchup: the latest interval that ended at a multiple of `every` since the epoch (Airflow's
+    // _skip_to_latest with _round), then on from there.
+    let tt = every(30, "2026-03-01T00:10:00Z", false);
+    assert_eq!(due_sequence(&tt, "2026-03-05T12:07:00Z", 10), ["2026-03-05T11:30:00+00:00 2026-03-05T12:00:00+00:00"]);
+    // A late pass does not shift the next interval: it starts where the last one ended.
+    let last = DataInterval { start: utc("2026-03-05T11:29:00Z"), end: utc("2026-03-05T11:59:00Z") };
+    let next = tt.next_interval(Some(&last), utc("2026-03-05T12:29:30Z")).expect("the next one");
+    assert_eq!(next.start, utc("2026-03-05T11:59:00Z"));
+    let last = DataInterval { start: utc("2026-03-05T11:30:00Z"), end: utc("2026-03-05T12:00:00Z") };
+    let next = tt.next_interval(Some(&last), utc("2026-03-05T12:10:00Z")).expect("the next one");
+    assert_eq!((next.start, next.end), (utc("2026-03-05T12:00:00Z"), utc("2026-03-05T12:30:00Z")));
+    assert!(tt.next_due(Some(&last), utc("2026-03-05T12:10:00Z")).is_none(), "not over yet");
+    // A manual run covers the interval that ends at its run_after; a backfill steps from its start.
+    let manual = tt.infer_manual_data_interval(utc("2026-03-05T12:07:00Z"));
+    assert_eq!((manual.start, manual.end), (utc("2026-03-05T11:37:00Z"), utc("2026-03-05T12:07:00Z")));
+    let backfill = tt.intervals_between(utc("2026-03-02T00:00:00Z"), utc("2026-03-02T01:00:00Z"), 10);
+    assert_eq!(backfill.len(), 3);
+    assert!(tt.is_periodic() && tt.is_time_based());
+    assert_eq!(tt.summary(), "every 30m");
+}
+
+#[test]
+fn every_is_written_as_a_mapping_and_checked() {
+    let load = |schedule: &str| {
+        let source = format!(
+            "dag_id: e\nschedule: {schedule}\nstart_date: 2026-01-01\ntasks:\n  - {{id: t, script: \"true\"}}\n"
+        );
+        crate::load_dag("e.yaml", &source).map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    };
+    let dag = load("{every: 1h30m}").expect("valid");
+    assert_eq!(dag.timetable().schedule(), &Schedule::Every(std::time::Duration::from_secs(5400)));
+    let json = serde_json::to_value(&dag.spec).expect("JSON");
+    assert_eq!(json["schedule"], serde_json::json!({"every": "1h30m"}));
+    let back: crate::DagSpec = serde_json::from_value(json).expect("read back");
+    assert_eq!(back, dag.spec);
+    let zero = load("{every: 0s}").expect_err("zero");
+    assert!(zero.contains("e.yaml:2:19: `schedule.every` must be above 0"), "{zero}");
+    assert!(load("{every: 1h, assets: [x]}").expect_err("both").contains("either `every` or `assets`"));
+    assert!(load("{evry: 1h}").expect_err("typo").contains("unknown field `evry`"));
+    let source = "dag_id: e\nschedule: {every: 1h}\ntasks:\n  - {id: t, script: \"true\"}\n";
+    let err = crate::load_dag("e.yaml", source).expect_err("no start_date")[0].to_string();
+    assert!(err.contains("schedule every 1h needs a `start_date`"), "{err}");
+}
