@@ -35,8 +35,8 @@ fn dags_validate_prints_every_error_with_its_location_and_fails() {
 #[test]
 fn dags_test_runs_a_dag_once_and_prints_its_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let dag =
-        "dag_id: once\ntasks:\n  - id: hello\n    script: echo \"hello {{ params.who }}\"\nparams:\n  who: world\n";
+    let dag = "dag_id: once\ntasks:\n  - id: hello\n    script: echo \"hello {{ params.who }}\"\n  - id: where\n    \
+               script: echo \"folder=$SLUICE_DAGS_FOLDER\"\nparams:\n  who: world\n";
     std::fs::write(dir.path().join("once.yaml"), dag).unwrap();
     let output = Command::new(sluice_bin())
         .args(["dags", "test", "once", "--conf", r#"{"who": "sluice"}"#, "--dags-folder"])
@@ -47,6 +47,8 @@ fn dags_test_runs_a_dag_once_and_prints_its_logs() {
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("hello sluice"), "{stdout}");
     assert!(stdout.contains(": success"), "{stdout}");
+    // Its tasks read the folder given, as a standalone's do.
+    assert!(stdout.contains(&format!("folder={}", dir.path().display())), "{stdout}");
 }
 
 #[test]

@@ -23,7 +23,9 @@ mod output;
 mod process;
 mod task;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::protocol::LeaseRequest;
@@ -54,6 +56,9 @@ pub struct WorkerConfig {
     pub kill_grace: Duration,
     /// How long a lease request may wait on the server for a task to come (`wait_ms`).
     pub poll_wait: Duration,
+    /// Environment variables every task gets beneath what its lease gives it: how a worker that is not a process of
+    /// its own (`sluice dags test`) passes its DAG folder and lake to its tasks.
+    pub task_env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +89,7 @@ pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()>
         kill_all: kill_rx,
         guard,
         output_dir: output_dir.clone(),
+        task_env: Arc::new(config.task_env.clone()),
     };
     let mut tries = JoinSet::new();
     tracing::info!(server = %config.server, queues = ?config.queues, slots = config.slots, "worker started");
@@ -231,6 +237,7 @@ mod tests {
             grace: Duration::from_secs(1),
             kill_grace: Duration::from_secs(1),
             poll_wait: Duration::from_secs(20),
+            task_env: BTreeMap::new(),
         }
     }
 

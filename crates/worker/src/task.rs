@@ -42,6 +42,8 @@ pub struct TryContext {
     pub guard: GuardLink,
     /// Where the tries' `$SLUICE_OUTPUT` files go (see `output::output_dir`).
     pub output_dir: PathBuf,
+    /// See `WorkerConfig::task_env`.
+    pub task_env: std::sync::Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// Runs one leased try to the end, reporting its outcome unless the lease was lost.
@@ -120,7 +122,7 @@ async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<
 }
 
 async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, output: &Path) -> Option<Verdict> {
-    let spawned = spawn_spec(task, output, &ctx.guard.instance)
+    let spawned = spawn_spec(task, output, &ctx.guard.instance, &ctx.task_env)
         .and_then(|spec| TaskProcess::spawn(&spec).map_err(|e| e.to_string()));
     let spawned = match spawned {
         Ok(spawned) => spawned,
@@ -156,8 +158,14 @@ async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, outpu
 
 /// What to start for the try: its command, or for a built-in data task this very executable's `run-op`, so that
 /// timeouts, kills, logs and heartbeats work the same for both.
-fn spawn_spec(task: &LeasedTask, output: &Path, worker_instance: &str) -> Result<SpawnSpec, String> {
-    let mut env = task.env.clone();
+fn spawn_spec(
+    task: &LeasedTask,
+    output: &Path,
+    worker_instance: &str,
+    worker_env: &std::collections::BTreeMap<String, String>,
+) -> Result<SpawnSpec, String> {
+    let mut env = worker_env.clone();
+    env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert("SLUICE_OUTPUT".to_owned(), output.display().to_string());
     env.insert(INSTANCE_ENV.to_owned(), worker_instance.to_owned());
     let argv = match &task.op {
@@ -394,7 +402,15 @@ mod tests {
             let (events, groups) = tokio::sync::mpsc::unbounded_channel();
             let guard = GuardLink { instance: "worker-under-test".into(), events };
             let output_dir = std::env::temp_dir();
-            let ctx = TryContext { client, kill_grace: Duration::from_secs(2), kill_all: kill_rx, guard, output_dir };
+            let task_env = Default::default();
+            let ctx = TryContext {
+                client,
+                kill_grace: Duration::from_secs(2),
+                kill_all: kill_rx,
+                guard,
+                output_dir,
+                task_env,
+            };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),
                 lease_id: Uuid::now_v7(),
@@ -556,7 +572,9 @@ mod tests {
         }))
         .expect("a quality task");
         h.task.op = Some(op.clone());
-        let spec = spawn_spec(&h.task, Path::new("/tmp/out.json"), "w").expect("a spawn spec");
+        let worker_env = [("GREETING".to_owned(), "from the worker".to_owned()), ("OTHER".to_owned(), "x".to_owned())];
+        let spec = spawn_spec(&h.task, Path::new("/tmp/out.json"), "w", &worker_env.into()).expect("a spawn spec");
+        assert_eq!(spec.env["OTHER"], "x", "the worker's own task environment");
         let exe = std::env::current_exe().expect("this executable");
         assert_eq!(spec.argv, [exe.display().to_string(), RUN_OP_COMMAND.to_owned()]);
         let sent: sluice_core::ops_spec::OpSpec = serde_json::from_str(&spec.env[OP_SPEC_ENV]).expect("JSON");

@@ -1,5 +1,6 @@
 //! `sluice dags validate|list|show|pause|unpause|trigger|test`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -177,7 +178,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
     let args = ServerArgs {
         database: DatabaseArgs::url(format!("sqlite://{}", home.join("test.db").display())),
         scheduling: SchedulingArgs {
-            dags_folder,
+            dags_folder: dags_folder.clone(),
             scheduler_tick_ms: 200,
             dag_sync_secs: 3600,
             lease_secs: 30,
@@ -206,7 +207,13 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         grace: 5,
         kill_grace: 5,
     };
-    let worker = tokio::spawn(sluice_worker::run_worker(worker_args.config()?, shutdown.clone().cancelled_owned()));
+    // The tasks read the same DAG folder and lake as this private server, as a standalone's workers do.
+    let mut config = worker_args.config()?;
+    config.task_env = BTreeMap::from([
+        ("SLUICE_DAGS_FOLDER".to_owned(), dags_folder.display().to_string()),
+        ("SLUICE_LAKE".to_owned(), home.join("lake").display().to_string()),
+    ]);
+    let worker = tokio::spawn(sluice_worker::run_worker(config, shutdown.clone().cancelled_owned()));
     let api = ApiArgs { server: url, token: Some(api_token), output: super::client::Output::Table };
     let outcome = run_once(&api, dag_id, conf).await;
     shutdown.cancel();

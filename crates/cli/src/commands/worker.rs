@@ -47,6 +47,7 @@ impl Args {
             grace: Duration::from_secs(self.grace),
             kill_grace: Duration::from_secs(self.kill_grace),
             poll_wait: Duration::from_secs(20),
+            task_env: Default::default(),
         })
     }
 }
