@@ -133,35 +133,35 @@ mod tests {
     #[test]
     fn a_file_sensor_sees_its_file_and_reschedules_or_times_out_without_it() {
         let dir = TempDir::new();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).expect("a lake in a folder");
         let file = SensorCondition::File { path: "ready.flag".into() };
         let started = sensor_context(Utc::now());
         let ctx = OpContext { sensor: Some(&started), ..context(&lake, dir.path()) };
 
         let reschedule = spec(file.clone(), SensorMode::Reschedule, 60_000, false);
-        match run_sensor(&reschedule, &ctx).unwrap() {
+        match run_sensor(&reschedule, &ctx).expect("a poke") {
             Some(SensorEnd::Reschedule { at }) => assert!(at > Utc::now() - chrono::Duration::seconds(1)),
             other => panic!("{other:?}"),
         }
         // Poke mode keeps poking until the timeout: a time-out, or a skip with soft_fail.
         let poke = spec(file.clone(), SensorMode::Poke, 100, false);
-        assert!(matches!(run_sensor(&poke, &ctx).unwrap(), Some(SensorEnd::TimedOut { .. })));
+        assert!(matches!(run_sensor(&poke, &ctx).expect("a poke"), Some(SensorEnd::TimedOut { .. })));
         let soft = spec(file.clone(), SensorMode::Poke, 100, true);
-        assert!(matches!(run_sensor(&soft, &ctx).unwrap(), Some(SensorEnd::Skipped { .. })));
+        assert!(matches!(run_sensor(&soft, &ctx).expect("a poke"), Some(SensorEnd::Skipped { .. })));
 
         dir.write("ready.flag", "");
-        assert_eq!(run_sensor(&reschedule, &ctx).unwrap(), None);
+        assert_eq!(run_sensor(&reschedule, &ctx).expect("a poke"), None);
     }
 
     #[test]
     fn a_time_sensor_waits_for_its_delta_after_the_interval_end() {
         let dir = TempDir::new();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).expect("a lake in a folder");
         let started = sensor_context(Utc::now());
         let ctx = OpContext { sensor: Some(&started), ..context(&lake, dir.path()) };
         let delta = SensorCondition::Time { target_time: None, delta: Some(Duration::from_millis(150)) };
         let poke = spec(delta.clone(), SensorMode::Poke, 60_000, false);
-        assert_eq!(run_sensor(&poke, &ctx).unwrap(), None);
+        assert_eq!(run_sensor(&poke, &ctx).expect("a poke"), None);
         assert!(Utc::now() >= started.first_poke + chrono::Duration::milliseconds(150));
         // Without its context, a sensor cannot know when it started.
         let bare = context(&lake, dir.path());

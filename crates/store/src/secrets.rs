@@ -155,20 +155,19 @@ fn sealed_parts(stored: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 
     #[test]
     fn sealed_values_open_with_their_key_only() {
         let key = Secrets::generate_key();
-        let secrets = Secrets::from_config(&key).unwrap();
-        let sealed = secrets.seal("hunter2").unwrap();
+        let secrets = Secrets::from_config(&key).expect("a key");
+        let sealed = secrets.seal("hunter2").expect("sealed");
         assert!(sealed.starts_with(PREFIX) && !sealed.contains("hunter2"), "{sealed}");
-        assert_ne!(sealed, secrets.seal("hunter2").unwrap(), "a fresh nonce per value");
-        assert_eq!(secrets.open(&sealed).unwrap(), "hunter2");
+        assert_ne!(sealed, secrets.seal("hunter2").expect("sealed"), "a fresh nonce per value");
+        assert_eq!(secrets.open(&sealed).expect("opened"), "hunter2");
 
-        let other = Secrets::from_config(&Secrets::generate_key()).unwrap();
+        let other = Secrets::from_config(&Secrets::generate_key()).expect("a key");
         assert!(matches!(other.open(&sealed), Err(SecretsError::UnknownKey { .. })));
         assert!(matches!(Secrets::default().check(&sealed), Err(SecretsError::UnknownKey { .. })));
         let message = other.open(&sealed).unwrap_err().to_string();
@@ -177,9 +176,9 @@ mod tests {
 
     #[test]
     fn a_changed_value_is_refused() {
-        let secrets = Secrets::from_config(&Secrets::generate_key()).unwrap();
-        let sealed = secrets.seal("hunter2").unwrap();
-        let last = sealed.chars().last().unwrap();
+        let secrets = Secrets::from_config(&Secrets::generate_key()).expect("a key");
+        let sealed = secrets.seal("hunter2").expect("sealed");
+        let last = sealed.chars().last().expect("a sealed value is not empty");
         let flipped = format!("{}{}", &sealed[..sealed.len() - 1], if last == 'A' { 'B' } else { 'A' });
         assert!(matches!(secrets.open(&flipped), Err(SecretsError::Damaged { .. })));
         assert!(matches!(
@@ -191,22 +190,22 @@ mod tests {
     #[test]
     fn old_keys_open_and_only_the_first_seals() {
         let (old, new) = (Secrets::generate_key(), Secrets::generate_key());
-        let before = Secrets::from_config(&old).unwrap();
-        let sealed_old = before.seal("a").unwrap();
-        let both = Secrets::from_config(&format!("{new}, {old}")).unwrap();
-        assert_eq!(both.open(&sealed_old).unwrap(), "a");
+        let before = Secrets::from_config(&old).expect("a key");
+        let sealed_old = before.seal("a").expect("sealed");
+        let both = Secrets::from_config(&format!("{new}, {old}")).expect("two keys");
+        assert_eq!(both.open(&sealed_old).expect("opened with the old key"), "a");
         assert!(both.needs_reseal(&sealed_old) && both.needs_reseal("plain"));
-        let resealed = both.seal("a").unwrap();
+        let resealed = both.seal("a").expect("sealed");
         assert!(!both.needs_reseal(&resealed));
-        assert_eq!(Secrets::from_config(&new).unwrap().open(&resealed).unwrap(), "a");
+        assert_eq!(Secrets::from_config(&new).expect("a key").open(&resealed).expect("opened with the new key"), "a");
     }
 
     #[test]
     fn without_keys_values_stay_as_they_are() {
-        let none = Secrets::from_config(" ").unwrap();
+        let none = Secrets::from_config(" ").expect("no key");
         assert!(!none.is_configured());
-        assert_eq!(none.seal("x").unwrap(), "x");
-        assert_eq!(none.open("x").unwrap(), "x");
+        assert_eq!(none.seal("x").expect("kept as it is"), "x");
+        assert_eq!(none.open("x").expect("an unsealed value"), "x");
         assert!(!none.needs_reseal("x"));
     }
 

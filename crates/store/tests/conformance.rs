@@ -162,6 +162,18 @@ async fn claim(
     claimed
 }
 
+/// The end of a try that succeeded with `output`.
+fn succeeded(output: serde_json::Value) -> TryEnd {
+    TryEnd {
+        try_state: TaskState::Success,
+        ti_state: TaskState::Success,
+        exit_code: Some(0),
+        error: None,
+        output: Some(output),
+        next_retry_at: None,
+    }
+}
+
 /// A DAG with one run of `n` task instances, all queued.
 async fn queued_run(store: &Store, n: usize) -> Uuid {
     let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
@@ -272,15 +284,7 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
     assert!(run.lock_leased_ti(task.ti.id, Uuid::now_v7()).await.unwrap().is_none(), "a wrong lease holds nothing");
     let ti = run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().unwrap();
-    let end = TryEnd {
-        try_state: TaskState::Success,
-        ti_state: TaskState::Success,
-        exit_code: Some(0),
-        error: None,
-        output: Some(json!({"n": 1})),
-        next_retry_at: None,
-    };
-    run.end_try(&ti, &end, Utc::now()).await.unwrap();
+    run.end_try(&ti, &succeeded(json!({"n": 1})), Utc::now()).await.unwrap();
     assert!(run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().is_none(), "an ended try holds nothing");
     let outputs = tx.reads().run_outputs(run_pk, &["t0", "t1"]).await.unwrap();
     assert_eq!(outputs, vec![("t1".to_string(), -1, json!({"n": 1}))]);
@@ -312,10 +316,9 @@ async fn a_rescheduled_try_resumes_with_its_number_and_lease(store: &Store) {
     let end = TryEnd {
         try_state: TaskState::UpForReschedule,
         ti_state: TaskState::UpForReschedule,
-        exit_code: Some(0),
-        error: None,
         output: None,
         next_retry_at: Some(Utc::now() - Duration::seconds(1)),
+        ..succeeded(json!(null))
     };
     run.end_try(&ti, &end, Utc::now()).await.unwrap();
     assert_eq!(run.waiting_task_ids(run_pk).await.unwrap(), vec!["t0".to_string()]);
@@ -1081,15 +1084,7 @@ async fn a_mapped_task_is_expanded_once_in_place_of_its_placeholder(store: &Stor
     let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
     for task in &claimed {
         let ti = run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().unwrap();
-        let end = TryEnd {
-            try_state: TaskState::Success,
-            ti_state: TaskState::Success,
-            exit_code: Some(0),
-            error: None,
-            output: Some(json!(ti.map_index)),
-            next_retry_at: None,
-        };
-        run.end_try(&ti, &end, now).await.unwrap();
+        run.end_try(&ti, &succeeded(json!(ti.map_index)), now).await.unwrap();
     }
     let outputs = tx.reads().run_outputs(run_pk, &["t1"]).await.unwrap();
     let mut want: Vec<i64> = claimed.iter().map(|c| c.ti.map_index).collect();

@@ -16,23 +16,40 @@ use sluice_store::Reads;
 use super::data_env::to_connection;
 use crate::EngineError;
 
-/// Whether a task's templates may mention `word` (`var`, `conn`): most do not, and their claims skip loading
-/// every variable or connection.
-pub(super) fn templates_mention(dag: &Dag, task_id: &str, word: &str) -> bool {
-    let Some(task) = dag.task(task_id) else { return false };
-    let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
-    // A data task's configuration and a python task's op_kwargs are templated too; their JSON holds every text.
-    let op = task.op_spec().and_then(|op| serde_json::to_string(&op).ok());
-    let op_kwargs = serde_json::to_string(&task.op_kwargs).ok();
-    task.command
-        .iter()
-        .flatten()
-        .chain(task.script.as_ref())
-        .chain(task.cwd.as_ref())
-        .chain(env.values())
-        .chain(op.as_ref())
-        .chain(op_kwargs.as_ref())
-        .any(|template| template.contains(word))
+/// What a task's templates may read, from one look at all of them: most read no variable, connection or upstream
+/// output, and their claims skip loading those.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Mentions {
+    pub variables: bool,
+    pub connections: bool,
+    /// Also true for a python task, whose function receives its upstream tasks' outputs.
+    pub outputs: bool,
+}
+
+impl Mentions {
+    pub(super) fn of(dag: &Dag, task_id: &str) -> Mentions {
+        let Some(task) = dag.task(task_id) else { return Mentions::default() };
+        let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
+        // A data task's configuration and a python task's op_kwargs are templated too; their JSON holds every text.
+        let op = task.op_spec().and_then(|op| serde_json::to_string(&op).ok());
+        let op_kwargs = serde_json::to_string(&task.op_kwargs).ok();
+        let texts: Vec<&String> = task
+            .command
+            .iter()
+            .flatten()
+            .chain(task.script.as_ref())
+            .chain(task.cwd.as_ref())
+            .chain(env.values())
+            .chain(op.as_ref())
+            .chain(op_kwargs.as_ref())
+            .collect();
+        let mention = |word: &str| texts.iter().any(|text| text.contains(word));
+        Mentions {
+            variables: mention("var"),
+            connections: mention("conn"),
+            outputs: task.kind == sluice_core::python::PYTHON_KIND || mention("outputs"),
+        }
+    }
 }
 
 /// The connections templates may read as `conn.<id>`; one that cannot be used is left out (reading it is then an

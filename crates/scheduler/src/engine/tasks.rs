@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::Engine;
 use super::data_env::data_task_env;
 use super::evaluate::{Scope, upstream_outputs};
-use super::masking::{add_received_connections, masked, template_connections, templates_mention};
+use super::masking::{Mentions, add_received_connections, masked, template_connections};
 use super::models::{EndTx, model_env, record_model, reserve_versions};
 use crate::EngineError;
 
@@ -161,11 +161,12 @@ impl Engine {
         let Some(resolved) = dag.resolved_task(&ti.task_id) else {
             return Ok(Err(format!("task {:?} is not in the DAG version of this run", ti.task_id)));
         };
-        let mut context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1).await?;
+        let mentions = Mentions::of(&dag, &ti.task_id);
+        let mut context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1, mentions).await?;
         if let Some(task) = dag.task(&ti.task_id).filter(|t| t.is_mapped())
             && let Ok(map_index) = usize::try_from(ti.map_index)
         {
-            let args = if reads_outputs(&dag, &ti.task_id) {
+            let args = if mentions.outputs {
                 mapped_args(task, &context.outputs, map_index)
             } else {
                 mapped_args(task, &upstream_outputs(tx, &dag, run.id, &ti.task_id).await?, map_index)
@@ -244,14 +245,12 @@ impl Engine {
         run: &DagRunRow,
         ti: &TaskInstanceRow,
         try_number: i64,
+        mentions: Mentions,
     ) -> Result<TemplateContext, EngineError> {
         let params = sluice_core::template::resolve_params(&dag.spec.params, &run.conf).unwrap_or_default();
         // Read only for the tasks that use them: the instances of a wide map would each read the whole list.
-        let outputs = if reads_outputs(dag, &ti.task_id) {
-            upstream_outputs(tx, dag, run.id, &ti.task_id).await?
-        } else {
-            BTreeMap::new()
-        };
+        let outputs =
+            if mentions.outputs { upstream_outputs(tx, dag, run.id, &ti.task_id).await? } else { BTreeMap::new() };
         Ok(TemplateContext {
             dag_id: run.dag_id.clone(),
             task_id: ti.task_id.clone(),
@@ -263,16 +262,8 @@ impl Engine {
             conf: run.conf.clone(),
             params,
             try_number: u32::try_from(try_number).unwrap_or(1),
-            variables: if templates_mention(dag, &ti.task_id, "var") {
-                tx.variables().await?.into_iter().collect()
-            } else {
-                BTreeMap::new()
-            },
-            connections: if templates_mention(dag, &ti.task_id, "conn") {
-                template_connections(tx).await?
-            } else {
-                BTreeMap::new()
-            },
+            variables: if mentions.variables { tx.variables().await?.into_iter().collect() } else { BTreeMap::new() },
+            connections: if mentions.connections { template_connections(tx).await? } else { BTreeMap::new() },
             outputs,
             map_index: ti.map_index,
             args: BTreeMap::new(),
@@ -533,12 +524,6 @@ async fn external_states(
         }
         _ => Ok(Vec::new()),
     }
-}
-
-/// Whether a task reads its upstream tasks' outputs: in its templates, or as a Python function's arguments.
-fn reads_outputs(dag: &Dag, task_id: &str) -> bool {
-    dag.task(task_id).is_some_and(|task| task.kind == sluice_core::python::PYTHON_KIND)
-        || templates_mention(dag, task_id, "outputs")
 }
 
 /// Fails a successful try whose report the registry refused (see `record_model`).
