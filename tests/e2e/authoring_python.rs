@@ -53,7 +53,7 @@ async fn taskflow(backend: Backend) {
     let sluice = start(backend, &[], &[]).await;
     let (run_id, run) =
         run_to_end(&sluice, "python_taskflow", json!({"station": "Biscoe"}), Duration::from_secs(60)).await;
-    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.run_logs("python_taskflow", &run_id).await);
     let states = sluice.task_states("python_taskflow", &run_id).await;
     assert!(states.values().all(|s| s == "success"), "{states:?}");
 

@@ -162,8 +162,18 @@ pub struct Sluice {
     pub env: Vec<(String, String)>,
 }
 
+/// A port no other deployment of this test binary was given. The OS may hand a port it just released out again, and
+/// the servers of two tests run side by side on one port would answer each other's requests (the second one's bind
+/// fails, while its test talks to the first until that test ends).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 impl Sluice {
@@ -485,6 +495,25 @@ impl Sluice {
         let (status, body) = self.get(&path).await;
         assert_eq!(status, 200, "{body}");
         body["content"].as_array().unwrap().iter().map(|l| format!("{}\n", l["event"].as_str().unwrap())).collect()
+    }
+
+    /// Every task instance of a run with its state and the log of its last try, for failure messages.
+    pub async fn run_logs(&self, dag_id: &str, run_id: &str) -> String {
+        let mut out = String::new();
+        for ti in self.task_instances(dag_id, run_id).await {
+            let task_id = ti["task_id"].as_str().unwrap_or_default();
+            out += &format!("===== {task_id}: {} =====\n", ti["state"]);
+            if let Some(try_number) = ti["try_number"].as_i64().filter(|n| *n > 0) {
+                let path = format!(
+                    "/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+                );
+                let (_, body) = self.get(&path).await;
+                for line in body["content"].as_array().into_iter().flatten() {
+                    out += &format!("{}\n", line["event"].as_str().unwrap_or_default());
+                }
+            }
+        }
+        out
     }
 }
 

@@ -870,6 +870,115 @@ test("a narrow window", async () => {
   await narrow.context.close();
 });
 
+const CATALOG = `dag_id: ui_catalog
+owner: bird-team
+schedule: null
+start_date: 2026-01-01
+is_paused_upon_creation: false
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: data/birds.csv}
+    outputs: [lake://raw/birds]
+  - id: quality
+    kind: quality
+    depends_on: [ingest]
+    inputs: [lake://raw/birds]
+    checks:
+      - {row_count: {min: 3}}
+      - {column: species, not_null: true}
+  - id: summary
+    depends_on: [quality]
+    script: |
+      echo '::output::{"table": "birds", "rows": 3}'
+`;
+
+test("a DAG's schedule and next run; an asset's catalog entry and quality report; a task's outputs; a run's queued time", async () => {
+  const { page, errors } = admin;
+  const daily = await sluice.api("GET", "/dags/daily_numbers");
+  assert.ok(daily.next_dagrun_logical_date, JSON.stringify(daily));
+  await page.goto(`${sluice.url}/#/dags`);
+  const row = page.locator('tr[data-dag="daily_numbers"]');
+  await row.waitFor();
+  assert.equal(await row.locator("td.mono").textContent(), daily.timetable_summary);
+  assert.equal(await row.locator("time").first().getAttribute("datetime"), daily.next_dagrun_logical_date, "the next run");
+
+  mkdirSync(join(sluice.dagsDir, "data"), { recursive: true });
+  writeFileSync(join(sluice.dagsDir, "data", "birds.csv"), "species,wing_mm\nAdelie,190\nGentoo,217\nChinstrap,196\n");
+  sluice.addDag("ui_catalog.yaml", CATALOG);
+  await sluice.until("ui_catalog to be read", async () => (await sluice.api("GET", "/dags/ui_catalog")).dag_id);
+  const run = await sluice.api("POST", "/dags/ui_catalog/dagRuns", { conf: {} });
+  const runPath = `/dags/ui_catalog/dagRuns/${encodeURIComponent(run.dag_run_id)}`;
+  await sluice.until("ui_catalog to succeed", async () => (await sluice.api("GET", runPath)).state === "success", 30000);
+
+  await page.goto(`${sluice.url}/#/assets`);
+  const asset = page.locator('table.assets tr[data-uri="lake://raw/birds"]');
+  await asset.waitFor();
+  const cells = await asset.locator("td").allTextContents();
+  assert.equal(cells[1], "bird-team", "the owner");
+  assert.equal(await asset.locator("summary").textContent(), "2 columns", "the schema");
+  assert.equal(cells[3], "3", "the row count");
+  assert.equal(cells[5], "passed", "the quality status");
+  assert.equal(cells[6], "ui_catalog.ingest");
+  await asset.locator("time").waitFor();
+  await asset.locator("summary").click();
+  assert.equal(await asset.locator("li").count(), 2, "one line per column");
+  await asset.getByRole("button", { name: "lake://raw/birds" }).click();
+  const report = page.locator("table.quality");
+  await report.waitFor();
+  assert.equal(await report.locator("tbody tr").count(), 2, "one line per check");
+  assert.equal(await report.locator("tbody .badge.st-success").count(), 2);
+  await page.getByRole("heading", { name: "Quality of lake://raw/birds: passed" }).waitFor();
+
+  await page.goto(`${sluice.url}/#/dags/ui_catalog/runs/${encodeURIComponent(run.dag_run_id)}/tasks/summary`);
+  const outputs = page.locator(".card", { has: page.getByRole("heading", { name: "Outputs" }) });
+  await outputs.locator("pre.code").waitFor();
+  assert.deepEqual(JSON.parse((await outputs.locator("pre.code").textContent()) ?? ""), { table: "birds", rows: 3 });
+
+  // Each try is drawn from queued (pale) to started, then solid to its end: the two bars meet.
+  await page.goto(`${sluice.url}/#/dags/ui_catalog/runs/${encodeURIComponent(run.dag_run_id)}`);
+  const bars = page.locator('.chart-wrap svg[aria-label="Gantt chart of the run"] a');
+  await bars.first().waitFor();
+  assert.equal(await bars.count(), 3, "one bar per try");
+  for (const bar of await bars.all()) {
+    const [queued, ran] = await bar.locator("rect").evaluateAll((rects) =>
+      rects.map((r) => ({ x: Number(r.getAttribute("x")), width: Number(r.getAttribute("width")), opacity: r.getAttribute("opacity") })),
+    );
+    assert.equal(queued.opacity, "0.3", "the queued part is pale");
+    assert.equal(ran.opacity, null, "the running part is solid");
+    assert.ok(Math.abs(queued.x + queued.width - ran.x) < 1.01, `the queued part ends where the try starts: ${JSON.stringify([queued, ran])}`);
+    assert.match((await bar.locator("title").textContent()) ?? "", /\nwaited .+ · ran .+$/);
+  }
+  await shot(page, "gantt");
+  noConsoleErrors(errors, "schedule, catalog, outputs, Gantt");
+});
+
+test("an expired session shows the sign-in, which leads back to the page asked for", async () => {
+  const tab = await openPage(browser);
+  const { page, errors } = tab;
+  await signIn(page, "viewer", "viewer-password-1");
+  // A token the server no longer accepts (its signature altered) still names its user to the dashboard.
+  await page.evaluate(() => {
+    const t = sessionStorage.getItem("sluice-token") ?? "";
+    sessionStorage.setItem("sluice-token", `${t.slice(0, -4)}${t.slice(-4) === "AAAA" ? "BBBB" : "AAAA"}`);
+  });
+  await page.evaluate(() => {
+    location.hash = "#/dags/flaky/grid";
+  });
+  await page.getByRole("heading", { name: "Sign in to Sluice" }).waitFor();
+  assert.match(page.url(), /#\/signin\?next=%2Fdags%2Fflaky%2Fgrid$/);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("sluice-token")), null, "the refused token is dropped");
+  await page.getByLabel("Username").fill("viewer");
+  await page.getByLabel("Password").fill("viewer-password-1");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/#\/dags\/flaky\/grid$/);
+  await page.getByRole("heading", { name: "flaky", exact: true }).waitFor();
+  // The browser itself logs each refused request; nothing else may be logged.
+  const others = errors.splice(0).filter((e) => !/status of 401/.test(e));
+  assert.deepEqual(others, [], "console errors besides the refused requests");
+  await tab.context.close();
+});
+
 test("budgets: 2,000 DAGs listed and a 25 × 200 grid, each under a second", async () => {
   const { page, errors } = admin;
   for (let i = 0; i < 2000; i += 1) {
