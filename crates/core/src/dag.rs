@@ -4,6 +4,7 @@
 //! schedule parsed and the timezone is known; its accessors therefore need no error handling.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chrono_tz::Tz;
 use petgraph::Direction;
@@ -12,7 +13,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::load::DagError;
 use crate::load::validate::{self, Locator};
 use crate::schedule::Timetable;
-use crate::spec::{DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec, ResolvedTask, TaskGroup, TaskSpec};
+use crate::spec::{
+    DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, DagSpec, ResolvedTask, TaskGroup, TaskSpec, WeightRule,
+};
 
 #[derive(Debug, Clone)]
 pub struct Dag {
@@ -21,6 +24,18 @@ pub struct Dag {
     graph: DiGraph<String, ()>,
     index: HashMap<String, NodeIndex>,
     timetable: Timetable,
+    /// What follows from the tasks' settings, computed on first use.
+    derived: OnceLock<Derived>,
+}
+
+/// Per-task figures the scheduler asks for on every task end, computed once per DAG version.
+#[derive(Debug, Clone)]
+struct Derived {
+    resolved: HashMap<String, ResolvedTask>,
+    /// Each task's priority after its `weight_rule`: a walk of the graph per task.
+    priority_weights: HashMap<String, i64>,
+    /// The tasks with `max_active_tis_per_dag` or `max_active_tis_per_dagrun`, in file order.
+    limited: Vec<String>,
 }
 
 impl Dag {
@@ -30,7 +45,7 @@ impl Dag {
         index: HashMap<String, NodeIndex>,
         timetable: Timetable,
     ) -> Dag {
-        Dag { spec, graph, index, timetable }
+        Dag { spec, graph, index, timetable, derived: OnceLock::new() }
     }
 
     /// Build from an already-parsed spec (used when reading a stored version back as JSON); validates as load_dag
@@ -229,8 +244,52 @@ impl Dag {
     }
 
     /// The task's effective settings, with the DAG's `default_args` applied.
-    pub fn resolved_task(&self, task_id: &str) -> Option<ResolvedTask> {
-        self.task(task_id).map(|t| t.resolved(&self.spec.default_args))
+    pub fn resolved_task(&self, task_id: &str) -> Option<&ResolvedTask> {
+        self.derived().resolved.get(task_id)
+    }
+
+    /// The task's priority among queued tasks (Airflow's `priority_weight_total`): its `priority_weight`, plus
+    /// those of every task downstream or upstream of it as its `weight_rule` says; 0 for an unknown task.
+    pub fn priority_weight_total(&self, task_id: &str) -> i64 {
+        self.derived().priority_weights.get(task_id).copied().unwrap_or(0)
+    }
+
+    /// The tasks limited by `max_active_tis_per_dag` or `max_active_tis_per_dagrun`, with their settings.
+    pub fn limited_tasks(&self) -> impl Iterator<Item = (&str, &ResolvedTask)> {
+        let derived = self.derived();
+        derived.limited.iter().filter_map(|id| derived.resolved.get(id).map(|task| (id.as_str(), task)))
+    }
+
+    fn derived(&self) -> &Derived {
+        self.derived.get_or_init(|| {
+            let resolved: HashMap<String, ResolvedTask> =
+                self.spec.tasks.iter().map(|t| (t.id.clone(), t.resolved(&self.spec.default_args))).collect();
+            let own = |id: &str| resolved.get(id).map_or(0, |t| i64::from(t.priority_weight));
+            let sum = |ids: Vec<&str>| ids.into_iter().map(own).fold(0i64, i64::saturating_add);
+            let priority_weights = resolved
+                .iter()
+                .map(|(id, task)| {
+                    let others = match task.weight_rule {
+                        WeightRule::Downstream => sum(self.descendants(id)),
+                        WeightRule::Upstream => sum(self.ancestors(id)),
+                        WeightRule::Absolute => 0,
+                    };
+                    (id.clone(), own(id).saturating_add(others))
+                })
+                .collect();
+            let limited = self
+                .spec
+                .tasks
+                .iter()
+                .filter(|t| {
+                    resolved
+                        .get(&t.id)
+                        .is_some_and(|r| r.max_active_tis_per_dag.is_some() || r.max_active_tis_per_dagrun.is_some())
+                })
+                .map(|t| t.id.clone())
+                .collect();
+            Derived { resolved, priority_weights, limited }
+        })
     }
 
     pub fn max_active_runs(&self) -> u32 {

@@ -9,7 +9,7 @@
 //!
 //! Defaults follow Airflow's: `max_active_runs` 16, `max_active_tasks` 16, `is_paused_upon_creation` true,
 //! `catchup` false, timezone UTC, `retries` 0, `retry_delay` 300s, queue `default`, pool `default_pool`,
-//! `priority_weight` 1.
+//! `priority_weight` 1 with `weight_rule` downstream, `pool_slots` 1.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -221,6 +221,30 @@ impl ExitCodes {
     }
 }
 
+/// How a task's priority adds up along the graph (Airflow's `weight_rule`): when slots are scarce, the queued task
+/// with the highest total goes first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightRule {
+    /// Its own weight plus that of every task downstream of it: what leads to the most work starts first.
+    #[default]
+    Downstream,
+    /// Its own weight plus that of every task upstream of it: runs that are further along finish first.
+    Upstream,
+    /// Its own weight alone.
+    Absolute,
+}
+
+impl WeightRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightRule::Downstream => "downstream",
+            WeightRule::Upstream => "upstream",
+            WeightRule::Absolute => "absolute",
+        }
+    }
+}
+
 /// Settings shared by tasks: `default_args` in the DAG, and the same fields on each task (the task wins).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +265,25 @@ pub struct TaskArgs {
     pub pool: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_weight: Option<i32>,
+    /// How `priority_weight` adds up along the graph; `downstream` when absent, as in Airflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_rule: Option<WeightRule>,
+    /// Slots of its pool the task takes while queued or running; 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_slots: Option<u32>,
+    /// The task starts only once its instance in the previous run succeeded or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on_past: Option<bool>,
+    /// With the previous run's instance, its direct downstream tasks must have succeeded or been skipped too
+    /// (implies `depends_on_past`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_downstream: Option<bool>,
+    /// The most instances of the task queued or running at once across the DAG's runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_tis_per_dag: Option<u32>,
+    /// The most instances of the task queued or running at once in one run (a mapped task's instances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_tis_per_dagrun: Option<u32>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
 }
@@ -259,6 +302,12 @@ impl TaskArgs {
             queue: self.queue.clone().or_else(|| fallback.queue.clone()),
             pool: self.pool.clone().or_else(|| fallback.pool.clone()),
             priority_weight: self.priority_weight.or(fallback.priority_weight),
+            weight_rule: self.weight_rule.or(fallback.weight_rule),
+            pool_slots: self.pool_slots.or(fallback.pool_slots),
+            depends_on_past: self.depends_on_past.or(fallback.depends_on_past),
+            wait_for_downstream: self.wait_for_downstream.or(fallback.wait_for_downstream),
+            max_active_tis_per_dag: self.max_active_tis_per_dag.or(fallback.max_active_tis_per_dag),
+            max_active_tis_per_dagrun: self.max_active_tis_per_dagrun.or(fallback.max_active_tis_per_dagrun),
             env,
         }
     }
@@ -324,6 +373,25 @@ pub struct TaskSpec {
     pub pool: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_weight: Option<i32>,
+    /// How `priority_weight` adds up along the graph; `downstream` when absent, as in Airflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_rule: Option<WeightRule>,
+    /// Slots of its pool the task takes while queued or running; 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_slots: Option<u32>,
+    /// The task starts only once its instance in the previous run succeeded or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on_past: Option<bool>,
+    /// With the previous run's instance, its direct downstream tasks must have succeeded or been skipped too
+    /// (implies `depends_on_past`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_downstream: Option<bool>,
+    /// The most instances of the task queued or running at once across the DAG's runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_tis_per_dag: Option<u32>,
+    /// The most instances of the task queued or running at once in one run (a mapped task's instances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_tis_per_dagrun: Option<u32>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// The full id of the task group the task is in; set by the loader from where the task is written.
@@ -445,6 +513,12 @@ impl TaskSpec {
             queue: None,
             pool: None,
             priority_weight: None,
+            weight_rule: None,
+            pool_slots: None,
+            depends_on_past: None,
+            wait_for_downstream: None,
+            max_active_tis_per_dag: None,
+            max_active_tis_per_dagrun: None,
             env: BTreeMap::new(),
             group: None,
             command: None,
@@ -550,6 +624,12 @@ impl TaskSpec {
             queue: self.queue.clone(),
             pool: self.pool.clone(),
             priority_weight: self.priority_weight,
+            weight_rule: self.weight_rule,
+            pool_slots: self.pool_slots,
+            depends_on_past: self.depends_on_past,
+            wait_for_downstream: self.wait_for_downstream,
+            max_active_tis_per_dag: self.max_active_tis_per_dag,
+            max_active_tis_per_dagrun: self.max_active_tis_per_dagrun,
             env: self.env.clone(),
         }
     }
@@ -564,6 +644,12 @@ impl TaskSpec {
         self.queue = args.queue;
         self.pool = args.pool;
         self.priority_weight = args.priority_weight;
+        self.weight_rule = args.weight_rule;
+        self.pool_slots = args.pool_slots;
+        self.depends_on_past = args.depends_on_past;
+        self.wait_for_downstream = args.wait_for_downstream;
+        self.max_active_tis_per_dag = args.max_active_tis_per_dag;
+        self.max_active_tis_per_dagrun = args.max_active_tis_per_dagrun;
         self.env = args.env;
     }
 
@@ -580,6 +666,12 @@ impl TaskSpec {
             queue: args.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
             pool: args.pool.unwrap_or_else(|| DEFAULT_POOL.to_owned()),
             priority_weight: args.priority_weight.unwrap_or(1),
+            weight_rule: args.weight_rule.unwrap_or_default(),
+            pool_slots: args.pool_slots.unwrap_or(1),
+            depends_on_past: args.depends_on_past.unwrap_or(false) || args.wait_for_downstream.unwrap_or(false),
+            wait_for_downstream: args.wait_for_downstream.unwrap_or(false),
+            max_active_tis_per_dag: args.max_active_tis_per_dag,
+            max_active_tis_per_dagrun: args.max_active_tis_per_dagrun,
             env: args.env,
         }
     }
@@ -599,6 +691,12 @@ pub struct ResolvedTask {
     pub queue: String,
     pub pool: String,
     pub priority_weight: i32,
+    pub weight_rule: WeightRule,
+    pub pool_slots: u32,
+    pub depends_on_past: bool,
+    pub wait_for_downstream: bool,
+    pub max_active_tis_per_dag: Option<u32>,
+    pub max_active_tis_per_dagrun: Option<u32>,
     pub env: BTreeMap<String, String>,
 }
 

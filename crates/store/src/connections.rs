@@ -113,10 +113,14 @@ impl PoolSettings {
     }
 }
 
+/// A pool with the slots its task instances take in each state (a task may take several: `pool_slots`).
 const POOL_SELECT: &str = "SELECT p.name, p.slots, p.description, p.include_deferred,
-        (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'running') AS running_slots,
-        (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'queued') AS queued_slots,
-        (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state = 'scheduled') AS scheduled_slots
+        (SELECT CAST(COALESCE(SUM(t.pool_slots), 0) AS BIGINT) FROM task_instances t
+          WHERE t.pool = p.name AND t.state = 'running') AS running_slots,
+        (SELECT CAST(COALESCE(SUM(t.pool_slots), 0) AS BIGINT) FROM task_instances t
+          WHERE t.pool = p.name AND t.state = 'queued') AS queued_slots,
+        (SELECT CAST(COALESCE(SUM(t.pool_slots), 0) AS BIGINT) FROM task_instances t
+          WHERE t.pool = p.name AND t.state = 'scheduled') AS scheduled_slots
    FROM pools p";
 
 fn decode_pool(r: &AnyRow) -> Result<PoolRow> {

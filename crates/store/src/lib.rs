@@ -55,7 +55,7 @@ pub use models::{
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};
 pub use secrets::{Secrets, SecretsError};
-pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TryEnd, TryRecord};
+pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TaskLimit, TryEnd, TryRecord};
 pub use time::{from_ms, now_ms, to_ms};
 pub use tx::{LockedRuns, Reads, RunTx, Tx};
 pub use ui::{Changes, GridCell, RunChange, TiChange, TryTimes};

@@ -50,7 +50,7 @@ fn opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(opt_from_ms(row.try_get::<Option<i64>, _>(col)?))
 }
 
-fn int(row: &AnyRow, col: &str) -> Result<i64> {
+pub(crate) fn int(row: &AnyRow, col: &str) -> Result<i64> {
     Ok(row.try_get::<i64, _>(col)?)
 }
 
@@ -190,6 +190,7 @@ pub struct TaskInstanceRow {
     pub priority_weight: i64,
     pub queue: String,
     pub pool: String,
+    pub pool_slots: i64,
     pub lease_id: Option<Uuid>,
     pub lease_until: Option<DateTime<Utc>>,
     pub worker: Option<String>,
@@ -206,7 +207,7 @@ pub struct TaskInstanceRow {
 
 impl TaskInstanceRow {
     pub(crate) const COLUMNS: &'static str = "id, run_pk, dag_id, run_id, task_id, map_index, state, \
-        try_number, max_tries, priority_weight, queue, pool, lease_id, lease_until_ms, worker, hostname, pid, \
+        try_number, max_tries, priority_weight, queue, pool, pool_slots, lease_id, lease_until_ms, worker, hostname, pid, \
         scheduled_ms, queued_ms, start_ms, end_ms, next_retry_ms, output, rendered";
 
     pub(crate) fn decode(row: &AnyRow) -> Result<TaskInstanceRow> {
@@ -224,6 +225,7 @@ impl TaskInstanceRow {
             priority_weight: int(row, "priority_weight")?,
             queue: row.try_get("queue")?,
             pool: row.try_get("pool")?,
+            pool_slots: int(row, "pool_slots")?,
             lease_id: opt_uuid(row, "lease_id")?,
             lease_until: opt_time(row, "lease_until_ms")?,
             worker: row.try_get("worker")?,

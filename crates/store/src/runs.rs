@@ -37,6 +37,7 @@ pub struct NewTaskInstance {
     pub priority_weight: i64,
     pub queue: String,
     pub pool: String,
+    pub pool_slots: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,12 +203,12 @@ impl Tx {
     }
 
     async fn insert_task_instances(&mut self, run: &DagRunRow, tasks: &[NewTaskInstance]) -> Result<()> {
-        const COLS: usize = 10;
+        const COLS: usize = 11;
         let values =
             (0..tasks.len()).map(|i| format!("({})", placeholders(i * COLS + 1, COLS))).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "INSERT INTO task_instances (id, run_pk, dag_id, run_id, task_id, state, max_tries, \
-                 priority_weight, queue, pool) VALUES {values}"
+                 priority_weight, queue, pool, pool_slots) VALUES {values}"
         );
         let mut query = sqlx::query(&sql);
         for task in tasks {
@@ -221,7 +222,8 @@ impl Tx {
                 .bind(task.max_tries)
                 .bind(task.priority_weight)
                 .bind(&task.queue)
-                .bind(&task.pool);
+                .bind(&task.pool)
+                .bind(task.pool_slots);
         }
         query.execute(&mut *self.inner).await?;
         Ok(())

@@ -20,9 +20,17 @@ use crate::assets::TryRef;
 use crate::dags::placeholders;
 use crate::error::Result;
 use crate::logs::LogEntry;
-use crate::rows::{TaskInstanceRow, uuid};
+use crate::rows::{TaskInstanceRow, int, uuid};
 use crate::time::to_ms;
 use crate::{NewAssetEvent, Reads, RunTx, Store, Tx};
+
+/// How many instances of one task may be queued or running at once (`max_active_tis_per_dag`,
+/// `max_active_tis_per_dagrun`); `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskLimit {
+    pub per_dag: Option<i64>,
+    pub per_run: Option<i64>,
+}
 
 /// A task instance a worker has just claimed, with the id of its new try.
 #[derive(Debug, Clone)]
@@ -374,7 +382,7 @@ impl RunTx<'_> {
             return Ok(false);
         }
         // Chunks stay below SQLite's limit of bound parameters.
-        const COLS: usize = 12;
+        const COLS: usize = 13;
         let indexes: Vec<i64> = (1..length).collect();
         for chunk in indexes.chunks(1000) {
             let values = (0..chunk.len())
@@ -383,7 +391,7 @@ impl RunTx<'_> {
                 .join(", ");
             let sql = format!(
                 "INSERT INTO task_instances (id, run_pk, dag_id, run_id, task_id, map_index, state, scheduled_ms, \
-                     max_tries, priority_weight, queue, pool) VALUES {values}"
+                     max_tries, priority_weight, queue, pool, pool_slots) VALUES {values}"
             );
             let mut query = sqlx::query(&sql);
             for map_index in chunk {
@@ -399,7 +407,8 @@ impl RunTx<'_> {
                     .bind(placeholder.max_tries)
                     .bind(placeholder.priority_weight)
                     .bind(&placeholder.queue)
-                    .bind(&placeholder.pool);
+                    .bind(&placeholder.pool)
+                    .bind(placeholder.pool_slots);
             }
             query.execute(&mut *self.tx.inner).await?;
         }
@@ -407,53 +416,81 @@ impl RunTx<'_> {
     }
 
     /// Queues up to `limit` scheduled task instances of this run, highest priority first, within the open slots of
-    /// their pools (Airflow's rule: a pool's queued and running task instances never exceed its slots; a task
-    /// naming a pool that does not exist waits until it does), and announces the work (see [`Tx::commit`]).
-    /// Returns their ids.
-    pub async fn queue_scheduled(&mut self, limit: i64, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
+    /// their pools (Airflow's rule: the `pool_slots` of a pool's queued and running task instances never exceed its
+    /// slots; a task naming a pool that does not exist waits until it does) and the `limits` of their tasks, and
+    /// announces the work (see [`Tx::commit`]). Returns their ids.
+    pub async fn queue_scheduled(
+        &mut self,
+        limit: i64,
+        limits: &HashMap<String, TaskLimit>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>> {
         let run_pk = self.run.id;
         let mut open: HashMap<String, i64> = HashMap::new();
+        let mut room: HashMap<String, i64> = HashMap::new();
         let mut ids = Vec::new();
-        // Each pass leaves out the pools found full by the one before, so that a full pool's high-priority tasks
-        // do not hold back the rest of the run; there are at most as many passes as pools.
+        // Each pass leaves out what the one before found no room for (a pool's instances needing more slots than
+        // it has open, a task at its limit), so that those high-priority tasks do not hold back the rest of the
+        // run; every pass leaves out more, so there are few.
         loop {
             let wanted = limit - ids.len() as i64;
             if wanted <= 0 {
                 break;
             }
-            let full: Vec<&String> = open.iter().filter(|(_, n)| **n <= 0).map(|(pool, _)| pool).collect();
-            let mut sql = "SELECT id, pool FROM task_instances WHERE run_pk = $1 AND state = $2".to_owned();
-            if !full.is_empty() {
-                sql += &format!(" AND pool NOT IN ({})", placeholders(3, full.len()));
+            let at_limit: Vec<&String> = room.iter().filter(|(_, n)| **n <= 0).map(|(task, _)| task).collect();
+            let mut sql =
+                "SELECT id, task_id, pool, pool_slots FROM task_instances WHERE run_pk = $1 AND state = $2".to_owned();
+            let mut next = 3;
+            for _ in &open {
+                sql += &format!(" AND NOT (pool = ${next} AND pool_slots > ${})", next + 1);
+                next += 2;
+            }
+            if !at_limit.is_empty() {
+                sql += &format!(" AND task_id NOT IN ({})", placeholders(next, at_limit.len()));
             }
             sql += &format!(" ORDER BY priority_weight DESC, scheduled_ms LIMIT {wanted}");
             let mut query = sqlx::query(&sql).bind(run_pk.to_string()).bind(TaskState::Scheduled.as_str());
-            for pool in &full {
-                query = query.bind(pool.as_str());
+            for (pool, slots) in &open {
+                query = query.bind(pool.as_str()).bind(*slots);
+            }
+            for task in &at_limit {
+                query = query.bind(task.as_str());
             }
             let candidates = query.fetch_all(&mut *self.tx.inner).await?;
-            let mut found_full = false;
+            let mut passed_over = false;
             let mut picked = Vec::new();
             for row in &candidates {
-                let pool: String = row.try_get("pool")?;
-                let slots = match open.get_mut(&pool) {
-                    Some(slots) => slots,
-                    None => {
-                        let slots = self.open_pool_slots(&pool).await?;
-                        open.entry(pool).or_insert(slots)
-                    }
-                };
-                if *slots > 0 {
-                    *slots -= 1;
-                    picked.push(uuid(row, "id")?);
-                } else {
-                    found_full = true;
+                let (task_id, pool): (String, String) = (row.try_get("task_id")?, row.try_get("pool")?);
+                let needs = int(row, "pool_slots")?;
+                if let Some(task_limit) = limits.get(&task_id)
+                    && !room.contains_key(&task_id)
+                {
+                    let left = self.task_room(&task_id, task_limit).await?;
+                    room.insert(task_id.clone(), left);
                 }
+                if room.get(&task_id).is_some_and(|left| *left <= 0) {
+                    passed_over = true;
+                    continue;
+                }
+                if !open.contains_key(&pool) {
+                    let slots = self.open_pool_slots(&pool).await?;
+                    open.insert(pool.clone(), slots);
+                }
+                let slots = open.entry(pool).or_default();
+                if *slots < needs {
+                    passed_over = true;
+                    continue;
+                }
+                *slots -= needs;
+                if let Some(left) = room.get_mut(&task_id) {
+                    *left -= 1;
+                }
+                picked.push(uuid(row, "id")?);
             }
             // Queued now, so that the next pass does not pick them again.
             self.set_ti_states(&picked, &[TaskState::Scheduled], TaskState::Queued, now).await?;
             ids.extend(picked);
-            if !found_full {
+            if !passed_over || (candidates.len() as i64) < wanted {
                 break;
             }
         }
@@ -463,12 +500,45 @@ impl RunTx<'_> {
         Ok(ids)
     }
 
+    /// How many more instances of a task may be queued now under its limits: its queued and running instances
+    /// are counted across the DAG's runs and in this run.
+    async fn task_room(&mut self, task_id: &str, limit: &TaskLimit) -> Result<i64> {
+        let mut left = i64::MAX;
+        let active = [TaskState::Queued.as_str(), TaskState::Running.as_str()];
+        if let Some(per_dag) = limit.per_dag {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM task_instances WHERE dag_id = $1 AND task_id = $2 AND state IN ($3, $4)",
+            )
+            .bind(&self.run.dag_id)
+            .bind(task_id)
+            .bind(active[0])
+            .bind(active[1])
+            .fetch_one(&mut *self.tx.inner)
+            .await?;
+            left = left.min(per_dag - int(&row, "n")?);
+        }
+        if let Some(per_run) = limit.per_run {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM task_instances WHERE run_pk = $1 AND task_id = $2 AND state IN ($3, $4)",
+            )
+            .bind(self.run.id.to_string())
+            .bind(task_id)
+            .bind(active[0])
+            .bind(active[1])
+            .fetch_one(&mut *self.tx.inner)
+            .await?;
+            left = left.min(per_run - int(&row, "n")?);
+        }
+        Ok(left)
+    }
+
     /// Slots of a pool not taken by queued or running task instances; 0 for a pool that does not exist. The
     /// pool's row stays locked until the transaction ends, so that concurrent schedulers count one at a time.
     async fn open_pool_slots(&mut self, pool: &str) -> Result<i64> {
         let sql = format!(
-            "SELECT p.slots, (SELECT COUNT(*) FROM task_instances t WHERE t.pool = p.name AND t.state IN ($2, $3))
-                    AS taken
+            "SELECT p.slots,
+                    (SELECT CAST(COALESCE(SUM(t.pool_slots), 0) AS BIGINT) FROM task_instances t
+                      WHERE t.pool = p.name AND t.state IN ($2, $3)) AS taken
                FROM pools p WHERE p.name = $1{}",
             self.tx.dialect.lock_wait()
         );
@@ -517,6 +587,59 @@ impl Reads<'_> {
                     .map_err(|e: sluice_core::state::UnknownState| crate::Error::corrupt("state", e.to_string()))
             })
             .collect()
+    }
+
+    /// The run `depends_on_past` looks back at from one at `logical_date`: the latest earlier run, or with
+    /// `scheduled_only` (a DAG with catchup) the latest earlier one not triggered by hand, as Airflow does.
+    pub async fn previous_run(
+        &mut self,
+        dag_id: &str,
+        logical_date: DateTime<Utc>,
+        scheduled_only: bool,
+    ) -> Result<Option<Uuid>> {
+        let sql = format!(
+            "SELECT id FROM dag_runs WHERE dag_id = $1 AND logical_date_ms < $2{} \
+              ORDER BY logical_date_ms DESC LIMIT 1",
+            if scheduled_only { " AND run_type <> 'manual'" } else { "" }
+        );
+        let row = sqlx::query(&sql).bind(dag_id).bind(to_ms(logical_date)).fetch_optional(&mut *self.tx.inner).await?;
+        row.as_ref().map(|row| uuid(row, "id")).transpose()
+    }
+
+    /// A run's task instances of `task_ids`: how many there are, and how many of them neither succeeded nor were
+    /// skipped (unfinished ones included).
+    pub async fn count_unsuccessful(&mut self, run_pk: Uuid, task_ids: &[&str]) -> Result<(i64, i64)> {
+        if task_ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let sql = format!(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN state IN ($2, $3) THEN 0 ELSE 1 END), 0) AS unsuccessful
+               FROM task_instances WHERE run_pk = $1 AND task_id IN ({})",
+            placeholders(4, task_ids.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(run_pk.to_string())
+            .bind(TaskState::Success.as_str())
+            .bind(TaskState::Skipped.as_str());
+        for task_id in task_ids {
+            query = query.bind(*task_id);
+        }
+        let row = query.fetch_one(&mut *self.tx.inner).await?;
+        Ok((int(&row, "total")?, int(&row, "unsuccessful")?))
+    }
+
+    /// Whether a task has an instance in a run of its DAG before `logical_date`.
+    pub async fn ran_before(&mut self, dag_id: &str, task_id: &str, logical_date: DateTime<Utc>) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM task_instances t JOIN dag_runs r ON r.id = t.run_pk
+                             WHERE r.dag_id = $1 AND t.task_id = $2 AND r.logical_date_ms < $3) AS found",
+        )
+        .bind(dag_id)
+        .bind(task_id)
+        .bind(to_ms(logical_date))
+        .fetch_one(&mut *self.tx.inner)
+        .await?;
+        crate::rows::flag(&row, "found")
     }
 
     pub async fn get_run_by_pk(&mut self, run_pk: Uuid) -> Result<Option<crate::DagRunRow>> {

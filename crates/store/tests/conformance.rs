@@ -12,7 +12,7 @@ use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
     AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, FeedbackCounts, ImportErrorFilter, NewApiKey, NewAssetEvent,
     NewBackfill, NewFeedback, NewModelVersion, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter,
-    Secrets, SetStage, StageRefusal, Store, TiFilter, TryEnd, TryRef,
+    Secrets, SetStage, StageRefusal, Store, TaskLimit, TiFilter, TryEnd, TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -82,6 +82,7 @@ conformance!(
     secrets_are_sealed_at_rest,
     pools_count_their_task_instances,
     pools_limit_what_is_queued,
+    pool_slots_and_task_limits_decide_what_is_queued,
     backfills_are_recorded_and_runs_found_by_date,
     a_backfill_owns_its_runs_until_cancelled,
     users_are_unique_by_name_and_change_role,
@@ -140,6 +141,7 @@ fn tasks(n: usize) -> Vec<NewTaskInstance> {
             priority_weight: i64::try_from(i).unwrap(),
             queue: "default".into(),
             pool: "default_pool".into(),
+            pool_slots: 1,
         })
         .collect()
 }
@@ -182,7 +184,7 @@ async fn queued_run(store: &Store, n: usize) -> Uuid {
     let run_pk = run.run().id;
     let ids: Vec<Uuid> = run.run_task_instances(run_pk, None).await.unwrap().iter().map(|t| t.id).collect();
     assert_eq!(run.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap(), n as u64);
-    assert_eq!(run.queue_scheduled(1000, Utc::now()).await.unwrap().len(), n);
+    assert_eq!(run.queue_scheduled(1000, &Default::default(), Utc::now()).await.unwrap().len(), n);
     tx.commit().await.unwrap();
     run_pk
 }
@@ -324,7 +326,7 @@ async fn a_rescheduled_try_resumes_with_its_number_and_lease(store: &Store) {
     assert_eq!(run.waiting_task_ids(run_pk).await.unwrap(), vec!["t0".to_string()]);
     let from = [TaskState::UpForReschedule];
     assert_eq!(run.set_ti_states(&[ti.id], &from, TaskState::Scheduled, Utc::now()).await.unwrap(), 1);
-    assert_eq!(run.queue_scheduled(10, Utc::now()).await.unwrap().len(), 1);
+    assert_eq!(run.queue_scheduled(10, &Default::default(), Utc::now()).await.unwrap().len(), 1);
     tx.commit().await.unwrap();
 
     let mut tx = store.begin().await.unwrap();
@@ -531,16 +533,46 @@ async fn pools_limit_what_is_queued(store: &Store) {
     let tis = run.run_task_instances(run_pk, None).await.unwrap();
     let ids: Vec<Uuid> = tis.iter().map(|t| t.id).collect();
     run.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
-    let queued = run.queue_scheduled(3, Utc::now()).await.unwrap();
+    let queued = run.queue_scheduled(3, &Default::default(), Utc::now()).await.unwrap();
     let pool_of = |id: &Uuid| tis.iter().find(|t| t.id == *id).unwrap().pool.clone();
     let mut pools: Vec<String> = queued.iter().map(pool_of).collect();
     pools.sort();
     assert_eq!(pools, ["default_pool", "default_pool", "tiny"], "one task of the full pool, then the others");
-    let more: Vec<String> = run.queue_scheduled(10, Utc::now()).await.unwrap().iter().map(pool_of).collect();
+    let more: Vec<String> =
+        run.queue_scheduled(10, &Default::default(), Utc::now()).await.unwrap().iter().map(pool_of).collect();
     assert!(more.is_empty(), "tiny is full, nowhere missing: {more:?}");
     tx.commit().await.unwrap();
     let tiny = store.get_pool("tiny").await.unwrap().unwrap();
     assert_eq!((tiny.queued_slots, tiny.open_slots()), (1, 0));
+}
+
+async fn pool_slots_and_task_limits_decide_what_is_queued(store: &Store) {
+    let three = PoolSettings { name: "three".into(), slots: 3, description: None, include_deferred: false };
+    assert!(store.create_pool(&three).await.unwrap());
+    let version = store.upsert_dag(&dag("d", "h1")).await.unwrap();
+    // By priority: t4 takes 2 slots, t3 takes 2, t2 and t1 one each; t5 is first of all but at its limit.
+    let mut planned = tasks(6);
+    for (task, slots) in planned.iter_mut().skip(1).zip([1, 1, 2, 2, 1]) {
+        task.pool = "three".into();
+        task.pool_slots = slots;
+    }
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.create_run(&new_run("d", version, "r1", 1), &planned, None, Utc::now()).await.unwrap().unwrap();
+    let run_pk = run.run().id;
+    let tis = run.run_task_instances(run_pk, None).await.unwrap();
+    let ids: Vec<Uuid> = tis.iter().map(|t| t.id).collect();
+    run.set_ti_states(&ids, &[TaskState::None], TaskState::Scheduled, Utc::now()).await.unwrap();
+    let limits = [("t5".to_owned(), TaskLimit { per_dag: Some(5), per_run: Some(0) })].into_iter().collect();
+    let queued = run.queue_scheduled(2, &limits, Utc::now()).await.unwrap();
+    let task_of = |id: &Uuid| tis.iter().find(|t| t.id == *id).unwrap().task_id.clone();
+    let mut picked: Vec<String> = queued.iter().map(task_of).collect();
+    picked.sort();
+    assert_eq!(picked, ["t2", "t4"], "t4's two slots and one for t2, passing t5 at its limit and t3 too big");
+    let more: Vec<String> = run.queue_scheduled(10, &limits, Utc::now()).await.unwrap().iter().map(task_of).collect();
+    assert_eq!(more, ["t0"], "the pool is full; t0 is in the default pool");
+    tx.commit().await.unwrap();
+    let three = store.get_pool("three").await.unwrap().unwrap();
+    assert_eq!((three.queued_slots, three.open_slots()), (3, 0));
 }
 
 async fn backfills_are_recorded_and_runs_found_by_date(store: &Store) {
@@ -1072,7 +1104,11 @@ async fn a_mapped_task_is_expanded_once_in_place_of_its_placeholder(store: &Stor
     assert_eq!(indexes, (0..1500).collect::<Vec<_>>());
     assert!(expanded.iter().all(|ti| ti.state == TaskState::Scheduled && ti.pool == placeholder.pool));
     assert!(expanded.iter().any(|ti| ti.id == placeholder.id && ti.map_index == 0), "the placeholder is instance 0");
-    assert_eq!(run.queue_scheduled(10_000, now).await.unwrap().len(), 128, "the default pool's slots");
+    assert_eq!(
+        run.queue_scheduled(10_000, &Default::default(), now).await.unwrap().len(),
+        128,
+        "the default pool's slots"
+    );
     tx.commit().await.unwrap();
 
     // Outputs of the instances come back in map_index order, whatever order they ended in.

@@ -279,6 +279,22 @@ fn check_tasks(spec: &DagSpec, loc: &Locator<'_>, header_ok: bool, unread_ids: &
         }
         check_skipping(i, task, spec, loc, errors);
         check_mapping(i, task, &known, loc, errors);
+        check_limits(i, task, loc, errors);
+    }
+}
+
+/// `pool_slots` and the task's concurrency limits: 0 would keep the task from ever running.
+fn check_limits(i: usize, task: &TaskSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    let limits = [
+        ("pool_slots", task.pool_slots),
+        ("max_active_tis_per_dag", task.max_active_tis_per_dag),
+        ("max_active_tis_per_dagrun", task.max_active_tis_per_dagrun),
+    ];
+    for (field, value) in limits {
+        if value == Some(0) {
+            let at = loc.task(i, &[Seg::Key(field)]);
+            errors.push(at, format!("task `{}`: `{field}` must be at least 1", task.id));
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::mapping::map_length;
 use sluice_core::{Dag, Readiness, RunState, TaskSpec, TaskState, run_outcome, trigger_satisfied};
-use sluice_store::{Reads, RunTx, TaskInstanceRow};
+use sluice_store::{Reads, RunTx, TaskInstanceRow, TaskLimit};
 use uuid::Uuid;
 
 use super::Engine;
@@ -76,7 +76,17 @@ impl Engine {
         if !dag_row.is_paused {
             let limit = i64::from(dag.max_active_tasks());
             let room = limit - tx.count_active_tis_of_dag(&dag_id, limit).await?;
-            queued = tx.queue_scheduled(room, now).await?.len();
+            let limits: HashMap<String, TaskLimit> = dag
+                .limited_tasks()
+                .map(|(task_id, task)| {
+                    let limit = TaskLimit {
+                        per_dag: task.max_active_tis_per_dag.map(i64::from),
+                        per_run: task.max_active_tis_per_dagrun.map(i64::from),
+                    };
+                    (task_id.to_owned(), limit)
+                })
+                .collect();
+            queued = tx.queue_scheduled(room, &limits, now).await?.len();
         }
 
         // Tasks just queued are unfinished: the run cannot be over, and the question costs a round trip.
@@ -146,6 +156,7 @@ impl Engine {
                 .flat_map(|u| states.get(u).cloned().unwrap_or_else(|| vec![TaskState::None]))
                 .collect();
             let mut new_states = match trigger_satisfied(spec.trigger_rule, &upstream) {
+                Readiness::Ready if !self.past_allows(tx, dag, task_id).await? => continue,
                 Readiness::Ready => vec![TaskState::Scheduled; waiting.len()],
                 Readiness::Skip => vec![TaskState::Skipped; waiting.len()],
                 Readiness::UpstreamFailed => vec![TaskState::UpstreamFailed; waiting.len()],
@@ -175,6 +186,32 @@ impl Engine {
         tx.set_ti_states(&skip, &[TaskState::None], TaskState::Skipped, now).await?;
         tx.set_ti_states(&upstream_failed, &[TaskState::None], TaskState::UpstreamFailed, now).await?;
         Ok(settled)
+    }
+
+    /// Whether a task's instances in the previous run let it start (`depends_on_past`, `wait_for_downstream`), as
+    /// Airflow's PrevDagrunDep decides: the first run, and a task new since the previous run, start freely; else the
+    /// task's instances there (and with `wait_for_downstream`, those of its direct downstream tasks) must all have
+    /// succeeded or been skipped. Until then the task waits; the scheduler loop asks again.
+    async fn past_allows(&self, tx: &mut RunTx<'_>, dag: &Dag, task_id: &str) -> Result<bool, EngineError> {
+        let Some(task) = dag.resolved_task(task_id).filter(|task| task.depends_on_past) else { return Ok(true) };
+        let (dag_id, logical_date) = (tx.run().dag_id.clone(), tx.run().logical_date);
+        let Some(logical_date) = logical_date else { return Ok(true) };
+        let mut reads = tx.reads();
+        let Some(previous) = reads.previous_run(&dag_id, logical_date, dag.spec.catchup).await? else {
+            return Ok(true);
+        };
+        let (instances, unsuccessful) = reads.count_unsuccessful(previous, &[task_id]).await?;
+        if instances == 0 {
+            return Ok(!reads.ran_before(&dag_id, task_id, logical_date).await?);
+        }
+        if unsuccessful > 0 {
+            return Ok(false);
+        }
+        if task.wait_for_downstream {
+            let (_, unsuccessful) = reads.count_unsuccessful(previous, &dag.downstream(task_id)).await?;
+            return Ok(unsuccessful == 0);
+        }
+        Ok(true)
     }
 
     /// Replaces a ready mapped task's placeholder with one scheduled instance per element of its lists; skips it

@@ -29,7 +29,7 @@ pub(super) struct Mentions {
 impl Mentions {
     pub(super) fn of(dag: &Dag, task_id: &str) -> Mentions {
         let Some(task) = dag.task(task_id) else { return Mentions::default() };
-        let env = dag.resolved_task(task_id).map(|t| t.env).unwrap_or_default();
+        let env = dag.resolved_task(task_id).map(|t| t.env.clone()).unwrap_or_default();
         // A data task's configuration and a python task's op_kwargs are templated too; their JSON holds every text.
         let op = task.op_spec().and_then(|op| serde_json::to_string(&op).ok());
         let op_kwargs = serde_json::to_string(&task.op_kwargs).ok();

@@ -31,9 +31,10 @@ pub(super) fn new_task_instances(dag: &Dag) -> Vec<NewTaskInstance> {
             Some(NewTaskInstance {
                 task_id: task_id.to_string(),
                 max_tries: i64::from(task.retries),
-                priority_weight: i64::from(task.priority_weight),
-                queue: task.queue,
-                pool: task.pool,
+                priority_weight: dag.priority_weight_total(task_id),
+                queue: task.queue.clone(),
+                pool: task.pool.clone(),
+                pool_slots: i64::from(task.pool_slots),
             })
         })
         .collect()
