@@ -108,6 +108,8 @@ static RULES: &[Rule] = &[
     rule(On::Read, "/api/v2/version", Public),
     rule(On::Read, "/api/v2/openapi.json", Public),
     rule(On::Post, "/auth/token", Public),
+    // Its labels name every DAG, pool and worker: an operator's view, as Prometheus scrapes it with an API key.
+    rule(On::Read, "/metrics", AtLeast(Op)),
     // Variables and connections hold secrets: Op even to read them.
     rule(On::Any, "/api/v2/variables/**", AtLeast(Op)),
     rule(On::Any, "/api/v2/connections/**", AtLeast(Op)),

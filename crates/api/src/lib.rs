@@ -6,6 +6,7 @@
 //! - [`worker`]: the worker protocol under `/worker/v1` (lease, heartbeat, logs, report), behind the worker token.
 //! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`, and [`ui`], the API it reads under
 //!   `/api/v2/ui`.
+//! - [`metrics`]: `/metrics` for Prometheus.
 //! - [`inference`]: the Open Inference Protocol v2 under `/v2`, predictions from the model registry ([`serving`]),
 //!   a sample of which is logged for monitoring ([`prediction_log`]).
 //!
@@ -16,6 +17,7 @@ pub mod dashboard;
 mod error;
 mod extract;
 pub mod inference;
+pub mod metrics;
 pub mod openapi;
 pub mod prediction_log;
 pub mod public;
@@ -68,7 +70,8 @@ pub fn router(state: AppState) -> Router {
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     let router = Router::new()
         .merge(api.layer(guard.clone()))
-        .merge(inference::router().layer(guard))
+        .merge(inference::router().layer(guard.clone()))
+        .route("/metrics", get(metrics::scrape).layer(guard))
         .route("/api/v2/openapi.json", get(move || openapi_json(doc.clone())))
         .nest(sluice_core::protocol::WORKER_API_PREFIX, worker::router(state.clone()))
         .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
@@ -84,6 +87,7 @@ fn with_common_layers(router: Router<AppState>) -> Router<AppState> {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::map_response(json_payload_too_large))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(metrics::track))
 }
 
 /// What `sluice serve` answers: the model registry's reads and predictions under `/api/v2/models`, the Open

@@ -36,16 +36,20 @@ pub async fn run_scheduler(engine: Engine, config: SchedulerConfig, shutdown: im
             _ = ticker.tick() => {}
         }
         if Instant::now() >= next_sync {
+            let parse = Instant::now();
             if let Err(e) = folder.sync(engine.store()).await {
                 tracing::error!(error = %e, "DAG folder sync failed");
             }
+            metrics::histogram!("sluice_dag_folder_parse_duration_seconds").record(parse.elapsed().as_secs_f64());
             // Rare (a server stopped right after a drifted report's commit): as often as the DAG folder is read.
             if let Err(e) = engine.start_pending_retraining().await {
                 tracing::error!(error = %e, "starting pending retraining runs failed");
             }
             next_sync = Instant::now() + config.dag_sync_interval;
         }
+        let pass = Instant::now();
         one_pass(&engine, &config).await;
+        metrics::histogram!("sluice_scheduler_loop_duration_seconds").record(pass.elapsed().as_secs_f64());
     }
     tracing::info!("scheduler stopped");
 }

@@ -23,6 +23,7 @@ mod models;
 mod rows;
 mod runs;
 mod secrets;
+mod stats;
 mod tasks;
 mod time;
 mod tx;
@@ -55,6 +56,7 @@ pub use models::{
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};
 pub use secrets::{Secrets, SecretsError};
+pub use stats::{Counts, PoolUse, Stats};
 pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TaskLimit, TryEnd, TryRecord};
 pub use time::{from_ms, now_ms, to_ms};
 pub use tx::{LockedRuns, Reads, RunTx, Tx};

@@ -15,7 +15,7 @@ pub mod feed;
 mod grid;
 mod logs;
 mod structure;
-mod workers;
+pub(crate) mod workers;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use sluice_store::Store;
 
 use crate::{ApiError, AppState};
 
@@ -40,7 +41,11 @@ pub struct WorkerList {
 /// Every worker that ever asked for work, by name.
 #[utoipa::path(get, path = "/ui/workers", tag = "Dashboard", responses((status = 200, body = WorkerList), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
-    let store = state.engine.store();
+    Ok(Json(WorkerList { workers: workers(state.engine.store()).await? }))
+}
+
+/// Every worker with its load, as the dashboard and `/metrics` show them.
+pub(crate) async fn workers(store: &Store) -> Result<Vec<WorkerResponse>, ApiError> {
     let rows = store.list_workers().await?;
     let running = store.running_per_worker().await?;
     let now = Utc::now();
@@ -60,5 +65,5 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<WorkerList>, Api
             }
         })
         .collect();
-    Ok(Json(WorkerList { workers }))
+    Ok(workers)
 }

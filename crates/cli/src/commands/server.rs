@@ -326,6 +326,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    sluice_api::metrics::install().context("cannot start recording metrics")?;
     let engine = engine_of(store, &args.scheduling);
     let scheduler = (!args.no_scheduler).then(|| {
         let config = scheduler_config(&args.scheduling);

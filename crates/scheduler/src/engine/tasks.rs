@@ -5,6 +5,7 @@ use std::sync::PoisonError;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use metrics::{counter, histogram};
 use serde_json::Value;
 use sluice_core::mapping::{check_mapped_outputs, mapped_args};
 use sluice_core::masking::{Masker, stored_rendering};
@@ -102,7 +103,9 @@ impl Engine {
         let mut started = Vec::with_capacity(queued.len());
         let mut unrenderable = Vec::new();
         let mut trains = Vec::new();
+        let mut waits = Vec::with_capacity(queued.len());
         for ti in queued {
+            waits.extend(ti.queued_at.map(|queued| (now - queued).as_seconds_f64()));
             let prepared = self.prepare(&mut claim, &ti).await?;
             let rendered = prepared.as_ref().map_or(Value::Null, |p| p.stored.clone());
             let (worker, host) = (&request.worker, &request.hostname);
@@ -133,6 +136,9 @@ impl Engine {
             leased[index].env.insert(MODEL_VERSION_ENV.to_owned(), version.to_string());
         }
         tx.commit().await?;
+        for wait in waits {
+            histogram!("sluice_task_start_latency_seconds").record(wait);
+        }
         for task in &leased {
             tracing::info!(dag_id = %task.dag_id, run_id = %task.dag_run_id, task_id = %task.task_id,
                 try_number = task.try_number, worker = %request.worker, "task leased");
@@ -325,7 +331,7 @@ impl Engine {
             refuse_if(&mut ending, models.refused);
             let end = try_end(&dag, &ti, ending, now);
             let ti = leaf.end_and_commit(&end, now).await?;
-            log_end(&ti, &end);
+            log_end(&ti, &end, now);
             if let Some(retraining) = models.retrain {
                 self.start_retraining(retraining).await;
             }
@@ -435,6 +441,7 @@ impl Engine {
             // A heartbeat that arrived in between keeps the lease.
             let still_expired = |ti: &TaskInstanceRow| ti.lease_until.is_none_or(|until| until < now);
             if self.end_leased_try(&stale, ending, now, still_expired).await? {
+                counter!("sluice_lease_expiries_total").increment(1);
                 tracing::warn!(dag_id = %stale.dag_id, run_id = %stale.run_id, task_id = %stale.task_id, "{error}");
                 count += 1;
             }
@@ -487,7 +494,7 @@ impl Engine {
         }
         let end = try_end(&dag, ti, ending, now);
         run.end_try(ti, &end, now).await?;
-        log_end(ti, &end);
+        log_end(ti, &end, now);
         if matches!(end.ti_state, TaskState::UpForRetry | TaskState::UpForReschedule) {
             return Ok(());
         }
@@ -576,9 +583,13 @@ fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Ut
     }
 }
 
-fn log_end(ti: &TaskInstanceRow, end: &TryEnd) {
+fn log_end(ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<Utc>) {
     tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number,
         state = %end.ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
+    if let Some(start) = ti.start_date {
+        histogram!("sluice_task_duration_seconds", "dag_id" => ti.dag_id.clone(), "state" => end.try_state.as_str())
+            .record((now - start).as_seconds_f64());
+    }
 }
 
 /// What a report says about the try beyond its outcome, stored in the transaction that records its end: its

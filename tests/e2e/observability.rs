@@ -1,0 +1,142 @@
+//! `/metrics` of a real server scraped as Prometheus does: the text parses, and the figures move when a run
+//! happens (runs and task instances by state, task durations, API latency, scheduler passes, workers and pools).
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
+
+use std::time::Duration;
+
+use prometheus_parse::{Sample, Scrape, Value as Metric};
+use reqwest::Method;
+use serde_json::json;
+use sluice_tests::{Backend, Sluice};
+
+const CHAIN: &str = r#"
+dag_id: measured
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - {id: extract, script: "sleep 0.2"}
+  - {id: transform, depends_on: [extract], script: "sleep 0.2"}
+  - {id: load, depends_on: [transform], script: "exit 3"}
+"#;
+
+async fn scrape(sluice: &Sluice) -> Vec<Sample> {
+    let response = sluice
+        .http
+        .get(format!("{}/metrics", sluice.url))
+        .bearer_auth(sluice.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let text = response.text().await.unwrap();
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap().samples
+}
+
+/// The value of the gauge `name` whose labels include `labels`.
+fn gauge(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    find(samples, name, labels).and_then(|s| match s.value {
+        Metric::Gauge(v) | Metric::Untyped(v) | Metric::Counter(v) => Some(v),
+        _ => None,
+    })
+}
+
+/// How many observations the histogram `name` with `labels` holds (0 when it has none yet).
+fn observations(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match &s.value {
+            Metric::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
+            _ => 0.0,
+        })
+        .sum()
+}
+
+fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
+    samples.iter().find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_move_with_a_run() {
+    let mut sluice = Sluice::start(Backend::Postgres, &[("measured.yaml", CHAIN)], 0).await;
+    sluice.spawn_worker(&["--slots", "3"]);
+    sluice.wait_dag("measured").await;
+    let before = scrape(&sluice).await;
+    assert_eq!(gauge(&before, "sluice_dag_runs", &[("state", "failed")]), Some(0.0), "every state is reported");
+    assert_eq!(observations(&before, "sluice_task_duration_seconds", &[("dag_id", "measured")]), 0.0);
+
+    let run_id = sluice.trigger("measured", json!({})).await;
+    let run = sluice.wait_run_done("measured", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    let after = sluice
+        .eventually("the worker to be idle again", Duration::from_secs(30), || async {
+            let samples = scrape(&sluice).await;
+            (gauge(&samples, "sluice_worker_slots", &[("use", "free")]) == Some(3.0)).then_some(samples)
+        })
+        .await;
+
+    assert_eq!(gauge(&after, "sluice_dag_runs", &[("state", "failed")]), Some(1.0));
+    assert_eq!(gauge(&after, "sluice_task_instances", &[("state", "success")]), Some(2.0));
+    assert_eq!(gauge(&after, "sluice_task_instances", &[("state", "failed")]), Some(1.0));
+    assert_eq!(gauge(&after, "sluice_workers", &[]), Some(1.0));
+    assert_eq!(gauge(&after, "sluice_worker_slots", &[("use", "used")]), Some(0.0));
+    assert_eq!(gauge(&after, "sluice_pool_slots", &[("pool", "default_pool"), ("use", "open")]), Some(128.0));
+    assert_eq!(
+        gauge(&after, "sluice_queued_task_instances", &[("queue", "default")]),
+        Some(0.0),
+        "a served queue reads 0 when empty"
+    );
+    let ended =
+        |state| observations(&after, "sluice_task_duration_seconds", &[("dag_id", "measured"), ("state", state)]);
+    assert_eq!((ended("success"), ended("failed")), (2.0, 1.0));
+    assert!(observations(&after, "sluice_task_start_latency_seconds", &[]) >= 3.0);
+    let triggers = [("method", "POST"), ("route", "/api/v2/dags/:dag_id/dagRuns")];
+    let routes: Vec<String> = after
+        .iter()
+        .filter(|s| s.metric == "sluice_api_request_duration_seconds")
+        .map(|s| {
+            format!("{} {}", s.labels.get("method").unwrap_or_default(), s.labels.get("route").unwrap_or_default())
+        })
+        .collect();
+    assert!(
+        observations(&after, "sluice_api_request_duration_seconds", &triggers) >= 1.0,
+        "the trigger, by route: {routes:?}"
+    );
+    assert!(
+        observations(&after, "sluice_scheduler_loop_duration_seconds", &[])
+            > observations(&before, "sluice_scheduler_loop_duration_seconds", &[])
+    );
+    assert!(observations(&after, "sluice_dag_folder_parse_duration_seconds", &[]) >= 1.0);
+    assert!(gauge(&after, "sluice_db_connections", &[("use", "idle")]).is_some());
+
+    // Every series the Grafana dashboard in docs/ draws is exported.
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!("../../docs/grafana/sluice.json")).unwrap();
+    let exported: std::collections::BTreeSet<&str> = after.iter().map(|s| s.metric.as_str()).collect();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in
+                expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("sluice_"))
+            {
+                let series = word.trim_end_matches("_bucket").trim_end_matches("_count").trim_end_matches("_sum");
+                assert!(
+                    exported.contains(series),
+                    "{:?} draws {series}, which /metrics does not export",
+                    panel["title"]
+                );
+            }
+        }
+    }
+
+    // The labels name DAGs, pools and workers: a Viewer may not read them.
+    sluice.create_user("watcher", "Viewer", "watcher-password-1").await;
+    let token = sluice.login("watcher", "watcher-password-1").await;
+    let (status, body) = sluice.request_as(Some(&token), Method::GET, "/metrics", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("Op"), "{body}");
+    let (status, _) = sluice.request_as(None, Method::GET, "/metrics", None).await;
+    assert_eq!(status, 401);
+}
