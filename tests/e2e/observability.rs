@@ -140,3 +140,81 @@ async fn metrics_parse_as_prometheus_text_and_move_with_a_run() {
     let (status, _) = sluice.request_as(None, Method::GET, "/metrics", None).await;
     assert_eq!(status, 401);
 }
+
+const AUDITED: &str = r#"
+dag_id: audited
+schedule: null
+tasks:
+  - {id: only, script: "true"}
+"#;
+
+#[tokio::test]
+async fn the_audit_log_records_who_changed_what_and_from_where() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("audited.yaml", AUDITED)], 1).await;
+    sluice.wait_dag("audited").await;
+    let (status, _) = sluice.request(Method::PATCH, "/api/v2/dags/audited", Some(json!({"is_paused": false}))).await;
+    assert_eq!(status, 200);
+    let run_id = sluice.trigger("audited", json!({"size": 3})).await;
+    sluice.wait_run_done("audited", &run_id, Duration::from_secs(60)).await;
+    let clear = json!({"dry_run": false, "dag_run_id": run_id, "task_ids": ["only"], "only_failed": false});
+    assert_eq!(sluice.post("/dags/audited/clearTaskInstances", clear).await.0, 200);
+    assert_eq!(sluice.post("/variables", json!({"key": "region", "value": "eu-west"})).await.0, 201);
+    assert_eq!(sluice.post("/variables", json!({"key": "warehouse_password", "value": "hunter22"})).await.0, 201);
+    let (status, _) = sluice
+        .request(Method::PATCH, "/api/v2/variables/region", Some(json!({"key": "region", "value": "us-east"})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = sluice.post("/variables", json!({"key": "region", "value": "again"})).await;
+    assert_eq!(status, 409, "a refused change is recorded with its status too");
+
+    let (status, log) = sluice.get("/eventLogs?dag_id=audited&order_by=id").await;
+    assert_eq!(status, 200, "{log}");
+    let events: Vec<&str> =
+        log["event_logs"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        ["PATCH dags/:dag_id", "POST dags/:dag_id/dagRuns", "POST dags/:dag_id/clearTaskInstances"],
+        "{log}"
+    );
+    let trigger = &log["event_logs"][1];
+    assert_eq!(trigger["owner"], "admin");
+    let extra: serde_json::Value = serde_json::from_str(trigger["extra"].as_str().unwrap()).unwrap();
+    assert_eq!((extra["status"].as_u64(), extra["from"].as_str()), (Some(200), Some("127.0.0.1")), "{extra}");
+    assert_eq!(extra["body"]["conf"], json!({"size": 3}), "{extra}");
+    let clear = &log["event_logs"][2];
+    assert_eq!(clear["dag_id"], "audited");
+
+    let (_, variables) =
+        sluice.get("/eventLogs?included_events=POST%20variables,PATCH%20variables/:variable_key").await;
+    let bodies: Vec<(String, serde_json::Value)> = variables["event_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let extra: serde_json::Value = serde_json::from_str(e["extra"].as_str().unwrap()).unwrap();
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                json!([extra["status"], extra["body"]["key"], extra["body"]["value"]]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            ("POST variables".to_owned(), json!([409, "region", "again"])),
+            ("PATCH variables/:variable_key".to_owned(), json!([200, "region", "us-east"])),
+            ("POST variables".to_owned(), json!([201, "warehouse_password", "***"])),
+            ("POST variables".to_owned(), json!([201, "region", "eu-west"])),
+        ],
+        "newest first; a secret variable's value masked"
+    );
+    let first = variables["event_logs"][3]["event_log_id"].as_i64().unwrap();
+    let (status, one) = sluice.get(&format!("/eventLogs/{first}")).await;
+    assert_eq!((status, one["event"].as_str()), (200, Some("POST variables")), "{one}");
+
+    // What changes carried is an operator's to read, as variables are.
+    sluice.create_user("watcher", "Viewer", "watcher-password-1").await;
+    let token = sluice.login("watcher", "watcher-password-1").await;
+    let (status, body) = sluice.request_as(Some(&token), Method::GET, "/api/v2/eventLogs", None).await;
+    assert_eq!(status, 403, "{body}");
+}

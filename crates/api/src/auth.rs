@@ -113,6 +113,8 @@ static RULES: &[Rule] = &[
     // Variables and connections hold secrets: Op even to read them.
     rule(On::Any, "/api/v2/variables/**", AtLeast(Op)),
     rule(On::Any, "/api/v2/connections/**", AtLeast(Op)),
+    // The audit log holds what changes carried, variables' values among them.
+    rule(On::Read, "/api/v2/eventLogs/**", AtLeast(Op)),
     rule(On::Write, "/api/v2/pools/**", AtLeast(Op)),
     rule(On::Write, "/api/v2/assets/**", AtLeast(Op)),
     rule(On::Write, "/api/v2/backfills/**", AtLeast(Op)),

@@ -2,6 +2,7 @@
 //!
 //! - [`public`]: the REST API under `/api/v2`, following Airflow 3's paths, field names and status codes so that
 //!   Airflow users' scripts and clients keep working.
+//! - [`audit`]: the audit log of every change made over the API.
 //! - [`auth`]: `/auth` (tokens, API keys) and the rules that decide who may call what under `/api/v2`.
 //! - [`worker`]: the worker protocol under `/worker/v1` (lease, heartbeat, logs, report), behind the worker token.
 //! - [`dashboard`]: the web dashboard, embedded in the binary, at `/`, and [`ui`], the API it reads under
@@ -12,6 +13,7 @@
 //!
 //! Handlers are thin: they check input, call the [`Engine`] or the store, and shape the answer.
 
+pub mod audit;
 pub mod auth;
 pub mod dashboard;
 mod error;
@@ -63,13 +65,15 @@ pub(crate) const BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// The whole application: API (with its OpenAPI document), worker protocol, dashboard and `/health`.
 pub fn router(state: AppState) -> Router {
     let guard = middleware::from_fn_with_state(state.clone(), auth::authorize);
+    let audit = middleware::from_fn_with_state(state.clone(), audit::record);
     let (api, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v2", public::router())
         .nest("/auth", auth::router())
         .split_for_parts();
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     let router = Router::new()
-        .merge(api.layer(guard.clone()))
+        // The recorder runs inside the guard: it sees who the caller is, and only calls that passed the checks.
+        .merge(api.layer(audit).layer(guard.clone()))
         .merge(inference::router().layer(guard.clone()))
         .route("/metrics", get(metrics::scrape).layer(guard))
         .route("/api/v2/openapi.json", get(move || openapi_json(doc.clone())))

@@ -10,6 +10,7 @@
 //! recording a try's end and scheduling what follows) go through a [`Tx`].
 
 mod assets;
+mod audit;
 mod auth;
 pub mod backends;
 mod backfills;
@@ -38,6 +39,7 @@ use sqlx::{AnyPool, Executor};
 use tokio::sync::Notify;
 
 pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, QualityReportRow, TryRef};
+pub use audit::{EventFilter, EventRow, NewEvent};
 pub use auth::{ApiKeyRow, NewApiKey, UserRow};
 pub use backends::SecretsBackends;
 pub use backfills::{BackfillRow, NewBackfill};

@@ -6,6 +6,7 @@ mod clear;
 mod connections;
 mod dag_tasks;
 pub(crate) mod dags;
+mod event_logs;
 mod models;
 mod monitor;
 mod pools;
@@ -66,6 +67,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assets::quality))
         .routes(routes!(assets::asset_quality))
         .merge(models_router())
+        .routes(routes!(event_logs::list))
+        .routes(routes!(event_logs::get))
         .routes(routes!(monitor::import_errors))
         .routes(routes!(monitor::import_error))
         .routes(routes!(monitor::health))

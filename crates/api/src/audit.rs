@@ -1,0 +1,84 @@
+//! The audit log's recorder: every change asked of the API (a `POST`, `PUT`, `PATCH` or `DELETE` that passed the
+//! sign-in and role checks) is recorded with its caller, the caller's address, the route, the DAG, run and task it
+//! names, the request body with its secrets masked, and the answer's status. `GET /api/v2/eventLogs` serves it.
+
+use std::net::SocketAddr;
+
+use axum::RequestPartsExt;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Value, json};
+use sluice_core::masking::{MASK, Masker};
+use sluice_store::NewEvent;
+
+use crate::auth::Principal;
+use crate::{ApiError, AppState, BODY_LIMIT};
+
+pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let changes = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    // Signing in changes nothing, and its body is a password.
+    let (Some(route), true) = (route, changes) else { return next.run(request).await };
+    if route == "/auth/token" {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let params: Vec<(String, String)> = match parts.extract::<RawPathParams>().await {
+        Ok(params) => params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        Err(_) => Vec::new(),
+    };
+    let owner = parts.extensions.get::<Principal>().map(|p| p.username.clone());
+    let from = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
+    let method = parts.method.to_string();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return ApiError::body_too_large().into_response();
+    };
+    let sent: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let route = route.replace('{', ":").replace('}', "");
+    let event = NewEvent {
+        when: Utc::now(),
+        event: format!("{method} {}", route.strip_prefix("/api/v2/").unwrap_or(&route)),
+        owner,
+        dag_id: param("dag_id"),
+        run_id: param("dag_run_id"),
+        task_id: param("task_id"),
+        map_index: param("map_index").and_then(|m| m.parse().ok()),
+        try_number: None,
+        extra: json!({
+            "method": method,
+            "path": route,
+            "params": params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+            "status": response.status().as_u16(),
+            "from": from,
+            "body": masked_body(&state, &route, &param("variable_key"), sent),
+        }),
+    };
+    if let Err(e) = state.engine.store().record_event(&event).await {
+        tracing::error!(error = %e, event = event.event, "the audit log could not record a change");
+    }
+    response
+}
+
+/// The body as the log keeps it: values under sensitive keys masked, as everywhere, and a variable's value when its
+/// key is sensitive, and a connection's extra (it holds secrets in its own text).
+fn masked_body(state: &AppState, route: &str, variable_key: &Option<String>, body: Value) -> Value {
+    let keys = &state.engine.config().sensitive;
+    let mut body = keys.redact(&body, &Masker::default());
+    if let Value::Object(fields) = &mut body {
+        let key = variable_key.clone().or_else(|| fields.get("key").and_then(Value::as_str).map(str::to_owned));
+        let secret_variable = route.contains("/variables") && key.is_some_and(|k| keys.is_sensitive(&k));
+        for (name, value) in fields.iter_mut() {
+            if (secret_variable && name == "value") || (route.contains("/connections") && name == "extra") {
+                *value = Value::String(MASK.to_owned());
+            }
+        }
+    }
+    body
+}
