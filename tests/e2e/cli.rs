@@ -222,3 +222,45 @@ async fn backfill_runs_every_past_date_and_reruns_failed_ones_on_request() {
 
     assert_eq!(sluice_cli(&sluice, &["backfill", "daily_report", "--from", "last tuesday", "--to", "2026-01-01"]).0, 2);
 }
+
+#[tokio::test]
+async fn db_clean_counts_then_deletes_old_history_and_keeps_the_rest() {
+    let dag = "dag_id: kept\nschedule: null\nis_paused_upon_creation: false\ntasks:\n  - id: a\n    script: echo a\n";
+    let sluice = sluice_tests::Sluice::start(sluice_tests::Backend::Postgres, &[("kept.yaml", dag)], 1).await;
+    sluice.wait_dag("kept").await;
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        let run_id = sluice.trigger("kept", serde_json::json!({})).await;
+        sluice.wait_run_done("kept", &run_id, std::time::Duration::from_secs(30)).await;
+        old.push(run_id);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let recent = sluice.trigger("kept", serde_json::json!({})).await;
+    sluice.wait_run_done("kept", &recent, std::time::Duration::from_secs(30)).await;
+
+    let (code, out) =
+        sluice.run_cli(&["db", "clean", "--older-than", "2s", "--tables", "dag_runs,event_log", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("dag_runs: 3 rows older than"), "{out}");
+    assert!(out.contains("event_log: 3 rows older than"), "the three triggers: {out}");
+    let (_, runs) = sluice.get("/dags/kept/dagRuns").await;
+    assert_eq!(runs["total_entries"], 4, "a dry run deletes nothing");
+
+    let (code, out) = sluice.run_cli(&["db", "clean", "--older-than", "2s", "--tables", "dag_runs"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("pass --yes"), "{out}");
+
+    let (code, out) = sluice.run_cli(&["db", "clean", "--older-than", "2s", "--tables", "dag_runs", "--yes"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("dag_runs: 3 rows deleted"), "{out}");
+    let (_, runs) = sluice.get("/dags/kept/dagRuns").await;
+    let left: Vec<&str> =
+        runs["dag_runs"].as_array().unwrap().iter().map(|r| r["dag_run_id"].as_str().unwrap()).collect();
+    assert_eq!(left, [recent.as_str()], "the recent run stays");
+    let (status, _) = sluice.get(&format!("/dags/kept/dagRuns/{}/taskInstances/a/logs/1", old[0])).await;
+    assert_eq!(status, 404, "an old run's task instances and logs went with it");
+
+    let (code, out) = sluice.run_cli(&["db", "clean", "--older-than", "2s", "--tables", "dag_run"]).await;
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("one of dag_runs, task_logs, event_log"), "{out}");
+}

@@ -21,6 +21,7 @@ mod error;
 mod feedback;
 mod logs;
 mod models;
+mod retention;
 mod rows;
 mod runs;
 mod secrets;
@@ -55,6 +56,7 @@ pub use models::{
     FeedbackCounts, ModelRow, ModelVersionRow, MonitorReportRow, NewModelVersion, NewMonitorReport, SetStage,
     StageChangeRow, StageRefusal,
 };
+pub use retention::History;
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};
 pub use secrets::{Secrets, SecretsError};
