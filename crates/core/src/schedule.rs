@@ -1,11 +1,11 @@
 //! When a DAG runs: schedules, and Airflow's data-interval semantics.
 //!
 //! A scheduled run covers a data interval `[start, end)` and is created once the interval is over, at `end`; its
-//! `logical_date` is `start`. So a `@daily` DAG's run for 2026-01-01 starts just after midnight on 2026-01-02. Cron
-//! expressions are matched in the DAG's timezone, so `0 3 * * *` in Europe/Paris stays at 03:00 local across DST
-//! changes (its UTC time shifts by an hour), while an hourly cron neither repeats nor skips an hour in UTC. A local
-//! time skipped by DST moves forward by the gap; a repeated one is used once, at its first occurrence, unless the
-//! cron fires every hour (then both occurrences run, as in Airflow).
+//! `logical_date` is `start` (Airflow's `CronDataIntervalTimetable`). So a `@daily` DAG's run for 2026-01-01 starts
+//! just after midnight on 2026-01-02. Cron expressions are matched in the DAG's timezone, so `0 3 * * *` in
+//! Europe/Paris stays at 03:00 local across DST changes (its UTC time shifts by an hour), while an hourly cron
+//! neither repeats nor skips an hour in UTC. Other crons follow Airflow exactly at a change (see `Ticks`): a local
+//! time skipped by DST moves forward by the gap, and a repeated one fires once, at its second occurrence.
 //!
 //! With `catchup`, every interval from the first cron tick at or after `start_date` is run, one after another;
 //! without it only the latest complete interval is (Airflow's `_skip_to_latest`), and never one before the interval
@@ -160,7 +160,12 @@ impl Timetable {
                 }
                 match last {
                     None => earliest,
-                    Some(last) => steps.align_to_prev(last.end)?.max(earliest),
+                    Some(last) => {
+                        let start = steps.align_to_prev(last.end)?.max(earliest);
+                        // A new cron can align the last end onto or before the last run's start; a run for that
+                        // logical date exists, so step once past it, as Airflow does.
+                        if start <= last.start { steps.next(start)? } else { start }
+                    }
                 }
             }
         };
@@ -269,97 +274,71 @@ impl Steps<'_> {
     }
 }
 
-/// The instants at which a cron fires in a timezone.
+/// The instants at which a cron fires in a timezone, computed as Airflow's `CronMixin` does, so that runs around
+/// daylight-saving changes get the logical dates an Airflow deployment would give them. The cron is matched in wall
+/// time; the wall time found is then placed in the timezone in one of two ways (Airflow's `_get_next`/`_get_prev`):
+///
+/// - a cron that fires in every hour moves the given instant by the wall-clock distance to the match, so it steps
+///   in real time across a change: both copies of a repeated hour run, and an hour skipped costs no run;
+/// - any other cron reads the matched wall time as pendulum does with `fold=1` ([`local_to_utc`]): a repeated time
+///   is its second occurrence, after the clocks went back, and a skipped one moves forward by the gap.
+///
+/// The second way makes some steps depend on where they start: from the first occurrence of a repeated time, the
+/// next tick of a daily cron is the next day's, as the wall time it starts from has already matched.
 struct Ticks<'a> {
     cron: &'a CronExpr,
     tz: Tz,
 }
-
-/// Wider than any DST shift, so that searching from this far before or after an instant finds every wall time that
-/// could map near it.
-const DST_MARGIN: Duration = Duration::hours(3);
 
 impl Ticks<'_> {
     fn naive(&self, t: DateTime<Utc>) -> NaiveDateTime {
         t.with_timezone(&self.tz).naive_local()
     }
 
-    /// The instants a matching wall time stands for (none, one, or two when DST repeats it).
-    fn instants(&self, wall: NaiveDateTime) -> Vec<DateTime<Utc>> {
-        match self.tz.from_local_datetime(&wall) {
-            LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
-            LocalResult::Ambiguous(first, second) if self.cron.covers_every_hour() => {
-                vec![first.with_timezone(&Utc), second.with_timezone(&Utc)]
-            }
-            LocalResult::Ambiguous(first, _) => vec![first.with_timezone(&Utc)],
-            LocalResult::None => vec![local_to_utc(self.tz, wall)],
+    /// The instant of `wall`, a match of the cron found from `t`, whose wall time is `from`.
+    fn place(&self, t: DateTime<Utc>, from: NaiveDateTime, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+        if self.cron.covers_every_hour() {
+            t.checked_add_signed(wall - from)
+        } else {
+            Some(local_to_utc(self.tz, wall))
         }
     }
 
-    /// The first tick strictly after `t`.
+    /// The first tick after `t` (Airflow's `_get_next`).
     fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        // Wall time is not monotonic in UTC around DST changes, so scan wall times from a margin before `t` and keep
-        // the earliest instant after `t`, stopping once wall times are a margin past the best one.
-        let mut wall = self.naive(t - DST_MARGIN);
-        let mut best: Option<DateTime<Utc>> = None;
-        loop {
-            wall = self.cron.next_after(wall)?;
-            if let Some(b) = best
-                && wall > self.naive(b) + DST_MARGIN
-            {
-                return best;
-            }
-            for i in self.instants(wall) {
-                if i > t && best.is_none_or(|b| i < b) {
-                    best = Some(i);
-                }
-            }
-        }
+        let from = self.naive(t);
+        self.place(t, from, self.cron.next_after(from)?)
     }
 
-    /// The last tick strictly before `t`.
+    /// The last tick before `t` (Airflow's `_get_prev`).
     fn prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut wall = self.naive(t + DST_MARGIN);
-        let mut best: Option<DateTime<Utc>> = None;
-        loop {
-            wall = self.cron.prev_before(wall)?;
-            if let Some(b) = best
-                && wall < self.naive(b) - DST_MARGIN
-            {
-                return best;
-            }
-            for i in self.instants(wall) {
-                if i < t && best.is_none_or(|b| i > b) {
-                    best = Some(i);
-                }
-            }
-        }
+        let from = self.naive(t);
+        self.place(t, from, self.cron.prev_before(from)?)
     }
 
-    fn is_tick(&self, t: DateTime<Utc>) -> bool {
-        self.next(t - Duration::seconds(1)) == Some(t)
-    }
-
-    /// `t` if it is a tick, else the next tick.
+    /// `t` if it is a tick, else the next tick (Airflow's `_align_to_next`: `t` is a tick when the tick before the
+    /// next one is `t`).
     fn align_to_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.is_tick(t) { Some(t) } else { self.next(t) }
+        let next = self.next(t)?;
+        Some(if self.prev(next) == Some(t) { t } else { next })
     }
 
-    /// `t` if it is a tick, else the previous tick.
+    /// `t` if it is a tick, else the previous tick (Airflow's `_align_to_prev`).
     fn align_to_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.is_tick(t) { Some(t) } else { self.prev(t) }
+        let prev = self.prev(t)?;
+        Some(if self.next(prev) == Some(t) { t } else { prev })
     }
 }
 
-/// The instant of a wall time in `tz`. A wall time skipped by DST is moved forward by the gap (02:30 becomes 03:30
-/// when clocks jump from 02:00 to 03:00); a repeated one takes its first occurrence. This is what pendulum does for
-/// Airflow.
+/// The instant of a wall time in `tz`, as Airflow's `make_aware` and pendulum read it (with `fold=1`): a wall time
+/// skipped by DST is moved forward by the gap (02:30 becomes 03:30 when clocks jump from 02:00 to 03:00); a
+/// repeated one is its second occurrence, after the clocks went back.
 pub fn local_to_utc(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&wall) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        LocalResult::Single(t) | LocalResult::Ambiguous(_, t) => t.with_timezone(&Utc),
         LocalResult::None => {
-            // Read the wall time with the offset in force before the gap.
-            let before = tz.offset_from_utc_datetime(&(wall - DST_MARGIN)).fix();
+            // Read the wall time with the offset in force before the gap, which no DST change exceeds 3 hours.
+            let before = tz.offset_from_utc_datetime(&(wall - Duration::hours(3))).fix();
             Utc.from_utc_datetime(&(wall - Duration::seconds(i64::from(before.local_minus_utc()))))
         }
     }
