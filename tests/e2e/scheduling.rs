@@ -348,3 +348,40 @@ async fn an_every_schedule_runs_back_to_back_intervals() {
     let (_, dag) = sluice.get("/dags/every_two_seconds").await;
     assert_eq!(dag["timetable_summary"], "every 2s", "{dag}");
 }
+
+const EVENTS: &str = r#"
+dag_id: race_days
+schedule:
+  event_dates: ["2026-01-02T06:00:00", "2026-01-01T06:00:00", "2100-01-01T06:00:00"]
+  description: Race days
+timezone: Europe/Paris
+catchup: true
+is_paused_upon_creation: false
+tasks:
+  - id: work
+    script: echo "{{ logical_date }} {{ data_interval_start }} {{ data_interval_end }}"
+"#;
+
+#[tokio::test]
+async fn an_events_schedule_runs_once_at_each_past_event_and_plans_the_next() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("events.yaml", EVENTS)], 1).await;
+    let runs = sluice
+        .eventually("two finished event runs", Duration::from_secs(30), || async {
+            let runs = runs_of(&sluice, "race_days").await;
+            (runs.len() == 2 && runs.iter().all(|r| r["state"] == "success")).then_some(runs)
+        })
+        .await;
+    // Local times in Paris (UTC+1 in January), sorted; each run's data interval is its event.
+    assert_eq!(logical_dates(&runs), ["2026-01-01T05:00:00Z", "2026-01-02T05:00:00Z"]);
+    for run in &runs {
+        assert_eq!(run["run_type"], "scheduled", "{run}");
+        assert_eq!(run["data_interval_start"], run["logical_date"], "{run}");
+        assert_eq!(run["data_interval_end"], run["logical_date"], "{run}");
+    }
+    let log = sluice.log("race_days", "scheduled__2026-01-02T05:00:00+00:00", "work", 1).await;
+    assert!(log.contains("2026-01-02T05:00:00+00:00 2026-01-02T05:00:00+00:00 2026-01-02T05:00:00+00:00"), "{log}");
+    let (_, dag) = sluice.get("/dags/race_days").await;
+    assert_eq!(dag["timetable_summary"], "Race days", "{dag}");
+    assert_eq!(dag["next_dagrun_logical_date"], "2100-01-01T05:00:00Z", "{dag}");
+    assert_eq!(dag["is_backfillable"], false, "{dag}");
+}

@@ -30,6 +30,8 @@ pub enum Schedule {
     Cron(Cron),
     /// `{every: 30m}`: back-to-back intervals of this length from `start_date` (Airflow's `timedelta` schedule).
     Every(std::time::Duration),
+    /// `{event_dates: [...]}`: one run at each listed time (Airflow's `EventsTimetable`).
+    Events(Events),
     /// Runs are triggered when these assets are updated (outside the timetable).
     Assets(Vec<String>),
 }
@@ -39,6 +41,33 @@ pub enum Schedule {
 pub struct Cron {
     pub expr: CronExpr,
     pub preset: Option<String>,
+}
+
+/// Runs at listed times, as Airflow's `EventsTimetable`: each run's logical date and data interval are its event
+/// (`[event, event]`), and it is created when the event comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    dates: Vec<DateTime<Utc>>,
+    description: Option<String>,
+}
+
+impl Events {
+    /// The dates are sorted and a date listed twice runs once.
+    pub fn new(mut dates: Vec<DateTime<Utc>>, description: Option<String>) -> Events {
+        dates.sort();
+        dates.dedup();
+        Events { dates, description }
+    }
+
+    /// The first event after the last run's (`after`) that is not before `earliest`.
+    fn first(&self, earliest: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        self.dates.iter().copied().find(|d| earliest.is_none_or(|e| *d >= e) && after.is_none_or(|a| *d > a))
+    }
+
+    /// The latest event at or before `t`.
+    fn latest(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.dates.iter().rev().copied().find(|d| *d <= t)
+    }
 }
 
 /// Airflow's `cron_presets`.
@@ -121,7 +150,7 @@ impl Timetable {
 
     /// Whether runs are created by time (cron or `@once`), as opposed to by hand or by assets.
     pub fn is_time_based(&self) -> bool {
-        matches!(self.schedule, Schedule::Once | Schedule::Cron(_) | Schedule::Every(_))
+        matches!(self.schedule, Schedule::Once | Schedule::Cron(_) | Schedule::Every(_) | Schedule::Events(_))
     }
 
     /// How a periodic schedule steps through time; None for the others.
@@ -129,7 +158,7 @@ impl Timetable {
         match &self.schedule {
             Schedule::Cron(cron) => Some(Steps::Cron(Ticks { cron: &cron.expr, tz: self.tz })),
             Schedule::Every(every) => Duration::from_std(*every).ok().map(Steps::Every),
-            Schedule::Manual | Schedule::Once | Schedule::Assets(_) => None,
+            Schedule::Manual | Schedule::Once | Schedule::Events(_) | Schedule::Assets(_) => None,
         }
     }
 
@@ -142,9 +171,12 @@ impl Timetable {
     /// The next run's interval whether or not it is due yet (for display: next_dagrun fields). None for
     /// manual/assets or past end_date.
     pub fn next_interval(&self, last: Option<&DataInterval>, now: DateTime<Utc>) -> Option<DataInterval> {
+        if let Schedule::Events(events) = &self.schedule {
+            return self.next_event(events, last, now);
+        }
         let start_date = self.start_date?;
         let start = match &self.schedule {
-            Schedule::Manual | Schedule::Assets(_) => return None,
+            Schedule::Manual | Schedule::Events(_) | Schedule::Assets(_) => return None,
             Schedule::Once if last.is_some() => return None,
             Schedule::Once => {
                 return self.within_end_date(start_date).then_some(DataInterval { start: start_date, end: start_date });
@@ -174,6 +206,19 @@ impl Timetable {
         }
         let end = self.steps()?.next(start)?;
         Some(DataInterval { start, end })
+    }
+
+    /// The next event's run: with catchup, each event from `start_date` on in turn; without it, none before the
+    /// latest event already past. Airflow plans a DAG's next event when it reads the DAG and after each run, so it
+    /// runs no event that was past then and, after a pause, only the event it had planned; Sluice, which plans
+    /// nothing ahead, runs the latest past event instead, as a cron without catchup runs the latest complete interval.
+    fn next_event(&self, events: &Events, last: Option<&DataInterval>, now: DateTime<Utc>) -> Option<DataInterval> {
+        let mut earliest = self.start_date;
+        if !self.catchup {
+            earliest = earliest.max(events.latest(now));
+        }
+        let at = events.first(earliest, last.map(|l| l.end)).filter(|at| self.within_end_date(*at))?;
+        Some(DataInterval { start: at, end: at })
     }
 
     /// The data interval of a run triggered by hand at `run_after`: for a cron, the latest complete interval (as
@@ -215,6 +260,9 @@ impl Timetable {
             Schedule::Once => "@once".to_owned(),
             Schedule::Cron(cron) => cron.preset.clone().unwrap_or_else(|| cron.expr.source().to_owned()),
             Schedule::Every(every) => format!("every {}", crate::format_duration(*every)),
+            Schedule::Events(events) => {
+                events.description.clone().unwrap_or_else(|| format!("{} events", events.dates.len()))
+            }
             Schedule::Assets(assets) => format!("assets: {}", assets.join(", ")),
         }
     }

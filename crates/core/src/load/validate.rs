@@ -17,7 +17,7 @@ use crate::dag::Dag;
 use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
 use crate::ops_spec::SENSOR_KIND;
 use crate::python::PYTHON_KIND;
-use crate::schedule::{Schedule, Timetable, parse_schedule};
+use crate::schedule::{Events, Schedule, Timetable, parse_schedule};
 use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
 
 /// Turns paths in the spec into locations in the file.
@@ -151,6 +151,16 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
             None
         }
         Some(ScheduleSpec::Every { every }) => Some(Schedule::Every(*every)),
+        Some(ScheduleSpec::Events(events)) => {
+            if events.event_dates.is_empty() {
+                errors.push(
+                    loc.at(&[Seg::Key("schedule"), Seg::Key("event_dates")]),
+                    "`schedule.event_dates` must list at least one date",
+                );
+            }
+            let dates = events.event_dates.iter().map(|d| d.resolve(tz.unwrap_or(Tz::UTC))).collect();
+            Some(Schedule::Events(Events::new(dates, events.description.clone())))
+        }
         Some(ScheduleSpec::Assets { assets }) => {
             if assets.is_empty() || assets.iter().any(|a| a.trim().is_empty()) {
                 errors.push(
