@@ -11,12 +11,14 @@
 //! without it only the latest complete interval is (Airflow's `_skip_to_latest`), and never one before the interval
 //! following the last run. No run starts (has a logical date) after `end_date`.
 
+mod assets;
 mod cron;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+pub use self::assets::AssetCondition;
 pub use self::cron::CronExpr;
 
 /// A DAG's schedule.
@@ -32,8 +34,9 @@ pub enum Schedule {
     Every(std::time::Duration),
     /// `{event_dates: [...]}`: one run at each listed time (Airflow's `EventsTimetable`).
     Events(Events),
-    /// Runs are triggered when these assets are updated (outside the timetable).
-    Assets(Vec<String>),
+    /// Runs are triggered when the condition on asset updates holds (outside the timetable) and, with a cron, also
+    /// on the cron (Airflow's `AssetOrTimeSchedule`).
+    Assets { condition: AssetCondition, or_cron: Option<Cron> },
 }
 
 /// A cron schedule, with the preset it was written as (`@daily`), if any.
@@ -41,6 +44,13 @@ pub enum Schedule {
 pub struct Cron {
     pub expr: CronExpr,
     pub preset: Option<String>,
+}
+
+impl Cron {
+    /// The preset, or else the expression.
+    fn summary(&self) -> String {
+        self.preset.clone().unwrap_or_else(|| self.expr.source().to_owned())
+    }
 }
 
 /// Runs at listed times, as Airflow's `EventsTimetable`: each run's logical date and data interval are its event
@@ -150,15 +160,24 @@ impl Timetable {
 
     /// Whether runs are created by time (cron or `@once`), as opposed to by hand or by assets.
     pub fn is_time_based(&self) -> bool {
-        matches!(self.schedule, Schedule::Once | Schedule::Cron(_) | Schedule::Every(_) | Schedule::Events(_))
+        matches!(
+            self.schedule,
+            Schedule::Once
+                | Schedule::Cron(_)
+                | Schedule::Every(_)
+                | Schedule::Events(_)
+                | Schedule::Assets { or_cron: Some(_), .. }
+        )
     }
 
     /// How a periodic schedule steps through time; None for the others.
     fn steps(&self) -> Option<Steps<'_>> {
         match &self.schedule {
-            Schedule::Cron(cron) => Some(Steps::Cron(Ticks { cron: &cron.expr, tz: self.tz })),
+            Schedule::Cron(cron) | Schedule::Assets { or_cron: Some(cron), .. } => {
+                Some(Steps::Cron(Ticks { cron: &cron.expr, tz: self.tz }))
+            }
             Schedule::Every(every) => Duration::from_std(*every).ok().map(Steps::Every),
-            Schedule::Manual | Schedule::Once | Schedule::Events(_) | Schedule::Assets(_) => None,
+            Schedule::Manual | Schedule::Once | Schedule::Events(_) | Schedule::Assets { or_cron: None, .. } => None,
         }
     }
 
@@ -176,12 +195,12 @@ impl Timetable {
         }
         let start_date = self.start_date?;
         let start = match &self.schedule {
-            Schedule::Manual | Schedule::Events(_) | Schedule::Assets(_) => return None,
+            Schedule::Manual | Schedule::Events(_) | Schedule::Assets { or_cron: None, .. } => return None,
             Schedule::Once if last.is_some() => return None,
             Schedule::Once => {
                 return self.within_end_date(start_date).then_some(DataInterval { start: start_date, end: start_date });
             }
-            Schedule::Cron(_) | Schedule::Every(_) => {
+            Schedule::Cron(_) | Schedule::Every(_) | Schedule::Assets { or_cron: Some(_), .. } => {
                 let steps = self.steps()?;
                 let mut earliest = steps.align_to_next(start_date)?;
                 if !self.catchup {
@@ -250,7 +269,7 @@ impl Timetable {
 
     /// Whether runs follow a cron (Airflow's `timetable.periodic`, which is also what makes a DAG backfillable).
     pub fn is_periodic(&self) -> bool {
-        matches!(self.schedule, Schedule::Cron(_) | Schedule::Every(_))
+        self.steps().is_some()
     }
 
     /// The schedule as Airflow shows it: `"0 3 * * *"`, `"@daily"`, `"@once"`, `"None"`, or the assets.
@@ -258,12 +277,13 @@ impl Timetable {
         match &self.schedule {
             Schedule::Manual => "None".to_owned(),
             Schedule::Once => "@once".to_owned(),
-            Schedule::Cron(cron) => cron.preset.clone().unwrap_or_else(|| cron.expr.source().to_owned()),
+            Schedule::Cron(cron) => cron.summary(),
             Schedule::Every(every) => format!("every {}", crate::format_duration(*every)),
             Schedule::Events(events) => {
                 events.description.clone().unwrap_or_else(|| format!("{} events", events.dates.len()))
             }
-            Schedule::Assets(assets) => format!("assets: {}", assets.join(", ")),
+            Schedule::Assets { condition, or_cron: None } => format!("assets: {condition}"),
+            Schedule::Assets { condition, or_cron: Some(cron) } => format!("{} or assets: {condition}", cron.summary()),
         }
     }
 

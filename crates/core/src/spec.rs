@@ -24,6 +24,7 @@ use crate::ops_spec::{
     Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
     RegistersSpec, ScoreSpec, SensorCondition, SensorMode, SensorSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
 };
+use crate::schedule::AssetCondition;
 use crate::trigger::TriggerRule;
 
 mod date;
@@ -163,7 +164,10 @@ pub enum ScheduleSpec {
     },
     Events(EventsSpec),
     Assets {
-        assets: Vec<String>,
+        assets: AssetCondition,
+        /// Runs on this cron as well (Airflow's `AssetOrTimeSchedule`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cron: Option<String>,
     },
 }
 
@@ -185,7 +189,8 @@ pub struct EventsSpec {
 struct MappingForm {
     #[serde(default, with = "crate::duration::serde_opt")]
     every: Option<Duration>,
-    assets: Option<Vec<String>>,
+    assets: Option<AssetCondition>,
+    cron: Option<String>,
     event_dates: Option<Vec<DateSpec>>,
     #[serde(default)]
     description: Option<String>,
@@ -216,8 +221,9 @@ impl<'de> Deserialize<'de> for ScheduleSpec {
                     _ if form.description.is_some() => {
                         Err(de::Error::custom("`description` goes with `event_dates` alone"))
                     }
+                    (None, Some(assets), None) => Ok(ScheduleSpec::Assets { assets, cron: form.cron }),
+                    _ if form.cron.is_some() => Err(de::Error::custom("`cron` goes with `assets` alone")),
                     (Some(every), None, None) => Ok(ScheduleSpec::Every { every }),
-                    (None, Some(assets), None) => Ok(ScheduleSpec::Assets { assets }),
                     _ => Err(de::Error::custom("a schedule mapping has one of `every`, `event_dates` or `assets`")),
                 }
             }

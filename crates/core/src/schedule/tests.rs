@@ -147,7 +147,8 @@ fn once_runs_once_at_start_date() {
 #[test]
 fn manual_and_assets_are_never_due() {
     let now = utc("2027-01-01T00:00:00Z");
-    for schedule in [Schedule::Manual, Schedule::Assets(vec!["s3://bucket/x".into()])] {
+    let assets = Schedule::Assets { condition: AssetCondition::Uri("s3://bucket/x".into()), or_cron: None };
+    for schedule in [Schedule::Manual, assets] {
         let tt = Timetable::new(schedule, Tz::UTC, Some(utc("2026-01-01T00:00:00Z")), None, true);
         assert_eq!(tt.next_due(None, now), None);
         assert_eq!(tt.next_interval(None, now), None);
@@ -392,4 +393,36 @@ fn events_are_written_as_airflows_event_dates() {
         let err = load(&format!("{{event_dates: [2026-03-01], {airflow_only}}}")).expect_err(airflow_only);
         assert!(err.contains("unknown field"), "{err}");
     }
+}
+
+#[test]
+fn asset_conditions_and_assets_or_cron_are_written_under_assets() {
+    let dag = load_schedule("{assets: [a, b]}", "").expect("a plain list");
+    assert_eq!(dag.timetable().summary(), "assets: a & b");
+    assert!(!dag.timetable().is_time_based());
+    let dag = load_schedule("{assets: {all: [a, {any: [b, c]}]}}", "").expect("nested");
+    assert_eq!(dag.timetable().summary(), "assets: a & (b | c)");
+    let json = serde_json::to_value(&dag.spec).expect("JSON");
+    assert_eq!(json["schedule"], serde_json::json!({"assets": {"all": ["a", {"any": ["b", "c"]}]}}));
+    let back: crate::DagSpec = serde_json::from_value(json).expect("read back");
+    assert_eq!(back, dag.spec);
+
+    // Assets or cron: the cron's runs as any cron's, besides the asset-triggered ones.
+    let dag = load_schedule("{assets: {any: [a, b]}, cron: \"@daily\"}", "start_date: 2026-01-01\n").expect("or cron");
+    let tt = dag.timetable();
+    assert_eq!(tt.summary(), "@daily or assets: a | b");
+    assert!(tt.is_time_based() && tt.is_periodic());
+    assert_eq!(
+        due_sequence(tt, "2026-01-02T12:00:00Z", 10),
+        ["2026-01-01T00:00:00+00:00 2026-01-02T00:00:00+00:00"],
+        "without catchup, the latest complete day"
+    );
+    let err = load_schedule("{assets: [a], cron: \"@daily\"}", "").expect_err("no start_date");
+    assert!(err.contains("schedule \"@daily\" needs a `start_date`"), "{err}");
+    let err = load_schedule("{assets: [a], cron: \"@once\"}", "start_date: 2026-01-01\n").expect_err("once");
+    assert!(err.contains("e.yaml:2:31: `schedule.cron` must be a cron expression"), "{err}");
+    let err = load_schedule("{assets: {any: []}}", "").expect_err("empty");
+    assert!(err.contains("e.yaml:2:20: `schedule.assets`: a list of assets is empty"), "{err}");
+    let err = load_schedule("{every: 1h, cron: \"@daily\"}", "start_date: 2026-01-01\n").expect_err("stray cron");
+    assert!(err.contains("`cron` goes with `assets` alone"), "{err}");
 }
