@@ -255,15 +255,7 @@ async fn a_paused_dag_creates_and_starts_nothing_until_unpaused() {
     assert_eq!(dag["is_paused"], true, "DAGs start paused by default");
     let manual = sluice.trigger("paused_daily", json!({})).await;
     // Let the scheduler make several passes after the DAG appeared.
-    let seen_at = Utc::now();
-    sluice
-        .eventually("a few scheduler passes", Duration::from_secs(20), || async {
-            let (_, health) = sluice.get("/monitor/health").await;
-            let beat = health["scheduler"]["latest_scheduler_heartbeat"].as_str()?;
-            let beat = chrono::DateTime::parse_from_rfc3339(beat).ok()?;
-            (beat > seen_at + chrono::Duration::seconds(1)).then_some(())
-        })
-        .await;
+    a_few_scheduler_passes(&sluice).await;
     let runs = runs_of(&sluice, "paused_daily").await;
     assert_eq!(runs.len(), 1, "only the manual run: {runs:?}");
     assert_eq!(runs[0]["state"], "queued", "a paused DAG's run waits");
@@ -347,4 +339,154 @@ async fn an_every_schedule_runs_back_to_back_intervals() {
     assert!(runs.iter().all(|r| r["run_type"] == "scheduled"), "{runs:?}");
     let (_, dag) = sluice.get("/dags/every_two_seconds").await;
     assert_eq!(dag["timetable_summary"], "every 2s", "{dag}");
+}
+
+const EVENTS: &str = r#"
+dag_id: race_days
+schedule:
+  event_dates: ["2026-01-02T06:00:00", "2026-01-01T06:00:00", "2100-01-01T06:00:00"]
+  description: Race days
+timezone: Europe/Paris
+catchup: true
+is_paused_upon_creation: false
+tasks:
+  - id: work
+    script: echo "{{ logical_date }} {{ data_interval_start }} {{ data_interval_end }}"
+"#;
+
+#[tokio::test]
+async fn an_events_schedule_runs_once_at_each_past_event_and_plans_the_next() {
+    let sluice = Sluice::start(Backend::Sqlite, &[("events.yaml", EVENTS)], 1).await;
+    let runs = sluice
+        .eventually("two finished event runs", Duration::from_secs(30), || async {
+            let runs = runs_of(&sluice, "race_days").await;
+            (runs.len() == 2 && runs.iter().all(|r| r["state"] == "success")).then_some(runs)
+        })
+        .await;
+    // Local times in Paris (UTC+1 in January), sorted; each run's data interval is its event.
+    assert_eq!(logical_dates(&runs), ["2026-01-01T05:00:00Z", "2026-01-02T05:00:00Z"]);
+    for run in &runs {
+        assert_eq!(run["run_type"], "scheduled", "{run}");
+        assert_eq!(run["data_interval_start"], run["logical_date"], "{run}");
+        assert_eq!(run["data_interval_end"], run["logical_date"], "{run}");
+    }
+    let log = sluice.log("race_days", "scheduled__2026-01-02T05:00:00+00:00", "work", 1).await;
+    assert!(log.contains("2026-01-02T05:00:00+00:00 2026-01-02T05:00:00+00:00 2026-01-02T05:00:00+00:00"), "{log}");
+    let (_, dag) = sluice.get("/dags/race_days").await;
+    assert_eq!(dag["timetable_summary"], "Race days", "{dag}");
+    assert_eq!(dag["next_dagrun_logical_date"], "2100-01-01T05:00:00Z", "{dag}");
+    assert_eq!(dag["is_backfillable"], false, "{dag}");
+}
+
+const ASSET_CONDITIONS: &str = include_str!("../../dags/examples/asset_conditions.yaml");
+
+const ON_EITHER_PRICE_LIST: &str = r#"
+dag_id: on_either_price_list
+schedule: {assets: {any: [lake://example/prices_eu, lake://example/prices_us]}}
+is_paused_upon_creation: false
+tasks:
+  - id: work
+    script: echo work
+"#;
+
+fn producer(dag_id: &str, uri: &str) -> String {
+    format!(
+        "dag_id: {dag_id}\nschedule: null\nis_paused_upon_creation: false\ntasks:\n  - id: write\n    script: echo \
+         wrote\n    outputs: ['{uri}']\n"
+    )
+}
+
+/// The runs of a DAG of this type.
+async fn runs_of_type(sluice: &Sluice, dag_id: &str, run_type: &str) -> Vec<Value> {
+    runs_of(sluice, dag_id).await.into_iter().filter(|r| r["run_type"] == run_type).collect()
+}
+
+/// Waits until the scheduler has made a few passes from now.
+async fn a_few_scheduler_passes(sluice: &Sluice) {
+    let from = Utc::now();
+    sluice
+        .eventually("a few scheduler passes", Duration::from_secs(20), || async {
+            let (_, health) = sluice.get("/monitor/health").await;
+            let beat = health["scheduler"]["latest_scheduler_heartbeat"].as_str()?;
+            let beat = chrono::DateTime::parse_from_rfc3339(beat).ok()?;
+            (beat > from + chrono::Duration::seconds(2)).then_some(())
+        })
+        .await;
+}
+
+async fn asset_conditions_start_runs_as_airflow_3(backend: Backend) {
+    let (orders, eu, us) = (
+        producer("orders", "lake://example/orders"),
+        producer("prices_eu", "lake://example/prices_eu"),
+        producer("prices_us", "lake://example/prices_us"),
+    );
+    let files = [
+        ("asset_conditions.yaml", ASSET_CONDITIONS),
+        ("either.yaml", ON_EITHER_PRICE_LIST),
+        ("orders.yaml", orders.as_str()),
+        ("eu.yaml", eu.as_str()),
+        ("us.yaml", us.as_str()),
+    ];
+    let sluice = Sluice::start(backend, &files, 1).await;
+    let produce = |dag_id: &'static str| {
+        let sluice = &sluice;
+        async move {
+            let run = sluice.trigger(dag_id, json!({})).await;
+            assert_eq!(sluice.wait_run_done(dag_id, &run, Duration::from_secs(30)).await["state"], "success");
+        }
+    };
+    let wait_runs = |dag_id: &'static str, n: usize| {
+        let sluice = &sluice;
+        async move {
+            sluice
+                .eventually(&format!("{n} asset-triggered runs of {dag_id}"), Duration::from_secs(30), || async {
+                    let runs = runs_of_type(sluice, dag_id, "asset_triggered").await;
+                    (runs.len() == n && runs.iter().all(|r| r["state"] == "success")).then_some(())
+                })
+                .await;
+        }
+    };
+
+    // `any`: each price list starts a run on its own.
+    produce("prices_eu").await;
+    wait_runs("on_either_price_list", 1).await;
+    produce("prices_us").await;
+    wait_runs("on_either_price_list", 2).await;
+
+    // The example waits paused while all three assets are updated; unpaused, one run takes all three events, and
+    // its cron gives it the latest day's run as well.
+    produce("orders").await;
+    let example = "example_asset_conditions";
+    assert!(runs_of(&sluice, example).await.is_empty());
+    sluice.unpause(example).await;
+    wait_runs(example, 1).await;
+    sluice
+        .eventually("the cron's run", Duration::from_secs(30), || async {
+            (runs_of_type(&sluice, example, "scheduled").await.len() == 1).then_some(())
+        })
+        .await;
+
+    // New orders alone do not satisfy `all: [orders, any: [eu, us]]`: the first run consumed both price lists'
+    // events, though one was enough.
+    produce("orders").await;
+    a_few_scheduler_passes(&sluice).await;
+    assert_eq!(runs_of_type(&sluice, example, "asset_triggered").await.len(), 1);
+    produce("prices_us").await;
+    wait_runs(example, 2).await;
+    wait_runs("on_either_price_list", 3).await;
+    let (_, dag) = sluice.get(&format!("/dags/{example}")).await;
+    assert_eq!(
+        dag["timetable_summary"],
+        "0 6 * * * or assets: lake://example/orders & (lake://example/prices_eu | lake://example/prices_us)"
+    );
+}
+
+#[tokio::test]
+async fn asset_conditions_start_runs_as_airflow_3_on_sqlite() {
+    asset_conditions_start_runs_as_airflow_3(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn asset_conditions_start_runs_as_airflow_3_on_postgres() {
+    asset_conditions_start_runs_as_airflow_3(Backend::Postgres).await;
 }

@@ -33,7 +33,7 @@ pub use dag::Dag;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use load::{DagError, load_dag};
 pub use schedule::{DataInterval, Schedule, Timetable, parse_schedule};
-pub use spec::{DagSpec, DateSpec, ParamSpec, ResolvedTask, ScheduleSpec, TaskArgs, TaskGroup, TaskSpec};
+pub use spec::{DagSpec, DateSpec, EventsSpec, ParamSpec, ResolvedTask, ScheduleSpec, TaskArgs, TaskGroup, TaskSpec};
 pub use state::{RunState, TaskState, run_outcome};
 pub use template::{RenderedCommand, TemplateContext, TemplateError, render_command, render_reading, resolve_params};
 pub use trigger::{Readiness, TriggerRule, trigger_satisfied};

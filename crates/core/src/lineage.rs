@@ -120,9 +120,9 @@ impl Lineage {
                     lineage.users.entry(model).or_default().push((task(&t.id), uses));
                 }
             }
-            if let Some(ScheduleSpec::Assets { assets }) = &dag.schedule {
+            if let Some(ScheduleSpec::Assets { assets, .. }) = &dag.schedule {
                 for root in dag.tasks.iter().filter(|t| t.depends_on.is_empty()) {
-                    for uri in assets {
+                    for uri in assets.uris() {
                         lineage.edge(asset(uri), task(&root.id));
                     }
                 }

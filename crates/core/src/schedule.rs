@@ -1,22 +1,24 @@
 //! When a DAG runs: schedules, and Airflow's data-interval semantics.
 //!
 //! A scheduled run covers a data interval `[start, end)` and is created once the interval is over, at `end`; its
-//! `logical_date` is `start`. So a `@daily` DAG's run for 2026-01-01 starts just after midnight on 2026-01-02. Cron
-//! expressions are matched in the DAG's timezone, so `0 3 * * *` in Europe/Paris stays at 03:00 local across DST
-//! changes (its UTC time shifts by an hour), while an hourly cron neither repeats nor skips an hour in UTC. A local
-//! time skipped by DST moves forward by the gap; a repeated one is used once, at its first occurrence, unless the
-//! cron fires every hour (then both occurrences run, as in Airflow).
+//! `logical_date` is `start` (Airflow's `CronDataIntervalTimetable`). So a `@daily` DAG's run for 2026-01-01 starts
+//! just after midnight on 2026-01-02. Cron expressions are matched in the DAG's timezone, so `0 3 * * *` in
+//! Europe/Paris stays at 03:00 local across DST changes (its UTC time shifts by an hour), while an hourly cron
+//! neither repeats nor skips an hour in UTC. Other crons follow Airflow exactly at a change (see `Ticks`): a local
+//! time skipped by DST moves forward by the gap, and a repeated one fires once, at its second occurrence.
 //!
 //! With `catchup`, every interval from the first cron tick at or after `start_date` is run, one after another;
 //! without it only the latest complete interval is (Airflow's `_skip_to_latest`), and never one before the interval
 //! following the last run. No run starts (has a logical date) after `end_date`.
 
+mod assets;
 mod cron;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+pub use self::assets::AssetCondition;
 pub use self::cron::CronExpr;
 
 /// A DAG's schedule.
@@ -30,8 +32,11 @@ pub enum Schedule {
     Cron(Cron),
     /// `{every: 30m}`: back-to-back intervals of this length from `start_date` (Airflow's `timedelta` schedule).
     Every(std::time::Duration),
-    /// Runs are triggered when these assets are updated (outside the timetable).
-    Assets(Vec<String>),
+    /// `{event_dates: [...]}`: one run at each listed time (Airflow's `EventsTimetable`).
+    Events(Events),
+    /// Runs are triggered when the condition on asset updates holds (outside the timetable) and, with a cron, also
+    /// on the cron (Airflow's `AssetOrTimeSchedule`).
+    Assets { condition: AssetCondition, or_cron: Option<Cron> },
 }
 
 /// A cron schedule, with the preset it was written as (`@daily`), if any.
@@ -39,6 +44,40 @@ pub enum Schedule {
 pub struct Cron {
     pub expr: CronExpr,
     pub preset: Option<String>,
+}
+
+impl Cron {
+    /// The preset, or else the expression.
+    fn summary(&self) -> String {
+        self.preset.clone().unwrap_or_else(|| self.expr.source().to_owned())
+    }
+}
+
+/// Runs at listed times, as Airflow's `EventsTimetable`: each run's logical date and data interval are its event
+/// (`[event, event]`), and it is created when the event comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    dates: Vec<DateTime<Utc>>,
+    description: Option<String>,
+}
+
+impl Events {
+    /// The dates are sorted and a date listed twice runs once.
+    pub fn new(mut dates: Vec<DateTime<Utc>>, description: Option<String>) -> Events {
+        dates.sort();
+        dates.dedup();
+        Events { dates, description }
+    }
+
+    /// The first event after the last run's (`after`) that is not before `earliest`.
+    fn first(&self, earliest: Option<DateTime<Utc>>, after: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        self.dates.iter().copied().find(|d| earliest.is_none_or(|e| *d >= e) && after.is_none_or(|a| *d > a))
+    }
+
+    /// The latest event at or before `t`.
+    fn latest(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.dates.iter().rev().copied().find(|d| *d <= t)
+    }
 }
 
 /// Airflow's `cron_presets`.
@@ -121,15 +160,24 @@ impl Timetable {
 
     /// Whether runs are created by time (cron or `@once`), as opposed to by hand or by assets.
     pub fn is_time_based(&self) -> bool {
-        matches!(self.schedule, Schedule::Once | Schedule::Cron(_) | Schedule::Every(_))
+        matches!(
+            self.schedule,
+            Schedule::Once
+                | Schedule::Cron(_)
+                | Schedule::Every(_)
+                | Schedule::Events(_)
+                | Schedule::Assets { or_cron: Some(_), .. }
+        )
     }
 
     /// How a periodic schedule steps through time; None for the others.
     fn steps(&self) -> Option<Steps<'_>> {
         match &self.schedule {
-            Schedule::Cron(cron) => Some(Steps::Cron(Ticks { cron: &cron.expr, tz: self.tz })),
+            Schedule::Cron(cron) | Schedule::Assets { or_cron: Some(cron), .. } => {
+                Some(Steps::Cron(Ticks { cron: &cron.expr, tz: self.tz }))
+            }
             Schedule::Every(every) => Duration::from_std(*every).ok().map(Steps::Every),
-            Schedule::Manual | Schedule::Once | Schedule::Assets(_) => None,
+            Schedule::Manual | Schedule::Once | Schedule::Events(_) | Schedule::Assets { or_cron: None, .. } => None,
         }
     }
 
@@ -142,14 +190,17 @@ impl Timetable {
     /// The next run's interval whether or not it is due yet (for display: next_dagrun fields). None for
     /// manual/assets or past end_date.
     pub fn next_interval(&self, last: Option<&DataInterval>, now: DateTime<Utc>) -> Option<DataInterval> {
+        if let Schedule::Events(events) = &self.schedule {
+            return self.next_event(events, last, now);
+        }
         let start_date = self.start_date?;
         let start = match &self.schedule {
-            Schedule::Manual | Schedule::Assets(_) => return None,
+            Schedule::Manual | Schedule::Events(_) | Schedule::Assets { or_cron: None, .. } => return None,
             Schedule::Once if last.is_some() => return None,
             Schedule::Once => {
                 return self.within_end_date(start_date).then_some(DataInterval { start: start_date, end: start_date });
             }
-            Schedule::Cron(_) | Schedule::Every(_) => {
+            Schedule::Cron(_) | Schedule::Every(_) | Schedule::Assets { or_cron: Some(_), .. } => {
                 let steps = self.steps()?;
                 let mut earliest = steps.align_to_next(start_date)?;
                 if !self.catchup {
@@ -160,7 +211,12 @@ impl Timetable {
                 }
                 match last {
                     None => earliest,
-                    Some(last) => steps.align_to_prev(last.end)?.max(earliest),
+                    Some(last) => {
+                        let start = steps.align_to_prev(last.end)?.max(earliest);
+                        // A new cron can align the last end onto or before the last run's start; a run for that
+                        // logical date exists, so step once past it, as Airflow does.
+                        if start <= last.start { steps.next(start)? } else { start }
+                    }
                 }
             }
         };
@@ -169,6 +225,19 @@ impl Timetable {
         }
         let end = self.steps()?.next(start)?;
         Some(DataInterval { start, end })
+    }
+
+    /// The next event's run: with catchup, each event from `start_date` on in turn; without it, none before the
+    /// latest event already past. Airflow plans a DAG's next event when it reads the DAG and after each run, so it
+    /// runs no event that was past then and, after a pause, only the event it had planned; Sluice, which plans
+    /// nothing ahead, runs the latest past event instead, as a cron without catchup runs the latest complete interval.
+    fn next_event(&self, events: &Events, last: Option<&DataInterval>, now: DateTime<Utc>) -> Option<DataInterval> {
+        let mut earliest = self.start_date;
+        if !self.catchup {
+            earliest = earliest.max(events.latest(now));
+        }
+        let at = events.first(earliest, last.map(|l| l.end)).filter(|at| self.within_end_date(*at))?;
+        Some(DataInterval { start: at, end: at })
     }
 
     /// The data interval of a run triggered by hand at `run_after`: for a cron, the latest complete interval (as
@@ -200,7 +269,7 @@ impl Timetable {
 
     /// Whether runs follow a cron (Airflow's `timetable.periodic`, which is also what makes a DAG backfillable).
     pub fn is_periodic(&self) -> bool {
-        matches!(self.schedule, Schedule::Cron(_) | Schedule::Every(_))
+        self.steps().is_some()
     }
 
     /// The schedule as Airflow shows it: `"0 3 * * *"`, `"@daily"`, `"@once"`, `"None"`, or the assets.
@@ -208,9 +277,13 @@ impl Timetable {
         match &self.schedule {
             Schedule::Manual => "None".to_owned(),
             Schedule::Once => "@once".to_owned(),
-            Schedule::Cron(cron) => cron.preset.clone().unwrap_or_else(|| cron.expr.source().to_owned()),
+            Schedule::Cron(cron) => cron.summary(),
             Schedule::Every(every) => format!("every {}", crate::format_duration(*every)),
-            Schedule::Assets(assets) => format!("assets: {}", assets.join(", ")),
+            Schedule::Events(events) => {
+                events.description.clone().unwrap_or_else(|| format!("{} events", events.dates.len()))
+            }
+            Schedule::Assets { condition, or_cron: None } => format!("assets: {condition}"),
+            Schedule::Assets { condition, or_cron: Some(cron) } => format!("{} or assets: {condition}", cron.summary()),
         }
     }
 
@@ -269,97 +342,71 @@ impl Steps<'_> {
     }
 }
 
-/// The instants at which a cron fires in a timezone.
+/// The instants at which a cron fires in a timezone, computed as Airflow's `CronMixin` does, so that runs around
+/// daylight-saving changes get the logical dates an Airflow deployment would give them. The cron is matched in wall
+/// time; the wall time found is then placed in the timezone in one of two ways (Airflow's `_get_next`/`_get_prev`):
+///
+/// - a cron that fires in every hour moves the given instant by the wall-clock distance to the match, so it steps
+///   in real time across a change: both copies of a repeated hour run, and an hour skipped costs no run;
+/// - any other cron reads the matched wall time as pendulum does with `fold=1` ([`local_to_utc`]): a repeated time
+///   is its second occurrence, after the clocks went back, and a skipped one moves forward by the gap.
+///
+/// The second way makes some steps depend on where they start: from the first occurrence of a repeated time, the
+/// next tick of a daily cron is the next day's, as the wall time it starts from has already matched.
 struct Ticks<'a> {
     cron: &'a CronExpr,
     tz: Tz,
 }
-
-/// Wider than any DST shift, so that searching from this far before or after an instant finds every wall time that
-/// could map near it.
-const DST_MARGIN: Duration = Duration::hours(3);
 
 impl Ticks<'_> {
     fn naive(&self, t: DateTime<Utc>) -> NaiveDateTime {
         t.with_timezone(&self.tz).naive_local()
     }
 
-    /// The instants a matching wall time stands for (none, one, or two when DST repeats it).
-    fn instants(&self, wall: NaiveDateTime) -> Vec<DateTime<Utc>> {
-        match self.tz.from_local_datetime(&wall) {
-            LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
-            LocalResult::Ambiguous(first, second) if self.cron.covers_every_hour() => {
-                vec![first.with_timezone(&Utc), second.with_timezone(&Utc)]
-            }
-            LocalResult::Ambiguous(first, _) => vec![first.with_timezone(&Utc)],
-            LocalResult::None => vec![local_to_utc(self.tz, wall)],
+    /// The instant of `wall`, a match of the cron found from `t`, whose wall time is `from`.
+    fn place(&self, t: DateTime<Utc>, from: NaiveDateTime, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+        if self.cron.covers_every_hour() {
+            t.checked_add_signed(wall - from)
+        } else {
+            Some(local_to_utc(self.tz, wall))
         }
     }
 
-    /// The first tick strictly after `t`.
+    /// The first tick after `t` (Airflow's `_get_next`).
     fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        // Wall time is not monotonic in UTC around DST changes, so scan wall times from a margin before `t` and keep
-        // the earliest instant after `t`, stopping once wall times are a margin past the best one.
-        let mut wall = self.naive(t - DST_MARGIN);
-        let mut best: Option<DateTime<Utc>> = None;
-        loop {
-            wall = self.cron.next_after(wall)?;
-            if let Some(b) = best
-                && wall > self.naive(b) + DST_MARGIN
-            {
-                return best;
-            }
-            for i in self.instants(wall) {
-                if i > t && best.is_none_or(|b| i < b) {
-                    best = Some(i);
-                }
-            }
-        }
+        let from = self.naive(t);
+        self.place(t, from, self.cron.next_after(from)?)
     }
 
-    /// The last tick strictly before `t`.
+    /// The last tick before `t` (Airflow's `_get_prev`).
     fn prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut wall = self.naive(t + DST_MARGIN);
-        let mut best: Option<DateTime<Utc>> = None;
-        loop {
-            wall = self.cron.prev_before(wall)?;
-            if let Some(b) = best
-                && wall < self.naive(b) - DST_MARGIN
-            {
-                return best;
-            }
-            for i in self.instants(wall) {
-                if i < t && best.is_none_or(|b| i > b) {
-                    best = Some(i);
-                }
-            }
-        }
+        let from = self.naive(t);
+        self.place(t, from, self.cron.prev_before(from)?)
     }
 
-    fn is_tick(&self, t: DateTime<Utc>) -> bool {
-        self.next(t - Duration::seconds(1)) == Some(t)
-    }
-
-    /// `t` if it is a tick, else the next tick.
+    /// `t` if it is a tick, else the next tick (Airflow's `_align_to_next`: `t` is a tick when the tick before the
+    /// next one is `t`).
     fn align_to_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.is_tick(t) { Some(t) } else { self.next(t) }
+        let next = self.next(t)?;
+        Some(if self.prev(next) == Some(t) { t } else { next })
     }
 
-    /// `t` if it is a tick, else the previous tick.
+    /// `t` if it is a tick, else the previous tick (Airflow's `_align_to_prev`).
     fn align_to_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.is_tick(t) { Some(t) } else { self.prev(t) }
+        let prev = self.prev(t)?;
+        Some(if self.next(prev) == Some(t) { t } else { prev })
     }
 }
 
-/// The instant of a wall time in `tz`. A wall time skipped by DST is moved forward by the gap (02:30 becomes 03:30
-/// when clocks jump from 02:00 to 03:00); a repeated one takes its first occurrence. This is what pendulum does for
-/// Airflow.
+/// The instant of a wall time in `tz`, as Airflow's `make_aware` and pendulum read it (with `fold=1`): a wall time
+/// skipped by DST is moved forward by the gap (02:30 becomes 03:30 when clocks jump from 02:00 to 03:00); a
+/// repeated one is its second occurrence, after the clocks went back.
 pub fn local_to_utc(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&wall) {
-        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        LocalResult::Single(t) | LocalResult::Ambiguous(_, t) => t.with_timezone(&Utc),
         LocalResult::None => {
-            // Read the wall time with the offset in force before the gap.
-            let before = tz.offset_from_utc_datetime(&(wall - DST_MARGIN)).fix();
+            // Read the wall time with the offset in force before the gap, which no DST change exceeds 3 hours.
+            let before = tz.offset_from_utc_datetime(&(wall - Duration::hours(3))).fix();
             Utc.from_utc_datetime(&(wall - Duration::seconds(i64::from(before.local_minus_utc()))))
         }
     }

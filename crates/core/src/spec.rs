@@ -24,6 +24,7 @@ use crate::ops_spec::{
     Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
     RegistersSpec, ScoreSpec, SensorCondition, SensorMode, SensorSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
 };
+use crate::schedule::AssetCondition;
 use crate::trigger::TriggerRule;
 
 mod date;
@@ -151,8 +152,8 @@ impl TaskGroup {
 }
 
 /// `schedule:` — a cron expression or preset (`"0 3 * * *"`, `"@daily"`, `"@once"`), `{every: 30m}` for runs at a
-/// fixed interval from `start_date` (Airflow's `timedelta` schedule), or `{assets: [...]}` for a DAG triggered when
-/// assets are updated.
+/// fixed interval from `start_date` (Airflow's `timedelta` schedule), `{event_dates: [...]}` for runs at listed
+/// times (Airflow's `EventsTimetable`), or `{assets: [...]}` for a DAG triggered when assets are updated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ScheduleSpec {
@@ -161,9 +162,25 @@ pub enum ScheduleSpec {
         #[serde(with = "crate::duration::serde")]
         every: Duration,
     },
+    Events(EventsSpec),
     Assets {
-        assets: Vec<String>,
+        assets: AssetCondition,
+        /// Runs on this cron as well (Airflow's `AssetOrTimeSchedule`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cron: Option<String>,
     },
+}
+
+/// `{event_dates: [...]}`: Airflow's `EventsTimetable`, with its settings under their names there. Its
+/// `restrict_to_events` is not offered, as a run triggered by hand takes the logical date it is given, and
+/// `presorted` is not needed, as the dates are always sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventsSpec {
+    /// When to run, in any order; dates without an offset are read in the DAG's timezone.
+    pub event_dates: Vec<DateSpec>,
+    /// Shown as the schedule in place of "N events".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The mapping forms of [`ScheduleSpec`], read on their own so that unknown keys are reported by name.
@@ -172,7 +189,11 @@ pub enum ScheduleSpec {
 struct MappingForm {
     #[serde(default, with = "crate::duration::serde_opt")]
     every: Option<Duration>,
-    assets: Option<Vec<String>>,
+    assets: Option<AssetCondition>,
+    cron: Option<String>,
+    event_dates: Option<Vec<DateSpec>>,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for ScheduleSpec {
@@ -183,17 +204,27 @@ impl<'de> Deserialize<'de> for ScheduleSpec {
         impl<'de> Visitor<'de> for V {
             type Value = ScheduleSpec;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a cron expression, a preset like \"@daily\", {every: <duration>} or {assets: [...]}")
+                f.write_str(
+                    "a cron expression, a preset like \"@daily\", {every: <duration>}, {event_dates: [...]} or \
+                     {assets: [...]}",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ScheduleSpec, E> {
                 Ok(ScheduleSpec::Expr(v.to_owned()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ScheduleSpec, A::Error> {
                 let form = MappingForm::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                match (form.every, form.assets) {
-                    (Some(every), None) => Ok(ScheduleSpec::Every { every }),
-                    (None, Some(assets)) => Ok(ScheduleSpec::Assets { assets }),
-                    _ => Err(de::Error::custom("a schedule mapping has either `every` or `assets`")),
+                match (form.every, form.assets, form.event_dates) {
+                    (None, None, Some(event_dates)) => {
+                        Ok(ScheduleSpec::Events(EventsSpec { event_dates, description: form.description }))
+                    }
+                    _ if form.description.is_some() => {
+                        Err(de::Error::custom("`description` goes with `event_dates` alone"))
+                    }
+                    (None, Some(assets), None) => Ok(ScheduleSpec::Assets { assets, cron: form.cron }),
+                    _ if form.cron.is_some() => Err(de::Error::custom("`cron` goes with `assets` alone")),
+                    (Some(every), None, None) => Ok(ScheduleSpec::Every { every }),
+                    _ => Err(de::Error::custom("a schedule mapping has one of `every`, `event_dates` or `assets`")),
                 }
             }
         }

@@ -209,11 +209,11 @@ impl Tx {
         Ok(())
     }
 
-    /// For a DAG scheduled on `uris`: the newest event id of each, when every one has an event newer than what the
-    /// DAG's last asset-triggered run consumed; `None` when some asset has nothing new. Lock the DAG first
-    /// ([`Tx::lock_dag`]) so that two schedulers decide one after the other.
-    pub async fn assets_due(&mut self, dag_id: &str, uris: &[String]) -> Result<Option<Vec<(String, i64)>>> {
-        let mut due = Vec::with_capacity(uris.len());
+    /// For a DAG scheduled on `uris`: the newest event id of each asset that has an event newer than what the DAG's
+    /// last asset-triggered run consumed, in the order of `uris`. Lock the DAG first ([`Tx::lock_dag`]) so that two
+    /// schedulers decide one after the other.
+    pub async fn assets_updated(&mut self, dag_id: &str, uris: &[&str]) -> Result<Vec<(String, i64)>> {
+        let mut updated = Vec::with_capacity(uris.len());
         for uri in uris {
             let row = sqlx::query(
                 "SELECT (SELECT MAX(id) FROM asset_events WHERE asset_uri = $1) AS newest,
@@ -225,12 +225,11 @@ impl Tx {
             .await?;
             let newest: Option<i64> = row.try_get("newest")?;
             let consumed: Option<i64> = row.try_get("consumed")?;
-            match newest {
-                Some(newest) if newest > consumed.unwrap_or(0) => due.push((uri.clone(), newest)),
-                _ => return Ok(None),
+            if let Some(newest) = newest.filter(|n| *n > consumed.unwrap_or(0)) {
+                updated.push(((*uri).to_owned(), newest));
             }
         }
-        Ok(Some(due))
+        Ok(updated)
     }
 
     /// Marks the events up to these ids as consumed by the DAG's newest asset-triggered run.

@@ -811,16 +811,14 @@ async fn asset_events_and_quality_reports(store: &Store) {
 async fn asset_triggers_consume_events_once(store: &Store) {
     let from = a_try(store).await;
     store.upsert_dag(&dag("consumer", "h1")).await.unwrap();
-    let uris = vec!["lake://raw/a".to_string(), "lake://raw/b".to_string()];
-    let due = |store: &Store| {
-        let uris = uris.clone();
+    let updated = |store: &Store| {
         let store = store.clone();
         async move {
             let mut tx = store.begin().await.unwrap();
             assert!(tx.lock_dag("consumer").await.unwrap());
-            let due = tx.assets_due("consumer", &uris).await.unwrap();
+            let updated = tx.assets_updated("consumer", &["lake://raw/a", "lake://raw/b"]).await.unwrap();
             tx.commit().await.unwrap();
-            due
+            updated
         }
     };
     let record = |uri: &'static str| {
@@ -832,21 +830,22 @@ async fn asset_triggers_consume_events_once(store: &Store) {
             tx.commit().await.unwrap();
         }
     };
-    assert_eq!(due(store).await, None, "no events yet");
-    record("lake://raw/a").await;
-    assert_eq!(due(store).await, None, "b has no event");
+    let uris = |marks: &[(String, i64)]| marks.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>();
+    assert_eq!(updated(store).await, [], "no events yet");
     record("lake://raw/b").await;
-    let marks = due(store).await.expect("both assets have events");
-    assert_eq!(marks.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(), ["lake://raw/a", "lake://raw/b"]);
+    assert_eq!(uris(&updated(store).await), ["lake://raw/b"]);
+    record("lake://raw/a").await;
+    let marks = updated(store).await;
+    assert_eq!(uris(&marks), ["lake://raw/a", "lake://raw/b"], "in the order asked");
 
     let mut tx = store.begin().await.unwrap();
     tx.consume_asset_events("consumer", &marks).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(due(store).await, None, "consumed");
+    assert_eq!(updated(store).await, [], "consumed");
     record("lake://raw/a").await;
-    assert_eq!(due(store).await, None, "only a is new");
+    assert_eq!(uris(&updated(store).await), ["lake://raw/a"], "only a is new");
     record("lake://raw/b").await;
-    let next = due(store).await.expect("both new again");
+    let next = updated(store).await;
     assert!(next.iter().zip(&marks).all(|((_, new), (_, old))| new > old), "{next:?} after {marks:?}");
     let mut tx = store.begin().await.unwrap();
     assert!(!tx.lock_dag("nope").await.unwrap());

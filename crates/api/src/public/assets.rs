@@ -121,7 +121,7 @@ fn asset_response(row: AssetRow, dags: &[Arc<Dag>]) -> AssetResponse {
     };
     let scheduled_dags = dags
         .iter()
-        .filter(|dag| matches!(&dag.spec.schedule, Some(ScheduleSpec::Assets { assets }) if assets.iter().any(|u| u == uri)))
+        .filter(|dag| matches!(&dag.spec.schedule, Some(ScheduleSpec::Assets { assets, .. }) if assets.uris().contains(&uri)))
         .map(|dag| DagReference { dag_id: dag.spec.dag_id.clone() })
         .collect();
     let last = row.last_event.as_ref();

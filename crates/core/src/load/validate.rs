@@ -17,7 +17,7 @@ use crate::dag::Dag;
 use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
 use crate::ops_spec::SENSOR_KIND;
 use crate::python::PYTHON_KIND;
-use crate::schedule::{Schedule, Timetable, parse_schedule};
+use crate::schedule::{Events, Schedule, Timetable, parse_schedule};
 use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
 
 /// Turns paths in the spec into locations in the file.
@@ -151,22 +151,46 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
             None
         }
         Some(ScheduleSpec::Every { every }) => Some(Schedule::Every(*every)),
-        Some(ScheduleSpec::Assets { assets }) => {
-            if assets.is_empty() || assets.iter().any(|a| a.trim().is_empty()) {
+        Some(ScheduleSpec::Events(events)) => {
+            if events.event_dates.is_empty() {
                 errors.push(
-                    loc.at(&[Seg::Key("schedule")]),
-                    "`schedule.assets` must list at least one asset, none empty",
+                    loc.at(&[Seg::Key("schedule"), Seg::Key("event_dates")]),
+                    "`schedule.event_dates` must list at least one date",
                 );
             }
-            Some(Schedule::Assets(assets.clone()))
+            let dates = events.event_dates.iter().map(|d| d.resolve(tz.unwrap_or(Tz::UTC))).collect();
+            Some(Schedule::Events(Events::new(dates, events.description.clone())))
+        }
+        Some(ScheduleSpec::Assets { assets, cron }) => {
+            if let Err(problem) = assets.check() {
+                errors
+                    .push(loc.at(&[Seg::Key("schedule"), Seg::Key("assets")]), format!("`schedule.assets`: {problem}"));
+            }
+            let or_cron = match cron.as_deref().map(parse_schedule) {
+                None => Ok(None),
+                Some(Ok(Schedule::Cron(cron))) => Ok(Some(cron)),
+                Some(Ok(_)) => Err("`schedule.cron` must be a cron expression or a preset other than @once".to_owned()),
+                Some(Err(message)) => Err(message),
+            };
+            match or_cron {
+                Ok(or_cron) => Some(Schedule::Assets { condition: assets.clone(), or_cron }),
+                Err(message) => {
+                    errors.push(loc.at(&[Seg::Key("schedule"), Seg::Key("cron")]), message);
+                    None
+                }
+            }
         }
     };
     let start = spec.start_date.as_ref().map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
     let end = spec.end_date.as_ref().map(|d| d.resolve(tz.unwrap_or(Tz::UTC)));
     let start_missing = start.is_none() && !loc.header_dropped("start_date");
-    if matches!(schedule, Some(Schedule::Cron(_) | Schedule::Once | Schedule::Every(_))) && start_missing {
+    let timed = matches!(
+        schedule,
+        Some(Schedule::Cron(_) | Schedule::Once | Schedule::Every(_) | Schedule::Assets { or_cron: Some(_), .. })
+    );
+    if timed && start_missing {
         let written = match &spec.schedule {
-            Some(ScheduleSpec::Expr(e)) => format!("{e:?}"),
+            Some(ScheduleSpec::Expr(e) | ScheduleSpec::Assets { cron: Some(e), .. }) => format!("{e:?}"),
             Some(ScheduleSpec::Every { every }) => format!("every {}", crate::format_duration(*every)),
             _ => String::new(),
         };

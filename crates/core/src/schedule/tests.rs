@@ -2,6 +2,8 @@ use super::*;
 use chrono_tz::Europe::Paris;
 use proptest::prelude::*;
 
+mod airflow_dst;
+
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
@@ -69,9 +71,9 @@ fn wall_times_skipped_or_repeated_by_dst() {
     // 02:30 does not exist on 2026-03-29 in Paris: the run moves forward by the gap, to 03:30 CEST.
     let tt = timetable("30 2 * * *", Paris, "2026-03-28T00:00:00Z", None, true);
     assert_eq!(ends(&tt, 2), ["2026-03-29T01:30:00+00:00", "2026-03-30T00:30:00+00:00"]);
-    // 02:30 happens twice on 2026-10-25: a daily cron runs once, at the first.
+    // 02:30 happens twice on 2026-10-25: a daily cron runs once, at the second, after the clocks went back.
     let tt = timetable("30 2 * * *", Paris, "2026-10-24T00:00:00Z", None, true);
-    assert_eq!(ends(&tt, 2), ["2026-10-25T00:30:00+00:00", "2026-10-26T01:30:00+00:00"]);
+    assert_eq!(ends(&tt, 2), ["2026-10-25T01:30:00+00:00", "2026-10-26T01:30:00+00:00"]);
 }
 
 #[test]
@@ -145,7 +147,8 @@ fn once_runs_once_at_start_date() {
 #[test]
 fn manual_and_assets_are_never_due() {
     let now = utc("2027-01-01T00:00:00Z");
-    for schedule in [Schedule::Manual, Schedule::Assets(vec!["s3://bucket/x".into()])] {
+    let assets = Schedule::Assets { condition: AssetCondition::Uri("s3://bucket/x".into()), or_cron: None };
+    for schedule in [Schedule::Manual, assets] {
         let tt = Timetable::new(schedule, Tz::UTC, Some(utc("2026-01-01T00:00:00Z")), None, true);
         assert_eq!(tt.next_due(None, now), None);
         assert_eq!(tt.next_interval(None, now), None);
@@ -289,14 +292,16 @@ fn an_every_schedule_steps_from_start_date_as_airflows_delta_timetable() {
     assert_eq!(tt.summary(), "every 30m");
 }
 
+/// Loads `e.yaml`, a one-task DAG whose second line is `schedule: <schedule>`, followed by the header lines `more`;
+/// its errors are joined.
+fn load_schedule(schedule: &str, more: &str) -> Result<crate::Dag, String> {
+    let source = format!("dag_id: e\nschedule: {schedule}\n{more}tasks:\n  - {{id: t, script: \"true\"}}\n");
+    crate::load_dag("e.yaml", &source).map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+}
+
 #[test]
 fn every_is_written_as_a_mapping_and_checked() {
-    let load = |schedule: &str| {
-        let source = format!(
-            "dag_id: e\nschedule: {schedule}\nstart_date: 2026-01-01\ntasks:\n  - {{id: t, script: \"true\"}}\n"
-        );
-        crate::load_dag("e.yaml", &source).map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
-    };
+    let load = |schedule: &str| load_schedule(schedule, "start_date: 2026-01-01\n");
     let dag = load("{every: 1h30m}").expect("valid");
     assert_eq!(dag.timetable().schedule(), &Schedule::Every(std::time::Duration::from_secs(5400)));
     let json = serde_json::to_value(&dag.spec).expect("JSON");
@@ -305,9 +310,119 @@ fn every_is_written_as_a_mapping_and_checked() {
     assert_eq!(back, dag.spec);
     let zero = load("{every: 0s}").expect_err("zero");
     assert!(zero.contains("e.yaml:2:19: `schedule.every` must be above 0"), "{zero}");
-    assert!(load("{every: 1h, assets: [x]}").expect_err("both").contains("either `every` or `assets`"));
+    assert!(load("{every: 1h, assets: [x]}").expect_err("both").contains("one of `every`, `event_dates` or `assets`"));
     assert!(load("{evry: 1h}").expect_err("typo").contains("unknown field `evry`"));
     let source = "dag_id: e\nschedule: {every: 1h}\ntasks:\n  - {id: t, script: \"true\"}\n";
     let err = crate::load_dag("e.yaml", source).expect_err("no start_date")[0].to_string();
     assert!(err.contains("schedule every 1h needs a `start_date`"), "{err}");
+}
+
+fn events(dates: &[&str], start: Option<&str>, catchup: bool) -> Timetable {
+    let schedule = Schedule::Events(Events::new(dates.iter().map(|d| utc(d)).collect(), None));
+    Timetable::new(schedule, Paris, start.map(utc), None, catchup)
+}
+
+#[test]
+fn events_run_at_each_listed_time_as_airflows_events_timetable() {
+    // Unsorted, with a duplicate: sorted and run once each.
+    let dates = ["2026-03-03T06:00:00Z", "2026-03-01T06:00:00Z", "2026-03-02T06:00:00Z", "2026-03-01T06:00:00Z"];
+    let tt = events(&dates, None, true);
+    // Each run's logical date and data interval are its event; nothing is due before it.
+    assert_eq!(
+        due_sequence(&tt, "2026-03-02T12:00:00Z", 10),
+        ["2026-03-01T06:00:00+00:00 2026-03-01T06:00:00+00:00", "2026-03-02T06:00:00+00:00 2026-03-02T06:00:00+00:00"]
+    );
+    let last = DataInterval { start: utc("2026-03-02T06:00:00Z"), end: utc("2026-03-02T06:00:00Z") };
+    let next = tt.next_interval(Some(&last), utc("2026-03-02T12:00:00Z")).expect("the third");
+    assert_eq!(next.start, utc("2026-03-03T06:00:00Z"));
+    let last = DataInterval { start: next.start, end: next.end };
+    assert_eq!(tt.next_interval(Some(&last), utc("2027-01-01T00:00:00Z")), None, "no event left");
+    assert!(tt.is_time_based() && !tt.is_periodic());
+    assert_eq!(tt.summary(), "3 events");
+    // start_date drops the events before it, end_date the ones after it.
+    let tt = events(&dates, Some("2026-03-01T07:00:00Z"), true);
+    assert_eq!(tt.next_due(None, utc("2026-03-05T00:00:00Z")).map(|i| i.start), Some(utc("2026-03-02T06:00:00Z")));
+    let schedule = tt.schedule().clone();
+    let tt = Timetable::new(schedule, Paris, None, Some(utc("2026-03-02T00:00:00Z")), true);
+    assert_eq!(due_sequence(&tt, "2026-03-05T00:00:00Z", 10).len(), 1);
+}
+
+#[test]
+fn without_catchup_events_start_from_the_latest_past_one() {
+    let dates = ["2026-03-01T06:00:00Z", "2026-03-02T06:00:00Z", "2026-03-03T06:00:00Z"];
+    let tt = events(&dates, None, false);
+    assert_eq!(
+        due_sequence(&tt, "2026-03-02T12:00:00Z", 10),
+        ["2026-03-02T06:00:00+00:00 2026-03-02T06:00:00+00:00"],
+        "the 1st is skipped"
+    );
+    // After a run, the next event runs when it comes, however late the pass.
+    let last = DataInterval { start: utc("2026-03-02T06:00:00Z"), end: utc("2026-03-02T06:00:00Z") };
+    assert_eq!(tt.next_due(Some(&last), utc("2026-03-03T05:59:00Z")), None);
+    assert_eq!(
+        tt.next_due(Some(&last), utc("2026-03-03T06:00:30Z")).map(|i| i.start),
+        Some(utc("2026-03-03T06:00:00Z"))
+    );
+    // Before the first event, it is the next one.
+    assert_eq!(tt.next_interval(None, utc("2026-02-01T00:00:00Z")).map(|i| i.start), Some(utc(dates[0])));
+}
+
+#[test]
+fn events_are_written_as_airflows_event_dates() {
+    let load = |schedule: &str| load_schedule(schedule, "timezone: Europe/Paris\n");
+    let dag =
+        load("{event_dates: [2026-03-02T06:00:00, \"2026-03-01T06:00:00Z\"]}").expect("valid without a start_date");
+    let Schedule::Events(events) = dag.timetable().schedule() else { panic!("events") };
+    // Local dates are read in the DAG's timezone.
+    assert_eq!(events.dates, [utc("2026-03-01T06:00:00Z"), utc("2026-03-02T05:00:00Z")]);
+    // A manual run's interval is not drawn from the events (Airflow's `restrict_to_events` is not offered).
+    let manual = dag.timetable().infer_manual_data_interval(utc("2026-03-01T12:00:00Z"));
+    assert_eq!(manual.start, utc("2026-03-01T12:00:00Z"));
+    let json = serde_json::to_value(&dag.spec).expect("JSON");
+    assert_eq!(json["schedule"], serde_json::json!({"event_dates": ["2026-03-02T06:00:00", "2026-03-01T06:00:00Z"]}));
+    let back: crate::DagSpec = serde_json::from_value(json).expect("read back");
+    assert_eq!(back, dag.spec);
+    let dag = load("{event_dates: [2026-03-01], description: Race days}").expect("valid");
+    assert_eq!(dag.timetable().summary(), "Race days");
+    let empty = load("{event_dates: []}").expect_err("empty");
+    assert!(empty.contains("e.yaml:2:25: `schedule.event_dates` must list at least one date"), "{empty}");
+    assert!(load("{event_dates: [tomorrow]}").expect_err("bad date").contains("invalid date \"tomorrow\""));
+    let stray = load("{every: 1h, description: x}").expect_err("stray");
+    assert!(stray.contains("`description` goes with `event_dates` alone"), "{stray}");
+    for airflow_only in ["restrict_to_events: true", "presorted: true"] {
+        let err = load(&format!("{{event_dates: [2026-03-01], {airflow_only}}}")).expect_err(airflow_only);
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}
+
+#[test]
+fn asset_conditions_and_assets_or_cron_are_written_under_assets() {
+    let dag = load_schedule("{assets: [a, b]}", "").expect("a plain list");
+    assert_eq!(dag.timetable().summary(), "assets: a & b");
+    assert!(!dag.timetable().is_time_based());
+    let dag = load_schedule("{assets: {all: [a, {any: [b, c]}]}}", "").expect("nested");
+    assert_eq!(dag.timetable().summary(), "assets: a & (b | c)");
+    let json = serde_json::to_value(&dag.spec).expect("JSON");
+    assert_eq!(json["schedule"], serde_json::json!({"assets": {"all": ["a", {"any": ["b", "c"]}]}}));
+    let back: crate::DagSpec = serde_json::from_value(json).expect("read back");
+    assert_eq!(back, dag.spec);
+
+    // Assets or cron: the cron's runs as any cron's, besides the asset-triggered ones.
+    let dag = load_schedule("{assets: {any: [a, b]}, cron: \"@daily\"}", "start_date: 2026-01-01\n").expect("or cron");
+    let tt = dag.timetable();
+    assert_eq!(tt.summary(), "@daily or assets: a | b");
+    assert!(tt.is_time_based() && tt.is_periodic());
+    assert_eq!(
+        due_sequence(tt, "2026-01-02T12:00:00Z", 10),
+        ["2026-01-01T00:00:00+00:00 2026-01-02T00:00:00+00:00"],
+        "without catchup, the latest complete day"
+    );
+    let err = load_schedule("{assets: [a], cron: \"@daily\"}", "").expect_err("no start_date");
+    assert!(err.contains("schedule \"@daily\" needs a `start_date`"), "{err}");
+    let err = load_schedule("{assets: [a], cron: \"@once\"}", "start_date: 2026-01-01\n").expect_err("once");
+    assert!(err.contains("e.yaml:2:31: `schedule.cron` must be a cron expression"), "{err}");
+    let err = load_schedule("{assets: {any: []}}", "").expect_err("empty");
+    assert!(err.contains("e.yaml:2:20: `schedule.assets`: a list of assets is empty"), "{err}");
+    let err = load_schedule("{every: 1h, cron: \"@daily\"}", "start_date: 2026-01-01\n").expect_err("stray cron");
+    assert!(err.contains("`cron` goes with `assets` alone"), "{err}");
 }

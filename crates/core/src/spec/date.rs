@@ -36,7 +36,7 @@ impl DateSpec {
     }
 
     /// The instant this date names, reading local forms in `tz`. A local time that does not exist (skipped by a DST
-    /// change) is moved forward by the gap; an ambiguous one takes the earlier instant (as Airflow/pendulum do).
+    /// change) is moved forward by the gap; a repeated one is its second occurrence (as Airflow/pendulum do).
     pub fn resolve(&self, tz: chrono_tz::Tz) -> DateTime<Utc> {
         match self.value {
             DateValue::Local(naive) => crate::schedule::local_to_utc(tz, naive),
@@ -101,8 +101,8 @@ mod tests {
             ("2026-07-01T03:00:00+05:00", "2026-06-30T22:00:00+00:00"),
             // Skipped by the spring DST change: moved forward by the gap (03:30 CEST).
             ("2026-03-29T02:30:00", "2026-03-29T01:30:00+00:00"),
-            // Ambiguous in autumn: the earlier instant (CEST).
-            ("2026-10-25T02:30:00", "2026-10-25T00:30:00+00:00"),
+            // Repeated in autumn: the second occurrence (CET), as pendulum reads it for Airflow.
+            ("2026-10-25T02:30:00", "2026-10-25T01:30:00+00:00"),
         ];
         for (text, utc) in rows {
             let date: DateSpec = text.parse().expect(text);

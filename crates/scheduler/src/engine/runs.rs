@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
+use sluice_core::schedule::AssetCondition;
 use sluice_core::{Dag, DataInterval, RunState, Schedule, TaskState};
 use sluice_store::{DagRow, DagRunRow, NewRun, NewTaskInstance, RunTx, TaskInstanceRow};
 
@@ -110,10 +111,13 @@ impl Engine {
     async fn create_due_runs_of(&self, dag_row: &DagRow, now: DateTime<Utc>) -> Result<usize, EngineError> {
         let Some(version_id) = dag_row.latest_version_id else { return Ok(0) };
         let dag = self.dags.get(&self.store, version_id).await?;
-        if let Schedule::Assets(uris) = dag.timetable().schedule() {
-            return self.create_asset_triggered_run(&dag, version_id, uris, now).await;
-        }
         let mut created = 0;
+        if let Schedule::Assets { condition, or_cron } = dag.timetable().schedule() {
+            created += self.create_asset_triggered_run(&dag, version_id, condition, now).await?;
+            if or_cron.is_none() {
+                return Ok(created);
+            }
+        }
         loop {
             let last = self
                 .store
@@ -150,24 +154,26 @@ impl Engine {
         Ok(created)
     }
 
-    /// Creates a run of a DAG scheduled on assets when every one of them has an event its previous
-    /// asset-triggered run did not consume (Airflow's rule: all listed assets updated). The DAG's row is locked
-    /// while deciding, and the run and the consumed marks commit together, so several schedulers never create two
-    /// runs for the same events.
+    /// Creates a run of a DAG scheduled on assets when its condition holds on the assets that have an event its
+    /// previous asset-triggered run did not consume. As in Airflow 3, the run consumes the new events of every asset
+    /// the condition names, needed or not (with `any: [a, b]`, a run started by `a` also takes `b`'s pending
+    /// update). The DAG's row is locked while deciding, and the run and the consumed marks commit together, so
+    /// several schedulers never create two runs for the same events.
     async fn create_asset_triggered_run(
         &self,
         dag: &Dag,
         version_id: uuid::Uuid,
-        uris: &[String],
+        condition: &AssetCondition,
         now: DateTime<Utc>,
     ) -> Result<usize, EngineError> {
         let dag_id = dag.dag_id();
         let mut tx = self.store.begin().await?;
         tx.lock_dag(dag_id).await?;
-        let Some(due) = tx.assets_due(dag_id, uris).await? else {
+        let due = tx.assets_updated(dag_id, &condition.uris()).await?;
+        if !condition.holds(&|uri| due.iter().any(|(u, _)| u == uri)) {
             tx.rollback().await?;
             return Ok(0);
-        };
+        }
         let new_run = NewRun {
             dag_id: dag_id.to_string(),
             run_id: format!("asset_triggered__{}", now.to_rfc3339_opts(SecondsFormat::Micros, false)),
@@ -192,7 +198,7 @@ impl Engine {
         run.consume_asset_events(dag_id, &due).await?;
         self.evaluate_run(&mut run, dag, Scope::All, now).await?;
         tx.commit().await?;
-        tracing::info!(dag_id, run_id = %new_run.run_id, assets = ?uris, "asset-triggered DAG run created");
+        tracing::info!(dag_id, run_id = %new_run.run_id, assets = ?due, "asset-triggered DAG run created");
         Ok(1)
     }
 
