@@ -140,3 +140,57 @@ async fn every_trigger_rule_is_reached_without_a_manual_mark_and_bad_branches_fa
     let error = tries[0]["error"].as_str().unwrap();
     assert!(error.contains("must output a task id, a list of task ids or null"), "{error}");
 }
+
+/// Three catch-up runs of a daily DAG: only the latest one due goes past its `latest_only` task.
+fn latest_only(start: &str) -> String {
+    format!(
+        r#"
+dag_id: latest
+schedule: "@daily"
+start_date: {start}
+catchup: true
+is_paused_upon_creation: false
+tasks:
+  - {{id: gate, kind: latest_only}}
+  - {{id: publish, depends_on: [gate], script: "echo publishing {{{{ ds }}}}"}}
+  - {{id: notify, depends_on: [publish], script: "echo notified"}}
+  - {{id: archive, script: "echo archived"}}
+"#
+    )
+}
+
+async fn latest_only_runs(backend: Backend) {
+    let start = (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    let sluice = Sluice::start(backend, &[("latest.yaml", &latest_only(&start))], 1).await;
+    let runs = sluice.wait_runs("latest", 3).await;
+    let (manual, _) = run_to_end(&sluice, "latest", json!({})).await;
+    for run_id in &runs {
+        let run = sluice.wait_run_done("latest", run_id, Duration::from_secs(30)).await;
+        assert_eq!(run["state"], "success", "{run}");
+    }
+    let states = |want: [&str; 4]| -> BTreeMap<String, String> {
+        ["archive", "gate", "notify", "publish"]
+            .into_iter()
+            .zip(want)
+            .map(|(t, s)| (t.to_owned(), s.to_owned()))
+            .collect()
+    };
+    for old in &runs[..2] {
+        let got = sluice.task_states("latest", old).await;
+        assert_eq!(got, states(["success", "success", "skipped", "skipped"]), "{old}: not the latest run");
+    }
+    let got = sluice.task_states("latest", &runs[2]).await;
+    assert_eq!(got, states(["success"; 4]), "the latest run due goes on");
+    let got = sluice.task_states("latest", &manual).await;
+    assert_eq!(got, states(["success"; 4]), "a run triggered by hand goes on");
+}
+
+#[tokio::test]
+async fn latest_only_skips_all_but_the_latest_run_on_postgres() {
+    latest_only_runs(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn latest_only_skips_all_but_the_latest_run_on_sqlite() {
+    latest_only_runs(Backend::Sqlite).await;
+}

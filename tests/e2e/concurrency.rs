@@ -187,14 +187,7 @@ async fn depends_on_past(backend: Backend) {
     let marker = tempfile::NamedTempFile::new().unwrap().path().to_owned();
     let start = (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
     let sluice = Sluice::start(backend, &[("past.yaml", &past(&start, &marker.display().to_string()))], 1).await;
-    let runs = sluice
-        .eventually("three catch-up runs", Duration::from_secs(30), || async {
-            let (_, body) = sluice.get("/dags/past/dagRuns?order_by=logical_date").await;
-            let runs: Vec<String> =
-                body["dag_runs"].as_array()?.iter().map(|r| r["dag_run_id"].as_str().unwrap().to_owned()).collect();
-            (runs.len() == 3).then_some(runs)
-        })
-        .await;
+    let runs = sluice.wait_runs("past", 3).await;
     let first = sluice.wait_run_done("past", &runs[0], Duration::from_secs(30)).await;
     assert_eq!(first["state"], "failed", "the first run's load fails without its marker");
 

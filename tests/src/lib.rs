@@ -450,6 +450,18 @@ impl Sluice {
     }
 
     /// Waits for a run to finish (success or failed); the run.
+    /// The ids of a DAG's first `n` runs by logical date, once it has `n` (scheduled ones take a scheduler pass).
+    pub async fn wait_runs(&self, dag_id: &str, n: usize) -> Vec<String> {
+        let path = format!("/dags/{dag_id}/dagRuns?order_by=logical_date");
+        self.eventually(&format!("{n} runs of {dag_id}"), Duration::from_secs(30), || async {
+            let (_, body) = self.get(&path).await;
+            let runs: Vec<String> =
+                body["dag_runs"].as_array()?.iter().map(|r| r["dag_run_id"].as_str().unwrap().to_owned()).collect();
+            (runs.len() == n).then_some(runs)
+        })
+        .await
+    }
+
     pub async fn wait_run_done(&self, dag_id: &str, run_id: &str, timeout: Duration) -> Value {
         self.eventually(&format!("run {run_id} of {dag_id} to finish"), timeout, || async {
             let (_, run) = self.get(&format!("/dags/{dag_id}/dagRuns/{run_id}")).await;

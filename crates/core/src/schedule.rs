@@ -242,6 +242,13 @@ impl Timetable {
 
     /// The data interval of a run triggered by hand at `run_after`: for a cron, the latest complete interval (as
     /// Airflow's `infer_manual_data_interval`); otherwise the empty interval at `run_after`.
+    /// The interval right after `interval`, whatever `catchup` says (Airflow's `next_dagrun_info` with an
+    /// unrestricted catchup): what a `latest_only` task compares the time with.
+    pub fn following(&self, interval: &DataInterval) -> Option<DataInterval> {
+        let every = Timetable { catchup: true, ..self.clone() };
+        every.next_interval(Some(interval), interval.end)
+    }
+
     pub fn infer_manual_data_interval(&self, run_after: DateTime<Utc>) -> DataInterval {
         if let Some(steps) = self.steps()
             && let Some(end) = steps.align_to_prev(run_after)

@@ -13,7 +13,10 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use chrono::{DateTime, Utc};
+
 use crate::dag::Dag;
+use crate::schedule::{DataInterval, Timetable};
 
 /// Why a task's output cannot say what to skip: the try fails with this message, and nothing is skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +30,16 @@ pub enum SkipError {
         downstream.join(", ")
     )]
     NotDownstream { task: String, chosen: String, downstream: Vec<String> },
+}
+
+/// Whether a `latest_only` task lets its direct downstream tasks run, as Airflow's LatestOnlyOperator decides: for a
+/// run triggered by hand always; else when `now` falls in the interval after the run's (the run is the latest one
+/// due), or when no interval follows (the schedule's last run).
+pub fn latest_only_proceeds(timetable: &Timetable, manual: bool, interval: &DataInterval, now: DateTime<Utc>) -> bool {
+    if manual {
+        return true;
+    }
+    timetable.following(interval).is_none_or(|next| next.start < now && now <= next.end)
 }
 
 /// The tasks to mark skipped, by id, once `task_id` succeeded with `output`; empty for a task that neither

@@ -42,10 +42,14 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// Airflow's `max_retry_delay` default when exponential backoff is on.
 pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TASK_KIND: &str = "command";
+/// A task the scheduler itself decides (Airflow's LatestOnlyOperator): its direct downstream tasks are skipped
+/// unless the run is the latest one due, or was triggered by hand.
+pub const LATEST_ONLY_KIND: &str = "latest_only";
 /// Every task kind: `command` runs a process, `python` a Python function, the others are Sluice's built-in data
 /// tasks.
-pub const TASK_KINDS: [&str; 11] = [
+pub const TASK_KINDS: [&str; 12] = [
     DEFAULT_TASK_KIND,
+    LATEST_ONLY_KIND,
     "ingest",
     "quality",
     "transform",

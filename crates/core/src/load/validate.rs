@@ -18,7 +18,7 @@ use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
 use crate::ops_spec::SENSOR_KIND;
 use crate::python::PYTHON_KIND;
 use crate::schedule::{Events, Schedule, Timetable, parse_schedule};
-use crate::spec::{DEFAULT_TASK_KIND, DagSpec, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
+use crate::spec::{DEFAULT_TASK_KIND, DagSpec, LATEST_ONLY_KIND, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
 
 /// Turns paths in the spec into locations in the file.
 pub(crate) struct Locator<'a> {
@@ -462,6 +462,7 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "monitor" => Some(&["inputs", "monitor"]),
         PYTHON_KIND => Some(&["callable"]),
         SENSOR_KIND => Some(&["sensor"]),
+        LATEST_ONLY_KIND => Some(&[]),
         _ => None,
     }
 }

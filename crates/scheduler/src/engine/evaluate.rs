@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::mapping::map_length;
-use sluice_core::{Dag, Readiness, RunState, TaskSpec, TaskState, run_outcome, trigger_satisfied};
+use sluice_core::skip::latest_only_proceeds;
+use sluice_core::spec::LATEST_ONLY_KIND;
+use sluice_core::{Dag, DataInterval, Readiness, RunState, TaskSpec, TaskState, run_outcome, trigger_satisfied};
 use sluice_store::{Reads, RunTx, TaskInstanceRow, TaskLimit};
 use uuid::Uuid;
 
@@ -137,6 +139,7 @@ impl Engine {
             instances.iter().map(|(id, tis)| (*id, tis.iter().map(|ti| ti.state).collect())).collect();
         let candidates: HashSet<&str> = candidates.iter().map(String::as_str).collect();
         let (mut ready, mut skip, mut upstream_failed, mut retry) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut decided, mut skipped_by_latest_only) = (Vec::new(), HashSet::new());
         let mut settled = Vec::new();
 
         for task_id in dag.topological_order() {
@@ -155,8 +158,23 @@ impl Engine {
                 .iter()
                 .flat_map(|u| states.get(u).cloned().unwrap_or_else(|| vec![TaskState::None]))
                 .collect();
-            let mut new_states = match trigger_satisfied(spec.trigger_rule, &upstream) {
+            let readiness = if skipped_by_latest_only.contains(task_id) {
+                Readiness::Skip
+            } else {
+                trigger_satisfied(spec.trigger_rule, &upstream)
+            };
+            let mut new_states = match readiness {
                 Readiness::Ready if !self.past_allows(tx, dag, task_id).await? => continue,
+                // Decided here and now, without a worker: the run is the latest one due, or its downstream is skipped.
+                Readiness::Ready if spec.kind == LATEST_ONLY_KIND => {
+                    if !self.latest_only_proceeds(tx, dag, task_id, now) {
+                        skipped_by_latest_only.extend(dag.downstream(task_id));
+                    }
+                    decided.extend(waiting.iter().map(|ti| ti.id));
+                    settled.push(task_id.to_owned());
+                    states.insert(task_id, vec![TaskState::Success]);
+                    continue;
+                }
                 Readiness::Ready => vec![TaskState::Scheduled; waiting.len()],
                 Readiness::Skip => vec![TaskState::Skipped; waiting.len()],
                 Readiness::UpstreamFailed => vec![TaskState::UpstreamFailed; waiting.len()],
@@ -180,6 +198,15 @@ impl Engine {
             let unchanged = tis.iter().filter(|ti| ti.state != TaskState::None).map(|ti| ti.state);
             states.insert(task_id, unchanged.chain(new_states).collect());
         }
+        // Downstream tasks of a latest_only task that were not candidates of this pass are skipped here.
+        let unseen: Vec<String> =
+            skipped_by_latest_only.iter().filter(|id| !candidates.contains(*id)).map(|id| (*id).to_owned()).collect();
+        if !unseen.is_empty() {
+            let run_pk = tx.run().id;
+            skip.extend(tx.run_task_instances(run_pk, Some(&unseen)).await?.iter().map(|ti| ti.id));
+            settled.extend(unseen);
+        }
+        tx.set_ti_states(&decided, &[TaskState::None], TaskState::Success, now).await?;
         tx.set_ti_states(&ready, &[TaskState::None], TaskState::Scheduled, now).await?;
         tx.set_ti_states(&retry, &[TaskState::UpForRetry, TaskState::UpForReschedule], TaskState::Scheduled, now)
             .await?;
@@ -212,6 +239,19 @@ impl Engine {
             return Ok(unsuccessful == 0);
         }
         Ok(true)
+    }
+
+    /// Whether a `latest_only` task lets its direct downstream tasks run in this run (see
+    /// [`sluice_core::skip::latest_only_proceeds`]).
+    fn latest_only_proceeds(&self, tx: &RunTx<'_>, dag: &Dag, task_id: &str, now: DateTime<Utc>) -> bool {
+        let run = tx.run();
+        let (Some(start), Some(end)) = (run.data_interval_start, run.data_interval_end) else { return true };
+        let proceeds =
+            latest_only_proceeds(dag.timetable(), run.run_type == "manual", &DataInterval { start, end }, now);
+        tracing::info!(dag_id = %run.dag_id, run_id = %run.run_id, task_id, proceeds,
+            "latest_only: {}", if proceeds { "the latest run, or triggered by hand: downstream tasks proceed" }
+                                else { "not the latest run: its direct downstream tasks are skipped" });
+        proceeds
     }
 
     /// Replaces a ready mapped task's placeholder with one scheduled instance per element of its lists; skips it
