@@ -49,7 +49,6 @@ pub const LATEST_ONLY_KIND: &str = "latest_only";
 /// tasks.
 pub const TASK_KINDS: [&str; 12] = [
     DEFAULT_TASK_KIND,
-    LATEST_ONLY_KIND,
     "ingest",
     "quality",
     "transform",
@@ -60,6 +59,7 @@ pub const TASK_KINDS: [&str; 12] = [
     "monitor",
     crate::ops_spec::SENSOR_KIND,
     crate::python::PYTHON_KIND,
+    LATEST_ONLY_KIND,
 ];
 
 /// One DAG file.

@@ -308,7 +308,7 @@ tasks:
         [
             "dag.yaml:5:13: unknown field `pth`, did you mean `path`?",
             "dag.yaml:6:15: task `ingest`: invalid asset URI \"raw/penguins\": it must start with lake://",
-            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql, train, deploy, score, monitor, sensor, python)",
+            "dag.yaml:8:11: task `quality`: unknown kind `qualty`, did you mean `quality`? (expected one of command, ingest, quality, transform, sql, train, deploy, score, monitor, sensor, python, latest_only)",
             "dag.yaml:12:15: unknown field `max_mising_rate`, did you mean `max_missing_rate`?",
             "dag.yaml:13:9: task `features` of kind transform needs `outputs`",
             "dag.yaml:16:5: task `features`: `command` is not read by tasks of kind transform",
