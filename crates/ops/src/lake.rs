@@ -348,8 +348,10 @@ fn write_atomic<T>(path: &Path, write: impl FnOnce(&mut fs::File) -> Result<T>) 
 
 /// Snappy rather than polars' default zstd: several times less CPU to write for somewhat larger files, the
 /// trade-off of a lake written on every run and read by the next task; every Parquet reader knows it.
+pub(crate) const PARQUET_COMPRESSION: ParquetCompression = ParquetCompression::Snappy;
+
 fn encode_parquet(out: impl Write, df: &mut DataFrame) -> Result<()> {
-    ParquetWriter::new(out).with_compression(ParquetCompression::Snappy).finish(df)?;
+    ParquetWriter::new(out).with_compression(PARQUET_COMPRESSION).finish(df)?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@
 //!
 //! Only this crate depends on polars (see STACK.md): it compiles slowly, and the rest of Sluice must not wait for it.
 
+pub mod baseline;
 pub mod error;
 mod frame;
 mod http;

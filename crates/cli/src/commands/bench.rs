@@ -8,8 +8,9 @@
 //! - `sensors`: 1,000 reschedule-mode sensors true 5 s after the trigger, 2 workers × 2 slots: seconds from the
 //!   run's start to the last sensor's end.
 //! - `trigger`: REST trigger → first task running, one run after the other.
-//! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second and peak
-//!   memory (see [`transform`]). It runs first, before the server starts, and needs no database.
+//! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second, peak
+//!   memory, and the ratio to the same steps written on polars alone (see [`transform`]). It runs first, before
+//!   the server starts, and needs no database.
 //! - `train`: the model selection of the example `penguins_train` DAG, in this process (see [`train`]). It runs
 //!   before the server starts too.
 //! - `predict`: `penguins_train` runs on real workers, then single-record predictions over HTTP from the server and

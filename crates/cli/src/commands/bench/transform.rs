@@ -5,6 +5,9 @@
 //! before. Then an `ingest` writes it to a lake and a `transform` deduplicates, imputes, one-hot encodes and
 //! standardises it, through `sluice_ops` as `sluice run-op` runs them on a worker.
 //!
+//! The same steps are then written directly on polars ([`sluice_ops::baseline`]) and timed on the same file:
+//! `ratio` is Sluice's seconds over polars' alone, what the lake, content hashes and fitted parameters cost.
+//!
 //! Peak memory is the process's peak resident set (`VmHWM`), reset just before the ingest through
 //! `/proc/self/clear_refs`, so it is what the two tasks held at their worst on top of the process's own baseline
 //! (reported as `rss_before_mib`). The scenario runs before the benchmark's server starts, so that nothing else in
@@ -24,6 +27,7 @@ use super::round;
 use super::scratch::{memory_kib, reset_peak_memory};
 use sluice_core::ops_spec::{IngestSpec, TransformSpec};
 use sluice_ops::Lake;
+use sluice_ops::baseline::BaselineSteps;
 
 const NUMERIC: usize = 16;
 /// The first `WITH_MISSING` numeric columns have missing values.
@@ -60,9 +64,18 @@ fn measure(dir: &Path, rows: usize) -> anyhow::Result<Value> {
     let transformed = sluice_ops::run_transform(&transform, &lake, ds)?;
     let seconds = start.elapsed().as_secs_f64();
     let peak = memory_kib("VmHWM")?;
+
+    // After Sluice's tasks, so that their peak memory is theirs alone.
+    progress.set_message("transform: the same steps on polars alone");
+    let start = Instant::now();
+    let polars_shape =
+        sluice_ops::baseline::transform_with_polars(&csv, &dir.join("polars.parquet"), &baseline_steps())?;
+    let polars_alone_s = start.elapsed().as_secs_f64();
     progress.finish_and_clear();
 
     let rows_out = transformed.outputs.first().map_or(0, |o| o.rows);
+    let shape = (rows_out, transformed.schema.len());
+    anyhow::ensure!(polars_shape == shape, "polars alone wrote {polars_shape:?} rows and columns, Sluice {shape:?}");
     Ok(json!({
         "scenario": "transform",
         "rows": ingested.rows,
@@ -72,6 +85,8 @@ fn measure(dir: &Path, rows: usize) -> anyhow::Result<Value> {
         "ingest_s": round(ingest_s),
         "transform_s": round(seconds - ingest_s),
         "seconds": round(seconds),
+        "polars_alone_s": round(polars_alone_s),
+        "ratio": round(seconds / polars_alone_s.max(0.001)),
         "rows_per_s": (ingested.rows as f64 / seconds.max(0.001)).round(),
         "peak_rss_mib": round(peak as f64 / 1024.0),
         "rss_before_mib": round(rss_before as f64 / 1024.0),
@@ -80,8 +95,7 @@ fn measure(dir: &Path, rows: usize) -> anyhow::Result<Value> {
 
 /// The tasks as a DAG file would configure them: impute + one-hot + scale + dedupe.
 fn specs(csv: &Path) -> anyhow::Result<(IngestSpec, TransformSpec)> {
-    let numeric: Vec<String> = (0..NUMERIC).map(|i| format!("x{i:02}")).collect();
-    let categorical: Vec<String> = (0..CATEGORIES.len()).map(|i| format!("c{i}")).collect();
+    let (numeric, categorical) = (numeric(), categorical());
     let ingest = serde_json::from_value(json!({
         "source": {"type": "csv", "path": csv},
         "outputs": ["lake://bench/raw"],
@@ -100,6 +114,24 @@ fn specs(csv: &Path) -> anyhow::Result<(IngestSpec, TransformSpec)> {
     Ok((ingest, transform))
 }
 
+/// The steps of [`specs`]' transform, for the yardstick written on polars alone.
+fn baseline_steps() -> BaselineSteps {
+    BaselineSteps {
+        fill_mean: numeric()[..WITH_MISSING].to_vec(),
+        fill_mode: vec!["c0".into()],
+        one_hot: categorical(),
+        standardize: numeric(),
+    }
+}
+
+fn numeric() -> Vec<String> {
+    (0..NUMERIC).map(|i| format!("x{i:02}")).collect()
+}
+
+fn categorical() -> Vec<String> {
+    (0..CATEGORIES.len()).map(|i| format!("c{i}")).collect()
+}
+
 /// Write the benchmark's CSV (see the module doc); the same `rows` always give the same file.
 fn generate(path: &Path, rows: usize) -> std::io::Result<()> {
     let progress = indicatif::ProgressBar::new(rows as u64).with_message("transform: generating the CSV");
@@ -108,8 +140,7 @@ fn generate(path: &Path, rows: usize) -> std::io::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let header: Vec<String> =
-        (0..NUMERIC).map(|i| format!("x{i:02}")).chain((0..CATEGORIES.len()).map(|i| format!("c{i}"))).collect();
+    let header: Vec<String> = numeric().into_iter().chain(categorical()).collect();
     writeln!(out, "{}", header.join(","))?;
     let mut rng = SmallRng::seed_from_u64(3);
     let mut row = String::new();
