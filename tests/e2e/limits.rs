@@ -1,5 +1,5 @@
 //! The limits a server puts on its clients: failed sign-ins per username and per address, and the size of a
-//! request body.
+//! request body; and the one a worker puts on a try's log.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
@@ -93,4 +93,47 @@ async fn a_body_over_the_limit_gets_413_as_json() {
 
     let (status, body) = sluice.post("/variables", json!({"key": "big", "value": "x".repeat(limit - 1000)})).await;
     assert_eq!(status, 201, "a body just under the limit is fine: {body}");
+}
+
+const CHATTY: &str = r#"
+dag_id: chatty
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: flood
+    script: |
+      seq 1 500000
+      echo '::output::{"done": true}'
+"#;
+
+#[tokio::test]
+async fn a_log_over_the_limit_is_cut_with_a_note_and_the_try_goes_on() {
+    let mut sluice = Sluice::new(Backend::Sqlite, &[("chatty.yaml", CHATTY)]).await;
+    sluice.env.push(("SLUICE_MAX_LOG_BYTES".into(), "100000".into()));
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "1"]);
+    let run_id = sluice.trigger("chatty", json!({})).await;
+    let run = sluice.wait_run_done("chatty", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}");
+    let (_, ti) = sluice.get(&format!("/dags/chatty/dagRuns/{run_id}/taskInstances/flood")).await;
+    assert_eq!(ti["output"], json!({"done": true}), "the output after the cut still counts");
+
+    let path = format!("/dags/chatty/dagRuns/{run_id}/taskInstances/flood/logs/1?full_content=true");
+    let (_, log) = sluice.get(&path).await;
+    let lines = log["content"].as_array().unwrap();
+    let kept: usize =
+        lines.iter().filter(|l| l["stream"] != "system").map(|l| l["event"].as_str().unwrap().len() + 1).sum();
+    assert!(kept <= 100_000 && kept > 90_000, "{kept} bytes of output kept");
+    let text: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    let cut = text.iter().position(|l| l.starts_with("the log is cut here")).expect("a note where the log is cut");
+    let before_cut: Vec<&str> =
+        lines[..cut].iter().filter(|l| l["stream"] != "system").map(|l| l["event"].as_str().unwrap()).collect();
+    let counted: Vec<String> = (1..=before_cut.len()).map(|n| n.to_string()).collect();
+    assert_eq!(before_cut, counted, "the first lines, whole and in order, up to the cut");
+    assert!(
+        text.iter().any(|l| l.ends_with("bytes of output were not kept in the log")),
+        "{:?}",
+        &text[text.len() - 3..]
+    );
+    assert!(!text.contains(&"500000"), "the end of the flood is not kept");
 }

@@ -59,7 +59,12 @@ pub struct WorkerConfig {
     /// Environment variables every task gets beneath what its lease gives it: how a worker that is not a process of
     /// its own (`sluice dags test`) passes its DAG folder and lake to its tasks.
     pub task_env: BTreeMap<String, String>,
+    /// The most bytes of a try's own output (stdout and stderr) kept in its log; the rest is cut, with a note.
+    pub max_log_bytes: u64,
 }
+
+/// `WorkerConfig::max_log_bytes` unless configured: enough for any log a person reads, far from what fills a disk.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 100 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -90,6 +95,7 @@ pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()>
         guard,
         output_dir: output_dir.clone(),
         task_env: Arc::new(config.task_env.clone()),
+        max_log_bytes: config.max_log_bytes,
     };
     let mut tries = JoinSet::new();
     tracing::info!(server = %config.server, queues = ?config.queues, slots = config.slots, "worker started");
@@ -238,6 +244,7 @@ mod tests {
             kill_grace: Duration::from_secs(1),
             poll_wait: Duration::from_secs(20),
             task_env: BTreeMap::new(),
+            max_log_bytes: 1 << 20,
         }
     }
 

@@ -85,10 +85,11 @@ pub struct LogShipper {
 }
 
 impl LogShipper {
-    /// Ships the lines of try `lease_id`, with `masker`'s secrets masked.
-    pub fn start(client: Client, ti_id: Uuid, lease_id: Uuid, masker: Masker) -> Self {
+    /// Ships the lines of try `lease_id`, with `masker`'s secrets masked, and of the task's own output at most
+    /// `max_bytes`.
+    pub fn start(client: Client, ti_id: Uuid, lease_id: Uuid, masker: Masker, max_bytes: u64) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_LINES);
-        let task = tokio::spawn(ship(client, ti_id, lease_id, rx));
+        let task = tokio::spawn(ship(client, ti_id, lease_id, rx, max_bytes));
         LogShipper { sender: LogSender { tx, masker: Arc::new(masker) }, task }
     }
 
@@ -128,8 +129,15 @@ impl Batch {
     }
 }
 
-async fn ship(client: Client, ti_id: Uuid, lease_id: Uuid, mut rx: mpsc::Receiver<LogLine>) -> Vec<LogLine> {
+async fn ship(
+    client: Client,
+    ti_id: Uuid,
+    lease_id: Uuid,
+    mut rx: mpsc::Receiver<LogLine>,
+    max_bytes: u64,
+) -> Vec<LogLine> {
     let mut batch = Batch::default();
+    let mut limit = Limit { left: max_bytes, cut: 0, max_bytes };
     // The first post waits a whole period too (a plain `interval` ticks at once), so that the lines of a short
     // task, "started pid" included, all travel with its report.
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
@@ -138,11 +146,54 @@ async fn ship(client: Client, ti_id: Uuid, lease_id: Uuid, mut rx: mpsc::Receive
     loop {
         tokio::select! {
             line = rx.recv() => match line {
-                Some(line) => if batch.push(line) { poster.post(batch.take()).await },
-                None => return if poster.lease_lost { Vec::new() } else { batch.take() },
+                Some(line) => if let Some(line) = limit.admit(line) && batch.push(line) { poster.post(batch.take()).await },
+                None => {
+                    if let Some(note) = limit.summary() {
+                        batch.push(note);
+                    }
+                    return if poster.lease_lost { Vec::new() } else { batch.take() };
+                }
             },
             _ = tick.tick() => poster.post(batch.take()).await,
         }
+    }
+}
+
+/// The log size limit of one try: the task's own lines count against it; past it they are dropped (the pumps still
+/// read them, so the task never blocks on a full pipe), with a note where the cut starts and one at the end saying
+/// how much went. The worker's own lines always pass.
+struct Limit {
+    left: u64,
+    cut: u64,
+    max_bytes: u64,
+}
+
+impl Limit {
+    fn admit(&mut self, line: LogLine) -> Option<LogLine> {
+        if line.stream == LogStream::System {
+            return Some(line);
+        }
+        let size = line.line.len() as u64 + 1;
+        if size <= self.left {
+            self.left -= size;
+            return Some(line);
+        }
+        self.left = 0;
+        self.cut += size;
+        (self.cut == size).then(|| {
+            log_line(
+                LogStream::System,
+                format!(
+                    "the log is cut here: the try wrote more than {} bytes, the most a try's log keeps",
+                    self.max_bytes
+                ),
+            )
+        })
+    }
+
+    fn summary(&self) -> Option<LogLine> {
+        (self.cut > 0)
+            .then(|| log_line(LogStream::System, format!("{} bytes of output were not kept in the log", self.cut)))
     }
 }
 
@@ -258,7 +309,7 @@ mod tests {
     async fn a_try_shorter_than_the_flush_period_sends_its_lines_with_the_report() {
         // No server listens here: a batch posted on the way would be dropped, and missing from what is returned.
         let client = Client::new("http://127.0.0.1:9", "token").expect("client");
-        let shipper = LogShipper::start(client, Uuid::now_v7(), Uuid::now_v7(), Masker::default());
+        let shipper = LogShipper::start(client, Uuid::now_v7(), Uuid::now_v7(), Masker::default(), 1 << 20);
         shipper.sender().system("started pid 42");
         tokio::time::sleep(FLUSH_EVERY / 2).await;
         shipper.sender().system("exit code 0");

@@ -44,6 +44,8 @@ pub struct TryContext {
     pub output_dir: PathBuf,
     /// See `WorkerConfig::task_env`.
     pub task_env: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    /// See `WorkerConfig::max_log_bytes`.
+    pub max_log_bytes: u64,
 }
 
 /// Runs one leased try to the end, reporting its outcome unless the lease was lost.
@@ -57,7 +59,7 @@ pub async fn run_try(ctx: TryContext, task: LeasedTask) {
         try_number = task.try_number,
     );
     async move {
-        let logs = LogShipper::start(ctx.client.clone(), task.ti_id, task.lease_id, masker(&task));
+        let logs = LogShipper::start(ctx.client.clone(), task.ti_id, task.lease_id, masker(&task), ctx.max_log_bytes);
         let verdict = execute(&ctx, &task, logs.sender()).await;
         // The last lines travel with the report, so they are stored when the report makes the try final.
         let tail = logs.finish().await;
@@ -410,6 +412,7 @@ mod tests {
                 guard,
                 output_dir,
                 task_env,
+                max_log_bytes: 1 << 20,
             };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use sluice_worker::{WorkerConfig, run_worker};
+use sluice_worker::{DEFAULT_MAX_LOG_BYTES, WorkerConfig, run_worker};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -29,6 +29,9 @@ pub struct Args {
     /// Seconds between SIGTERM and SIGKILL when a task's process group is killed (e.g. on execution_timeout).
     #[arg(long, env = "SLUICE_WORKER_KILL_GRACE", default_value_t = 5)]
     pub kill_grace: u64,
+    /// The most bytes of a task's output one try's log keeps; the rest is cut, with a note.
+    #[arg(long, env = "SLUICE_MAX_LOG_BYTES", default_value_t = DEFAULT_MAX_LOG_BYTES)]
+    pub max_log_bytes: u64,
 }
 
 impl Args {
@@ -48,6 +51,7 @@ impl Args {
             kill_grace: Duration::from_secs(self.kill_grace),
             poll_wait: Duration::from_secs(20),
             task_env: Default::default(),
+            max_log_bytes: self.max_log_bytes,
         })
     }
 }
