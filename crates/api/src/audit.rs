@@ -2,11 +2,9 @@
 //! sign-in and role checks) is recorded with its caller, the caller's address, the route, the DAG, run and task it
 //! names, the request body with its secrets masked, and the answer's status. `GET /api/v2/eventLogs` serves it.
 
-use std::net::SocketAddr;
-
 use axum::RequestPartsExt;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,12 +13,13 @@ use serde_json::{Value, json};
 use sluice_core::masking::{MASK, Masker};
 use sluice_store::NewEvent;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, client_address};
+use crate::metrics::route_pattern;
 use crate::{ApiError, AppState, BODY_LIMIT};
 
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let changes = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map(route_pattern);
     // Signing in changes nothing, and its body is a password.
     let (Some(route), true) = (route, changes) else { return next.run(request).await };
     if route == "/auth/token" {
@@ -32,7 +31,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         Err(_) => Vec::new(),
     };
     let owner = parts.extensions.get::<Principal>().map(|p| p.username.clone());
-    let from = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
+    let from = client_address(&parts.extensions).to_string();
     let method = parts.method.to_string();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         return ApiError::body_too_large().into_response();
@@ -41,7 +40,6 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
 
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let route = route.replace('{', ":").replace('}', "");
     let event = NewEvent {
         when: Utc::now(),
         event: format!("{method} {}", route.strip_prefix("/api/v2/").unwrap_or(&route)),

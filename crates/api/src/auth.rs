@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::{Form, Json};
@@ -338,11 +338,8 @@ fn decoy_hash() -> &'static str {
 /// The address a request came from: the connection's peer. `X-Forwarded-For` is not read, since any client can
 /// send it; behind a reverse proxy every client has the proxy's address. Without the connection's details (a
 /// router served without them) every client shares one address.
-fn client_address(request: &Request) -> IpAddr {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |ConnectInfo(peer)| peer.ip())
+pub(crate) fn client_address(extensions: &Extensions) -> IpAddr {
+    extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |ConnectInfo(peer)| peer.ip())
 }
 
 /// `POST /auth/token`: a JSON or form body `{username, password}` → 201 `{"access_token": …}`. Failed attempts are
@@ -352,7 +349,7 @@ fn client_address(request: &Request) -> IpAddr {
     request_body(content((LoginBody = "application/json"), (LoginBody = "application/x-www-form-urlencoded"))),
     responses((status = 201, body = LoginResponse), (status = 429, description = "Too many failed sign-ins; `Retry-After` says when to try again", body = crate::openapi::ErrorBody), (status = "default", description = "An error: `{\"detail\": ...}`", body = crate::openapi::ErrorBody)))]
 async fn login(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<LoginResponse>), ApiError> {
-    let address = client_address(&request);
+    let address = client_address(request.extensions());
     let form = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -62,13 +62,15 @@ fn describe() {
     metrics::describe_gauge!("sluice_db_connections", "Database connections of this process, in use and idle");
 }
 
-/// Times every request by its route pattern, not its path, so that the series stay few. The pattern's parameters
-/// are written `:dag_id` (`/api/v2/dags/:dag_id`): braces in label values trip up some Prometheus text parsers.
+/// A route's pattern with its parameters written `:dag_id` (`/api/v2/dags/:dag_id`), as metrics and the audit log
+/// name routes: braces in label values trip up some Prometheus text parsers.
+pub(crate) fn route_pattern(path: &MatchedPath) -> String {
+    path.as_str().replace('{', ":").replace('}', "")
+}
+
+/// Times every request by its route pattern, not its path, so that the series stay few.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().replace('{', ":").replace('}', ""));
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), route_pattern);
     let method = request.method().to_string();
     let start = Instant::now();
     let response = next.run(request).await;
