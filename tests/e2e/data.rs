@@ -17,7 +17,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde_json::{Value, json};
-use sluice_tests::{Backend, Sluice, TestDb};
+use sluice_tests::{Backend, ObjectStore, Sluice, TestDb};
 use sqlx::Connection;
 
 const ETL: &str = include_str!("../../dags/penguins_etl.yaml");
@@ -26,13 +26,7 @@ const PENGUINS: &str = include_str!("../../dags/data/penguins.csv");
 
 /// A server and one worker, with `dags` and the penguins data in the DAGs folder.
 async fn start(dags: &[(&str, &str)]) -> Sluice {
-    start_with_env(dags, &[]).await
-}
-
-/// [`start`], with more environment variables for the server and the worker.
-async fn start_with_env(dags: &[(&str, &str)], env: &[(&str, &str)]) -> Sluice {
     let mut sluice = Sluice::new(Backend::Postgres, dags).await;
-    sluice.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     sluice.add_data("penguins.csv", PENGUINS);
     sluice.start_server(&[]).await;
     sluice.spawn_worker(&["--slots", "2"]);
@@ -454,58 +448,6 @@ async fn join_and_derive_run_on_workers_and_the_joined_asset_is_an_input() {
     assert_eq!(asset["consuming_tasks"], json!([{"dag_id": "enrich", "task_id": "features"}]), "{asset}");
 }
 
-/// An S3-compatible object store on a free local port (moto's server, from the Python test tools), stopped when
-/// dropped.
-struct ObjectStore {
-    url: String,
-    _server: tokio::process::Child,
-}
-
-impl ObjectStore {
-    async fn start() -> ObjectStore {
-        let python = std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
-            panic!("SLUICE_TEST_PYTHON is not set: run the tests with scripts/test.sh, which installs the Python tools")
-        });
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let server = tokio::process::Command::new(Path::new(&python).with_file_name("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client.get(&url).send().await.is_ok() {
-                return ObjectStore { url, _server: server };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the object store did not start on {url}");
-    }
-
-    async fn create_bucket(&self, bucket: &str) {
-        let response = reqwest::Client::new().put(format!("{}/{bucket}", self.url)).send().await.unwrap();
-        assert!(response.status().is_success(), "{response:?}");
-    }
-
-    /// Creates `bucket` and stores `body` under `key` in it.
-    async fn put(&self, bucket: &str, key: &str, body: &str) {
-        self.create_bucket(bucket).await;
-        let url = format!("{}/{bucket}/{key}", self.url);
-        let response = reqwest::Client::new().put(url).body(body.to_owned()).send().await.unwrap();
-        assert!(response.status().is_success(), "{response:?}");
-    }
-
-    /// The keys in `bucket`, from its listing.
-    async fn keys(&self, bucket: &str) -> Vec<String> {
-        let url = format!("{}/{bucket}?list-type=2", self.url);
-        let listing = reqwest::get(url).await.unwrap().text().await.unwrap();
-        listing.split("<Key>").skip(1).filter_map(|k| k.split_once("</Key>")).map(|(k, _)| k.to_owned()).collect()
-    }
-}
-
 fn s3_dag(dag_id: &str, path: &str) -> String {
     format!(
         "dag_id: {dag_id}
@@ -561,15 +503,11 @@ async fn files_are_ingested_from_an_s3_compatible_object_store() {
 async fn a_lake_in_an_s3_bucket_holds_the_partitions_and_the_fitted_transform() {
     let store = ObjectStore::start().await;
     store.create_bucket("lake").await;
-    let env = [
-        ("SLUICE_LAKE", "s3://lake/prod"),
-        ("AWS_ENDPOINT_URL", store.url.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "sluice"),
-        ("AWS_SECRET_ACCESS_KEY", "secret-key"),
-    ];
-    let sluice = start_with_env(&[("enrich.yaml", ENRICH)], &env).await;
+    let mut sluice = Sluice::new(Backend::Postgres, &[("enrich.yaml", ENRICH)]).await;
+    sluice.env = store.lake_env("s3://lake/prod");
+    sluice.add_data("penguins.csv", PENGUINS);
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "2"]);
     run_enrich(&sluice).await;
     let mut keys = store.keys("lake").await;
     keys.sort();

@@ -659,3 +659,117 @@ async fn predictions_are_logged_labels_fed_back_are_judged_and_drift_is_posted()
         "{from_data}"
     );
 }
+
+/// A command task that registers what it wrote (no ONNX: registered, not served).
+const COMMAND_MODEL: &str = "\
+dag_id: command_model
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: ingest
+    kind: ingest
+    source: {type: csv, path: data/penguins.csv}
+    outputs: [lake://raw/command_model]
+  - id: train
+    depends_on: [ingest]
+    inputs: [lake://raw/command_model]
+    script: |
+      test -s \"$SLUICE_INPUT\" || exit 5
+      echo '{\"accuracy\": 0.9}' > \"$SLUICE_MODEL_DIR/metrics.json\"
+      echo 'weights' > \"$SLUICE_MODEL_DIR/model.bin\"
+    registers: {model: penguins_command, target: species}
+";
+
+/// With the lake in an S3 bucket, the whole journey keeps its files there and nothing on local disk: the trained
+/// and the command-registered versions, the prediction log (which a monitor then reads back to judge fed-back
+/// labels), and both servers load the model from the bucket.
+#[tokio::test]
+async fn models_and_the_prediction_log_live_in_an_s3_lake() {
+    let store = sluice_tests::ObjectStore::start().await;
+    store.create_bucket("lake").await;
+    let mut sluice = Sluice::new(
+        Backend::Postgres,
+        &[("penguins_train.yaml", TRAIN), ("penguins_watch.yaml", WATCH), ("command_model.yaml", COMMAND_MODEL)],
+    )
+    .await;
+    sluice.add_data("penguins.csv", PENGUINS);
+    sluice.env = store.lake_env("s3://lake/prod");
+    sluice.env.push(("SLUICE_PREDICTION_LOG_FLUSH_SECS".into(), "1".into()));
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "2"]);
+    let (_, run) = run_to_end(&sluice, "penguins_train", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (_, run) = run_to_end(&sluice, "command_model", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+
+    let keys = store.keys("lake").await;
+    let version_files = |model: &str| {
+        let prefix = format!("prod/models/{model}/1/");
+        let mut files: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(prefix.as_str())).collect();
+        files.sort_unstable();
+        files
+    };
+    assert_eq!(
+        version_files(MODEL),
+        ["fitted_transform.json", "model.json", "reference.json", "signature.json"],
+        "{keys:?}"
+    );
+    assert_eq!(version_files("penguins_command"), ["metrics.json", "model.bin", "signature.json"], "{keys:?}");
+    assert!(
+        keys.iter().filter(|k| k.starts_with("prod/models/")).all(|k| k.contains("/1/")),
+        "nothing but the versions under models/: {keys:?}"
+    );
+    let (_, command) = sluice.get("/models/penguins_command/versions/1").await;
+    assert_eq!(command["metrics"]["accuracy"].as_f64(), Some(0.9), "{command}");
+
+    // Both servers read the version from the bucket; the server logs what it predicted there.
+    let serve_url = sluice.start_serve();
+    let (records, species): (Vec<Value>, Vec<&str>) = known_rows().into_iter().unzip();
+    let mut request_id = String::new();
+    for base in [serve_url.clone(), sluice.url.clone()] {
+        let answer = sluice.predict_eventually(&base, MODEL, json!({"records": records})).await;
+        assert_eq!(answer["predictions"], json!(species), "{base}: {answer}");
+        request_id = answer["request_id"].as_str().unwrap().to_owned();
+    }
+    let log_keys = sluice
+        .eventually("the prediction log in the bucket", Duration::from_secs(30), || {
+            let store = &store;
+            async move {
+                let keys = store.keys("lake").await;
+                let log: Vec<String> = keys
+                    .into_iter()
+                    .filter(|k| k.starts_with(&format!("prod/predictions/{MODEL}/ds=")) && k.ends_with(".parquet"))
+                    .collect();
+                (!log.is_empty()).then_some(log)
+            }
+        })
+        .await;
+    assert!(!log_keys.is_empty());
+
+    // The monitor reads the log back from the bucket to match the labels fed back for the server's request (its
+    // webhook is posted to only on drift, and there is none).
+    let alerts = json!({"connection_id": "alerts", "conn_type": "http", "host": "127.0.0.1", "port": 9});
+    assert_eq!(sluice.post("/connections", alerts).await.0, 201);
+    let labels = json!({"feedback": [
+        {"request_id": request_id, "record": 0, "label": "Adelie"},
+        {"request_id": request_id, "record": 1, "label": "Adelie"},
+        {"request_id": request_id, "record": 2, "label": "Chinstrap"}]});
+    assert_eq!(sluice.post(&format!("/models/{MODEL}/feedback"), labels).await.0, 200);
+    let (_, run) = run_to_end(&sluice, "penguins_watch", json!({})).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (_, reports) = sluice.get(&format!("/models/{MODEL}/monitorReports")).await;
+    let report = &reports["monitor_reports"][0];
+    assert_eq!(
+        (report["feedback"]["labels"].as_i64(), report["feedback"]["matched"].as_i64()),
+        (Some(3), Some(3)),
+        "{report}"
+    );
+    let accuracy = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feature"] == "feedback" && c["statistic"] == "accuracy")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!((accuracy["value"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9, "two of three labels are right: {report}");
+    assert!(!sluice.lake.path().join("models").exists() && !sluice.lake.path().join("predictions").exists());
+}

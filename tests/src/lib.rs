@@ -529,6 +529,73 @@ impl Sluice {
     }
 }
 
+/// An S3-compatible object store on a free local port (moto's server, from the Python test tools), stopped when
+/// dropped.
+pub struct ObjectStore {
+    pub url: String,
+    _server: tokio::process::Child,
+}
+
+impl ObjectStore {
+    pub async fn start() -> ObjectStore {
+        let python = std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
+            panic!("SLUICE_TEST_PYTHON is not set: run the tests with scripts/test.sh, which installs the Python tools")
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = tokio::process::Command::new(Path::new(&python).with_file_name("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(&url).send().await.is_ok() {
+                return ObjectStore { url, _server: server };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the object store did not start on {url}");
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) {
+        let response = reqwest::Client::new().put(format!("{}/{bucket}", self.url)).send().await.unwrap();
+        assert!(response.status().is_success(), "{response:?}");
+    }
+
+    /// Creates `bucket` and stores `body` under `key` in it.
+    pub async fn put(&self, bucket: &str, key: &str, body: &str) {
+        self.create_bucket(bucket).await;
+        let url = format!("{}/{bucket}/{key}", self.url);
+        let response = reqwest::Client::new().put(url).body(body.to_owned()).send().await.unwrap();
+        assert!(response.status().is_success(), "{response:?}");
+    }
+
+    /// The environment that makes Sluice's processes keep their lake at `lake` (`s3://bucket/prefix`) in this store.
+    pub fn lake_env(&self, lake: &str) -> Vec<(String, String)> {
+        [
+            ("SLUICE_LAKE", lake),
+            ("AWS_ENDPOINT_URL", self.url.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "sluice"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-key"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// The keys in `bucket`, from its listing.
+    pub async fn keys(&self, bucket: &str) -> Vec<String> {
+        let url = format!("{}/{bucket}?list-type=2", self.url);
+        let listing = reqwest::get(url).await.unwrap().text().await.unwrap();
+        listing.split("<Key>").skip(1).filter_map(|k| k.split_once("</Key>")).map(|(k, _)| k.to_owned()).collect()
+    }
+}
+
 /// The largest number of tries of one task that were running at the same moment, from their recorded times.
 pub fn max_overlapping(tries: &[Value]) -> usize {
     let time = |v: &Value| v.as_str().map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap());
