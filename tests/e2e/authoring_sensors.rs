@@ -360,3 +360,50 @@ async fn an_http_sensor_waits_for_a_field_of_the_response_on_postgres() {
 async fn an_http_sensor_waits_for_a_field_of_the_response_on_sqlite() {
     an_http_sensor_waits_for_a_field_of_the_response(Backend::Sqlite).await;
 }
+
+const S3: &str = r#"dag_id: s3_sensor
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: wait_for_object
+    kind: sensor
+    sensor: {type: file, path: "s3://landing/{{ ds }}/ready.flag", connection: store}
+    mode: reschedule
+    poke_interval: 1s
+    timeout: 1m
+  - id: wait_for_prefix
+    kind: sensor
+    sensor: {type: file, path: "s3://landing/{{ ds }}/parts/", connection: store}
+    poke_interval: 1s
+    timeout: 1m
+"#;
+
+/// A file sensor on an object store waits for an object, or for any object under a prefix, through its connection.
+#[tokio::test]
+async fn a_file_sensor_waits_for_an_object_in_a_bucket() {
+    let store = sluice_tests::ObjectStore::start().await;
+    store.create_bucket("landing").await;
+    let sluice = Sluice::start(Backend::Postgres, &[("s3.yaml", S3)], 1).await;
+    let connection = json!({"connection_id": "store", "conn_type": "aws", "login": "sluice", "password": "secret-key",
+                            "extra": json!({"endpoint_url": store.url, "region_name": "us-east-1"}).to_string()});
+    assert_eq!(sluice.post("/connections", connection).await.0, 201);
+
+    let run_id = sluice.trigger("s3_sensor", json!({})).await;
+    sluice.wait_task_state("s3_sensor", &run_id, "wait_for_object", "up_for_reschedule").await;
+    let day = Utc::now().format("%Y-%m-%d").to_string();
+    // An object beside the prefix, whose name only starts like it, does not count.
+    store.put("landing", &format!("{day}/parts.txt"), "no").await;
+    store.put("landing", &format!("{day}/ready.flag"), "").await;
+    sluice.wait_task_state("s3_sensor", &run_id, "wait_for_object", "success").await;
+    sluice.wait_task_state("s3_sensor", &run_id, "wait_for_prefix", "running").await;
+    let log = sluice.log("s3_sensor", &run_id, "wait_for_prefix", 1).await;
+    assert!(!log.contains("the condition holds"), "{log}");
+    store.put("landing", &format!("{day}/parts/part-0.csv"), "a\n1\n").await;
+
+    let run = sluice.wait_run_done("s3_sensor", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let log = sluice.log("s3_sensor", &run_id, "wait_for_object", 1).await;
+    assert!(log.contains(&format!("poking for s3://landing/{day}/ready.flag")), "{log}");
+    assert!(log.contains("not yet: rescheduled") && log.contains("the condition holds"), "{log}");
+    assert!(!log.contains("secret-key"), "{log}");
+}

@@ -117,6 +117,11 @@ impl OpSpec {
             OpSpec::Sensor(SensorSpec { sensor: SensorCondition::Sql { connection, .. }, .. }) => {
                 vec![connection.as_str()]
             }
+            OpSpec::Sensor(SensorSpec {
+                sensor: SensorCondition::File { connection: Some(connection), .. }, ..
+            }) => {
+                vec![connection.as_str()]
+            }
             OpSpec::Monitor(spec) => {
                 spec.monitor.on_drift.iter().flat_map(|d| &d.webhook).map(|w| w.connection.as_str()).collect()
             }

@@ -6,9 +6,10 @@
 //! `aws_session_token`. Without a connection, the usual `AWS_*` environment variables of the worker apply.
 //! Requests that fail with 429 or 5xx are retried with backoff by the client.
 
-use object_store::ObjectStoreExt;
+use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{OpsError, Result};
 use crate::runtime::block_on;
@@ -17,8 +18,9 @@ use crate::task::NamedConnection;
 /// The URL scheme of S3 objects and of a lake in a bucket.
 pub(crate) const S3_SCHEME: &str = "s3://";
 
-/// The whole object at `url`.
-pub(crate) fn fetch(url: &str, connection: Option<NamedConnection<'_>>) -> Result<Vec<u8>> {
+/// The bucket's client and the key of the object at `url` (`s3://bucket/key`), or why there is none; errors name
+/// the connection used.
+fn locate(url: &str, connection: Option<NamedConnection<'_>>) -> Result<(AmazonS3, ObjectPath, String)> {
     let failed = |message: String| OpsError::Read { path: url.into(), message };
     let (bucket, key) = url
         .strip_prefix(S3_SCHEME)
@@ -28,11 +30,34 @@ pub(crate) fn fetch(url: &str, connection: Option<NamedConnection<'_>>) -> Resul
     let key = ObjectPath::parse(key).map_err(|e| failed(format!("invalid object key: {e}")))?;
     let through = connection.map(|(id, _)| format!(" (connection {id:?})")).unwrap_or_default();
     let store = s3_store(bucket, connection).map_err(|e| failed(format!("{e}{through}")))?;
+    Ok((store, key, through))
+}
+
+/// The whole object at `url`.
+pub(crate) fn fetch(url: &str, connection: Option<NamedConnection<'_>>) -> Result<Vec<u8>> {
+    let failed = |message: String| OpsError::Read { path: url.into(), message };
+    let (store, key, through) = locate(url, connection)?;
     match get(&store, &key)? {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(OpsError::FileNotFound(url.into())),
         Err(e) => Err(failed(format!("{e}{through}"))),
     }
+}
+
+/// Whether the object at `url` exists or, for a URL ending in `/`, any object under that prefix (a sensor's poke).
+pub(crate) fn exists(url: &str, connection: Option<NamedConnection<'_>>) -> Result<bool> {
+    let (store, key, through) = locate(url, connection)?;
+    let found = block_on(async {
+        if url.ends_with('/') {
+            return store.list(Some(&key)).try_next().await.map(|first| first.is_some());
+        }
+        match store.head(&key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    })?;
+    found.map_err(|e| OpsError::Read { path: url.into(), message: format!("{e}{through}") })
 }
 
 /// The content of the object at `key`; `None` if there is none.

@@ -57,7 +57,12 @@ pub(crate) fn run_sensor(spec: &SensorSpec, ctx: &OpContext<'_>) -> Result<Optio
 /// Whether the condition holds now.
 fn poke(condition: &SensorCondition, ctx: &OpContext<'_>, sensor: &SensorContext, now: DateTime<Utc>) -> Result<bool> {
     match condition {
-        SensorCondition::File { path } => {
+        SensorCondition::File { path, connection } if path.starts_with(crate::object::S3_SCHEME) => {
+            let connection = connection.as_deref().map(|id| ctx.connection(id)).transpose()?;
+            (ctx.log)(&format!("poking for {path}"));
+            crate::object::exists(path, connection)
+        }
+        SensorCondition::File { path, .. } => {
             // A relative path is read from the DAGs folder, as data sources are.
             let full = ctx.base_dir.join(Path::new(path));
             (ctx.log)(&format!("poking for {}", full.display()));
@@ -134,7 +139,7 @@ mod tests {
     fn a_file_sensor_sees_its_file_and_reschedules_or_times_out_without_it() {
         let dir = TempDir::new();
         let lake = Lake::open(&dir.path().display().to_string()).expect("a lake in a folder");
-        let file = SensorCondition::File { path: "ready.flag".into() };
+        let file = SensorCondition::File { path: "ready.flag".into(), connection: None };
         let started = sensor_context(Utc::now());
         let ctx = OpContext { sensor: Some(&started), ..context(&lake, dir.path()) };
 

@@ -36,8 +36,14 @@ pub enum SensorMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SensorCondition {
-    /// A file or folder exists (Airflow's FileSensor); a relative path is read from the DAGs folder. A template.
-    File { path: String },
+    /// A file or folder exists (Airflow's FileSensor); a relative path is read from the DAGs folder. Or an object in
+    /// a bucket, `s3://bucket/key` (Airflow's S3KeySensor), read with the `aws` connection `connection` or else the
+    /// worker's `AWS_*` settings; a key ending in `/` waits for any object under that prefix. `path` is a template.
+    File {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<String>,
+    },
     /// A time has come: `target_time` of the day the sensor first poked, in the DAG's timezone (Airflow's
     /// TimeSensor), or `delta` after the run's data interval end (its `run_after` without one; Airflow's
     /// TimeDeltaSensor). Exactly one of the two.
@@ -153,10 +159,14 @@ impl SensorSpec {
                 (None, Some(_)) => {}
             }
         }
-        if let SensorCondition::File { path } = &self.sensor
-            && path.trim().is_empty()
-        {
-            problems.push("a file sensor's `path` must not be empty".to_owned());
+        if let SensorCondition::File { path, connection } = &self.sensor {
+            if path.trim().is_empty() {
+                problems.push("a file sensor's `path` must not be empty".to_owned());
+            }
+            // A template may render to an s3:// URL; a literal local path has no use for a connection.
+            if connection.is_some() && !path.starts_with("s3://") && !path.contains("{{") {
+                problems.push("a file sensor's `connection` is for s3:// paths (an aws connection)".to_owned());
+            }
         }
         if let SensorCondition::Sql { connection, sql } = &self.sensor
             && (connection.trim().is_empty() || sql.trim().is_empty())
@@ -291,7 +301,7 @@ mod tests {
 
     fn sensor(backoff: bool) -> SensorSpec {
         SensorSpec {
-            sensor: SensorCondition::File { path: "x".into() },
+            sensor: SensorCondition::File { path: "x".into(), connection: None },
             mode: SensorMode::Poke,
             poke_interval: Duration::from_secs(10),
             timeout: Duration::from_secs(1000),
