@@ -79,6 +79,13 @@ params:
     type: string
     enum: [fast, slow]
     default: fast
+  region: {type: string, pattern: '^[a-z]{2}-[a-z]+-[0-9]$', default: eu-west-1}
+  tags: {type: array, items: {type: string}, minItems: 1, uniqueItems: true, default: [daily]}
+  window:
+    type: object
+    properties: {start: {type: string, format: date}, days: {type: integer, exclusiveMinimum: 0}}
+    required: [start]
+    default: {start: '2026-01-01', days: 7}
 tasks:
   - id: a
     script: echo {{ params.rows }}
@@ -476,17 +483,28 @@ async fn params_have_airflows_shape_and_a_bad_value_names_its_param() {
     let rows = &details["params"]["rows"];
     assert_eq!(rows["value"], 10);
     assert_eq!(rows["description"], "How many rows to load");
-    assert_eq!(rows["schema"], json!({"type": "integer", "minimum": 1.0, "maximum": 100.0}));
+    assert_eq!(rows["schema"], json!({"type": "integer", "minimum": 1, "maximum": 100}));
     assert_eq!(details["params"]["mode"]["schema"], json!({"type": "string", "enum": ["fast", "slow"]}));
     assert_eq!(details["params"]["mode"]["value"], "fast");
 
-    for (conf, named) in
-        [(json!({"rows": 1000}), "rows"), (json!({"mode": "medium"}), "mode"), (json!({"rows": "ten"}), "rows")]
-    {
+    assert_eq!(details["params"]["tags"]["schema"]["items"], json!({"type": "string"}), "the whole JSON Schema");
+    // Every keyword of the schema is checked, nested ones too, and the error says which param and where.
+    let refused = [
+        (json!({"rows": 1000}), "param `rows`: 1000 is greater than the maximum of 100"),
+        (json!({"mode": "medium"}), "param `mode`: \"medium\" is not one of \"fast\" or \"slow\""),
+        (json!({"rows": "ten"}), "param `rows`: \"ten\" is not of type \"integer\""),
+        (json!({"region": "EU"}), "param `region`: \"EU\" does not match"),
+        (json!({"tags": []}), "param `tags`: [] has less than 1 item"),
+        (json!({"tags": ["a", "a"]}), "param `tags`: [\"a\",\"a\"] has non-unique elements"),
+        (json!({"window": {"days": 3}}), "param `window`: \"start\" is a required property"),
+        (json!({"window": {"start": "2026-02-30"}}), "param `window` at /start: \"2026-02-30\" is not a \"date\""),
+        (json!({"window": {"start": "2026-02-03", "days": 0}}), "param `window` at /days: 0 is less than or equal to"),
+    ];
+    for (conf, expected) in refused {
         let body = json!({"logical_date": null, "conf": conf});
         let (status, answer) = sluice.post("/dags/with_params/dagRuns", body).await;
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["detail"].as_str().unwrap().contains(&format!("param `{named}`")), "{answer}");
+        assert!(answer["detail"].as_str().unwrap().contains(expected), "{expected}: {answer}");
     }
     let (status, run) =
         sluice.post("/dags/with_params/dagRuns", json!({"logical_date": null, "conf": {"rows": 50}})).await;

@@ -10,7 +10,7 @@
 
 mod groups;
 mod node;
-mod suggest;
+pub(crate) mod suggest;
 pub(crate) mod validate;
 
 use std::fmt;

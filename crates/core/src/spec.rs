@@ -31,7 +31,7 @@ mod date;
 mod param;
 
 pub use self::date::{DateError, DateSpec};
-pub use self::param::{PARAM_TYPES, ParamSpec};
+pub use self::param::ParamSpec;
 
 pub const DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
 pub const DEFAULT_MAX_ACTIVE_TASKS: u32 = 16;

@@ -378,8 +378,8 @@ pub(crate) fn json_strings(value: &serde_json::Value) -> Vec<&str> {
     }
 }
 
-/// Resolve params for a run: spec defaults overridden by keys of `conf` that name params; validate
-/// type/enum/minimum/maximum; a param without default and not in conf is an error. Returns the params map.
+/// Resolve params for a run: spec defaults overridden by keys of `conf` that name params, each checked against its
+/// param's JSON Schema; a param without default and not in conf is an error. Returns the params map.
 pub fn resolve_params(
     spec: &BTreeMap<String, ParamSpec>,
     conf: &serde_json::Value,
@@ -395,7 +395,7 @@ pub fn resolve_params(
         let value = given.and_then(|g| g.get(name)).or(param.default.as_ref());
         match value {
             None => errors.push(format!("param `{name}` has no default and is not given in conf")),
-            Some(value) => match check_param(name, param, value) {
+            Some(value) => match param.check(name, value) {
                 Ok(()) => {
                     params.insert(name.clone(), value.clone());
                 }
@@ -404,40 +404,6 @@ pub fn resolve_params(
         }
     }
     if errors.is_empty() { Ok(params) } else { Err(errors.join("; ")) }
-}
-
-/// Check a value against a param's type, enum and bounds.
-pub(crate) fn check_param(name: &str, param: &ParamSpec, value: &serde_json::Value) -> Result<(), String> {
-    use serde_json::Value as J;
-    if let Some(t) = &param.r#type {
-        let ok = match t.as_str() {
-            "string" => value.is_string(),
-            "number" => value.is_number(),
-            "integer" => value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0),
-            "boolean" => value.is_boolean(),
-            "array" => value.is_array(),
-            "object" => value.is_object(),
-            _ => true,
-        };
-        if !ok {
-            return Err(format!("param `{name}`: {value} is not of type {t}"));
-        }
-    }
-    if let Some(choices) = &param.r#enum
-        && !choices.contains(value)
-    {
-        let list: Vec<String> = choices.iter().map(J::to_string).collect();
-        return Err(format!("param `{name}`: {value} is not one of {}", list.join(", ")));
-    }
-    if let Some(n) = value.as_f64() {
-        if let Some(min) = param.minimum.filter(|min| n < *min) {
-            return Err(format!("param `{name}`: {value} is less than the minimum {min}"));
-        }
-        if let Some(max) = param.maximum.filter(|max| n > *max) {
-            return Err(format!("param `{name}`: {value} is more than the maximum {max}"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -338,22 +338,10 @@ pub(crate) fn airflow_params(params: &BTreeMap<String, ParamSpec>) -> Value {
     let dumped = params
         .iter()
         .map(|(name, p)| {
-            let mut schema = serde_json::Map::new();
-            let fields = [
-                ("type", p.r#type.clone().map(Value::from)),
-                ("enum", p.r#enum.clone().map(Value::from)),
-                ("minimum", p.minimum.map(Value::from)),
-                ("maximum", p.maximum.map(Value::from)),
-            ];
-            for (key, value) in fields {
-                if let Some(value) = value {
-                    schema.insert(key.to_owned(), value);
-                }
-            }
             let param = serde_json::json!({
                 "__class": "airflow.sdk.definitions.param.Param",
                 "value": p.default.clone().unwrap_or(Value::Null),
-                "schema": schema,
+                "schema": p.schema,
                 "description": p.description,
                 "source": null,
             });

@@ -134,11 +134,19 @@ fn error_table() {
         ),
         (
             "dag_id: x\nparams:\n  n: {type: integer, default: 1.5}\ntasks:\n  - id: a\n    command: [x]\n",
-            "3:6: default of param `n`: 1.5 is not of type integer",
+            "3:6: default of param `n`: 1.5 is not of type \"integer\"",
         ),
         (
             "dag_id: x\nparams:\n  n: {type: int}\ntasks:\n  - id: a\n    command: [x]\n",
-            "3:6: param `n`: unknown type \"int\" (expected one of string, number, integer, boolean, array, object)",
+            "3:6: param `n`: unknown type \"int\" (expected one of string, number, integer, boolean, array, object, null)",
+        ),
+        (
+            "dag_id: x\nparams:\n  n: {type: integer, minimun: 1}\ntasks:\n  - id: a\n    command: [x]\n",
+            "3:6: unknown key `minimun` in a param, did you mean `minimum`? (`default`, `description`, or a JSON Schema keyword)",
+        ),
+        (
+            "dag_id: x\nparams:\n  n: {type: integer, minimum: one}\ntasks:\n  - id: a\n    command: [x]\n",
+            "3:6: param `n`: invalid schema: \"one\" is not of type \"number\"",
         ),
         (
             "dag_id: x\nmax_active_runs: 0\ntasks:\n  - id: a\n    command: [x]\n",

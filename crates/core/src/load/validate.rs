@@ -18,7 +18,7 @@ use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
 use crate::ops_spec::SENSOR_KIND;
 use crate::python::PYTHON_KIND;
 use crate::schedule::{Events, Schedule, Timetable, parse_schedule};
-use crate::spec::{DEFAULT_TASK_KIND, DagSpec, LATEST_ONLY_KIND, PARAM_TYPES, ScheduleSpec, TASK_KINDS, TaskSpec};
+use crate::spec::{DEFAULT_TASK_KIND, DagSpec, LATEST_ONLY_KIND, ScheduleSpec, TASK_KINDS, TaskSpec};
 
 /// Turns paths in the spec into locations in the file.
 pub(crate) struct Locator<'a> {
@@ -211,24 +211,15 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
     }
     for (name, param) in &spec.params {
         let at = loc.at(&[Seg::Key("params"), Seg::Key(name)]);
-        if let Some(t) = &param.r#type
-            && !PARAM_TYPES.contains(&t.as_str())
-        {
-            errors.push(
-                at,
-                format!(
-                    "param `{name}`: unknown type {t:?}{} (expected one of {})",
-                    suggest::hint(t, PARAM_TYPES),
-                    PARAM_TYPES.join(", ")
-                ),
-            );
+        if let Err(e) = param.validator() {
+            errors.push(at, format!("param `{name}`: {e}"));
             continue;
         }
-        if param.r#enum.as_ref().is_some_and(Vec::is_empty) {
+        if param.schema.get("enum").and_then(serde_json::Value::as_array).is_some_and(Vec::is_empty) {
             errors.push(at, format!("param `{name}`: `enum` must not be empty"));
         }
         if let Some(default) = &param.default
-            && let Err(e) = crate::template::check_param(name, param, default)
+            && let Err(e) = param.check(name, default)
         {
             errors.push(at, format!("default of {e}"));
         }

@@ -161,10 +161,15 @@ fn resolve_params_table() {
         (json!(null), Ok(json!({"n": 3, "mode": "fast", "flag": false}))),
         (json!({"n": 5, "other": 1}), Ok(json!({"n": 5, "mode": "fast", "flag": false}))),
         (json!({"mode": "slow", "flag": true}), Ok(json!({"n": 3, "mode": "slow", "flag": true}))),
-        (json!({"n": 11}), Err("param `n`: 11 is more than the maximum 10")),
-        (json!({"n": 0}), Err("param `n`: 0 is less than the minimum 1")),
-        (json!({"n": "3"}), Err("param `n`: \"3\" is not of type integer")),
-        (json!({"mode": "medium"}), Err("param `mode`: \"medium\" is not one of \"fast\", \"slow\"")),
+        (json!({"n": 11}), Err("param `n`: 11 is greater than the maximum of 10")),
+        (json!({"n": 0}), Err("param `n`: 0 is less than the minimum of 1")),
+        (json!({"n": "3"}), Err("param `n`: \"3\" is not of type \"integer\"")),
+        (json!({"n": 4.0}), Ok(json!({"n": 4.0, "mode": "fast", "flag": false}))),
+        (json!({"mode": "medium"}), Err("param `mode`: \"medium\" is not one of \"fast\" or \"slow\"")),
+        (
+            json!({"n": 0, "mode": "x"}),
+            Err("param `mode`: \"x\" is not one of \"fast\" or \"slow\"; param `n`: 0 is less than the minimum of 1"),
+        ),
         (json!([1]), Err("conf must be a JSON object, not [1]")),
     ];
     for (conf, expected) in rows {
@@ -177,6 +182,48 @@ fn resolve_params_table() {
         Err("param `who` has no default and is not given in conf".to_owned())
     );
     assert!(resolve_params(&required, &json!({"who": "me"})).is_ok());
+}
+
+#[test]
+fn params_are_checked_against_their_whole_json_schema() {
+    let cfg = param(json!({
+        "type": ["object", "null"],
+        "properties": {
+            "depth": {"type": "integer", "multipleOf": 2},
+            "bucket": {"type": "string", "pattern": "^s3://", "minLength": 6},
+            "when": {"type": "string", "format": "date-time"},
+        },
+        "required": ["bucket"],
+        "additionalProperties": false,
+        "default": null,
+    }));
+    let spec = BTreeMap::from([("cfg".to_owned(), cfg)]);
+    let rows: &[(serde_json::Value, Result<(), &str>)] = &[
+        (json!({}), Ok(())),
+        (json!({"cfg": {"bucket": "s3://data", "depth": 4, "when": "2026-01-02T03:04:05Z"}}), Ok(())),
+        (json!({"cfg": {"depth": 4}}), Err("param `cfg`: \"bucket\" is a required property")),
+        (
+            json!({"cfg": {"bucket": "gs://data"}}),
+            Err("param `cfg` at /bucket: \"gs://data\" does not match \"^s3://\""),
+        ),
+        (json!({"cfg": {"bucket": "s3://d", "depth": 3}}), Err("param `cfg` at /depth: 3 is not a multiple of 2")),
+        (
+            json!({"cfg": {"bucket": "s3://d", "when": "tomorrow"}}),
+            Err("param `cfg` at /when: \"tomorrow\" is not a \"date-time\""),
+        ),
+        (
+            json!({"cfg": {"bucket": "s3://d", "x": 1}}),
+            Err("param `cfg`: Additional properties are not allowed ('x' was unexpected)"),
+        ),
+    ];
+    for (conf, expected) in rows {
+        let got = resolve_params(&spec, conf).map(|_| ());
+        assert_eq!(got.as_ref().map_err(String::as_str), expected.as_ref().map_err(|e| *e), "{conf}");
+    }
+    // The schema travels as written, beside the default and the description.
+    let dumped = serde_json::to_value(&spec["cfg"]).expect("serialises");
+    assert_eq!(dumped["required"], json!(["bucket"]));
+    assert_eq!(dumped["default"], json!(null));
 }
 
 const READING: &str = r#"dag_id: reading

@@ -1,7 +1,8 @@
 // @ts-check
 // The trigger form, generated from the DAG's `params`: one field per param (type, default, enum, bounds,
 // description), a JSON editor for the rest of `conf`, and errors next to the field they are about — whether the
-// browser or the server found them.
+// browser or the server found them. The browser checks what a field's widget shows (type, bounds, choices); the
+// server checks the whole JSON Schema (patterns, formats, nested objects) and its message is shown in place.
 
 import { ApiError, api, report, seg } from "../../api.js";
 import { enc, h } from "../../dom.js";
@@ -44,6 +45,8 @@ function typeOf(schema) {
  */
 export function check(schema, raw) {
   const type = typeOf(schema);
+  // An empty field of a param that may be null sends null, as Airflow's trigger form does.
+  if (Array.isArray(schema.type) && schema.type.includes("null") && raw === "") return { value: null };
   /** @type {unknown} */
   let value = raw;
   if (type === "boolean") value = Boolean(raw);
