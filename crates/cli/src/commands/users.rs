@@ -22,6 +22,9 @@ pub enum Command {
         /// The password (visible to other local users in the process list: prefer stdin).
         #[arg(long)]
         password: Option<String>,
+        /// Succeed without changing anything when the user exists: for a start-up script that runs every time.
+        #[arg(long)]
+        if_missing: bool,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -49,7 +52,7 @@ fn password_from_stdin() -> anyhow::Result<Option<String>> {
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Create { username, role, password, database } => {
+        Command::Create { username, role, password, if_missing, database } => {
             let username = username.trim();
             if let Some(problem) = sluice_api::auth::username_problem(username) {
                 bail!("{problem}");
@@ -66,8 +69,13 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let store = connect(&database).await?;
             let created = store.create_user(username, &hash, role).await?;
             store.close().await;
-            if created.is_none() {
-                bail!("the user {username:?} exists already");
+            match created {
+                None if if_missing => {
+                    println!("the user {username:?} exists already: left as it is");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                None => bail!("the user {username:?} exists already"),
+                Some(_) => {}
             }
             println!("created user {username:?} with role {role}");
             if generated {
