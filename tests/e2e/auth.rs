@@ -437,3 +437,57 @@ async fn listings_across_dags_leave_out_what_the_caller_may_not_read() {
         assert_eq!(sluice.request_as(Some(&admin), Method::GET, &path, None).await.0, 200, "Admin {path}");
     }
 }
+
+/// Named worker tokens: an Admin (or the command line) makes one, a worker uses it and the token shows which, and
+/// revoking it shuts that worker out while the shared token keeps working.
+#[tokio::test]
+async fn named_worker_tokens_are_made_used_seen_and_revoked() {
+    let (mut sluice, [_viewer, _user, op]) = deployment(Backend::Postgres).await;
+    let admin = sluice.token.clone().unwrap();
+    let tokens = "/auth/worker-tokens";
+    let etl = Some(json!({"name": "etl-eu"}));
+    assert_eq!(sluice.request_as(Some(&op), Method::POST, tokens, etl.clone()).await.0, 403, "Admin's business");
+    let (status, made) = sluice.request_as(Some(&admin), Method::POST, tokens, etl.clone()).await;
+    assert_eq!((status, made["name"].as_str()), (201, Some("etl-eu")), "{made}");
+    let token = made["token"].as_str().unwrap().to_owned();
+    assert_eq!(sluice.request_as(Some(&admin), Method::POST, tokens, etl).await.0, 409, "names are not reused");
+    let bad = Some(json!({"name": "no spaces"}));
+    assert_eq!(sluice.request_as(Some(&admin), Method::POST, tokens, bad).await.0, 422);
+    let (code, output) = sluice.run_cli(&["worker-tokens", "create", "from-cli"]).await;
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("sluicew_"), "{output}");
+
+    // A worker with the named token runs tasks; the token records the worker, the worker its token.
+    sluice.env.push(("SLUICE_WORKER_TOKEN".into(), token.clone()));
+    let named = sluice.spawn_worker(&["--slots", "2"]);
+    sluice.env.pop();
+    sluice.unpause("open").await;
+    let run_id = sluice.trigger("open", json!({})).await;
+    let run = sluice.wait_run_done("open", &run_id, std::time::Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (_, list) = sluice.request_as(Some(&admin), Method::GET, tokens, None).await;
+    let row = list["worker_tokens"].as_array().unwrap().iter().find(|t| t["name"] == "etl-eu").unwrap().clone();
+    assert_eq!((row["last_worker"].as_str(), row["created_by"].as_str()), (Some("worker-1"), Some("admin")), "{row}");
+    assert!(row["last_used"].is_string() && row.get("token").is_none(), "{row}");
+    assert_eq!(list["total_entries"], 2, "{list}");
+    let (_, workers) = sluice.get("/ui/workers").await;
+    assert_eq!(workers["workers"][0]["token_name"], "etl-eu", "{workers}");
+
+    // Forged and revoked tokens are refused; the worker stops, and the shared token still lets one in.
+    let lease = |bearer: String| {
+        let request = sluice.http.post(format!("{}/worker/v1/lease", sluice.url)).bearer_auth(bearer);
+        request.json(&json!({"worker": "probe", "hostname": "h", "queues": ["default"], "slots": 0, "wait_ms": 0}))
+    };
+    let forged = format!("{}x", token);
+    assert_eq!(lease(forged).send().await.unwrap().status(), 401);
+    assert_eq!(sluice.request_as(Some(&admin), Method::DELETE, &format!("{tokens}/etl-eu"), None).await.0, 204);
+    assert_eq!(sluice.request_as(Some(&admin), Method::DELETE, &format!("{tokens}/etl-eu"), None).await.0, 409);
+    assert_eq!(sluice.request_as(Some(&admin), Method::DELETE, &format!("{tokens}/nothing"), None).await.0, 404);
+    let refused = lease(token).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["detail"], "the worker token `etl-eu` is revoked", "{body}");
+    let code = sluice.workers[named].wait_exit(std::time::Duration::from_secs(60)).await;
+    assert!(code.is_some_and(|c| c != 0), "the worker stops: {code:?}\n{}", sluice.all_output());
+    assert_eq!(lease(WORKER_TOKEN.to_owned()).send().await.unwrap().status(), 200);
+}

@@ -20,6 +20,12 @@ mod password;
 mod throttle;
 mod token;
 mod users;
+mod worker_tokens;
+
+pub use worker_tokens::{
+    RECHECK_AFTER, WorkerAuth, WorkerCredential, name_problem as worker_token_name_problem,
+    new_token as new_worker_token,
+};
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
@@ -312,6 +318,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::update, users::delete))
+        .routes(routes!(worker_tokens::create, worker_tokens::list))
+        .routes(routes!(worker_tokens::revoke))
 }
 
 /// Airflow's `LoginBody`.

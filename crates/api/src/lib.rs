@@ -47,8 +47,8 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    /// The shared secret workers present as `Authorization: Bearer …`.
-    pub worker_token: Arc<str>,
+    /// The tokens workers present as `Authorization: Bearer …`: the shared one and the named ones.
+    pub workers: Arc<auth::WorkerAuth>,
     /// How users' tokens are signed and checked.
     pub auth: Arc<auth::AuthConfig>,
     /// The model versions that answer predictions.

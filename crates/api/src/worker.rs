@@ -1,17 +1,19 @@
-//! The worker protocol, `/worker/v1`: lease, heartbeat, logs, report. Only workers holding the shared worker
-//! token get in; an answer of 409 tells a worker that its lease is gone and it must drop the task.
+//! The worker protocol, `/worker/v1`: lease, heartbeat, logs, report. Only workers holding the shared worker token
+//! or a named one ([`crate::auth::WorkerAuth`]) get in; an answer of 409 tells a worker that its lease is gone and
+//! it must drop the task.
 
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use sluice_core::protocol::{
     HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, LogBatch, ReportRequest,
 };
 use uuid::Uuid;
 
+use crate::auth::WorkerCredential;
 use crate::extract::ApiJson;
 use crate::{ApiError, AppState};
 
@@ -26,7 +28,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 async fn require_worker_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let presented = request
@@ -34,21 +36,25 @@ async fn require_worker_token(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if crate::auth::same_secret(token, &state.worker_token) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::Unauthorized("invalid worker token".into())),
-        None => Err(ApiError::Unauthorized("missing worker token: send Authorization: Bearer <token>".into())),
-    }
+    let Some(token) = presented else {
+        return Err(ApiError::Unauthorized("missing worker token: send Authorization: Bearer <token>".into()));
+    };
+    let credential = state.workers.check(state.engine.store(), token).await?;
+    request.extensions_mut().insert(credential);
+    Ok(next.run(request).await)
 }
 
 async fn lease(
     State(state): State<AppState>,
+    Extension(credential): Extension<WorkerCredential>,
     ApiJson(request): ApiJson<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     if request.queues.is_empty() {
         return Err(ApiError::BadRequest("a worker must serve at least one queue".into()));
     }
     let tasks = state.engine.lease(&request).await?;
+    // After the lease, which writes the worker's row on its first call.
+    state.workers.note_use(state.engine.store(), &credential, &request.worker).await?;
     Ok(Json(LeaseResponse { tasks }))
 }
 

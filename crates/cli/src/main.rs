@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{assets, backfill, bench, dags, db, models, remote, run_op, server, standalone, users, worker};
+use commands::{
+    assets, backfill, bench, dags, db, models, remote, run_op, server, standalone, users, worker, worker_tokens,
+};
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a fast, simple DAG workflow orchestrator")]
@@ -42,6 +44,9 @@ enum Command {
     /// Create, list and delete the users who sign in to the REST API.
     #[command(subcommand)]
     Users(users::Command),
+    /// Create, list and revoke named worker tokens (each worker, or group, with its own).
+    #[command(subcommand)]
+    WorkerTokens(worker_tokens::Command),
     /// Validate, list, trigger and test DAGs.
     #[command(subcommand)]
     Dags(dags::Command),
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
             Command::Connections(cmd) => remote::connections(cmd).await,
             Command::Pools(cmd) => remote::pools(cmd).await,
             Command::Users(cmd) => users::run(cmd).await,
+            Command::WorkerTokens(cmd) => worker_tokens::run(cmd).await,
             Command::Assets(cmd) => assets::run(cmd).await,
             Command::Models(cmd) => models::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,

@@ -110,10 +110,11 @@ impl Store {
     }
 
     pub async fn list_workers(&self) -> Result<Vec<WorkerRow>> {
-        let rows =
-            sqlx::query("SELECT name, hostname, queues, slots, first_seen_ms, last_seen_ms FROM workers ORDER BY name")
-                .fetch_all(self.pool())
-                .await?;
+        let rows = sqlx::query(
+            "SELECT name, hostname, queues, slots, first_seen_ms, last_seen_ms, token_name FROM workers ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(WorkerRow::decode).collect()
     }
 

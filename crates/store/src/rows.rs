@@ -291,6 +291,8 @@ pub struct WorkerRow {
     pub slots: i64,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    /// The named worker token it presented last; `None` for the shared token.
+    pub token_name: Option<String>,
 }
 
 impl WorkerRow {
@@ -302,6 +304,7 @@ impl WorkerRow {
             slots: int(row, "slots")?,
             first_seen: time(row, "first_seen_ms")?,
             last_seen: time(row, "last_seen_ms")?,
+            token_name: row.try_get("token_name")?,
         })
     }
 }

@@ -159,7 +159,7 @@ async function workers(box, signal) {
     box,
     list.length
       ? table(
-          ["Worker", "Host", "Queues", "Slots used / free", "Last heartbeat", "State"],
+          ["Worker", "Host", "Queues", "Slots used / free", "Token", "Last heartbeat", "State"],
           list.map((w) =>
             h(
               "tr",
@@ -168,6 +168,7 @@ async function workers(box, signal) {
               h("td", { text: w.hostname ?? "—" }),
               h("td", { text: (w.queues ?? []).join(", ") }),
               h("td", { text: `${w.slots_used} / ${Math.max(0, w.slots - w.slots_used)}` }),
+              h("td", { class: "mono", text: w.token_name ?? "shared" }),
               h("td", {}, time(w.last_heartbeat)),
               h("td", {}, h("span", { class: `badge ${w.state === "active" ? "st-success" : "st-removed"}`, text: w.state })),
             ),

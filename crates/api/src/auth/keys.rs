@@ -23,8 +23,13 @@ use crate::{ApiError, AppState};
 
 const PREFIX: &str = "sluice_";
 
-fn secret_hash(secret: &str) -> String {
+pub(super) fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A new secret of 256 random bits, as hex.
+pub(super) fn new_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
 }
 
 /// `(key id, secret)` of something shaped like an API key.
@@ -139,7 +144,7 @@ pub async fn create(
         )));
     }
     let id = Uuid::now_v7();
-    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let secret = new_secret();
     let hash = secret_hash(&secret);
     let row = store.create_api_key(&NewApiKey { id, name, user_id: owner.id, role, secret_hash: &hash }).await?;
     tracing::info!(key = %id, owner = %owner.username, %role, by = %principal.username, "API key created");

@@ -31,6 +31,8 @@ pub struct WorkerResponse {
     pub last_heartbeat: DateTime<Utc>,
     /// `active` when seen lately or running tasks (whose leases it keeps extending), else `gone`.
     pub state: WorkerState,
+    /// The named worker token it presents; `null` for the shared one.
+    pub token_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -62,6 +64,7 @@ pub(crate) async fn workers(store: &Store) -> Result<Vec<WorkerResponse>, ApiErr
                 name: w.name,
                 hostname: w.hostname,
                 queues: w.queues,
+                token_name: w.token_name,
             }
         })
         .collect();

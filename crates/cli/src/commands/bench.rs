@@ -229,7 +229,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({
         let shutdown = shutdown.clone();
-        async move { serve(&server_args, store, TOKEN.into(), listener, shutdown).await }
+        async move { serve(&server_args, store, Some(TOKEN.into()), listener, shutdown).await }
     });
     let bench = Bench {
         http: reqwest::Client::new(),

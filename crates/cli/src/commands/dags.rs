@@ -196,7 +196,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn({
         let (store, token, shutdown) = (store.clone(), token.clone(), shutdown.clone());
-        async move { serve(&args, store, token, listener, shutdown).await }
+        async move { serve(&args, store, Some(token), listener, shutdown).await }
     });
     let worker_args = super::worker::Args {
         server: url.clone(),

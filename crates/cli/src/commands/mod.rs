@@ -13,6 +13,7 @@ pub mod server;
 pub mod standalone;
 pub mod users;
 pub mod worker;
+pub mod worker_tokens;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {

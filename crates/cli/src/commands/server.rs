@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sluice_api::AppState;
-use sluice_api::auth::{AuthConfig, SignInLimits, SignInThrottle};
+use sluice_api::auth::{AuthConfig, SignInLimits, SignInThrottle, WorkerAuth};
 use sluice_api::prediction_log::{LogSettings, LogWriter, PredictionLog};
 use sluice_api::serving::Serving;
 use sluice_core::Role;
@@ -227,7 +227,7 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// Shared secret that workers must present.
+    /// Shared secret that workers may present; without it, only named worker tokens let workers in.
     #[arg(long, env = "SLUICE_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
     /// Serve only; leave scheduling to `sluice scheduler` processes.
@@ -322,7 +322,7 @@ pub fn hostname() -> String {
 pub async fn serve(
     args: &ServerArgs,
     store: Store,
-    worker_token: String,
+    worker_token: Option<String>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -345,7 +345,7 @@ pub async fn serve(
     let (serving, log_writer) = args.lake.serving(engine.store(), &args.prediction_log)?;
     let state = AppState {
         engine,
-        worker_token: Arc::from(worker_token),
+        workers: Arc::new(WorkerAuth::new(worker_token)),
         auth: Arc::new(args.auth.config()),
         serving,
         sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),
@@ -368,10 +368,12 @@ pub async fn serve(
 }
 
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let token = args
-        .worker_token
-        .clone()
-        .context("no worker token: set SLUICE_WORKER_TOKEN (the same value for the server and its workers)")?;
+    let token = args.worker_token.clone().filter(|t| !t.is_empty());
+    if token.is_none() {
+        tracing::warn!(
+            "no SLUICE_WORKER_TOKEN: only workers with a named token (`sluice worker-tokens create`) are let in"
+        );
+    }
     let store = connect(&args.database).await?;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     let shutdown = CancellationToken::new();
@@ -397,8 +399,8 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (serving, log_writer) = args.lake.serving(&store, &args.prediction_log)?;
     let state = AppState {
         engine: engine_of(store, &scheduling),
-        // No worker is ever told this one: the worker protocol is not served.
-        worker_token: Arc::from(random_secret()),
+        // The worker protocol is not served: no worker token is accepted.
+        workers: Arc::new(WorkerAuth::new(None)),
         auth: Arc::new(args.auth.config()),
         serving,
         sign_in: Arc::new(SignInThrottle::new(args.auth.sign_in_limits())),

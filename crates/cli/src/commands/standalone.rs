@@ -117,7 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::shutdown_signal().await;
         trigger.cancel();
     });
-    let served = serve(&server_args, store, worker_token, listener, shutdown.clone()).await;
+    let served = serve(&server_args, store, Some(worker_token), listener, shutdown.clone()).await;
     shutdown.cancel();
     for supervisor in supervisors {
         supervisor.await.ok();
