@@ -30,6 +30,7 @@ mod tasks;
 mod time;
 mod tx;
 mod ui;
+mod xcom;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub use tasks::{ClaimedTask, LeafTry, QualityEntry, TaskLimit, TryEnd, TryRecord
 pub use time::{from_ms, now_ms, to_ms};
 pub use tx::{LockedRuns, Reads, RunTx, Tx};
 pub use ui::{Changes, GridCell, RunChange, TiChange, TryTimes};
+pub use xcom::XComRow;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
