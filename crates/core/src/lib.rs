@@ -27,6 +27,7 @@ pub mod spec;
 pub mod state;
 pub mod template;
 pub mod trigger;
+pub mod xcom;
 
 pub use access::{AccessControl, DagAction, Role, dag_allows};
 pub use dag::Dag;

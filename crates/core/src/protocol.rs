@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ops_spec::OpSpec;
+use crate::xcom::XComValue;
 
 /// Path prefix of the worker protocol on the server.
 pub const WORKER_API_PREFIX: &str = "/worker/v1";
@@ -200,8 +201,12 @@ pub struct ReportRequest {
     pub exit_code: Option<i32>,
     /// Why the try failed, in words (exit code, timeout, killed on shutdown).
     pub error: Option<String>,
-    /// The small JSON value the task produced (`::output::` line or `$SLUICE_OUTPUT` file).
+    /// The small JSON value the task produced (`::output::` line or `$SLUICE_OUTPUT` file): its return value.
     pub output: Option<serde_json::Value>,
+    /// The values it pushed under other keys (see [`crate::xcom`]), and its return value when that was too big for
+    /// `output` and the worker wrote it to the lake.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xcom: BTreeMap<String, XComValue>,
     pub pid: Option<u32>,
     /// The try's last log lines, stored with the outcome: a short task needs no separate log request.
     #[serde(default)]

@@ -32,7 +32,7 @@ const BOOTSTRAP: &str =
     "import os; exec(compile(os.environ['SLUICE_PYTHON_RUNNER'], '<sluice python runner>', 'exec'))";
 
 /// The names of the template context a function receives (see [`TemplateContext::to_value`]); never `var`.
-const CONTEXT_NAMES: [&str; 12] = [
+const CONTEXT_NAMES: [&str; 13] = [
     "ds",
     "ds_nodash",
     "ts",
@@ -45,6 +45,7 @@ const CONTEXT_NAMES: [&str; 12] = [
     "dag_run",
     "params",
     "outputs",
+    "xcom",
 ];
 
 /// Checks the form `module:function`, where both sides are dotted Python names (`pkg.mod:Class.method`).
@@ -74,12 +75,15 @@ fn is_identifier(name: &str) -> bool {
 
 /// The process of a try: the interpreter running the bootstrap, with the call as its one argument.
 pub(crate) fn argv(task: &TaskSpec, op_kwargs: serde_json::Map<String, Value>) -> Vec<String> {
-    let call = json!({
+    let mut call = json!({
         "callable": task.callable,
         "op_kwargs": op_kwargs,
         "requirements": task.requirements,
         "system_site_packages": task.system_site_packages.unwrap_or(true),
     });
+    if task.multiple_outputs == Some(true) {
+        call["multiple_outputs"] = json!(true);
+    }
     let interpreter = task.interpreter.clone().unwrap_or_else(|| DEFAULT_INTERPRETER.to_owned());
     vec![interpreter, "-u".to_owned(), "-c".to_owned(), BOOTSTRAP.to_owned(), call.to_string()]
 }

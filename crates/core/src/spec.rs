@@ -497,6 +497,10 @@ pub struct TaskSpec {
     /// as Airflow's `PythonVirtualenvOperator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_site_packages: Option<bool>,
+    /// `kind: python`: the function returns a mapping whose keys become outputs of their own, beside the return
+    /// value (Airflow's `multiple_outputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiple_outputs: Option<bool>,
     /// `kind: sensor`: what it waits for (`{type: file, path: …}`, `{type: time, …}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensor: Option<SensorCondition>,
@@ -578,6 +582,7 @@ impl TaskSpec {
             interpreter: None,
             requirements: Vec::new(),
             system_site_packages: None,
+            multiple_outputs: None,
             sensor: None,
             mode: None,
             poke_interval: None,

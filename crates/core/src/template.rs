@@ -3,8 +3,9 @@
 //! Commands, scripts, `env` values, `cwd`, a python task's `op_kwargs` and every text of a data task's configuration
 //! are minijinja templates rendered just before a try is handed to a worker. The context uses Airflow's names
 //! (`ds`, `ts`, `logical_date`, `data_interval_start`, `dag_run`, `ti`, `params`, `var.value.x`, ...) plus
-//! `outputs.<task_id>`, the JSON outputs of upstream tasks. Undefined names are errors, not empty strings, so a typo
-//! fails the try with a message instead of running a wrong command.
+//! `outputs.<task_id>`, the JSON outputs of upstream tasks, and `xcom.<task_id>.<key>`, the values they pushed
+//! under other keys; Airflow's `ti.xcom_pull(task_ids=…, key=…)` reads both (see [`crate::xcom`]). Undefined names
+//! are errors, not empty strings, so a typo fails the try with a message instead of running a wrong command.
 //!
 //! `var` and `conn` (connections, as Airflow's `{{ conn.my_db.password }}`) record what a rendering reads from
 //! them ([`Reads`]): those values are masked in what is shown of the try (see [`crate::masking`]).
@@ -43,6 +44,10 @@ pub struct TemplateContext {
     #[serde(skip)]
     pub connections: BTreeMap<String, Connection>,
     pub outputs: BTreeMap<String, serde_json::Value>,
+    /// The values upstream tasks pushed under keys other than `return_value`: task id → key → value (a mapped
+    /// task's as one list in `map_index` order, as its outputs).
+    #[serde(default)]
+    pub xcom: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
     /// The instance of a mapped task (0, 1, ...); -1 for a task that is not mapped, as in Airflow.
     pub map_index: i64,
     /// A mapped task's arguments for this instance (`partial` and one element of each list), as `args`.
@@ -165,6 +170,7 @@ impl TemplateContext {
             "dag": { "dag_id": self.dag_id },
             "var": { "value": self.variables, "json": var_json },
             "outputs": self.outputs,
+            "xcom": self.xcom,
             "args": self.args,
         })
     }
@@ -192,6 +198,9 @@ impl TemplateContext {
             ("json".to_owned(), Recorded::value(json, variables)),
         ]);
         context.insert("var".to_owned(), Value::from(var));
+        let ti = TaskInstance::value(self, context.get("ti"));
+        context.insert("ti".to_owned(), ti.clone());
+        context.insert("task_instance".to_owned(), ti);
         let conns = self.connections.iter().map(|(id, conn)| (id.clone(), connection_value(conn))).collect();
         context.insert("conn".to_owned(), Recorded::value(conns, connections));
         Value::from(context)
@@ -272,6 +281,96 @@ impl Object for Recorded {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Values(self.entries.keys().map(|k| Value::from(k.as_str())).collect())
+    }
+}
+
+/// `ti` (and `task_instance`) of the template context: the try's fields, and Airflow's `xcom_pull`.
+#[derive(Debug)]
+struct TaskInstance {
+    fields: Value,
+    task_id: String,
+    dag_id: String,
+    run_id: String,
+    outputs: Value,
+    xcom: Value,
+}
+
+impl TaskInstance {
+    fn value(ctx: &TemplateContext, fields: Option<&Value>) -> Value {
+        Value::from_object(TaskInstance {
+            fields: fields.cloned().unwrap_or_default(),
+            task_id: ctx.task_id.clone(),
+            dag_id: ctx.dag_id.clone(),
+            run_id: ctx.run_id.clone(),
+            outputs: Value::from_serialize(&ctx.outputs),
+            xcom: Value::from_serialize(&ctx.xcom),
+        })
+    }
+
+    /// Airflow's `xcom_pull(task_ids=None, key='return_value', default=None)` over this run: one task's value for
+    /// one task id (this task's without one), a list for a list of them, `default` where there is none.
+    fn xcom_pull(&self, args: &[Value]) -> Result<Value, minijinja::Error> {
+        use minijinja::value::{Kwargs, from_args};
+        let (task_ids, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
+        let task_ids = match task_ids {
+            Some(ids) => Some(ids),
+            None => kwargs.get::<Option<Value>>("task_ids")?,
+        };
+        let key = kwargs.get::<Option<String>>("key")?.unwrap_or_else(|| crate::xcom::RETURN_VALUE.to_owned());
+        let default = kwargs.get::<Option<Value>>("default")?.unwrap_or(Value::from(()));
+        for (name, own) in [("dag_id", &self.dag_id), ("run_id", &self.run_id)] {
+            if kwargs.get::<Option<String>>(name)?.is_some_and(|given| given != *own) {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("xcom_pull reads the outputs of this run only, not of another {name}"),
+                ));
+            }
+        }
+        kwargs.assert_all_used()?;
+        let pull = |task_id: &str| {
+            let found = if key == crate::xcom::RETURN_VALUE {
+                self.outputs.get_attr(task_id)
+            } else {
+                self.xcom.get_attr(task_id).and_then(|keys| keys.get_attr(&key))
+            };
+            found.ok().filter(|v| !v.is_undefined()).unwrap_or_else(|| default.clone())
+        };
+        match task_ids {
+            None => Ok(pull(&self.task_id)),
+            Some(ids) if ids.as_str().is_some() => Ok(pull(ids.as_str().unwrap_or_default())),
+            Some(ids) => {
+                Ok(Value::from(ids.try_iter()?.map(|id| pull(id.as_str().unwrap_or_default())).collect::<Vec<_>>()))
+            }
+        }
+    }
+}
+
+impl Object for TaskInstance {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.fields.get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.fields.try_iter() {
+            Ok(keys) => Enumerator::Values(keys.collect()),
+            Err(_) => Enumerator::Empty,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &minijinja::State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, minijinja::Error> {
+        match method {
+            "xcom_pull" => self.xcom_pull(args),
+            _ => Err(minijinja::Error::from(minijinja::ErrorKind::UnknownMethod)),
+        }
     }
 }
 

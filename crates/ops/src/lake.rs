@@ -26,6 +26,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 use sluice_core::ops_spec::lake_path;
+use sluice_core::xcom::LakeObjects;
 
 use crate::error::{OpsError, Result};
 use crate::object::{self, S3_SCHEME, s3_store};
@@ -295,6 +296,20 @@ impl Lake {
         let key = text.strip_prefix(S3_SCHEME).and_then(|rest| rest.split_once('/')).map(|(_, key)| key);
         key.and_then(|k| ObjectPath::parse(k).ok())
             .ok_or_else(|| OpsError::Invalid(format!("{text} is not an object of the lake at {}", self.root.display())))
+    }
+}
+
+/// Objects by `lake://` URI, for the outputs too big for the database (`lake://_xcom/…`, see `sluice_core::xcom`):
+/// written and read whole, as the partitions' files are.
+impl LakeObjects for Lake {
+    fn put(&self, uri: &str, bytes: Vec<u8>) -> std::result::Result<(), String> {
+        let path = self.asset_dir(uri).map_err(|e| e.to_string())?;
+        Lake::put(self, &path, bytes).map_err(|e| e.to_string())
+    }
+
+    fn get(&self, uri: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        let path = self.asset_dir(uri).map_err(|e| e.to_string())?;
+        self.get_object(&path).map_err(|e| e.to_string())
     }
 }
 

@@ -31,6 +31,7 @@ mod time;
 mod tx;
 mod ui;
 mod worker_tokens;
+mod xcom;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub use time::{from_ms, now_ms, to_ms};
 pub use tx::{LockedRuns, Reads, RunTx, Tx};
 pub use ui::{Changes, GridCell, RunChange, TiChange, TryTimes};
 pub use worker_tokens::WorkerTokenRow;
+pub use xcom::XComRow;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

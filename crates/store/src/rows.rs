@@ -46,7 +46,7 @@ pub(crate) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
     Ok(from_ms(row.try_get::<i64, _>(col)?))
 }
 
-fn opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn opt_time(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(opt_from_ms(row.try_get::<Option<i64>, _>(col)?))
 }
 
@@ -201,14 +201,17 @@ pub struct TaskInstanceRow {
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
     pub next_retry_at: Option<DateTime<Utc>>,
+    /// The return value, when the database keeps it.
     pub output: Option<Value>,
+    /// Where the lake keeps the return value when it was too big for `output` (see `sluice_core::xcom`).
+    pub output_uri: Option<String>,
     pub rendered: Option<Value>,
 }
 
 impl TaskInstanceRow {
     pub(crate) const COLUMNS: &'static str = "id, run_pk, dag_id, run_id, task_id, map_index, state, \
         try_number, max_tries, priority_weight, queue, pool, pool_slots, lease_id, lease_until_ms, worker, hostname, pid, \
-        scheduled_ms, queued_ms, start_ms, end_ms, next_retry_ms, output, rendered";
+        scheduled_ms, queued_ms, start_ms, end_ms, next_retry_ms, output, output_uri, rendered";
 
     pub(crate) fn decode(row: &AnyRow) -> Result<TaskInstanceRow> {
         let state: String = row.try_get("state")?;
@@ -237,6 +240,7 @@ impl TaskInstanceRow {
             end_date: opt_time(row, "end_ms")?,
             next_retry_at: opt_time(row, "next_retry_ms")?,
             output: opt_json(row, "output")?,
+            output_uri: row.try_get("output_uri")?,
             rendered: opt_json(row, "rendered")?,
         })
     }
@@ -257,11 +261,13 @@ pub struct TaskTryRow {
     pub error: Option<String>,
     pub rendered: Option<Value>,
     pub output: Option<Value>,
+    /// Where the lake keeps the try's return value when it was too big for `output`.
+    pub output_uri: Option<String>,
 }
 
 impl TaskTryRow {
     pub(crate) const COLUMNS: &'static str = "id, ti_id, try_number, state, worker, hostname, pid, start_ms, \
-        end_ms, exit_code, error, rendered, output";
+        end_ms, exit_code, error, rendered, output, output_uri";
 
     pub(crate) fn decode(row: &AnyRow) -> Result<TaskTryRow> {
         let state: String = row.try_get("state")?;
@@ -279,6 +285,7 @@ impl TaskTryRow {
             error: row.try_get("error")?,
             rendered: opt_json(row, "rendered")?,
             output: opt_json(row, "output")?,
+            output_uri: row.try_get("output_uri")?,
         })
     }
 }

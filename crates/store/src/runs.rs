@@ -392,11 +392,14 @@ impl RunTx<'_> {
     }
 
     /// Makes a task instance ready to run again (Airflow's clear): state back to none, with `max_tries` raised so
-    /// that its retries count afresh. Only an instance in one of `from` changes; returns whether it did.
+    /// that its retries count afresh, and without its outputs. Only an instance in one of `from` changes; returns
+    /// whether it did.
     pub async fn reset_task_instance(&mut self, ti_id: Uuid, max_tries: i64, from: &[TaskState]) -> Result<bool> {
+        // Its outputs go with the state, as Airflow deletes a cleared task instance's XComs: what runs downstream
+        // afterwards reads the next try's.
         let sql = format!(
             "UPDATE task_instances SET state = $1, max_tries = $2, next_retry_ms = NULL, lease_id = NULL,
-                    lease_until_ms = NULL
+                    lease_until_ms = NULL, output = NULL, output_uri = NULL
               WHERE id = $3 AND run_pk = $4 AND state IN ({})",
             placeholders(5, from.len())
         );
@@ -408,7 +411,11 @@ impl RunTx<'_> {
         for state in from {
             query = query.bind(state.as_str());
         }
-        Ok(query.execute(&mut *self.tx.inner).await?.rows_affected() == 1)
+        if query.execute(&mut *self.tx.inner).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM xcom WHERE ti_id = $1").bind(ti_id.to_string()).execute(&mut *self.tx.inner).await?;
+        Ok(true)
     }
 
     pub async fn touch_run(&mut self, now: DateTime<Utc>) -> Result<()> {

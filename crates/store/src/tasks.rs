@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::TaskState;
+use sluice_core::xcom::XComValue;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -22,6 +23,7 @@ use crate::error::Result;
 use crate::logs::LogEntry;
 use crate::rows::{TaskInstanceRow, int, uuid};
 use crate::time::to_ms;
+use crate::xcom::{put_xcom, stored_value, value_columns};
 use crate::{NewAssetEvent, Reads, RunTx, Store, Tx};
 
 /// How many instances of one task may be queued or running at once (`max_active_tis_per_dag`,
@@ -49,7 +51,10 @@ pub struct TryEnd {
     pub ti_state: TaskState,
     pub exit_code: Option<i64>,
     pub error: Option<String>,
-    pub output: Option<Value>,
+    /// The return value.
+    pub output: Option<XComValue>,
+    /// The values pushed under other keys: each replaces the task instance's entry of its key.
+    pub xcom: Vec<(String, XComValue)>,
     /// When the next try (or a sensor's next poke) is due.
     pub next_retry_at: Option<DateTime<Utc>>,
 }
@@ -181,31 +186,37 @@ async fn lock_leased(
 /// Ends the try holding `ti`, locked by the caller: the task instance's row first, then the try's, the order
 /// [`RunTx::end_running`] uses too.
 async fn end_try(tx: &mut Tx, ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<Utc>) -> Result<()> {
-    let output = end.output.as_ref().map(Value::to_string);
+    let (output, output_uri) = value_columns(end.output.as_ref());
     sqlx::query(
-        "UPDATE task_instances SET state = $1, end_ms = $2, output = $3, next_retry_ms = $4,
+        "UPDATE task_instances SET state = $1, end_ms = $2, output = $3, output_uri = $4, next_retry_ms = $5,
                 lease_id = NULL, lease_until_ms = NULL
-          WHERE id = $5",
+          WHERE id = $6",
     )
     .bind(end.ti_state.as_str())
     .bind(to_ms(now))
     .bind(&output)
+    .bind(&output_uri)
     .bind(end.next_retry_at.map(to_ms))
     .bind(ti.id.to_string())
     .execute(&mut *tx.inner)
     .await?;
     if let Some(lease_id) = ti.lease_id {
         sqlx::query(
-            "UPDATE task_tries SET state = $1, end_ms = $2, exit_code = $3, error = $4, output = $5 WHERE id = $6",
+            "UPDATE task_tries SET state = $1, end_ms = $2, exit_code = $3, error = $4, output = $5, output_uri = $6
+              WHERE id = $7",
         )
         .bind(end.try_state.as_str())
         .bind(to_ms(now))
         .bind(end.exit_code)
         .bind(&end.error)
         .bind(&output)
+        .bind(&output_uri)
         .bind(lease_id.to_string())
         .execute(&mut *tx.inner)
         .await?;
+    }
+    for (key, value) in &end.xcom {
+        put_xcom(tx, ti.id, key, value, now).await?;
     }
     Ok(())
 }
@@ -282,16 +293,15 @@ impl LeafTry {
 }
 
 impl Reads<'_> {
-    /// Upstream outputs for templates: `task_id → output` of the finished task instances of a run.
-    /// The outputs of `task_ids` in a run, as `(task_id, map_index, output)` in task and `map_index` order: a
-    /// mapped task has one per instance that produced one.
-    pub async fn run_outputs(&mut self, run_pk: Uuid, task_ids: &[&str]) -> Result<Vec<(String, i64, Value)>> {
+    /// The outputs (return values) of `task_ids` in a run, as `(task_id, map_index, output)` in task and
+    /// `map_index` order: a mapped task has one per instance that produced one.
+    pub async fn run_outputs(&mut self, run_pk: Uuid, task_ids: &[&str]) -> Result<Vec<(String, i64, XComValue)>> {
         if task_ids.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT task_id, map_index, output FROM task_instances
-              WHERE run_pk = $1 AND output IS NOT NULL AND task_id IN ({})
+            "SELECT task_id, map_index, output AS value, output_uri AS lake_uri FROM task_instances
+              WHERE run_pk = $1 AND (output IS NOT NULL OR output_uri IS NOT NULL) AND task_id IN ({})
               ORDER BY task_id, map_index",
             placeholders(2, task_ids.len())
         );
@@ -300,13 +310,7 @@ impl Reads<'_> {
             query = query.bind(*task_id);
         }
         let rows = query.fetch_all(&mut *self.tx.inner).await?;
-        rows.iter()
-            .map(|r| {
-                let text: String = r.try_get("output")?;
-                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                Ok((r.try_get("task_id")?, r.try_get("map_index")?, value))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("task_id")?, r.try_get("map_index")?, stored_value(r)?))).collect()
     }
 
     /// Every variable, for templates that read `var`: the secrets backends' and the database's, a backend's

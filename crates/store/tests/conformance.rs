@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use chrono::{Duration, Utc};
 use serde_json::json;
+use sluice_core::xcom::XComValue;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
     AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, FeedbackCounts, ImportErrorFilter, NewApiKey, NewAssetEvent,
@@ -95,6 +96,7 @@ conformance!(
     queued_tasks_are_taken_back_only_with_claims_excluded,
     a_mapped_task_is_expanded_once_in_place_of_its_placeholder,
     a_rescheduled_try_resumes_with_its_number_and_lease,
+    keyed_outputs_are_kept_by_key_and_go_with_a_clear,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -171,7 +173,8 @@ fn succeeded(output: serde_json::Value) -> TryEnd {
         ti_state: TaskState::Success,
         exit_code: Some(0),
         error: None,
-        output: Some(output),
+        output: Some(XComValue::Inline(output)),
+        xcom: Vec::new(),
         next_retry_at: None,
     }
 }
@@ -289,7 +292,7 @@ async fn claims_are_fenced_by_lease(store: &Store) {
     run.end_try(&ti, &succeeded(json!({"n": 1})), Utc::now()).await.unwrap();
     assert!(run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().is_none(), "an ended try holds nothing");
     let outputs = tx.reads().run_outputs(run_pk, &["t0", "t1"]).await.unwrap();
-    assert_eq!(outputs, vec![("t1".to_string(), -1, json!({"n": 1}))]);
+    assert_eq!(outputs, vec![("t1".to_string(), -1, XComValue::Inline(json!({"n": 1})))]);
     assert_eq!(tx.reads().run_outputs(run_pk, &["t0"]).await.unwrap(), vec![], "only the tasks asked for");
     assert!(tx.has_unfinished_tis(run_pk, None).await.unwrap());
     assert!(!tx.has_unfinished_tis(run_pk, Some("t1")).await.unwrap(), "t1 has ended");
@@ -1126,6 +1129,65 @@ async fn a_mapped_task_is_expanded_once_in_place_of_its_placeholder(store: &Stor
     want.sort_unstable();
     let got: Vec<i64> = outputs.iter().map(|(_, i, _)| *i).collect();
     assert_eq!(got, want);
-    assert!(outputs.iter().all(|(task, i, v)| task == "t1" && *v == json!(i)));
+    assert!(outputs.iter().all(|(task, i, v)| task == "t1" && *v == XComValue::Inline(json!(i))));
     tx.commit().await.unwrap();
+}
+
+async fn keyed_outputs_are_kept_by_key_and_go_with_a_clear(store: &Store) {
+    let run_pk = queued_run(store, 2).await;
+    let now = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    let mut claimed = claim(&mut tx, 2, "w1", now + Duration::seconds(30), now).await;
+    tx.commit().await.unwrap();
+    claimed.sort_by(|a, b| a.ti.task_id.cmp(&b.ti.task_id));
+    let lake = XComValue::Lake("lake://_xcom/d/r/t1/-1/return_value.json".into());
+    let ends = [
+        TryEnd {
+            xcom: vec![("rows".into(), XComValue::Inline(json!(3))), ("path".into(), XComValue::Inline(json!("/p")))],
+            ..succeeded(json!({"ok": true}))
+        },
+        TryEnd { output: Some(lake.clone()), ..succeeded(json!(null)) },
+    ];
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    for (task, end) in claimed.iter().zip(&ends) {
+        let ti = run.lock_leased_ti(task.ti.id, task.lease_id).await.unwrap().unwrap();
+        run.end_try(&ti, end, now).await.unwrap();
+    }
+    let outputs = tx.reads().run_outputs(run_pk, &["t0", "t1"]).await.unwrap();
+    assert_eq!(outputs[1], ("t1".to_string(), -1, lake.clone()), "a return value the lake keeps");
+    let pushed = tx.reads().run_xcom(run_pk, &["t0", "t1"]).await.unwrap();
+    let want = |key: &str, v: serde_json::Value| ("t0".to_string(), -1, key.to_string(), XComValue::Inline(v));
+    assert_eq!(pushed, vec![want("path", json!("/p")), want("rows", json!(3))], "by task, then key");
+    tx.commit().await.unwrap();
+
+    let t0 = store.get_task_instance_by_id(claimed[0].ti.id).await.unwrap().unwrap();
+    let keys = |entries: Vec<sluice_store::XComRow>| entries.into_iter().map(|e| e.key).collect::<Vec<_>>();
+    assert_eq!(keys(store.xcom_entries(&t0).await.unwrap()), ["path", "return_value", "rows"]);
+    let t1 = store.get_task_instance_by_id(claimed[1].ti.id).await.unwrap().unwrap();
+    assert_eq!(store.xcom_entry(&t1, "return_value").await.unwrap().map(|e| e.value), Some(lake));
+    assert_eq!(t1.output_uri.as_deref(), Some("lake://_xcom/d/r/t1/-1/return_value.json"));
+    assert_eq!(store.list_tries(t1.id).await.unwrap()[0].output_uri, t1.output_uri, "the try keeps it too");
+
+    // Created once, then only changed; the return value is one key among the others.
+    let note = XComValue::Inline(json!("n"));
+    assert!(store.create_xcom(t0.id, "note", &note, now).await.unwrap());
+    assert!(!store.create_xcom(t0.id, "note", &note, now).await.unwrap(), "the key exists");
+    assert!(!store.create_xcom(t0.id, "return_value", &note, now).await.unwrap(), "so does the return value");
+    assert!(store.update_xcom(t0.id, "note", &XComValue::Inline(json!(2)), now).await.unwrap());
+    assert!(!store.update_xcom(t0.id, "nope", &note, now).await.unwrap(), "no such key");
+    assert!(store.update_xcom(t0.id, "return_value", &XComValue::Inline(json!(7)), now).await.unwrap());
+    let t0 = store.get_task_instance_by_id(t0.id).await.unwrap().unwrap();
+    assert_eq!(t0.output, Some(json!(7)));
+    let note = store.xcom_entry(&t0, "note").await.unwrap().unwrap();
+    assert_eq!((note.value, note.updated.is_some()), (XComValue::Inline(json!(2)), true));
+
+    // A clear takes every value of the task instance away.
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    assert!(run.reset_task_instance(t0.id, 2, &[TaskState::Success]).await.unwrap());
+    tx.commit().await.unwrap();
+    let t0 = store.get_task_instance_by_id(t0.id).await.unwrap().unwrap();
+    assert_eq!((&t0.output, store.xcom_entries(&t0).await.unwrap()), (&None, Vec::new()));
+    assert!(store.create_xcom(t0.id, "return_value", &XComValue::Inline(json!(1)), now).await.unwrap());
 }

@@ -10,7 +10,8 @@
 //! - `process.rs`: spawning the child in its own process group and killing that group.
 //! - `guard.rs`: the guard process that kills the tasks' groups should the worker die.
 //! - `logs.rs`: reading stdout/stderr and posting log batches.
-//! - `output.rs`: the task's small JSON output (`$SLUICE_OUTPUT` file or `::output::` line).
+//! - `output.rs`: the task's outputs (`$SLUICE_OUTPUT` file, `::output::` lines, `$SLUICE_OUTPUT_DIR`), and the
+//!   lake for those too big for the database.
 //! - `client.rs`: the HTTP calls.
 //!
 //! Shutdown: when the `shutdown` future resolves, the worker stops leasing at once (an in-flight long poll is
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::protocol::LeaseRequest;
+use sluice_core::xcom::LakeObjects;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -61,6 +63,9 @@ pub struct WorkerConfig {
     pub task_env: BTreeMap<String, String>,
     /// The most bytes of a try's own output (stdout and stderr) kept in its log; the rest is cut, with a note.
     pub max_log_bytes: u64,
+    /// The lake (the server's), where a try's outputs too big for the database are written before the report;
+    /// without it such an output fails the try.
+    pub lake: Option<Arc<dyn LakeObjects>>,
 }
 
 /// `WorkerConfig::max_log_bytes` unless configured: enough for any log a person reads, far from what fills a disk.
@@ -96,6 +101,7 @@ pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()>
         output_dir: output_dir.clone(),
         task_env: Arc::new(config.task_env.clone()),
         max_log_bytes: config.max_log_bytes,
+        lake: config.lake.clone(),
     };
     let mut tries = JoinSet::new();
     tracing::info!(server = %config.server, queues = ?config.queues, slots = config.slots, "worker started");
@@ -245,6 +251,7 @@ mod tests {
             poll_wait: Duration::from_secs(20),
             task_env: BTreeMap::new(),
             max_log_bytes: 1 << 20,
+            lake: None,
         }
     }
 

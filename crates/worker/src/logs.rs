@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::client::{Client, ClientError};
-use crate::output::{MAX_OUTPUT_BYTES, marker_payload};
+use crate::output::{MAX_OUTPUT_BYTES, Markers};
 
 /// How long a line may wait before it is sent. Half a second still shows a running task's lines as they come, and
 /// a task that ends sooner sends them once, with its report, instead of in a request (and a transaction) of their own.
@@ -37,9 +37,10 @@ const MAX_BATCH_LINES: usize = 1000;
 const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// Lines waiting in the channel before the pumps stop reading.
 const CHANNEL_LINES: usize = 4096;
-/// Longer lines are cut into pieces. A bit above the output cap, so that a too-big `::output::` line is still
-/// recognised as one (and fails the try) rather than cut into a small-looking piece.
-pub const MAX_LINE_BYTES: usize = MAX_OUTPUT_BYTES + 1024;
+/// Longer lines are cut into pieces. Above the output cap by more than the longest `::output name=<key>::` prefix,
+/// so that a too-big output line is still recognised as one (and fails the try) rather than cut into a
+/// small-looking piece.
+pub const MAX_LINE_BYTES: usize = MAX_OUTPUT_BYTES + 2048;
 
 /// Where log lines are written; cheap to clone.
 #[derive(Debug, Clone)]
@@ -223,16 +224,16 @@ impl Poster {
     }
 }
 
-/// Reads `reader` line by line into `sink` until EOF, masking the try's secrets. Returns the payload of the last
-/// `::output::` line (stdout only), masked too.
+/// Reads `reader` line by line into `sink` until EOF, masking the try's secrets. Returns the last output line of each
+/// key (stdout only), masked too.
 ///
 /// Invalid UTF-8 is replaced rather than fatal (tasks print what they print), and a line longer than
 /// [`MAX_LINE_BYTES`] is cut into pieces so that a task printing without newlines cannot exhaust memory.
-pub async fn pump_lines(reader: impl AsyncRead + Unpin, stream: LogStream, sink: LogSender) -> Option<String> {
+pub async fn pump_lines(reader: impl AsyncRead + Unpin, stream: LogStream, sink: LogSender) -> Markers {
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();
     let mut lines = Lines { masking: StreamMasker::new(Masker::clone(&sink.masker)), text: String::new() };
-    let mut last_marker = None;
+    let mut markers = Markers::default();
     loop {
         buf.clear();
         let limit = MAX_LINE_BYTES as u64;
@@ -247,15 +248,15 @@ pub async fn pump_lines(reader: impl AsyncRead + Unpin, stream: LogStream, sink:
         };
         let complete = if ended { lines.finish() } else { lines.push(&String::from_utf8_lossy(&buf)) };
         for line in complete {
-            if let Some(payload) = marker_payload(&line).filter(|_| stream == LogStream::Stdout) {
-                last_marker = Some(payload.to_owned());
+            if stream == LogStream::Stdout {
+                markers.push(&line);
             }
             if !sink.send(stream, line).await {
-                return last_marker;
+                return markers;
             }
         }
         if ended {
-            return last_marker;
+            return markers;
         }
     }
 }
@@ -321,8 +322,8 @@ mod tests {
     async fn lines_are_split_and_the_last_output_marker_is_kept() {
         let (sink, mut rx) = test_channel(Masker::default());
         let text = b"one\r\n::output::{\"a\": 1}\nbad \xff byte\n::output::2\nlast without newline";
-        let marker = pump_lines(&text[..], LogStream::Stdout, sink).await;
-        assert_eq!(marker.as_deref(), Some("2"));
+        let markers = pump_lines(&text[..], LogStream::Stdout, sink).await;
+        assert_eq!(markers.get(sluice_core::xcom::RETURN_VALUE), Some("2"));
         let lines = drain(&mut rx);
         assert_eq!(lines, ["one", "::output::{\"a\": 1}", "bad \u{fffd} byte", "::output::2", "last without newline"]);
     }
@@ -376,8 +377,8 @@ mod tests {
             b"secret\n",
             b"end hunter2-sec",
         ]);
-        let marker = pump_lines(reader, LogStream::Stdout, sink.clone()).await;
-        assert_eq!(marker, None);
+        let markers = pump_lines(reader, LogStream::Stdout, sink.clone()).await;
+        assert_eq!(markers, Markers::default());
         sink.system("could not start \"hunter2-secret\"");
         assert_eq!(drain(&mut rx), ["key=*** and ***", "a ***", "end hunter2-sec", "could not start \"***\""]);
     }
@@ -387,8 +388,8 @@ mod tests {
         let (sink, mut rx) = test_channel(Masker::new(["hunter2-secret".to_owned()]));
         let text =
             format!("{}hunter2-secret tail\n::output::{{\"k\": \"hunter2-secret\"}}\n", "x".repeat(MAX_LINE_BYTES - 4));
-        let marker = pump_lines(text.as_bytes(), LogStream::Stdout, sink).await;
-        assert_eq!(marker.as_deref(), Some("{\"k\": \"***\"}"));
+        let markers = pump_lines(text.as_bytes(), LogStream::Stdout, sink).await;
+        assert_eq!(markers.get(sluice_core::xcom::RETURN_VALUE), Some("{\"k\": \"***\"}"));
         let lines = drain(&mut rx);
         assert!(lines.iter().all(|l| !l.contains("hunter2")), "a piece of the secret is shown");
         assert_eq!(lines.concat(), format!("{}*** tail::output::{{\"k\": \"***\"}}", "x".repeat(MAX_LINE_BYTES - 4)));

@@ -7,9 +7,14 @@
 //! Fencing: when the lease is lost (409) or could not be renewed for `lease_ms`, the server has already ended the try
 //! and may hand the task to another worker; the task is killed at once and nothing is reported.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
+
+use serde_json::Value;
+use sluice_core::xcom::{LakeObjects, XComValue, lake_uri};
 
 use sluice_core::protocol::{
     LeasedTask, LogLine, LogStream, OP_SPEC_ENV, OpOutput, RUN_OP_COMMAND, ReportRequest, TaskOutcome,
@@ -24,7 +29,7 @@ use sluice_core::masking::Masker;
 use crate::client::{Backoff, Client, ClientError};
 use crate::guard::{GroupEvent, GuardLink, INSTANCE_ENV};
 use crate::logs::{LogSender, LogShipper, pump_lines};
-use crate::output::read_output;
+use crate::output::{Markers, Outputs, keep, read_outputs};
 use crate::process::{SpawnSpec, TaskProcess, describe_exit};
 
 /// How long to wait for the log pipes to close once the group is dead. Only a process that left the group
@@ -43,9 +48,11 @@ pub struct TryContext {
     /// Where the tries' `$SLUICE_OUTPUT` files go (see `output::output_dir`).
     pub output_dir: PathBuf,
     /// See `WorkerConfig::task_env`.
-    pub task_env: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    pub task_env: Arc<BTreeMap<String, String>>,
     /// See `WorkerConfig::max_log_bytes`.
     pub max_log_bytes: u64,
+    /// See `WorkerConfig::lake`.
+    pub lake: Option<Arc<dyn LakeObjects>>,
 }
 
 /// Runs one leased try to the end, reporting its outcome unless the lease was lost.
@@ -64,7 +71,7 @@ pub async fn run_try(ctx: TryContext, task: LeasedTask) {
         // The last lines travel with the report, so they are stored when the report makes the try final.
         let tail = logs.finish().await;
         if let Some(verdict) = verdict {
-            report(&ctx.client, &task, verdict, tail).await;
+            report(&ctx, &task, verdict, tail).await;
         }
     }
     .instrument(span)
@@ -77,19 +84,27 @@ struct Verdict {
     exit_code: Option<i32>,
     pid: Option<u32>,
     error: Option<String>,
+    /// The return value.
     output: Option<serde_json::Value>,
+    /// The values pushed under other keys.
+    xcom: BTreeMap<String, serde_json::Value>,
 }
 
 impl Verdict {
     fn failed(error: impl Into<String>) -> Self {
-        Verdict { exit_code: None, pid: None, error: Some(error.into()), output: None }
+        Verdict::ended(None, Some(error.into()))
     }
 
-    /// The verdict with the try's secrets masked in its error and output (a `$SLUICE_OUTPUT` file is read as is).
+    fn ended(exit_code: Option<i32>, error: Option<String>) -> Self {
+        Verdict { exit_code, pid: None, error, output: None, xcom: BTreeMap::new() }
+    }
+
+    /// The verdict with the try's secrets masked in its error and outputs (their files are read as they are).
     fn masked(self, masker: &Masker) -> Self {
         Verdict {
             error: self.error.map(|e| masker.mask(&e).into_owned()),
             output: self.output.map(|o| masker.mask_json(&o)),
+            xcom: self.xcom.into_iter().map(|(k, v)| (k, masker.mask_json(&v))).collect(),
             ..self
         }
     }
@@ -111,20 +126,35 @@ enum End {
 
 /// Runs the process; `None` when the lease is gone and nothing may be reported.
 async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<Verdict> {
-    let name = format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id);
-    let output_file = ctx.output_dir.join(name);
-    let verdict = run_process(ctx, task, &log, &output_file).await.map(|v| v.masked(&masker(task)));
+    let output_file = ctx.output_dir.join(format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id));
+    let outputs_dir = ctx.output_dir.join(format!("sluice-outputs-{}-{}", task.ti_id, task.lease_id));
+    // The folder is there for the task to write into; inside the worker's private folder, like the file.
+    if let Err(e) = tokio::fs::create_dir(&outputs_dir).await {
+        return Some(Verdict::failed(format!("cannot create {}: {e}", outputs_dir.display())));
+    }
+    let files = OutputFiles { file: &output_file, dir: &outputs_dir };
+    let verdict = run_process(ctx, task, &log, files).await.map(|v| v.masked(&masker(task)));
     match tokio::fs::remove_file(&output_file).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             tracing::warn!("could not remove {}: {e}", output_file.display());
         }
         _ => {}
     }
+    if let Err(e) = tokio::fs::remove_dir_all(&outputs_dir).await {
+        tracing::warn!("could not remove {}: {e}", outputs_dir.display());
+    }
     verdict
 }
 
-async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, output: &Path) -> Option<Verdict> {
-    let spawned = spawn_spec(task, output, &ctx.guard.instance, &ctx.task_env)
+/// Where a try writes its outputs: `$SLUICE_OUTPUT` and `$SLUICE_OUTPUT_DIR` (see `output.rs`).
+#[derive(Debug, Clone, Copy)]
+struct OutputFiles<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+}
+
+async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, files: OutputFiles<'_>) -> Option<Verdict> {
+    let spawned = spawn_spec(task, files, &ctx.guard.instance, &ctx.task_env)
         .and_then(|spec| TaskProcess::spawn(&spec).map_err(|e| e.to_string()));
     let spawned = match spawned {
         Ok(spawned) => spawned,
@@ -144,14 +174,14 @@ async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, outpu
     let end = supervise(ctx, task, &mut process).await;
     let verdict = stop(ctx, &mut process, end, log).await;
     let _ = ctx.guard.events.send(GroupEvent::Ended(pid));
-    let last_marker = drain_pipes(stdout, stderr).await;
+    let markers = drain_pipes(stdout, stderr).await;
     let mut verdict = verdict?;
     verdict.pid = Some(pid);
     // A data task that exited on its own may have failed with a report worth keeping (failed quality checks).
     let exited_by_itself = verdict.error.is_none() || (task.op.is_some() && verdict.exit_code.is_some());
     if exited_by_itself {
-        match read_output(output, last_marker.as_deref()).await {
-            Ok(value) => verdict.output = value,
+        match read_outputs(files.file, files.dir, markers).await {
+            Ok(outputs) => (verdict.output, verdict.xcom) = (outputs.value, outputs.keyed),
             Err(e) => verdict.error = Some(verdict.error.take().map_or(e.to_string(), |first| format!("{first}; {e}"))),
         }
     }
@@ -162,13 +192,14 @@ async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, outpu
 /// timeouts, kills, logs and heartbeats work the same for both.
 fn spawn_spec(
     task: &LeasedTask,
-    output: &Path,
+    files: OutputFiles<'_>,
     worker_instance: &str,
-    worker_env: &std::collections::BTreeMap<String, String>,
+    worker_env: &BTreeMap<String, String>,
 ) -> Result<SpawnSpec, String> {
     let mut env = worker_env.clone();
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.insert("SLUICE_OUTPUT".to_owned(), output.display().to_string());
+    env.insert("SLUICE_OUTPUT".to_owned(), files.file.display().to_string());
+    env.insert("SLUICE_OUTPUT_DIR".to_owned(), files.dir.display().to_string());
     env.insert(INSTANCE_ENV.to_owned(), worker_instance.to_owned());
     let argv = match &task.op {
         None => task.argv.clone(),
@@ -220,7 +251,7 @@ async fn stop(ctx: &TryContext, process: &mut TaskProcess, end: End, log: &LogSe
     };
     log.system(format!("{reason}: sending SIGTERM to the process group"));
     let exit_code = terminate(ctx, process, log).await.and_then(|status| status.code());
-    Some(Verdict { exit_code, pid: None, error: Some(error), output: None })
+    Some(Verdict::ended(exit_code, Some(error)))
 }
 
 /// For a try the server has already ended: it may be running elsewhere by now, so not one moment longer here.
@@ -240,7 +271,7 @@ async fn exited(ctx: &TryContext, process: &mut TaskProcess, status: ExitStatus,
         log.system("the task left processes running in its process group: sending SIGTERM to them");
         terminate(ctx, process, log).await;
     }
-    Verdict { exit_code: status.code(), pid: None, error, output: None }
+    Verdict::ended(status.code(), error)
 }
 
 /// SIGTERM, grace, SIGKILL; logs how it went.
@@ -259,21 +290,21 @@ async fn terminate(ctx: &TryContext, process: &mut TaskProcess, log: &LogSender)
     }
 }
 
-/// Waits for both pipes to close; returns the last `::output::` payload.
-async fn drain_pipes(mut stdout: JoinHandle<Option<String>>, mut stderr: JoinHandle<Option<String>>) -> Option<String> {
+/// Waits for both pipes to close; returns the output lines of stdout.
+async fn drain_pipes(mut stdout: JoinHandle<Markers>, mut stderr: JoinHandle<Markers>) -> Markers {
     let both = async { ((&mut stdout).await, (&mut stderr).await) };
     match tokio::time::timeout(PIPE_DRAIN, both).await {
-        Ok((Ok(marker), _)) => marker,
+        Ok((Ok(markers), _)) => markers,
         Ok((Err(e), _)) => {
             tracing::error!("the stdout reader failed: {e}");
-            None
+            Markers::default()
         }
         Err(_) => {
             // Stop reading, else the log shipper would wait for the pumps' senders forever.
             tracing::warn!("a process outside the task's group still holds its output pipes; not waiting for it");
             stdout.abort();
             stderr.abort();
-            None
+            Markers::default()
         }
     }
 }
@@ -317,6 +348,24 @@ async fn kill_requested(mut kill_all: watch::Receiver<bool>) {
     }
 }
 
+/// The try's outputs as the report carries them: those too big for the database written to the lake first, on a
+/// blocking thread (a bucket is reached over the network).
+async fn keep_outputs(
+    lake: Option<Arc<dyn LakeObjects>>,
+    task: &LeasedTask,
+    outputs: Outputs,
+) -> Result<(Option<Value>, BTreeMap<String, XComValue>), String> {
+    if outputs.value.is_none() && outputs.keyed.is_empty() {
+        return Ok((None, BTreeMap::new()));
+    }
+    let (dag_id, run_id, task_id) = (task.dag_id.clone(), task.dag_run_id.clone(), task.task_id.clone());
+    let map_index = i64::from(task.map_index);
+    let uri_of = move |key: &str| lake_uri(&dag_id, &run_id, &task_id, map_index, key);
+    tokio::task::spawn_blocking(move || keep(outputs, lake.as_deref(), uri_of).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(format!("writing the task's outputs failed: {e}")))
+}
+
 /// The secrets of a try, which nothing it sends to the server may show.
 fn masker(task: &LeasedTask) -> Masker {
     Masker::new(task.mask.iter().cloned())
@@ -324,8 +373,8 @@ fn masker(task: &LeasedTask) -> Masker {
 
 /// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
 /// the try as lost anyway.
-async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
-    let outcome = if verdict.error.is_none() { TaskOutcome::Success } else { TaskOutcome::Failed };
+async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
+    let client = &ctx.client;
     let op_output = match (&task.op, &verdict.output) {
         (Some(_), Some(output)) => serde_json::from_value::<OpOutput>(output.clone()).unwrap_or_else(|e| {
             tracing::warn!("the data task's output is not what run-op writes: {e}");
@@ -333,13 +382,23 @@ async fn report(client: &Client, task: &LeasedTask, verdict: Verdict, logs: Vec<
         }),
         _ => OpOutput::default(),
     };
+    let Verdict { exit_code, pid, mut error, output, xcom } = verdict;
+    let (output, xcom) = match keep_outputs(ctx.lake.clone(), task, Outputs { value: output, keyed: xcom }).await {
+        Ok(kept) => kept,
+        Err(e) => {
+            error = Some(error.map_or(e.clone(), |first| format!("{first}; {e}")));
+            (None, BTreeMap::new())
+        }
+    };
+    let outcome = if error.is_none() { TaskOutcome::Success } else { TaskOutcome::Failed };
     let request = ReportRequest {
         lease_id: task.lease_id,
         outcome,
-        exit_code: verdict.exit_code,
-        error: verdict.error,
-        output: verdict.output,
-        pid: verdict.pid,
+        exit_code,
+        error,
+        output,
+        xcom,
+        pid,
         logs,
         assets: op_output.assets,
         quality: op_output.quality,
@@ -413,6 +472,7 @@ mod tests {
                 output_dir,
                 task_env,
                 max_log_bytes: 1 << 20,
+                lake: None,
             };
             let task = LeasedTask {
                 ti_id: Uuid::now_v7(),
@@ -509,12 +569,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn too_big_an_output_fails_the_try() {
-        let h = Harness::new("yes x | head -c 70000 > \"$SLUICE_OUTPUT\"", None);
+    async fn too_big_an_output_line_fails_the_try() {
+        let h = Harness::new("printf '::output name=k::'; yes x | head -c 140000 | tr -d '\\n'; echo", None);
         let (verdict, _) = h.run().await;
         let error = verdict.error.expect("failed");
-        assert!(error.contains("more than the limit"), "{error}");
-        assert_eq!(verdict.output, None);
+        assert!(error.contains("above the limit of 65536 bytes for a line"), "{error}");
+        assert_eq!((verdict.output, verdict.xcom.len()), (None, 0));
+    }
+
+    #[tokio::test]
+    async fn keyed_outputs_come_from_lines_and_files_and_large_ones_need_the_lake() {
+        let script = "echo '::output name=rows::3'; echo '{\"p\": 1}' > \"$SLUICE_OUTPUT_DIR/meta.json\"; \
+                      yes x | head -c 70000 > \"$SLUICE_OUTPUT\"; echo \"$SLUICE_OUTPUT_DIR\"";
+        let h = Harness::new(script, None);
+        let (verdict, lines) = h.run().await;
+        assert_eq!(verdict.error, None);
+        assert_eq!(verdict.xcom, BTreeMap::from([("meta".into(), json!({"p": 1})), ("rows".into(), json!(3))]));
+        let dir = lines.iter().find(|l| l.line.contains("sluice-outputs-")).expect("the folder was printed");
+        assert!(!Path::new(&dir.line).exists(), "{} is left behind", dir.line);
+        let outputs = Outputs { value: verdict.output, keyed: verdict.xcom };
+        let err = keep_outputs(None, &h.task, outputs).await.expect_err("no lake for 70000 bytes");
+        assert!(err.contains("set SLUICE_LAKE on the worker"), "{err}");
     }
 
     #[tokio::test]
@@ -576,13 +651,15 @@ mod tests {
         .expect("a quality task");
         h.task.op = Some(op.clone());
         let worker_env = [("GREETING".to_owned(), "from the worker".to_owned()), ("OTHER".to_owned(), "x".to_owned())];
-        let spec = spawn_spec(&h.task, Path::new("/tmp/out.json"), "w", &worker_env.into()).expect("a spawn spec");
+        let files = OutputFiles { file: Path::new("/tmp/out.json"), dir: Path::new("/tmp/outs") };
+        let spec = spawn_spec(&h.task, files, "w", &worker_env.into()).expect("a spawn spec");
         assert_eq!(spec.env["OTHER"], "x", "the worker's own task environment");
         let exe = std::env::current_exe().expect("this executable");
         assert_eq!(spec.argv, [exe.display().to_string(), RUN_OP_COMMAND.to_owned()]);
         let sent: sluice_core::ops_spec::OpSpec = serde_json::from_str(&spec.env[OP_SPEC_ENV]).expect("JSON");
         assert_eq!(sent, op);
         assert_eq!(spec.env["SLUICE_OUTPUT"], "/tmp/out.json");
+        assert_eq!(spec.env["SLUICE_OUTPUT_DIR"], "/tmp/outs");
         assert_eq!(spec.env["GREETING"], "hello");
     }
 

@@ -121,9 +121,11 @@ export function mount(root, params) {
           "div",
           { class: "card" },
           h("h3", { text: "Outputs" }),
-          t.output === null || t.output === undefined
-            ? h("p", { class: "muted", text: "No output: a task outputs JSON by printing ::output::{...} or writing to $SLUICE_OUTPUT." })
-            : h("pre", { class: "code", text: JSON.stringify(t.output, null, 2) }),
+          t.output_uri
+            ? h("p", { class: "muted", text: `Above 64 KiB, kept in the lake at ${t.output_uri}; the XCom API reads it back.` })
+            : t.output === null || t.output === undefined
+              ? h("p", { class: "muted", text: "No output: a task outputs JSON by printing ::output::{...} or writing to $SLUICE_OUTPUT." })
+              : h("pre", { class: "code", text: JSON.stringify(t.output, null, 2) }),
           t.error ? [h("h3", { text: "Error" }), h("pre", { class: "code", text: t.error })] : null,
         ),
       ),

@@ -376,6 +376,9 @@ pub struct TryResponse {
     pub rendered_fields: Value,
     pub executor_config: String,
     pub output: Option<Value>,
+    /// Where the lake keeps the try's return value, when it was too big for `output`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_uri: Option<String>,
 }
 
 fn try_response(t: TaskTryRow, ti: &TaskInstanceRow, shown: &Shown) -> TryResponse {
@@ -404,6 +407,7 @@ fn try_response(t: TaskTryRow, ti: &TaskInstanceRow, shown: &Shown) -> TryRespon
         rendered_fields: shown.rendered(t.rendered),
         executor_config: NO_EXECUTOR_CONFIG.into(),
         output: t.output,
+        output_uri: t.output_uri,
     }
 }
 

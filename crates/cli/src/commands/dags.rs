@@ -207,6 +207,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         grace: 5,
         kill_grace: 5,
         max_log_bytes: sluice_worker::DEFAULT_MAX_LOG_BYTES,
+        lake: Some(home.join("lake").display().to_string()),
     };
     // The tasks read the same DAG folder and lake as this private server, as a standalone's workers do.
     let mut config = worker_args.config()?;

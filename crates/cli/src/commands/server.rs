@@ -263,6 +263,9 @@ pub struct SchedulerArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub scheduling: SchedulingArgs,
+    /// Mapping over an upstream output above the database's limit reads it from the lake.
+    #[command(flatten)]
+    pub lake: LakeArgs,
 }
 
 pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<Store> {
@@ -294,13 +297,14 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn engine_of(store: Store, scheduling: &SchedulingArgs) -> Engine {
+/// The engine, reading the task outputs kept in `lake` (those above the database's limit).
+fn engine_of(store: Store, scheduling: &SchedulingArgs, lake: &LakeArgs) -> anyhow::Result<Engine> {
     let config = EngineConfig {
         lease: Duration::from_secs(scheduling.lease_secs.max(1)),
         sensitive: SensitiveKeys::with_extra(&scheduling.sensitive_fields),
         ..EngineConfig::default()
     };
-    Engine::new(store, config)
+    Ok(Engine::new(store, config).with_lake(Arc::new(Lake::open(&lake.location())?)))
 }
 
 fn scheduler_config(scheduling: &SchedulingArgs) -> SchedulerConfig {
@@ -327,7 +331,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     sluice_api::metrics::install().context("cannot start recording metrics")?;
-    let engine = engine_of(store, &args.scheduling);
+    let engine = engine_of(store, &args.scheduling, &args.lake)?;
     let scheduler = (!args.no_scheduler).then(|| {
         let config = scheduler_config(&args.scheduling);
         tokio::spawn(run_scheduler(engine.clone(), config, shutdown.clone().cancelled_owned()))
@@ -398,7 +402,7 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let (serving, log_writer) = args.lake.serving(&store, &args.prediction_log)?;
     let state = AppState {
-        engine: engine_of(store, &scheduling),
+        engine: engine_of(store, &scheduling, &args.lake)?,
         // The worker protocol is not served: no worker token is accepted.
         workers: Arc::new(WorkerAuth::new(None)),
         auth: Arc::new(args.auth.config()),
@@ -418,7 +422,7 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn run_scheduler_only(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.database).await?;
-    let engine = engine_of(store, &args.scheduling);
+    let engine = engine_of(store, &args.scheduling, &args.lake)?;
     run_scheduler(engine, scheduler_config(&args.scheduling), super::shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

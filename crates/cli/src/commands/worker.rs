@@ -1,9 +1,11 @@
 //! `sluice worker`: lease tasks from a server over HTTP and run them.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sluice_ops::Lake;
 use sluice_worker::{DEFAULT_MAX_LOG_BYTES, WorkerConfig, run_worker};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -32,6 +34,10 @@ pub struct Args {
     /// The most bytes of a task's output one try's log keeps; the rest is cut, with a note.
     #[arg(long, env = "SLUICE_MAX_LOG_BYTES", default_value_t = DEFAULT_MAX_LOG_BYTES)]
     pub max_log_bytes: u64,
+    /// The server's lake (a folder or `s3://bucket/prefix`): task outputs above 64 KiB are written there. Data
+    /// tasks read it from the same variable.
+    #[arg(long, env = "SLUICE_LAKE")]
+    pub lake: Option<String>,
 }
 
 impl Args {
@@ -52,6 +58,10 @@ impl Args {
             poll_wait: Duration::from_secs(20),
             task_env: Default::default(),
             max_log_bytes: self.max_log_bytes,
+            lake: match &self.lake {
+                Some(location) => Some(Arc::new(Lake::open(location)?)),
+                None => None,
+            },
         })
     }
 }

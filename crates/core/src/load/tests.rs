@@ -513,6 +513,7 @@ fn python_tasks_load_and_their_mistakes_are_located() {
     for (file, source) in [
         ("python_taskflow.yaml", include_str!("../../../../dags/examples/python_taskflow.yaml")),
         ("python_requirements.yaml", include_str!("../../../../dags/examples/python_requirements.yaml")),
+        ("xcom.yaml", include_str!("../../../../dags/examples/xcom.yaml")),
     ] {
         let dag = load_dag(file, source).unwrap_or_else(|e| panic!("{file}: {e:?}"));
         assert!(dag.spec.tasks.iter().any(|t| t.kind == "python" && t.callable.is_some()), "{file}");
@@ -540,6 +541,7 @@ tasks:
     command: [echo]
     callable: etl:extract
     requirements: [six]
+    multiple_outputs: true
 "#;
     assert_eq!(
         errors(broken),
@@ -556,6 +558,7 @@ tasks:
              virtualenv)",
             "dag.yaml:21:5: task `shell`: `callable` is not read by tasks of kind command",
             "dag.yaml:22:5: task `shell`: `requirements` is not read by tasks of kind command",
+            "dag.yaml:23:5: task `shell`: `multiple_outputs` is not read by tasks of kind command",
         ]
     );
 }

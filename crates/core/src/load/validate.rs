@@ -473,14 +473,22 @@ const COMMAND_FIELDS: [&str; 6] = ["command", "script", "cwd", "inputs", "output
 
 /// What a `python` task may set besides `callable`: like a command, it runs in a working directory and may declare
 /// assets for lineage.
-const PYTHON_OPTIONAL: [&str; 7] =
-    ["op_kwargs", "interpreter", "requirements", "system_site_packages", "cwd", "inputs", "outputs"];
+const PYTHON_OPTIONAL: [&str; 8] = [
+    "op_kwargs",
+    "interpreter",
+    "requirements",
+    "system_site_packages",
+    "multiple_outputs",
+    "cwd",
+    "inputs",
+    "outputs",
+];
 
 /// What a `sensor` task may set besides `sensor`: Airflow's sensor arguments.
 const SENSOR_OPTIONAL: [&str; 6] = ["mode", "poke_interval", "timeout", "soft_fail", "exponential_backoff", "max_wait"];
 
 /// Fields that only some kinds read.
-const KIND_SPECIFIC: [&str; 29] = [
+const KIND_SPECIFIC: [&str; 30] = [
     "command",
     "script",
     "cwd",
@@ -503,6 +511,7 @@ const KIND_SPECIFIC: [&str; 29] = [
     "interpreter",
     "requirements",
     "system_site_packages",
+    "multiple_outputs",
     "sensor",
     "mode",
     "poke_interval",
@@ -669,6 +678,7 @@ fn field_set(task: &TaskSpec, field: &str) -> bool {
         "interpreter" => task.interpreter.is_some(),
         "requirements" => !task.requirements.is_empty(),
         "system_site_packages" => task.system_site_packages.is_some(),
+        "multiple_outputs" => task.multiple_outputs.is_some(),
         "sensor" => task.sensor.is_some(),
         "mode" => task.mode.is_some(),
         "poke_interval" => task.poke_interval.is_some(),

@@ -1,5 +1,6 @@
 """Sluice's runner of `kind: python` tasks: calls `module:function` with the run's context, as Airflow's
-PythonOperator does, and makes its return value the task's output.
+PythonOperator does, and makes its return value the task's output. `ti.xcom_push(key, value)` and
+`multiple_outputs` push values under other keys, as the worker reads them: files in $SLUICE_OUTPUT_DIR.
 
 The worker starts `<interpreter> -u -c <bootstrap> <call>`; the bootstrap executes this file, which the server
 sends with the lease in $SLUICE_PYTHON_RUNNER, beside the run's context in $SLUICE_PYTHON_CONTEXT. <call> is the
@@ -61,6 +62,8 @@ def main():
         # The traceback starts at the user's function: the runner's own frame says nothing.
         traceback.print_exception(type(error), error, error.__traceback__.tb_next)
         sys.exit(1)
+    if call.get("multiple_outputs") and result is not None:
+        push_each(call["callable"], result)
     write_output(call["callable"], result)
 
 
@@ -141,21 +144,25 @@ class TaskInstance:
         self.try_number = context.get("try_number")
         self.map_index = context.get("map_index", -1)
         self._outputs = context.get("outputs") or {}
+        self._xcom = context.get("xcom") or {}
 
     def xcom_pull(self, task_ids=None, dag_id=None, key="return_value", default=None, run_id=None, **_ignored):
-        """The outputs of tasks of this run: one value for one task id, a list for a list of them."""
+        """The outputs of tasks of this run under `key`: one value for one task id, a list for a list of them."""
         if dag_id not in (None, self.dag_id) or run_id not in (None, self.run_id):
             raise NotImplementedError("Sluice's tasks read the outputs of their own run only")
-        if key != "return_value":
-            return default
+        if key == "return_value":
+            values = self._outputs
+        else:
+            values = {task_id: keys[key] for task_id, keys in self._xcom.items() if key in keys}
         if task_ids is None:
             task_ids = self.task_id
         if isinstance(task_ids, str):
-            return self._outputs.get(task_ids, default)
-        return [self._outputs.get(task_id, default) for task_id in task_ids]
+            return values.get(task_ids, default)
+        return [values.get(task_id, default) for task_id in task_ids]
 
     def xcom_push(self, key, value, **_ignored):
-        raise NotImplementedError("a Sluice task has one output: return the value from the function instead")
+        """Pushes `value` under `key`, for the tasks downstream, templates and the API."""
+        push(key, value)
 
     def __repr__(self):
         return f"<TaskInstance {self.dag_id}.{self.task_id} {self.run_id} try {self.try_number}>"
@@ -189,14 +196,42 @@ def airflow_context(context):
     return values
 
 
+def to_json(value, what):
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise TaskError(f"{what} cannot be an output, which is JSON: {error}") from None
+
+
+def push(key, value):
+    """Writes `value` where the worker reads the output `key`: $SLUICE_OUTPUT_DIR/<key>.json (the worker checks the
+    key), or an output line without that folder."""
+    if not isinstance(key, str) or not key or "/" in key:
+        raise TaskError(f"invalid output key {key!r}: a key is a non-empty string without '/'")
+    text = to_json(value, f"the value of {key!r}")
+    folder = os.environ.get("SLUICE_OUTPUT_DIR")
+    if folder:
+        with open(os.path.join(folder, key + ".json"), "w", encoding="utf-8") as file:
+            file.write(text)
+    else:
+        print(f"::output name={key}::{text}")
+
+
+def push_each(spec, result):
+    """Airflow's `multiple_outputs`: each key of the returned mapping is an output of its own."""
+    if not isinstance(result, dict):
+        raise TaskError(f"{spec} returned a {type(result).__name__}: with multiple_outputs it must return a dict")
+    for key, value in result.items():
+        if not isinstance(key, str):
+            raise TaskError(f"{spec} returned the key {key!r}: with multiple_outputs every key must be a string")
+        push(key, value)
+
+
 def write_output(spec, result):
     print(f"Done. Returned value was: {result!r}")
     if result is None:
         return
-    try:
-        text = json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise TaskError(f"the return value of {spec} cannot be the task's output, which is JSON: {error}") from None
+    text = to_json(result, f"the return value of {spec}")
     path = os.environ.get("SLUICE_OUTPUT")
     if path:
         with open(path, "w", encoding="utf-8") as file:

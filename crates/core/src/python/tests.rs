@@ -39,6 +39,7 @@ fn context() -> TemplateContext {
         variables: BTreeMap::from([("bucket".into(), "s3://b".into()), ("api_key".into(), "k-secret-123".into())]),
         connections: BTreeMap::new(),
         outputs: BTreeMap::from([("extract".into(), json!([1, 2, 3]))]),
+        xcom: BTreeMap::new(),
         map_index: 3,
         args: BTreeMap::new(),
     }

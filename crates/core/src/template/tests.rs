@@ -30,6 +30,7 @@ fn ctx() -> TemplateContext {
             },
         )]),
         outputs: BTreeMap::from([("extract".into(), json!({"rows": 42}))]),
+        xcom: BTreeMap::new(),
         map_index: -1,
         args: BTreeMap::new(),
     }
@@ -289,4 +290,54 @@ fn a_registering_command_runs_its_rendered_argv_inside_run_op() {
     assert!(rendered.argv.is_empty(), "the worker starts run-op: {rendered:?}");
     let Some(OpSpec::Command(command)) = rendered.op else { panic!("{rendered:?}") };
     assert_eq!(command.argv, ["python3", "2026-01-01.py"]);
+}
+
+/// `template` rendered as a command of a task `reader`, with `ti` able to pull.
+fn render_pulling(template: &str, ctx: &TemplateContext) -> Result<String, String> {
+    let yaml = format!(
+        "dag_id: etl\ntasks:\n  - id: reader\n    command: [{}]\n",
+        serde_json::to_string(template).unwrap_or_default()
+    );
+    let dag = load_dag("pull.yaml", &yaml).map_err(|e| format!("{e:?}"))?;
+    let mut ctx = ctx.clone();
+    ctx.task_id = "reader".into();
+    render_command(&dag, "reader", &ctx).map(|r| r.argv.concat()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn keyed_outputs_read_as_xcom_and_with_airflows_xcom_pull() {
+    let mut ctx = ctx();
+    ctx.outputs.insert("group.t".into(), json!(7));
+    ctx.xcom = BTreeMap::from([
+        ("extract".into(), BTreeMap::from([("path".into(), json!("s3://b/k")), ("meta".into(), json!({"n": 2}))])),
+        ("each".into(), BTreeMap::from([("part".into(), json!(["a", "b"]))])),
+    ]);
+    let rows = [
+        ("{{ xcom.extract.path }}", "s3://b/k"),
+        ("{{ xcom['extract'].meta.n }}", "2"),
+        ("{{ ti.xcom_pull(task_ids='extract', key='path') }}", "s3://b/k"),
+        ("{{ ti.xcom_pull('extract', key='meta').n }}", "2"),
+        ("{{ ti.xcom_pull(task_ids='extract') }}", "{\"rows\": 42}"),
+        ("{{ ti.xcom_pull(task_ids='extract', key='return_value').rows }}", "42"),
+        ("{{ ti.xcom_pull(task_ids='group.t') }}", "7"),
+        ("{{ ti.xcom_pull(task_ids=['extract', 'group.t'], key='path') | tojson }}", "[\"s3://b/k\",null]"),
+        ("{{ ti.xcom_pull(task_ids='each', key='part') | join(',') }}", "a,b"),
+        ("{{ ti.xcom_pull(task_ids='extract', key='nope', default='d') }}", "d"),
+        ("{{ ti.xcom_pull(task_ids='extract', key='nope') is none }}", "True"),
+        ("{{ ti.xcom_pull(key='path') is none }}", "True"),
+        ("{{ ti.xcom_pull(task_ids='extract', key='path', dag_id='etl', run_id=run_id) }}", "s3://b/k"),
+        ("{{ task_instance.try_number }}-{{ ti.map_index }}", "2--1"),
+    ];
+    for (template, expected) in rows {
+        assert_eq!(render_pulling(template, &ctx).as_deref(), Ok(expected), "{template}");
+    }
+    for (template, problem) in [
+        ("{{ xcom.extract.nope }}", "undefined value"),
+        ("{{ ti.xcom_pull(task_ids='extract', dag_id='other') }}", "this run only, not of another dag_id"),
+        ("{{ ti.xcom_pull(task_ids='extract', include_prior_dates=true) }}", "include_prior_dates"),
+        ("{{ ti.xcom_push('k', 1) }}", "unknown method"),
+    ] {
+        let err = render_pulling(template, &ctx).expect_err(template);
+        assert!(err.contains(problem), "{template}: {err}");
+    }
 }

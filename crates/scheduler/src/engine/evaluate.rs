@@ -1,19 +1,18 @@
 //! Deciding a run's next steps: which task instances are ready, skipped or upstream-failed under their trigger
 //! rules, which scheduled ones to queue, and whether the run is over.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sluice_core::mapping::map_length;
 use sluice_core::skip::latest_only_proceeds;
 use sluice_core::spec::LATEST_ONLY_KIND;
-use sluice_core::{Dag, DataInterval, Readiness, RunState, TaskSpec, TaskState, run_outcome, trigger_satisfied};
-use sluice_store::{Reads, RunTx, TaskInstanceRow, TaskLimit};
-use uuid::Uuid;
+use sluice_core::{Dag, DataInterval, Readiness, RunState, TaskState, run_outcome, trigger_satisfied};
+use sluice_store::{RunTx, TaskInstanceRow, TaskLimit};
 
 use super::Engine;
+use super::xcom::upstream_outputs;
 use crate::EngineError;
 
 /// Which task instances of a run to examine.
@@ -265,9 +264,10 @@ impl Engine {
     ) -> Result<Vec<TaskState>, EngineError> {
         let task_id = placeholder.task_id.as_str();
         let Some(spec) = dag.task(task_id) else { return Ok(vec![TaskState::None]) };
-        let outputs = upstream_outputs(&mut tx.reads(), dag, placeholder.run_pk, task_id).await?;
+        let outputs = upstream_outputs(&mut tx.reads(), &self.lake, dag, placeholder.run_pk, task_id).await?;
         let (run_id, dag_id) = (&placeholder.run_id, &placeholder.dag_id);
-        let state = match map_length(spec, &outputs) {
+        let length = outputs.map_err(|e| e.to_string()).and_then(|o| map_length(spec, &o).map_err(|e| e.to_string()));
+        let state = match length {
             Ok(0) => TaskState::Skipped,
             Ok(length) => {
                 let length = i64::try_from(length).unwrap_or(i64::MAX);
@@ -284,31 +284,6 @@ impl Engine {
         tx.set_ti_states(&[placeholder.id], &[TaskState::None], state, now).await?;
         Ok(vec![state])
     }
-}
-
-/// The outputs of a task's upstream tasks, direct or not, for its templates and its mapping: a mapped task's
-/// outputs as one list in `map_index` order (Airflow's reduce), empty when none of its instances output anything.
-pub(crate) async fn upstream_outputs(
-    tx: &mut Reads<'_>,
-    dag: &Dag,
-    run_pk: Uuid,
-    task_id: &str,
-) -> Result<BTreeMap<String, Value>, EngineError> {
-    let ancestors = dag.ancestors(task_id);
-    let mut outputs: BTreeMap<String, Value> = ancestors
-        .iter()
-        .filter(|id| dag.task(id).is_some_and(TaskSpec::is_mapped))
-        .map(|id| ((*id).to_owned(), Value::Array(Vec::new())))
-        .collect();
-    for (id, map_index, value) in tx.run_outputs(run_pk, &ancestors).await? {
-        match outputs.get_mut(&id) {
-            Some(Value::Array(list)) if map_index >= 0 => list.push(value),
-            _ => {
-                outputs.insert(id, value);
-            }
-        }
-    }
-    Ok(outputs)
 }
 
 /// The tasks directly downstream of `finished`, each once.

@@ -24,6 +24,9 @@ pub(super) struct Mentions {
     pub connections: bool,
     /// Also true for a python task, whose function receives its upstream tasks' outputs.
     pub outputs: bool,
+    /// The values upstream tasks pushed under other keys (`xcom.<task>.<key>`, `ti.xcom_pull`); a python task's
+    /// function receives them too.
+    pub xcom: bool,
 }
 
 impl Mentions {
@@ -44,11 +47,10 @@ impl Mentions {
             .chain(op_kwargs.as_ref())
             .collect();
         let mention = |word: &str| texts.iter().any(|text| text.contains(word));
-        Mentions {
-            variables: mention("var"),
-            connections: mention("conn"),
-            outputs: task.kind == sluice_core::python::PYTHON_KIND || mention("outputs"),
-        }
+        let python = task.kind == sluice_core::python::PYTHON_KIND;
+        // `xcom_pull` reads return values too.
+        let xcom = python || mention("xcom");
+        Mentions { variables: mention("var"), connections: mention("conn"), outputs: xcom || mention("outputs"), xcom }
     }
 }
 

@@ -8,6 +8,7 @@ mod masking;
 mod models;
 mod runs;
 mod tasks;
+mod xcom;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_core::masking::SensitiveKeys;
+use sluice_core::xcom::LakeObjects;
 use sluice_store::Store;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -65,6 +67,8 @@ pub struct Engine {
     /// The run and task of each lease this process handed out and not yet seen reported, so that a report needs
     /// no lookup before its transaction. A report to another server, or after a restart, looks them up instead.
     leases: Arc<Mutex<HashMap<Uuid, (Uuid, String)>>>,
+    /// Where outputs above the database's limit are kept, read back for templates, mapping and branching.
+    lake: xcom::Lake,
 }
 
 /// A worker is recorded as seen at most this often (health checks allow 30 s).
@@ -82,7 +86,18 @@ impl Engine {
             workers_seen: Arc::default(),
             settling: Arc::default(),
             leases: Arc::default(),
+            lake: None,
         }
+    }
+
+    /// The engine, reading outputs above the database's limit from `lake` (the workers' lake).
+    pub fn with_lake(self, lake: Arc<dyn LakeObjects>) -> Engine {
+        Engine { lake: Some(lake), ..self }
+    }
+
+    /// Where outputs above the database's limit are kept, if this process knows.
+    pub fn lake(&self) -> Option<&dyn LakeObjects> {
+        self.lake.as_deref()
     }
 
     pub fn store(&self) -> &Store {

@@ -16,6 +16,7 @@ use sluice_core::protocol::{
 };
 use sluice_core::skip::skipped_after;
 use sluice_core::template::{RenderedCommand, TemplateContext, render_reading};
+use sluice_core::xcom::{RETURN_VALUE, XComError, XComValue, check_key};
 use sluice_core::{Dag, TaskSpec, TaskState};
 use sluice_store::{
     Claim, ClaimedTask, DagRunRow, LogEntry, NewAssetEvent, QualityEntry, Reads, RunTx, TaskInstanceRow, TryEnd,
@@ -25,9 +26,10 @@ use uuid::Uuid;
 
 use super::Engine;
 use super::data_env::data_task_env;
-use super::evaluate::{Scope, upstream_outputs};
+use super::evaluate::Scope;
 use super::masking::{Mentions, add_received_connections, masked, template_connections};
 use super::models::{EndTx, model_env, record_model, reserve_versions};
+use super::xcom::{Lake, load_values, upstream_outputs, upstream_xcom};
 use crate::EngineError;
 
 /// Leases remembered for their reports at most (see `Engine::remember_leases`).
@@ -53,14 +55,59 @@ struct Ending {
     succeeded: bool,
     exit_code: Option<i64>,
     error: Option<String>,
-    output: Option<Value>,
+    /// The return value as it is stored.
+    output: Option<XComValue>,
+    /// The return value itself, read back when the lake keeps it: what branching and mapping decide on.
+    value: Option<Value>,
+    /// The values pushed under other keys.
+    xcom: Vec<(String, XComValue)>,
     /// A sensor's end without its condition (read only from the reports of sensor tasks).
     sensor: Option<SensorEnd>,
 }
 
 impl Ending {
     fn failed(error: String) -> Ending {
-        Ending { succeeded: false, exit_code: None, error: Some(error), output: None, sensor: None }
+        Ending {
+            succeeded: false,
+            exit_code: None,
+            error: Some(error),
+            output: None,
+            value: None,
+            xcom: Vec::new(),
+            sensor: None,
+        }
+    }
+
+    /// What a worker reported. A key no entry may have fails the try.
+    fn reported(report: &ReportRequest, is_sensor: bool) -> Ending {
+        let mut xcom = report.xcom.clone();
+        let output = report.output.clone().map(XComValue::Inline).or_else(|| xcom.remove(RETURN_VALUE));
+        let mut ending = Ending {
+            succeeded: report.outcome == TaskOutcome::Success,
+            exit_code: report.exit_code.map(i64::from),
+            error: report.error.clone(),
+            value: match &output {
+                Some(XComValue::Inline(value)) => Some(value.clone()),
+                _ => None,
+            },
+            output,
+            xcom: xcom.into_iter().collect(),
+            sensor: report.sensor.clone().filter(|_| is_sensor),
+        };
+        if ending.succeeded {
+            let bad_key = ending.xcom.iter().find_map(|(key, _)| check_key(key).err());
+            refuse_if(&mut ending, bad_key.map(|e| e.to_string()));
+        }
+        ending
+    }
+
+    /// Reads the return value back from the lake if it is kept there; a value that cannot be read fails the try.
+    async fn load_value(&mut self, lake: &Lake) {
+        let Some(kept @ XComValue::Lake(_)) = &self.output else { return };
+        match load_values(lake, vec![kept.clone()]).await {
+            Ok(values) => self.value = values.into_iter().next(),
+            Err(e) => refuse_if(self, Some(e.to_string())),
+        }
     }
 }
 
@@ -168,18 +215,24 @@ impl Engine {
             return Ok(Err(format!("task {:?} is not in the DAG version of this run", ti.task_id)));
         };
         let mentions = Mentions::of(&dag, &ti.task_id);
-        let mut context = self.template_context(tx, &dag, &run, ti, ti.try_number + 1, mentions).await?;
+        let mut context = match self.template_context(tx, &dag, &run, ti, ti.try_number + 1, mentions).await? {
+            Ok(context) => context,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
         if let Some(task) = dag.task(&ti.task_id).filter(|t| t.is_mapped())
             && let Ok(map_index) = usize::try_from(ti.map_index)
         {
             let args = if mentions.outputs {
-                mapped_args(task, &context.outputs, map_index)
+                mapped_args(task, &context.outputs, map_index).map_err(|e| e.to_string())
             } else {
-                mapped_args(task, &upstream_outputs(tx, &dag, run.id, &ti.task_id).await?, map_index)
+                upstream_outputs(tx, &self.lake, &dag, run.id, &ti.task_id)
+                    .await?
+                    .map_err(|e| e.to_string())
+                    .and_then(|outputs| mapped_args(task, &outputs, map_index).map_err(|e| e.to_string()))
             };
             match args {
                 Ok(args) => context.args = args,
-                Err(e) => return Ok(Err(e.to_string())),
+                Err(message) => return Ok(Err(message)),
             }
         }
         let rendering = render_reading(&dag, &ti.task_id, &context);
@@ -244,6 +297,7 @@ impl Engine {
         }
     }
 
+    /// The context of a try's templates; `Err` when an upstream output kept in the lake cannot be read.
     async fn template_context(
         &self,
         tx: &mut Reads<'_>,
@@ -252,12 +306,22 @@ impl Engine {
         ti: &TaskInstanceRow,
         try_number: i64,
         mentions: Mentions,
-    ) -> Result<TemplateContext, EngineError> {
+    ) -> Result<Result<TemplateContext, XComError>, EngineError> {
         let params = sluice_core::template::resolve_params(&dag.spec.params, &run.conf).unwrap_or_default();
         // Read only for the tasks that use them: the instances of a wide map would each read the whole list.
-        let outputs =
-            if mentions.outputs { upstream_outputs(tx, dag, run.id, &ti.task_id).await? } else { BTreeMap::new() };
-        Ok(TemplateContext {
+        let outputs = match mentions.outputs {
+            true => upstream_outputs(tx, &self.lake, dag, run.id, &ti.task_id).await?,
+            false => Ok(BTreeMap::new()),
+        };
+        let xcom = match mentions.xcom {
+            true => upstream_xcom(tx, &self.lake, dag, run.id, &ti.task_id).await?,
+            false => Ok(BTreeMap::new()),
+        };
+        let (outputs, xcom) = match (outputs, xcom) {
+            (Ok(outputs), Ok(xcom)) => (outputs, xcom),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        Ok(Ok(TemplateContext {
             dag_id: run.dag_id.clone(),
             task_id: ti.task_id.clone(),
             run_id: run.run_id.clone(),
@@ -271,9 +335,10 @@ impl Engine {
             variables: if mentions.variables { tx.variables().await?.into_iter().collect() } else { BTreeMap::new() },
             connections: if mentions.connections { template_connections(tx).await? } else { BTreeMap::new() },
             outputs,
+            xcom,
             map_index: ti.map_index,
             args: BTreeMap::new(),
-        })
+        }))
     }
 
     /// Keeps a lease alive. [`EngineError::StaleLease`] tells the worker to kill the task.
@@ -311,19 +376,18 @@ impl Engine {
         let run = self.runs.get(&self.store, run_pk).await?.ok_or(EngineError::StaleLease)?;
         let dag = self.dags.get(&self.store, run.version_id).await?;
         let is_sensor = dag.task(&task_id).is_some_and(|t| t.kind == sluice_core::ops_spec::SENSOR_KIND);
-        let mut ending = Ending {
-            succeeded: report.outcome == TaskOutcome::Success,
-            exit_code: report.exit_code.map(i64::from),
-            error: report.error.clone(),
-            output: report.output.clone(),
-            sensor: report.sensor.clone().filter(|_| is_sensor),
-        };
+        let mut ending = Ending::reported(report, is_sensor);
+        let is_leaf = dag.downstream(&task_id).is_empty();
+        if ending.succeeded && !is_leaf {
+            // Branching and mapping decide on the value itself: read back before anything is locked.
+            ending.load_value(&self.lake).await;
+        }
         // A leaf makes nothing ready, so its end is recorded without holding the run's lock, which would make
         // every report of a wide run wait for the others; the run is settled after the commit. Otherwise the run
         // is locked before the task instance, the order every path uses, so reports never deadlock with the loop.
         let version = run.version_id.to_string();
         let mut tx = self.store.begin().await?;
-        if dag.downstream(&task_id).is_empty() {
+        if is_leaf {
             let mut leaf = tx.lock_leaf_try(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
             leaf.record_try(&try_record(&dag, leaf.ti(), report), now).await?;
             let ti = leaf.ti().clone();
@@ -482,7 +546,7 @@ impl Engine {
         let dag = self.dag_of(run).await?;
         let mut skipped = Vec::new();
         if ending.succeeded {
-            let output = ending.output.as_ref();
+            let output = ending.value.as_ref();
             let decided = check_mapped_outputs(&dag, &ti.task_id, output)
                 .map_err(|e| e.to_string())
                 .and_then(|()| skipped_after(&dag, &ti.task_id, output).map_err(|e| e.to_string()));
@@ -579,6 +643,7 @@ fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Ut
         exit_code: ending.exit_code,
         error: ending.error,
         output: ending.output,
+        xcom: ending.xcom,
         next_retry_at,
     }
 }
