@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs every Sluice test on a Debian machine with Rust: starts PostgreSQL (installing it if missing), builds the
-# workspace and runs the unit, conformance and end-to-end tests, then the dashboard in Chromium.
+# Runs every Sluice test on a Debian machine with Rust: starts PostgreSQL and MariaDB (installing them if missing),
+# builds the workspace and runs the unit, conformance and end-to-end tests, then the dashboard in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Outside the clone, so that a fresh clone reuses earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 export SLUICE_TEST_POSTGRES="${SLUICE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+export SLUICE_TEST_MYSQL="${SLUICE_TEST_MYSQL:-mysql://root@127.0.0.1:3306}"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -45,6 +46,46 @@ ensure_postgres() {
   exit 1
 }
 
+mariadb_ready() {
+  command -v mysqladmin >/dev/null && mysqladmin ping -h 127.0.0.1 -P 3306 --silent >/dev/null 2>&1
+}
+
+# The SQL data tasks are tested on MySQL too, with MariaDB.
+ensure_mariadb() {
+  if mariadb_ready; then
+    return
+  fi
+  local fresh=no
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    echo "MariaDB is not installed: installing it"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+    fresh=yes
+  fi
+  echo "starting MariaDB"
+  as_root install -d -o mysql -g mysql /run/mysqld
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  local ready=no
+  for _ in $(seq 1 60); do
+    if mariadb_ready; then
+      ready=yes
+      break
+    fi
+    sleep 0.5
+  done
+  if [ "$ready" = no ]; then
+    echo "MariaDB did not start on 127.0.0.1:3306" >&2
+    exit 1
+  fi
+  if [ "$fresh" = yes ]; then
+    # The tests connect as root over TCP without a password, as on the project's machines; Debian's root
+    # otherwise signs in only through the socket, as the system's root.
+    as_root mariadb -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+      CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+      GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+  fi
+}
+
 # The REST API's black-box tests use Airflow's own Python client and schemathesis, from PyPI; the S3 lake's, moto;
 # dags/penguins_sklearn.py, scikit-learn with its ONNX export (and pyarrow to read the lake). Their venv lives
 # outside the clone, so a fresh clone reuses it; it is rebuilt when the pinned versions change.
@@ -63,6 +104,7 @@ ensure_python_tools() {
 }
 
 ensure_postgres
+ensure_mariadb
 ensure_python_tools
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast

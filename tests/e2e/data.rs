@@ -2,7 +2,8 @@
 //! PostgreSQL, records its asset events and quality report, and triggers the DAG scheduled on its output asset.
 //! Bad input fails the task with a clear error in its log and leaves nothing in the lake. Remote sources: an HTTP
 //! API served by the test, retried on a server error and not on bad credentials; a PostgreSQL connection loaded
-//! incrementally by its watermark, and `kind: sql` in the same warehouse.
+//! incrementally by its watermark, and `kind: sql` in the same warehouse; `kind: sql` on MySQL (MariaDB) and an
+//! ingest from a SQLite file.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
@@ -399,6 +400,71 @@ async fn postgres_ingest_loads_incrementally_and_sql_runs_in_the_warehouse() {
     assert!(log.contains("relation \"no_such_table\" does not exist"), "{log}");
     let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM order_totals").fetch_one(&mut db).await.unwrap();
     assert_eq!(kept, 2, "the failed task's insert was rolled back");
+}
+
+/// A `sql` task on a MySQL connection after an ingest from a SQLite file.
+const OTHER_DATABASES: &str = "dag_id: other_databases
+is_paused_upon_creation: false
+tasks:
+  - {id: load, kind: ingest, source: {type: sql, connection: shop_file, query: 'SELECT * FROM products ORDER BY id'},
+     outputs: ['lake://raw/products']}
+  - id: record
+    kind: sql
+    depends_on: [load]
+    connection: shop_mysql
+    sql: |
+      CREATE TABLE IF NOT EXISTS loads (run_id VARCHAR(250) PRIMARY KEY, loaded_at DATETIME);
+      INSERT INTO loads VALUES ('{{ run_id }}', NOW());
+";
+
+#[tokio::test]
+async fn sql_runs_on_mysql_and_ingest_reads_a_sqlite_file() {
+    let shop = tempfile::tempdir().unwrap();
+    let file = shop.path().join("shop.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).create_if_missing(true);
+    let mut lite = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL);
+         INSERT INTO products VALUES (1, 'tea', 2.5), (2, 'cake', NULL), (3, NULL, 4);",
+    )
+    .execute(&mut lite)
+    .await
+    .unwrap();
+    lite.close().await.unwrap();
+    let mysql = TestDb::mysql().await;
+    let sluice = start(&[("other_databases.yaml", OTHER_DATABASES)]).await;
+    create_connection(
+        &sluice,
+        json!({"connection_id": "shop_file", "conn_type": "sqlite", "host": file.display().to_string()}),
+    )
+    .await;
+    let url = reqwest::Url::parse(&mysql.url).unwrap();
+    create_connection(
+        &sluice,
+        json!({
+            "connection_id": "shop_mysql", "conn_type": "mysql", "host": url.host_str(), "port": url.port(),
+            "login": url.username(), "schema": url.path().trim_start_matches('/')
+        }),
+    )
+    .await;
+
+    let run_id = sluice.trigger("other_databases", json!({})).await;
+    let run = sluice.wait_run_done("other_databases", &run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let written = events(&sluice, "source_dag_id=other_databases").await;
+    assert_eq!(written[0]["row_count"], 3, "{written:?}");
+    let schema: Vec<(&str, &str)> = written[0]["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["dtype"].as_str().unwrap()))
+        .collect();
+    assert_eq!(schema, [("id", "i64"), ("name", "str"), ("price", "f64")]);
+    let log = sluice.log("other_databases", &run_id, "record", 1).await;
+    assert!(log.contains("statement 2: 1 rows affected"), "{log}");
+    let mut db = sqlx::MySqlConnection::connect(&mysql.url).await.unwrap();
+    let recorded: Vec<String> = sqlx::query_scalar("SELECT run_id FROM loads").fetch_all(&mut db).await.unwrap();
+    assert_eq!(recorded, [run_id]);
 }
 
 /// Penguins joined with reference data about their islands, plus derived columns.

@@ -2,7 +2,8 @@
 //! random ports against a fresh PostgreSQL database or a fresh SQLite file, and talks to it over HTTP only.
 //!
 //! PostgreSQL is found at `SLUICE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); each
-//! [`Sluice`] creates its own database and drops it when dropped.
+//! [`Sluice`] creates its own database and drops it when dropped. Data tasks' own MySQL databases
+//! ([`TestDb::mysql`]) are made on the server at `SLUICE_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306`).
 //!
 //! The REST API wants a token: before its first server starts, a [`Sluice`] creates the user `admin` (role Admin,
 //! password [`ADMIN_PASSWORD`]) with `sluice users create`, then signs in with `POST /auth/token` and sends that
@@ -53,7 +54,8 @@ fn admin_url() -> String {
 /// A fresh database, dropped with this value.
 pub struct TestDb {
     pub url: String,
-    pg_name: Option<String>,
+    /// For a database on a server: the server's URL and the statement that drops the database there.
+    drop: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,7 +64,7 @@ impl TestDb {
         let dir = tempfile::tempdir().unwrap();
         match backend {
             Backend::Sqlite => {
-                TestDb { url: format!("sqlite://{}", dir.path().join("sluice.db").display()), pg_name: None, _dir: dir }
+                TestDb { url: format!("sqlite://{}", dir.path().join("sluice.db").display()), drop: None, _dir: dir }
             }
             Backend::Postgres => {
                 let name = format!("sluice_test_{}", uuid::Uuid::now_v7().simple());
@@ -73,22 +75,35 @@ impl TestDb {
                     Some(i) if i > "postgres://".len() => format!("{}/{name}", &base[..i]),
                     _ => format!("{base}/{name}"),
                 };
-                TestDb { url, pg_name: Some(name), _dir: dir }
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                TestDb { url, drop: Some((admin_url(), drop)), _dir: dir }
             }
         }
+    }
+
+    /// A fresh database on the MySQL (or MariaDB) server at `SLUICE_TEST_MYSQL` (default
+    /// `mysql://root@127.0.0.1:3306`), for the connections of data tasks.
+    pub async fn mysql() -> TestDb {
+        let server = std::env::var("SLUICE_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+        let server = server.trim_end_matches('/').to_owned();
+        let name = format!("sluice_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::MySqlConnection::connect(&server).await.unwrap();
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {name}");
+        TestDb { url: format!("{server}/{name}"), drop: Some((server, drop)), _dir: tempfile::tempdir().unwrap() }
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else { return };
+        let Some((server, drop)) = self.drop.take() else { return };
         // Drop runs inside the test's runtime, which cannot block on itself: use a thread with its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                sqlx::any::install_default_drivers();
+                if let Ok(mut conn) = sqlx::AnyConnection::connect(&server).await {
+                    let _ = sqlx::raw_sql(&drop).execute(&mut conn).await;
                 }
             });
         })

@@ -31,7 +31,7 @@ pub use self::model::{
     ModelRef, ModelSpec, MonitorConfig, MonitorSpec, Number, OnDrift, Problem, RegistersSpec, STAGES, ScoreSpec,
     TrainSpec, Webhook, check_model_name, higher_is_better,
 };
-pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, PostgresSource, SqlSpec, json_pointer};
+pub use self::remote::{DEFAULT_MAX_PAGES, HttpSource, Pagination, QuerySource, SqlSpec, json_pointer};
 pub use self::sensor::{
     DEFAULT_POKE_INTERVAL, DEFAULT_SENSOR_TIMEOUT, SENSOR_KIND, SensorCondition, SensorMode, SensorSpec,
     external_states_hold, first_cell_holds, parse_time_of_day, response_holds, time_target,
@@ -149,7 +149,7 @@ pub struct IngestSpec {
 }
 
 /// Where ingested data comes from, tagged by `type`: a file (a local path, relative to the DAGs folder, or an
-/// object-store URL), an HTTP JSON API or a PostgreSQL query.
+/// object-store URL), an HTTP JSON API or a query on a SQL database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Source {
@@ -176,7 +176,10 @@ pub enum Source {
         connection: Option<String>,
     },
     Http(HttpSource),
-    Postgres(PostgresSource),
+    /// A query on a PostgreSQL connection (the first database Sluice read; `sql` reads any).
+    Postgres(QuerySource),
+    /// A query on a PostgreSQL, MySQL or SQLite connection.
+    Sql(QuerySource),
 }
 
 fn default_null_values() -> Vec<String> {
@@ -200,7 +203,7 @@ impl Source {
     pub fn path(&self) -> Option<&str> {
         match self {
             Source::Csv { path, .. } | Source::Jsonl { path, .. } | Source::Parquet { path, .. } => Some(path),
-            Source::Http(_) | Source::Postgres(_) => None,
+            Source::Http(_) | Source::Postgres(_) | Source::Sql(_) => None,
         }
     }
 
@@ -208,7 +211,7 @@ impl Source {
     pub fn connection(&self) -> Option<&str> {
         match self {
             Source::Http(http) => http.connection.as_deref(),
-            Source::Postgres(pg) => Some(&pg.connection),
+            Source::Postgres(query) | Source::Sql(query) => Some(&query.connection),
             Source::Csv { connection, .. } | Source::Jsonl { connection, .. } | Source::Parquet { connection, .. } => {
                 connection.as_deref()
             }

@@ -460,7 +460,7 @@ pub struct TaskSpec {
     /// `kind: transform`: the ordered steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
-    /// `kind: sql`: the id of the PostgreSQL connection the statements run on.
+    /// `kind: sql`: the id of the connection (PostgreSQL, MySQL or SQLite) the statements run on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
     /// `kind: sql`: the statements (a template).

@@ -7,15 +7,15 @@
 //! Each task kind has a lake-level entry point over a frame-level core (tested on small frames):
 //!
 //! - [`ingest()`] / [`run_ingest`] read a CSV, JSON-lines or Parquet file (local or in S3), an HTTP JSON API or a
-//!   PostgreSQL query
-//!   and write it to the lake, reporting rows, schema and a content hash (for the asset event).
+//!   query on a SQL database (PostgreSQL, MySQL, SQLite) and write it to the lake, reporting rows, schema and a
+//!   content hash (for the asset event).
 //! - [`run_quality`] / [`run_checks`] evaluate the data SLA into a [`QualityReport`]; the task fails when an
 //!   `error`-severity check fails.
 //! - [`run_transform`] / [`fit`] run the ordered steps and return the learned parameters as a [`FittedTransform`],
 //!   stored next to the output, which [`FittedTransform::apply`] replays exactly on new data (inference-time
 //!   feature preparation).
 //!
-//! `kind: sql` runs statements on a PostgreSQL connection.
+//! `kind: sql` runs statements on a PostgreSQL, MySQL or SQLite connection.
 //!
 //! [`run_op`] runs any of them from its rendered configuration and returns the output a worker reports.
 //!
@@ -29,11 +29,11 @@ pub mod ingest;
 pub mod lake;
 pub mod model;
 mod object;
-mod postgres;
 pub mod quality;
 pub mod read;
 mod runtime;
 mod sensor;
+mod sql;
 pub mod task;
 #[cfg(test)]
 mod test_util;

@@ -1,5 +1,5 @@
 //! Reading an ingest [`Source`] into a data frame: files here, with errors that name the file or URL; objects,
-//! HTTP APIs and PostgreSQL queries in their own modules.
+//! HTTP APIs and SQL queries in their own modules.
 
 use std::fs::File;
 use std::io::Cursor;
@@ -12,7 +12,7 @@ use sluice_core::ops_spec::{Source, url_scheme};
 use crate::error::{OpsError, Result};
 use crate::http::{RetryPolicy, read_http};
 use crate::object::fetch;
-use crate::postgres::{Above, read_postgres};
+use crate::sql::{Above, expect_postgres, read_query};
 use crate::task::{NamedConnection, OpContext};
 
 /// Rows read to guess CSV column types: enough that a float appearing after a run of integers is seen, without
@@ -20,7 +20,7 @@ use crate::task::{NamedConnection, OpContext};
 const CSV_INFER_ROWS: usize = 10_000;
 
 /// Read `source`: a relative path is taken from the DAGs folder, connections from the context. `watermark` is
-/// the incremental load's column: a source that can filter by it (PostgreSQL) reads only rows above the context's
+/// the incremental load's column: a source that can filter by it (a SQL query) reads only rows above the context's
 /// previous mark.
 pub fn read_source(source: &Source, ctx: &OpContext<'_>, watermark: Option<&str>) -> Result<DataFrame> {
     let file = |path: &str| {
@@ -52,9 +52,13 @@ pub fn read_source(source: &Source, ctx: &OpContext<'_>, watermark: Option<&str>
             let connection = http.connection.as_deref().map(|id| ctx.connection(id)).transpose()?;
             read_http(http, connection, RetryPolicy::default(), ctx.log)
         }
-        Source::Postgres(pg) => {
+        Source::Postgres(query) | Source::Sql(query) => {
+            let conn = ctx.connection(&query.connection)?;
+            if let Source::Postgres(_) = source {
+                expect_postgres(conn)?;
+            }
             let above = watermark.zip(ctx.previous_watermark).map(|(column, mark)| Above { column, mark });
-            read_postgres(pg, ctx.connection(&pg.connection)?, above, ctx.log)
+            read_query(query, conn, above, ctx.log)
         }
     }
 }

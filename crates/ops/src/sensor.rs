@@ -77,7 +77,7 @@ fn poke(condition: &SensorCondition, ctx: &OpContext<'_>, sensor: &SensorContext
         }
         SensorCondition::Sql { connection, sql } => {
             let (conn_id, conn) = ctx.connection(connection)?;
-            let cell = crate::postgres::first_cell(conn_id, conn, sql)?;
+            let cell = crate::sql::first_cell((conn_id, conn), sql)?;
             (ctx.log)(&format!(
                 "the query on connection {conn_id:?} returned {}",
                 cell.as_deref().unwrap_or("no value")

@@ -19,9 +19,9 @@ use crate::error::{OpsError, Result};
 use crate::ingest::{ColumnInfo, run_ingest};
 use crate::lake::{Lake, WrittenPartition};
 use crate::model::{run_command, run_deploy, run_monitor, run_score, run_train};
-use crate::postgres::run_sql;
 use crate::quality::{QualityReport, run_quality};
 use crate::sensor::run_sensor;
+use crate::sql::run_sql;
 use crate::transform::run_transform;
 
 /// Where and when a data task runs.

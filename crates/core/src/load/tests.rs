@@ -345,6 +345,10 @@ tasks:
     source: {type: postgres, connection: crm, query: "SELECT * FROM customers"}
     outputs: [lake://raw/customers]
     watermark: updated_at
+  - id: products
+    kind: ingest
+    source: {type: sql, connection: shop_file, query: "SELECT * FROM products"}
+    outputs: [lake://raw/products]
   - id: rollup
     kind: sql
     depends_on: [orders, customers]
@@ -365,6 +369,9 @@ fn remote_sources_and_sql_tasks_load() {
     );
     let customers = dag.task("customers").unwrap().op_spec().unwrap();
     assert_eq!(customers.connections(), ["crm"]);
+    let Some(OpSpec::Ingest(products)) = dag.task("products").unwrap().op_spec() else { panic!() };
+    let Source::Sql(query) = &products.source else { panic!("{products:?}") };
+    assert_eq!((query.connection.as_str(), query.query.as_str()), ("shop_file", "SELECT * FROM products"));
     let Some(OpSpec::Sql(rollup)) = dag.task("rollup").unwrap().op_spec() else { panic!() };
     assert_eq!(rollup.connection, "warehouse");
     let json = serde_json::to_string(&dag.spec).unwrap();

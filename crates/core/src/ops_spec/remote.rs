@@ -1,9 +1,9 @@
-//! Data tasks that reach outside systems through a connection: the HTTP JSON and PostgreSQL ingest sources, and
+//! Data tasks that reach outside systems through a connection: the HTTP JSON and SQL database ingest sources, and
 //! `kind: sql`.
 //!
 //! ```yaml
 //! source: {type: http, url: /v1/orders, connection: shop_api, records: /data, pagination: {type: page_number}}
-//! source: {type: postgres, connection: warehouse, query: "SELECT * FROM orders WHERE day = '{{ ds }}'"}
+//! source: {type: sql, connection: warehouse, query: "SELECT * FROM orders WHERE day = '{{ ds }}'"}
 //! ```
 //!
 //! A connection is named by its `conn_id`; the server hands it to the task when a worker leases it (see
@@ -105,16 +105,17 @@ fn default_max_pages() -> u32 {
     DEFAULT_MAX_PAGES
 }
 
-/// `source: {type: postgres, …}`: the rows of a query.
+/// `source: {type: sql, …}` (or `type: postgres`, for PostgreSQL connections only): the rows of a query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PostgresSource {
+pub struct QuerySource {
+    /// A PostgreSQL, MySQL or SQLite connection; its `conn_type` says which.
     pub connection: String,
-    /// One `SELECT` (or anything `COPY (…) TO STDOUT` accepts).
+    /// One `SELECT`.
     pub query: String,
 }
 
-/// `kind: sql` — statements run on a PostgreSQL connection in one transaction.
+/// `kind: sql` — statements run on a PostgreSQL, MySQL or SQLite connection in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlSpec {

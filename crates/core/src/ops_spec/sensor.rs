@@ -53,8 +53,8 @@ pub enum SensorCondition {
         #[serde(default, with = "crate::duration::serde_opt", skip_serializing_if = "Option::is_none")]
         delta: Option<Duration>,
     },
-    /// A query on a PostgreSQL connection returns a first cell that is true in Python's sense (not null, `0`,
-    /// `false` or empty; Airflow's SqlSensor). `sql` is a template.
+    /// A query on a PostgreSQL, MySQL or SQLite connection returns a first cell that is true in Python's sense (not
+    /// null, `0`, `false` or empty; Airflow's SqlSensor). `sql` is a template.
     Sql { connection: String, sql: String },
     /// A `GET` of `url` (a template; a path is joined to the connection's host, which also gives the credentials)
     /// answers with a success status and, with `field` (a JSON pointer or dotted path into the body), that field
