@@ -28,7 +28,7 @@ use crate::schedule::AssetCondition;
 use crate::trigger::TriggerRule;
 
 mod date;
-mod param;
+pub(crate) mod param;
 
 pub use self::date::{DateError, DateSpec};
 pub use self::param::ParamSpec;

@@ -198,7 +198,7 @@ impl TemplateContext {
             ("json".to_owned(), Recorded::value(json, variables)),
         ]);
         context.insert("var".to_owned(), Value::from(var));
-        let ti = TaskInstance::value(self, context.get("ti"));
+        let ti = TaskInstance::value(self, &context);
         context.insert("ti".to_owned(), ti.clone());
         context.insert("task_instance".to_owned(), ti);
         let conns = self.connections.iter().map(|(id, conn)| (id.clone(), connection_value(conn))).collect();
@@ -296,14 +296,16 @@ struct TaskInstance {
 }
 
 impl TaskInstance {
-    fn value(ctx: &TemplateContext, fields: Option<&Value>) -> Value {
+    /// Built from the context's own values (shared, not copied): the outputs are read once per rendering.
+    fn value(ctx: &TemplateContext, context: &BTreeMap<String, Value>) -> Value {
+        let get = |name: &str| context.get(name).cloned().unwrap_or_default();
         Value::from_object(TaskInstance {
-            fields: fields.cloned().unwrap_or_default(),
+            fields: get("ti"),
             task_id: ctx.task_id.clone(),
             dag_id: ctx.dag_id.clone(),
             run_id: ctx.run_id.clone(),
-            outputs: Value::from_serialize(&ctx.outputs),
-            xcom: Value::from_serialize(&ctx.xcom),
+            outputs: get("outputs"),
+            xcom: get("xcom"),
         })
     }
 

@@ -211,15 +211,18 @@ fn check_header(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) -> O
     }
     for (name, param) in &spec.params {
         let at = loc.at(&[Seg::Key("params"), Seg::Key(name)]);
-        if let Err(e) = param.validator() {
-            errors.push(at, format!("param `{name}`: {e}"));
-            continue;
-        }
+        let validator = match param.validator() {
+            Ok(validator) => validator,
+            Err(e) => {
+                errors.push(at, format!("param `{name}`: {e}"));
+                continue;
+            }
+        };
         if param.schema.get("enum").and_then(serde_json::Value::as_array).is_some_and(Vec::is_empty) {
             errors.push(at, format!("param `{name}`: `enum` must not be empty"));
         }
         if let Some(default) = &param.default
-            && let Err(e) = param.check(name, default)
+            && let Err(e) = crate::spec::param::check_with(&validator, name, default)
         {
             errors.push(at, format!("default of {e}"));
         }

@@ -102,15 +102,24 @@ impl ParamSpec {
     /// list, where the value failed.
     pub fn check(&self, name: &str, value: &serde_json::Value) -> Result<(), String> {
         let validator = self.validator().map_err(|e| format!("param `{name}`: {e}"))?;
-        let errors: Vec<String> = validator
-            .iter_errors(value)
-            .map(|e| match e.instance_path().to_string() {
-                at if at.is_empty() => format!("param `{name}`: {e}"),
-                at => format!("param `{name}` at {at}: {e}"),
-            })
-            .collect();
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+        check_with(&validator, name, value)
     }
+}
+
+/// [`ParamSpec::check`] with the schema compiled already.
+pub(crate) fn check_with(
+    validator: &jsonschema::Validator,
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<(), String> {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| match e.instance_path().to_string() {
+            at if at.is_empty() => format!("param `{name}`: {e}"),
+            at => format!("param `{name}` at {at}: {e}"),
+        })
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
 }
 
 /// The type names in a schema's `type`, whether one name or a list.
