@@ -89,7 +89,7 @@ ensure_mariadb() {
 # The REST API's black-box tests use Airflow's own Python client and schemathesis, from PyPI; the S3 lake's, moto;
 # dags/penguins_sklearn.py, scikit-learn with its ONNX export (and pyarrow to read the lake). Their venv lives
 # outside the clone, so a fresh clone reuses it; it is rebuilt when the pinned versions change.
-PYTHON_TOOLS="apache-airflow-client==3.3.2 schemathesis==4.32.5 moto[server]==5.2.5 scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 pyarrow==26.0.1"
+PYTHON_TOOLS="apache-airflow-client==3.3.2 schemathesis==4.32.5 moto[server]==5.2.5 scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 pyarrow==26.0.1 aiosmtpd==1.4.6"
 ensure_python_tools() {
   local venv="$HOME/.cache/sluice-python"
   if [ "$(cat "$venv/.sluice-tools" 2>/dev/null)" != "$PYTHON_TOOLS" ]; then
@@ -107,6 +107,10 @@ ensure_postgres
 ensure_mariadb
 ensure_python_tools
 cargo build --workspace --all-targets
+# A test binary that hangs (a deadlock, a request never answered) fails after 10 minutes instead of holding the
+# whole run; the longest binary takes about one.
+host=$(rustc -vV | sed -n 's/^host: //p')
+export "CARGO_TARGET_$(echo "$host" | tr '[:lower:]-' '[:upper:]_')_RUNNER=timeout --kill-after=10s 600s"
 cargo test --workspace --no-fail-fast
 
 # The dashboard in a real browser: Debian's Chromium driven by playwright-core (from npm, pinned by

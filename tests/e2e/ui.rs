@@ -104,7 +104,11 @@ struct Received {
 async fn open_stream(base: &str, token: &str, path: &str) -> Result<mpsc::UnboundedReceiver<Received>, u16> {
     // No overall timeout: the stream stays open for the whole test.
     let client = reqwest::Client::new();
-    let mut response = client.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
+    let request = client.get(format!("{base}{path}")).bearer_auth(token).send();
+    let mut response = tokio::time::timeout(Duration::from_secs(30), request)
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {path} within 30 s"))
+        .unwrap();
     if response.status() != 200 {
         return Err(response.status().as_u16());
     }
