@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use sluice_tests::{Backend, Sluice};
+use sluice_tests::{Backend, Sluice, WebhookReceiver};
 
 const TRAIN: &str = include_str!("../../dags/penguins_train.yaml");
 const PENGUINS: &str = include_str!("../../dags/data/penguins.csv");
@@ -422,50 +422,6 @@ tasks:
       on_drift: {webhook: {connection: alerts, endpoint: /hooks/drift}}
 ";
 
-/// A local HTTP endpoint that answers 503 to its first request and 200 to the others, and keeps every body.
-async fn webhook_listener() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = received.clone();
-    tokio::spawn(async move {
-        for answered in 0.. {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
-            let mut request = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Headers, then as many body bytes as Content-Length says.
-            let body = loop {
-                let n = stream.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                request.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                let Some(end) = text.find("\r\n\r\n") else { continue };
-                let length: usize = text[..end]
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                if request.len() >= end + 4 + length {
-                    break Some((text[..end].to_owned(), request[end + 4..end + 4 + length].to_vec()));
-                }
-            };
-            let Some((head, body)) = body else { continue };
-            let status = if answered == 0 { "503 Service Unavailable" } else { "200 OK" };
-            if answered > 0 {
-                let mut message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                message["_request_line"] = json!(head.lines().next().unwrap_or_default());
-                kept.lock().unwrap().push(message);
-            }
-            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = stream.write_all(answer.as_bytes()).await;
-        }
-    });
-    (port, received)
-}
-
 #[tokio::test]
 async fn predictions_are_logged_labels_fed_back_are_judged_and_drift_is_posted() {
     let mut sluice =
@@ -476,7 +432,8 @@ async fn predictions_are_logged_labels_fed_back_are_judged_and_drift_is_posted()
     sluice.spawn_worker(&["--slots", "2"]);
     let (_, run) = run_to_end(&sluice, "penguins_train", json!({})).await;
     assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
-    let (port, posted) = webhook_listener().await;
+    let hook = WebhookReceiver::start(1).await;
+    let port = hook.port;
     let alerts = json!({"connection_id": "alerts", "conn_type": "http", "host": "127.0.0.1", "port": port});
     assert_eq!(sluice.post("/connections", alerts).await.0, 201);
 
@@ -601,7 +558,7 @@ async fn predictions_are_logged_labels_fed_back_are_judged_and_drift_is_posted()
     assert_eq!((accuracy["threshold"].as_f64(), accuracy["drifted"].as_bool()), (Some(0.5), Some(false)));
     assert!(check(&report, "f1").is_some(), "{report}");
     assert_eq!(report["drifted"], false, "{report}");
-    assert!(posted.lock().unwrap().is_empty(), "no drift, no message");
+    assert!(hook.received().is_empty(), "no drift, no message");
 
     // Only labels given since that report count in the next one; heavier birds drift and the webhook is told,
     // after its first answer (503) was retried.
@@ -618,7 +575,7 @@ async fn predictions_are_logged_labels_fed_back_are_judged_and_drift_is_posted()
         "{report}"
     );
     assert_eq!(check(&report, "accuracy").unwrap()["drifted"], true, "the one new label is wrong: {report}");
-    let messages = posted.lock().unwrap().clone();
+    let messages = hook.received();
     assert_eq!(messages.len(), 1, "{messages:?}");
     let message = &messages[0];
     assert_eq!(message["_request_line"], "POST /hooks/drift HTTP/1.1");

@@ -611,6 +611,121 @@ impl ObjectStore {
     }
 }
 
+/// A local HTTP endpoint that answers `503` to its first `failures` requests and `200` to the others, and keeps
+/// the body of each request it accepted (JSON when it parses, else the text) with its request line under
+/// `_request_line`.
+pub struct WebhookReceiver {
+    pub port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl WebhookReceiver {
+    pub async fn start(failures: usize) -> WebhookReceiver {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let receiver = WebhookReceiver { port, received: Default::default(), refused: Default::default() };
+        let (kept, refused) = (receiver.received.clone(), receiver.refused.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                let body = loop {
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else { continue };
+                    let length: usize = text[..end]
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break Some((text[..end].to_owned(), request[end + 4..end + 4 + length].to_vec()));
+                    }
+                };
+                let Some((head, body)) = body else { continue };
+                let refuse = refused.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < failures).then_some(n + 1));
+                let status = if refuse.is_ok() { "503 Service Unavailable" } else { "200 OK" };
+                if refuse.is_err() {
+                    let mut message: Value = serde_json::from_slice(&body)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+                    if message.is_object() {
+                        message["_request_line"] = json!(head.lines().next().unwrap_or_default());
+                    }
+                    kept.lock().unwrap().push(message);
+                }
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        receiver
+    }
+
+    /// The bodies accepted so far, in order.
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// How many requests were answered 503.
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An SMTP server on a free local port (aiosmtpd, from the Python test tools) that keeps what it receives in a
+/// Maildir; stopped when dropped.
+pub struct SmtpReceiver {
+    pub port: u16,
+    maildir: tempfile::TempDir,
+    _server: tokio::process::Child,
+}
+
+impl SmtpReceiver {
+    pub async fn start() -> SmtpReceiver {
+        let python = std::env::var("SLUICE_TEST_PYTHON").unwrap_or_else(|_| {
+            panic!("SLUICE_TEST_PYTHON is not set: run the tests with scripts/test.sh, which installs the Python tools")
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let maildir = tempfile::tempdir().unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let server = tokio::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &listen, "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+                return SmtpReceiver { port, maildir, _server: server };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the SMTP server did not start on {listen}");
+    }
+
+    /// Every message received so far, as its raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        for folder in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir.path().join("mail").join(folder)) else { continue };
+            for entry in entries.flatten() {
+                messages.extend(std::fs::read_to_string(entry.path()).ok());
+            }
+        }
+        messages
+    }
+}
+
 /// The largest number of tries of one task that were running at the same moment, from their recorded times.
 pub fn max_overlapping(tries: &[Value]) -> usize {
     let time = |v: &Value| v.as_str().map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap());

@@ -33,7 +33,7 @@ pub struct ServerSentEvent {
     modifiers(&BearerAuth),
     tags(
         (name = "DAG"), (name = "DagSource"), (name = "DagRun"), (name = "Backfill"), (name = "Task"), (name = "TaskInstance"), (name = "XCom"),
-        (name = "Variable"), (name = "Connection"), (name = "Pool"), (name = "Asset"), (name = "ImportError"), (name = "Event Log"),
+        (name = "Variable"), (name = "Connection"), (name = "Pool"), (name = "Asset"), (name = "ImportError"), (name = "Event Log"), (name = "Notification"),
         (name = "Monitor"), (name = "Version"), (name = "Auth"),
         (name = "Dashboard", description = "What the web dashboard reads: views in one call, and live updates as Server-Sent Events")
     )

@@ -48,6 +48,21 @@ impl Connection {
         }
     }
 
+    /// `path` joined to the connection's host, as Airflow's HTTP connections do: `host` may carry the scheme,
+    /// otherwise it is `schema` (`http` or `https`), `http` when absent; `port` is added when set.
+    pub fn http_url(&self, path: &str) -> Result<url::Url, String> {
+        let host = self.host.as_deref().filter(|h| !h.trim().is_empty()).ok_or("the connection has no host")?;
+        let base = if host.contains("://") {
+            host.trim_end_matches('/').to_owned()
+        } else {
+            let scheme = self.schema.as_deref().filter(|s| !s.is_empty()).unwrap_or("http");
+            let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{scheme}://{}{port}", host.trim_end_matches('/'))
+        };
+        let full = format!("{base}/{}", path.trim_start_matches('/'));
+        url::Url::parse(&full).map_err(|e| format!("invalid URL {full:?}: {e}"))
+    }
+
     /// A connection written as Airflow's URI form, `postgres://login:password@host:5432/schema?key=value`, or as
     /// its JSON form (text starting with `{`). In the URI the scheme is the type (`-` read as `_`), the path the
     /// schema, query parameters the `extra`, and percent-escapes are decoded, as Airflow's `Connection(uri=…)`.

@@ -17,6 +17,7 @@ pub mod lineage;
 pub mod load;
 pub mod mapping;
 pub mod masking;
+pub mod notify;
 pub mod ops_spec;
 pub mod protocol;
 pub mod python;

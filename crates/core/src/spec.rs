@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::AccessControl;
 use crate::mapping::{MapArgs, MapSource};
+use crate::notify::{DeadlineAlert, Notifier, TaskCallbacks};
 use crate::ops_spec::{
     Check, CommandSpec, DeploySpec, IngestSpec, ModelRef, ModelSpec, MonitorConfig, MonitorSpec, OpSpec, QualitySpec,
     RegistersSpec, ScoreSpec, SensorCondition, SensorMode, SensorSpec, Source, SqlSpec, Step, TrainSpec, TransformSpec,
@@ -97,6 +98,15 @@ pub struct DagSpec {
     pub params: BTreeMap<String, ParamSpec>,
     #[serde(default)]
     pub default_args: TaskArgs,
+    /// Told when a run succeeds (Airflow's DAG-level `on_success_callback`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_success: Vec<Notifier>,
+    /// Told when a run fails, its timeout included (the DAG-level `on_failure_callback`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<Notifier>,
+    /// Runs still unfinished at these times fire their callbacks once (Airflow 3.1's `DeadlineAlert`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deadline: Vec<DeadlineAlert>,
     /// Roles allowed to read, edit or delete this DAG; absent: every role, within its rights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_control: Option<AccessControl>,
@@ -126,6 +136,9 @@ impl DagSpec {
             dagrun_timeout: None,
             params: BTreeMap::new(),
             default_args: TaskArgs::default(),
+            on_success: Vec::new(),
+            on_failure: Vec::new(),
+            deadline: Vec::new(),
             access_control: None,
             groups: Vec::new(),
             tasks,
@@ -319,6 +332,18 @@ pub struct TaskArgs {
     /// The most instances of the task queued or running at once in one run (a mapped task's instances).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active_tis_per_dagrun: Option<u32>,
+    /// Told when a try starts (Airflow's `on_execute_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_execute: Option<Vec<Notifier>>,
+    /// Told when a try failed and the task will be retried (`on_retry_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_retry: Option<Vec<Notifier>>,
+    /// Told when the task succeeded (`on_success_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<Vec<Notifier>>,
+    /// Told when the task failed for good (`on_failure_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<Vec<Notifier>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
 }
@@ -343,6 +368,10 @@ impl TaskArgs {
             wait_for_downstream: self.wait_for_downstream.or(fallback.wait_for_downstream),
             max_active_tis_per_dag: self.max_active_tis_per_dag.or(fallback.max_active_tis_per_dag),
             max_active_tis_per_dagrun: self.max_active_tis_per_dagrun.or(fallback.max_active_tis_per_dagrun),
+            on_execute: self.on_execute.clone().or_else(|| fallback.on_execute.clone()),
+            on_retry: self.on_retry.clone().or_else(|| fallback.on_retry.clone()),
+            on_success: self.on_success.clone().or_else(|| fallback.on_success.clone()),
+            on_failure: self.on_failure.clone().or_else(|| fallback.on_failure.clone()),
             env,
         }
     }
@@ -427,6 +456,18 @@ pub struct TaskSpec {
     /// The most instances of the task queued or running at once in one run (a mapped task's instances).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active_tis_per_dagrun: Option<u32>,
+    /// Told when a try starts (Airflow's `on_execute_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_execute: Option<Vec<Notifier>>,
+    /// Told when a try failed and the task will be retried (`on_retry_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_retry: Option<Vec<Notifier>>,
+    /// Told when the task succeeded (`on_success_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<Vec<Notifier>>,
+    /// Told when the task failed for good (`on_failure_callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<Vec<Notifier>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// The full id of the task group the task is in; set by the loader from where the task is written.
@@ -558,6 +599,10 @@ impl TaskSpec {
             wait_for_downstream: None,
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
+            on_execute: None,
+            on_retry: None,
+            on_success: None,
+            on_failure: None,
             env: BTreeMap::new(),
             group: None,
             command: None,
@@ -670,6 +715,10 @@ impl TaskSpec {
             wait_for_downstream: self.wait_for_downstream,
             max_active_tis_per_dag: self.max_active_tis_per_dag,
             max_active_tis_per_dagrun: self.max_active_tis_per_dagrun,
+            on_execute: self.on_execute.clone(),
+            on_retry: self.on_retry.clone(),
+            on_success: self.on_success.clone(),
+            on_failure: self.on_failure.clone(),
             env: self.env.clone(),
         }
     }
@@ -690,6 +739,10 @@ impl TaskSpec {
         self.wait_for_downstream = args.wait_for_downstream;
         self.max_active_tis_per_dag = args.max_active_tis_per_dag;
         self.max_active_tis_per_dagrun = args.max_active_tis_per_dagrun;
+        self.on_execute = args.on_execute;
+        self.on_retry = args.on_retry;
+        self.on_success = args.on_success;
+        self.on_failure = args.on_failure;
         self.env = args.env;
     }
 
@@ -712,6 +765,12 @@ impl TaskSpec {
             wait_for_downstream: args.wait_for_downstream.unwrap_or(false),
             max_active_tis_per_dag: args.max_active_tis_per_dag,
             max_active_tis_per_dagrun: args.max_active_tis_per_dagrun,
+            callbacks: TaskCallbacks {
+                on_execute: args.on_execute.unwrap_or_default(),
+                on_retry: args.on_retry.unwrap_or_default(),
+                on_success: args.on_success.unwrap_or_default(),
+                on_failure: args.on_failure.unwrap_or_default(),
+            },
             env: args.env,
         }
     }
@@ -737,6 +796,8 @@ pub struct ResolvedTask {
     pub wait_for_downstream: bool,
     pub max_active_tis_per_dag: Option<u32>,
     pub max_active_tis_per_dagrun: Option<u32>,
+    #[serde(default, skip_serializing_if = "TaskCallbacks::is_empty")]
+    pub callbacks: TaskCallbacks,
     pub env: BTreeMap<String, String>,
 }
 

@@ -332,20 +332,12 @@ fn resolve_url(url: &str, connection: Option<NamedConnection<'_>>) -> Result<Url
     if url.starts_with("http://") || url.starts_with("https://") {
         return Url::parse(url).map_err(|e| invalid_url(url, e));
     }
-    let Some((host, conn)) = connection.and_then(|(_, c)| c.host.as_deref().map(|h| (h, c))) else {
+    let Some((_, conn)) = connection.filter(|(_, c)| c.host.is_some()) else {
         return Err(OpsError::Invalid(format!(
             "URL {url:?} is relative: give an absolute URL, or a connection whose host it is joined to"
         )));
     };
-    let base = if host.contains("://") {
-        host.trim_end_matches('/').to_owned()
-    } else {
-        let scheme = conn.schema.as_deref().filter(|s| !s.is_empty()).unwrap_or("http");
-        let port = conn.port.map(|p| format!(":{p}")).unwrap_or_default();
-        format!("{scheme}://{}{port}", host.trim_end_matches('/'))
-    };
-    let full = format!("{base}/{}", url.trim_start_matches('/'));
-    Url::parse(&full).map_err(|e| invalid_url(&full, e))
+    conn.http_url(url).map_err(OpsError::Invalid)
 }
 
 fn invalid_url(url: &str, e: impl std::fmt::Display) -> OpsError {

@@ -87,6 +87,18 @@ impl Claim<'_> {
         self.tx.reads()
     }
 
+    /// Records the `on_execute` alerts of the tries this claim starts.
+    pub async fn enqueue_notifications(
+        &mut self,
+        alerts: &[crate::NewNotification],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if !alerts.is_empty() {
+            self.tx.enqueue_notifications(alerts, now).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn tx_mut(&mut self) -> &mut Tx {
         self.tx
     }

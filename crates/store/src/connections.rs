@@ -3,6 +3,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use sluice_core::connection::Connection;
+
 use crate::error::Result;
 use crate::rows::flag;
 use crate::{Reads, Secrets, Store};
@@ -23,6 +25,24 @@ pub struct ConnectionRow {
 }
 
 impl ConnectionRow {
+    /// The connection as tasks and notifiers use it (Airflow's JSON form), or why it cannot be used.
+    pub fn into_connection(self) -> std::result::Result<Connection, String> {
+        let port = self.port.map(|p| u16::try_from(p).map_err(|_| format!("port {p} is out of range"))).transpose()?;
+        let extra = match self.extra.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(Connection::parse_extra(text)?),
+        };
+        Ok(Connection {
+            conn_type: self.conn_type,
+            host: self.host,
+            port,
+            login: self.login,
+            password: self.password,
+            schema: self.schema,
+            extra,
+        })
+    }
+
     const COLUMNS: &'static str = "conn_id, conn_type, description, host, login, password, schema_name, port, extra";
 
     fn decode(r: &AnyRow, secrets: &Secrets) -> Result<ConnectionRow> {
@@ -180,6 +200,14 @@ impl Store {
                     WHERE conn_id = $1";
         let sealed = conn.sealed(self.secrets())?;
         Ok(sealed.bind(sqlx::query(sql)).execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    /// A connection as tasks get it: from a secrets backend if one has it, else from the database.
+    pub async fn resolve_connection(&self, conn_id: &str) -> Result<Option<ConnectionRow>> {
+        if let Some(conn) = self.backends.connection(conn_id)? {
+            return Ok(Some(conn));
+        }
+        self.get_connection(conn_id).await
     }
 
     pub async fn get_connection(&self, conn_id: &str) -> Result<Option<ConnectionRow>> {

@@ -21,6 +21,7 @@ mod error;
 mod feedback;
 mod logs;
 mod models;
+pub mod notifications;
 mod retention;
 mod rows;
 mod runs;
@@ -54,6 +55,7 @@ pub use dags::{
 pub use error::{Error, Result};
 pub use feedback::{FeedbackRow, FeedbackSince, ModelVersionOrigin, NewFeedback};
 pub use logs::{LogEntry, LogRow};
+pub use notifications::{NewNotification, NotificationFilter, NotificationRow};
 pub use models::{
     FeedbackCounts, ModelRow, ModelVersionRow, MonitorReportRow, NewModelVersion, NewMonitorReport, SetStage,
     StageChangeRow, StageRefusal,

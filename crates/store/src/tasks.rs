@@ -57,6 +57,8 @@ pub struct TryEnd {
     pub xcom: Vec<(String, XComValue)>,
     /// When the next try (or a sensor's next poke) is due.
     pub next_retry_at: Option<DateTime<Utc>>,
+    /// The task's callbacks this end fires, recorded with it.
+    pub alerts: Vec<crate::NewNotification>,
 }
 
 /// What a try says about data, stored in the transaction that records its end: its last log lines, the quality
@@ -217,6 +219,9 @@ async fn end_try(tx: &mut Tx, ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<
     }
     for (key, value) in &end.xcom {
         put_xcom(tx, ti.id, key, value, now).await?;
+    }
+    if !end.alerts.is_empty() {
+        tx.enqueue_notifications(&end.alerts, now).await?;
     }
     Ok(())
 }

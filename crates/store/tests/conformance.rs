@@ -12,7 +12,7 @@ use sluice_core::xcom::XComValue;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
     AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, FeedbackCounts, ImportErrorFilter, NewApiKey, NewAssetEvent,
-    NewBackfill, NewFeedback, NewModelVersion, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter,
+    NewBackfill, NewFeedback, NewModelVersion, NewNotification, NotificationFilter, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter,
     Secrets, SetStage, StageRefusal, Store, TaskLimit, TiFilter, TryEnd, TryRef,
 };
 use sqlx::Connection;
@@ -97,6 +97,7 @@ conformance!(
     a_mapped_task_is_expanded_once_in_place_of_its_placeholder,
     a_rescheduled_try_resumes_with_its_number_and_lease,
     keyed_outputs_are_kept_by_key_and_go_with_a_clear,
+    alerts_are_taken_once_retried_and_listed,
 );
 
 fn dag(dag_id: &str, hash: &str) -> DagUpsert {
@@ -176,6 +177,7 @@ fn succeeded(output: serde_json::Value) -> TryEnd {
         output: Some(XComValue::Inline(output)),
         xcom: Vec::new(),
         next_retry_at: None,
+        alerts: Vec::new(),
     }
 }
 
@@ -1190,4 +1192,57 @@ async fn keyed_outputs_are_kept_by_key_and_go_with_a_clear(store: &Store) {
     let t0 = store.get_task_instance_by_id(t0.id).await.unwrap().unwrap();
     assert_eq!((&t0.output, store.xcom_entries(&t0).await.unwrap()), (&None, Vec::new()));
     assert!(store.create_xcom(t0.id, "return_value", &XComValue::Inline(json!(1)), now).await.unwrap());
+}
+
+fn alert(run_id: &str, event: &str, dedupe_key: Option<&str>) -> NewNotification {
+    NewNotification {
+        dag_id: "etl".into(),
+        run_id: run_id.into(),
+        task_id: Some("load".into()),
+        map_index: Some(-1),
+        try_number: Some(1),
+        event: event.into(),
+        notifier: json!({"type": "webhook", "connection": "hook"}),
+        context: json!({"message": "load failed"}),
+        dedupe_key: dedupe_key.map(str::to_owned),
+    }
+}
+
+async fn alerts_are_taken_once_retried_and_listed(store: &Store) {
+    let now = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    let recorded = tx
+        .enqueue_notifications(&[alert("r1", "on_failure", None), alert("r1", "deadline", Some("deadline:r1:0"))], now)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 2);
+    // A deadline fires once, whoever records it.
+    assert_eq!(tx.enqueue_notifications(&[alert("r1", "deadline", Some("deadline:r1:0"))], now).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+
+    let hold = now + Duration::seconds(60);
+    let taken = store.take_due_notifications(now, hold, 10).await.unwrap();
+    assert_eq!(taken.iter().map(|n| n.alert.event.as_str()).collect::<Vec<_>>(), ["on_failure", "deadline"]);
+    assert_eq!(taken[0].alert, alert("r1", "on_failure", None));
+    // Held: a second notifier finds nothing until the hold ends.
+    assert!(store.take_due_notifications(now, hold, 10).await.unwrap().is_empty());
+
+    let (failing, delivered) = (taken[0].id, taken[1].id);
+    let retry_at = now + Duration::seconds(5);
+    store.record_notification_attempt(failing, Some("HTTP 500"), Some(retry_at), now).await.unwrap();
+    store.record_notification_attempt(delivered, None, None, now).await.unwrap();
+    assert!(store.take_due_notifications(now + Duration::seconds(4), hold, 10).await.unwrap().is_empty());
+    let again = store.take_due_notifications(retry_at, hold, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts, again[0].last_error.as_deref()), (1, 1, Some("HTTP 500")));
+    store.record_notification_attempt(failing, Some("HTTP 503"), None, now).await.unwrap();
+    assert!(store.take_due_notifications(now + Duration::days(1), hold, 10).await.unwrap().is_empty());
+
+    let failed = NotificationFilter { state: Some("failed".into()), limit: 10, ..Default::default() };
+    let (rows, total) = store.list_notifications(&failed).await.unwrap();
+    assert_eq!((total, rows[0].attempts, rows[0].last_error.as_deref()), (1, 2, Some("HTTP 503")));
+    assert!(rows[0].finished.is_some());
+    let all = NotificationFilter { limit: 10, ..Default::default() };
+    assert_eq!(store.list_notifications(&all).await.unwrap().1, 2);
+    let hidden = NotificationFilter { hidden_dag_ids: vec!["etl".into()], limit: 10, ..Default::default() };
+    assert_eq!(store.list_notifications(&hidden).await.unwrap().1, 0);
 }

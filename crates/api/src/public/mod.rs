@@ -7,6 +7,7 @@ mod connections;
 mod dag_tasks;
 pub(crate) mod dags;
 mod event_logs;
+mod notifications;
 mod models;
 mod monitor;
 mod pools;
@@ -69,6 +70,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(models_router())
         .routes(routes!(event_logs::list))
         .routes(routes!(event_logs::get))
+        .routes(routes!(notifications::list))
         .routes(routes!(monitor::import_errors))
         .routes(routes!(monitor::import_error))
         .routes(routes!(monitor::health))

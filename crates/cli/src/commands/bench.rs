@@ -210,13 +210,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
     let secret_key = auth.secret_key.clone().context("no secret key")?;
     let server_args = ServerArgs {
         database: DatabaseArgs::url(database_url.to_string()),
-        scheduling: SchedulingArgs {
-            dags_folder: dags.to_path_buf(),
-            scheduler_tick_ms: 1000,
-            dag_sync_secs: 3600,
-            lease_secs: 30,
-            sensitive_fields: Vec::new(),
-        },
+        scheduling: SchedulingArgs { dag_sync_secs: 3600, ..SchedulingArgs::defaults(dags.to_path_buf()) },
         bind: listener.local_addr()?,
         worker_token: Some(TOKEN.into()),
         no_scheduler: false,

@@ -178,11 +178,9 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
     let args = ServerArgs {
         database: DatabaseArgs::url(format!("sqlite://{}", home.join("test.db").display())),
         scheduling: SchedulingArgs {
-            dags_folder: dags_folder.clone(),
             scheduler_tick_ms: 200,
             dag_sync_secs: 3600,
-            lease_secs: 30,
-            sensitive_fields: Vec::new(),
+            ..SchedulingArgs::defaults(dags_folder.clone())
         },
         bind: listener.local_addr()?,
         worker_token: Some(token.clone()),

@@ -15,6 +15,7 @@ use sluice_core::Role;
 use sluice_core::masking::SensitiveKeys;
 use sluice_ops::Lake;
 use sluice_ops::model::{LakeModelLoader, LakePredictionLog};
+use sluice_notify::{NotifierConfig, run_notifier};
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
 use sluice_store::{Secrets, SecretsBackends, Store};
 use tokio::net::TcpListener;
@@ -61,6 +62,31 @@ pub struct SchedulingArgs {
     /// `token`, `api_key`, …), comma-separated: the values are masked in task logs, outputs and rendered fields.
     #[arg(long, env = "SLUICE_SENSITIVE_FIELDS", value_delimiter = ',')]
     pub sensitive_fields: Vec<String>,
+    /// Attempts at delivering one alert (a callback's webhook or e-mail, a missed deadline) before it is failed.
+    #[arg(long, env = "SLUICE_ALERT_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub alert_attempts: u32,
+    /// The wait after an alert's first failed attempt, doubled after each next one (with jitter), e.g. `10s`.
+    #[arg(long, env = "SLUICE_ALERT_RETRY_DELAY", default_value = "10s", value_parser = parse_retry_delay)]
+    pub alert_retry_delay: Duration,
+}
+
+impl SchedulingArgs {
+    /// The settings the command line defaults to, for the commands that start a server of their own.
+    pub fn defaults(dags_folder: PathBuf) -> SchedulingArgs {
+        SchedulingArgs {
+            dags_folder,
+            scheduler_tick_ms: 1000,
+            dag_sync_secs: 5,
+            lease_secs: 30,
+            sensitive_fields: Vec::new(),
+            alert_attempts: 5,
+            alert_retry_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+fn parse_retry_delay(text: &str) -> Result<Duration, String> {
+    sluice_core::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// How users sign in to the REST API.
@@ -307,6 +333,14 @@ fn engine_of(store: Store, scheduling: &SchedulingArgs, lake: &LakeArgs) -> anyh
     Ok(Engine::new(store, config).with_lake(Arc::new(Lake::open(&lake.location())?)))
 }
 
+fn notifier_config(scheduling: &SchedulingArgs) -> NotifierConfig {
+    NotifierConfig {
+        attempts: scheduling.alert_attempts,
+        first_delay: scheduling.alert_retry_delay,
+        ..NotifierConfig::default()
+    }
+}
+
 fn scheduler_config(scheduling: &SchedulingArgs) -> SchedulerConfig {
     let hostname = hostname();
     SchedulerConfig {
@@ -333,6 +367,8 @@ pub async fn serve(
     sluice_api::metrics::install().context("cannot start recording metrics")?;
     let engine = engine_of(store, &args.scheduling, &args.lake)?;
     let scheduler = (!args.no_scheduler).then(|| {
+        let alerts = notifier_config(&args.scheduling);
+        tokio::spawn(run_notifier(engine.store().clone(), alerts, shutdown.clone().cancelled_owned()));
         let config = scheduler_config(&args.scheduling);
         tokio::spawn(run_scheduler(engine.clone(), config, shutdown.clone().cancelled_owned()))
     });
@@ -393,13 +429,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
 /// Runs `sluice serve`: the model registry's predictions and reads, nothing else, until a shutdown signal.
 pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.database).await?;
-    let scheduling = SchedulingArgs {
-        dags_folder: PathBuf::from("./dags"),
-        scheduler_tick_ms: 1000,
-        dag_sync_secs: 5,
-        lease_secs: 30,
-        sensitive_fields: Vec::new(),
-    };
+    let scheduling = SchedulingArgs::defaults(PathBuf::from("./dags"));
     let (serving, log_writer) = args.lake.serving(&store, &args.prediction_log)?;
     let state = AppState {
         engine: engine_of(store, &scheduling, &args.lake)?,
@@ -423,6 +453,14 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 pub async fn run_scheduler_only(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.database).await?;
     let engine = engine_of(store, &args.scheduling, &args.lake)?;
+    let stop = CancellationToken::new();
+    let notifier = tokio::spawn(run_notifier(
+        engine.store().clone(),
+        notifier_config(&args.scheduling),
+        stop.clone().cancelled_owned(),
+    ));
     run_scheduler(engine, scheduler_config(&args.scheduling), super::shutdown_signal()).await;
+    stop.cancel();
+    let _ = notifier.await;
     Ok(ExitCode::SUCCESS)
 }

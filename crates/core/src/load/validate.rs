@@ -18,7 +18,7 @@ use crate::mapping::{DEFAULT_MAX_MAP_LENGTH, MapSource};
 use crate::ops_spec::SENSOR_KIND;
 use crate::python::PYTHON_KIND;
 use crate::schedule::{Events, Schedule, Timetable, parse_schedule};
-use crate::spec::{DEFAULT_TASK_KIND, DagSpec, LATEST_ONLY_KIND, ScheduleSpec, TASK_KINDS, TaskSpec};
+use crate::spec::{DEFAULT_TASK_KIND, DagSpec, LATEST_ONLY_KIND, ScheduleSpec, TASK_KINDS, TaskArgs, TaskSpec};
 
 /// Turns paths in the spec into locations in the file.
 pub(crate) struct Locator<'a> {
@@ -117,6 +117,7 @@ pub(crate) fn check(
     let mut errors = Errors { file, list: Vec::new() };
     let timetable = if header_ok { check_header(&spec, loc, &mut errors) } else { None };
     check_tasks(&spec, loc, header_ok, unread_ids, &mut errors);
+    check_callbacks(&spec, loc, &mut errors);
     groups::check_groups(&spec, loc, &mut errors);
     let (graph, index) = build_graph(&spec, loc, &mut errors);
     match timetable {
@@ -298,6 +299,43 @@ fn check_tasks(spec: &DagSpec, loc: &Locator<'_>, header_ok: bool, unread_ids: &
         check_skipping(i, task, spec, loc, errors);
         check_mapping(i, task, &known, loc, errors);
         check_limits(i, task, loc, errors);
+    }
+}
+
+/// Notifiers of the DAG's callbacks and deadlines, of `default_args` and of each task.
+fn check_callbacks(spec: &DagSpec, loc: &Locator<'_>, errors: &mut Errors<'_>) {
+    let mut report = |at: Loc, problems: Vec<String>, whose: &str| {
+        for problem in problems {
+            errors.push(at, format!("{whose}{problem}"));
+        }
+    };
+    for (field, list) in [("on_success", &spec.on_success), ("on_failure", &spec.on_failure)] {
+        for (j, notifier) in list.iter().enumerate() {
+            report(loc.at(&[Seg::Key(field), Seg::Index(j)]), notifier.problems(), "");
+        }
+    }
+    for (j, alert) in spec.deadline.iter().enumerate() {
+        report(loc.at(&[Seg::Key("deadline"), Seg::Index(j)]), alert.problems(), "deadline: ");
+    }
+    let task_lists = |args: TaskArgs| {
+        [("on_execute", args.on_execute), ("on_retry", args.on_retry), ("on_success", args.on_success)]
+            .into_iter()
+            .chain([("on_failure", args.on_failure)])
+            .filter_map(|(field, list)| Some((field, list?)))
+            .collect::<Vec<_>>()
+    };
+    for (field, list) in task_lists(spec.default_args.clone()) {
+        for (j, notifier) in list.iter().enumerate() {
+            report(loc.at(&[Seg::Key("default_args"), Seg::Key(field), Seg::Index(j)]), notifier.problems(), "");
+        }
+    }
+    for (i, task) in spec.tasks.iter().enumerate() {
+        for (field, list) in task_lists(task.task_args()) {
+            for (j, notifier) in list.iter().enumerate() {
+                let whose = format!("task `{}`: ", task.id);
+                report(loc.task(i, &[Seg::Key(field), Seg::Index(j)]), notifier.problems(), &whose);
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_core::connection::{Connection, connection_env_var};
+use sluice_core::connection::connection_env_var;
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::PREVIOUS_WATERMARK_ENV;
 use sluice_store::{ConnectionRow, Reads};
@@ -44,23 +44,5 @@ pub(super) async fn data_task_env(
 
 /// The connection in Airflow's JSON connection format.
 fn to_json(row: ConnectionRow) -> Result<String, String> {
-    serde_json::to_string(&to_connection(row)?).map_err(|e| e.to_string())
-}
-
-/// A stored connection as tasks receive it, or why it cannot be used.
-pub(super) fn to_connection(row: ConnectionRow) -> Result<Connection, String> {
-    let port = row.port.map(|p| u16::try_from(p).map_err(|_| format!("port {p} is out of range"))).transpose()?;
-    let extra = match row.extra.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => Some(Connection::parse_extra(text)?),
-    };
-    Ok(Connection {
-        conn_type: row.conn_type,
-        host: row.host,
-        port,
-        login: row.login,
-        password: row.password,
-        schema: row.schema,
-        extra,
-    })
+    serde_json::to_string(&row.into_connection()?).map_err(|e| e.to_string())
 }

@@ -96,7 +96,7 @@ impl Engine {
             let leaf_states: Vec<TaskState> =
                 tx.run_task_instances(run_pk, Some(&leaves)).await?.iter().map(|ti| ti.state).collect();
             let state = run_outcome(&leaf_states);
-            tx.set_run_state(state, now).await?;
+            self.finish_run(tx, dag, state, None, now).await?;
             tracing::info!(dag_id, run_id = %tx.run().run_id, state = %state, "DAG run finished");
         }
         tx.touch_run(now).await?;

@@ -13,7 +13,6 @@ use sluice_core::connection::{CONNECTION_ENV_PREFIX, Connection};
 use sluice_core::masking::{Confidential, Masker, SensitiveKeys};
 use sluice_store::Reads;
 
-use super::data_env::to_connection;
 use crate::EngineError;
 
 /// What a task's templates may read, from one look at all of them: most read no variable, connection or upstream
@@ -58,7 +57,7 @@ impl Mentions {
 /// undefined-value error).
 pub(super) async fn template_connections(tx: &mut Reads<'_>) -> Result<BTreeMap<String, Connection>, EngineError> {
     let rows = tx.connections().await?;
-    Ok(rows.into_iter().filter_map(|row| Some((row.conn_id.clone(), to_connection(row).ok()?))).collect())
+    Ok(rows.into_iter().filter_map(|row| Some((row.conn_id.clone(), row.into_connection().ok()?))).collect())
 }
 
 /// Adds the connections a data task receives in its environment.

@@ -1,5 +1,6 @@
 //! The engine: every decision about runs and task instances, each made inside one store transaction.
 
+mod alerts;
 mod backfill;
 mod data_env;
 mod evaluate;

@@ -213,6 +213,7 @@ impl Engine {
             if self.timed_out(&mut run, &dag, now).await? {
                 continue;
             }
+            self.check_deadlines(&mut run, &dag, now).await?;
             self.evaluate_run(&mut run, &dag, Scope::All, now).await?;
         }
         tx.commit().await?;
@@ -245,7 +246,7 @@ impl Engine {
             TaskState::UpForReschedule,
         ];
         tx.set_ti_states(&waiting, &from, TaskState::Skipped, now).await?;
-        tx.set_run_state(RunState::Failed, now).await?;
+        self.finish_run(tx, dag, RunState::Failed, Some("the DAG run exceeded its dagrun_timeout"), now).await?;
         tracing::warn!(dag_id = %run.dag_id, run_id = %run.run_id, "DAG run failed: dagrun_timeout exceeded");
         Ok(true)
     }

@@ -1,7 +1,7 @@
 //! The worker protocol's decisions: claiming queued tasks, heartbeats, logs, and the end of a try.
 
 use std::collections::BTreeMap;
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ use sluice_store::{
 use uuid::Uuid;
 
 use super::Engine;
+use super::alerts::task_alerts;
 use super::data_env::data_task_env;
 use super::evaluate::Scope;
 use super::masking::{Mentions, add_received_connections, masked, template_connections};
@@ -48,6 +49,9 @@ struct Prepared {
     execution_timeout: Option<Duration>,
     /// A sensor's context, its first poke's start filled in once the try has started or resumed.
     sensor: Option<SensorContext>,
+    /// For the task's `on_execute` callbacks.
+    dag: Arc<Dag>,
+    logical_date: Option<DateTime<Utc>>,
 }
 
 /// How a try ended, from a worker's report or from the server itself (lost lease, template error).
@@ -164,7 +168,13 @@ impl Engine {
             let task = match resumed {
                 Some(task) => task,
                 None => match claim.start_try(ti, &rendered, worker, host, lease_until, now).await? {
-                    Some(task) => task,
+                    Some(task) => {
+                        if let Ok(p) = &prepared {
+                            let alerts = task_alerts(&p.dag, &task.ti, TaskState::Running, None, p.logical_date);
+                            claim.enqueue_notifications(&alerts, now).await?;
+                        }
+                        task
+                    }
                     None => continue,
                 },
             };
@@ -265,7 +275,9 @@ impl Engine {
         };
         let stored = stored_rendering(&serde_json::to_value(&command).unwrap_or_default(), &confidential);
         let mask = Masker::new(confidential.secrets).secrets().to_vec();
-        Ok(Ok(Prepared { command, stored, mask, env, execution_timeout: resolved.execution_timeout, sensor }))
+        let execution_timeout = resolved.execution_timeout;
+        let logical_date = run.logical_date;
+        Ok(Ok(Prepared { command, stored, mask, env, execution_timeout, sensor, dag, logical_date }))
     }
 
     fn leased_task(&self, task: &ClaimedTask, prepared: Prepared) -> LeasedTask {
@@ -393,7 +405,7 @@ impl Engine {
             let ti = leaf.ti().clone();
             let models = record_model(EndTx::Leaf(&mut leaf), &dag, &ti, report, &version, now).await?;
             refuse_if(&mut ending, models.refused);
-            let end = try_end(&dag, &ti, ending, now);
+            let end = try_end(&dag, &ti, ending, run.logical_date, now);
             let ti = leaf.end_and_commit(&end, now).await?;
             log_end(&ti, &end, now);
             if let Some(retraining) = models.retrain {
@@ -556,7 +568,7 @@ impl Engine {
                 Err(message) => refuse_if(&mut ending, Some(message)),
             }
         }
-        let end = try_end(&dag, ti, ending, now);
+        let end = try_end(&dag, ti, ending, run.run().logical_date, now);
         run.end_try(ti, &end, now).await?;
         log_end(ti, &end, now);
         if matches!(end.ti_state, TaskState::UpForRetry | TaskState::UpForReschedule) {
@@ -607,7 +619,13 @@ fn refuse_if(ending: &mut Ending, refused: Option<String>) {
 
 /// How a try's end moves its task instance on: success, a retry after the task's delay, or failure; for a sensor
 /// also its next poke, a skip at its timeout with `soft_fail`, or a failure without retry at its timeout.
-fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Utc>) -> TryEnd {
+fn try_end(
+    dag: &Dag,
+    ti: &TaskInstanceRow,
+    mut ending: Ending,
+    logical_date: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> TryEnd {
     let sensor = ending.sensor.take();
     let can_retry = ti.try_number <= ti.max_tries && !matches!(sensor, Some(SensorEnd::TimedOut { .. }));
     let skip_code = ending
@@ -634,6 +652,7 @@ fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Ut
     } else {
         (TaskState::Failed, None)
     };
+    let alerts = task_alerts(dag, ti, ti_state, ending.error.as_deref(), logical_date);
     TryEnd {
         try_state: match ti_state {
             TaskState::Success | TaskState::Skipped | TaskState::UpForReschedule => ti_state,
@@ -645,6 +664,7 @@ fn try_end(dag: &Dag, ti: &TaskInstanceRow, mut ending: Ending, now: DateTime<Ut
         output: ending.output,
         xcom: ending.xcom,
         next_retry_at,
+        alerts,
     }
 }
 

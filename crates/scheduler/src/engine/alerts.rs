@@ -1,0 +1,141 @@
+//! Which alerts a decision fires: the callbacks of a task's try and of a run's end, and missed deadlines. They are
+//! recorded in the decision's transaction (see `sluice_core::notify`); delivering them is the notifier's job.
+
+use chrono::{DateTime, Utc};
+use sluice_core::notify::{Event, Notifier, Occasion};
+use sluice_core::{Dag, RunState, TaskState};
+use sluice_store::{DagRunRow, NewNotification, RunTx, TaskInstanceRow};
+
+use super::Engine;
+use crate::EngineError;
+
+/// The event of a task instance's new state, if it has one.
+pub(super) fn task_event(state: TaskState) -> Option<Event> {
+    match state {
+        TaskState::Running => Some(Event::OnExecute),
+        TaskState::UpForRetry => Some(Event::OnRetry),
+        TaskState::Success => Some(Event::OnSuccess),
+        TaskState::Failed => Some(Event::OnFailure),
+        _ => None,
+    }
+}
+
+/// The alerts of a task instance reaching `state` (with the try's error), for its task's callbacks.
+pub(super) fn task_alerts(
+    dag: &Dag,
+    ti: &TaskInstanceRow,
+    state: TaskState,
+    error: Option<&str>,
+    logical_date: Option<DateTime<Utc>>,
+) -> Vec<NewNotification> {
+    let Some(event) = task_event(state) else { return Vec::new() };
+    let Some(task) = dag.resolved_task(&ti.task_id) else { return Vec::new() };
+    let notifiers = task.callbacks.for_event(event);
+    if notifiers.is_empty() {
+        return Vec::new();
+    }
+    let occasion = Occasion {
+        event,
+        dag_id: &ti.dag_id,
+        run_id: &ti.run_id,
+        logical_date,
+        task: Some((&ti.task_id, ti.map_index, ti.try_number)),
+        state: state.as_str(),
+        error,
+        deadline: None,
+    };
+    alerts(&occasion, notifiers, None)
+}
+
+/// The alerts of a run ending in `state`, for the DAG's `on_success` / `on_failure`.
+pub(super) fn run_alerts(dag: &Dag, run: &DagRunRow, state: RunState, error: Option<&str>) -> Vec<NewNotification> {
+    let (event, notifiers) = match state {
+        RunState::Success => (Event::OnSuccess, &dag.spec.on_success),
+        RunState::Failed => (Event::OnFailure, &dag.spec.on_failure),
+        _ => return Vec::new(),
+    };
+    let occasion = Occasion {
+        event,
+        dag_id: &run.dag_id,
+        run_id: &run.run_id,
+        logical_date: run.logical_date,
+        task: None,
+        state: state.as_str(),
+        error,
+        deadline: None,
+    };
+    alerts(&occasion, notifiers, None)
+}
+
+fn alerts(occasion: &Occasion<'_>, notifiers: &[Notifier], dedupe_key: Option<&str>) -> Vec<NewNotification> {
+    let context = occasion.context();
+    notifiers
+        .iter()
+        .enumerate()
+        .map(|(i, notifier)| NewNotification {
+            dag_id: occasion.dag_id.to_owned(),
+            run_id: occasion.run_id.to_owned(),
+            task_id: occasion.task.map(|(task_id, _, _)| task_id.to_owned()),
+            map_index: occasion.task.map(|(_, map_index, _)| map_index),
+            try_number: occasion.task.map(|(_, _, try_number)| try_number),
+            event: occasion.event.as_str().to_owned(),
+            notifier: serde_json::to_value(notifier).unwrap_or_default(),
+            context: context.clone(),
+            dedupe_key: dedupe_key.map(|key| format!("{key}:{i}")),
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Records a run's end and the DAG's callbacks for it.
+    pub(super) async fn finish_run(
+        &self,
+        tx: &mut RunTx<'_>,
+        dag: &Dag,
+        state: RunState,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        tx.set_run_state(state, now).await?;
+        let alerts = run_alerts(dag, tx.run(), state, error);
+        if !alerts.is_empty() {
+            tx.enqueue_notifications(&alerts, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Fires the deadlines an unfinished run has missed; each fires once, however many schedulers look.
+    pub(super) async fn check_deadlines(
+        &self,
+        tx: &mut RunTx<'_>,
+        dag: &Dag,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let run = tx.run().clone();
+        if dag.spec.deadline.is_empty() || run.state.is_finished() {
+            return Ok(());
+        }
+        for (i, alert) in dag.spec.deadline.iter().enumerate() {
+            let Some(due) = alert.due(run.logical_date, run.queued_at, dag.timezone()) else { continue };
+            if due > now {
+                continue;
+            }
+            let occasion = Occasion {
+                event: Event::Deadline,
+                dag_id: &run.dag_id,
+                run_id: &run.run_id,
+                logical_date: run.logical_date,
+                task: None,
+                state: run.state.as_str(),
+                error: None,
+                deadline: Some(due),
+            };
+            let key = format!("deadline:{}:{i}", run.id);
+            let fired = tx.enqueue_notifications(&alerts(&occasion, &alert.callback, Some(&key)), now).await?;
+            if fired > 0 {
+                tracing::warn!(dag_id = %run.dag_id, run_id = %run.run_id, deadline = %due, "DAG run missed its deadline");
+            }
+        }
+        Ok(())
+    }
+}
