@@ -326,8 +326,13 @@ impl Tx {
     }
 
     /// Queued and running task instances of a DAG across its runs (for `max_active_tasks`), counted up to `cap`:
-    /// the caller only needs to know how much room is left below it.
+    /// the caller only needs to know how much room is left below it. The DAG's row stays locked until the
+    /// transaction ends, so that decisions queueing tasks of its runs count one at a time, for this limit and for its
+    /// tasks' `max_active_tis_per_dag` (as a pool's row does for the pool). The count is a statement of its own:
+    /// one that waited for the lock would still read with the snapshot it took before waiting.
     pub async fn count_active_tis_of_dag(&mut self, dag_id: &str, cap: i64) -> Result<i64> {
+        let lock = format!("SELECT dag_id FROM dags WHERE dag_id = $1{}", self.dialect.lock_decide());
+        sqlx::query(&lock).bind(dag_id).execute(&mut *self.inner).await?;
         let sql = format!(
             "SELECT COUNT(*) AS n FROM (SELECT 1 FROM task_instances WHERE dag_id = $1 AND state IN ($2, $3) LIMIT {}) AS active",
             cap.max(0)

@@ -544,24 +544,26 @@ impl RunTx<'_> {
     /// Slots of a pool not taken by queued or running task instances; 0 for a pool that does not exist. The
     /// pool's row stays locked until the transaction ends, so that concurrent schedulers count one at a time.
     async fn open_pool_slots(&mut self, pool: &str) -> Result<i64> {
-        let sql = format!(
-            "SELECT p.slots,
-                    (SELECT CAST(COALESCE(SUM(t.pool_slots), 0) AS BIGINT) FROM task_instances t
-                      WHERE t.pool = p.name AND t.state IN ($2, $3)) AS taken
-               FROM pools p WHERE p.name = $1{}",
-            self.tx.dialect.lock_wait()
-        );
-        let row = sqlx::query(&sql)
-            .bind(pool)
-            .bind(TaskState::Queued.as_str())
-            .bind(TaskState::Running.as_str())
-            .fetch_optional(&mut *self.tx.inner)
-            .await?;
+        // Two statements: on PostgreSQL a statement that waited for the pool's lock still reads with the snapshot
+        // it took before waiting, so a count in the locking statement would miss what the holder of the lock had
+        // just queued; the next statement reads after that commit.
+        let sql = format!("SELECT slots FROM pools WHERE name = $1{}", self.tx.dialect.lock_wait());
+        let row = sqlx::query(&sql).bind(pool).fetch_optional(&mut *self.tx.inner).await?;
         let Some(row) = row else {
             tracing::warn!(pool, "task instances wait for pool {pool:?}, which does not exist");
             return Ok(0);
         };
-        let (slots, taken): (i64, i64) = (row.try_get("slots")?, row.try_get("taken")?);
+        let slots: i64 = row.try_get("slots")?;
+        let taken = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(pool_slots), 0) AS BIGINT) AS taken FROM task_instances
+              WHERE pool = $1 AND state IN ($2, $3)",
+        )
+        .bind(pool)
+        .bind(TaskState::Queued.as_str())
+        .bind(TaskState::Running.as_str())
+        .fetch_one(&mut *self.tx.inner)
+        .await?;
+        let taken: i64 = taken.try_get("taken")?;
         Ok(if slots < 0 { i64::MAX } else { slots - taken })
     }
 }

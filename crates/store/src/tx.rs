@@ -4,8 +4,8 @@
 //! task instances and write new states; doing so inside one [`Tx`] with the run's row locked is what keeps two
 //! schedulers, or a scheduler and a worker's report, from deciding about the same run at once.
 //!
-//! Locks are taken run first, then task instance (then the run's backfill row and its pools' rows), on every
-//! path, so that no two transactions wait for each other in a circle. The types make that the only order that
+//! Locks are taken run first, then task instance (then the run's backfill row, its DAG's row and its pools' rows),
+//! on every path, so that no two transactions wait for each other in a circle. The types make that the only order that
 //! compiles: a [`RunTx`] is what locking a run's row gives, and the methods that change or lock a run's task
 //! instances exist only on it, restricted in SQL to that run. Two narrower guards cover the paths that do not
 //! take a run's exclusive lock: a worker's claim ([`crate::Claim`]) share-locks the runs of what it claims, then
