@@ -1,6 +1,7 @@
 //! Alerts end to end: task and run callbacks and a missed deadline delivered by a real server to a local webhook
 //! receiver (which refuses the first request, so one alert is retried) and a local SMTP server; an alert that cannot
-//! be delivered is failed after its attempts and shows why over the API.
+//! be delivered is failed after its attempts and shows why over the API. OpenLineage events of a data pipeline reach
+//! a local receiver in order, with their datasets and quality facets.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
@@ -93,7 +94,10 @@ async fn callbacks_and_a_missed_deadline_reach_a_webhook_and_a_mailbox() {
     let count = |event: &str| alerts.iter().filter(|a| a["event"] == event).count();
     let counts: BTreeMap<&str, usize> =
         ["on_success", "on_execute", "on_retry", "on_failure", "deadline"].into_iter().map(|e| (e, count(e))).collect();
-    assert_eq!(counts, BTreeMap::from([("on_success", 1), ("on_execute", 2), ("on_retry", 1), ("on_failure", 4), ("deadline", 1)]));
+    assert_eq!(
+        counts,
+        BTreeMap::from([("on_success", 1), ("on_execute", 2), ("on_retry", 1), ("on_failure", 4), ("deadline", 1)])
+    );
 
     let failed = notifications(&sluice, "&state=failed").await;
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -117,7 +121,10 @@ async fn callbacks_and_a_missed_deadline_reach_a_webhook_and_a_mailbox() {
     assert!(failure["error"].as_str().unwrap().contains('1'), "the try's error: {failure}");
     assert_eq!(find("/runs")["text"], format!("run {run_id} of alerting failed"));
     let retry = find("/retry")["text"].as_str().unwrap().to_owned();
-    assert!(retry.starts_with(&format!("Task alerting.broken of run {run_id} (try 1) failed and will be retried")), "{retry}");
+    assert!(
+        retry.starts_with(&format!("Task alerting.broken of run {run_id} (try 1) failed and will be retried")),
+        "{retry}"
+    );
     assert!(find("/deadline")["text"].as_str().unwrap().contains("missed its deadline"));
 
     let messages = mail.messages();
@@ -135,4 +142,74 @@ async fn callbacks_and_a_missed_deadline_reach_a_webhook_and_a_mailbox() {
     assert_eq!(notifications(&sluice, "&event=deadline").await.len(), 1);
     let (status, refused) = sluice.get("/notifications?state=lost").await;
     assert_eq!((status, refused["detail"].as_str().unwrap().starts_with("unknown state")), (400, true), "{refused}");
+}
+
+const ETL: &str = include_str!("../../dags/penguins_etl.yaml");
+const PENGUINS: &str = include_str!("../../dags/data/penguins.csv");
+
+#[tokio::test]
+async fn openlineage_events_of_a_pipeline_reach_the_lineage_server_in_order() {
+    let lineage = WebhookReceiver::start(0).await;
+    let mut sluice = Sluice::new(Backend::Postgres, &[("penguins_etl.yaml", ETL)]).await;
+    sluice.add_data("penguins.csv", PENGUINS);
+    let url = format!("http://127.0.0.1:{}/api/v1/lineage", lineage.port);
+    sluice.env.push(("SLUICE_OPENLINEAGE_URL".into(), url));
+    sluice.env.push(("SLUICE_OPENLINEAGE_NAMESPACE".into(), "penguins-prod".into()));
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "2"]);
+    sluice.wait_dag("penguins_etl").await;
+    let run_id = sluice.trigger("penguins_etl", json!({})).await;
+    let run = sluice.wait_run_done("penguins_etl", &run_id, Duration::from_secs(120)).await;
+    assert_eq!(run["state"], "success", "{run}");
+
+    let events = sluice
+        .eventually("the run's eight lineage events", Duration::from_secs(30), || async {
+            let events = lineage.received();
+            (events.len() == 8).then_some(events)
+        })
+        .await;
+    for event in &events {
+        assert_eq!(event["_request_line"], "POST /api/v1/lineage HTTP/1.1");
+        assert_eq!(event["job"]["namespace"], "penguins-prod");
+        assert_eq!(event["schemaURL"], "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent");
+    }
+    let seen: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {}", e["job"]["name"].as_str().unwrap(), e["eventType"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "penguins_etl START",
+            "penguins_etl.ingest START",
+            "penguins_etl.ingest COMPLETE",
+            "penguins_etl.quality START",
+            "penguins_etl.quality COMPLETE",
+            "penguins_etl.features START",
+            "penguins_etl.features COMPLETE",
+            "penguins_etl COMPLETE",
+        ]
+    );
+    // A task's run is its try, whose parent is the DAG run; the start and end of one try share its id.
+    let dag_run = &events[0]["run"]["runId"];
+    assert_eq!(&events[7]["run"]["runId"], dag_run);
+    for pair in events[1..7].chunks(2) {
+        assert_eq!(pair[0]["run"]["runId"], pair[1]["run"]["runId"]);
+        assert_ne!(&pair[0]["run"]["runId"], dag_run);
+        assert_eq!(&pair[1]["run"]["facets"]["parent"]["run"]["runId"], dag_run);
+        assert_eq!(pair[1]["run"]["facets"]["parent"]["job"]["name"], "penguins_etl");
+    }
+    let written = &events[2]["outputs"][0];
+    assert_eq!((&written["namespace"], &written["name"]), (&json!("lake://raw"), &json!("penguins")));
+    assert_eq!(written["outputFacets"]["outputStatistics"]["rowCount"], 344);
+    let checked = &events[4]["inputs"][0];
+    assert_eq!(checked["name"], "penguins");
+    let assertions = checked["inputFacets"]["dataQualityAssertions"]["assertions"].as_array().unwrap();
+    assert!(
+        assertions.contains(&json!({"assertion": "not_null", "success": true, "column": "species"})),
+        "{assertions:?}"
+    );
+    assert!(assertions.iter().any(|a| a["success"] == false), "the missing-rate warning: {assertions:?}");
+    assert_eq!(checked["inputFacets"]["dataQualityMetrics"]["rowCount"], 344);
+    assert_eq!(events[6]["outputs"][0]["name"], "penguins", "lake://features/penguins: {}", events[6]);
 }

@@ -644,7 +644,9 @@ impl WebhookReceiver {
                     let Some(end) = text.find("\r\n\r\n") else { continue };
                     let length: usize = text[..end]
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
                     if request.len() >= end + 4 + length {
@@ -652,7 +654,8 @@ impl WebhookReceiver {
                     }
                 };
                 let Some((head, body)) = body else { continue };
-                let refuse = refused.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < failures).then_some(n + 1));
+                let refuse =
+                    refused.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < failures).then_some(n + 1));
                 let status = if refuse.is_ok() { "503 Service Unavailable" } else { "200 OK" };
                 if refuse.is_err() {
                     let mut message: Value = serde_json::from_slice(&body)

@@ -18,6 +18,7 @@ pub mod load;
 pub mod mapping;
 pub mod masking;
 pub mod notify;
+pub mod openlineage;
 pub mod ops_spec;
 pub mod protocol;
 pub mod python;

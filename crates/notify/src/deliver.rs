@@ -9,7 +9,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::{Value, json};
 use sluice_core::connection::Connection;
 use sluice_core::notify::{Notifier, render};
+use sluice_core::openlineage::LINEAGE_EVENT;
 use sluice_store::{NewNotification, Store};
+
+use crate::LineageTarget;
 
 /// Why an attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +42,23 @@ pub(crate) struct Delivery {
     store: Store,
     http: reqwest::Client,
     timeout: Duration,
+    lineage: Option<LineageTarget>,
 }
 
 impl Delivery {
-    pub(crate) fn new(store: Store, timeout: Duration) -> Result<Delivery, reqwest::Error> {
+    pub(crate) fn new(
+        store: Store,
+        timeout: Duration,
+        lineage: Option<LineageTarget>,
+    ) -> Result<Delivery, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(timeout).build()?;
-        Ok(Delivery { store, http, timeout })
+        Ok(Delivery { store, http, timeout, lineage })
     }
 
     pub(crate) async fn deliver(&self, alert: &NewNotification) -> Result<(), DeliveryError> {
+        if alert.event == LINEAGE_EVENT {
+            return self.post_lineage(&alert.context).await;
+        }
         let notifier: Notifier = serde_json::from_value(alert.notifier.clone())
             .map_err(|e| DeliveryError::Invalid(format!("unreadable notifier: {e}")))?;
         let conn_id = notifier.connection();
@@ -86,6 +97,19 @@ impl Delivery {
         }
     }
 
+    /// An OpenLineage run event, to the lineage server.
+    async fn post_lineage(&self, event: &Value) -> Result<(), DeliveryError> {
+        let target = self.lineage.as_ref().ok_or_else(|| {
+            DeliveryError::Invalid("a lineage event, and this process has no SLUICE_OPENLINEAGE_URL".into())
+        })?;
+        let mut request = self.http.post(&target.url).json(event);
+        if let Some(key) = &target.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| DeliveryError::Http(format!("POST {}: {e}", target.url)))?;
+        check_status(response, &target.url).await
+    }
+
     /// A webhook: JSON when the body is JSON, plain text otherwise; the connection's `login`/`password` as basic
     /// authentication, and its `extra` as headers, as Airflow's HTTP connections.
     async fn post(&self, connection: &Connection, endpoint: &str, body: String) -> Result<(), DeliveryError> {
@@ -103,13 +127,7 @@ impl Delivery {
             request = request.header(name.as_str(), value);
         }
         let response = request.send().await.map_err(|e| DeliveryError::Http(format!("POST {url}: {e}")))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let answer = response.text().await.unwrap_or_default();
-        let excerpt: String = answer.chars().take(200).collect();
-        Err(DeliveryError::Http(format!("HTTP {status} from {url}: {excerpt}")))
+        check_status(response, url.as_str()).await
     }
 
     /// An e-mail through the connection's SMTP server, as Airflow's SMTP connections: implicit TLS unless `extra`
@@ -123,7 +141,10 @@ impl Delivery {
         subject: &str,
         body: String,
     ) -> Result<(), DeliveryError> {
-        let host = connection.host.as_deref().ok_or_else(|| DeliveryError::Invalid("the SMTP connection has no host".into()))?;
+        let host = connection
+            .host
+            .as_deref()
+            .ok_or_else(|| DeliveryError::Invalid("the SMTP connection has no host".into()))?;
         let flag = |key: &str| connection.extra_str(key).is_some_and(|v| matches!(v.as_str(), "true" | "True" | "1"));
         let builder = if !flag("disable_ssl") {
             AsyncSmtpTransport::<Tokio1Executor>::relay(host)
@@ -160,4 +181,15 @@ impl Delivery {
         builder.build().send(message).await.map_err(|e| DeliveryError::Smtp(e.to_string()))?;
         Ok(())
     }
+}
+
+/// A 2xx answer, or an error with the status and the start of the answer.
+async fn check_status(response: reqwest::Response, url: &str) -> Result<(), DeliveryError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let answer = response.text().await.unwrap_or_default();
+    let excerpt: String = answer.chars().take(200).collect();
+    Err(DeliveryError::Http(format!("HTTP {status} from {url}: {excerpt}")))
 }

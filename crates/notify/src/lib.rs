@@ -31,6 +31,16 @@ pub struct NotifierConfig {
     pub poll: Duration,
     /// The longest one attempt may take.
     pub timeout: Duration,
+    /// Where OpenLineage events are posted (the lineage server's URL and endpoint), with its API key.
+    pub lineage: Option<LineageTarget>,
+}
+
+/// An OpenLineage HTTP endpoint (Marquez: `http://marquez:5000/api/v1/lineage`).
+#[derive(Debug, Clone)]
+pub struct LineageTarget {
+    pub url: String,
+    /// Sent as `Authorization: Bearer`.
+    pub api_key: Option<String>,
 }
 
 impl Default for NotifierConfig {
@@ -41,6 +51,7 @@ impl Default for NotifierConfig {
             max_delay: Duration::from_secs(600),
             poll: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
+            lineage: None,
         }
     }
 }
@@ -63,7 +74,7 @@ const BATCH: i64 = 20;
 
 /// Delivers alerts until `shutdown` completes.
 pub async fn run_notifier(store: Store, config: NotifierConfig, shutdown: impl Future<Output = ()>) {
-    let delivery = match deliver::Delivery::new(store.clone(), config.timeout) {
+    let delivery = match deliver::Delivery::new(store.clone(), config.timeout, config.lineage.clone()) {
         Ok(delivery) => delivery,
         Err(e) => {
             tracing::error!(error = %e, "the notifier cannot start: alerts stay in the outbox");
@@ -71,12 +82,14 @@ pub async fn run_notifier(store: Store, config: NotifierConfig, shutdown: impl F
         }
     };
     tokio::pin!(shutdown);
-    let mut ticker = tokio::time::interval(config.poll);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut busy = false;
     loop {
+        // While there is work, the next batch is taken at once: a stream's next alert is taken only after the one
+        // before it was delivered.
+        let pause = if busy { Duration::ZERO } else { config.poll };
         tokio::select! {
             () = &mut shutdown => return,
-            _ = ticker.tick() => {}
+            () = tokio::time::sleep(pause) => {}
         }
         let now = Utc::now();
         // Held for longer than an attempt may take, so that no other notifier takes one that is being sent.
@@ -85,9 +98,11 @@ pub async fn run_notifier(store: Store, config: NotifierConfig, shutdown: impl F
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "the notifier cannot read the outbox; trying again");
+                busy = false;
                 continue;
             }
         };
+        busy = !due.is_empty();
         let attempts = due.iter().map(|alert| attempt(&store, &delivery, &config, alert));
         futures::future::join_all(attempts).await;
     }

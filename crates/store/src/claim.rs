@@ -88,11 +88,7 @@ impl Claim<'_> {
     }
 
     /// Records the `on_execute` alerts of the tries this claim starts.
-    pub async fn enqueue_notifications(
-        &mut self,
-        alerts: &[crate::NewNotification],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    pub async fn enqueue_notifications(&mut self, alerts: &[crate::NewNotification], now: DateTime<Utc>) -> Result<()> {
         if !alerts.is_empty() {
             self.tx.enqueue_notifications(alerts, now).await?;
         }

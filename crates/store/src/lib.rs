@@ -55,11 +55,11 @@ pub use dags::{
 pub use error::{Error, Result};
 pub use feedback::{FeedbackRow, FeedbackSince, ModelVersionOrigin, NewFeedback};
 pub use logs::{LogEntry, LogRow};
-pub use notifications::{NewNotification, NotificationFilter, NotificationRow};
 pub use models::{
     FeedbackCounts, ModelRow, ModelVersionRow, MonitorReportRow, NewModelVersion, NewMonitorReport, SetStage,
     StageChangeRow, StageRefusal,
 };
+pub use notifications::{NewNotification, NotificationFilter, NotificationRow};
 pub use retention::History;
 pub use rows::{DagRow, DagRunRow, DagVersionRow, TaskInstanceRow, TaskTryRow, WorkerRow};
 pub use runs::{Compare, NewRun, NewTaskInstance, RunFilter, RunOrder, RunTime, TiFilter, TimeBound};

@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use uuid::Uuid;
 
 use crate::dags::{Bind, bind_all, placeholders};
 use crate::error::Result;
-use crate::rows::{json, uuid};
+use crate::rows::json;
 use crate::time::{from_ms, opt_from_ms, to_ms};
 use crate::{Dialect, Store, Tx};
 
@@ -35,11 +34,14 @@ pub struct NewNotification {
     pub context: Value,
     /// Set for an alert that must be recorded once whoever records it: a second one with the key is dropped.
     pub dedupe_key: Option<String>,
+    /// Alerts of one stream are delivered one at a time, in the order they were recorded.
+    pub stream: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotificationRow {
-    pub id: Uuid,
+    /// Grows with each alert recorded.
+    pub id: i64,
     pub alert: NewNotification,
     pub state: String,
     pub attempts: i64,
@@ -64,11 +66,11 @@ pub struct NotificationFilter {
 }
 
 const COLUMNS: &str = "id, dag_id, run_id, task_id, map_index, try_number, event, notifier, context, dedupe_key, \
-                       state, attempts, next_attempt_ms, last_error, created_ms, finished_ms";
+                       stream, state, attempts, next_attempt_ms, last_error, created_ms, finished_ms";
 
 fn decode(row: &AnyRow) -> Result<NotificationRow> {
     Ok(NotificationRow {
-        id: uuid(row, "id")?,
+        id: row.try_get("id")?,
         alert: NewNotification {
             dag_id: row.try_get("dag_id")?,
             run_id: row.try_get("run_id")?,
@@ -79,6 +81,7 @@ fn decode(row: &AnyRow) -> Result<NotificationRow> {
             notifier: json(row, "notifier")?,
             context: json(row, "context")?,
             dedupe_key: row.try_get("dedupe_key")?,
+            stream: row.try_get("stream")?,
         },
         state: row.try_get("state")?,
         attempts: row.try_get("attempts")?,
@@ -96,12 +99,11 @@ impl Tx {
         let mut recorded = 0;
         for alert in alerts {
             let done = sqlx::query(
-                "INSERT INTO notifications (id, dag_id, run_id, task_id, map_index, try_number, event, notifier,
-                                            context, dedupe_key, state, attempts, next_attempt_ms, created_ms)
+                "INSERT INTO notifications (dag_id, run_id, task_id, map_index, try_number, event, notifier, context,
+                                            dedupe_key, stream, state, attempts, next_attempt_ms, created_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12)
                  ON CONFLICT (dedupe_key) DO NOTHING",
             )
-            .bind(Uuid::now_v7().to_string())
             .bind(&alert.dag_id)
             .bind(&alert.run_id)
             .bind(alert.task_id.as_deref())
@@ -111,6 +113,7 @@ impl Tx {
             .bind(alert.notifier.to_string())
             .bind(alert.context.to_string())
             .bind(alert.dedupe_key.as_deref())
+            .bind(alert.stream.as_deref())
             .bind(PENDING)
             .bind(to_ms(now))
             .execute(&mut *self.inner)
@@ -123,7 +126,8 @@ impl Tx {
 
 impl Store {
     /// Takes up to `limit` due alerts to deliver, each put off until `hold_until` meanwhile: another notifier skips
-    /// them, and a notifier that stops before finishing one leaves it due again then.
+    /// them, and a notifier that stops before finishing one leaves it due again then. Of a stream, only the oldest
+    /// pending alert is taken, so that its alerts go out in order. Oldest first.
     pub async fn take_due_notifications(
         &self,
         now: DateTime<Utc>,
@@ -136,8 +140,12 @@ impl Store {
         };
         let sql = format!(
             "UPDATE notifications SET next_attempt_ms = $1
-              WHERE id IN (SELECT id FROM notifications WHERE state = $2 AND next_attempt_ms <= $3
-                            ORDER BY next_attempt_ms LIMIT $4{skip_locked})
+              WHERE id IN (SELECT n.id FROM notifications n
+                            WHERE n.state = $2 AND n.next_attempt_ms <= $3
+                              AND (n.stream IS NULL OR NOT EXISTS (
+                                    SELECT 1 FROM notifications o
+                                     WHERE o.stream = n.stream AND o.state = $2 AND o.id < n.id))
+                            ORDER BY n.id LIMIT $4{skip_locked})
               RETURNING {COLUMNS}"
         );
         let rows = sqlx::query(&sql)
@@ -148,7 +156,7 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         let mut taken = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
-        taken.sort_by_key(|n| n.created);
+        taken.sort_by_key(|n| n.id);
         Ok(taken)
     }
 
@@ -156,7 +164,7 @@ impl Store {
     /// `retry_at`, or given up on.
     pub async fn record_notification_attempt(
         &self,
-        id: Uuid,
+        id: i64,
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -176,7 +184,7 @@ impl Store {
         .bind(to_ms(next))
         .bind(error)
         .bind(finished.map(to_ms))
-        .bind(id.to_string())
+        .bind(id)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -186,8 +194,12 @@ impl Store {
     pub async fn list_notifications(&self, filter: &NotificationFilter) -> Result<(Vec<NotificationRow>, i64)> {
         let mut conditions = vec!["1 = 1".to_owned()];
         let mut binds = Vec::new();
-        let texts =
-            [("dag_id", &filter.dag_id), ("run_id", &filter.run_id), ("state", &filter.state), ("event", &filter.event)];
+        let texts = [
+            ("dag_id", &filter.dag_id),
+            ("run_id", &filter.run_id),
+            ("state", &filter.state),
+            ("event", &filter.event),
+        ];
         for (column, value) in texts {
             if let Some(value) = value {
                 binds.push(Bind::Text(value.clone()));
@@ -203,7 +215,7 @@ impl Store {
         let count_sql = format!("SELECT COUNT(*) AS n FROM notifications WHERE {where_clause}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(self.pool()).await?.try_get("n")?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM notifications WHERE {where_clause} ORDER BY created_ms DESC, id DESC
+            "SELECT {COLUMNS} FROM notifications WHERE {where_clause} ORDER BY id DESC
               LIMIT {} OFFSET {}",
             filter.limit.max(0),
             filter.offset.max(0)

@@ -12,8 +12,9 @@ use sluice_core::xcom::XComValue;
 use sluice_core::{AccessControl, Role, RunState, TaskState};
 use sluice_store::{
     AssetEventFilter, ConnectionRow, DagFilter, DagUpsert, FeedbackCounts, ImportErrorFilter, NewApiKey, NewAssetEvent,
-    NewBackfill, NewFeedback, NewModelVersion, NewNotification, NotificationFilter, NewMonitorReport, NewRun, NewTaskInstance, PoolSettings, RunFilter,
-    Secrets, SetStage, StageRefusal, Store, TaskLimit, TiFilter, TryEnd, TryRef,
+    NewBackfill, NewFeedback, NewModelVersion, NewMonitorReport, NewNotification, NewRun, NewTaskInstance,
+    NotificationFilter, PoolSettings, RunFilter, Secrets, SetStage, StageRefusal, Store, TaskLimit, TiFilter, TryEnd,
+    TryRef,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -1205,6 +1206,7 @@ fn alert(run_id: &str, event: &str, dedupe_key: Option<&str>) -> NewNotification
         notifier: json!({"type": "webhook", "connection": "hook"}),
         context: json!({"message": "load failed"}),
         dedupe_key: dedupe_key.map(str::to_owned),
+        stream: None,
     }
 }
 
@@ -1245,4 +1247,18 @@ async fn alerts_are_taken_once_retried_and_listed(store: &Store) {
     assert_eq!(store.list_notifications(&all).await.unwrap().1, 2);
     let hidden = NotificationFilter { hidden_dag_ids: vec!["etl".into()], limit: 10, ..Default::default() };
     assert_eq!(store.list_notifications(&hidden).await.unwrap().1, 0);
+
+    // A stream's alerts are taken one at a time, oldest first; other alerts go on meanwhile.
+    let streamed = |event: &str| NewNotification { stream: Some("run-1".into()), ..alert("r2", event, None) };
+    let mut tx = store.begin().await.unwrap();
+    let alerts = [streamed("START"), streamed("COMPLETE"), alert("r2", "on_success", None)];
+    tx.enqueue_notifications(&alerts, now).await.unwrap();
+    tx.commit().await.unwrap();
+    let events =
+        |taken: &[sluice_store::NotificationRow]| taken.iter().map(|n| n.alert.event.clone()).collect::<Vec<_>>();
+    let first = store.take_due_notifications(now, hold, 10).await.unwrap();
+    assert_eq!(events(&first), ["START", "on_success"]);
+    assert!(events(&store.take_due_notifications(now, hold, 10).await.unwrap()).is_empty(), "START is pending still");
+    store.record_notification_attempt(first[0].id, None, None, now).await.unwrap();
+    assert_eq!(events(&store.take_due_notifications(now, hold, 10).await.unwrap()), ["COMPLETE"]);
 }

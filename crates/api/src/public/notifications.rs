@@ -16,7 +16,7 @@ use crate::{ApiError, AppState};
 /// One alert.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NotificationResponse {
-    pub id: String,
+    pub id: i64,
     pub dag_id: String,
     pub run_id: String,
     pub task_id: Option<String>,
@@ -68,7 +68,7 @@ const STATES: [&str; 3] =
 fn respond(row: NotificationRow) -> NotificationResponse {
     let alert = row.alert;
     NotificationResponse {
-        id: row.id.to_string(),
+        id: row.id,
         message: alert.context["message"].as_str().map(str::to_owned),
         dag_id: alert.dag_id,
         run_id: alert.run_id,

@@ -13,9 +13,9 @@ use sluice_api::prediction_log::{LogSettings, LogWriter, PredictionLog};
 use sluice_api::serving::Serving;
 use sluice_core::Role;
 use sluice_core::masking::SensitiveKeys;
+use sluice_notify::{LineageTarget, NotifierConfig, run_notifier};
 use sluice_ops::Lake;
 use sluice_ops::model::{LakeModelLoader, LakePredictionLog};
-use sluice_notify::{NotifierConfig, run_notifier};
 use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
 use sluice_store::{Secrets, SecretsBackends, Store};
 use tokio::net::TcpListener;
@@ -68,6 +68,16 @@ pub struct SchedulingArgs {
     /// The wait after an alert's first failed attempt, doubled after each next one (with jitter), e.g. `10s`.
     #[arg(long, env = "SLUICE_ALERT_RETRY_DELAY", default_value = "10s", value_parser = parse_retry_delay)]
     pub alert_retry_delay: Duration,
+    /// Where OpenLineage run events of DAG runs and tries are posted, e.g. Marquez's
+    /// `http://marquez:5000/api/v1/lineage`; none are made without it.
+    #[arg(long, env = "SLUICE_OPENLINEAGE_URL")]
+    pub openlineage_url: Option<String>,
+    /// The OpenLineage namespace of this deployment's jobs.
+    #[arg(long, env = "SLUICE_OPENLINEAGE_NAMESPACE", default_value = "sluice")]
+    pub openlineage_namespace: String,
+    /// Sent to the lineage server as `Authorization: Bearer`.
+    #[arg(long, env = "SLUICE_OPENLINEAGE_API_KEY", hide_env_values = true)]
+    pub openlineage_api_key: Option<String>,
 }
 
 impl SchedulingArgs {
@@ -81,6 +91,9 @@ impl SchedulingArgs {
             sensitive_fields: Vec::new(),
             alert_attempts: 5,
             alert_retry_delay: Duration::from_secs(10),
+            openlineage_url: None,
+            openlineage_namespace: "sluice".to_owned(),
+            openlineage_api_key: None,
         }
     }
 }
@@ -328,6 +341,7 @@ fn engine_of(store: Store, scheduling: &SchedulingArgs, lake: &LakeArgs) -> anyh
     let config = EngineConfig {
         lease: Duration::from_secs(scheduling.lease_secs.max(1)),
         sensitive: SensitiveKeys::with_extra(&scheduling.sensitive_fields),
+        lineage_namespace: scheduling.openlineage_url.as_ref().map(|_| scheduling.openlineage_namespace.clone()),
         ..EngineConfig::default()
     };
     Ok(Engine::new(store, config).with_lake(Arc::new(Lake::open(&lake.location())?)))
@@ -337,6 +351,10 @@ fn notifier_config(scheduling: &SchedulingArgs) -> NotifierConfig {
     NotifierConfig {
         attempts: scheduling.alert_attempts,
         first_delay: scheduling.alert_retry_delay,
+        lineage: scheduling
+            .openlineage_url
+            .clone()
+            .map(|url| LineageTarget { url, api_key: scheduling.openlineage_api_key.clone() }),
         ..NotifierConfig::default()
     }
 }

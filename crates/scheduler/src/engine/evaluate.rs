@@ -49,6 +49,7 @@ impl Engine {
                 return Ok(());
             }
             tx.set_run_state(RunState::Running, now).await?;
+            self.record_run_lineage(tx, RunState::Running, None, now).await?;
         }
 
         // Only the candidates and their upstream tasks are read: a wide run that is under way has thousands of task

@@ -36,6 +36,8 @@ pub struct EngineConfig {
     pub max_poll_wait: Duration,
     /// Which variable and `extra` keys hold secrets, masked in what tasks log, output and show.
     pub sensitive: SensitiveKeys,
+    /// The OpenLineage namespace of this deployment's jobs; the engine records lineage events only when it is set.
+    pub lineage_namespace: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +46,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             max_poll_wait: Duration::from_secs(30),
             sensitive: SensitiveKeys::default(),
+            lineage_namespace: None,
         }
     }
 }

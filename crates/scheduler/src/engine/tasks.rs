@@ -49,9 +49,9 @@ struct Prepared {
     execution_timeout: Option<Duration>,
     /// A sensor's context, its first poke's start filled in once the try has started or resumed.
     sensor: Option<SensorContext>,
-    /// For the task's `on_execute` callbacks.
+    /// For the alerts and the lineage event of the try's start.
     dag: Arc<Dag>,
-    logical_date: Option<DateTime<Utc>>,
+    run: Arc<DagRunRow>,
 }
 
 /// How a try ended, from a worker's report or from the server itself (lost lease, template error).
@@ -170,7 +170,9 @@ impl Engine {
                 None => match claim.start_try(ti, &rendered, worker, host, lease_until, now).await? {
                     Some(task) => {
                         if let Ok(p) = &prepared {
-                            let alerts = task_alerts(&p.dag, &task.ti, TaskState::Running, None, p.logical_date);
+                            let (dag, run, ti) = (&p.dag, &p.run, &task.ti);
+                            let mut alerts = task_alerts(dag, ti, TaskState::Running, None, run.logical_date);
+                            alerts.extend(self.task_lineage(dag, run, ti, TaskState::Running, None, None));
                             claim.enqueue_notifications(&alerts, now).await?;
                         }
                         task
@@ -276,8 +278,7 @@ impl Engine {
         let stored = stored_rendering(&serde_json::to_value(&command).unwrap_or_default(), &confidential);
         let mask = Masker::new(confidential.secrets).secrets().to_vec();
         let execution_timeout = resolved.execution_timeout;
-        let logical_date = run.logical_date;
-        Ok(Ok(Prepared { command, stored, mask, env, execution_timeout, sensor, dag, logical_date }))
+        Ok(Ok(Prepared { command, stored, mask, env, execution_timeout, sensor, dag, run }))
     }
 
     fn leased_task(&self, task: &ClaimedTask, prepared: Prepared) -> LeasedTask {
@@ -401,11 +402,12 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         if is_leaf {
             let mut leaf = tx.lock_leaf_try(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
-            leaf.record_try(&try_record(&dag, leaf.ti(), report), now).await?;
+            let record = try_record(&dag, leaf.ti(), report);
+            leaf.record_try(&record, now).await?;
             let ti = leaf.ti().clone();
             let models = record_model(EndTx::Leaf(&mut leaf), &dag, &ti, report, &version, now).await?;
             refuse_if(&mut ending, models.refused);
-            let end = try_end(&dag, &ti, ending, run.logical_date, now);
+            let end = self.try_end(&dag, &run, &ti, ending, Some(&record), now);
             let ti = leaf.end_and_commit(&end, now).await?;
             log_end(&ti, &end, now);
             if let Some(retraining) = models.retrain {
@@ -415,10 +417,11 @@ impl Engine {
         }
         let mut run = tx.lock_run(run_pk).await?.ok_or(EngineError::StaleLease)?;
         let ti = run.lock_leased_ti(ti_id, report.lease_id).await?.ok_or(EngineError::StaleLease)?;
-        run.record_try(&try_record(&dag, &ti, report), now).await?;
+        let record = try_record(&dag, &ti, report);
+        run.record_try(&record, now).await?;
         let models = record_model(EndTx::Run(&mut run), &dag, &ti, report, &version, now).await?;
         refuse_if(&mut ending, models.refused);
-        self.end_try(&mut run, &ti, ending, now).await?;
+        self.end_try(&mut run, &ti, ending, Some(&record), now).await?;
         tx.commit().await?;
         if let Some(retraining) = models.retrain {
             self.start_retraining(retraining).await;
@@ -541,7 +544,7 @@ impl Engine {
         if !still(&ti) {
             return Ok(false);
         }
-        self.end_try(&mut run, &ti, ending, now).await?;
+        self.end_try(&mut run, &ti, ending, None, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -553,6 +556,7 @@ impl Engine {
         run: &mut RunTx<'_>,
         ti: &TaskInstanceRow,
         mut ending: Ending,
+        record: Option<&TryRecord>,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let dag = self.dag_of(run).await?;
@@ -568,7 +572,7 @@ impl Engine {
                 Err(message) => refuse_if(&mut ending, Some(message)),
             }
         }
-        let end = try_end(&dag, ti, ending, run.run().logical_date, now);
+        let end = self.try_end(&dag, run.run(), ti, ending, record, now);
         run.end_try(ti, &end, now).await?;
         log_end(ti, &end, now);
         if matches!(end.ti_state, TaskState::UpForRetry | TaskState::UpForReschedule) {
@@ -614,57 +618,6 @@ fn refuse_if(ending: &mut Ending, refused: Option<String>) {
     if let Some(refused) = refused {
         ending.succeeded = false;
         ending.error = Some(refused);
-    }
-}
-
-/// How a try's end moves its task instance on: success, a retry after the task's delay, or failure; for a sensor
-/// also its next poke, a skip at its timeout with `soft_fail`, or a failure without retry at its timeout.
-fn try_end(
-    dag: &Dag,
-    ti: &TaskInstanceRow,
-    mut ending: Ending,
-    logical_date: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> TryEnd {
-    let sensor = ending.sensor.take();
-    let can_retry = ti.try_number <= ti.max_tries && !matches!(sensor, Some(SensorEnd::TimedOut { .. }));
-    let skip_code = ending
-        .exit_code
-        .filter(|code| !ending.succeeded && dag.task(&ti.task_id).is_some_and(|t| t.skips_on_exit_code(*code)));
-    let (ti_state, next_retry_at) = if ending.succeeded {
-        match sensor {
-            Some(SensorEnd::Reschedule { at }) => (TaskState::UpForReschedule, Some(at)),
-            Some(SensorEnd::Skipped { reason }) => {
-                ending.error = Some(reason);
-                (TaskState::Skipped, None)
-            }
-            Some(SensorEnd::TimedOut { .. }) | None => (TaskState::Success, None),
-        }
-    } else if let Some(code) = skip_code {
-        ending.error = Some(format!("skipped: the command exited with code {code}, one of its skip_on_exit_code"));
-        (TaskState::Skipped, None)
-    } else if can_retry {
-        let delay = dag
-            .resolved_task(&ti.task_id)
-            .map(|t| t.retry_delay_after(u32::try_from(ti.try_number).unwrap_or(1)))
-            .unwrap_or_default();
-        (TaskState::UpForRetry, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
-    } else {
-        (TaskState::Failed, None)
-    };
-    let alerts = task_alerts(dag, ti, ti_state, ending.error.as_deref(), logical_date);
-    TryEnd {
-        try_state: match ti_state {
-            TaskState::Success | TaskState::Skipped | TaskState::UpForReschedule => ti_state,
-            _ => TaskState::Failed,
-        },
-        ti_state,
-        exit_code: ending.exit_code,
-        error: ending.error,
-        output: ending.output,
-        xcom: ending.xcom,
-        next_retry_at,
-        alerts,
     }
 }
 
@@ -735,4 +688,61 @@ fn log_entries(lines: &[LogLine]) -> Vec<LogEntry> {
             (l.timestamp, stream.to_string(), l.line.clone())
         })
         .collect()
+}
+
+impl Engine {
+    /// How a try's end moves its task instance on: success, a retry after the task's delay, or failure; for a
+    /// sensor also its next poke, a skip at its timeout with `soft_fail`, or a failure without retry at its
+    /// timeout. With it go the alerts and the lineage event the end fires.
+    fn try_end(
+        &self,
+        dag: &Dag,
+        run: &DagRunRow,
+        ti: &TaskInstanceRow,
+        mut ending: Ending,
+        record: Option<&TryRecord>,
+        now: DateTime<Utc>,
+    ) -> TryEnd {
+        let sensor = ending.sensor.take();
+        let can_retry = ti.try_number <= ti.max_tries && !matches!(sensor, Some(SensorEnd::TimedOut { .. }));
+        let skip_code = ending
+            .exit_code
+            .filter(|code| !ending.succeeded && dag.task(&ti.task_id).is_some_and(|t| t.skips_on_exit_code(*code)));
+        let (ti_state, next_retry_at) = if ending.succeeded {
+            match sensor {
+                Some(SensorEnd::Reschedule { at }) => (TaskState::UpForReschedule, Some(at)),
+                Some(SensorEnd::Skipped { reason }) => {
+                    ending.error = Some(reason);
+                    (TaskState::Skipped, None)
+                }
+                Some(SensorEnd::TimedOut { .. }) | None => (TaskState::Success, None),
+            }
+        } else if let Some(code) = skip_code {
+            ending.error = Some(format!("skipped: the command exited with code {code}, one of its skip_on_exit_code"));
+            (TaskState::Skipped, None)
+        } else if can_retry {
+            let delay = dag
+                .resolved_task(&ti.task_id)
+                .map(|t| t.retry_delay_after(u32::try_from(ti.try_number).unwrap_or(1)))
+                .unwrap_or_default();
+            (TaskState::UpForRetry, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
+        } else {
+            (TaskState::Failed, None)
+        };
+        let mut alerts = task_alerts(dag, ti, ti_state, ending.error.as_deref(), run.logical_date);
+        alerts.extend(self.task_lineage(dag, run, ti, ti_state, ending.error.as_deref(), record));
+        TryEnd {
+            try_state: match ti_state {
+                TaskState::Success | TaskState::Skipped | TaskState::UpForReschedule => ti_state,
+                _ => TaskState::Failed,
+            },
+            ti_state,
+            exit_code: ending.exit_code,
+            error: ending.error,
+            output: ending.output,
+            xcom: ending.xcom,
+            next_retry_at,
+            alerts,
+        }
+    }
 }
