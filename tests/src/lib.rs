@@ -9,6 +9,9 @@
 //! password [`ADMIN_PASSWORD`]) with `sluice users create`, then signs in with `POST /auth/token` and sends that
 //! token with every [`Sluice::request`]. Every process gets the same [`SECRET_KEY`], so the token outlives server
 //! restarts.
+//!
+//! A server started with `--tls-cert` serves HTTPS: [`Sluice::use_https`] points the harness at `https://` and makes
+//! its client trust the test's CA.
 
 #![allow(clippy::unwrap_used)] // a failed test setup should panic with its message
 
@@ -79,6 +82,11 @@ impl TestDb {
                 TestDb { url, drop: Some((admin_url(), drop)), _dir: dir }
             }
         }
+    }
+
+    /// A database this value does not own, on a server the test started for itself: nothing is dropped.
+    pub fn existing(url: String) -> TestDb {
+        TestDb { url, drop: None, _dir: tempfile::tempdir().unwrap() }
     }
 
     /// A fresh database on the MySQL (or MariaDB) server at `SLUICE_TEST_MYSQL` (default
@@ -180,7 +188,7 @@ pub struct Sluice {
 /// A port no other deployment of this test binary was given. The OS may hand a port it just released out again, and
 /// the servers of two tests run side by side on one port would answer each other's requests (the second one's bind
 /// fails, while its test talks to the first until that test ends).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     loop {
@@ -191,10 +199,19 @@ fn free_port() -> u16 {
     }
 }
 
+/// The client of a deployment's API: `builder` with the time a request may take.
+fn http_client(builder: reqwest::ClientBuilder) -> reqwest::Client {
+    builder.timeout(Duration::from_secs(30)).build().unwrap()
+}
+
 impl Sluice {
     /// A database and a DAG folder holding `dags` (file name, YAML); no process yet.
     pub async fn new(backend: Backend, dags: &[(&str, &str)]) -> Sluice {
-        let db = TestDb::new(backend).await;
+        Sluice::on(TestDb::new(backend).await, dags)
+    }
+
+    /// [`Sluice::new`] on a database the test made itself.
+    pub fn on(db: TestDb, dags: &[(&str, &str)]) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         for (name, yaml) in dags {
             std::fs::write(dir.path().join(name), yaml).unwrap();
@@ -205,7 +222,7 @@ impl Sluice {
             dags: dir,
             url: format!("http://127.0.0.1:{port}"),
             port,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: http_client(reqwest::Client::builder()),
             server: None,
             workers: Vec::new(),
             extra: Vec::new(),
@@ -224,6 +241,14 @@ impl Sluice {
             sluice.spawn_worker(&["--slots", "4"]);
         }
         sluice
+    }
+
+    /// Talks to this deployment's server over HTTPS from now on, trusting the CA certificate `ca_pem` (PEM) as well
+    /// as the public web's: for a server started with `--tls-cert` and `--tls-key`.
+    pub fn use_https(&mut self, ca_pem: &str) {
+        self.url = format!("https://127.0.0.1:{}", self.port);
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+        self.http = http_client(reqwest::Client::builder().add_root_certificate(ca));
     }
 
     pub fn add_dag(&self, name: &str, yaml: &str) {

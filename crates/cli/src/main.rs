@@ -4,6 +4,7 @@
 
 mod commands;
 mod config;
+mod https;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -39,7 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Notify;
 
 pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, QualityReportRow, TryRef};
@@ -155,7 +156,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `url` (`postgres://…` or `sqlite://path`); a SQLite file is created if missing.
+    /// Connects to `url` (`postgres://…` or `sqlite://path`); a SQLite file is created if missing. A PostgreSQL URL
+    /// takes libpq's TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, or the `PGSSL*` variables): see
+    /// [`postgres_tls`].
     pub async fn connect(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url)?;
@@ -163,14 +166,16 @@ impl Store {
             Dialect::Sqlite => sqlite_url_creating_parent(url)?,
             Dialect::Postgres => url.to_string(),
         };
-        let options = AnyConnectOptions::from_str(&url)?;
+        let mut options = AnyConnectOptions::from_str(&url)?;
         let pool = match dialect {
             Dialect::Postgres => {
+                let ssl_mode = postgres_tls(&mut options)?;
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
-                    .await?
+                    .await
+                    .map_err(|e| tls_failure(e, ssl_mode))?
             }
             // One connection: SQLite allows one writer at a time, and queueing writers in the pool is both
             // faster and simpler than retrying on SQLITE_BUSY.
@@ -258,6 +263,69 @@ impl Store {
     }
 }
 
+/// Checks a PostgreSQL URL's TLS settings, so that what cannot be honoured stops the process at start with a
+/// message that says so, and returns its `sslmode`:
+/// - `sslmode=allow` (plain text, then TLS if the server insists) is refused: the driver would only try plain text;
+/// - a certificate or key named by a path must be readable: the driver's error would not name the file;
+/// - `sslmode=require` with `sslrootcert` becomes `verify-ca`, as libpq does, rather than trusting any certificate.
+fn postgres_tls(options: &mut AnyConnectOptions) -> Result<PgSslMode> {
+    let mode = PgConnectOptions::from_url(&options.database_url)?.get_ssl_mode();
+    if matches!(mode, PgSslMode::Allow) {
+        return Err(Error::Config(
+            "sslmode=allow is not supported: use disable, prefer (the default), require, verify-ca or verify-full"
+                .into(),
+        ));
+    }
+    // Each file as the driver reads it: the URL's last value under any of its names, else the libpq variable.
+    let files: [(&str, &[&str], &str); 3] = [
+        ("sslrootcert", &["sslrootcert", "ssl-root-cert", "ssl-ca"], "PGSSLROOTCERT"),
+        ("sslcert", &["sslcert", "ssl-cert"], "PGSSLCERT"),
+        ("sslkey", &["sslkey", "ssl-key"], "PGSSLKEY"),
+    ];
+    let mut root_cert = false;
+    for (name, keys, variable) in files {
+        let from_url = options.database_url.query_pairs().filter(|(k, _)| keys.contains(&k.as_ref())).last();
+        let Some(value) = from_url.map(|(_, v)| v.into_owned()).or_else(|| std::env::var(variable).ok()) else {
+            continue;
+        };
+        root_cert |= name == "sslrootcert";
+        // The driver takes PEM text in place of a path too.
+        if !value.trim_start().starts_with("-----BEGIN")
+            && let Err(e) = std::fs::File::open(&value)
+        {
+            return Err(Error::Config(format!("cannot read {name} {value}: {e}")));
+        }
+    }
+    if root_cert && matches!(mode, PgSslMode::Require) {
+        options.database_url.query_pairs_mut().append_pair("sslmode", "verify-ca");
+        return Ok(PgSslMode::VerifyCa);
+    }
+    Ok(mode)
+}
+
+/// A failed connection to PostgreSQL, said as a TLS failure when it is one: the driver reports a certificate it does
+/// not trust as an I/O error, without the setting that asked for the check.
+fn tls_failure(error: sqlx::Error, mode: PgSslMode) -> Error {
+    let reason = match &error {
+        sqlx::Error::Tls(reason) => reason.to_string(),
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => io.to_string(),
+        _ => return error.into(),
+    };
+    let (name, hint) = match mode {
+        PgSslMode::Disable => ("disable", ""),
+        PgSslMode::Allow => ("allow", ""),
+        PgSslMode::Prefer => ("prefer", ""),
+        PgSslMode::Require => ("require", ""),
+        PgSslMode::VerifyCa => ("verify-ca", "; the server's certificate must be signed by the CA of sslrootcert"),
+        PgSslMode::VerifyFull => (
+            "verify-full",
+            "; the server's certificate must be signed by the CA of sslrootcert (a public CA without it) and name the \
+             URL's host",
+        ),
+    };
+    Error::Config(format!("TLS connection to PostgreSQL failed (sslmode={name}): {reason}{hint}"))
+}
+
 /// `sqlite://.sluice/sluice.db` → the same URL with `mode=rwc`, after creating `.sluice/`.
 fn sqlite_url_creating_parent(url: &str) -> Result<String> {
     let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
@@ -298,4 +366,39 @@ pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
     let mut admin = sqlx::PgConnection::connect(admin_url).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_of(url: &str) -> (Result<PgSslMode>, String) {
+        let mut options = AnyConnectOptions::from_str(url).expect("URL");
+        let mode = postgres_tls(&mut options);
+        (mode, options.database_url.to_string())
+    }
+
+    #[test]
+    fn sslmode_allow_is_refused_with_the_modes_that_work() {
+        let (mode, _) = tls_of("postgres://u@db:5432/d?sslmode=allow");
+        let err = mode.expect_err("allow");
+        assert!(err.to_string().contains("sslmode=allow is not supported"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_root_certificate_is_named() {
+        let (mode, _) = tls_of("postgres://u@db/d?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem");
+        let err = mode.expect_err("missing file");
+        assert!(err.to_string().contains("cannot read sslrootcert /nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn require_with_a_root_certificate_verifies_it_as_libpq_does() {
+        let ca = std::env::current_exe().expect("a readable file").display().to_string();
+        let (mode, url) = tls_of(&format!("postgres://u@db/d?sslmode=require&sslrootcert={ca}"));
+        assert!(matches!(mode, Ok(PgSslMode::VerifyCa)), "{mode:?}");
+        assert!(url.ends_with("&sslmode=verify-ca"), "{url}");
+        let (mode, _) = tls_of("postgres://u@db/d?sslmode=require");
+        assert!(matches!(mode, Ok(PgSslMode::Require)), "{mode:?}");
+    }
 }

@@ -27,8 +27,27 @@ pub enum ClientError {
     Conflict,
     #[error("the server answered {status}: {body}")]
     Status { status: StatusCode, body: String },
-    #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    /// Shown with its causes: reqwest's own message names only the URL, while the reason (a refused connection, a
+    /// certificate the worker does not trust) is in its sources.
+    #[error("request failed: {}", with_causes(.0))]
+    Http(reqwest::Error),
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(error: reqwest::Error) -> Self {
+        ClientError::Http(error)
+    }
+}
+
+/// `error` and each of its sources, joined by `: `.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 impl ClientError {
@@ -52,8 +71,9 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, token: &str) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+    /// A client of `server` whose HTTP connections `http` sets up (which CAs it trusts).
+    pub fn new(server: &str, token: &str, http: reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
+        let http = http.connect_timeout(Duration::from_secs(5)).build()?;
         let base = format!("{}{WORKER_API_PREFIX}", server.trim_end_matches('/'));
         Ok(Client { http, base, token: token.to_owned() })
     }
@@ -159,10 +179,19 @@ mod tests {
 
     #[test]
     fn urls_do_not_depend_on_a_trailing_slash() {
-        let a = Client::new("http://127.0.0.1:8080/", "t").expect("client");
-        let b = Client::new("http://127.0.0.1:8080", "t").expect("client");
+        let a = Client::new("http://127.0.0.1:8080/", "t", reqwest::Client::builder()).expect("client");
+        let b = Client::new("http://127.0.0.1:8080", "t", reqwest::Client::builder()).expect("client");
         assert_eq!(a.base, "http://127.0.0.1:8080/worker/v1");
         assert_eq!(a.base, b.base);
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_says_why() {
+        // Port 9 (discard) is closed: the reason is in reqwest's sources, not in its own message.
+        let client = Client::new("http://127.0.0.1:9", "t", reqwest::Client::builder()).expect("client");
+        let batch = LogBatch { lease_id: Uuid::nil(), lines: Vec::new() };
+        let err = client.logs(Uuid::nil(), &batch).await.expect_err("closed port");
+        assert!(err.to_string().contains("Connection refused"), "{err}");
     }
 
     #[test]

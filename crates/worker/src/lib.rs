@@ -13,10 +13,12 @@
 //! - `output.rs`: the task's outputs (`$SLUICE_OUTPUT` file, `::output::` lines, `$SLUICE_OUTPUT_DIR`), and the
 //!   lake for those too big for the database.
 //! - `client.rs`: the HTTP calls.
+//! - `ca.rs`: trusting a private CA's certificate for an HTTPS server.
 //!
 //! Shutdown: when the `shutdown` future resolves, the worker stops leasing at once (an in-flight long poll is
 //! dropped), lets running tries finish for up to `grace`, then kills the rest and reports them failed.
 
+mod ca;
 mod client;
 mod guard;
 mod logs;
@@ -26,6 +28,7 @@ mod task;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,14 +40,17 @@ use tokio::task::JoinSet;
 use crate::client::{Backoff, Client, ClientError};
 use crate::task::{TryContext, run_try};
 
+pub use crate::ca::{CaCertError, trust_ca_cert};
 pub use crate::guard::{TASK_GUARD_COMMAND, run_guard};
 pub use crate::output::{MAX_OUTPUT_BYTES, OUTPUT_MARKER};
 
 /// How a worker runs; the `sluice worker` flags map onto these fields.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Base URL of the server, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the server, e.g. `http://127.0.0.1:8080` or `https://sluice.internal`.
     pub server: String,
+    /// A PEM file of CA certificates trusted for an `https://` server besides the public web's CAs: a private CA's.
+    pub ca_cert: Option<PathBuf>,
     /// The shared secret of `SLUICE_WORKER_TOKEN`.
     pub token: String,
     /// The name the worker announces in leases (shown in the dashboard).
@@ -79,6 +85,8 @@ pub enum WorkerError {
     Config(String),
     #[error("could not set up the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    CaCert(#[from] CaCertError),
     #[error("could not start the task guard (`sluice {TASK_GUARD_COMMAND}`): {0}")]
     Guard(std::io::Error),
     #[error("could not create the folder for task outputs: {0}")]
@@ -89,7 +97,11 @@ pub enum WorkerError {
 /// (and reports them failed), and returns `Ok`. Returns an error at once when the server rejects the token.
 pub async fn run_worker(config: WorkerConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
     check(&config)?;
-    let client = Client::new(&config.server, &config.token)?;
+    let mut http = reqwest::Client::builder();
+    if let Some(path) = &config.ca_cert {
+        http = trust_ca_cert(http, path)?;
+    }
+    let client = Client::new(&config.server, &config.token, http)?;
     let guard = std::env::current_exe().and_then(guard::start_guard).map_err(WorkerError::Guard)?;
     let output_dir = output::create_output_dir(&guard.instance).map_err(WorkerError::OutputDir)?;
     let (kill_all, kill_rx) = watch::channel(false);
@@ -242,6 +254,7 @@ mod tests {
     fn config() -> WorkerConfig {
         WorkerConfig {
             server: "http://127.0.0.1:9".into(),
+            ca_cert: None,
             token: "t".into(),
             name: "w1".into(),
             queues: vec!["default".into()],

@@ -309,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn a_try_shorter_than_the_flush_period_sends_its_lines_with_the_report() {
         // No server listens here: a batch posted on the way would be dropped, and missing from what is returned.
-        let client = Client::new("http://127.0.0.1:9", "token").expect("client");
+        let client = Client::new("http://127.0.0.1:9", "token", reqwest::Client::builder()).expect("client");
         let shipper = LogShipper::start(client, Uuid::now_v7(), Uuid::now_v7(), Masker::default(), 1 << 20);
         shipper.sender().system("started pid 42");
         tokio::time::sleep(FLUSH_EVERY / 2).await;

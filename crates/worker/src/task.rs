@@ -459,7 +459,7 @@ mod tests {
     impl Harness {
         fn new(script: &str, execution_timeout_ms: Option<u64>) -> Self {
             let (kill_all, kill_rx) = watch::channel(false);
-            let client = Client::new("http://127.0.0.1:9", "token").expect("client");
+            let client = Client::new("http://127.0.0.1:9", "token", reqwest::Client::builder()).expect("client");
             let (events, groups) = tokio::sync::mpsc::unbounded_channel();
             let guard = GuardLink { instance: "worker-under-test".into(), events };
             let output_dir = std::env::temp_dir();

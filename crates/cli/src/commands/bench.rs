@@ -27,6 +27,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::server::{AuthArgs, DatabaseArgs, LakeArgs, PredictionLogArgs, SchedulingArgs, ServerArgs, connect, serve};
+use crate::https::TlsArgs;
 
 mod monitor;
 mod predict;
@@ -212,6 +213,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
         database: DatabaseArgs::url(database_url.to_string()),
         scheduling: SchedulingArgs { dag_sync_secs: 3600, ..SchedulingArgs::defaults(dags.to_path_buf()) },
         bind: listener.local_addr()?,
+        tls: TlsArgs::default(),
         worker_token: Some(TOKEN.into()),
         no_scheduler: false,
         auth,
@@ -223,7 +225,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({
         let shutdown = shutdown.clone();
-        async move { serve(&server_args, store, Some(TOKEN.into()), listener, shutdown).await }
+        async move { serve(&server_args, store, Some(TOKEN.into()), listener, None, shutdown).await }
     });
     let bench = Bench {
         http: reqwest::Client::new(),

@@ -13,6 +13,9 @@ use serde_json::Value;
 pub struct ApiArgs {
     #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// A PEM file of the CA that signed an `https://` server's certificate, trusted besides the public web's CAs.
+    #[arg(long, env = "SLUICE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// API token or key; without one, the token saved by `sluice login` is used.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -84,7 +87,11 @@ impl ApiArgs {
     }
 
     pub async fn call_url(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut req = reqwest::Client::new().request(method, url);
+        let mut http = reqwest::Client::builder();
+        if let Some(path) = &self.ca_cert {
+            http = sluice_worker::trust_ca_cert(http, path)?;
+        }
+        let mut req = http.build().context("cannot set up the HTTP client")?.request(method, url);
         if let Some(token) = self.token() {
             req = req.bearer_auth(token);
         }

@@ -172,6 +172,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
     use super::server::{
         AuthArgs, DatabaseArgs, LakeArgs, PredictionLogArgs, SchedulingArgs, ServerArgs, connect, serve,
     };
+    use crate::https::TlsArgs;
     let token = uuid::Uuid::now_v7().to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -183,6 +184,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
             ..SchedulingArgs::defaults(dags_folder.clone())
         },
         bind: listener.local_addr()?,
+        tls: TlsArgs::default(),
         worker_token: Some(token.clone()),
         no_scheduler: false,
         auth: AuthArgs::private(),
@@ -194,10 +196,11 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn({
         let (store, token, shutdown) = (store.clone(), token.clone(), shutdown.clone());
-        async move { serve(&args, store, Some(token), listener, shutdown).await }
+        async move { serve(&args, store, Some(token), listener, None, shutdown).await }
     });
     let worker_args = super::worker::Args {
         server: url.clone(),
+        ca_cert: None,
         token: Some(token),
         queues: vec!["default".into()],
         slots: 4,
@@ -214,7 +217,7 @@ async fn test_in(dag_id: &str, conf: Value, dags_folder: PathBuf, home: &Path) -
         ("SLUICE_LAKE".to_owned(), home.join("lake").display().to_string()),
     ]);
     let worker = tokio::spawn(sluice_worker::run_worker(config, shutdown.clone().cancelled_owned()));
-    let api = ApiArgs { server: url, token: Some(api_token), output: super::client::Output::Table };
+    let api = ApiArgs { server: url, ca_cert: None, token: Some(api_token), output: super::client::Output::Table };
     let outcome = run_once(&api, dag_id, conf).await;
     shutdown.cancel();
     let _ = worker.await;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use sluice_api::AppState;
 use sluice_api::auth::{AuthConfig, SignInLimits, SignInThrottle, WorkerAuth};
 use sluice_api::prediction_log::{LogSettings, LogWriter, PredictionLog};
@@ -20,6 +21,8 @@ use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
 use sluice_store::{Secrets, SecretsBackends, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::https::{TlsArgs, serve_http};
 
 /// Settings shared by every process that talks to the database.
 #[derive(clap::Args, Clone, Debug)]
@@ -266,6 +269,8 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Shared secret that workers may present; without it, only named worker tokens let workers in.
     #[arg(long, env = "SLUICE_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
@@ -288,6 +293,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SLUICE_SERVE_BIND", default_value = "127.0.0.1:8081")]
     pub bind: SocketAddr,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -374,12 +381,14 @@ pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
 
-/// Runs the server (and the scheduler loop unless disabled) until `shutdown` resolves.
+/// Runs the server (and the scheduler loop unless disabled) until `shutdown` resolves; over HTTPS with `tls`, what
+/// `args.tls` loaded.
 pub async fn serve(
     args: &ServerArgs,
     store: Store,
     worker_token: Option<String>,
     listener: TcpListener,
+    tls: Option<RustlsConfig>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     sluice_api::metrics::install().context("cannot start recording metrics")?;
@@ -411,11 +420,8 @@ pub async fn serve(
     };
     // The peer address of each connection travels with its requests: sign-in limits count per client address.
     let app = sluice_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    tracing::info!(address = %listener.local_addr()?, "server listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("server failed")?;
+    tracing::info!(address = %listener.local_addr()?, https = tls.is_some(), "server listening");
+    serve_http(listener, app, tls, shutdown.clone().cancelled_owned()).await.context("server failed")?;
     if let Some(writer) = log_writer {
         writer.finish().await;
     }
@@ -426,6 +432,7 @@ pub async fn serve(
 }
 
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let tls = args.tls.load().await?;
     let token = args.worker_token.clone().filter(|t| !t.is_empty());
     if token.is_none() {
         tracing::warn!(
@@ -440,12 +447,13 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         super::shutdown_signal().await;
         trigger.cancel();
     });
-    serve(&args, store, token, listener, shutdown).await?;
+    serve(&args, store, token, listener, tls, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `sluice serve`: the model registry's predictions and reads, nothing else, until a shutdown signal.
 pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let tls = args.tls.load().await?;
     let store = connect(&args.database).await?;
     let scheduling = SchedulingArgs::defaults(PathBuf::from("./dags"));
     let (serving, log_writer) = args.lake.serving(&store, &args.prediction_log)?;
@@ -459,9 +467,9 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         feed: Arc::default(),
     };
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
-    tracing::info!(address = %listener.local_addr()?, lake = %args.lake.location(), "serving models");
+    tracing::info!(address = %listener.local_addr()?, https = tls.is_some(), lake = %args.lake.location(), "serving models");
     let app = sluice_api::serving_router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()).await.context("server failed")?;
+    serve_http(listener, app, tls, super::shutdown_signal()).await.context("server failed")?;
     if let Some(writer) = log_writer {
         writer.finish().await;
     }

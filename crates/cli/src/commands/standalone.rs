@@ -6,7 +6,7 @@
 //! generated once too and kept in `$SLUICE_HOME/secret_key`, so tokens survive restarts, and so is the key that
 //! seals connection secrets and variables in the database, in `$SLUICE_HOME/encryption_key`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use sluice_core::Role;
 use sluice_store::{Secrets, Store};
+
+use crate::https::TlsArgs;
 
 use super::server::{
     AuthArgs, DatabaseArgs, LakeArgs, PredictionLogArgs, SchedulingArgs, ServerArgs, connect, random_secret, serve,
@@ -46,6 +48,11 @@ pub struct Args {
     pub scheduling: SchedulingArgs,
     #[arg(long, env = "SLUICE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// With --tls-cert signed by a private CA: that CA's certificate (PEM), which the worker processes trust.
+    #[arg(long, env = "SLUICE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Shared secret between server and workers (default: a fresh random one).
     #[arg(long, env = "SLUICE_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
@@ -62,6 +69,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let tls = args.tls.load().await?;
     std::fs::create_dir_all(&args.home).with_context(|| format!("cannot create {}", args.home.display()))?;
     let database_url =
         args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", args.home.join("sluice.db").display()));
@@ -82,6 +90,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         scheduling: args.scheduling.clone(),
         bind: args.bind,
+        tls: args.tls.clone(),
         worker_token: Some(worker_token.clone()),
         no_scheduler: false,
         auth,
@@ -91,7 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = connect(&server_args.database).await?;
     create_first_admin(&store, &args.home).await?;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let url = local_url(args.tls.scheme(), listener.local_addr()?);
     let shutdown = CancellationToken::new();
 
     let mut supervisors = Vec::new();
@@ -99,6 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let worker = WorkerProcess {
             name: format!("standalone-worker-{i}"),
             server: url.clone(),
+            ca_cert: args.ca_cert.clone(),
             token: worker_token.clone(),
             slots: args.worker_slots,
             lake: server_args.lake.location(),
@@ -117,13 +127,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::shutdown_signal().await;
         trigger.cancel();
     });
-    let served = serve(&server_args, store, Some(worker_token), listener, shutdown.clone()).await;
+    let served = serve(&server_args, store, Some(worker_token), listener, tls, shutdown.clone()).await;
     shutdown.cancel();
     for supervisor in supervisors {
         supervisor.await.ok();
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The URL of this process's own server: the workers beside it and the user on this machine reach it over
+/// loopback when it listens on every address, so a certificate for `127.0.0.1` or `localhost` fits.
+fn local_url(scheme: &str, mut address: SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+    }
+    format!("{scheme}://{address}")
 }
 
 /// Writes a file only its owner can read.
@@ -174,6 +193,8 @@ async fn create_first_admin(store: &Store, home: &Path) -> anyhow::Result<()> {
 struct WorkerProcess {
     name: String,
     server: String,
+    /// The CA of the server's certificate, for an `https://` server whose CA is a private one.
+    ca_cert: Option<PathBuf>,
     token: String,
     slots: u32,
     /// Data tasks run in the worker's child processes: they must read and write the server's lake, and read
@@ -185,8 +206,12 @@ struct WorkerProcess {
 impl WorkerProcess {
     fn spawn(&self) -> anyhow::Result<Child> {
         let exe = std::env::current_exe().context("cannot find the sluice executable")?;
-        Command::new(exe)
-            .args(["worker", "--server", &self.server, "--name", &self.name, "--slots", &self.slots.to_string()])
+        let mut command = Command::new(exe);
+        command.args(["worker", "--server", &self.server, "--name", &self.name, "--slots", &self.slots.to_string()]);
+        if let Some(ca_cert) = &self.ca_cert {
+            command.arg("--ca-cert").arg(ca_cert);
+        }
+        command
             .env("SLUICE_WORKER_TOKEN", &self.token)
             .env("SLUICE_LAKE", &self.lake)
             .env("SLUICE_DAGS_FOLDER", &self.dags_folder)

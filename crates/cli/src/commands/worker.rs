@@ -1,5 +1,6 @@
 //! `sluice worker`: lease tasks from a server over HTTP and run them.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,9 @@ pub struct Args {
     /// The server to lease tasks from.
     #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// A PEM file of the CA that signed an `https://` server's certificate, trusted besides the public web's CAs.
+    #[arg(long, env = "SLUICE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Shared secret, the same as the server's.
     #[arg(long, env = "SLUICE_WORKER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -49,6 +53,7 @@ impl Args {
         }
         Ok(WorkerConfig {
             server: self.server.trim_end_matches('/').to_string(),
+            ca_cert: self.ca_cert.clone(),
             token,
             name: self.name.clone().unwrap_or_else(|| format!("{}-{}", super::server::hostname(), std::process::id())),
             queues: self.queues.clone(),
