@@ -225,8 +225,13 @@ async fn backfill_runs_every_past_date_and_reruns_failed_ones_on_request() {
 
 #[tokio::test]
 async fn db_clean_counts_then_deletes_old_history_and_keeps_the_rest() {
-    let dag = "dag_id: kept\nschedule: null\nis_paused_upon_creation: false\ntasks:\n  - id: a\n    script: echo a\n";
-    let sluice = sluice_tests::Sluice::start(sluice_tests::Backend::Postgres, &[("kept.yaml", dag)], 1).await;
+    // Each run's success alert goes to a connection that does not exist: with one attempt, it fails at once.
+    let dag = "dag_id: kept\nschedule: null\nis_paused_upon_creation: false\n\
+               on_success: [{type: webhook, connection: nowhere}]\ntasks:\n  - id: a\n    script: echo a\n";
+    let mut sluice = sluice_tests::Sluice::new(sluice_tests::Backend::Postgres, &[("kept.yaml", dag)]).await;
+    sluice.env.push(("SLUICE_ALERT_ATTEMPTS".into(), "1".into()));
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "4"]);
     sluice.wait_dag("kept").await;
     let mut old = Vec::new();
     for _ in 0..3 {
@@ -234,6 +239,12 @@ async fn db_clean_counts_then_deletes_old_history_and_keeps_the_rest() {
         sluice.wait_run_done("kept", &run_id, std::time::Duration::from_secs(30)).await;
         old.push(run_id);
     }
+    sluice
+        .eventually("the three alerts to fail", std::time::Duration::from_secs(30), || async {
+            let (_, failed) = sluice.get("/notifications?state=failed").await;
+            (failed["total_entries"] == 3).then_some(())
+        })
+        .await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let recent = sluice.trigger("kept", serde_json::json!({})).await;
     sluice.wait_run_done("kept", &recent, std::time::Duration::from_secs(30)).await;
@@ -243,6 +254,12 @@ async fn db_clean_counts_then_deletes_old_history_and_keeps_the_rest() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("dag_runs: 3 rows older than"), "{out}");
     assert!(out.contains("event_log: 3 rows older than"), "the three triggers: {out}");
+    let (code, out) =
+        sluice.run_cli(&["db", "clean", "--older-than", "2s", "--tables", "notifications", "--yes"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("notifications: 3 rows deleted"), "{out}");
+    let (_, alerts) = sluice.get("/notifications").await;
+    assert_eq!(alerts["total_entries"], 1, "the recent run's alert stays: {alerts}");
     let (_, runs) = sluice.get("/dags/kept/dagRuns").await;
     assert_eq!(runs["total_entries"], 4, "a dry run deletes nothing");
 
@@ -262,5 +279,5 @@ async fn db_clean_counts_then_deletes_old_history_and_keeps_the_rest() {
 
     let (code, out) = sluice.run_cli(&["db", "clean", "--older-than", "2s", "--tables", "dag_run"]).await;
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("one of dag_runs, task_logs, event_log"), "{out}");
+    assert!(out.contains("one of dag_runs, task_logs, event_log, notifications"), "{out}");
 }

@@ -18,10 +18,12 @@ pub enum History {
     TaskLogs,
     /// Audit log events.
     EventLog,
+    /// Alerts and lineage events delivered or given up on (pending ones are kept).
+    Notifications,
 }
 
 impl History {
-    pub const ALL: [History; 3] = [History::DagRuns, History::TaskLogs, History::EventLog];
+    pub const ALL: [History; 4] = [History::DagRuns, History::TaskLogs, History::EventLog, History::Notifications];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -29,6 +31,7 @@ impl History {
             History::DagRuns => "dag_runs",
             History::TaskLogs => "task_logs",
             History::EventLog => "event_log",
+            History::Notifications => "notifications",
         }
     }
 
@@ -46,6 +49,7 @@ impl History {
                 ("task_logs", "try_id IN (SELECT id FROM task_tries WHERE end_ms IS NOT NULL AND end_ms < $1)")
             }
             History::EventLog => ("event_log", "when_ms < $1"),
+            History::Notifications => ("notifications", "state <> 'pending' AND created_ms < $1"),
         }
     }
 }
