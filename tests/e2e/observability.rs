@@ -176,11 +176,16 @@ async fn the_audit_log_records_who_changed_what_and_from_where() {
         ["PATCH dags/:dag_id", "POST dags/:dag_id/dagRuns", "POST dags/:dag_id/clearTaskInstances"],
         "{log}"
     );
+    // A change of one resource keeps it as it was before and after.
+    let pause: serde_json::Value = serde_json::from_str(log["event_logs"][0]["extra"].as_str().unwrap()).unwrap();
+    assert_eq!((&pause["before"]["is_paused"], &pause["after"]["is_paused"]), (&json!(true), &json!(false)), "{pause}");
+    assert_eq!(pause["before"]["dag_id"], "audited");
     let trigger = &log["event_logs"][1];
     assert_eq!(trigger["owner"], "admin");
     let extra: serde_json::Value = serde_json::from_str(trigger["extra"].as_str().unwrap()).unwrap();
     assert_eq!((extra["status"].as_u64(), extra["from"].as_str()), (Some(200), Some("127.0.0.1")), "{extra}");
     assert_eq!(extra["body"]["conf"], json!({"size": 3}), "{extra}");
+    assert_eq!((&extra["before"], &extra["after"]), (&json!(null), &json!(null)), "a creation has no before: {extra}");
     let clear = &log["event_logs"][2];
     assert_eq!(clear["dag_id"], "audited");
 
@@ -194,20 +199,29 @@ async fn the_audit_log_records_who_changed_what_and_from_where() {
             let extra: serde_json::Value = serde_json::from_str(e["extra"].as_str().unwrap()).unwrap();
             (
                 e["event"].as_str().unwrap().to_owned(),
-                json!([extra["status"], extra["body"]["key"], extra["body"]["value"]]),
+                json!([extra["status"], extra["body"]["key"], extra["body"]["value"], extra["before"]["value"]]),
             )
         })
         .collect();
     assert_eq!(
         bodies,
         [
-            ("POST variables".to_owned(), json!([409, "region", "again"])),
-            ("PATCH variables/:variable_key".to_owned(), json!([200, "region", "us-east"])),
-            ("POST variables".to_owned(), json!([201, "warehouse_password", "***"])),
-            ("POST variables".to_owned(), json!([201, "region", "eu-west"])),
+            ("POST variables".to_owned(), json!([409, "region", "again", null])),
+            ("PATCH variables/:variable_key".to_owned(), json!([200, "region", "us-east", "eu-west"])),
+            ("POST variables".to_owned(), json!([201, "warehouse_password", "***", null])),
+            ("POST variables".to_owned(), json!([201, "region", "eu-west", null])),
         ],
         "newest first; a secret variable's value masked"
     );
+    // A secret variable's value stays masked before and after its change too.
+    let patch = json!({"key": "warehouse_password", "value": "hunter23"});
+    let (status, _) = sluice.request(Method::PATCH, "/api/v2/variables/warehouse_password", Some(patch)).await;
+    assert_eq!(status, 200);
+    let (_, changed) = sluice.get("/eventLogs?event=PATCH%20variables/:variable_key&limit=1").await;
+    let extra: serde_json::Value = serde_json::from_str(changed["event_logs"][0]["extra"].as_str().unwrap()).unwrap();
+    assert_eq!((&extra["before"]["value"], &extra["after"]["value"]), (&json!("***"), &json!("***")), "{extra}");
+    let (_, everything) = sluice.get("/eventLogs?limit=100").await;
+    assert!(!everything.to_string().contains("hunter2"), "{everything}");
     let first = variables["event_logs"][3]["event_log_id"].as_i64().unwrap();
     let (status, one) = sluice.get(&format!("/eventLogs/{first}")).await;
     assert_eq!((status, one["event"].as_str()), (200, Some("POST variables")), "{one}");

@@ -1,13 +1,18 @@
 //! The audit log's recorder: every change asked of the API (a `POST`, `PUT`, `PATCH` or `DELETE` that passed the
 //! sign-in and role checks) is recorded with its caller, the caller's address, the route, the DAG, run and task it
 //! names, the request body with its secrets masked, and the answer's status. `GET /api/v2/eventLogs` serves it.
+//!
+//! A change of one resource (a `PATCH`, `PUT` or `DELETE` of a route with a path parameter: a DAG, a run, a task
+//! instance, a variable, a connection, a pool) also keeps the resource as it was before and after, read with `GET`
+//! on the same path as the caller, so what the caller may not read is not kept, and masked as the body is.
 
-use axum::RequestPartsExt;
 use axum::body::Body;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
-use axum::http::Method;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::{RequestPartsExt, Router};
 use chrono::Utc;
 use serde_json::{Value, json};
 use sluice_core::masking::{MASK, Masker};
@@ -17,7 +22,16 @@ use crate::auth::{Principal, client_address};
 use crate::metrics::route_pattern;
 use crate::{ApiError, AppState, BODY_LIMIT};
 
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// What the recorder needs: the application's state, and the API's routes without the recorder, to read a
+/// resource before and after its change.
+#[derive(Clone)]
+pub struct Recorder {
+    pub state: AppState,
+    pub reads: Router,
+}
+
+pub async fn record(State(recorder): State<Recorder>, request: Request, next: Next) -> Response {
+    let state = &recorder.state;
     let changes = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let route = request.extensions().get::<MatchedPath>().map(route_pattern);
     // Signing in changes nothing, and its body is a password.
@@ -37,7 +51,18 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         return ApiError::body_too_large().into_response();
     };
     let sent: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let one_resource = !params.is_empty() && matches!(parts.method, Method::PATCH | Method::PUT | Method::DELETE);
+    let reading = one_resource.then(|| read_request(&parts));
+    let before = match &reading {
+        Some(read) => read_resource(&recorder.reads, read).await,
+        None => Value::Null,
+    };
+    let deletes = parts.method == Method::DELETE;
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let after = match &reading {
+        Some(read) if !deletes && response.status().is_success() => read_resource(&recorder.reads, read).await,
+        _ => Value::Null,
+    };
 
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let event = NewEvent {
@@ -55,13 +80,38 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             "params": params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
             "status": response.status().as_u16(),
             "from": from,
-            "body": masked_body(&state, &route, &param("variable_key"), sent),
+            "body": masked_body(state, &route, &param("variable_key"), sent),
+            "before": masked_body(state, &route, &param("variable_key"), before),
+            "after": masked_body(state, &route, &param("variable_key"), after),
         }),
     };
     if let Err(e) = state.engine.store().record_event(&event).await {
         tracing::error!(error = %e, event = event.event, "the audit log could not record a change");
     }
     response
+}
+
+/// A `GET` of the changed resource's path, as the caller.
+fn read_request(parts: &Parts) -> Parts {
+    let mut read = Request::get(parts.uri.path()).body(()).unwrap_or_default().into_parts().0;
+    if let Some(credentials) = parts.headers.get(header::AUTHORIZATION) {
+        read.headers.insert(header::AUTHORIZATION, credentials.clone());
+    }
+    read
+}
+
+/// The resource as `GET` answers it; null when it does not exist or cannot be read.
+async fn read_resource(reads: &Router, read: &Parts) -> Value {
+    let mut request = Request::get(read.uri.clone()).body(Body::empty()).unwrap_or_default();
+    *request.headers_mut() = read.headers.clone();
+    let Ok(response) = tower::ServiceExt::oneshot(reads.clone(), request).await;
+    if response.status() != StatusCode::OK {
+        return Value::Null;
+    }
+    match axum::body::to_bytes(response.into_body(), BODY_LIMIT).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
 }
 
 /// The body as the log keeps it: values under sensitive keys masked, as everywhere, and a variable's value when its

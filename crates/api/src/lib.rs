@@ -65,11 +65,13 @@ pub(crate) const BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// The whole application: API (with its OpenAPI document), worker protocol, dashboard and `/health`.
 pub fn router(state: AppState) -> Router {
     let guard = middleware::from_fn_with_state(state.clone(), auth::authorize);
-    let audit = middleware::from_fn_with_state(state.clone(), audit::record);
     let (api, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v2", public::router())
         .nest("/auth", auth::router())
         .split_for_parts();
+    // The routes once more, without the recorder, for it to read what a change changes.
+    let reads = api.clone().layer(guard.clone()).with_state(state.clone());
+    let audit = middleware::from_fn_with_state(audit::Recorder { state: state.clone(), reads }, audit::record);
     let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
     let router = Router::new()
         // The recorder runs inside the guard: it sees who the caller is, and only calls that passed the checks.
