@@ -136,10 +136,10 @@ impl Engine {
         dag: &Dag,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
-        let run = tx.run().clone();
-        if dag.spec.deadline.is_empty() || run.state.is_finished() {
+        if dag.spec.deadline.is_empty() || tx.run().state.is_finished() {
             return Ok(());
         }
+        let run = tx.run().clone();
         for (i, alert) in dag.spec.deadline.iter().enumerate() {
             let Some(due) = alert.due(run.logical_date, run.queued_at, dag.timezone()) else { continue };
             if due > now {
