@@ -8,7 +8,7 @@ use std::time::Duration;
 use prometheus_parse::{Sample, Scrape, Value as Metric};
 use reqwest::Method;
 use serde_json::json;
-use sluice_tests::{Backend, Sluice};
+use sluice_tests::{Backend, Sluice, WebhookReceiver};
 
 const CHAIN: &str = r#"
 dag_id: measured
@@ -231,4 +231,64 @@ async fn the_audit_log_records_who_changed_what_and_from_where() {
     let token = sluice.login("watcher", "watcher-password-1").await;
     let (status, body) = sluice.request_as(Some(&token), Method::GET, "/api/v2/eventLogs", None).await;
     assert_eq!(status, 403, "{body}");
+}
+
+const TRACED: &str = r#"
+dag_id: traced
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - {id: first, script: "sleep 0.2"}
+  - {id: second, depends_on: [first], script: "exit 1"}
+"#;
+
+/// Every span of the OTLP/JSON bodies received, flattened.
+fn spans(bodies: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let mut spans = Vec::new();
+    for body in bodies {
+        for resource in body["resourceSpans"].as_array().into_iter().flatten() {
+            for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                spans.extend(scope["spans"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    spans
+}
+
+#[tokio::test]
+async fn runs_and_tries_are_traced_to_an_otlp_endpoint() {
+    let collector = WebhookReceiver::start(0).await;
+    let mut sluice = Sluice::new(Backend::Sqlite, &[("traced.yaml", TRACED)]).await;
+    let endpoint = format!("http://127.0.0.1:{}/v1/traces", collector.port);
+    sluice.env.push(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".into(), endpoint));
+    sluice.env.push(("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/json".into()));
+    sluice.env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "200".into()));
+    sluice.start_server(&[]).await;
+    sluice.spawn_worker(&["--slots", "2"]);
+    sluice.wait_dag("traced").await;
+    let run_id = sluice.trigger("traced", json!({})).await;
+    assert_eq!(sluice.wait_run_done("traced", &run_id, Duration::from_secs(60)).await["state"], "failed");
+
+    let spans = sluice
+        .eventually("the run's and its tries' spans", Duration::from_secs(30), || async {
+            let spans = spans(&collector.received());
+            (spans.len() >= 3).then_some(spans)
+        })
+        .await;
+    let named = |name: &str| spans.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("{name}: {spans:?}"));
+    let (run, first, second) = (named("dag_run traced"), named("task first"), named("task second"));
+    for span in [first, second] {
+        assert_eq!(span["traceId"], run["traceId"], "one trace per run: {span}");
+        assert_eq!(span["parentSpanId"], run["spanId"], "a try is a child of its run: {span}");
+    }
+    assert_ne!(first["spanId"], second["spanId"]);
+    let attribute = |span: &serde_json::Value, key: &str| {
+        span["attributes"].as_array().unwrap().iter().find(|a| a["key"] == key).map(|a| a["value"].clone())
+    };
+    assert_eq!(attribute(run, "sluice.run_id"), Some(json!({"stringValue": run_id})));
+    assert_eq!(attribute(second, "sluice.state"), Some(json!({"stringValue": "failed"})));
+    assert_eq!(second["status"]["code"], 2, "an error status: {second}");
+    let nanos = |span: &serde_json::Value, key: &str| span[key].as_str().unwrap().parse::<u128>().unwrap();
+    assert!(nanos(first, "endTimeUnixNano") - nanos(first, "startTimeUnixNano") >= 200_000_000, "{first}");
+    assert!(nanos(run, "startTimeUnixNano") <= nanos(first, "startTimeUnixNano"), "{run}");
 }

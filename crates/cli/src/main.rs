@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod https;
 mod telemetry;
+mod traces;
 
 use std::process::ExitCode;
 

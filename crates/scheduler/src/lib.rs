@@ -17,7 +17,8 @@ pub mod sync;
 
 pub use cache::DagCache;
 pub use engine::{
-    BackfillOutcome, BackfillRequest, Engine, EngineConfig, MAX_BACKFILL_RUNS, Reprocess, TaskSelection, TriggerRequest,
+    BackfillOutcome, BackfillRequest, EndedSpan, Engine, EngineConfig, MAX_BACKFILL_RUNS, Reprocess, TaskSelection,
+    TraceSink, TriggerRequest,
 };
 pub use error::EngineError;
 pub use scheduler_loop::{SchedulerConfig, run_scheduler};

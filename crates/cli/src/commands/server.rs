@@ -349,6 +349,7 @@ fn engine_of(store: Store, scheduling: &SchedulingArgs, lake: &LakeArgs) -> anyh
         lease: Duration::from_secs(scheduling.lease_secs.max(1)),
         sensitive: SensitiveKeys::with_extra(&scheduling.sensitive_fields),
         lineage_namespace: scheduling.openlineage_url.as_ref().map(|_| scheduling.openlineage_namespace.clone()),
+        traces: crate::traces::from_environment().context("cannot export traces to the OTLP endpoint")?,
         ..EngineConfig::default()
     };
     Ok(Engine::new(store, config).with_lake(Arc::new(Lake::open(&lake.location())?)))

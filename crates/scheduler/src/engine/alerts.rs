@@ -10,7 +10,7 @@ use sluice_core::{Dag, RunState, TaskState};
 use sluice_store::{DagRunRow, NewNotification, RunTx, TaskInstanceRow, TryRecord};
 use uuid::Uuid;
 
-use super::Engine;
+use super::{EndedSpan, Engine};
 use crate::EngineError;
 
 /// The event of a task instance's new state, if it has one.
@@ -122,6 +122,19 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         tx.set_run_state(state, now).await?;
+        if let Some(traces) = &self.config.traces {
+            let run = tx.run();
+            traces.ended(&EndedSpan {
+                dag_id: &run.dag_id,
+                run_id: &run.run_id,
+                run_pk: run.id,
+                task: None,
+                state: state.as_str(),
+                error,
+                start: run.start_date.or(run.queued_at).unwrap_or(now),
+                end: now,
+            });
+        }
         let alerts = run_alerts(dag, tx.run(), state, error);
         if !alerts.is_empty() {
             tx.enqueue_notifications(&alerts, now).await?;

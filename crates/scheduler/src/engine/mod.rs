@@ -38,6 +38,28 @@ pub struct EngineConfig {
     pub sensitive: SensitiveKeys,
     /// The OpenLineage namespace of this deployment's jobs; the engine records lineage events only when it is set.
     pub lineage_namespace: Option<String>,
+    /// Where ended runs and tries go as trace spans (OpenTelemetry), if anywhere.
+    pub traces: Option<Arc<dyn TraceSink>>,
+}
+
+/// A run or a try that ended, as a span from its start to its end.
+#[derive(Debug, Clone)]
+pub struct EndedSpan<'a> {
+    pub dag_id: &'a str,
+    pub run_id: &'a str,
+    /// The run's id: every span of a run shares it.
+    pub run_pk: Uuid,
+    /// For a try: its task, map index, number and id (its lease's).
+    pub task: Option<(&'a str, i64, i64, Uuid)>,
+    pub state: &'a str,
+    pub error: Option<&'a str>,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
+/// Receives the spans of ended runs and tries; it must not block, as it is told inside the decision.
+pub trait TraceSink: std::fmt::Debug + Send + Sync {
+    fn ended(&self, span: &EndedSpan<'_>);
 }
 
 impl Default for EngineConfig {
@@ -47,6 +69,7 @@ impl Default for EngineConfig {
             max_poll_wait: Duration::from_secs(30),
             sensitive: SensitiveKeys::default(),
             lineage_namespace: None,
+            traces: None,
         }
     }
 }

@@ -24,13 +24,13 @@ use sluice_store::{
 };
 use uuid::Uuid;
 
-use super::Engine;
 use super::alerts::task_alerts;
 use super::data_env::data_task_env;
 use super::evaluate::Scope;
 use super::masking::{Mentions, add_received_connections, masked, template_connections};
 use super::models::{EndTx, model_env, record_model, reserve_versions};
 use super::xcom::{Lake, load_values, upstream_outputs, upstream_xcom};
+use super::{EndedSpan, Engine};
 use crate::EngineError;
 
 /// Leases remembered for their reports at most (see `Engine::remember_leases`).
@@ -409,7 +409,7 @@ impl Engine {
             refuse_if(&mut ending, models.refused);
             let end = self.try_end(&dag, &run, &ti, ending, Some(&record), now);
             let ti = leaf.end_and_commit(&end, now).await?;
-            log_end(&ti, &end, now);
+            self.log_end(&ti, &end, now);
             if let Some(retraining) = models.retrain {
                 self.start_retraining(retraining).await;
             }
@@ -574,7 +574,7 @@ impl Engine {
         }
         let end = self.try_end(&dag, run.run(), ti, ending, record, now);
         run.end_try(ti, &end, now).await?;
-        log_end(ti, &end, now);
+        self.log_end(ti, &end, now);
         if matches!(end.ti_state, TaskState::UpForRetry | TaskState::UpForReschedule) {
             return Ok(());
         }
@@ -618,15 +618,6 @@ fn refuse_if(ending: &mut Ending, refused: Option<String>) {
     if let Some(refused) = refused {
         ending.succeeded = false;
         ending.error = Some(refused);
-    }
-}
-
-fn log_end(ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<Utc>) {
-    tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number,
-        state = %end.ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
-    if let Some(start) = ti.start_date {
-        histogram!("sluice_task_duration_seconds", "dag_id" => ti.dag_id.clone(), "state" => end.try_state.as_str())
-            .record((now - start).as_seconds_f64());
     }
 }
 
@@ -743,6 +734,27 @@ impl Engine {
             xcom: ending.xcom,
             next_retry_at,
             alerts,
+        }
+    }
+
+    /// Logs a try's end, and records its duration and its span.
+    fn log_end(&self, ti: &TaskInstanceRow, end: &TryEnd, now: DateTime<Utc>) {
+        tracing::info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number,
+            state = %end.ti_state, error = end.error.as_deref().unwrap_or(""), "task try ended");
+        let Some(start) = ti.start_date else { return };
+        histogram!("sluice_task_duration_seconds", "dag_id" => ti.dag_id.clone(), "state" => end.try_state.as_str())
+            .record((now - start).as_seconds_f64());
+        if let (Some(traces), Some(try_id)) = (&self.config.traces, ti.lease_id) {
+            traces.ended(&EndedSpan {
+                dag_id: &ti.dag_id,
+                run_id: &ti.run_id,
+                run_pk: ti.run_pk,
+                task: Some((&ti.task_id, ti.map_index, ti.try_number, try_id)),
+                state: end.try_state.as_str(),
+                error: end.error.as_deref(),
+                start,
+                end: now,
+            });
         }
     }
 }
