@@ -354,3 +354,32 @@ async fn requirements_are_installed_once_in_a_cached_virtualenv_on_postgres() {
 async fn requirements_are_installed_once_in_a_cached_virtualenv_on_sqlite() {
     requirements(Backend::Sqlite).await;
 }
+
+const BIG_PY: &str = r#"
+def make():
+    return "x" * 300000
+
+
+def measure(make):
+    return len(make)
+"#;
+
+const BIG: &str = r#"
+dag_id: python_big
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - {id: make, kind: python, callable: "big:make"}
+  - {id: measure, kind: python, callable: "big:measure", depends_on: [make]}
+"#;
+
+/// An upstream output of 300 KB makes a context longer than a process's environment takes: it reaches the function
+/// through a file.
+#[tokio::test]
+async fn a_function_receives_an_upstream_output_too_long_for_the_environment() {
+    let sluice = start(Backend::Sqlite, &[("big.py", BIG_PY), ("python_big.yaml", BIG)], &[]).await;
+    sluice.wait_dag("python_big").await;
+    let (run_id, run) = run_to_end(&sluice, "python_big", json!({}), Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.run_logs("python_big", &run_id).await);
+    assert_eq!(ti(&sluice, "python_big", &run_id, "measure").await["output"], 300000);
+}

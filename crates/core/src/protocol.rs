@@ -22,6 +22,20 @@ pub const RUN_OP_COMMAND: &str = "run-op";
 /// The environment variable that hands [`LeasedTask::op`], as JSON, to the `run-op` child.
 pub const OP_SPEC_ENV: &str = "SLUICE_OP_SPEC";
 
+/// The variables of a try's environment whose value can be longer than a process's environment takes (Linux
+/// refuses a value above 128 KiB): a Python task's context with large upstream outputs, a data task's configuration.
+/// Above [`MAX_ENV_VALUE`] bytes the worker writes the value to a file of the try's and hands its path as
+/// `<NAME>_FILE` instead ([`file_env_var`]); their readers look there first.
+pub const FILE_BACKED_ENV: [&str; 2] = [crate::python::CONTEXT_ENV, OP_SPEC_ENV];
+
+/// The longest value of a [`FILE_BACKED_ENV`] variable handed in the environment itself.
+pub const MAX_ENV_VALUE: usize = 64 * 1024;
+
+/// The variable that names the file holding the value of `name`.
+pub fn file_env_var(name: &str) -> String {
+    format!("{name}_FILE")
+}
+
 /// The environment variable that hands an incremental `ingest` the high-water mark of its previous load: the newest
 /// one recorded with an event of its (first) output asset.
 pub const PREVIOUS_WATERMARK_ENV: &str = "SLUICE_PREVIOUS_WATERMARK";

@@ -17,7 +17,8 @@ use serde_json::Value;
 use sluice_core::xcom::{LakeObjects, XComValue, lake_uri};
 
 use sluice_core::protocol::{
-    LeasedTask, LogLine, LogStream, OP_SPEC_ENV, OpOutput, RUN_OP_COMMAND, ReportRequest, TaskOutcome,
+    FILE_BACKED_ENV, LeasedTask, LogLine, LogStream, MAX_ENV_VALUE, OP_SPEC_ENV, OpOutput, RUN_OP_COMMAND,
+    ReportRequest, TaskOutcome, file_env_var,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -128,11 +129,12 @@ enum End {
 async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<Verdict> {
     let output_file = ctx.output_dir.join(format!("sluice-output-{}-{}.json", task.ti_id, task.lease_id));
     let outputs_dir = ctx.output_dir.join(format!("sluice-outputs-{}-{}", task.ti_id, task.lease_id));
+    let env_dir = ctx.output_dir.join(format!("sluice-env-{}-{}", task.ti_id, task.lease_id));
     // The folder is there for the task to write into; inside the worker's private folder, like the file.
     if let Err(e) = tokio::fs::create_dir(&outputs_dir).await {
         return Some(Verdict::failed(format!("cannot create {}: {e}", outputs_dir.display())));
     }
-    let files = OutputFiles { file: &output_file, dir: &outputs_dir };
+    let files = OutputFiles { file: &output_file, dir: &outputs_dir, env: &env_dir };
     let verdict = run_process(ctx, task, &log, files).await.map(|v| v.masked(&masker(task)));
     match tokio::fs::remove_file(&output_file).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -143,14 +145,22 @@ async fn execute(ctx: &TryContext, task: &LeasedTask, log: LogSender) -> Option<
     if let Err(e) = tokio::fs::remove_dir_all(&outputs_dir).await {
         tracing::warn!("could not remove {}: {e}", outputs_dir.display());
     }
+    match tokio::fs::remove_dir_all(&env_dir).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("could not remove {}: {e}", env_dir.display());
+        }
+        _ => {}
+    }
     verdict
 }
 
-/// Where a try writes its outputs: `$SLUICE_OUTPUT` and `$SLUICE_OUTPUT_DIR` (see `output.rs`).
+/// Where a try writes its outputs: `$SLUICE_OUTPUT` and `$SLUICE_OUTPUT_DIR` (see `output.rs`); and where the
+/// worker writes the values too long for the try's environment (see `FILE_BACKED_ENV`).
 #[derive(Debug, Clone, Copy)]
 struct OutputFiles<'a> {
     file: &'a Path,
     dir: &'a Path,
+    env: &'a Path,
 }
 
 async fn run_process(ctx: &TryContext, task: &LeasedTask, log: &LogSender, files: OutputFiles<'_>) -> Option<Verdict> {
@@ -210,7 +220,26 @@ fn spawn_spec(
             vec![exe.display().to_string(), RUN_OP_COMMAND.to_owned()]
         }
     };
+    move_long_values_to_files(&mut env, files.env)?;
     Ok(SpawnSpec { argv, env, cwd: task.cwd.as_ref().map(PathBuf::from) })
+}
+
+/// Hands each [`FILE_BACKED_ENV`] value longer than [`MAX_ENV_VALUE`] as a file named by `<NAME>_FILE`: the
+/// operating system refuses to start a process with a value that long.
+fn move_long_values_to_files(env: &mut BTreeMap<String, String>, dir: &Path) -> Result<(), String> {
+    for name in FILE_BACKED_ENV {
+        let Some(value) = env.remove(name) else { continue };
+        if value.len() <= MAX_ENV_VALUE {
+            env.insert(name.to_owned(), value);
+            continue;
+        }
+        let path = dir.join(name);
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&path, value))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        env.insert(file_env_var(name), path.display().to_string());
+    }
+    Ok(())
 }
 
 /// Waits for whatever ends the try first.
@@ -651,7 +680,8 @@ mod tests {
         .expect("a quality task");
         h.task.op = Some(op.clone());
         let worker_env = [("GREETING".to_owned(), "from the worker".to_owned()), ("OTHER".to_owned(), "x".to_owned())];
-        let files = OutputFiles { file: Path::new("/tmp/out.json"), dir: Path::new("/tmp/outs") };
+        let files =
+            OutputFiles { file: Path::new("/tmp/out.json"), dir: Path::new("/tmp/outs"), env: Path::new("/tmp/env") };
         let spec = spawn_spec(&h.task, files, "w", &worker_env.into()).expect("a spawn spec");
         assert_eq!(spec.env["OTHER"], "x", "the worker's own task environment");
         let exe = std::env::current_exe().expect("this executable");
@@ -661,6 +691,24 @@ mod tests {
         assert_eq!(spec.env["SLUICE_OUTPUT"], "/tmp/out.json");
         assert_eq!(spec.env["SLUICE_OUTPUT_DIR"], "/tmp/outs");
         assert_eq!(spec.env["GREETING"], "hello");
+    }
+
+    #[test]
+    fn values_too_long_for_the_environment_are_handed_as_files() {
+        let env_dir = std::env::temp_dir().join(format!("sluice-env-test-{}", Uuid::now_v7()));
+        let long = "x".repeat(MAX_ENV_VALUE + 1);
+        let mut env = BTreeMap::from([
+            (OP_SPEC_ENV.to_owned(), long.clone()),
+            (sluice_core::python::CONTEXT_ENV.to_owned(), "{}".to_owned()),
+            ("OTHER".to_owned(), long.clone()),
+        ]);
+        move_long_values_to_files(&mut env, &env_dir).expect("written");
+        let path = &env[&file_env_var(OP_SPEC_ENV)];
+        assert_eq!(std::fs::read_to_string(path).expect("the file"), long);
+        assert!(!env.contains_key(OP_SPEC_ENV));
+        assert_eq!(env[sluice_core::python::CONTEXT_ENV], "{}", "a short value stays in the environment");
+        assert_eq!(env["OTHER"], long, "only the listed variables move");
+        std::fs::remove_dir_all(&env_dir).expect("removed");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sluice_core::connection::{Connection, connection_env_var};
 use sluice_core::ops_spec::OpSpec;
 use sluice_core::protocol::{
     FeedbackView, MODEL_FEEDBACK_ENV, MODEL_REGISTRY_ENV, MODEL_VERSION_ENV, OP_SPEC_ENV, OpOutput,
-    PREVIOUS_WATERMARK_ENV, QualityStatus, RegistryView, SENSOR_CONTEXT_ENV, SensorContext, SensorEnd,
+    PREVIOUS_WATERMARK_ENV, QualityStatus, RegistryView, SENSOR_CONTEXT_ENV, SensorContext, SensorEnd, file_env_var,
 };
 use sluice_ops::{Lake, OpContext, TaskRun, run_op};
 
@@ -34,7 +34,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let spec = std::env::var(OP_SPEC_ENV).with_context(|| format!("${OP_SPEC_ENV} is not set"))?;
+    // A long configuration comes in a file (see FILE_BACKED_ENV).
+    let spec = match std::env::var_os(file_env_var(OP_SPEC_ENV)) {
+        Some(path) => std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => std::env::var(OP_SPEC_ENV).with_context(|| format!("${OP_SPEC_ENV} is not set"))?,
+    };
     let op: OpSpec = serde_json::from_str(&spec).with_context(|| format!("${OP_SPEC_ENV} is not a data task"))?;
     let ds = match std::env::var("SLUICE_DS") {
         Ok(ds) => NaiveDate::parse_from_str(&ds, "%Y-%m-%d").with_context(|| format!("$SLUICE_DS {ds:?}"))?,

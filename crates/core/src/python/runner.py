@@ -27,6 +27,8 @@ from datetime import datetime
 
 RUNNER_ENV = "SLUICE_PYTHON_RUNNER"
 CONTEXT_ENV = "SLUICE_PYTHON_CONTEXT"
+# A context too long for the environment is in a file the worker wrote, named here instead.
+CONTEXT_FILE_ENV = CONTEXT_ENV + "_FILE"
 # Set when the runner executes itself again inside the virtualenv it prepared.
 VENV_ENV = "SLUICE_PYTHON_VENV"
 # Written last into a finished virtualenv: a folder without it is a build that did not finish.
@@ -40,7 +42,7 @@ class TaskError(Exception):
 def main():
     call = json.loads(sys.argv[1])
     runner = os.environ.get(RUNNER_ENV, "")
-    context = json.loads(os.environ.get(CONTEXT_ENV) or "{}")
+    context = read_context()
     if call.get("requirements") and VENV_ENV not in os.environ:
         venv = ensure_venv(call["requirements"], call.get("system_site_packages", True))
         python = os.path.join(venv, "bin", "python")
@@ -48,7 +50,7 @@ def main():
         sys.stdout.flush()
         os.execve(python, [python, "-u", "-c", runner, sys.argv[1]], env)
     # What the function starts need not carry the runner and the context.
-    for name in (RUNNER_ENV, CONTEXT_ENV, VENV_ENV):
+    for name in (RUNNER_ENV, CONTEXT_ENV, CONTEXT_FILE_ENV, VENV_ENV):
         os.environ.pop(name, None)
     put_dags_folder_on_path()
     function = load(call["callable"])
@@ -65,6 +67,14 @@ def main():
     if call.get("multiple_outputs") and result is not None:
         push_each(call["callable"], result)
     write_output(call["callable"], result)
+
+
+def read_context():
+    path = os.environ.get(CONTEXT_FILE_ENV)
+    if path:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    return json.loads(os.environ.get(CONTEXT_ENV) or "{}")
 
 
 def put_dags_folder_on_path():

@@ -23,7 +23,7 @@ use ndarray::Array2;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sluice_core::ops_spec::CommandSpec;
-use sluice_core::protocol::{MODEL_VERSION_ENV, ModelWrite, OP_SPEC_ENV};
+use sluice_core::protocol::{MODEL_VERSION_ENV, ModelWrite, OP_SPEC_ENV, file_env_var};
 use sluice_ml::OnnxModel;
 
 use super::monitor::Reference;
@@ -247,6 +247,7 @@ fn run(
         // The command's output is not the task's: run-op reports the registered version.
         .env_remove("SLUICE_OUTPUT")
         .env_remove(OP_SPEC_ENV)
+        .env_remove(file_env_var(OP_SPEC_ENV))
         .env(INPUT_ENV, &first)
         .env(INPUTS_ENV, serde_json::to_string(&all).unwrap_or_default())
         .env(MODEL_DIR_ENV, dir)
