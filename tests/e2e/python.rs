@@ -43,6 +43,29 @@ async fn the_official_airflow_python_client_works_against_sluice() {
     assert!(out.contains("all checks passed"), "{out}\n{}", sluice.all_output());
 }
 
+/// schemathesis over the whole API document as the holder of `token`, `examples` cases per operation.
+/// It keeps a cache of what it found in its working directory, `scratch`: out of the source tree.
+fn schemathesis(url: &str, token: &str, examples: &str, scratch: &std::path::Path) -> Command {
+    let mut command = Command::new(python().with_file_name("schemathesis"));
+    // One worker: with several, the underlying property-testing library can fail on its own (not on the API)
+    // while two threads read the same generator's source.
+    command
+        .current_dir(scratch)
+        .arg("run")
+        .arg(format!("{url}/api/v2/openapi.json"))
+        .args(["--max-examples", examples, "--seed", "20261125", "--workers", "1"])
+        // The dashboard's event streams never end by themselves, so each example would wait for the client's
+        // timeout; tests/e2e/ui.rs reads them.
+        .args(["--exclude-path-regex", "/ui/(events|logs/)"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .env("NO_COLOR", "1");
+    command
+}
+
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let sluice = Sluice::start(Backend::Postgres, &[("example_pipeline.yaml", EXAMPLE)], 1).await;
@@ -51,27 +74,19 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let run_id = sluice.trigger("example_pipeline", serde_json::json!({})).await;
     sluice.wait_run_done("example_pipeline", &run_id, std::time::Duration::from_secs(60)).await;
 
-    let schemathesis = python().with_file_name("schemathesis");
-    // schemathesis keeps a cache of what it found in its working directory: keep it out of the source tree.
+    // As every role: what one may not do must be refused as documented (401/403 with a JSON body), never a 5xx.
+    // The Admin goes last, as its cases may delete what the others' would read.
+    let mut tokens = Vec::new();
+    for role in ["Viewer", "User", "Op"] {
+        let username = format!("fuzz_{}", role.to_lowercase());
+        sluice.create_user(&username, role, "fuzz-password-1").await;
+        tokens.push((role, sluice.login(&username, "fuzz-password-1").await, "5"));
+    }
+    tokens.push(("Admin", sluice.token.clone().unwrap(), "15"));
     let scratch = tempfile::tempdir().unwrap();
-    let mut command = Command::new(schemathesis);
-    // One worker: with several, the underlying property-testing library can fail on its own (not on the API)
-    // while two threads read the same generator's source.
-    command
-        .current_dir(scratch.path())
-        .arg("run")
-        .arg(format!("{}/api/v2/openapi.json", sluice.url))
-        .args(["--max-examples", "15", "--seed", "20261125", "--workers", "1"])
-        // The dashboard's event streams never end by themselves, so each example would wait for the client's
-        // timeout; tests/e2e/ui.rs reads them.
-        .args(["--exclude-path-regex", "/ui/(events|logs/)"])
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-        ])
-        .args(["--header", &format!("Authorization: Bearer {}", sluice.token.as_deref().unwrap())])
-        .env("NO_COLOR", "1");
-    let out = run(command);
-    assert!(out.contains("generated"), "schemathesis ran test cases:\n{out}");
+    for (role, token, examples) in tokens {
+        let out = run(schemathesis(&sluice.url, &token, examples, scratch.path()));
+        assert!(out.contains("generated"), "schemathesis ran test cases as {role}:\n{out}");
+    }
     assert!(!sluice.server_output().contains("request failed"), "no 5xx was logged:\n{}", sluice.server_output());
 }
