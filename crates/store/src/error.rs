@@ -62,3 +62,18 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_out_of_reach_is_unavailable_and_a_failed_statement_is_not() {
+        let io = |kind| Error::Database(sqlx::Error::Io(std::io::Error::from(kind)));
+        assert!(Error::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(io(std::io::ErrorKind::ConnectionRefused).is_unavailable());
+        assert!(io(std::io::ErrorKind::ConnectionReset).is_unavailable());
+        assert!(!Error::Database(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!Error::LockOrder("a bug").is_unavailable());
+    }
+}
