@@ -79,8 +79,14 @@ async fn a_run_survives_postgresql_stopping_for_longer_than_a_lease() {
     }
     let server = sluice.server.as_mut().unwrap();
     assert_eq!(server.wait_exit(Duration::ZERO).await, None, "the server exited:\n{}", server.output());
-    let output = sluice.server_output();
-    assert!(output.contains("the database cannot be reached"), "{output}");
-    assert!(output.contains("the database is back"), "{output}");
+    // The scheduler loop said once that the database went, and says once that it is back (it may notice after
+    // the run ended: it pauses up to 5 s between its attempts).
+    let output = sluice
+        .eventually("the scheduler to see the database again", Duration::from_secs(10), || async {
+            let output = sluice.server_output();
+            output.contains("scheduler: the database is back").then_some(output)
+        })
+        .await;
+    assert_eq!(output.matches("scheduler: the database cannot be reached").count(), 1, "{output}");
     assert!(!output.contains("lost: no heartbeat"), "{output}");
 }

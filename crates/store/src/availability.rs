@@ -12,6 +12,7 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::time::Instant;
 
 /// The first pause after the database went away; doubled at each failure, with jitter, up to [`LONGEST_PAUSE`].
+/// Jitter adds up to the pause itself, so the pauses without it stop at half the longest.
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 /// Short enough that a loop notices the database's return within seconds.
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
@@ -37,7 +38,7 @@ impl Outage {
             tracing::warn!(error = %error, "{}: the database cannot be reached; waiting for it", self.what);
             self.since = Some(Instant::now());
         }
-        self.pauses.next().unwrap_or(LONGEST_PAUSE)
+        self.pauses.next().unwrap_or(LONGEST_PAUSE).min(LONGEST_PAUSE)
     }
 
     /// Notes that the database answered. Returns how long it was away when it has just come back.
@@ -57,7 +58,7 @@ impl Outage {
 fn pauses() -> ExponentialBackoff {
     ExponentialBuilder::default()
         .with_min_delay(FIRST_PAUSE)
-        .with_max_delay(LONGEST_PAUSE)
+        .with_max_delay(LONGEST_PAUSE / 2)
         .with_jitter()
         .without_max_times()
         .build()
@@ -75,8 +76,8 @@ mod tests {
         assert!(outage.is_down());
         // Jitter adds up to the pause itself.
         assert!(pauses[0] >= FIRST_PAUSE && pauses[0] <= FIRST_PAUSE * 2, "{pauses:?}");
-        assert!(pauses.iter().all(|p| *p <= LONGEST_PAUSE * 2), "{pauses:?}");
-        assert!(pauses[11] >= LONGEST_PAUSE, "{pauses:?}");
+        assert!(pauses.iter().all(|p| *p <= LONGEST_PAUSE), "{pauses:?}");
+        assert!(pauses[11] >= LONGEST_PAUSE / 2, "{pauses:?}");
         assert!(outage.reached().is_some());
         assert!(!outage.is_down());
         assert!(outage.down(&"refused") <= FIRST_PAUSE * 2, "starts over");

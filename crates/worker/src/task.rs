@@ -321,7 +321,9 @@ async fn heartbeat(client: &Client, task: &LeasedTask) -> End {
     let interval = Duration::from_millis(task.heartbeat_interval_ms).max(Duration::from_millis(100));
     let lease = Duration::from_millis(task.lease_ms);
     let mut lease_until = Instant::now() + lease;
-    let mut retries = Backoff::up_to(interval);
+    // Half the interval: a heartbeat answered 503 took up to the interval itself on the server (its wait for a
+    // database connection), and the next must be answered before the lease counted from that answer ends.
+    let mut retries = Backoff::up_to(interval / 2);
     let mut wait = interval;
     loop {
         let beat = async {
@@ -344,7 +346,8 @@ async fn heartbeat(client: &Client, task: &LeasedTask) -> End {
             Err(ClientError::Conflict) => return End::LeaseLost,
             Err(e) => {
                 if matches!(e, ClientError::DatabaseUnavailable(_)) {
-                    lease_until = sent + lease;
+                    // The database was out of reach when the server answered, not only when the request left.
+                    lease_until = Instant::now() + lease;
                 }
                 tracing::warn!("heartbeat failed: {e}");
                 retries.next_delay()
@@ -428,7 +431,9 @@ async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec
         sensor: op_output.sensor,
     };
     let mut give_up = Instant::now() + Duration::from_millis(task.lease_ms);
-    let mut backoff = Backoff::new();
+    // As often as heartbeats: after an outage the scheduler waits one lease for what the workers have to say, and
+    // a try that has ended has no heartbeat left to keep its lease.
+    let mut backoff = Backoff::up_to(Duration::from_millis(task.heartbeat_interval_ms));
     loop {
         let error = match client.report(task.ti_id, &request).await {
             Ok(()) => {
