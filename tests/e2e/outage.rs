@@ -88,5 +88,6 @@ async fn a_run_survives_postgresql_stopping_for_longer_than_a_lease() {
         })
         .await;
     assert_eq!(output.matches("scheduler: the database cannot be reached").count(), 1, "{output}");
+    assert!(!output.contains("ERROR"), "an outage is not an error of every request:\n{output}");
     assert!(!output.contains("lost: no heartbeat"), "{output}");
 }
