@@ -4,18 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking with the value it did not expect
 
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use serde_json::json;
-use sluice_tests::{Backend, Sluice, TestDb, free_port};
-use sqlx::{Connection, Row};
+use sluice_tests::{Backend, PrivatePostgres, Sluice, TestDb, free_port};
+use sqlx::Row;
 
 const HELLO: &str = "dag_id: hello\nschedule: null\ntasks:\n  - id: greet\n    script: echo hello over tls\n";
 
@@ -145,127 +139,22 @@ async fn a_server_with_half_or_wrong_tls_files_does_not_start_and_names_them() {
     }
 }
 
-/// A PostgreSQL server of the test's own, from the installed binaries, on a free port: TLS with the given
-/// certificate on TCP (plain TCP refused), trust on its Unix socket; stopped when dropped.
-struct TlsPostgres {
-    port: u16,
-    socket_dir: PathBuf,
-    postmaster: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl TlsPostgres {
-    fn start(cert: &Path, key: &Path) -> TlsPostgres {
-        let bin = postgres_bin();
-        let dir = tempfile::tempdir().unwrap();
-        let (data, socket_dir, log) = (dir.path().join("data"), dir.path().join("socket"), dir.path().join("log"));
-        std::fs::create_dir(&socket_dir).unwrap();
-        let (cert_copy, key_copy) = (dir.path().join("server.pem"), dir.path().join("server-key.pem"));
-        std::fs::copy(cert, &cert_copy).unwrap();
-        std::fs::copy(key, &key_copy).unwrap();
-        // PostgreSQL refuses a key that others may read.
-        std::fs::set_permissions(&key_copy, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let owner = postgres_user();
-        if let Some((uid, gid)) = owner {
-            for path in [dir.path(), &socket_dir, &cert_copy, &key_copy] {
-                std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
-            }
-        }
-        let initdb = as_user(Command::new(bin.join("initdb")), owner)
-            .current_dir(dir.path())
-            .args(["-D", &data.display().to_string(), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
-            .arg("--locale=C")
-            .output()
-            .unwrap();
-        assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
-        )
-        .unwrap();
-        let port = free_port();
-        let out = std::fs::File::create(&log).unwrap();
-        let postmaster = as_user(Command::new(bin.join("postgres")), owner)
-            .current_dir(dir.path())
-            .args(["-D", &data.display().to_string(), "-p", &port.to_string()])
-            .args(["-k", &socket_dir.display().to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "ssl=on", "-c", &format!("ssl_cert_file={}", cert_copy.display())])
-            .args(["-c", &format!("ssl_key_file={}", key_copy.display()), "-c", "fsync=off"])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        TlsPostgres { port, socket_dir, postmaster, log, _dir: dir }
-    }
-
-    /// A connection over the Unix socket, without TLS, once the server accepts connections.
-    async fn observer(&self) -> sqlx::PgConnection {
-        let url = format!("postgres:///postgres?host={}&port={}&user=postgres", self.socket_dir.display(), self.port);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            match sqlx::PgConnection::connect(&url).await {
-                Ok(conn) => return conn,
-                Err(e) if tokio::time::Instant::now() > deadline => {
-                    panic!("PostgreSQL did not start: {e}\n{}", std::fs::read_to_string(&self.log).unwrap_or_default())
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    /// The URL of its `postgres` database over TCP, verifying its certificate against the CA in `ca`.
-    fn verify_full_url(&self, ca: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}", self.port)
-    }
-}
-
-impl Drop for TlsPostgres {
-    fn drop(&mut self) {
-        // Immediate shutdown: the data folder goes with the test.
-        if let Ok(pid) = i32::try_from(self.postmaster.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
-        }
-        let _ = self.postmaster.wait();
-    }
-}
-
-/// The newest installed PostgreSQL's `bin` folder.
-fn postgres_bin() -> PathBuf {
-    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL's binaries in /usr/lib/postgresql");
-    let newest = versions
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            Some((entry.file_name().to_str()?.parse::<u32>().ok()?, entry.path()))
-        })
-        .max()
-        .expect("a PostgreSQL version under /usr/lib/postgresql");
-    newest.1.join("bin")
-}
-
-/// The `postgres` account's uid and gid when this test runs as root, which PostgreSQL refuses to run as.
-fn postgres_user() -> Option<(u32, u32)> {
-    let id = |args: &[&str]| -> u32 {
-        let out = Command::new("id").args(args).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
-    (id(&["-u"]) == 0).then(|| (id(&["-u", "postgres"]), id(&["-g", "postgres"])))
-}
-
-fn as_user(mut command: Command, owner: Option<(u32, u32)>) -> Command {
-    if let Some((uid, gid)) = owner {
-        command.uid(uid).gid(gid);
-    }
-    command
-}
-
 #[tokio::test]
 async fn a_server_reaches_postgresql_over_verified_tls_and_refuses_a_wrong_ca() {
     let pki = Pki::new();
-    let postgres = TlsPostgres::start(&pki.dir.path().join("server.pem"), &pki.dir.path().join("server-key.pem"));
+    let mut postgres = PrivatePostgres::init(
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+    );
+    let cert = postgres.add_file(&pki.dir.path().join("server.pem"), false);
+    let key = postgres.add_file(&pki.dir.path().join("server-key.pem"), true);
+    postgres.set("ssl", "on");
+    postgres.set("ssl_cert_file", &cert.display().to_string());
+    postgres.set("ssl_key_file", &key.display().to_string());
+    postgres.start().await;
     let mut observer = postgres.observer().await;
-    let db = TestDb::existing(postgres.verify_full_url(&pki.path("ca.pem")));
+    // Over TCP, verifying the server's certificate against the CA in `ca`.
+    let verify_full_url = |ca: &str| format!("{}?sslmode=verify-full&sslrootcert={ca}", postgres.url());
+    let db = TestDb::existing(verify_full_url(&pki.path("ca.pem")));
     let mut sluice = Sluice::on(db, &[("hello.yaml", HELLO)]);
     sluice.start_server(&[]).await;
     sluice.spawn_worker(&[]);
@@ -287,7 +176,7 @@ async fn a_server_reaches_postgresql_over_verified_tls_and_refuses_a_wrong_ca() 
     assert!(tls >= 1 && plain == 0, "{tls} connections over TLS, {plain} without");
     assert!(version.is_some_and(|v| v.starts_with("TLSv1.")));
 
-    let wrong = postgres.verify_full_url(&pki.path("other-ca.pem"));
+    let wrong = verify_full_url(&pki.path("other-ca.pem"));
     let bind = format!("127.0.0.1:{}", free_port());
     let mut refused = sluice.spawn("server-wrong-ca", &["server", "--bind", &bind, "--database-url", &wrong]);
     assert_eq!(refused.wait_exit(Duration::from_secs(30)).await, Some(1), "{}", refused.output());

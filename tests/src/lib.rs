@@ -10,10 +10,17 @@
 //! token with every [`Sluice::request`]. Every process gets the same [`SECRET_KEY`], so the token outlives server
 //! restarts.
 //!
+//! A test that needs a PostgreSQL server of its own (its own TLS settings, or stopping it) starts a
+//! [`PrivatePostgres`].
+//!
 //! A server started with `--tls-cert` serves HTTPS: [`Sluice::use_https`] points the harness at `https://` and makes
 //! its client trust the test's CA.
 
 #![allow(clippy::unwrap_used)] // a failed test setup should panic with its message
+
+mod postgres;
+
+pub use postgres::PrivatePostgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -4,7 +4,11 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use sluice_core::protocol::UNAVAILABLE_HEADER;
 use sluice_scheduler::EngineError;
+
+/// `Retry-After` of a 503 while the database cannot be reached: about what a restart of PostgreSQL takes.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -44,7 +48,18 @@ impl ApiError {
         ApiError::PayloadTooLarge(format!("the request body is larger than {} MiB", crate::BODY_LIMIT >> 20))
     }
 
+    /// Whether the database could not be reached: the same request may succeed in a moment.
+    fn is_unavailable(&self) -> bool {
+        match self {
+            ApiError::Store(e) | ApiError::Engine(EngineError::Store(e)) => e.is_unavailable(),
+            _ => false,
+        }
+    }
+
     fn status(&self) -> StatusCode {
+        if self.is_unavailable() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             ApiError::NotFound(_) | ApiError::Engine(EngineError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) | ApiError::Engine(EngineError::Invalid(_)) => StatusCode::BAD_REQUEST,
@@ -72,6 +87,16 @@ impl IntoResponse for ApiError {
             other => other,
         };
         let status = this.status();
+        if this.is_unavailable() {
+            // The scheduler loop says once that the database is away; every request failing meanwhile is no news.
+            tracing::debug!(error = %this, "request failed: the database cannot be reached");
+            let detail = format!("the database cannot be reached; try again shortly ({this})");
+            let mut response = (status, Json(json!({ "detail": detail }))).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS));
+            headers.insert(UNAVAILABLE_HEADER, HeaderValue::from_static("database"));
+            return response;
+        }
         if status.is_server_error() {
             tracing::error!(error = %this, "request failed");
         }

@@ -28,6 +28,7 @@ pub mod ui;
 pub mod worker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -36,6 +37,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sluice_scheduler::Engine;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -92,8 +94,20 @@ fn with_common_layers(router: Router<AppState>) -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::map_response(json_payload_too_large))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(log_failure))
         .layer(middleware::from_fn(metrics::track))
+}
+
+/// Logs a failed request as tower-http does, except the 503s of a database outage: the scheduler loop says once
+/// that the database is away, and an error line for every request meanwhile would bury that.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency = latency.as_millis();
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms = latency, "response failed: 503");
+        }
+        class => tracing::error!(classification = %class, latency_ms = latency, "response failed"),
+    }
 }
 
 /// What `sluice serve` answers: the model registry's reads and predictions under `/api/v2/models`, the Open

@@ -16,6 +16,11 @@ use crate::xcom::XComValue;
 /// Path prefix of the worker protocol on the server.
 pub const WORKER_API_PREFIX: &str = "/worker/v1";
 
+/// A header of the server's 503 answers, with the value `database`, when it cannot reach its database: no
+/// decision can be recorded through it then, a lease's expiry included, so a worker keeps its running tries
+/// (a 503 of a proxy in front of the servers, without it, is only a server that cannot be reached).
+pub const UNAVAILABLE_HEADER: &str = "sluice-unavailable";
+
 /// The hidden `sluice` subcommand that runs one built-in data task; workers start it for [`LeasedTask::op`].
 pub const RUN_OP_COMMAND: &str = "run-op";
 

@@ -6,6 +6,7 @@
 //! `Store::take_due_notifications`), so several notifiers share the work and an alert whose notifier stopped
 //! half-way is delivered again later: delivery is at least once. A failed attempt is retried with exponential
 //! backoff and jitter; after the last one the alert is `failed`, with its error, in `GET /api/v2/notifications`.
+//! While the database cannot be reached the notifier waits for it with growing pauses, saying so once.
 
 mod deliver;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use metrics::counter;
-use sluice_store::{NotificationRow, Store};
+use sluice_store::{NotificationRow, Outage, Store};
 
 pub use deliver::DeliveryError;
 
@@ -82,11 +83,9 @@ pub async fn run_notifier(store: Store, config: NotifierConfig, shutdown: impl F
         }
     };
     tokio::pin!(shutdown);
-    let mut busy = false;
+    let mut outage = Outage::new("notifier");
+    let mut pause = config.poll;
     loop {
-        // While there is work, the next batch is taken at once: a stream's next alert is taken only after the one
-        // before it was delivered.
-        let pause = if busy { Duration::ZERO } else { config.poll };
         tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep(pause) => {}
@@ -96,13 +95,20 @@ pub async fn run_notifier(store: Store, config: NotifierConfig, shutdown: impl F
         let hold = now + chrono::Duration::from_std(config.timeout * 2).unwrap_or_default();
         let due = match store.take_due_notifications(now, hold, BATCH).await {
             Ok(due) => due,
+            Err(e) if e.is_unavailable() => {
+                pause = outage.down(&e);
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "the notifier cannot read the outbox; trying again");
-                busy = false;
+                pause = config.poll;
                 continue;
             }
         };
-        busy = !due.is_empty();
+        outage.reached();
+        // While there is work, the next batch is taken at once: a stream's next alert is taken only after the one
+        // before it was delivered.
+        pause = if due.is_empty() { config.poll } else { Duration::ZERO };
         let attempts = due.iter().map(|alert| attempt(&store, &delivery, &config, alert));
         futures::future::join_all(attempts).await;
     }

@@ -17,3 +17,10 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] sluice_store::Error),
 }
+
+impl EngineError {
+    /// Whether the database could not be reached (see [`sluice_store::Error::is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, EngineError::Store(e) if e.is_unavailable())
+    }
+}

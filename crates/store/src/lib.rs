@@ -12,6 +12,7 @@
 mod assets;
 mod audit;
 mod auth;
+mod availability;
 pub mod backends;
 mod backfills;
 mod claim;
@@ -46,6 +47,7 @@ use tokio::sync::Notify;
 pub use assets::{AssetEventFilter, AssetEventRow, AssetRow, NewAssetEvent, QualityReportRow, TryRef};
 pub use audit::{EventFilter, EventRow, NewEvent};
 pub use auth::{ApiKeyRow, NewApiKey, UserRow};
+pub use availability::Outage;
 pub use backends::SecretsBackends;
 pub use backfills::{BackfillRow, NewBackfill};
 pub use claim::{Claim, QueuedTi};
@@ -142,6 +144,11 @@ impl Dialect {
     }
 }
 
+/// How long a statement waits for a PostgreSQL connection unless told otherwise ([`Store::connect_waiting`]):
+/// long enough for a busy pool to free one, short enough that a request fails quickly (503) while the database
+/// is down rather than holding its client.
+pub const CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -160,6 +167,13 @@ impl Store {
     /// takes libpq's TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, or the `PGSSL*` variables): see
     /// [`postgres_tls`].
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_waiting(url, CONNECTION_WAIT).await
+    }
+
+    /// [`Store::connect`], where a statement waits at most `wait` for a PostgreSQL connection before failing with
+    /// an error that [`Error::is_unavailable`]. While the database is down every wait lasts that long, so it is
+    /// what a request takes to be answered 503.
+    pub async fn connect_waiting(url: &str, wait: Duration) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url)?;
         let url = match dialect {
@@ -172,7 +186,7 @@ impl Store {
                 let ssl_mode = postgres_tls(&mut options)?;
                 AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(wait)
                     .connect_with(options)
                     .await
                     .map_err(|e| tls_failure(e, ssl_mode))?

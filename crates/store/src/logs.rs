@@ -149,9 +149,11 @@ impl Store {
         if self.dialect() != crate::Dialect::Postgres {
             return;
         }
+        let mut outage = crate::Outage::new("listener of queued work");
         loop {
-            match sqlx::postgres::PgListener::connect(url).await {
+            let pause = match sqlx::postgres::PgListener::connect(url).await {
                 Ok(mut listener) => {
+                    outage.reached();
                     if let Err(e) = listener.listen(WORK_CHANNEL).await {
                         tracing::warn!(error = %e, "cannot listen for queued work");
                     } else {
@@ -159,10 +161,11 @@ impl Store {
                             on_work();
                         }
                     }
+                    std::time::Duration::from_secs(1)
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot connect to listen for queued work"),
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                Err(e) => outage.down(&e),
+            };
+            tokio::time::sleep(pause).await;
         }
     }
 }

@@ -1,16 +1,19 @@
 //! The HTTP calls a worker makes to the server: lease, heartbeat, logs, report (`/worker/v1`).
 //!
 //! Every call carries `Authorization: Bearer <worker token>`. Status codes the worker acts on become their own error
-//! variants: 401 (wrong token, fatal) and 409 (the lease is stale: stop, change nothing). Everything else is either
-//! transient (network, 5xx, 429: try again later) or a bug to log.
+//! variants: 401 (wrong token, fatal), 409 (the lease is stale: stop, change nothing) and 503 from a server that
+//! cannot reach its database (try again; no lease can expire meanwhile). Everything else is either transient
+//! (network, 5xx, 429: try again later) or a bug to log.
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_core::protocol::{
-    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, LogBatch, ReportRequest, WORKER_API_PREFIX,
+    HeartbeatRequest, HeartbeatResponse, LeaseRequest, LeaseResponse, LogBatch, ReportRequest, UNAVAILABLE_HEADER,
+    WORKER_API_PREFIX,
 };
 use uuid::Uuid;
 
@@ -25,6 +28,9 @@ pub enum ClientError {
     Unauthorized,
     #[error("the lease is stale (409): the server no longer lets this worker run the try")]
     Conflict,
+    /// The server is up but cannot reach its database ([`UNAVAILABLE_HEADER`]).
+    #[error("the server cannot reach its database (503): {0}")]
+    DatabaseUnavailable(String),
     #[error("the server answered {status}: {body}")]
     Status { status: StatusCode, body: String },
     /// Shown with its causes: reqwest's own message names only the URL, while the reason (a refused connection, a
@@ -56,6 +62,7 @@ impl ClientError {
         match self {
             ClientError::Http(e) => !e.is_builder() && !e.is_decode(),
             ClientError::Status { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
+            ClientError::DatabaseUnavailable(_) => true,
             ClientError::Unauthorized | ClientError::Conflict => false,
         }
     }
@@ -130,18 +137,26 @@ impl Client {
             StatusCode::UNAUTHORIZED => Err(ClientError::Unauthorized),
             StatusCode::CONFLICT => Err(ClientError::Conflict),
             status => {
+                let database_down = status == StatusCode::SERVICE_UNAVAILABLE
+                    && response.headers().get(UNAVAILABLE_HEADER).is_some_and(|value| value == "database");
                 // The body is the server's `{"detail": ...}`; keep it short in our logs.
-                let body = response.text().await.unwrap_or_default();
-                Err(ClientError::Status { status, body: body.chars().take(500).collect() })
+                let body: String = response.text().await.unwrap_or_default().chars().take(500).collect();
+                Err(if database_down {
+                    ClientError::DatabaseUnavailable(body)
+                } else {
+                    ClientError::Status { status, body }
+                })
             }
         }
     }
 }
 
-/// Exponential backoff between retries: 0.2 s, 0.4 s, ... up to 5 s.
+/// Exponential backoff with jitter between retries: 0.2 s, 0.4 s, ... up to half a longest pause, each plus a
+/// random part up to itself, so that the workers of a fleet do not all come back at the same instant.
 #[derive(Debug)]
 pub struct Backoff {
-    next: Duration,
+    longest: Duration,
+    delays: ExponentialBackoff,
 }
 
 impl Backoff {
@@ -149,19 +164,33 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(5);
 
     pub fn new() -> Self {
-        Backoff { next: Self::FIRST }
+        Backoff::up_to(Self::MAX)
+    }
+
+    /// Pauses of at most `longest` (jitter included; at least twice the first pause).
+    pub fn up_to(longest: Duration) -> Self {
+        let longest = longest.max(Self::FIRST * 2);
+        Backoff { longest, delays: delays(longest) }
     }
 
     /// The delay before the next retry.
     pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        delay
+        self.delays.next().unwrap_or(self.longest).min(self.longest)
     }
 
     pub fn reset(&mut self) {
-        self.next = Self::FIRST;
+        self.delays = delays(self.longest);
     }
+}
+
+/// Jitter adds up to the delay itself, so the delays without it stop at half the longest pause.
+fn delays(longest: Duration) -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Backoff::FIRST)
+        .with_max_delay(longest / 2)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 #[cfg(test)]
@@ -169,12 +198,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_five_seconds_and_resets() {
+    fn backoff_grows_with_jitter_up_to_its_longest_pause_and_resets() {
         let mut backoff = Backoff::new();
-        let delays: Vec<u128> = (0..7).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, [200, 400, 800, 1600, 3200, 5000, 5000]);
+        let delays: Vec<Duration> = (0..10).map(|_| backoff.next_delay()).collect();
+        // Jitter adds up to the delay itself.
+        assert!(delays[0] >= Duration::from_millis(200) && delays[0] <= Duration::from_millis(400), "{delays:?}");
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(5)), "{delays:?}");
+        assert!(delays[9] >= Duration::from_millis(2500), "{delays:?}");
         backoff.reset();
-        assert_eq!(backoff.next_delay(), Duration::from_millis(200));
+        assert!(backoff.next_delay() <= Duration::from_millis(400));
+        let mut short = Backoff::up_to(Duration::from_secs(1));
+        assert!((0..10).all(|_| short.next_delay() <= Duration::from_secs(1)));
     }
 
     #[test]
@@ -199,6 +233,7 @@ mod tests {
         let status = |status| ClientError::Status { status, body: String::new() };
         assert!(status(StatusCode::SERVICE_UNAVAILABLE).is_transient());
         assert!(status(StatusCode::TOO_MANY_REQUESTS).is_transient());
+        assert!(ClientError::DatabaseUnavailable(String::new()).is_transient());
         assert!(!status(StatusCode::BAD_REQUEST).is_transient());
         assert!(!ClientError::Conflict.is_transient());
         assert!(!ClientError::Unauthorized.is_transient());

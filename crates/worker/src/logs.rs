@@ -6,8 +6,11 @@
 //! slow, the pumps stop reading, the pipe fills and the task blocks on write, as it would on a slow terminal, instead
 //! of the worker buffering without limit.
 //!
-//! Logs are best effort: a batch that cannot be posted is dropped with a warning, and the try goes on. The outcome
-//! is what must not be lost (see the report in `task.rs`).
+//! Logs are kept while the server cannot take them (it is down, or its database is): a batch whose post failed for
+//! such a reason is sent again with the next one, after a pause with backoff and jitter, and what is still held
+//! when the task ends travels with the report. Past [`MAX_HELD_BYTES`] held, new lines are dropped with a
+//! warning, and a batch the server refuses for another reason is dropped too: the try goes on. The outcome is what
+//! must not be lost (see the report in `task.rs`).
 //!
 //! Secrets the lease names ([`LeasedTask::mask`]) never leave the worker: the pumps mask each pipe as one stream
 //! (a secret written in two pieces, or cut where a long line is cut, is still caught), and the worker's own lines
@@ -23,9 +26,10 @@ use sluice_core::protocol::{LogBatch, LogLine, LogStream};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::client::{Client, ClientError};
+use crate::client::{Backoff, Client, ClientError};
 use crate::output::{MAX_OUTPUT_BYTES, Markers};
 
 /// How long a line may wait before it is sent. Half a second still shows a running task's lines as they come, and
@@ -143,7 +147,7 @@ async fn ship(
     // task, "started pid" included, all travel with its report.
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut poster = Poster { client, ti_id, lease_id, lease_lost: false };
+    let mut poster = Poster::new(client, ti_id, lease_id);
     loop {
         tokio::select! {
             line = rx.recv() => match line {
@@ -152,7 +156,7 @@ async fn ship(
                     if let Some(note) = limit.summary() {
                         batch.push(note);
                     }
-                    return if poster.lease_lost { Vec::new() } else { batch.take() };
+                    return poster.tail(batch.take());
                 }
             },
             _ = tick.tick() => poster.post(batch.take()).await,
@@ -204,24 +208,70 @@ struct Poster {
     lease_id: Uuid,
     /// After a 409 the server refuses every batch; stop trying (the heartbeat kills the task).
     lease_lost: bool,
+    /// Lines whose post failed for a reason that passes (server or database away), sent again first.
+    held: Vec<LogLine>,
+    /// No post before this, after a failed one.
+    retry_at: Instant,
+    retries: Backoff,
 }
 
 impl Poster {
+    fn new(client: Client, ti_id: Uuid, lease_id: Uuid) -> Self {
+        Poster {
+            client,
+            ti_id,
+            lease_id,
+            lease_lost: false,
+            held: Vec::new(),
+            retry_at: Instant::now(),
+            retries: Backoff::new(),
+        }
+    }
+
     async fn post(&mut self, lines: Vec<LogLine>) {
-        if lines.is_empty() || self.lease_lost {
+        if self.lease_lost {
             return;
         }
-        let count = lines.len();
-        let batch = LogBatch { lease_id: self.lease_id, lines };
+        if held_bytes(&self.held) + held_bytes(&lines) > MAX_HELD_BYTES {
+            tracing::warn!("dropping {} log lines: {MAX_HELD_BYTES} bytes already wait for the server", lines.len());
+        } else {
+            self.held.extend(lines);
+        }
+        if self.held.is_empty() || Instant::now() < self.retry_at {
+            return;
+        }
+        let batch = LogBatch { lease_id: self.lease_id, lines: std::mem::take(&mut self.held) };
         match self.client.logs(self.ti_id, &batch).await {
-            Ok(()) => {}
+            Ok(()) => self.retries.reset(),
             Err(ClientError::Conflict) => {
                 tracing::warn!("the server refused the logs: the lease is lost");
                 self.lease_lost = true;
             }
-            Err(e) => tracing::warn!("dropping {count} log lines: {e}"),
+            Err(e) if e.is_transient() => {
+                tracing::warn!("keeping {} log lines to send again: {e}", batch.lines.len());
+                self.held = batch.lines;
+                self.retry_at = Instant::now() + self.retries.next_delay();
+            }
+            Err(e) => tracing::warn!("dropping {} log lines: {e}", batch.lines.len()),
         }
     }
+
+    /// What is left to send with the report: the lines held after failed posts, then `rest`.
+    fn tail(mut self, rest: Vec<LogLine>) -> Vec<LogLine> {
+        if self.lease_lost {
+            return Vec::new();
+        }
+        self.held.extend(rest);
+        self.held
+    }
+}
+
+/// Lines held while the server cannot take them are kept up to this size (they may end in the report, which must
+/// stay well under the server's request limit); past it new lines are dropped.
+const MAX_HELD_BYTES: usize = 4 * MAX_BATCH_BYTES;
+
+fn held_bytes(lines: &[LogLine]) -> usize {
+    lines.iter().map(|line| line.line.len()).sum()
 }
 
 /// Reads `reader` line by line into `sink` until EOF, masking the try's secrets. Returns the last output line of each

@@ -4,8 +4,10 @@
 //! lease lost, or server unreachable for a whole lease), or the worker shuts down. Whatever ends it, the whole
 //! process group is killed before the outcome is reported, so that nothing of the try outlives its report.
 //!
-//! Fencing: when the lease is lost (409) or could not be renewed for `lease_ms`, the server has already ended the try
-//! and may hand the task to another worker; the task is killed at once and nothing is reported.
+//! Fencing: when the lease is lost (409) or no server answered a heartbeat for `lease_ms`, the server has already
+//! ended the try and may hand the task to another worker; the task is killed at once and nothing is reported. A
+//! server that answers that its database is away (503) does not count as silent: nothing can expire the lease
+//! through that database meanwhile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -339,13 +341,22 @@ async fn drain_pipes(mut stdout: JoinHandle<Markers>, mut stderr: JoinHandle<Mar
 }
 
 /// Heartbeats every `heartbeat_interval_ms` until the server says stop, or until the lease would have expired.
+///
+/// A failed heartbeat is tried again sooner, with backoff and jitter, never later than the next one was due. An
+/// answer that the server cannot reach its database counts as a heartbeat for the fence: while it lasts no lease
+/// can be expired, and once the database is back the scheduler waits a lease before expiring any, so the task
+/// keeps running. Only a server that does not answer at all for a lease ends the task here.
 async fn heartbeat(client: &Client, task: &LeasedTask) -> End {
     let interval = Duration::from_millis(task.heartbeat_interval_ms).max(Duration::from_millis(100));
     let lease = Duration::from_millis(task.lease_ms);
     let mut lease_until = Instant::now() + lease;
+    // Half the interval: a heartbeat answered 503 took up to the interval itself on the server (its wait for a
+    // database connection), and the next must be answered before the lease counted from that answer ends.
+    let mut retries = Backoff::up_to(interval / 2);
+    let mut wait = interval;
     loop {
         let beat = async {
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(wait).await;
             let sent = Instant::now();
             (sent, client.heartbeat(task.ti_id, task.lease_id).await)
         };
@@ -353,13 +364,24 @@ async fn heartbeat(client: &Client, task: &LeasedTask) -> End {
             () = tokio::time::sleep_until(lease_until) => return End::LeaseExpired,
             beat = beat => beat,
         };
-        match answer {
+        wait = match answer {
             // Counting from when the request left keeps us on the safe side of the server's clock.
-            Ok(response) if !response.cancel => lease_until = sent + lease,
+            Ok(response) if !response.cancel => {
+                lease_until = sent + lease;
+                retries.reset();
+                interval
+            }
             Ok(_) => return End::Cancelled,
             Err(ClientError::Conflict) => return End::LeaseLost,
-            Err(e) => tracing::warn!("heartbeat failed: {e}"),
-        }
+            Err(e) => {
+                if matches!(e, ClientError::DatabaseUnavailable(_)) {
+                    // The database was out of reach when the server answered, not only when the request left.
+                    lease_until = Instant::now() + lease;
+                }
+                tracing::warn!("heartbeat failed: {e}");
+                retries.next_delay()
+            }
+        };
     }
 }
 
@@ -400,8 +422,9 @@ fn masker(task: &LeasedTask) -> Masker {
     Masker::new(task.mask.iter().cloned())
 }
 
-/// Sends the outcome, retrying transient failures for as long as the lease would last: past that the server fails
-/// the try as lost anyway.
+/// Sends the outcome, retrying transient failures with backoff and jitter until the server takes it or says the
+/// lease is stale. Only a server that does not answer at all for a whole lease makes it give up (the try is
+/// failed as lost then); one that answers that its database is away keeps the report waiting, however long.
 async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec<LogLine>) {
     let client = &ctx.client;
     let op_output = match (&task.op, &verdict.output) {
@@ -436,8 +459,10 @@ async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec
         monitor: op_output.monitor,
         sensor: op_output.sensor,
     };
-    let give_up = Instant::now() + Duration::from_millis(task.lease_ms);
-    let mut backoff = Backoff::new();
+    let mut give_up = Instant::now() + Duration::from_millis(task.lease_ms);
+    // As often as heartbeats: after an outage the scheduler waits one lease for what the workers have to say, and
+    // a try that has ended has no heartbeat left to keep its lease.
+    let mut backoff = Backoff::up_to(Duration::from_millis(task.heartbeat_interval_ms));
     loop {
         let error = match client.report(task.ti_id, &request).await {
             Ok(()) => {
@@ -450,6 +475,9 @@ async fn report(ctx: &TryContext, task: &LeasedTask, verdict: Verdict, logs: Vec
             }
             Err(error) => error,
         };
+        if matches!(error, ClientError::DatabaseUnavailable(_)) {
+            give_up = Instant::now() + Duration::from_millis(task.lease_ms);
+        }
         if !error.is_transient() || Instant::now() >= give_up {
             tracing::error!(?outcome, "could not report the outcome: {error}");
             return;

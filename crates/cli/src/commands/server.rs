@@ -315,12 +315,25 @@ pub struct SchedulerArgs {
 }
 
 pub async fn connect(database: &DatabaseArgs) -> anyhow::Result<Store> {
+    open(database, sluice_store::CONNECTION_WAIT).await
+}
+
+/// [`connect`] for a process that workers heartbeat through or that expires their leases: a statement waits for
+/// a connection at most a third of the lease (the heartbeat interval), so that while the database is down a
+/// heartbeat is answered 503 well before the worker's lease would end, and the worker keeps its task.
+pub async fn connect_for_leases(database: &DatabaseArgs, scheduling: &SchedulingArgs) -> anyhow::Result<Store> {
+    let heartbeat = Duration::from_secs(scheduling.lease_secs.max(1)) / 3;
+    open(database, heartbeat.min(sluice_store::CONNECTION_WAIT)).await
+}
+
+async fn open(database: &DatabaseArgs, wait: Duration) -> anyhow::Result<Store> {
     let url = database
         .database_url
         .clone()
         .context("no database: set SLUICE_DATABASE_URL or --database-url (postgres://… or sqlite://…)")?;
     let secrets = Secrets::from_config(database.encryption_key.as_deref().unwrap_or_default())?;
-    let store = Store::connect(&url).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
+    let store =
+        Store::connect_waiting(&url, wait).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
     // Environment variables that are not UTF-8 cannot be connections or variables.
     let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
@@ -440,7 +453,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             "no SLUICE_WORKER_TOKEN: only workers with a named token (`sluice worker-tokens create`) are let in"
         );
     }
-    let store = connect(&args.database).await?;
+    let store = connect_for_leases(&args.database, &args.scheduling).await?;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot listen on {}", args.bind))?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
@@ -478,7 +491,7 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run_scheduler_only(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.database).await?;
+    let store = connect_for_leases(&args.database, &args.scheduling).await?;
     let engine = engine_of(store, &args.scheduling, &args.lake)?;
     let stop = CancellationToken::new();
     let notifier = tokio::spawn(run_notifier(
