@@ -623,3 +623,14 @@ tasks:
         ]
     );
 }
+
+#[test]
+fn nesting_deeper_than_the_stack_allows_is_an_error() {
+    let mappings: String = (0..40).map(|i| format!("{}a:\n", " ".repeat(i + 1))).collect();
+    let lists = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    for source in [format!("dag_id: x\ntasks:\n{mappings}"), format!("dag_id: x\ntasks: {lists}\n")] {
+        let errors = errors(&source);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].ends_with(": invalid YAML: mappings and lists nest deeper than 32 levels"), "{errors:?}");
+    }
+}
