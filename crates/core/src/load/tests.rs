@@ -634,3 +634,13 @@ fn nesting_deeper_than_the_stack_allows_is_an_error() {
         assert!(errors[0].ends_with(": invalid YAML: mappings and lists nest deeper than 32 levels"), "{errors:?}");
     }
 }
+
+#[test]
+fn a_template_chain_deeper_than_the_stack_allows_is_an_error() {
+    let source = format!("dag_id: x\ntasks:\n  - id: a\n    command: [\"{{{{ ds{} }}}}\"]\n", " | upper".repeat(2000));
+    assert_eq!(
+        errors(&source),
+        ["dag.yaml:4:15: template error in task `a` command[0]: the tag on template line 1 chains more than 1000 \
+             operators, filters, attributes or calls; split it with `{% set %}`"]
+    );
+}
