@@ -142,6 +142,11 @@ fn with_hint(message: String) -> String {
 
 fn syntax_error(file: &str, e: &serde_saphyr::Error) -> DagError {
     let loc = node::saphyr_error_loc(e);
+    use serde_saphyr::budget::BudgetBreach;
+    if let serde_saphyr::Error::Budget { breach: BudgetBreach::Depth { .. }, .. } = e.without_snippet() {
+        let message = format!("invalid YAML: mappings and lists nest deeper than {} levels", node::MAX_DEPTH);
+        return DagError::new(file, loc, message);
+    }
     let mut message = format!("invalid YAML: {}", e.without_snippet());
     // The location is already in front of the message.
     if let Some(at) = message.rfind(" at line ") {

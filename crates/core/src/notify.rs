@@ -78,7 +78,10 @@ impl Notifier {
             }
         }
         for template in templates {
-            if let Err(e) = minijinja::Environment::new().template_from_str(template) {
+            let compiled = crate::template::chain::check(template).and_then(|()| {
+                minijinja::Environment::new().template_from_str(template).map(drop).map_err(|e| e.to_string())
+            });
+            if let Err(e) = compiled {
                 problems.push(format!("template {template:?}: {e}"));
             }
         }
@@ -258,8 +261,10 @@ impl Occasion<'_> {
     }
 }
 
-/// Renders one of a notifier's templates with an alert's context.
+/// Renders one of a notifier's templates with an alert's context. The notifier is read back from the alerts outbox,
+/// not from a validated DAG, so the stack guard of `template::chain` runs here too.
 pub fn render(template: &str, context: &Value) -> Result<String, String> {
+    crate::template::chain::check(template)?;
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.render_str(template, context).map_err(|e| e.to_string())
@@ -286,6 +291,16 @@ mod tests {
         let problems = mail.problems();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[1].starts_with("template \"{{ oops\""), "{problems:?}");
+    }
+
+    #[test]
+    fn a_chain_deeper_than_the_stack_allows_is_refused_not_rendered() {
+        let text = format!("{{{{ dag_id{} }}}}", " | upper".repeat(2000));
+        let hook = webhook(json!({"type": "webhook", "connection": "slack", "text": text})).unwrap();
+        let problems = hook.problems();
+        assert!(problems.len() == 1 && problems[0].contains("chains more than 1000 operators"), "{problems:?}");
+        let err = render(&text, &json!({"dag_id": "etl"})).expect_err("refused");
+        assert!(err.contains("chains more than 1000 operators"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ use crate::masking::{Confidential, SensitiveKeys};
 use crate::ops_spec::OpSpec;
 use crate::spec::ParamSpec;
 
+pub(crate) mod chain;
+
 /// Everything a template can refer to for one task try.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateContext {
@@ -117,8 +119,10 @@ fn describe(e: &minijinja::Error, source: &str) -> String {
     }
 }
 
-/// Compile a template to check its syntax (at load time).
+/// Compile a template to check its syntax (at load time). Every template a task renders passes here first, as
+/// every [`Dag`] is validated, so the guard of [`chain`] runs before minijinja parses any of them.
 pub(crate) fn check_syntax(source: &str) -> Result<(), String> {
+    chain::check(source)?;
     environment().template_from_str(source).map(|_| ()).map_err(|e| describe(&e, source))
 }
 

@@ -83,10 +83,18 @@ impl Node {
 }
 
 /// Parse a YAML document into a located tree.
+/// How deep mappings and lists may nest. Each level costs the deserialiser tens of KiB of stack in a debug build (a
+/// mapping in a mapping about 40), so serde-saphyr's default of 64 overflows a 2 MiB thread stack, which aborts the
+/// process instead of failing the file. DAG files nest a dozen levels at most (a param's JSON Schema is the deepest).
+pub(crate) const MAX_DEPTH: usize = 32;
+
 pub(crate) fn parse(source: &str) -> Result<Node, serde_saphyr::Error> {
     let mut options = serde_saphyr::Options::default();
     // YAML 1.2 booleans only: `n`, `no`, `on` and `yes` stay strings (the "Norway problem").
     options.strict_booleans = true;
+    let mut budget = options.budget.take().unwrap_or_default();
+    budget.max_depth = MAX_DEPTH;
+    options.budget = Some(budget);
     let mut root: Node = serde_saphyr::from_str_with_options(source, options)?;
     fill_raw(&mut root, source);
     Ok(root)

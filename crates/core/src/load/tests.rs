@@ -623,3 +623,24 @@ tasks:
         ]
     );
 }
+
+#[test]
+fn nesting_deeper_than_the_stack_allows_is_an_error() {
+    let mappings: String = (0..40).map(|i| format!("{}a:\n", " ".repeat(i + 1))).collect();
+    let lists = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    for source in [format!("dag_id: x\ntasks:\n{mappings}"), format!("dag_id: x\ntasks: {lists}\n")] {
+        let errors = errors(&source);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].ends_with(": invalid YAML: mappings and lists nest deeper than 32 levels"), "{errors:?}");
+    }
+}
+
+#[test]
+fn a_template_chain_deeper_than_the_stack_allows_is_an_error() {
+    let source = format!("dag_id: x\ntasks:\n  - id: a\n    command: [\"{{{{ ds{} }}}}\"]\n", " | upper".repeat(2000));
+    assert_eq!(
+        errors(&source),
+        ["dag.yaml:4:15: template error in task `a` command[0]: the tag on template line 1 chains more than 1000 \
+             operators, filters, attributes or calls; split it with `{% set %}`"]
+    );
+}
