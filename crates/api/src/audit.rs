@@ -9,7 +9,7 @@
 use axum::body::Body;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{RequestPartsExt, Router};
@@ -52,15 +52,15 @@ pub async fn record(State(recorder): State<Recorder>, request: Request, next: Ne
     };
     let sent: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let one_resource = !params.is_empty() && matches!(parts.method, Method::PATCH | Method::PUT | Method::DELETE);
-    let reading = one_resource.then(|| read_request(&parts));
+    let reading = one_resource.then(|| Reading::of(&parts));
     let before = match &reading {
-        Some(read) => read_resource(&recorder.reads, read).await,
+        Some(reading) => reading.read(&recorder.reads).await,
         None => Value::Null,
     };
     let deletes = parts.method == Method::DELETE;
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let after = match &reading {
-        Some(read) if !deletes && response.status().is_success() => read_resource(&recorder.reads, read).await,
+        Some(reading) if !deletes && response.status().is_success() => reading.read(&recorder.reads).await,
         _ => Value::Null,
     };
 
@@ -92,25 +92,30 @@ pub async fn record(State(recorder): State<Recorder>, request: Request, next: Ne
 }
 
 /// A `GET` of the changed resource's path, as the caller.
-fn read_request(parts: &Parts) -> Parts {
-    let mut read = Request::get(parts.uri.path()).body(()).unwrap_or_default().into_parts().0;
-    if let Some(credentials) = parts.headers.get(header::AUTHORIZATION) {
-        read.headers.insert(header::AUTHORIZATION, credentials.clone());
-    }
-    read
+struct Reading {
+    path: String,
+    credentials: Option<HeaderValue>,
 }
 
-/// The resource as `GET` answers it; null when it does not exist or cannot be read.
-async fn read_resource(reads: &Router, read: &Parts) -> Value {
-    let mut request = Request::get(read.uri.clone()).body(Body::empty()).unwrap_or_default();
-    *request.headers_mut() = read.headers.clone();
-    let Ok(response) = tower::ServiceExt::oneshot(reads.clone(), request).await;
-    if response.status() != StatusCode::OK {
-        return Value::Null;
+impl Reading {
+    fn of(parts: &Parts) -> Reading {
+        Reading { path: parts.uri.path().to_owned(), credentials: parts.headers.get(header::AUTHORIZATION).cloned() }
     }
-    match axum::body::to_bytes(response.into_body(), BODY_LIMIT).await {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        Err(_) => Value::Null,
+
+    /// The resource as `GET` answers it; null when it does not exist or cannot be read.
+    async fn read(&self, reads: &Router) -> Value {
+        let mut request = Request::get(&self.path).body(Body::empty()).unwrap_or_default();
+        if let Some(credentials) = &self.credentials {
+            request.headers_mut().insert(header::AUTHORIZATION, credentials.clone());
+        }
+        let Ok(response) = tower::ServiceExt::oneshot(reads.clone(), request).await;
+        if response.status() != StatusCode::OK {
+            return Value::Null;
+        }
+        match axum::body::to_bytes(response.into_body(), BODY_LIMIT).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
     }
 }
 

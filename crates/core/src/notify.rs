@@ -280,14 +280,16 @@ mod tests {
 
     #[test]
     fn notifiers_read_their_fields_and_refuse_unknown_ones() {
-        let hook = webhook(json!({"type": "webhook", "connection": "slack", "text": "{{ dag_id }} failed"})).unwrap();
+        let hook = webhook(json!({"type": "webhook", "connection": "slack", "text": "{{ dag_id }} failed"}))
+            .expect("a webhook");
         assert_eq!(hook.connection(), "slack");
         assert!(hook.problems().is_empty());
         assert!(webhook(json!({"type": "webhook", "connection": "slack", "txt": "x"})).is_err());
         assert!(webhook(json!({"type": "pager", "connection": "x"})).is_err());
-        let both = webhook(json!({"type": "webhook", "connection": "c", "text": "a", "body": "b"})).unwrap();
+        let both = webhook(json!({"type": "webhook", "connection": "c", "text": "a", "body": "b"})).expect("a webhook");
         assert_eq!(both.problems(), ["a webhook has `text` or `body`, not both"]);
-        let mail = webhook(json!({"type": "email", "connection": "smtp", "to": [], "subject": "{{ oops"})).unwrap();
+        let mail =
+            webhook(json!({"type": "email", "connection": "smtp", "to": [], "subject": "{{ oops"})).expect("an e-mail");
         let problems = mail.problems();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[1].starts_with("template \"{{ oops\""), "{problems:?}");
@@ -296,7 +298,7 @@ mod tests {
     #[test]
     fn a_chain_deeper_than_the_stack_allows_is_refused_not_rendered() {
         let text = format!("{{{{ dag_id{} }}}}", " | upper".repeat(2000));
-        let hook = webhook(json!({"type": "webhook", "connection": "slack", "text": text})).unwrap();
+        let hook = webhook(json!({"type": "webhook", "connection": "slack", "text": text})).expect("a webhook");
         let problems = hook.problems();
         assert!(problems.len() == 1 && problems[0].contains("chains more than 1000 operators"), "{problems:?}");
         let err = render(&text, &json!({"dag_id": "etl"})).expect_err("refused");
@@ -305,13 +307,13 @@ mod tests {
 
     #[test]
     fn a_deadline_counts_from_its_reference() {
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("RFC 3339").with_timezone(&Utc);
         let alert = |reference: &str, datetime: Option<&str>| -> DeadlineAlert {
             serde_json::from_value(json!({
                 "reference": reference, "datetime": datetime, "interval": "10m",
                 "callback": [{"type": "webhook", "connection": "c"}],
             }))
-            .unwrap()
+            .expect("a deadline")
         };
         let (logical, queued) = (Some(at("2026-01-01T00:00:00Z")), Some(at("2026-01-02T00:00:00Z")));
         let tz = chrono_tz::Europe::Paris;
@@ -338,7 +340,7 @@ mod tests {
         };
         let context = occasion.context();
         assert_eq!(context["message"], "Task etl.load[2] of run manual__1 (try 3) failed: exit code 1");
-        assert_eq!(render("{{ task_id }}#{{ try_number }} {{ state }}", &context).unwrap(), "load#3 failed");
+        assert_eq!(render("{{ task_id }}#{{ try_number }} {{ state }}", &context).expect("rendered"), "load#3 failed");
         assert!(render("{{ nope }}", &context).is_err());
     }
 }
