@@ -137,3 +137,47 @@ async fn a_log_over_the_limit_is_cut_with_a_note_and_the_try_goes_on() {
     );
     assert!(!text.contains(&"500000"), "the end of the flood is not kept");
 }
+
+const FLOOD: &str = r#"
+dag_id: flood
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: gigabyte
+    script: |
+      yes 'a line of a log nobody will read' | head -c 536870912
+      head -c 536870912 /dev/zero | tr '\0' x
+      echo
+      echo '::output::{"survived": true}'
+"#;
+
+/// The peak resident set of a process, from the kernel's own count.
+fn peak_rss_mib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+    kib / 1024
+}
+
+#[tokio::test]
+async fn a_task_printing_a_gigabyte_takes_down_neither_its_worker_nor_the_server() {
+    let mut sluice = Sluice::new(Backend::Postgres, &[("flood.yaml", FLOOD)]).await;
+    sluice.env.push(("SLUICE_MAX_LOG_BYTES".into(), "1000000".into()));
+    sluice.start_server(&[]).await;
+    let worker = sluice.spawn_worker(&["--slots", "1"]);
+    let run_id = sluice.trigger("flood", json!({})).await;
+    let run = sluice.wait_run_done("flood", &run_id, Duration::from_secs(240)).await;
+    assert_eq!(run["state"], "success", "{run}\n{}", sluice.all_output());
+    let (_, ti) = sluice.get(&format!("/dags/flood/dagRuns/{run_id}/taskInstances/gigabyte")).await;
+    assert_eq!(ti["output"], json!({"survived": true}), "the output after a gigabyte of log still counts");
+
+    // Half a gigabyte of lines and half a gigabyte in one line went through the worker in bounded memory.
+    let worker_peak = peak_rss_mib(sluice.workers[worker].pid());
+    assert!(worker_peak < 256, "the worker's peak resident set: {worker_peak} MiB");
+    let log = sluice.log("flood", &run_id, "gigabyte", 1).await;
+    assert!(log.len() < 1_500_000, "{} bytes of log kept", log.len());
+    assert!(log.contains("the log is cut here"), "a note where the log is cut");
+    assert!(log.contains("bytes of output were not kept in the log"), "{}", &log[log.len().saturating_sub(500)..]);
+    let (status, _) = sluice.get("/dags/flood").await;
+    assert_eq!(status, 200, "the server still answers");
+}

@@ -265,9 +265,8 @@ impl Occasion<'_> {
 /// not from a validated DAG, so the stack guard of `template::chain` runs here too.
 pub fn render(template: &str, context: &Value) -> Result<String, String> {
     crate::template::chain::check(template)?;
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.render_str(template, context).map_err(|e| e.to_string())
+    let context = minijinja::Value::from_serialize(context);
+    crate::template::render_limited(&crate::template::environment(), template, &context).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

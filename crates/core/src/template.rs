@@ -90,18 +90,62 @@ pub enum TemplateError {
     Render { task_id: String, field: String, message: String },
 }
 
-/// The template environment: strict about undefined names; no HTML escaping (these are shell arguments).
-fn environment() -> Environment<'static> {
+/// The steps one template may take. Templates render while a worker waits for its task, so a loop that would
+/// run for hours (`range` allows 100,000 elements, nested loops their product) must stop with an error instead.
+/// Far above what a real template needs: a loop over 10,000 upstream outputs takes about 50,000 steps.
+pub const RENDER_STEPS: u64 = 20_000_000;
+
+/// The longest text one template may render, for the same reason as [`RENDER_STEPS`]: memory instead of time.
+pub const RENDER_BYTES: usize = 16 << 20;
+
+/// The template environment: strict about undefined names; no HTML escaping (these are shell arguments); limited
+/// to [`RENDER_STEPS`].
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_fuel(Some(RENDER_STEPS));
     env
+}
+
+/// Renders `source`, refusing output longer than [`RENDER_BYTES`].
+pub(crate) fn render_limited(env: &Environment<'_>, source: &str, context: &Value) -> Result<String, minijinja::Error> {
+    let mut out = LimitedText(Vec::new());
+    env.template_from_str(source)?.render_captured_to(context, &mut out)?;
+    // minijinja writes whole `str`s, so the text is UTF-8.
+    Ok(String::from_utf8(out.0).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// A buffer that refuses to grow past [`RENDER_BYTES`].
+struct LimitedText(Vec<u8>);
+
+impl std::io::Write for LimitedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > RENDER_BYTES {
+            return Err(std::io::Error::new(std::io::ErrorKind::OutOfMemory, "rendered text too long"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Describe a minijinja error in one line, with the template line when the template has several.
 /// A rendering error, naming the expression at fault (e.g. `var.value.missing`): what a user needs to fix it.
 fn describe_render(e: &minijinja::Error, source: &str) -> String {
-    let what = describe(e, source);
+    let what = match e.kind() {
+        minijinja::ErrorKind::OutOfFuel => {
+            format!("the template took more than {RENDER_STEPS} steps to render (a loop too long?)")
+        }
+        // The only writer that fails is [`LimitedText`].
+        minijinja::ErrorKind::WriteFailure => {
+            format!("the rendered text is longer than {} MiB", RENDER_BYTES >> 20)
+        }
+        _ => describe(e, source),
+    };
     match e.range().and_then(|range| source.get(range)) {
         Some(expr) => format!("{what} in `{expr}`"),
         None => what,
@@ -402,7 +446,7 @@ fn render_in(dag: &Dag, task_id: &str, context: &Value) -> Result<RenderedComman
     let resolved = task.resolved(&dag.spec.default_args);
     let env = environment();
     let render = |field: String, source: &str| {
-        env.render_str(source, context).map_err(|e| TemplateError::Render {
+        render_limited(&env, source, context).map_err(|e| TemplateError::Render {
             task_id: task_id.to_owned(),
             field,
             message: describe_render(&e, source),

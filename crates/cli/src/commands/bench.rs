@@ -8,6 +8,10 @@
 //! - `sensors`: 1,000 reschedule-mode sensors true 5 s after the trigger, 2 workers × 2 slots: seconds from the
 //!   run's start to the last sensor's end.
 //! - `trigger`: REST trigger → first task running, one run after the other.
+//! - `many_dags` (only when named): 2,000 DAG files, read by this process and by a `sluice server` of their own:
+//!   seconds to load them, to re-read the unchanged folder, and the server's memory (see [`many_dags`]).
+//! - `dag10k` (only when named): one DAG of 10,000 tasks in 10 layers, each task after two of the layer before,
+//!   4 workers × 4 slots: seconds to parse it, to create its run over the API, and tasks per second.
 //! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second, peak
 //!   memory, and the ratio to the same steps written on polars alone (see [`transform`]). It runs first, before
 //!   the server starts, and needs no database.
@@ -29,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::server::{AuthArgs, DatabaseArgs, LakeArgs, PredictionLogArgs, SchedulingArgs, ServerArgs, connect, serve};
 use crate::https::TlsArgs;
 
+mod many_dags;
 mod monitor;
 mod predict;
 mod score;
@@ -67,6 +72,12 @@ pub struct Args {
     pub sensor_tasks: usize,
     #[arg(long, default_value_t = 30)]
     pub triggers: usize,
+    /// DAG files of the `many_dags` scenario.
+    #[arg(long, default_value_t = 2000)]
+    pub many_dags: usize,
+    /// Tasks of the `dag10k` scenario's DAG, in 10 layers.
+    #[arg(long, default_value_t = 10_000)]
+    pub dag10k_tasks: usize,
     /// DAGs the `api` scenario lists (it also reads a run of `api_tasks` task instances).
     #[arg(long, default_value_t = 2000)]
     pub api_dags: usize,
@@ -94,8 +105,8 @@ pub struct Args {
 
 const TOKEN: &str = "bench-worker-token";
 
-/// Scenarios measured in this process before the server starts.
-const IN_PROCESS: [&str; 4] = ["transform", "train", "score", "monitor"];
+/// Scenarios measured before the server starts, without it.
+const WITHOUT_SERVER: [&str; 5] = ["transform", "train", "score", "monitor", "many_dags"];
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.scenarios.iter().any(|s| s == "transform") {
@@ -110,27 +121,48 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.scenarios.iter().any(|s| s == "monitor") {
         println!("{}", monitor::run(args.monitor_rows).await?);
     }
-    if args.scenarios.iter().all(|s| IN_PROCESS.contains(&s.as_str())) {
+    if args.scenarios.iter().any(|s| s == "many_dags") {
+        println!("{}", many_dags::run(&args).await?);
+    }
+    if args.scenarios.iter().all(|s| WITHOUT_SERVER.contains(&s.as_str())) {
         return Ok(ExitCode::SUCCESS);
     }
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", uuid::Uuid::now_v7().simple()));
     let dags = dir.join("dags");
     std::fs::create_dir_all(&dags)?;
     write_dags(&dags, &args)?;
-    let db_name = format!("sluice_bench_{}", uuid::Uuid::now_v7().simple());
-    let database_url = if args.sqlite {
-        format!("sqlite://{}", dir.join("bench.db").display())
-    } else {
-        sluice_store::create_postgres_database(&args.postgres, &db_name)
-            .await
-            .with_context(|| format!("cannot create a database on {}", args.postgres))?
-    };
-    let result = run_on(&args, &database_url, &dags, &dir.join("lake")).await;
-    if !args.sqlite {
-        sluice_store::drop_postgres_database(&args.postgres, &db_name).await.ok();
-    }
+    let database = Database::create(&args, &dir, "bench").await?;
+    let result = run_on(&args, &database.url, &dags, &dir.join("lake")).await;
+    database.remove().await;
     std::fs::remove_dir_all(&dir).ok();
     result
+}
+
+/// A database of a benchmark's own: a SQLite file, or a new PostgreSQL database dropped afterwards.
+struct Database {
+    url: String,
+    /// The PostgreSQL server and the database's name on it.
+    postgres: Option<(String, String)>,
+}
+
+impl Database {
+    async fn create(args: &Args, dir: &Path, name: &str) -> anyhow::Result<Database> {
+        if args.sqlite {
+            let url = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+            return Ok(Database { url, postgres: None });
+        }
+        let db_name = format!("sluice_{name}_{}", uuid::Uuid::now_v7().simple());
+        let url = sluice_store::create_postgres_database(&args.postgres, &db_name)
+            .await
+            .with_context(|| format!("cannot create a database on {}", args.postgres))?;
+        Ok(Database { url, postgres: Some((args.postgres.clone(), db_name)) })
+    }
+
+    async fn remove(self) {
+        if let Some((server, name)) = &self.postgres {
+            sluice_store::drop_postgres_database(server, name).await.ok();
+        }
+    }
 }
 
 fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
@@ -181,15 +213,12 @@ fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
     )?;
     if args.scenarios.iter().any(|s| s == "api") {
         // Many small DAGs for the list, and one wide DAG whose run has many task instances.
-        let many = dags.join("many");
-        std::fs::create_dir_all(&many)?;
-        for i in 0..args.api_dags {
-            let yaml =
-                format!("dag_id: bench_dag_{i:05}\ntags: [bench]\ntasks:\n  - {{id: only, command: [\"true\"]}}\n");
-            std::fs::write(many.join(format!("dag_{i:05}.yaml")), yaml)?;
-        }
+        many_dags::write_small_dags(&dags.join("many"), args.api_dags)?;
         let wide: String = (0..args.api_tasks).map(|i| format!("  - {{id: t{i}, command: [\"true\"]}}\n")).collect();
         std::fs::write(dags.join("wide.yaml"), format!("dag_id: bench_wide\ntasks:\n{wide}"))?;
+    }
+    if args.scenarios.iter().any(|s| s == "dag10k") {
+        std::fs::write(dags.join("dag10k.yaml"), layered_dag(args.dag10k_tasks))?;
     }
     if args.scenarios.iter().any(|s| s == "predict") {
         std::fs::create_dir_all(dags.join("data"))?;
@@ -201,6 +230,26 @@ fn write_dags(dags: &Path, args: &Args) -> anyhow::Result<()> {
         "dag_id: bench_trigger\nis_paused_upon_creation: false\ntasks:\n  - {id: only, command: [\"true\"]}\n",
     )?;
     Ok(())
+}
+
+/// The `dag10k` DAG: `tasks` no-op tasks in 10 layers, each task after two neighbours of the layer before, so the
+/// scheduler settles many upstream tasks per decision, as wide real DAGs make it.
+fn layered_dag(tasks: usize) -> String {
+    const LAYERS: usize = 10;
+    let width = tasks.div_ceil(LAYERS).max(1);
+    let mut yaml = format!("dag_id: bench_dag10k\nis_paused_upon_creation: false\nmax_active_tasks: {tasks}\ntasks:\n");
+    for i in 0..tasks {
+        let (layer, at) = (i / width, i % width);
+        yaml.push_str(&match layer {
+            0 => format!("  - {{id: l0_{at}, command: [\"true\"]}}\n"),
+            _ => format!(
+                "  - {{id: l{layer}_{at}, command: [\"true\"], depends_on: [l{up}_{at}, l{up}_{next}]}}\n",
+                up = layer - 1,
+                next = (at + 1) % width,
+            ),
+        });
+    }
+    yaml
 }
 
 async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> anyhow::Result<ExitCode> {
@@ -272,6 +321,7 @@ impl Bench {
                 "map" => self.map().await?,
                 "sensors" => self.sensors().await?,
                 "trigger" => self.trigger(args.triggers).await?,
+                "dag10k" => self.dag10k().await?,
                 "api" => self.api_reads(args).await?,
                 "predict" => {
                     for line in self.predict(args.predict_requests, args.predict_connections).await? {
@@ -280,10 +330,10 @@ impl Bench {
                     continue;
                 }
                 // Measured before the server started (see `run`).
-                "transform" | "train" | "score" | "monitor" => continue,
+                "transform" | "train" | "score" | "monitor" | "many_dags" => continue,
                 other => {
                     bail!(
-                        "unknown scenario {other:?}: use chain, fanout, map, sensors, trigger, transform, train, score, monitor, predict or api"
+                        "unknown scenario {other:?}: use chain, fanout, map, sensors, trigger, transform, train, score, monitor, predict, api, many_dags or dag10k"
                     )
                 }
             };
@@ -386,17 +436,32 @@ impl Bench {
     }
 
     async fn run_with_workers(&self, dag_id: &str, workers: usize, slots: u32) -> anyhow::Result<(Value, Vec<Value>)> {
+        let ran = self.measured_run(dag_id, workers, slots).await?;
+        Ok((ran.run, ran.task_instances))
+    }
+
+    /// A run of `dag_id` on fresh workers, with what it cost besides the database's times.
+    async fn measured_run(&self, dag_id: &str, workers: usize, slots: u32) -> anyhow::Result<MeasuredRun> {
         let children = self.spawn_workers(workers, slots)?;
         let progress = indicatif::ProgressBar::new(0).with_message(dag_id.to_string());
         progress.set_style(
             indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tasks")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
+        let sent = std::time::Instant::now();
         let run_id = self.trigger_run(dag_id).await?;
+        let trigger_s = sent.elapsed().as_secs_f64();
         let run = self.wait_run(dag_id, &run_id, &progress).await?;
         progress.finish_and_clear();
+        let worker_peak_rss_kib = children
+            .iter()
+            .filter_map(|c| c.id())
+            .filter_map(|pid| scratch::process_memory_kib(&pid.to_string(), "VmHWM").ok())
+            .max()
+            .unwrap_or_default();
         stop_processes(children).await;
-        Ok((run, self.task_instances(dag_id, &run_id).await?))
+        let task_instances = self.task_instances(dag_id, &run_id).await?;
+        Ok(MeasuredRun { run, task_instances, trigger_s, worker_peak_rss_kib })
     }
 
     async fn chain(&self) -> anyhow::Result<Value> {
@@ -480,6 +545,38 @@ impl Bench {
         }))
     }
 
+    /// A DAG of 10,000 tasks: parsed as the DAG folder's reader parses it, its run (and its 10,000 task
+    /// instances, the first layer queued) created by the trigger's one transaction, then run.
+    async fn dag10k(&self) -> anyhow::Result<Value> {
+        let path = self.deployment.dags.join("dag10k.yaml");
+        let source = std::fs::read_to_string(&path)?;
+        let parsing = std::time::Instant::now();
+        let dag = sluice_core::load_dag("dag10k.yaml", &source)
+            .map_err(|errors| anyhow::anyhow!("the dag10k DAG does not load: {errors:?}"))?;
+        let parse_s = parsing.elapsed().as_secs_f64();
+        let edges: usize = dag.spec.tasks.iter().map(|t| t.depends_on.len()).sum();
+        self.wait_for_dag("bench_dag10k").await?;
+        let ran = self.measured_run("bench_dag10k", 4, 4).await?;
+        let tis = &ran.task_instances;
+        let starts = tis.iter().filter_map(|t| time(&t["start_date"]));
+        let ends = tis.iter().filter_map(|t| time(&t["end_date"]));
+        let (Some(first), Some(last)) = (starts.min(), ends.max()) else { bail!("dag10k recorded no task times") };
+        let seconds = millis(last - first) / 1000.0;
+        Ok(json!({
+            "scenario": "dag10k",
+            "tasks": tis.len(),
+            "edges": edges,
+            "parse_s": round3(parse_s),
+            "create_run_s": round3(ran.trigger_s),
+            "workers": 4,
+            "slots_per_worker": 4,
+            "seconds": round(seconds),
+            "tasks_per_s": round(tis.len() as f64 / seconds.max(0.001)),
+            "server_peak_rss_mib": round(scratch::memory_kib("VmHWM")? as f64 / 1024.0),
+            "worker_peak_rss_mib": round(ran.worker_peak_rss_kib as f64 / 1024.0),
+        }))
+    }
+
     async fn trigger(&self, count: usize) -> anyhow::Result<Value> {
         let children = self.spawn_workers(1, 4)?;
         // Let the worker connect and start long-polling, as a deployed fleet would be.
@@ -540,6 +637,16 @@ impl Bench {
     }
 }
 
+/// A benchmark run, its task instances, and what the database's times do not tell.
+struct MeasuredRun {
+    run: Value,
+    task_instances: Vec<Value>,
+    /// The trigger request, from sending it to its answer: the run and its task instances are created by then.
+    trigger_s: f64,
+    /// The largest peak resident set of the run's workers.
+    worker_peak_rss_kib: u64,
+}
+
 async fn stop_processes(children: Vec<Child>) {
     for mut child in children {
         if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -559,6 +666,10 @@ fn millis(d: chrono::Duration) -> f64 {
 
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// Nearest-rank percentile.

@@ -37,8 +37,7 @@ fn ctx() -> TemplateContext {
 }
 
 fn render(template: &str, ctx: &TemplateContext) -> Result<String, String> {
-    let env = environment();
-    env.render_str(template, Value::from_serialize(ctx.to_value())).map_err(|e| describe(&e, template))
+    render_limited(&environment(), template, &Value::from_serialize(ctx.to_value())).map_err(|e| describe(&e, template))
 }
 
 #[test]
@@ -137,6 +136,27 @@ fn render_command_argv_script_env_cwd() {
     assert!(matches!(&err, TemplateError::Render { field, .. } if field == "command[0]"), "{err:?}");
     assert!(err.to_string().starts_with("cannot render command[0] of task \"typo\": undefined value"), "{err}");
     assert_eq!(render_command(&dag, "nope", &ctx()), Err(TemplateError::UnknownTask("nope".into())));
+}
+
+const RUNAWAY_DAG: &str = r#"dag_id: runaway
+tasks:
+  - id: forever
+    command: ["{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"]
+  - id: huge
+    script: "{% for i in range(1000) %}{{ 'x' * 100000 }}{% endfor %}"
+  - id: fine
+    script: "{% for i in range(1000) %}{{ i }}{% endfor %}"
+"#;
+
+#[test]
+fn a_template_that_would_run_for_hours_or_fill_memory_fails_with_what_it_did() {
+    let dag = load_dag("runaway.yaml", RUNAWAY_DAG).expect("loads");
+    let err = render_command(&dag, "forever", &ctx()).expect_err("too many steps");
+    assert!(err.to_string().contains(&format!("took more than {RENDER_STEPS} steps")), "{err}");
+    let err = render_command(&dag, "huge", &ctx()).expect_err("too long");
+    assert!(err.to_string().contains("rendered text is longer than 16 MiB"), "{err}");
+    let fine = render_command(&dag, "fine", &ctx()).expect("renders");
+    assert!(fine.argv[2].starts_with("0123") && fine.argv[2].ends_with("999"), "{:?}", fine.argv);
 }
 
 #[test]

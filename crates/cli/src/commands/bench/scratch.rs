@@ -99,9 +99,14 @@ pub fn reset_peak_memory() -> anyhow::Result<()> {
 
 /// A figure of `/proc/self/status`, in KiB.
 pub fn memory_kib(field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    process_memory_kib("self", field)
+}
+
+/// A figure of a process's `/proc/<pid>/status`, in KiB.
+pub fn process_memory_kib(pid: &str, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/self/status"))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
