@@ -175,52 +175,9 @@ async fn a_fleet_under_random_kills_and_a_database_restart_runs_everything_once(
     let total = runs * MIX_TIS + DAILY_RUNS * 3;
     eprintln!("{total} task instances in {runs} + {DAILY_RUNS} runs");
 
-    // The killer: kill -9 one process, start it again a moment later, pause; PostgreSQL's turn comes once.
-    let postgres_at = rng.random_range(2..6);
-    let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
-    let chaos_until = began + Duration::from_secs(120);
-    let mut step = 0;
-    // Until every run ended and every kind of process (and PostgreSQL) went down once.
-    while tokio::time::Instant::now() < chaos_until
-        && (kills.len() < 4 || !finished(&postgres.url(), runs + DAILY_RUNS).await)
-    {
-        if step == postgres_at {
-            postgres.stop();
-            tokio::time::sleep(Duration::from_millis(rng.random_range(1000..4000))).await;
-            postgres.start().await;
-            *kills.entry("postgresql").or_default() += 1;
-        } else {
-            let member = &mut fleet[rng.random_range(0..8)];
-            member.proc.kill_9();
-            tokio::time::sleep(Duration::from_millis(rng.random_range(100..1000))).await;
-            member.proc = start(&sluice, &member.role, &member.name).await;
-            let kind = match member.role {
-                Role::Server(_) => "server",
-                Role::Scheduler => "scheduler",
-                Role::Worker(_) => "worker",
-            };
-            *kills.entry(kind).or_default() += 1;
-        }
-        step += 1;
-        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
-    }
-    let chaos_took = began.elapsed();
-    eprintln!("chaos for {chaos_took:?}: {kills:?} restarted");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !finished(&postgres.url(), runs + DAILY_RUNS).await {
-        if tokio::time::Instant::now() > deadline {
-            let mut db = sqlx::PgConnection::connect(&postgres.url()).await.unwrap();
-            let left: Vec<(String, String, String, i64, String, i64)> = sqlx::query_as(
-                "SELECT dag_id, run_id, task_id, map_index, state, try_number FROM task_instances
-                  WHERE state NOT IN ('success', 'failed', 'upstream_failed', 'skipped') ORDER BY run_id LIMIT 30",
-            )
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
-            panic!("seed {seed}: runs left unfinished; task instances left: {left:#?}\n{}", tails(&fleet));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let kills = kill_at_random(&sluice, &mut fleet, &mut postgres, &mut rng, runs + DAILY_RUNS, began).await;
+    eprintln!("chaos for {:?}: {kills:?} restarted", began.elapsed());
+    wait_finished(&postgres.url(), runs + DAILY_RUNS, seed, &fleet).await;
     eprintln!("every run ended {:?} after the start", began.elapsed());
 
     let mut db = sqlx::PgConnection::connect(&postgres.url()).await.unwrap();
@@ -238,6 +195,64 @@ async fn a_fleet_under_random_kills_and_a_database_restart_runs_everything_once(
         problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n"),
         tails(&fleet)
     );
+}
+
+/// The killer: `kill -9` to one process of the fleet at a time, started again a moment later, then a pause;
+/// PostgreSQL's turn comes once. It goes on until `runs` runs ended and every kind of process (and PostgreSQL) went
+/// down once, or two minutes after `began`; how many of each kind it restarted.
+async fn kill_at_random(
+    sluice: &Sluice,
+    fleet: &mut [Member],
+    postgres: &mut PrivatePostgres,
+    rng: &mut Xoshiro256PlusPlus,
+    runs: usize,
+    began: tokio::time::Instant,
+) -> BTreeMap<&'static str, usize> {
+    let postgres_at = rng.random_range(2..6);
+    let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
+    let until = began + Duration::from_secs(120);
+    let mut step = 0;
+    while tokio::time::Instant::now() < until && (kills.len() < 4 || !finished(&postgres.url(), runs).await) {
+        if step == postgres_at {
+            postgres.stop();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(1000..4000))).await;
+            postgres.start().await;
+            *kills.entry("postgresql").or_default() += 1;
+        } else {
+            let member = &mut fleet[rng.random_range(0..fleet.len())];
+            member.proc.kill_9();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..1000))).await;
+            member.proc = start(sluice, &member.role, &member.name).await;
+            let kind = match member.role {
+                Role::Server(_) => "server",
+                Role::Scheduler => "scheduler",
+                Role::Worker(_) => "worker",
+            };
+            *kills.entry(kind).or_default() += 1;
+        }
+        step += 1;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
+    }
+    kills
+}
+
+/// Waits up to two minutes for `runs` runs to end; else fails with the task instances left.
+async fn wait_finished(url: &str, runs: usize, seed: u64, fleet: &[Member]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !finished(url, runs).await {
+        if tokio::time::Instant::now() > deadline {
+            let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+            let left: Vec<(String, String, String, i64, String, i64)> = sqlx::query_as(
+                "SELECT dag_id, run_id, task_id, map_index, state, try_number FROM task_instances
+                  WHERE state NOT IN ('success', 'failed', 'upstream_failed', 'skipped') ORDER BY run_id LIMIT 30",
+            )
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+            panic!("seed {seed}: runs left unfinished; task instances left: {left:#?}\n{}", tails(fleet));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The last lines of each process's log (of its latest start), for failure messages.
