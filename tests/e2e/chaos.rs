@@ -1,7 +1,8 @@
 //! Chaos: a fleet of two servers, two schedulers and four workers on a PostgreSQL of the test's own runs a mix of
 //! about a thousand task instances while a seeded random killer sends `kill -9` to its processes and starts them
 //! again, and restarts PostgreSQL once. Afterwards the database must show every task instance in the state its DAG
-//! decides, no two tries of one task instance at the same time, and every run once.
+//! decides, no two tries of one task instance at the same time, every run once, and the log of every successful try
+//! with what its task printed.
 //!
 //! The seed is printed first; `SLUICE_CHAOS_SEED=<seed>` replays a run's kills (their timing against the tasks
 //! still varies). `SLUICE_CHAOS_RUNS` sets how many runs of the mixed DAG are triggered (22 by default: 1,020 task
@@ -267,7 +268,7 @@ fn tails(fleet: &[Member]) -> String {
 }
 
 /// Everything the database says that it should not: runs missing, duplicated or in the wrong state, task instances
-/// in the wrong state, tries open or overlapping.
+/// in the wrong state, tries open or overlapping, successful tries whose log lacks what the task printed.
 async fn check(db: &mut sqlx::PgConnection, triggered: &BTreeMap<String, bool>) -> Vec<String> {
     let mut problems = Vec::new();
     let runs: Vec<(String, String, String, Option<i64>)> =
@@ -323,5 +324,16 @@ async fn check(db: &mut sqlx::PgConnection, triggered: &BTreeMap<String, bool>) 
     for open in tries.iter().filter(|t| t.3.is_none()) {
         problems.push(format!("a try never ended: {open:?}"));
     }
+
+    // Every task but these prints a line of its own: its successful tries' logs must hold it, whatever was killed.
+    let silent: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT ti.dag_id, ti.run_id, ti.task_id FROM task_tries t JOIN task_instances ti ON ti.id = t.ti_id
+          WHERE t.state = 'success' AND ti.task_id NOT IN ('list', 'mapped', 'wait')
+            AND NOT EXISTS (SELECT 1 FROM task_logs l WHERE l.try_id = t.id AND l.stream = 'stdout')",
+    )
+    .fetch_all(&mut *db)
+    .await
+    .unwrap();
+    problems.extend(silent.iter().map(|ti| format!("a successful try without its output in its log: {ti:?}")));
     problems
 }
