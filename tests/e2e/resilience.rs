@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
 use serde_json::json;
-use sluice_tests::{Backend, Sluice, max_overlapping};
+use sluice_tests::{Backend, Sluice, max_overlapping, process_alive};
 
 const TIMEOUT_DAG: &str = r#"
 dag_id: too_slow
@@ -23,12 +21,6 @@ tasks:
       echo $$ >> "{{ dag_run.conf.pidfile }}"
       sleep 300
 "#;
-
-fn alive(pid: i32) -> bool {
-    // Signal 0 checks existence; a zombie still counts as gone for our purpose once reaped by init.
-    kill(Pid::from_raw(pid), None).is_ok()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
 
 #[tokio::test]
 async fn execution_timeout_kills_the_whole_process_tree() {
@@ -45,7 +37,7 @@ async fn execution_timeout_kills_the_whole_process_tree() {
     assert_eq!(pids.len(), 2, "the script wrote its pid and its child's");
     let orphans = sluice
         .eventually("the task's processes to be gone", Duration::from_secs(10), || async {
-            let left: Vec<_> = pids.iter().filter(|p| alive(**p)).collect();
+            let left: Vec<_> = pids.iter().filter(|p| process_alive(**p)).collect();
             left.is_empty().then_some(left)
         })
         .await;
@@ -96,7 +88,7 @@ async fn killed_worker_task_is_retried_elsewhere_never_overlapping() {
     // first try's sleep would end.
     sluice
         .eventually("the killed worker's task processes to be gone", Duration::from_secs(2), || async {
-            pids.iter().all(|p| !alive(*p)).then_some(())
+            pids.iter().all(|p| !process_alive(*p)).then_some(())
         })
         .await;
     sluice.spawn_worker(&["--slots", "1"]);

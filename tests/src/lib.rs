@@ -13,14 +13,18 @@
 //! A test that needs a PostgreSQL server of its own (its own TLS settings, or stopping it) starts a
 //! [`PrivatePostgres`].
 //!
+//! A worker cut off from its server talks to it through a [`TcpProxy`] that the test cuts.
+//!
 //! A server started with `--tls-cert` serves HTTPS: [`Sluice::use_https`] points the harness at `https://` and makes
 //! its client trust the test's CA.
 
 #![allow(clippy::unwrap_used)] // a failed test setup should panic with its message
 
 mod postgres;
+mod proxy;
 
 pub use postgres::PrivatePostgres;
+pub use proxy::TcpProxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -342,23 +346,52 @@ impl Sluice {
     }
 
     pub fn spawn_worker(&mut self, extra: &[&str]) -> usize {
+        let url = self.url.clone();
+        self.spawn_worker_at(&url, extra)
+    }
+
+    /// A worker like [`Sluice::spawn_worker`]'s that talks to `server`: another server of the deployment, or a
+    /// proxy in front of one.
+    pub fn spawn_worker_at(&mut self, server: &str, extra: &[&str]) -> usize {
         let name = format!("worker-{}", self.workers.len() + 1);
-        let mut args = vec!["worker", "--server", &self.url, "--name", &name, "--grace", "5", "--kill-grace", "1"];
-        args.extend_from_slice(extra);
-        let proc = self.spawn(&name, &args);
+        let proc = self.start_worker(&name, server, extra);
         self.workers.push(proc);
         self.workers.len() - 1
     }
 
+    /// Starts a worker named `name` that talks to `server`, and leaves its process to the caller.
+    pub fn start_worker(&self, name: &str, server: &str, extra: &[&str]) -> Proc {
+        let mut args = vec!["worker", "--server", server, "--name", name, "--grace", "5", "--kill-grace", "1"];
+        args.extend_from_slice(extra);
+        self.spawn(name, &args)
+    }
+
     pub async fn wait_healthy(&self) {
+        self.wait_answering(&self.url, self.server.as_ref()).await;
+    }
+
+    /// Starts one more `sluice server ARGS` on this deployment's database and DAG folder, listening on `port`, as a
+    /// second server behind a load balancer would be; its process, once it answers.
+    pub async fn spawn_server(&self, name: &str, port: u16, extra: &[&str]) -> Proc {
+        let bind = format!("127.0.0.1:{port}");
+        let mut args = vec!["server", "--bind", &bind];
+        args.extend_from_slice(extra);
+        let server = self.spawn(name, &args);
+        self.wait_answering(&format!("http://{bind}"), Some(&server)).await;
+        server
+    }
+
+    /// Waits until the server at `url` answers `/health`; `server`'s log is the failure message.
+    async fn wait_answering(&self, url: &str, server: Option<&Proc>) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = self.http.get(format!("{}/health", self.url)).send().await
+            if let Ok(r) = self.http.get(format!("{url}/health")).send().await
                 && r.status().is_success()
             {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "server did not become healthy:\n{}", self.server_output());
+            let output = server.map(Proc::output).unwrap_or_default();
+            assert!(tokio::time::Instant::now() < deadline, "server did not become healthy:\n{output}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -759,6 +792,13 @@ impl SmtpReceiver {
         }
         messages
     }
+}
+
+/// Whether process `pid` runs: a zombie, killed and waiting to be reaped, counts as gone.
+pub fn process_alive(pid: i32) -> bool {
+    // Signal 0 checks existence only.
+    kill(Pid::from_raw(pid), None).is_ok()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 /// The largest number of tries of one task that were running at the same moment, from their recorded times.
