@@ -10,6 +10,8 @@
 //! - `trigger`: REST trigger → first task running, one run after the other.
 //! - `many_dags` (only when named): 2,000 DAG files, read by this process and by a `sluice server` of their own:
 //!   seconds to load them, to re-read the unchanged folder, and the server's memory (see [`many_dags`]).
+//! - `multi` (only when named): `chain` and `fanout` with a second server and scheduler loop on the same database,
+//!   the workers spread over both servers.
 //! - `dag10k` (only when named): one DAG of 10,000 tasks in 10 layers, each task after two of the layer before,
 //!   4 workers × 4 slots: seconds to parse it, to create its run over the API, and tasks per second.
 //! - `transform`: ingest and transform of a generated 1,000,000-row CSV in this process: rows per second, peak
@@ -278,7 +280,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
     });
     let bench = Bench {
         http: reqwest::Client::new(),
-        url,
+        url: url.clone(),
         token,
         deployment: Deployment {
             database_url: database_url.to_string(),
@@ -286,6 +288,7 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
             lake: lake.to_path_buf(),
             secret_key,
         },
+        worker_servers: vec![url],
     };
     let outcome = bench.all(args).await;
     shutdown.cancel();
@@ -294,14 +297,18 @@ async fn run_on(args: &Args, database_url: &str, dags: &Path, lake: &Path) -> an
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Clone)]
 struct Bench {
     http: reqwest::Client,
     url: String,
     token: String,
     deployment: Deployment,
+    /// The servers workers long-poll, taken in turn: this process's, and a second one's in `multi`.
+    worker_servers: Vec<String>,
 }
 
 /// What the processes the benchmark starts share with its server.
+#[derive(Clone)]
 struct Deployment {
     database_url: String,
     dags: PathBuf,
@@ -323,6 +330,12 @@ impl Bench {
                 "trigger" => self.trigger(args.triggers).await?,
                 "dag10k" => self.dag10k().await?,
                 "api" => self.api_reads(args).await?,
+                "multi" => {
+                    for line in self.multi().await? {
+                        println!("{line}");
+                    }
+                    continue;
+                }
                 "predict" => {
                     for line in self.predict(args.predict_requests, args.predict_connections).await? {
                         println!("{line}");
@@ -333,7 +346,7 @@ impl Bench {
                 "transform" | "train" | "score" | "monitor" | "many_dags" => continue,
                 other => {
                     bail!(
-                        "unknown scenario {other:?}: use chain, fanout, map, sensors, trigger, transform, train, score, monitor, predict, api, many_dags or dag10k"
+                        "unknown scenario {other:?}: use chain, fanout, map, sensors, trigger, transform, train, score, monitor, predict, api, many_dags, dag10k or multi"
                     )
                 }
             };
@@ -418,7 +431,7 @@ impl Bench {
                     .args([
                         "worker",
                         "--server",
-                        &self.url,
+                        &self.worker_servers[i % self.worker_servers.len()],
                         "--slots",
                         &slots.to_string(),
                         "--name",
@@ -433,6 +446,49 @@ impl Bench {
                     .context("cannot start a worker")
             })
             .collect()
+    }
+
+    /// `sluice <subcommand>` (`server` or `serve`) on the benchmark's database, DAG folder and lake, on a free
+    /// loopback port; its URL.
+    fn spawn_sibling(&self, subcommand: &str) -> anyhow::Result<(Child, String)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let bind = format!("127.0.0.1:{port}");
+        let deployment = &self.deployment;
+        let child = Command::new(std::env::current_exe()?)
+            .args([subcommand, "--bind", &bind])
+            .env("SLUICE_DATABASE_URL", &deployment.database_url)
+            .env("SLUICE_DAGS_FOLDER", &deployment.dags)
+            .env("SLUICE_LAKE", &deployment.lake)
+            .env("SLUICE_SECRET_KEY", &deployment.secret_key)
+            .env("SLUICE_WORKER_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start sluice {subcommand}"))?;
+        Ok((child, format!("http://{bind}")))
+    }
+
+    /// `chain` and `fanout` again with a second server, with its own scheduler loop, on the same database: the
+    /// workers long-poll the two servers in turn, so a task queued by one server's decision often runs on a
+    /// worker of the other, woken by the database's notification.
+    async fn multi(&self) -> anyhow::Result<Vec<Value>> {
+        let (second, url) = self.spawn_sibling("server")?;
+        self.wait_until_ready(&url).await?;
+        let both = Bench { worker_servers: vec![self.url.clone(), url], ..self.clone() };
+        let outcome = async {
+            let mut lines = Vec::new();
+            for mut line in [both.chain().await?, both.fanout().await?] {
+                line["of"] = line["scenario"].clone();
+                line["scenario"] = json!("multi");
+                line["servers"] = json!(2);
+                line["schedulers"] = json!(2);
+                lines.push(line);
+            }
+            Ok(lines)
+        }
+        .await;
+        stop_processes(vec![second]).await;
+        outcome
     }
 
     async fn run_with_workers(&self, dag_id: &str, workers: usize, slots: u32) -> anyhow::Result<(Value, Vec<Value>)> {

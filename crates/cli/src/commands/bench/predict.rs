@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 use super::{Bench, percentile, round, stop_processes};
 
@@ -35,7 +34,7 @@ impl Bench {
         if model["production_version"].as_i64().is_none() {
             bail!("penguins_train put no version of {MODEL} in production: {model}");
         }
-        let (serve, serve_url) = self.spawn_serve()?;
+        let (serve, serve_url) = self.spawn_sibling("serve")?;
         let outcome = self.predict_targets(&serve_url, requests, connections).await;
         stop_processes(vec![serve]).await;
         outcome
@@ -71,24 +70,7 @@ impl Bench {
         Ok(lines)
     }
 
-    /// `sluice serve` on the benchmark's database and lake, on a free loopback port.
-    fn spawn_serve(&self) -> anyhow::Result<(Child, String)> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let bind = format!("127.0.0.1:{port}");
-        let deployment = &self.deployment;
-        let child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--bind", &bind])
-            .env("SLUICE_DATABASE_URL", &deployment.database_url)
-            .env("SLUICE_LAKE", &deployment.lake)
-            .env("SLUICE_SECRET_KEY", &deployment.secret_key)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start sluice serve")?;
-        Ok((child, format!("http://{bind}")))
-    }
-
-    async fn wait_until_ready(&self, base: &str) -> anyhow::Result<()> {
+    pub(super) async fn wait_until_ready(&self, base: &str) -> anyhow::Result<()> {
         for _ in 0..300 {
             let response = self.http.get(format!("{base}/v2/health/ready")).send().await;
             if response.is_ok_and(|r| r.status().is_success()) {
@@ -96,7 +78,7 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("sluice serve at {base} did not become ready")
+        bail!("{base} did not become ready")
     }
 }
 
