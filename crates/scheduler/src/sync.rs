@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sluice_core::{Dag, load_dag};
 use sluice_store::{DagUpsert, Store};
@@ -98,7 +99,10 @@ impl DagFolder {
         }
         let result = match load_dag(fileloc, &source) {
             Ok(dag) => {
-                store.upsert_dag(&upsert_of(&dag, fileloc, &hash, &source)).await?;
+                // A file whose time cannot be read counts as just changed, as a file without a history would.
+                let modified =
+                    std::fs::metadata(path).and_then(|m| m.modified()).map_or_else(|_| Utc::now(), Into::into);
+                store.upsert_dag(&upsert_of(&dag, fileloc, &hash, &source, modified)).await?;
                 tracing::info!(dag_id = dag.dag_id(), file = fileloc, "DAG file parsed");
                 Ok(dag.dag_id().to_string())
             }
@@ -112,7 +116,7 @@ impl DagFolder {
     }
 }
 
-fn upsert_of(dag: &Dag, fileloc: &str, hash: &str, source: &str) -> DagUpsert {
+fn upsert_of(dag: &Dag, fileloc: &str, hash: &str, source: &str, modified: DateTime<Utc>) -> DagUpsert {
     let spec = &dag.spec;
     DagUpsert {
         dag_id: dag.dag_id().to_string(),
@@ -128,6 +132,7 @@ fn upsert_of(dag: &Dag, fileloc: &str, hash: &str, source: &str) -> DagUpsert {
         max_active_tasks: i64::from(dag.max_active_tasks()),
         is_paused_upon_creation: dag.is_paused_upon_creation(),
         access_control: spec.access_control.clone(),
+        modified,
     }
 }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::error::Result;
 use crate::rows::{DagRow, DagVersionRow};
-use crate::time::{from_ms, now_ms};
+use crate::time::{from_ms, now_ms, to_ms};
 
 /// What the DAG folder sync knows about one successfully parsed file.
 #[derive(Debug, Clone)]
@@ -27,6 +27,9 @@ pub struct DagUpsert {
     pub max_active_tasks: i64,
     pub is_paused_upon_creation: bool,
     pub access_control: Option<sluice_core::AccessControl>,
+    /// When the file was last modified: content that an earlier version already had becomes the latest again only
+    /// if the file changed after the latest version was recorded (see [`Store::upsert_dag`]).
+    pub modified: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -127,9 +130,41 @@ fn json_text(value: &impl serde::Serialize) -> String {
 impl Store {
     /// Records a parsed DAG file: creates or refreshes the DAG and returns the id of the version with this
     /// content, creating that version if it is new. A DAG keeps its paused flag across versions.
+    ///
+    /// Which version is the latest when schedulers read different files for a while (a deploy reaching hosts one
+    /// after the other): new content always becomes the latest version. Content an older version already had
+    /// becomes the latest again only if its file was modified after the latest version was recorded — a file
+    /// edited back to what it was; a scheduler still reading the file from before the deploy (or starting on it)
+    /// changes nothing but the parse time, so the DAG's version does not flap between the two.
     pub async fn upsert_dag(&self, dag: &DagUpsert) -> Result<Uuid> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
+        let latest = sqlx::query(
+            "SELECT v.id, v.hash, v.created_ms FROM dags d JOIN dag_versions v ON v.id = d.latest_version_id
+              WHERE d.dag_id = $1",
+        )
+        .bind(&dag.dag_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(latest) = latest {
+            let (hash, created): (String, i64) = (latest.try_get("hash")?, latest.try_get("created_ms")?);
+            let known = sqlx::query("SELECT 1 AS known FROM dag_versions WHERE dag_id = $1 AND hash = $2")
+                .bind(&dag.dag_id)
+                .bind(&dag.hash)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if hash != dag.hash && known && to_ms(dag.modified) <= created {
+                sqlx::query("UPDATE dags SET last_parsed_ms = $1, is_active = $2 WHERE dag_id = $3")
+                    .bind(now)
+                    .bind(true)
+                    .bind(&dag.dag_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return crate::rows::uuid(&latest, "id");
+            }
+        }
         sqlx::query(
             "INSERT INTO dags (dag_id, fileloc, is_paused, is_active, description, owners, tags, \
                                timetable_summary, max_active_runs, max_active_tasks, last_parsed_ms, \

@@ -72,6 +72,7 @@ macro_rules! conformance {
 conformance!(
     migrations_run_twice,
     dag_versions_follow_content,
+    a_scheduler_reading_an_older_file_does_not_bring_its_version_back,
     dags_whose_files_are_gone_become_inactive,
     a_run_is_created_once,
     max_active_runs_bounds_creation,
@@ -116,6 +117,7 @@ fn dag(dag_id: &str, hash: &str) -> DagUpsert {
         max_active_tasks: 16,
         is_paused_upon_creation: false,
         access_control: None,
+        modified: chrono::Utc::now(),
     }
 }
 
@@ -198,6 +200,29 @@ async fn queued_run(store: &Store, n: usize) -> Uuid {
 async fn migrations_run_twice(store: &Store) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
+}
+
+async fn a_scheduler_reading_an_older_file_does_not_bring_its_version_back(store: &Store) {
+    let before_deploy = chrono::Utc::now() - chrono::Duration::hours(1);
+    let old = DagUpsert { modified: before_deploy, tags: vec!["old".into()], ..dag("deployed", "h1") };
+    let v1 = store.upsert_dag(&old).await.unwrap();
+    let v2 = store.upsert_dag(&DagUpsert { tags: vec!["new".into()], ..dag("deployed", "h2") }).await.unwrap();
+    assert_ne!(v1, v2, "new content is a new version");
+
+    // Another scheduler still reads the file from before the deploy, or starts on it.
+    assert_eq!(store.upsert_dag(&old).await.unwrap(), v2, "the latest version stays");
+    let row = store.get_dag("deployed").await.unwrap().unwrap();
+    assert_eq!(row.latest_version_id, Some(v2));
+    assert_eq!(row.tags, vec!["new".to_string()], "nor do the old file's fields come back");
+    assert!(row.last_parsed.is_some_and(|at| at > before_deploy), "the parse is recorded");
+
+    // The file edited back to what it was, after the new version: that content is the latest again.
+    let reverted = DagUpsert { modified: chrono::Utc::now() + chrono::Duration::seconds(1), ..old };
+    assert_eq!(store.upsert_dag(&reverted).await.unwrap(), v1);
+    let row = store.get_dag("deployed").await.unwrap().unwrap();
+    assert_eq!(row.latest_version_id, Some(v1));
+    assert_eq!(row.tags, vec!["old".to_string()]);
+    assert!(store.get_dag_version_by_number("deployed", 3).await.unwrap().is_none(), "no version is made twice");
 }
 
 async fn dag_versions_follow_content(store: &Store) {
