@@ -32,7 +32,7 @@ tasks:
 /// Where a test's lake is.
 enum TestLake {
     Folder,
-    Bucket(ObjectStore),
+    Bucket(Box<ObjectStore>),
 }
 
 impl TestLake {
@@ -249,5 +249,6 @@ async fn logs_move_to_a_lake_folder_on_sqlite() {
 
 #[tokio::test]
 async fn logs_move_to_a_lake_in_an_s3_bucket() {
-    logs_move_to_the_lake_and_read_the_same(Backend::Postgres, TestLake::Bucket(ObjectStore::start().await)).await;
+    logs_move_to_the_lake_and_read_the_same(Backend::Postgres, TestLake::Bucket(Box::new(ObjectStore::start().await)))
+        .await;
 }
