@@ -72,7 +72,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_)
-            | ApiError::Engine(EngineError::Store(_) | EngineError::BadVersion { .. })
+            | ApiError::Engine(EngineError::Store(_) | EngineError::BadVersion { .. } | EngineError::Log { .. })
             | ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 mod check;
@@ -52,6 +53,18 @@ pub fn lake_path(uri: &str) -> Result<Vec<&str>, &'static str> {
         return Err("segments may not be '.', '..', contain '\\' or start with 'ds='");
     }
     Ok(segments)
+}
+
+/// What [`lake_segment`] leaves as is; the rest is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+/// `text` (an id) as one segment of a `lake://` URI, whatever it holds (run ids hold `:` and `+`): percent-encoded,
+/// and never `.` or `..`, so that [`lake_path`] accepts it and it cannot climb out of its folder.
+pub fn lake_segment(text: &str) -> String {
+    match text {
+        "." | ".." => text.replace('.', "%2E"),
+        _ => utf8_percent_encode(text, SEGMENT).to_string(),
+    }
 }
 
 /// A built-in data task as a worker runs it: the kind and its configuration, templates rendered.

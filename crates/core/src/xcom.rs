@@ -11,9 +11,10 @@
 
 use std::fmt::Debug;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::ops_spec::lake_segment;
 
 /// The key of what a task returns, as Airflow names it.
 pub const RETURN_VALUE: &str = "return_value";
@@ -81,24 +82,15 @@ pub fn check_key(key: &str) -> Result<(), XComError> {
     Err(XComError::BadKey { key: key.to_owned(), reason })
 }
 
-/// What is left as is in a segment of [`lake_uri`]; the rest is percent-encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
-
 /// Where the lake keeps a task instance's value of `key`:
-/// `lake://_xcom/<dag_id>/<run_id>/<task_id>/<map_index>/<key>.json`, each id percent-encoded so that it stays
-/// one segment whatever it holds (run ids hold `:` and `+`).
+/// `lake://_xcom/<dag_id>/<run_id>/<task_id>/<map_index>/<key>.json`, each id one segment ([`lake_segment`]).
 pub fn lake_uri(dag_id: &str, run_id: &str, task_id: &str, map_index: i64, key: &str) -> String {
-    let segment = |text: &str| match text {
-        // The only segments a path could climb with.
-        "." | ".." => text.replace('.', "%2E"),
-        _ => utf8_percent_encode(text, SEGMENT).to_string(),
-    };
     format!(
         "lake://{LAKE_ZONE}/{}/{}/{}/{map_index}/{}.json",
-        segment(dag_id),
-        segment(run_id),
-        segment(task_id),
-        segment(key)
+        lake_segment(dag_id),
+        lake_segment(run_id),
+        lake_segment(task_id),
+        lake_segment(key)
     )
 }
 

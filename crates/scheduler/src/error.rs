@@ -14,6 +14,9 @@ pub enum EngineError {
     /// A stored DAG version that no longer parses (a bug, or a version from a newer Sluice).
     #[error("stored DAG version {version} of {dag_id:?} cannot be read: {message}")]
     BadVersion { dag_id: String, version: uuid::Uuid, message: String },
+    /// A try's log moved to the lake cannot be read back, or written there.
+    #[error("the log kept at {uri}: {message}")]
+    Log { uri: String, message: String },
     #[error(transparent)]
     Store(#[from] sluice_store::Error),
 }

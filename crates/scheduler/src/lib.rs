@@ -8,17 +8,20 @@
 //! - [`run_scheduler`] is the loop: sync the folder, create due runs, expire leases, re-examine active runs.
 //!   Several loops may run against one PostgreSQL: runs and task instances are locked with `SKIP LOCKED`, and
 //!   unique keys stop a run from being created twice.
+//! - [`run_log_mover`] moves the logs of ended tries to the lake, when logs are kept there.
 
 mod cache;
 mod engine;
 mod error;
+mod log_mover;
 mod scheduler_loop;
 pub mod sync;
 
 pub use cache::DagCache;
 pub use engine::{
-    BackfillOutcome, BackfillRequest, EndedSpan, Engine, EngineConfig, MAX_BACKFILL_RUNS, Reprocess, TaskSelection,
-    TraceSink, TriggerRequest,
+    BackfillOutcome, BackfillRequest, EndedSpan, Engine, EngineConfig, MAX_BACKFILL_RUNS, MovePass, Reprocess,
+    TaskSelection, TraceSink, TriggerRequest,
 };
 pub use error::EngineError;
+pub use log_mover::{LogMoverConfig, run_log_mover};
 pub use scheduler_loop::{SchedulerConfig, run_scheduler};

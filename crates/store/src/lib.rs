@@ -57,7 +57,7 @@ pub use dags::{
 };
 pub use error::{Error, Result};
 pub use feedback::{FeedbackRow, FeedbackSince, ModelVersionOrigin, NewFeedback};
-pub use logs::{LogEntry, LogRow};
+pub use logs::{LogEntry, LogRow, LogsToMove};
 pub use models::{
     FeedbackCounts, ModelRow, ModelVersionRow, MonitorReportRow, NewModelVersion, NewMonitorReport, SetStage,
     StageChangeRow, StageRefusal,

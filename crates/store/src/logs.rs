@@ -1,22 +1,39 @@
 //! Task logs, workers and scheduler heartbeats.
+//!
+//! A try's log lines are written here while it runs. With logs kept in the lake, a pass moves an ended try's lines
+//! to one object ([`Store::take_logs_to_move`], [`Store::record_log_moved`]) and [`Store::log_uri`] says where.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sluice_core::TaskState;
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::Store;
 use crate::dags::placeholders;
 use crate::error::Result;
-use crate::rows::WorkerRow;
+use crate::rows::{WorkerRow, uuid};
 use crate::time::{from_ms, to_ms};
 
-#[derive(Debug, Clone, PartialEq)]
+/// A log line as readers get it, and as it is kept in the lake once moved there (one JSON object per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRow {
     /// Increasing within a try: the continuation token of a log read.
     pub id: i64,
     pub timestamp: DateTime<Utc>,
     pub stream: String,
     pub line: String,
+}
+
+/// An ended try whose log lines are to be moved to the lake, with what names its object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogsToMove {
+    pub try_id: Uuid,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: i64,
+    pub try_number: i64,
 }
 
 /// Rows per multi-row INSERT of log lines.
@@ -88,6 +105,95 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Takes up to `limit` tries that ended at or before `ended_before` and whose log lines were not moved to the
+    /// lake, oldest first, each held until `hold_until`: meanwhile another server's pass leaves them alone, and
+    /// after it takes them over (this one stopped half-way). A sensor's try waiting to be rescheduled is not
+    /// taken: it writes to its log again when it resumes.
+    pub async fn take_logs_to_move(
+        &self,
+        ended_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<LogsToMove>> {
+        let sql = format!(
+            "UPDATE task_tries SET log_hold_ms = $1
+              WHERE id IN (SELECT id FROM task_tries
+                            WHERE log_uri IS NULL AND end_ms <= $2 AND state <> $3
+                              AND (log_hold_ms IS NULL OR log_hold_ms <= $4)
+                            ORDER BY end_ms LIMIT $5{})
+              RETURNING id",
+            self.dialect().lock_skip_locked()
+        );
+        let taken = sqlx::query(&sql)
+            .bind(to_ms(hold_until))
+            .bind(to_ms(ended_before))
+            .bind(TaskState::UpForReschedule.as_str())
+            .bind(to_ms(now))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT t.id, t.try_number, ti.dag_id, ti.run_id, ti.task_id, ti.map_index
+               FROM task_tries t JOIN task_instances ti ON ti.id = t.ti_id
+              WHERE t.id IN ({}) ORDER BY t.end_ms",
+            placeholders(1, taken.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for row in &taken {
+            query = query.bind(row.try_get::<String, _>("id")?);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogsToMove {
+                    try_id: uuid(r, "id")?,
+                    dag_id: r.try_get("dag_id")?,
+                    run_id: r.try_get("run_id")?,
+                    task_id: r.try_get("task_id")?,
+                    map_index: r.try_get("map_index")?,
+                    try_number: r.try_get("try_number")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records that the lake keeps the log lines of try `try_id` up to line `last_id` at `uri`, and deletes them
+    /// here, in one transaction: a reader of the rows, then of [`Store::log_uri`], finds every line in one or the
+    /// other. `false`, changing nothing, when another pass recorded the try's move first.
+    pub async fn record_log_moved(&self, try_id: Uuid, uri: &str, last_id: i64) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let recorded =
+            sqlx::query("UPDATE task_tries SET log_uri = $1, log_hold_ms = NULL WHERE id = $2 AND log_uri IS NULL")
+                .bind(uri)
+                .bind(try_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if recorded == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM task_logs WHERE try_id = $1 AND id <= $2")
+            .bind(try_id.to_string())
+            .bind(last_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Where the lake keeps the log lines of try `try_id` that were moved out of the database, if they were.
+    pub async fn log_uri(&self, try_id: Uuid) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT log_uri FROM task_tries WHERE id = $1")
+            .bind(try_id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("log_uri")).transpose()?.flatten())
     }
 
     /// Records that a worker is alive and what it serves.

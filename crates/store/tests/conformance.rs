@@ -80,6 +80,7 @@ conformance!(
     concurrent_claims_never_share_a_task,
     expired_leases_are_found,
     logs_need_the_current_lease,
+    ended_tries_logs_are_taken_once_and_moved_in_one_commit,
     import_errors_and_variables,
     connections_crud,
     secrets_are_sealed_at_rest,
@@ -433,6 +434,67 @@ async fn logs_need_the_current_lease(store: &Store) {
     assert_eq!(first.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), ["line 0", "line 1", "line 2"]);
     let rest = store.read_logs(task.lease_id, first[2].id, 100).await.unwrap();
     assert_eq!(rest.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), ["line 3", "line 4"]);
+}
+
+async fn ended_tries_logs_are_taken_once_and_moved_in_one_commit(store: &Store) {
+    let run_pk = queued_run(store, 3).await;
+    let now = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    let tasks = claim(&mut tx, 3, "w", now + Duration::seconds(30), now).await;
+    tx.commit().await.unwrap();
+    for task in &tasks {
+        let lines: Vec<_> =
+            (0..5).map(|i| (Utc::now(), "stdout".to_string(), format!("{} {i}", task.ti.task_id))).collect();
+        assert!(store.append_logs(task.ti.id, task.lease_id, &lines).await.unwrap());
+    }
+    // t2 succeeds, t1 is a sensor waiting for its next poke (its try goes on), t0 still runs.
+    let (done, waiting) = (&tasks[0], &tasks[1]);
+    assert_eq!((done.ti.task_id.as_str(), waiting.ti.task_id.as_str()), ("t2", "t1"));
+    let mut tx = store.begin().await.unwrap();
+    let mut run = tx.lock_run(run_pk).await.unwrap().unwrap();
+    let ti = run.lock_leased_ti(done.ti.id, done.lease_id).await.unwrap().unwrap();
+    run.end_try(&ti, &succeeded(json!(null)), now).await.unwrap();
+    let ti = run.lock_leased_ti(waiting.ti.id, waiting.lease_id).await.unwrap().unwrap();
+    let rescheduled = TryEnd {
+        try_state: TaskState::UpForReschedule,
+        ti_state: TaskState::UpForReschedule,
+        ..succeeded(json!(null))
+    };
+    run.end_try(&ti, &rescheduled, now).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let hold = now + Duration::seconds(60);
+    assert!(store.take_logs_to_move(now - Duration::seconds(1), now, hold, 10).await.unwrap().is_empty(), "too recent");
+    let taken = store.take_logs_to_move(now, now, hold, 10).await.unwrap();
+    let expected = sluice_store::LogsToMove {
+        try_id: done.lease_id,
+        dag_id: "d".into(),
+        run_id: "r1".into(),
+        task_id: "t2".into(),
+        map_index: -1,
+        try_number: 1,
+    };
+    assert_eq!(taken, vec![expected.clone()], "only the ended try");
+    assert!(store.take_logs_to_move(now, now, hold, 10).await.unwrap().is_empty(), "held for its mover");
+    let later = hold + Duration::milliseconds(1);
+    let taken_over = store.take_logs_to_move(now, later, later + Duration::seconds(60), 10).await.unwrap();
+    assert_eq!(taken_over, vec![expected], "taken over once the hold ends");
+
+    // The move records the object and deletes the rows it holds, together; a line written after them stays.
+    let lines = store.read_logs(done.lease_id, 0, 100).await.unwrap();
+    assert_eq!(store.log_uri(done.lease_id).await.unwrap(), None);
+    let uri = "lake://_logs/d/r1/t2/-1/1.jsonl";
+    assert!(store.record_log_moved(done.lease_id, uri, lines[3].id).await.unwrap());
+    let left = store.read_logs(done.lease_id, 0, 100).await.unwrap();
+    assert_eq!(left, lines[4..].to_vec());
+    assert_eq!(store.log_uri(done.lease_id).await.unwrap().as_deref(), Some(uri));
+    assert!(!store.record_log_moved(done.lease_id, uri, lines[4].id).await.unwrap(), "moved once");
+    assert_eq!(store.read_logs(done.lease_id, 0, 100).await.unwrap(), left, "a second move changes nothing");
+    assert!(store.take_logs_to_move(now, later + Duration::days(1), later, 10).await.unwrap().is_empty());
+    for other in &tasks[1..] {
+        assert_eq!(store.read_logs(other.lease_id, 0, 100).await.unwrap().len(), 5, "{}", other.ti.task_id);
+        assert_eq!(store.log_uri(other.lease_id).await.unwrap(), None);
+    }
 }
 
 async fn import_errors_and_variables(store: &Store) {

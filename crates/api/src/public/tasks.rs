@@ -536,7 +536,7 @@ pub async fn logs(
             return Err(ApiError::Unprocessable(format!("limit {limit} must be between 1 and {LOG_PAGE}")));
         }
     };
-    let rows = state.engine.store().read_logs(t.id, after, limit).await?;
+    let rows = state.engine.read_logs(t.id, after, limit).await?;
     let continuation_token = rows.last().map(|r| r.id.to_string()).or(q.token);
     let plain = headers
         .get(axum::http::header::ACCEPT)

@@ -5,7 +5,8 @@
 //! Lines arrive in batches from the worker (about once a second while the task writes), so the stream reads
 //! what is new a few times a second. The lines of a try that has ended are all stored: the worker's last batch
 //! travels in the report that ends the try, in its transaction. So "the try had ended before a read that found
-//! nothing new" means the log is complete.
+//! nothing new" means the log is complete, whether it was read from the database or, moved there after the end,
+//! from the lake (`Engine::read_logs`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -86,9 +87,8 @@ impl Tail {
 
     /// Queues the lines stored since the last read, or `end` if there are none and the try had ended before.
     async fn read(&mut self) -> Result<(), ApiError> {
-        let store = self.engine.store();
-        let ended = store.get_try(self.ti_id, self.try_number).await?.filter(|t| t.end_date.is_some());
-        let lines = store.read_logs(self.try_id, self.after, BATCH).await?;
+        let ended = self.engine.store().get_try(self.ti_id, self.try_number).await?.filter(|t| t.end_date.is_some());
+        let lines = self.engine.read_logs(self.try_id, self.after, BATCH).await?;
         if let Some(last) = lines.last() {
             self.after = last.id;
         }

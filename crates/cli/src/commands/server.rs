@@ -17,7 +17,7 @@ use sluice_core::masking::SensitiveKeys;
 use sluice_notify::{LineageTarget, NotifierConfig, run_notifier};
 use sluice_ops::Lake;
 use sluice_ops::model::{LakeModelLoader, LakePredictionLog};
-use sluice_scheduler::{Engine, EngineConfig, SchedulerConfig, run_scheduler};
+use sluice_scheduler::{Engine, EngineConfig, LogMoverConfig, SchedulerConfig, run_log_mover, run_scheduler};
 use sluice_store::{Secrets, SecretsBackends, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,17 @@ pub struct SchedulingArgs {
     /// Sent to the lineage server as `Authorization: Bearer`.
     #[arg(long, env = "SLUICE_OPENLINEAGE_API_KEY", hide_env_values = true)]
     pub openlineage_api_key: Option<String>,
+    /// Where the logs of ended tries are kept: `database` (the `task_logs` table), or `lake`, one object per try
+    /// that this process moves there once the try has ended (a running try's lines are in the database).
+    #[arg(long, env = "SLUICE_LOG_STORE", value_enum, default_value_t = LogStore::Database)]
+    pub log_store: LogStore,
+}
+
+/// Where the logs of ended tries are kept.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStore {
+    Database,
+    Lake,
 }
 
 impl SchedulingArgs {
@@ -97,6 +108,7 @@ impl SchedulingArgs {
             openlineage_url: None,
             openlineage_namespace: "sluice".to_owned(),
             openlineage_api_key: None,
+            log_store: LogStore::Database,
         }
     }
 }
@@ -380,6 +392,16 @@ fn notifier_config(scheduling: &SchedulingArgs) -> NotifierConfig {
     }
 }
 
+/// Starts moving the logs of ended tries to the lake, when they are kept there, until `stop` is cancelled.
+fn spawn_log_mover(
+    engine: &Engine,
+    scheduling: &SchedulingArgs,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    (scheduling.log_store == LogStore::Lake)
+        .then(|| tokio::spawn(run_log_mover(engine.clone(), LogMoverConfig::default(), stop.clone().cancelled_owned())))
+}
+
 fn scheduler_config(scheduling: &SchedulingArgs) -> SchedulerConfig {
     let hostname = hostname();
     SchedulerConfig {
@@ -410,6 +432,7 @@ pub async fn serve(
     let scheduler = (!args.no_scheduler).then(|| {
         let alerts = notifier_config(&args.scheduling);
         tokio::spawn(run_notifier(engine.store().clone(), alerts, shutdown.clone().cancelled_owned()));
+        spawn_log_mover(&engine, &args.scheduling, &shutdown);
         let config = scheduler_config(&args.scheduling);
         tokio::spawn(run_scheduler(engine.clone(), config, shutdown.clone().cancelled_owned()))
     });
@@ -499,8 +522,12 @@ pub async fn run_scheduler_only(args: SchedulerArgs) -> anyhow::Result<ExitCode>
         notifier_config(&args.scheduling),
         stop.clone().cancelled_owned(),
     ));
+    let mover = spawn_log_mover(&engine, &args.scheduling, &stop);
     run_scheduler(engine, scheduler_config(&args.scheduling), super::shutdown_signal()).await;
     stop.cancel();
     let _ = notifier.await;
+    if let Some(mover) = mover {
+        let _ = mover.await;
+    }
     Ok(ExitCode::SUCCESS)
 }

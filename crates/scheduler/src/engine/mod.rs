@@ -4,6 +4,7 @@ mod alerts;
 mod backfill;
 mod data_env;
 mod evaluate;
+mod logs;
 mod manage;
 mod masking;
 mod models;
@@ -23,6 +24,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use backfill::{BackfillOutcome, BackfillRequest, MAX_BACKFILL_RUNS, Reprocess};
+pub use logs::MovePass;
 pub use manage::TaskSelection;
 pub use runs::TriggerRequest;
 
