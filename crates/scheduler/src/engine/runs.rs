@@ -102,6 +102,8 @@ impl Engine {
         for dag_row in self.store.schedulable_dags().await? {
             match self.create_due_runs_of(&dag_row, now).await {
                 Ok(n) => created += n,
+                // The database gone is the whole pass's failure, which the scheduler loop reports once.
+                Err(e) if e.is_unavailable() => return Err(e),
                 Err(e) => tracing::error!(dag_id = %dag_row.dag_id, error = %e, "cannot create scheduled runs"),
             }
         }
